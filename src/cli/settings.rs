@@ -1,0 +1,93 @@
+//! Global flags and the one step that turns flags, environment variables and defaults into
+//! the settings every command receives. Nothing below the CLI reads the environment.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cohort::storage::Home;
+
+use super::error::{CliError, CliResult};
+use super::ui::Ui;
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The registry clone to use (default: the registry clone containing the current directory).
+    #[arg(long, global = true, env = "COHORT_REGISTRY", value_name = "PATH")]
+    pub registry: Option<PathBuf>,
+    /// Which local key signs (a handle under COHORT_HOME/keys).
+    #[arg(long = "as", global = true, env = "COHORT_AS", value_name = "HANDLE")]
+    pub as_handle: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors and warnings on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail: container logs and git steps on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Answer yes to confirmations (for automation).
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Read the key passphrase from this file (first line) instead of prompting.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// cohort's local storage (keys, caches, prepared data, state).
+    #[arg(long, global = true, env = "COHORT_HOME", value_name = "DIR", hide_env_values = true)]
+    pub home: Option<PathBuf>,
+}
+
+/// Where a passphrase comes from, resolved once; read only when a key is unlocked.
+#[derive(Debug, Clone)]
+pub enum Passphrase {
+    File(PathBuf),
+    Value(String),
+    Prompt,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub ui: Ui,
+    pub home: Home,
+    pub registry: Option<PathBuf>,
+    pub as_handle: Option<String>,
+    pub yes: bool,
+    pub passphrase: Passphrase,
+    /// Directory the command was started in (for finding the registry clone).
+    pub cwd: PathBuf,
+}
+
+impl Settings {
+    pub fn resolve(g: &GlobalArgs) -> CliResult<Settings> {
+        let ui = Ui::new(g.quiet, g.verbose, g.json);
+        let home = match &g.home {
+            Some(h) => h.clone(),
+            None => default_home()?,
+        };
+        let passphrase = match (&g.passphrase_file, std::env::var("COHORT_PASSPHRASE")) {
+            (Some(f), _) => Passphrase::File(f.clone()),
+            (None, Ok(v)) => Passphrase::Value(v),
+            (None, Err(_)) => Passphrase::Prompt,
+        };
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError::env(format!("cannot read the current directory: {e}")))?;
+        Ok(Settings {
+            ui,
+            home: Home::new(home),
+            registry: g.registry.clone(),
+            as_handle: g.as_handle.clone(),
+            yes: g.yes,
+            passphrase,
+            cwd,
+        })
+    }
+}
+
+fn default_home() -> CliResult<PathBuf> {
+    directories::ProjectDirs::from("org", "cohort", "cohort")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            CliError::env("cannot find a home directory for cohort's local storage")
+                .hint("set COHORT_HOME to a directory cohort may use")
+        })
+}
