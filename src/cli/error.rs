@@ -21,6 +21,8 @@ pub struct CliError {
     pub exit: Exit,
     pub message: String,
     pub hints: Vec<String>,
+    /// Lines printed before the error (e.g. each problem verification found).
+    pub details: Vec<String>,
 }
 
 impl CliError {
@@ -29,6 +31,7 @@ impl CliError {
             exit,
             message: message.into(),
             hints: Vec::new(),
+            details: Vec::new(),
         }
     }
     pub fn user(message: impl Into<String>) -> CliError {
@@ -69,3 +72,87 @@ impl From<anyhow::Error> for CliError {
 }
 
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// One line per problem: `path: message [rule] (commit abc1234567)`.
+pub fn problem_line(p: &cohort::trust::Problem) -> String {
+    let rule = serde_json::to_value(p.rule)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match &p.commit {
+        Some(c) => format!(
+            "{}: {} [{rule}] (commit {})",
+            p.path,
+            p.message,
+            &c[..c.len().min(10)]
+        ),
+        None => format!("{}: {} [{rule}]", p.path, p.message),
+    }
+}
+
+impl From<cohort::trust::TrustError> for CliError {
+    fn from(e: cohort::trust::TrustError) -> CliError {
+        use cohort::trust::TrustError as T;
+        let hint = match &e {
+            T::NoKey { handle, .. } => Some(format!(
+                "create it with `cohort key generate --handle {handle}`, or pick another with --as"
+            )),
+            T::WrongPassphrase(_) => {
+                Some("check COHORT_PASSPHRASE or the file given to --passphrase-file".to_string())
+            }
+            T::KeyExists { .. } => {
+                Some("choose another handle; an existing key is never overwritten".to_string())
+            }
+            _ => None,
+        };
+        let err = CliError::user(e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+impl From<cohort::registry::RegistryError> for CliError {
+    fn from(e: cohort::registry::RegistryError) -> CliError {
+        use cohort::registry::RegistryError as R;
+        match &e {
+            R::Remote { .. } => CliError::env(e.to_string())
+                .hint("check the network and the remote URL; local work is kept, run `cohort registry push` or `sync` later"),
+            R::PushRejected { .. } => CliError::user(e.to_string())
+                .hint("run `cohort registry sync` and try again"),
+            R::Conflict { .. } => CliError::user(e.to_string())
+                .hint("run `cohort registry sync`; someone added that file first"),
+            R::Trust(t) => CliError::user(t.to_string()),
+            _ => CliError::user(e.to_string()),
+        }
+    }
+}
+
+impl From<cohort::model::ModelError> for CliError {
+    fn from(e: cohort::model::ModelError) -> CliError {
+        CliError::user(e.to_string())
+    }
+}
+
+impl From<cohort::workflow::WorkflowError> for CliError {
+    fn from(e: cohort::workflow::WorkflowError) -> CliError {
+        use cohort::workflow::WorkflowError as W;
+        match e {
+            W::Registry(r) => r.into(),
+            W::Trust(t) => t.into(),
+            W::Model(m) => m.into(),
+            W::Problems { summary, problems } => {
+                let mut err = CliError::user(format!(
+                    "{summary} ({} problem{})",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                ));
+                err.details = problems.iter().map(problem_line).collect();
+                err
+            }
+            W::NotFound(m) => CliError::user(m),
+            other => CliError::user(other.to_string()),
+        }
+    }
+}

@@ -1,9 +1,16 @@
 //! The thin shell around the core: clap definitions, one settings step, dispatch to one file
 //! per command group, and the mapping of errors to exit codes and hints.
 
+mod doctor;
 mod error;
+mod key;
+mod registry;
+mod session;
 mod settings;
+mod table;
 mod ui;
+mod user;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -11,7 +18,6 @@ use clap::{Parser, Subcommand};
 
 pub use error::{CliError, CliResult, Exit};
 pub use settings::{GlobalArgs, Settings};
-pub use ui::Ui;
 
 /// Federated benchmarking of medical AI with a Git repository as the registry.
 #[derive(Debug, Parser)]
@@ -24,7 +30,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create and list your local keys.
+    Key(key::KeyArgs),
+    /// Create, clone, sync and push registries; merge and co-sign submissions.
+    Registry(registry::RegistryArgs),
+    /// Join a registry, admit users, grant roles, revoke keys.
+    User(user::UserArgs),
+    /// Check every signature, approval and rule of a registry, offline.
+    Verify(verify::VerifyArgs),
+    /// What is missing on this machine and how to fix it.
+    Doctor,
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -52,11 +69,24 @@ pub fn main() -> ExitCode {
 }
 
 fn run(settings: &Settings, command: Command) -> CliResult {
-    let _ = settings;
-    match command {}
+    match command {
+        Command::Key(a) => key::run(settings, a),
+        Command::Registry(a) => registry::run(settings, a),
+        Command::User(a) => user::run(settings, a),
+        Command::Verify(a) => verify::run(settings, a),
+        Command::Doctor => doctor::run(settings),
+    }
+}
+
+/// The Docker Engine checks of `doctor` (the MLCube engine provides them).
+fn docker_checks(_settings: &Settings) -> Vec<doctor::DockerCheck> {
+    Vec::new()
 }
 
 fn report(e: CliError) -> ExitCode {
+    for d in &e.details {
+        eprintln!("  {d}");
+    }
     eprintln!("error: {}", e.message);
     for h in &e.hints {
         eprintln!("hint: {h}");

@@ -1,1 +1,283 @@
-//! placeholder
+//! The registry's entity model: record types as they appear in TOML, the path scheme, id and
+//! digest rules, strict parsing with size and nesting limits, the sealed envelope and the
+//! metrics payload schema. Depends on no other cohort module.
+
+pub mod envelope;
+pub mod ids;
+pub mod metrics;
+pub mod paths;
+pub mod records;
+mod validate;
+
+use std::fmt;
+
+pub use envelope::{Sealed, SealedFor};
+pub use ids::Sha256;
+pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
+pub use records::*;
+pub use validate::validate_against_path;
+
+/// The format version written into every record. Readers refuse versions they do not know.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest record (TOML) file.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// Largest cube file (`mlcube.yaml`, `parameters.yaml`) or meta file.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// Largest signature file.
+pub const MAX_SIGNATURE_BYTES: usize = 2048;
+/// Deepest table/array nesting a record may use.
+pub const MAX_NESTING: usize = 8;
+
+/// Record kinds, as written in each record's `kind` field and in trusted comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Root,
+    Meta,
+    User,
+    Grant,
+    Approval,
+    Rejection,
+    Withdrawal,
+    Mlcube,
+    Benchmark,
+    Association,
+    Priority,
+    Dataset,
+    Result,
+    Leaderboard,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Root => "root",
+            Kind::Meta => "meta",
+            Kind::User => "user",
+            Kind::Grant => "grant",
+            Kind::Approval => "approval",
+            Kind::Rejection => "rejection",
+            Kind::Withdrawal => "withdrawal",
+            Kind::Mlcube => "mlcube",
+            Kind::Benchmark => "benchmark",
+            Kind::Association => "association",
+            Kind::Priority => "priority",
+            Kind::Dataset => "dataset",
+            Kind::Result => "result",
+            Kind::Leaderboard => "leaderboard",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+pub const ALL_KINDS: &[Kind] = &[
+    Kind::Root,
+    Kind::Meta,
+    Kind::User,
+    Kind::Grant,
+    Kind::Approval,
+    Kind::Rejection,
+    Kind::Withdrawal,
+    Kind::Mlcube,
+    Kind::Benchmark,
+    Kind::Association,
+    Kind::Priority,
+    Kind::Dataset,
+    Kind::Result,
+    Kind::Leaderboard,
+];
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {why}")]
+    UnknownPath { path: String, why: String },
+    #[error("{what} `{id}` {why}")]
+    BadId {
+        what: String,
+        id: String,
+        why: String,
+    },
+    #[error("{what}: {why}")]
+    Invalid { what: String, why: String },
+    #[error("{path}: is {size} bytes, over the {limit}-byte limit for this kind of file")]
+    TooLarge {
+        path: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{path}: {why}")]
+    Parse { path: String, why: String },
+    #[error("{0}")]
+    Seal(String),
+    #[error("{0}: this key is not among the recipients of the sealed payload")]
+    NotARecipient(String),
+}
+
+/// One parsed record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Root(Root),
+    Meta(Meta),
+    User(User),
+    Grant(Grant),
+    Decision(Decision),
+    Mlcube(Mlcube),
+    Benchmark(Benchmark),
+    Association(Association),
+    Priority(Priority),
+    Dataset(Dataset),
+    Result(ResultManifest),
+    Leaderboard(Leaderboard),
+}
+
+impl Record {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Record::Root(_) => Kind::Root,
+            Record::Meta(_) => Kind::Meta,
+            Record::User(_) => Kind::User,
+            Record::Grant(_) => Kind::Grant,
+            Record::Decision(d) => Kind::parse(&d.kind).unwrap_or(Kind::Approval),
+            Record::Mlcube(_) => Kind::Mlcube,
+            Record::Benchmark(_) => Kind::Benchmark,
+            Record::Association(_) => Kind::Association,
+            Record::Priority(_) => Kind::Priority,
+            Record::Dataset(_) => Kind::Dataset,
+            Record::Result(_) => Kind::Result,
+            Record::Leaderboard(_) => Kind::Leaderboard,
+        }
+    }
+}
+
+/// Size limit for the file at `rp`.
+pub fn size_limit(rp: &RecordPath) -> usize {
+    match rp {
+        RecordPath::Signature { .. } => MAX_SIGNATURE_BYTES,
+        RecordPath::Sealed { .. } => envelope::MAX_SEALED_BYTES,
+        RecordPath::MlcubeFile { .. } | RecordPath::MetaFile => MAX_TEXT_BYTES,
+        _ => MAX_RECORD_BYTES,
+    }
+}
+
+/// Refuses input nested deeper than [`MAX_NESTING`] before the parser sees it, so hostile
+/// input cannot exhaust the stack. Brackets inside strings are skipped.
+fn check_nesting(path: &str, text: &str) -> Result<(), ModelError> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut in_comment = false;
+    for c in text.chars() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+            continue;
+        }
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q == '"' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '#' => in_comment = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING * 2 {
+                    return Err(ModelError::Parse {
+                        path: path.to_string(),
+                        why: format!("nested deeper than {MAX_NESTING} levels"),
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn from_toml<T: serde::de::DeserializeOwned>(path: &str, text: &str) -> Result<T, ModelError> {
+    toml::from_str(text).map_err(|e| ModelError::Parse {
+        path: path.to_string(),
+        why: one_line(&e.to_string()),
+    })
+}
+
+/// Collapses a multi-line parser message to one line.
+fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // toml's messages are "TOML parse error at line X, column Y", a source excerpt, then the reason.
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) if lines.len() > 1 => format!("{first}: {last}"),
+        (Some(first), _) => first.to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// Parses the record at `path` (already classified as `rp`) from its exact bytes, enforcing the
+/// size limit, UTF-8, nesting, no unknown or duplicate keys, and the record's own rules.
+pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record, ModelError> {
+    let limit = size_limit(rp);
+    if bytes.len() > limit {
+        return Err(ModelError::TooLarge {
+            path: path.to_string(),
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| ModelError::Parse {
+        path: path.to_string(),
+        why: "is not UTF-8".into(),
+    })?;
+    if text.contains('\r') {
+        return Err(ModelError::Parse {
+            path: path.to_string(),
+            why: "contains a carriage return (records use LF line endings; check core.autocrlf)"
+                .into(),
+        });
+    }
+    check_nesting(path, text)?;
+    let kind = rp.kind().ok_or_else(|| ModelError::Parse {
+        path: path.to_string(),
+        why: "is not a record".into(),
+    })?;
+    let record = match kind {
+        Kind::Root => Record::Root(from_toml(path, text)?),
+        Kind::Meta => Record::Meta(from_toml(path, text)?),
+        Kind::User => Record::User(from_toml(path, text)?),
+        Kind::Grant => Record::Grant(from_toml(path, text)?),
+        Kind::Approval | Kind::Rejection | Kind::Withdrawal => {
+            Record::Decision(from_toml(path, text)?)
+        }
+        Kind::Mlcube => Record::Mlcube(from_toml(path, text)?),
+        Kind::Benchmark => Record::Benchmark(from_toml(path, text)?),
+        Kind::Association => Record::Association(from_toml(path, text)?),
+        Kind::Priority => Record::Priority(from_toml(path, text)?),
+        Kind::Dataset => Record::Dataset(from_toml(path, text)?),
+        Kind::Result => Record::Result(from_toml(path, text)?),
+        Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
+    };
+    validate_against_path(path, rp, &record)?;
+    Ok(record)
+}
+
+/// Serializes a record to the exact bytes that get signed and committed.
+pub fn to_bytes<T: serde::Serialize>(record: &T) -> Vec<u8> {
+    toml::to_string(record)
+        .expect("records always serialize to TOML")
+        .into_bytes()
+}

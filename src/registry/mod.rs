@@ -1,1 +1,268 @@
-//! placeholder
+//! The git store: reads registry trees from git's object database (never the work tree),
+//! derives the timeline of main's first-parent history, writes submissions as commits on
+//! branches without touching the work tree, merges, and talks to the shared remote.
+
+mod history;
+mod init;
+mod remote;
+mod state;
+mod tree;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository};
+
+use crate::model::Sha256;
+use crate::trust::{self, Index, Problem, Timeline};
+
+pub use history::timeline;
+pub use init::create;
+pub use remote::{Transport, clone, forge_compare_url, is_local};
+pub use state::{State, StateStore};
+pub use tree::GitTree;
+pub use write::{MainUpdate, NewFile, advance_main, commit_files, merge, set_branch, set_ref};
+
+/// The ref cohort reads from: the last main commit it verified.
+pub const VERIFIED_REF: &str = "refs/cohort/verified";
+pub const MAIN_REF: &str = "refs/heads/main";
+pub const REMOTE: &str = "origin";
+pub const REMOTE_MAIN_REF: &str = "refs/remotes/origin/main";
+/// Prefix of submission branches: `submit/<handle>/<kind>-<id>`.
+pub const SUBMIT_PREFIX: &str = "submit/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{path} is not a cohort registry clone ({why})")]
+    NotARegistry { path: PathBuf, why: String },
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: already exists in main with other content; registry files are never changed")]
+    Conflict { path: String },
+    #[error("the remote refused {refname}: {reason}")]
+    PushRejected {
+        refname: String,
+        reason: String,
+        non_fast_forward: bool,
+    },
+    #[error("remote `{remote}`: {why}")]
+    Remote { remote: String, why: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Trust(#[from] trust::TrustError),
+}
+
+impl RegistryError {
+    /// Whether the failure comes from the environment (unreachable remote, missing git).
+    pub fn is_environment(&self) -> bool {
+        matches!(self, RegistryError::Remote { .. })
+    }
+}
+
+impl From<git2::Error> for RegistryError {
+    fn from(e: git2::Error) -> RegistryError {
+        RegistryError::Git(e.message().to_string())
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// A registry clone (or the bare shared repository, inside a hook).
+pub struct Registry {
+    repo: Repository,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("path", &self.repo.path())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Opens the repository at exactly `path`.
+    pub fn open(path: &Path) -> Result<Registry> {
+        let repo = Repository::open(path).map_err(|e| RegistryError::NotARegistry {
+            path: path.to_path_buf(),
+            why: e.message().to_string(),
+        })?;
+        Ok(Registry { repo })
+    }
+
+    /// Finds the repository containing `from`.
+    pub fn discover(from: &Path) -> Result<Registry> {
+        let repo = Repository::discover(from).map_err(|_| RegistryError::NotARegistry {
+            path: from.to_path_buf(),
+            why: "no git repository here or above".into(),
+        })?;
+        Ok(Registry { repo })
+    }
+
+    /// Opens the repository git describes through GIT_DIR and friends, including the quarantine
+    /// object directory of a `pre-receive` hook. The caller decides this is a hook context.
+    pub fn open_from_env() -> Result<Registry> {
+        let repo = Repository::open_from_env()?;
+        Ok(Registry { repo })
+    }
+
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The work tree, if this is not a bare repository.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// Where this registry lives, for messages.
+    pub fn display_path(&self) -> PathBuf {
+        self.repo
+            .workdir()
+            .unwrap_or_else(|| self.repo.path())
+            .to_path_buf()
+    }
+
+    pub fn resolve(&self, rev: &str) -> Result<Oid> {
+        let obj = self.repo.revparse_single(rev).map_err(|e| {
+            RegistryError::Refused(format!("cannot resolve `{rev}`: {}", e.message()))
+        })?;
+        let commit = obj
+            .peel_to_commit()
+            .map_err(|_| RegistryError::Refused(format!("`{rev}` is not a commit")))?;
+        Ok(commit.id())
+    }
+
+    pub fn ref_target(&self, name: &str) -> Option<Oid> {
+        self.repo.refname_to_id(name).ok()
+    }
+
+    pub fn main(&self) -> Result<Oid> {
+        self.ref_target(MAIN_REF)
+            .ok_or_else(|| RegistryError::NotARegistry {
+                path: self.display_path(),
+                why: "it has no main branch".into(),
+            })
+    }
+
+    /// The commit cohort reads from: the verified ref, or main before anything was verified.
+    pub fn read_commit(&self) -> Result<Oid> {
+        match self.ref_target(VERIFIED_REF) {
+            Some(v) => Ok(v),
+            None => self.main(),
+        }
+    }
+
+    pub fn tree(&self, commit: Oid) -> Result<GitTree<'_>> {
+        GitTree::at(&self.repo, commit)
+    }
+
+    /// The registry id (sha256 of `root/v1.toml`) at `commit`.
+    pub fn registry_id(&self, commit: Oid) -> Result<Sha256> {
+        let tree = self.tree(commit)?;
+        let bytes = tree.read_path(&crate::model::build::root(1)).map_err(|_| {
+            RegistryError::NotARegistry {
+                path: self.display_path(),
+                why: format!("commit {} has no root/v1.toml", short(commit)),
+            }
+        })?;
+        Ok(Sha256::of(&bytes))
+    }
+
+    /// The parsed registry at `commit` (records assumed verified; see `trust::verify`).
+    pub fn index_at(&self, commit: Oid) -> Result<(Index, Vec<Problem>)> {
+        let tree = self.tree(commit)?;
+        let timeline = timeline(&self.repo, commit)?;
+        Ok(Index::build(&tree, &timeline)?)
+    }
+
+    /// Verifies main's history up to `commit`: additions only, each checked under the state at
+    /// the commit that merged it. Signatures of files merged before `check_from` are trusted.
+    pub fn verify(
+        &self,
+        commit: Oid,
+        opts: &trust::VerifyOptions,
+    ) -> Result<(trust::Report, Index, Timeline)> {
+        let tree = self.tree(commit)?;
+        let tl = timeline(&self.repo, commit)?;
+        let (report, ix) = trust::verify(&tree, &tl, opts)?;
+        Ok((report, ix, tl))
+    }
+
+    /// Verifies a proposed change `base..head`: everything `head` adds relative to `base` is
+    /// checked as if merged in one new commit on top of `base`'s history.
+    pub fn verify_range(
+        &self,
+        base: Oid,
+        head: Oid,
+        opts: &trust::VerifyOptions,
+    ) -> Result<(trust::Report, Index)> {
+        let tree = self.tree(head)?;
+        let mut tl = timeline(&self.repo, base)?;
+        let new_index = tl.commits.len();
+        tl.commits.push(head.to_string());
+        let base_tree = self.repo.find_commit(base)?.tree()?;
+        let head_tree = self.repo.find_commit(head)?.tree()?;
+        history::apply_diff(
+            &self.repo,
+            &base_tree,
+            &head_tree,
+            new_index,
+            &head.to_string(),
+            &mut tl,
+        )?;
+        let opts = trust::VerifyOptions {
+            check_from: new_index,
+            ..opts.clone()
+        };
+        let (report, ix) = trust::verify(&tree, &tl, &opts)?;
+        Ok((report, ix))
+    }
+
+    /// Local branch names under `submit/`.
+    pub fn submission_branches(&self, remote: bool) -> Result<Vec<(String, Oid)>> {
+        let prefix = if remote {
+            "refs/remotes/origin/submit/"
+        } else {
+            "refs/heads/submit/"
+        };
+        let mut out = Vec::new();
+        for r in self.repo.references_glob(&format!("{prefix}*"))? {
+            let r = r?;
+            let (Ok(name), Some(oid)) = (r.name(), r.target()) else {
+                continue;
+            };
+            let short = name
+                .strip_prefix(if remote {
+                    "refs/remotes/origin/"
+                } else {
+                    "refs/heads/"
+                })
+                .unwrap_or(name)
+                .to_string();
+            out.push((short, oid));
+        }
+        Ok(out)
+    }
+
+    /// A submission branch's tip: the local branch, else the remote-tracking one.
+    pub fn branch_tip(&self, branch: &str) -> Option<Oid> {
+        self.ref_target(&format!("refs/heads/{branch}"))
+            .or_else(|| self.ref_target(&format!("refs/remotes/origin/{branch}")))
+    }
+
+    /// Files `head` adds relative to `base` (paths and bytes), and paths it changes or deletes.
+    pub fn changes(&self, base: Oid, head: Oid) -> Result<history::Changes> {
+        history::changes(&self.repo, base, head)
+    }
+}
+
+pub fn short(oid: Oid) -> String {
+    oid.to_string()[..10].to_string()
+}

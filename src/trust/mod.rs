@@ -1,1 +1,144 @@
-//! placeholder
+//! Trust: local keys, signatures with bound trusted comments, the policy of who may sign and
+//! approve what, and verification of a registry tree (and, with a timeline from the registry's
+//! history, of every merge) into a report of problems. Reads through [`TreeRead`]; never writes
+//! to a registry.
+
+pub mod index;
+pub mod keys;
+mod policy;
+pub mod sign;
+mod verify;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use index::{FileInfo, Index};
+pub use keys::{PublicIdentity, Signer};
+pub use verify::{VerifyOptions, verify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{0}")]
+    Key(String),
+    #[error("a key for `{handle}` already exists in {dir}")]
+    KeyExists { handle: String, dir: PathBuf },
+    #[error("no key for `{handle}` in {dir}")]
+    NoKey { handle: String, dir: PathBuf },
+    #[error("wrong passphrase for the key of `{0}`")]
+    WrongPassphrase(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {what}: {why}")]
+    Read { what: String, why: String },
+}
+
+/// How a tree entry is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryMode {
+    File,
+    Executable,
+    Symlink,
+    Submodule,
+}
+
+/// One file in a registry tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub path: String,
+    pub mode: EntryMode,
+    pub size: u64,
+}
+
+/// Read-only access to the files of one registry tree (a commit, in practice). The registry
+/// module implements it over git's object database; tests implement it over a map.
+pub trait TreeRead {
+    /// Every file (blob, link or submodule), with its full path.
+    fn entries(&self) -> Result<Vec<TreeEntry>, TrustError>;
+    /// The exact bytes of a file.
+    fn read(&self, path: &str) -> Result<Vec<u8>, TrustError>;
+}
+
+/// When each file entered main: the index of the first-parent commit that added it. Files are
+/// checked under the keys, grants and policy valid at that point.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Commit ids, oldest first; `intro` values index into this.
+    pub commits: Vec<String>,
+    pub intro: HashMap<String, usize>,
+    /// Problems found while walking history (deleted or edited files, bad root commit).
+    pub problems: Vec<Problem>,
+}
+
+impl Timeline {
+    /// A timeline for a bare tree: everything arrived together.
+    pub fn flat() -> Timeline {
+        Timeline::default()
+    }
+    /// The commit index a file arrived in; files the walk did not see count as newest.
+    pub fn intro(&self, path: &str) -> usize {
+        self.intro
+            .get(path)
+            .copied()
+            .unwrap_or(self.commits.len().saturating_sub(1))
+    }
+    pub fn commit(&self, index: usize) -> Option<&str> {
+        self.commits.get(index).map(String::as_str)
+    }
+}
+
+/// Which rule a problem breaks (stable names for `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Rule 1: signatures over exact bytes, bound comments.
+    Signature,
+    /// Rule 2: default deny (unknown files, links, executables, bad ids, case collisions).
+    DefaultDeny,
+    /// Rule 3: approvals and thresholds.
+    Approval,
+    /// Rule 4: root versions and rotation.
+    Root,
+    /// Rule 5: history is append-only.
+    History,
+    /// Rule 6: rollback and freeze.
+    Rollback,
+    /// Rule 7: sealed data.
+    Sealed,
+    /// Rule 8: limits and strict parsing.
+    Limits,
+    /// References between records.
+    Reference,
+    /// Who may author a record.
+    Authority,
+}
+
+/// One problem: the file, the rule, why, and (with history) the commit that introduced it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub rule: Rule,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub registry_id: Option<String>,
+    pub files: usize,
+    pub records: usize,
+    pub signatures_checked: usize,
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}

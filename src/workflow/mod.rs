@@ -1,1 +1,73 @@
-//! placeholder
+//! The seed's workflow as operations: registry set-up and sync, identities and approvals,
+//! submissions, compatibility tests, dataset preparation, execution and results. Each operation
+//! takes a [`Ctx`] (local storage, progress reporter, clock, how to reach git) and returns data
+//! for the CLI to render.
+
+pub mod identity;
+pub mod registry_ops;
+pub mod status;
+mod submission;
+
+use std::time::SystemTime;
+
+use crate::model::ModelError;
+use crate::progress::Reporter;
+use crate::registry::{RegistryError, Transport};
+use crate::storage::Home;
+use crate::trust::{Problem, TrustError};
+
+pub use submission::{Submission, SubmissionKind};
+
+/// Settings every workflow operation needs, resolved once by the CLI.
+pub struct Ctx<'a> {
+    pub home: &'a Home,
+    pub reporter: &'a dyn Reporter,
+    pub now: SystemTime,
+    /// Whether the `git` program can be used for remotes.
+    pub git_available: bool,
+    /// Force a transport (tests use libgit2 to exercise it).
+    pub transport: Option<Transport>,
+}
+
+impl Ctx<'_> {
+    pub fn timestamp(&self) -> String {
+        crate::model::ids::timestamp(self.now)
+    }
+    pub fn transport_for(&self, url: &str) -> Result<Transport, WorkflowError> {
+        match self.transport {
+            Some(t) => Ok(t),
+            None => Ok(Transport::for_url(url, self.git_available)?),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Verification found problems; they are listed.
+    #[error("{summary}")]
+    Problems {
+        summary: String,
+        problems: Vec<Problem>,
+    },
+}
+
+impl WorkflowError {
+    pub fn is_environment(&self) -> bool {
+        matches!(self, WorkflowError::Registry(e) if e.is_environment())
+    }
+}
+
+pub type Result<T, E = WorkflowError> = std::result::Result<T, E>;
+
+/// Obtains an unlocked signer for a handle (the CLI prompts or reads the passphrase).
+pub type Unlock<'a> = dyn FnMut(&str) -> Result<crate::trust::Signer> + 'a;

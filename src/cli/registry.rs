@@ -1,0 +1,434 @@
+//! `cohort registry`: create, clone, sync and push a registry; list, merge and co-sign
+//! submissions; rotate the root; install the pre-receive hook.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use cohort::model::Sha256;
+use cohort::registry::{MainUpdate, forge_compare_url};
+use cohort::workflow::identity::{self, Proposal};
+use cohort::workflow::registry_ops::{self, Landed};
+use cohort::workflow::status;
+use serde::Serialize;
+
+use super::error::{CliError, CliResult};
+use super::session::Session;
+use super::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    command: RegistryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Create a new registry: a git repository with a signed root naming its admins.
+    Init {
+        /// Folder to create (must not exist or be empty).
+        path: PathBuf,
+        /// The registry's display name.
+        #[arg(long)]
+        name: String,
+        /// Admin handles (their keys must be in local storage); comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        admin: Vec<String>,
+        /// Distinct admin signatures needed for grants and root rotation.
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+    },
+    /// Clone a registry, pin its id and verify it.
+    Clone {
+        /// The shared repository (path, file://, ssh or https URL).
+        url: String,
+        /// Where to clone (default: the repository's name).
+        path: Option<PathBuf>,
+        /// The registry id you were given (sha256 of root/v1.toml).
+        #[arg(long, conflicts_with = "trust_on_first_use")]
+        root: Option<String>,
+        /// Accept whatever registry id the remote serves, without asking.
+        #[arg(long)]
+        trust_on_first_use: bool,
+    },
+    /// Print the registry id (sha256 of root/v1.toml).
+    Fingerprint,
+    /// Fetch, verify the remote's new commits and update local main when it is safe.
+    Sync,
+    /// Push pending submission branches (yours, or the one named) and unpushed merges.
+    Push {
+        /// One branch to push.
+        branch: Option<String>,
+    },
+    /// My submissions and what waits for my approval.
+    Status,
+    /// Merge submissions that need no approval (cubes, datasets, results, co-signed records)
+    /// once they verify.
+    Merge {
+        /// The branch to merge.
+        #[arg(required_unless_present = "all")]
+        branch: Option<String>,
+        /// Merge every pending submission that verifies.
+        #[arg(long, conflicts_with = "branch")]
+        all: bool,
+    },
+    /// Add your signature to a pending root rotation, grant or leaderboard release.
+    Cosign { branch: String },
+    /// Propose a new root (admins and threshold), signed by the current admins' threshold and
+    /// the new one's.
+    RotateRoot {
+        /// The new admin handles, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        admins: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+    },
+    /// Install the pre-receive hook into a bare repository on this machine.
+    InstallHook {
+        /// The bare repository (e.g. /srv/git/registry.git).
+        bare: PathBuf,
+    },
+}
+
+#[derive(Serialize)]
+struct LandedJson {
+    commit: String,
+    pushed: Option<bool>,
+    main: String,
+}
+
+pub fn landed_json(l: &Landed) -> serde_json::Value {
+    serde_json::to_value(LandedJson {
+        commit: l.commit.to_string(),
+        pushed: l.pushed,
+        main: main_update_text(&l.main),
+    })
+    .expect("serializes")
+}
+
+pub fn main_update_text(m: &MainUpdate) -> String {
+    match m {
+        MainUpdate::MovedWithWorkTree => "main updated (work tree too)".into(),
+        MainUpdate::Moved => "main updated".into(),
+        MainUpdate::Unchanged => "main unchanged".into(),
+        MainUpdate::Kept { reason } => format!("your main was left as is: {reason}"),
+    }
+}
+
+/// Tells the user where a landed change went.
+pub fn report_landed(s: &Session, what: &str, l: &Landed) {
+    let ui = &s.settings.ui;
+    match (&l.pushed, &l.offline) {
+        (Some(true), _) => ui.status(format!("{what}: merged into main and pushed ({})", &l.commit.to_string()[..10])),
+        (Some(false), Some(why)) => ui.warn(format!("{what}: merged locally; the remote is unreachable ({why}); run `cohort registry push` later")),
+        (Some(false), None) => ui.status(format!("{what}: merged locally; run `cohort registry push`")),
+        (None, _) => ui.status(format!("{what}: merged into main ({})", &l.commit.to_string()[..10])),
+    }
+    if let MainUpdate::Kept { .. } = l.main {
+        ui.warn(main_update_text(&l.main));
+    }
+}
+
+pub fn report_proposal(s: &Session, what: &str, p: &Proposal) {
+    match p {
+        Proposal::Landed(l) => report_landed(s, what, l),
+        Proposal::NeedsCosign { branch, threshold } => {
+            s.settings.ui.status(format!(
+                "{what}: needs {threshold} admin signatures; proposed on branch {branch}. Other admins run `cohort registry cosign {branch}`, then `cohort registry merge {branch}`"
+            ));
+        }
+    }
+}
+
+pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
+    let s = Session::new(settings);
+    let ui = &settings.ui;
+    match args.command {
+        RegistryCommand::Init {
+            path,
+            name,
+            admin,
+            threshold,
+        } => {
+            let ctx = s.ctx();
+            let mut unlock = |h: &str| {
+                s.unlock(h)
+                    .map_err(|e| cohort::workflow::WorkflowError::Refused(e.message))
+            };
+            let init = identity::init_registry(&ctx, &path, &name, &admin, threshold, &mut unlock)?;
+            if ui.json {
+                ui.json(&serde_json::json!({"registry_id": init.registry_id.to_string(), "path": init.path, "commit": init.commit.to_string()}));
+            } else {
+                ui.out(init.registry_id.to_string());
+                ui.status(format!("created registry `{name}` in {}; its id (share it with participants) is printed above", init.path.display()));
+                ui.status("next: `cohort registry install-hook` on the shared bare repository, `git remote add origin ...`, `git push -u origin main`");
+            }
+        }
+        RegistryCommand::Clone {
+            url,
+            path,
+            root,
+            trust_on_first_use,
+        } => {
+            let dest = path.unwrap_or_else(|| {
+                let name = url
+                    .trim_end_matches('/')
+                    .rsplit(['/', ':'])
+                    .next()
+                    .unwrap_or("registry");
+                PathBuf::from(name.trim_end_matches(".git"))
+            });
+            let expected: Option<Sha256> = match &root {
+                Some(r) => Some(
+                    r.parse()
+                        .map_err(|e: String| CliError::usage(format!("--root: {e}")))?,
+                ),
+                None => None,
+            };
+            let ctx = s.ctx();
+            let check = |id: &Sha256| -> cohort::workflow::Result<()> {
+                if let Some(want) = &expected {
+                    if want != id {
+                        return Err(cohort::workflow::WorkflowError::Refused(format!(
+                            "{url} serves registry {id}, not {want} as given with --root; nothing was kept"
+                        )));
+                    }
+                    return Ok(());
+                }
+                if identity::pinned(&ctx, id)?.is_some() || trust_on_first_use {
+                    return Ok(());
+                }
+                if std::io::stdin().is_terminal() && !settings.yes {
+                    eprintln!(
+                        "registry id of {url}:\n  {id}\nCompare it with the id the registry's admins published."
+                    );
+                    eprint!("Trust this registry? [y/N] ");
+                    let mut answer = String::new();
+                    let _ = std::io::stdin().read_line(&mut answer);
+                    if answer.trim().eq_ignore_ascii_case("y")
+                        || answer.trim().eq_ignore_ascii_case("yes")
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(cohort::workflow::WorkflowError::Refused(format!(
+                    "refusing to trust registry {id} without confirmation; pass --root {id} if that is the id you were given (or --trust-on-first-use)"
+                )))
+            };
+            let (opened, outcome) = identity::clone_registry(&ctx, &url, &dest, &check)?;
+            if !outcome.report.is_clean() {
+                let mut err = CliError::verdict(format!(
+                    "cloned into {}, but it does not verify",
+                    dest.display()
+                ));
+                err.details = outcome
+                    .report
+                    .problems
+                    .iter()
+                    .map(super::error::problem_line)
+                    .collect();
+                return Err(err);
+            }
+            if ui.json {
+                ui.json(&serde_json::json!({"registry_id": opened.id.to_string(), "path": dest}));
+            } else {
+                ui.out(opened.id.to_string());
+                ui.status(format!(
+                    "cloned and verified {} into {} ({} files)",
+                    url,
+                    dest.display(),
+                    outcome.report.files
+                ));
+            }
+        }
+        RegistryCommand::Fingerprint => {
+            let opened = s.open()?;
+            if ui.json {
+                ui.json(&serde_json::json!({"registry_id": opened.id.to_string()}));
+            } else {
+                ui.out(opened.id.to_string());
+            }
+        }
+        RegistryCommand::Sync => {
+            let opened = s.open()?;
+            let synced = registry_ops::sync(&s.ctx(), &opened)?;
+            if ui.json {
+                ui.json(&serde_json::json!({
+                    "remote_main": synced.remote_main.map(|o| o.to_string()),
+                    "view": synced.view.to_string(),
+                    "new_commits": synced.new_commits,
+                    "unpushed": synced.unpushed,
+                    "main": main_update_text(&synced.main),
+                }));
+            } else {
+                match synced.remote_main {
+                    None => ui.status("no remote: nothing to fetch"),
+                    Some(_) => ui.status(format!(
+                        "{} new commit(s) verified; {}",
+                        synced.new_commits,
+                        main_update_text(&synced.main)
+                    )),
+                }
+                if synced.unpushed > 0 {
+                    ui.status(format!(
+                        "{} local commit(s) on main wait to be pushed: `cohort registry push`",
+                        synced.unpushed
+                    ));
+                }
+                if let MainUpdate::Kept { .. } = synced.main {
+                    ui.warn(main_update_text(&synced.main));
+                }
+            }
+        }
+        RegistryCommand::Push { branch } => {
+            let opened = s.open()?;
+            let me = s.handle().ok();
+            let (pushed, landed) =
+                registry_ops::push(&s.ctx(), &opened, me.as_deref(), branch.as_deref())?;
+            let url = opened.reg.remote_url().unwrap_or_default();
+            if ui.json {
+                ui.json(&serde_json::json!({
+                    "branches": pushed.iter().map(|b| serde_json::json!({"branch": b, "review_url": forge_compare_url(&url, b)})).collect::<Vec<_>>(),
+                    "main": landed.as_ref().map(landed_json),
+                }));
+            } else {
+                for b in &pushed {
+                    ui.out(b);
+                    if let Some(u) = forge_compare_url(&url, b) {
+                        ui.status(format!("  open a pull request: {u}"));
+                    }
+                }
+                if pushed.is_empty() && landed.is_none() {
+                    ui.status("nothing to push");
+                }
+                if let Some(l) = &landed {
+                    report_landed(&s, "main", l);
+                }
+            }
+        }
+        RegistryCommand::Status => {
+            let opened = s.open()?;
+            let me = s.handle()?;
+            let st = status::status(&opened, &me)?;
+            if ui.json {
+                let row = |r: &status::StatusRow| {
+                    serde_json::json!({
+                        "branch": r.sub.branch, "kind": r.sub.kind.as_str(), "subject": r.sub.subject,
+                        "owner": r.sub.owner, "state": r.state.as_str(), "waiting_for": r.waiting_for,
+                    })
+                };
+                ui.json(&serde_json::json!({
+                    "handle": me,
+                    "mine": st.mine.iter().map(row).collect::<Vec<_>>(),
+                    "awaiting_me": st.awaiting_me.iter().map(row).collect::<Vec<_>>(),
+                }));
+            } else {
+                let mut t = super::table::new(&["my submissions", "kind", "state", "waiting for"]);
+                for r in &st.mine {
+                    t.add_row(vec![
+                        r.sub.branch.clone(),
+                        r.sub.kind.as_str().into(),
+                        r.state.as_str().into(),
+                        r.waiting_for.clone(),
+                    ]);
+                }
+                if st.mine.is_empty() {
+                    ui.status(format!("{me} has no submissions"));
+                } else {
+                    ui.out(t.to_string());
+                }
+                if st.awaiting_me.is_empty() {
+                    ui.status("nothing waits for you");
+                } else {
+                    let mut t = super::table::new(&["waiting for you", "kind", "from", "needs"]);
+                    for r in &st.awaiting_me {
+                        t.add_row(vec![
+                            r.sub.branch.clone(),
+                            r.sub.kind.as_str().into(),
+                            r.sub.owner.clone(),
+                            r.waiting_for.clone(),
+                        ]);
+                    }
+                    ui.out(t.to_string());
+                }
+            }
+        }
+        RegistryCommand::Merge { branch, all } => {
+            let opened = s.open()?;
+            let me = s.handle()?;
+            let ctx = s.ctx();
+            let branches: Vec<String> = if all {
+                registry_ops::sync(&ctx, &opened).ok();
+                registry_ops::submissions(&opened)?
+                    .into_iter()
+                    .filter(|(sub, _, _)| !sub.kind.needs_approval())
+                    .map(|(sub, _, _)| sub.branch)
+                    .collect()
+            } else {
+                vec![branch.expect("clap requires a branch without --all")]
+            };
+            let mut merged = Vec::new();
+            let mut failed = Vec::new();
+            for b in branches {
+                match registry_ops::merge_submission(&ctx, &opened, &me, &b) {
+                    Ok((sub, landed)) => {
+                        report_landed(&s, &format!("{} ({})", b, sub.subject), &landed);
+                        merged.push(b);
+                    }
+                    Err(e) if all => {
+                        let e: CliError = e.into();
+                        ui.warn(format!("{b}: {}", e.message));
+                        for d in e.details {
+                            ui.warn(format!("  {d}"));
+                        }
+                        failed.push(b);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if ui.json {
+                ui.json(&serde_json::json!({"merged": merged, "refused": failed}));
+            }
+            if !failed.is_empty() {
+                return Err(CliError::verdict(format!(
+                    "{} submission(s) could not be merged",
+                    failed.len()
+                )));
+            }
+        }
+        RegistryCommand::Cosign { branch } => {
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let files = identity::cosign(&s.ctx(), &opened, &signer, &branch)?;
+            for f in &files {
+                ui.out(f);
+            }
+            ui.status(format!("co-signed {} record(s) on {branch}; merge it with `cohort registry merge {branch}` once the threshold is met", files.len()));
+        }
+        RegistryCommand::RotateRoot { admins, threshold } => {
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let p = identity::rotate_root(&s.ctx(), &opened, &[signer], &admins, threshold)?;
+            report_proposal(&s, "root rotation", &p);
+        }
+        RegistryCommand::InstallHook { bare } => {
+            let hooks = bare.join("hooks");
+            if !bare.join("objects").is_dir() {
+                return Err(CliError::user(format!(
+                    "{} is not a bare git repository",
+                    bare.display()
+                ))
+                .hint("create one with `git init --bare PATH`"));
+            }
+            let text = identity::TEMPLATE
+                .iter()
+                .find(|(p, _)| *p == "hooks/pre-receive")
+                .map(|(_, t)| *t)
+                .expect("template has the hook");
+            let dest = hooks.join("pre-receive");
+            cohort::storage::write_atomic_mode(&dest, text.as_bytes(), Some(0o755))?;
+            ui.status(format!("installed {}; pushes to main now run `cohort verify` (cohort must be on the PATH of the git server)", dest.display()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! What most commands need before calling the core: the workflow context (with a progress
+//! reporter), the registry clone, and unlocked signing keys.
+
+use std::time::SystemTime;
+
+use cohort::registry::{Registry, Transport};
+use cohort::trust::{Signer, TrustError, keys};
+use cohort::workflow::Ctx;
+use cohort::workflow::registry_ops::{self, Opened};
+
+use super::error::{CliError, CliResult};
+use super::settings::{Passphrase, Settings};
+use super::ui::BarReporter;
+
+/// Owns what a [`Ctx`] borrows.
+pub struct Session<'s> {
+    pub settings: &'s Settings,
+    pub reporter: BarReporter,
+    git_available: bool,
+    transport: Option<Transport>,
+}
+
+impl<'s> Session<'s> {
+    pub fn new(settings: &'s Settings) -> Session<'s> {
+        let git_available = std::process::Command::new("git")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let transport = match std::env::var("COHORT_GIT_TRANSPORT").as_deref() {
+            Ok("libgit2") => Some(Transport::Libgit2),
+            Ok("cli") => Some(Transport::GitCli),
+            _ => None,
+        };
+        Session {
+            settings,
+            reporter: settings.ui.reporter(),
+            git_available,
+            transport,
+        }
+    }
+
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            home: &self.settings.home,
+            reporter: &self.reporter,
+            now: SystemTime::now(),
+            git_available: self.git_available,
+            transport: self.transport,
+        }
+    }
+
+    /// The registry clone: `--registry`, else the clone containing the current directory.
+    pub fn registry(&self) -> CliResult<Registry> {
+        let reg = match &self.settings.registry {
+            Some(p) => Registry::open(p),
+            None => Registry::discover(&self.settings.cwd),
+        };
+        reg.map_err(|e| {
+            CliError::user(e.to_string()).hint(
+                "run inside a registry clone, pass --registry PATH, or create one with `cohort registry init` / `cohort registry clone`",
+            )
+        })
+    }
+
+    /// The registry, opened and verified.
+    pub fn open(&self) -> CliResult<Opened> {
+        let reg = self.registry()?;
+        Ok(registry_ops::open(&self.ctx(), reg)?)
+    }
+
+    /// Who signs: `--as`, else the only local key.
+    pub fn handle(&self) -> CliResult<String> {
+        if let Some(h) = &self.settings.as_handle {
+            return Ok(h.clone());
+        }
+        let all = keys::list(&self.settings.home).map_err(CliError::from)?;
+        match all.len() {
+            1 => Ok(all[0].handle.clone()),
+            0 => Err(CliError::user(format!(
+                "no keys in {}",
+                self.settings.home.keys_dir().display()
+            ))
+            .hint("create one with `cohort key generate --handle <you>`")),
+            _ => Err(CliError::user(format!(
+                "several keys are available ({}); say which signs",
+                all.iter()
+                    .map(|k| k.handle.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .hint("pass --as HANDLE or set COHORT_AS")),
+        }
+    }
+
+    /// Unlocks `handle`'s key, reading the passphrase from the configured source if needed.
+    pub fn unlock(&self, handle: &str) -> CliResult<Signer> {
+        let source = self.settings.passphrase.clone();
+        let mut ask = || -> Result<String, TrustError> { read_passphrase(&source, handle, false) };
+        keys::unlock(&self.settings.home, handle, &mut ask).map_err(CliError::from)
+    }
+
+    pub fn signer(&self) -> CliResult<Signer> {
+        let h = self.handle()?;
+        self.unlock(&h)
+    }
+}
+
+/// Reads a passphrase from a file, the environment value, or the terminal.
+pub fn read_passphrase(
+    source: &Passphrase,
+    handle: &str,
+    confirm: bool,
+) -> Result<String, TrustError> {
+    match source {
+        Passphrase::File(p) => std::fs::read_to_string(p)
+            .map(|s| s.lines().next().unwrap_or_default().to_string())
+            .map_err(|e| {
+                TrustError::Key(format!(
+                    "cannot read the passphrase file {}: {e}",
+                    p.display()
+                ))
+            }),
+        Passphrase::Value(v) => Ok(v.clone()),
+        Passphrase::Prompt => {
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() {
+                return Err(TrustError::Key(format!(
+                    "the key of {handle} is passphrase-protected and there is no terminal to ask; set COHORT_PASSPHRASE or pass --passphrase-file"
+                )));
+            }
+            let p = rpassword::prompt_password(format!("Passphrase for {handle}: "))
+                .map_err(|e| TrustError::Key(format!("cannot read the passphrase: {e}")))?;
+            if confirm {
+                let again = rpassword::prompt_password("Again: ")
+                    .map_err(|e| TrustError::Key(format!("cannot read the passphrase: {e}")))?;
+                if again != p {
+                    return Err(TrustError::Key("the passphrases differ".into()));
+                }
+            }
+            Ok(p)
+        }
+    }
+}

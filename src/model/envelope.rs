@@ -1,0 +1,182 @@
+//! The sealed envelope: numbers computed on a site's private data travel as an age file
+//! encrypted to several X25519 recipients, described by a manifest (inside the signed record)
+//! that binds the ciphertext and plaintext digests, the recipient list and the payload schema.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+use super::ids::Sha256;
+
+/// Largest sealed payload (ciphertext) a registry accepts.
+pub const MAX_SEALED_BYTES: usize = 1 << 20;
+
+/// One recipient of a sealed payload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedFor {
+    pub handle: String,
+    /// The age recipient (`age1...`) the payload was encrypted to.
+    pub age: String,
+}
+
+/// The manifest of a sealed payload, embedded in the record that owns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sealed {
+    /// File name of the `.age` payload, in the same folder as the record.
+    pub file: String,
+    /// Payload schema; `metrics/1` is a flat TOML table of name -> number.
+    pub schema: String,
+    pub ciphertext_sha256: Sha256,
+    pub plaintext_sha256: Sha256,
+    /// Everyone who can decrypt it, sorted by handle.
+    pub recipients: Vec<SealedFor>,
+}
+
+/// The only payload schema so far.
+pub const SCHEMA_METRICS: &str = "metrics/1";
+
+/// Encrypts `plaintext` to every recipient. Returns the manifest and the ciphertext.
+pub fn seal(
+    plaintext: &[u8],
+    recipients: &[SealedFor],
+    file: &str,
+    schema: &str,
+) -> Result<(Sealed, Vec<u8>), ModelError> {
+    if recipients.is_empty() {
+        return Err(ModelError::Seal(format!(
+            "{file}: no recipients to seal to"
+        )));
+    }
+    let mut sorted = recipients.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let parsed: Vec<age::x25519::Recipient> = sorted
+        .iter()
+        .map(|r| {
+            r.age.parse::<age::x25519::Recipient>().map_err(|e| {
+                ModelError::Seal(format!(
+                    "{file}: recipient {} has a bad age key: {e}",
+                    r.handle
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let encryptor =
+        age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| ModelError::Seal(format!("{file}: {e}")))?;
+    let mut ciphertext = Vec::new();
+    let mut w = encryptor
+        .wrap_output(&mut ciphertext)
+        .map_err(|e| ModelError::Seal(format!("{file}: {e}")))?;
+    w.write_all(plaintext)
+        .and_then(|_| w.finish().map(|_| ()))
+        .map_err(|e| ModelError::Seal(format!("{file}: {e}")))?;
+    let sealed = Sealed {
+        file: file.to_string(),
+        schema: schema.to_string(),
+        ciphertext_sha256: Sha256::of(&ciphertext),
+        plaintext_sha256: Sha256::of(plaintext),
+        recipients: sorted,
+    };
+    Ok((sealed, ciphertext))
+}
+
+/// Decrypts a payload with one identity, checking both digests against the manifest.
+pub fn open(
+    sealed: &Sealed,
+    ciphertext: &[u8],
+    identity: &age::x25519::Identity,
+) -> Result<Vec<u8>, ModelError> {
+    let f = &sealed.file;
+    if Sha256::of(ciphertext) != sealed.ciphertext_sha256 {
+        return Err(ModelError::Seal(format!(
+            "{f}: ciphertext does not match the sha256 in its manifest"
+        )));
+    }
+    let decryptor = age::Decryptor::new(ciphertext)
+        .map_err(|e| ModelError::Seal(format!("{f}: not an age file: {e}")))?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|_| ModelError::NotARecipient(f.clone()))?;
+    let mut plain = Vec::new();
+    reader
+        .read_to_end(&mut plain)
+        .map_err(|e| ModelError::Seal(format!("{f}: decryption failed: {e}")))?;
+    if Sha256::of(&plain) != sealed.plaintext_sha256 {
+        return Err(ModelError::Seal(format!(
+            "{f}: plaintext does not match the sha256 in its manifest"
+        )));
+    }
+    Ok(plain)
+}
+
+/// Counts the X25519 recipient stanzas in an age header. age does not name recipients, so
+/// verification compares this count with the signed recipient list. (age also writes random
+/// "grease" stanzas of other types, which are not recipients.)
+pub fn stanza_count(ciphertext: &[u8]) -> Result<usize, ModelError> {
+    const INTRO: &[u8] = b"age-encryption.org/v1\n";
+    if !ciphertext.starts_with(INTRO) {
+        return Err(ModelError::Seal("not a binary age v1 file".into()));
+    }
+    let mut count = 0;
+    for line in ciphertext[INTRO.len()..].split(|b| *b == b'\n') {
+        if line.starts_with(b"---") {
+            return Ok(count);
+        }
+        if line.starts_with(b"-> X25519 ") {
+            count += 1;
+        }
+    }
+    Err(ModelError::Seal("age header is not terminated".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    fn who(handle: &str) -> (SealedFor, age::x25519::Identity) {
+        let id = age::x25519::Identity::generate();
+        (
+            SealedFor {
+                handle: handle.into(),
+                age: id.to_public().to_string(),
+            },
+            id,
+        )
+    }
+
+    #[test]
+    fn seal_to_several_and_open_by_each() {
+        let (a, ida) = who("alice");
+        let (b, idb) = who("bob");
+        let (_, outsider) = who("eve");
+        let (m, ct) = seal(
+            b"auc = 0.9\n",
+            &[b.clone(), a.clone()],
+            "1.result.age",
+            SCHEMA_METRICS,
+        )
+        .unwrap();
+        assert_eq!(m.recipients, vec![a, b], "sorted");
+        assert_eq!(stanza_count(&ct).unwrap(), 2);
+        assert_eq!(open(&m, &ct, &ida).unwrap(), b"auc = 0.9\n");
+        assert_eq!(open(&m, &ct, &idb).unwrap(), b"auc = 0.9\n");
+        let e = open(&m, &ct, &outsider).unwrap_err();
+        assert!(matches!(e, ModelError::NotARecipient(_)), "{e}");
+        let _ = ida.to_string().expose_secret().len();
+    }
+
+    #[test]
+    fn tampered_ciphertext_is_refused() {
+        let (a, ida) = who("alice");
+        let (m, mut ct) = seal(b"x = 1\n", &[a], "f.age", SCHEMA_METRICS).unwrap();
+        let last = ct.len() - 1;
+        ct[last] ^= 1;
+        let e = open(&m, &ct, &ida).unwrap_err().to_string();
+        assert!(e.contains("does not match the sha256"), "{e}");
+    }
+}

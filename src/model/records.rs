@@ -1,0 +1,538 @@
+//! The record types, one struct per kind, exactly as they appear in TOML. Unknown fields are
+//! refused everywhere so a typo or a smuggled field never passes silently.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::envelope::Sealed;
+use super::ids::Sha256;
+
+/// A public identity: a minisign signing key and an age encryption recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyHolder {
+    pub handle: String,
+    /// minisign public key, base64 (the second line of a `.pub` file).
+    pub minisign: String,
+    /// age X25519 recipient (`age1...`).
+    pub age: String,
+}
+
+/// `root/v<N>.toml`: the trust root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    pub format: u32,
+    pub kind: String,
+    pub version: u32,
+    /// The registry's display name.
+    pub name: String,
+    pub created: String,
+    /// Random bytes so two registries with the same name and admins have different ids.
+    pub nonce: String,
+    /// How many distinct admins must sign admin-threshold records (grants, root rotation).
+    pub threshold: u32,
+    /// sha256 of `root/v<N-1>.toml`; absent in v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Sha256>,
+    pub admins: Vec<KeyHolder>,
+}
+
+/// `meta/v<N>.toml`: pins the bytes of the non-record files (README, CI, hook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub format: u32,
+    pub kind: String,
+    pub version: u32,
+    pub created: String,
+    pub by: String,
+    /// path -> sha256 of every meta file the tree may hold.
+    pub files: BTreeMap<String, Sha256>,
+}
+
+/// `users/<handle>/v<N>.toml`: who a participant is and which keys they sign and decrypt with.
+/// Carries no roles: roles come from grants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub format: u32,
+    pub kind: String,
+    pub handle: String,
+    pub version: u32,
+    pub name: String,
+    pub email: String,
+    pub minisign: String,
+    pub age: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Sha256>,
+}
+
+/// Roles an admin can grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    BenchmarkOwner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::BenchmarkOwner => "benchmark-owner",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantAction {
+    GrantRole,
+    RevokeRole,
+    /// The named key stops counting from the commit that merges this record.
+    RevokeKey,
+}
+
+/// `grants/<handle>/<n>.toml`: an admin grants or revokes a role, or revokes a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub format: u32,
+    pub kind: String,
+    pub number: u32,
+    pub handle: String,
+    pub action: GrantAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// minisign key id (16 upper-case hex digits, as minisign prints it) for `revoke-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub by: String,
+    pub at: String,
+}
+
+/// Approval, rejection or withdrawal of exactly one version of a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub format: u32,
+    pub kind: String,
+    /// Registry path of the record decided on.
+    pub subject: String,
+    /// sha256 of the subject's bytes: the decision covers these bytes and no others.
+    pub subject_sha256: Sha256,
+    pub by: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A downloadable asset pinned by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    pub url: String,
+    pub sha256: Sha256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// Built or loaded by hand on each machine (development, demo); only the id is checked.
+    Local,
+    /// Pulled by digest (`reference` = `repo@sha256:...`).
+    Pull,
+    /// Loaded from a tarball (`url` + `sha256`).
+    Tarball,
+}
+
+/// The container image a cube runs, by id (the config digest `docker inspect` reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub id: String,
+    pub source: ImageSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tarball: Option<Asset>,
+}
+
+/// `mlcubes/<name>/v<N>/cube.toml`: one version of an MLCube, binding every asset by hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mlcube {
+    pub format: u32,
+    pub kind: String,
+    pub name: String,
+    pub version: u32,
+    pub owner: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// sha256 of `mlcube.yaml` in the same folder.
+    pub mlcube_yaml: Sha256,
+    /// sha256 of `parameters.yaml` in the same folder, when the cube has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_yaml: Option<Sha256>,
+    /// The additional-files tarball extracted into the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_files: Option<Asset>,
+    pub image: Image,
+}
+
+/// A reference to one cube version: name, version and the sha256 of its `cube.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CubeRef {
+    pub name: String,
+    pub version: u32,
+    pub sha256: Sha256,
+}
+
+/// A reference to one benchmark version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchRef {
+    pub name: String,
+    pub version: u32,
+    pub sha256: Sha256,
+}
+
+/// A reference to one dataset version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRef {
+    pub id: String,
+    pub version: u32,
+    pub sha256: Sha256,
+}
+
+/// How much of the results a release may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Release {
+    /// One score per model (the primary metric, aggregated across datasets).
+    Aggregate,
+    /// Every metric per model, aggregated across datasets.
+    PerModel,
+    /// Every model x dataset cell.
+    CrossProduct,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetNaming {
+    Shown,
+    Pseudonymised,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ranking {
+    HigherIsBetter,
+    LowerIsBetter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighting {
+    Equal,
+    /// Weighted by the `n` metric each result reports (its number of cases).
+    Size,
+}
+
+/// The committee's sharing policy, part of each benchmark version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub release: Release,
+    pub dataset_names: DatasetNaming,
+    /// A model is listed only once it has results on at least this many datasets.
+    pub min_datasets: u32,
+    pub primary_metric: String,
+    pub ranking: Ranking,
+    pub weighting: Weighting,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            release: Release::PerModel,
+            dataset_names: DatasetNaming::Pseudonymised,
+            min_datasets: 1,
+            primary_metric: "auc".into(),
+            ranking: Ranking::HigherIsBetter,
+            weighting: Weighting::Equal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// One step of a compatibility test or a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepReport {
+    /// `prepare`, `sanity_check`, `statistics`, `infer`, `evaluate`, ...
+    pub step: String,
+    /// The cube that ran it (name), or `cohort` for cohort's own checks.
+    pub cube: String,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub duration_ms: u64,
+}
+
+/// What a compatibility test did. Only steps (and, on public demo data, metrics) are public.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatReport {
+    /// What data it ran on: `demo:<sha256 of the demo tarball>` or `dataset:<id>`.
+    pub data: String,
+    pub ok: bool,
+    pub cohort_version: String,
+    pub steps: Vec<StepReport>,
+    /// Metrics on the public demo dataset; never present for private data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, f64>>,
+}
+
+/// `benchmarks/<name>/v<N>.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benchmark {
+    pub format: u32,
+    pub kind: String,
+    pub name: String,
+    pub version: u32,
+    pub owner: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Sha256>,
+    /// Handles of the committee; includes the owner.
+    pub committee: Vec<String>,
+    /// Distinct committee signatures a leaderboard release needs.
+    pub release_threshold: u32,
+    pub data_preparator: CubeRef,
+    pub reference_model: CubeRef,
+    pub metrics: CubeRef,
+    pub demo_dataset: Asset,
+    pub policy: Policy,
+    pub report: CompatReport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssocSubject {
+    Model,
+    Dataset,
+}
+
+/// `associations/<bench>/<model-NAME|dataset-ID>/v<N>.toml`: a request to join a benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Association {
+    pub format: u32,
+    pub kind: String,
+    pub benchmark: BenchRef,
+    pub subject: AssocSubject,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<CubeRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetRef>,
+    pub requested_by: String,
+    pub created: String,
+    pub report: CompatReport,
+    /// For datasets: the metrics of the compatibility run, sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
+}
+
+/// `associations/<bench>/model-<name>/priority-<n>.toml`: execution order set by the committee.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Priority {
+    pub format: u32,
+    pub kind: String,
+    pub benchmark: String,
+    pub model: String,
+    pub number: u32,
+    /// Higher runs first.
+    pub priority: i64,
+    pub by: String,
+    pub at: String,
+}
+
+/// `datasets/<id>/v<N>.toml`: metadata of a prepared dataset; the data never leaves the site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub format: u32,
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+    pub owner: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The benchmark it was prepared for.
+    pub benchmark: BenchRef,
+    pub preparator: CubeRef,
+    /// Content hash of the prepared data (docs/format.md "Dataset content hash").
+    pub content_sha256: Sha256,
+    /// `statistics.yaml` sealed to the committee and the owner.
+    pub statistics: Sealed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultStatus {
+    Ok,
+    Failed,
+}
+
+/// Where and how a model failed: no data, only what the committee needs to follow up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub duration_ms: u64,
+    /// `exit-code`, `timeout`, `malformed-output`, `cancelled`, ...
+    pub reason: String,
+}
+
+/// How a result was produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub cohort_version: String,
+    pub model_image: String,
+    pub metrics_image: String,
+    pub preparator_image: String,
+    pub infer_ms: u64,
+    pub evaluate_ms: u64,
+    /// The cache key the run was stored under (hash of every input's hash).
+    pub run_key: Sha256,
+    pub finished: String,
+}
+
+/// `results/<bench>/<dataset>/<model>/<n>.toml`: the signed manifest of one result or failure
+/// receipt. The values themselves are in the sealed payload `<n>.result.age`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultManifest {
+    pub format: u32,
+    pub kind: String,
+    pub number: u32,
+    pub benchmark: BenchRef,
+    pub dataset: DatasetRef,
+    pub model: CubeRef,
+    pub metrics: CubeRef,
+    pub preparator: CubeRef,
+    pub owner: String,
+    pub created: String,
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
+    pub provenance: Provenance,
+}
+
+/// Summary of one metric across datasets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSummary {
+    pub mean: f64,
+    /// Sample standard deviation across datasets (absent with one dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd: Option<f64>,
+    pub min: f64,
+    pub max: f64,
+    /// Number of datasets aggregated.
+    pub n: u32,
+}
+
+/// One model x dataset cell (cross-product releases only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    /// The dataset's name, or its pseudonym (`site-1`, ...) when the policy hides names.
+    pub dataset: String,
+    pub metrics: BTreeMap<String, f64>,
+    /// Registry path of the result manifest this cell comes from.
+    pub result: String,
+}
+
+/// A failure receipt shown on a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureNote {
+    pub dataset: String,
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub reason: String,
+    pub result: String,
+}
+
+/// One row of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub model: CubeRef,
+    pub owner: String,
+    /// Rank by the primary metric (ties share a rank); absent when not ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// Datasets with a successful result.
+    pub datasets: u32,
+    /// `listed`, or `below-minimum` when fewer datasets than the policy's minimum.
+    pub status: String,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, MetricSummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<Cell>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureNote>,
+}
+
+/// A result manifest a release covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Covered {
+    pub path: String,
+    pub sha256: Sha256,
+}
+
+/// `leaderboards/<bench>/<n>.toml`: a release, co-signed by the committee threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaderboard {
+    pub format: u32,
+    pub kind: String,
+    pub number: u32,
+    pub benchmark: BenchRef,
+    pub created: String,
+    pub by: String,
+    /// The policy applied (the narrowest of the policies the covered results were submitted under
+    /// decides what each cell may show; see docs/format.md).
+    pub policy: Policy,
+    pub results: Vec<Covered>,
+    pub entries: Vec<Entry>,
+}

@@ -1,0 +1,87 @@
+//! The verified-state file, kept under COHORT_HOME by registry id (outside any clone), so that
+//! deleting and re-cloning a registry does not forget which main was last verified: a remote
+//! that rewinds or rewrites history is refused (rollback and freeze protection).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Sha256;
+use crate::storage::{DirLock, Home, write_atomic};
+
+use super::{RegistryError, Result};
+
+/// What this machine knows about one registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub registry_id: String,
+    /// The newest main commit verified on this machine.
+    pub verified_commit: String,
+    pub verified_at: String,
+    /// How many first-parent commits that main had (where incremental verification resumes).
+    pub verified_length: usize,
+}
+
+/// The store of [`State`] files.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(home: &Home) -> StateStore {
+        StateStore {
+            dir: home.state_dir(),
+        }
+    }
+
+    fn path(&self, id: &Sha256) -> PathBuf {
+        self.dir.join(format!("{id}.toml"))
+    }
+
+    /// Holds the lock guarding one registry's state while verifying and recording.
+    pub fn lock(&self, id: &Sha256) -> Result<DirLock> {
+        DirLock::try_acquire(
+            &self.dir.join(format!("{id}.lock")),
+            &format!("registry {}", id.short()),
+        )
+        .map_err(|e| RegistryError::Refused(e.to_string()))
+    }
+
+    pub fn load(&self, id: &Sha256) -> Result<Option<State>> {
+        let p = self.path(id);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| RegistryError::Refused(format!("{}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RegistryError::Io { path: p, source: e }),
+        }
+    }
+
+    pub fn save(&self, state: &State) -> Result<()> {
+        let id: Sha256 = state.registry_id.parse().map_err(RegistryError::Refused)?;
+        let p = self.path(&id);
+        let text = toml::to_string(state).expect("state serializes");
+        write_atomic(&p, text.as_bytes()).map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
+    /// Every registry this machine has pinned.
+    pub fn all(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml")
+                && let Ok(text) = std::fs::read_to_string(&p)
+                && let Ok(s) = toml::from_str(&text)
+            {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}

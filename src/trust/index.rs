@@ -1,0 +1,384 @@
+//! The parsed contents of one registry tree: every file classified, every record parsed, and
+//! the lookups (versions by id, decisions by subject, signatures by file) that verification and
+//! the workflow share. Building an index checks only what one file can show on its own.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{self, AssocKey, DecisionKind, Record, RecordPath, Sha256, classify};
+
+use super::{EntryMode, Problem, Rule, Timeline, TreeRead, TrustError};
+
+/// One classified file.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub path: String,
+    pub rp: RecordPath,
+    pub sha256: Sha256,
+    pub intro: usize,
+    pub bytes: Vec<u8>,
+}
+
+type Versions = BTreeMap<u32, String>;
+
+/// Everything in a registry tree, parsed.
+#[derive(Debug, Default)]
+pub struct Index {
+    pub registry_id: Option<Sha256>,
+    pub files: BTreeMap<String, FileInfo>,
+    pub records: BTreeMap<String, Record>,
+    pub roots: Versions,
+    pub metas: Versions,
+    pub users: BTreeMap<String, Versions>,
+    pub grants: BTreeMap<String, Versions>,
+    pub cubes: BTreeMap<String, Versions>,
+    pub benchmarks: BTreeMap<String, Versions>,
+    pub associations: BTreeMap<(String, AssocKey), Versions>,
+    pub priorities: BTreeMap<(String, String), Versions>,
+    pub datasets: BTreeMap<String, Versions>,
+    pub results: BTreeMap<(String, String, String), Versions>,
+    pub leaderboards: BTreeMap<String, Versions>,
+    /// subject path -> decision paths
+    pub decisions: BTreeMap<String, Vec<String>>,
+    /// signed path -> (signer, signature path)
+    pub signatures: BTreeMap<String, Vec<(String, String)>>,
+    /// owner record path -> sealed payload paths
+    pub sealed: BTreeMap<String, Vec<String>>,
+    pub meta_files: Vec<String>,
+}
+
+fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.to_string(),
+        rule,
+        message: message.into(),
+        commit: None,
+    }
+}
+
+impl Index {
+    /// Reads and parses every file of `tree`. Files that cannot be classified, read or parsed
+    /// are reported and left out of the index.
+    pub fn build(
+        tree: &dyn TreeRead,
+        timeline: &Timeline,
+    ) -> Result<(Index, Vec<Problem>), TrustError> {
+        let mut ix = Index::default();
+        let mut problems = Vec::new();
+        let entries = tree.entries()?;
+        let mut lower: HashMap<String, String> = HashMap::new();
+        for e in &entries {
+            if let Some(other) = lower.insert(e.path.to_ascii_lowercase(), e.path.clone()) {
+                problems.push(problem(
+                    &e.path,
+                    Rule::DefaultDeny,
+                    format!(
+                        "differs from `{other}` only in case; ids are case-insensitively unique"
+                    ),
+                ));
+            }
+        }
+        for e in entries {
+            let p = &e.path;
+            match e.mode {
+                EntryMode::File => {}
+                EntryMode::Executable => {
+                    problems.push(problem(
+                        p,
+                        Rule::DefaultDeny,
+                        "is executable; registry files are plain files (chmod -x and commit)",
+                    ));
+                    continue;
+                }
+                EntryMode::Symlink => {
+                    problems.push(problem(
+                        p,
+                        Rule::DefaultDeny,
+                        "is a symbolic link; registries hold no links",
+                    ));
+                    continue;
+                }
+                EntryMode::Submodule => {
+                    problems.push(problem(
+                        p,
+                        Rule::DefaultDeny,
+                        "is a submodule; registries hold no submodules",
+                    ));
+                    continue;
+                }
+            }
+            let rp = match classify(p) {
+                Ok(rp) => rp,
+                Err(err) => {
+                    let msg = match &err {
+                        model::ModelError::UnknownPath { why, .. } => {
+                            format!("unknown file: {why}")
+                        }
+                        other => other.to_string(),
+                    };
+                    problems.push(problem(p, Rule::DefaultDeny, msg));
+                    continue;
+                }
+            };
+            let limit = model::size_limit(&rp);
+            if e.size as usize > limit {
+                problems.push(problem(
+                    p,
+                    Rule::Limits,
+                    format!(
+                        "is {} bytes, over the {limit}-byte limit for this kind of file",
+                        e.size
+                    ),
+                ));
+                continue;
+            }
+            let bytes = tree.read(p)?;
+            let info = FileInfo {
+                path: p.clone(),
+                rp: rp.clone(),
+                sha256: Sha256::of(&bytes),
+                intro: timeline.intro(p),
+                bytes,
+            };
+            if rp.kind().is_some() {
+                match model::parse_record(p, &rp, &info.bytes) {
+                    Ok(r) => {
+                        ix.records.insert(p.clone(), r);
+                    }
+                    Err(err) => {
+                        let rule = match err {
+                            model::ModelError::TooLarge { .. } => Rule::Limits,
+                            _ => Rule::Limits,
+                        };
+                        problems.push(problem(p, rule, strip_path(p, &err.to_string())));
+                    }
+                }
+            }
+            ix.add(p, &rp);
+            ix.files.insert(p.clone(), info);
+        }
+        if let Some(root1) = ix.files.get(&model::build::root(1)) {
+            ix.registry_id = Some(root1.sha256.clone());
+        }
+        Ok((ix, problems))
+    }
+
+    fn add(&mut self, p: &str, rp: &RecordPath) {
+        let p = p.to_string();
+        match rp {
+            RecordPath::Root { version } => {
+                self.roots.insert(*version, p);
+            }
+            RecordPath::Meta { version } => {
+                self.metas.insert(*version, p);
+            }
+            RecordPath::User { handle, version } => {
+                self.users
+                    .entry(handle.clone())
+                    .or_default()
+                    .insert(*version, p);
+            }
+            RecordPath::Grant { handle, number } => {
+                self.grants
+                    .entry(handle.clone())
+                    .or_default()
+                    .insert(*number, p);
+            }
+            RecordPath::Mlcube { name, version } => {
+                self.cubes
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*version, p);
+            }
+            RecordPath::MlcubeFile { .. } => {}
+            RecordPath::Benchmark { name, version } => {
+                self.benchmarks
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*version, p);
+            }
+            RecordPath::Association {
+                bench,
+                key,
+                version,
+            } => {
+                self.associations
+                    .entry((bench.clone(), key.clone()))
+                    .or_default()
+                    .insert(*version, p);
+            }
+            RecordPath::Priority {
+                bench,
+                model,
+                number,
+            } => {
+                self.priorities
+                    .entry((bench.clone(), model.clone()))
+                    .or_default()
+                    .insert(*number, p);
+            }
+            RecordPath::Dataset { id, version } => {
+                self.datasets
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(*version, p);
+            }
+            RecordPath::Result {
+                bench,
+                dataset,
+                model,
+                number,
+            } => {
+                self.results
+                    .entry((bench.clone(), dataset.clone(), model.clone()))
+                    .or_default()
+                    .insert(*number, p);
+            }
+            RecordPath::Leaderboard { bench, number } => {
+                self.leaderboards
+                    .entry(bench.clone())
+                    .or_default()
+                    .insert(*number, p);
+            }
+            RecordPath::Decision { subject, .. } => {
+                self.decisions.entry(subject.clone()).or_default().push(p);
+            }
+            RecordPath::Sealed { owner, .. } => {
+                self.sealed.entry(owner.clone()).or_default().push(p);
+            }
+            RecordPath::Signature { signed, signer } => {
+                self.signatures
+                    .entry(signed.clone())
+                    .or_default()
+                    .push((signer.clone(), p));
+            }
+            RecordPath::MetaFile => self.meta_files.push(p),
+        }
+    }
+
+    pub fn record(&self, path: &str) -> Option<&Record> {
+        self.records.get(path)
+    }
+    pub fn sha(&self, path: &str) -> Option<&Sha256> {
+        self.files.get(path).map(|f| &f.sha256)
+    }
+    pub fn intro(&self, path: &str) -> usize {
+        self.files.get(path).map(|f| f.intro).unwrap_or(usize::MAX)
+    }
+    pub fn bytes(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(|f| f.bytes.as_slice())
+    }
+
+    /// Decisions of `kind` about `subject` that bind its current bytes.
+    pub fn decisions_on<'a>(
+        &'a self,
+        subject: &str,
+        kind: DecisionKind,
+    ) -> Vec<(&'a str, &'a model::Decision)> {
+        let Some(sha) = self.sha(subject) else {
+            return Vec::new();
+        };
+        self.decisions
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| match self.records.get(p) {
+                Some(Record::Decision(d))
+                    if d.kind == kind.as_str() && &d.subject_sha256 == sha =>
+                {
+                    Some((p.as_str(), d))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The root in force at commit index `t` among the roots `valid` accepts.
+    pub fn root_at(&self, t: usize, valid: &dyn Fn(&str) -> bool) -> Option<&model::Root> {
+        self.roots
+            .values()
+            .rev()
+            .filter(|p| self.intro(p) <= t && valid(p))
+            .find_map(|p| match self.records.get(p) {
+                Some(Record::Root(r)) => Some(r),
+                _ => None,
+            })
+    }
+
+    /// The newest root (on a verified tree).
+    pub fn root(&self) -> Option<&model::Root> {
+        self.root_at(usize::MAX - 1, &|_| true)
+    }
+
+    pub fn is_admin_at(&self, handle: &str, t: usize, valid: &dyn Fn(&str) -> bool) -> bool {
+        self.root_at(t, valid)
+            .is_some_and(|r| r.admins.iter().any(|a| a.handle == handle))
+    }
+
+    /// A benchmark record by name and version.
+    pub fn benchmark(&self, name: &str, version: u32) -> Option<(&str, &model::Benchmark)> {
+        let p = self.benchmarks.get(name)?.get(&version)?;
+        match self.records.get(p) {
+            Some(Record::Benchmark(b)) => Some((p.as_str(), b)),
+            _ => None,
+        }
+    }
+
+    /// The newest version of a benchmark.
+    pub fn latest_benchmark(&self, name: &str) -> Option<(&str, &model::Benchmark)> {
+        let (v, _) = self.benchmarks.get(name)?.last_key_value()?;
+        self.benchmark(name, *v)
+    }
+
+    pub fn cube(&self, name: &str, version: u32) -> Option<(&str, &model::Mlcube)> {
+        let p = self.cubes.get(name)?.get(&version)?;
+        match self.records.get(p) {
+            Some(Record::Mlcube(c)) => Some((p.as_str(), c)),
+            _ => None,
+        }
+    }
+
+    pub fn latest_cube(&self, name: &str) -> Option<(&str, &model::Mlcube)> {
+        let (v, _) = self.cubes.get(name)?.last_key_value()?;
+        self.cube(name, *v)
+    }
+
+    pub fn dataset(&self, id: &str) -> Option<(&str, &model::Dataset)> {
+        let (_, p) = self.datasets.get(id)?.last_key_value()?;
+        match self.records.get(p) {
+            Some(Record::Dataset(d)) => Some((p.as_str(), d)),
+            _ => None,
+        }
+    }
+
+    pub fn user(&self, handle: &str) -> Option<(&str, &model::User)> {
+        let (_, p) = self.users.get(handle)?.last_key_value()?;
+        match self.records.get(p) {
+            Some(Record::User(u)) => Some((p.as_str(), u)),
+            _ => None,
+        }
+    }
+
+    /// Whether a reference to a cube version resolves to exactly those bytes.
+    pub fn resolves_cube(&self, r: &model::CubeRef) -> Option<&str> {
+        let p = self.cubes.get(&r.name)?.get(&r.version)?;
+        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+    }
+
+    pub fn resolves_bench(&self, r: &model::BenchRef) -> Option<&str> {
+        let p = self.benchmarks.get(&r.name)?.get(&r.version)?;
+        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+    }
+
+    pub fn resolves_dataset(&self, r: &model::DatasetRef) -> Option<&str> {
+        let p = self.datasets.get(&r.id)?.get(&r.version)?;
+        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+    }
+}
+
+/// Parser messages start with the path; problems already carry it.
+fn strip_path(path: &str, msg: &str) -> String {
+    msg.strip_prefix(path)
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(msg)
+        .to_string()
+}

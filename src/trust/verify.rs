@@ -1,0 +1,340 @@
+//! Whole-registry verification: builds the index, then checks every record kind in dependency
+//! order (roots, users, grants, cubes, benchmarks, datasets, associations, priorities, results,
+//! releases, meta), each kind's records in parallel, and collects every problem.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::model::{self, Kind, Record, Sha256};
+
+use super::index::Index;
+use super::keys::key_id;
+use super::sign::{self, SigProblem};
+use super::{Problem, Report, Rule, Timeline, TreeRead, TrustError};
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Files that entered main before this commit index were verified earlier: their
+    /// signatures are not checked again (everything else still is).
+    pub check_from: usize,
+    /// The registry id this clone pinned; a different root v1 is a problem.
+    pub expected_registry: Option<Sha256>,
+}
+
+pub(super) struct Ctx<'a> {
+    pub ix: &'a Index,
+    pub timeline: &'a Timeline,
+    pub opts: &'a VerifyOptions,
+    pub valid: HashSet<String>,
+    pub sigs_checked: AtomicUsize,
+}
+
+/// The outcome of checking one record.
+#[derive(Default)]
+pub(super) struct Verdict {
+    pub problems: Vec<Problem>,
+}
+
+impl Verdict {
+    pub fn fail(&mut self, path: &str, rule: Rule, msg: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_string(),
+            rule,
+            message: msg.into(),
+            commit: None,
+        });
+    }
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn is_valid(&self, path: &str) -> bool {
+        self.valid.contains(path)
+    }
+
+    pub fn intro(&self, path: &str) -> usize {
+        self.ix.intro(path)
+    }
+
+    /// Whether signatures of a file introduced at `t` must be checked cryptographically.
+    fn fresh(&self, t: usize) -> bool {
+        t >= self.opts.check_from
+    }
+
+    /// The key `handle` signs with at commit index `t`, among valid records: an admin's key
+    /// from the root in force, else the newest approved user version's key, unless revoked.
+    pub fn key_at(&self, handle: &str, t: usize) -> Option<minisign::PublicKey> {
+        let valid = |p: &str| self.is_valid(p);
+        if let Some(root) = self.ix.root_at(t, &valid)
+            && let Some(a) = root.admins.iter().find(|a| a.handle == handle)
+        {
+            return minisign::PublicKey::from_base64(&a.minisign).ok();
+        }
+        let versions = self.ix.users.get(handle)?;
+        let (_, user) = versions
+            .values()
+            .rev()
+            .filter(|p| self.is_valid(p) && self.intro(p) <= t)
+            .find_map(|p| match self.ix.record(p) {
+                Some(Record::User(u)) => Some((p, u)),
+                _ => None,
+            })?;
+        let pk = minisign::PublicKey::from_base64(&user.minisign).ok()?;
+        if self.key_revoked(handle, &key_id(&pk), t) {
+            return None;
+        }
+        Some(pk)
+    }
+
+    pub fn key_revoked(&self, handle: &str, key: &str, t: usize) -> bool {
+        self.ix
+            .grants
+            .get(handle)
+            .into_iter()
+            .flatten()
+            .any(|(_, p)| {
+                self.is_valid(p)
+                    && self.intro(p) <= t
+                    && matches!(self.ix.record(p), Some(Record::Grant(g))
+                    if g.action == model::GrantAction::RevokeKey && g.key.as_deref() == Some(key))
+            })
+    }
+
+    pub fn has_role(&self, handle: &str, role: model::Role, t: usize) -> bool {
+        let mut granted = false;
+        for p in self
+            .ix
+            .grants
+            .get(handle)
+            .into_iter()
+            .flatten()
+            .map(|(_, p)| p)
+        {
+            if !self.is_valid(p) || self.intro(p) > t {
+                continue;
+            }
+            if let Some(Record::Grant(g)) = self.ix.record(p)
+                && g.role == Some(role)
+            {
+                match g.action {
+                    model::GrantAction::GrantRole => granted = true,
+                    model::GrantAction::RevokeRole => granted = false,
+                    model::GrantAction::RevokeKey => {}
+                }
+            }
+        }
+        granted
+    }
+
+    /// Whether `handle` is a participant (approved user or admin) at `t`.
+    pub fn is_known(&self, handle: &str, t: usize) -> bool {
+        self.key_at(handle, t).is_some()
+    }
+
+    pub fn is_admin(&self, handle: &str, t: usize) -> bool {
+        self.ix.is_admin_at(handle, t, &|p| self.is_valid(p))
+    }
+
+    /// Checks every signature on `signed`. `key_for(signer, t)` gives the key a signer may sign
+    /// with at commit index `t`, or `Err(reason)` when that signer may not sign this file.
+    /// Returns the handles whose signatures count.
+    pub fn signatures(
+        &self,
+        signed: &str,
+        v: &mut Verdict,
+        key_for: &dyn Fn(&str, usize) -> Result<minisign::PublicKey, String>,
+    ) -> BTreeSet<String> {
+        let mut good = BTreeSet::new();
+        let Some(info) = self.ix.files.get(signed) else {
+            return good;
+        };
+        let kind = info.rp.kind().map(Kind::as_str).unwrap_or("file");
+        let registry = if signed == model::build::root(1) {
+            Some(info.sha256.clone())
+        } else {
+            self.ix.registry_id.clone()
+        };
+        for (signer, sig_path) in self.ix.signatures.get(signed).into_iter().flatten() {
+            let t = self.intro(sig_path);
+            let key = match key_for(signer, t) {
+                Ok(k) => k,
+                Err(why) => {
+                    v.fail(sig_path, Rule::Authority, why);
+                    continue;
+                }
+            };
+            if !self.fresh(t) && !self.fresh(info.intro) {
+                good.insert(signer.clone());
+                continue;
+            }
+            self.sigs_checked.fetch_add(1, Ordering::Relaxed);
+            let sig_bytes = self.ix.bytes(sig_path).unwrap_or_default();
+            let comment = match sign::verify(&key, sig_bytes, &info.bytes) {
+                Ok(c) => c,
+                Err(SigProblem::BadSignature) => {
+                    v.fail(signed, Rule::Signature, format!("signature by {signer} does not match the file's bytes (tampered file or signature)"));
+                    continue;
+                }
+                Err(p) => {
+                    v.fail(sig_path, Rule::Signature, p.to_string());
+                    continue;
+                }
+            };
+            let mut bad = Vec::new();
+            if Some(&comment.registry) != registry.as_ref() {
+                bad.push("was made for another registry".to_string());
+            }
+            if comment.path != signed {
+                bad.push(format!(
+                    "was made for `{}` (a signed file copied to another path?)",
+                    comment.path
+                ));
+            }
+            if comment.sha256 != info.sha256 {
+                bad.push("names other bytes than the file holds".to_string());
+            }
+            if comment.kind != kind {
+                bad.push(format!(
+                    "was made for a `{}` record, this is a `{kind}`",
+                    comment.kind
+                ));
+            }
+            if &comment.signer != signer {
+                bad.push(format!(
+                    "names signer `{}`, the file name says `{signer}`",
+                    comment.signer
+                ));
+            }
+            if comment.format != model::FORMAT_VERSION {
+                bad.push(format!("names format {}", comment.format));
+            }
+            if bad.is_empty() {
+                good.insert(signer.clone());
+            } else {
+                v.fail(
+                    sig_path,
+                    Rule::Signature,
+                    format!("the signature's trusted comment {}", bad.join("; ")),
+                );
+            }
+        }
+        good
+    }
+
+    /// Signed by exactly the one author `who`, with their key valid at signing time.
+    pub fn signed_by(&self, path: &str, who: &str, v: &mut Verdict) -> bool {
+        let good = self.signatures(path, v, &|signer, t| {
+            if signer != who {
+                return Err(format!("{signer} may not sign {path}; only {who} does"));
+            }
+            self.key_at(signer, t).ok_or_else(|| {
+                format!("{signer} had no valid key when this signature was merged (not admitted yet, or key revoked)")
+            })
+        });
+        if !good.contains(who) {
+            if !self.ix.signatures.contains_key(path) {
+                v.fail(
+                    path,
+                    Rule::Signature,
+                    format!("is not signed (needs a signature by {who})"),
+                );
+            } else if v.ok() {
+                v.fail(
+                    path,
+                    Rule::Signature,
+                    format!("has no valid signature by {who}"),
+                );
+            }
+            return false;
+        }
+        true
+    }
+}
+
+/// Verifies a registry tree. `timeline` says when each file entered main (use
+/// [`Timeline::flat`] for a bare tree). Returns the report and the index it built.
+pub fn verify(
+    tree: &dyn TreeRead,
+    timeline: &Timeline,
+    opts: &VerifyOptions,
+) -> Result<(Report, Index), TrustError> {
+    let (ix, mut problems) = Index::build(tree, timeline)?;
+    problems.extend(timeline.problems.iter().cloned());
+    let mut ctx = Ctx {
+        ix: &ix,
+        timeline,
+        opts,
+        valid: HashSet::new(),
+        sigs_checked: AtomicUsize::new(0),
+    };
+    match (&ix.registry_id, &opts.expected_registry) {
+        (None, _) => problems.push(Problem {
+            path: model::build::root(1),
+            rule: Rule::Root,
+            message: "is missing; every registry starts with a signed root".into(),
+            commit: None,
+        }),
+        (Some(id), Some(pinned)) if id != pinned => problems.push(Problem {
+            path: model::build::root(1),
+            rule: Rule::Rollback,
+            message: format!(
+                "registry id is {id}, but this clone pinned {pinned}: a different registry"
+            ),
+            commit: None,
+        }),
+        _ => {}
+    }
+    for stage in super::policy::STAGES {
+        let paths = (stage.select)(&ix);
+        if stage.sequential {
+            // Each item's validity feeds the next one's check (root rotation).
+            for p in paths {
+                let mut v = Verdict::default();
+                (stage.check)(&ctx, &p, &mut v);
+                if v.ok() {
+                    ctx.valid.insert(p);
+                }
+                problems.extend(v.problems);
+            }
+            continue;
+        }
+        let results: Vec<(String, Verdict)> = paths
+            .par_iter()
+            .map(|p| {
+                let mut v = Verdict::default();
+                (stage.check)(&ctx, p, &mut v);
+                (p.clone(), v)
+            })
+            .collect();
+        for (p, v) in results {
+            if v.ok() {
+                ctx.valid.insert(p);
+            }
+            problems.extend(v.problems);
+        }
+    }
+    super::policy::check_orphans(&ctx, &mut problems);
+    for p in &mut problems {
+        if p.commit.is_none()
+            && let Some(info) = ix.files.get(&p.path)
+        {
+            p.commit = timeline.commit(info.intro).map(str::to_string);
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    let report = Report {
+        registry_id: ix.registry_id.as_ref().map(|s| s.to_string()),
+        files: ix.files.len(),
+        records: ix.records.len(),
+        signatures_checked: ctx.sigs_checked.load(Ordering::Relaxed),
+        problems,
+    };
+    drop(ctx);
+    Ok((report, ix))
+}

@@ -1,0 +1,667 @@
+//! Identities in the registry: creating a registry with its admins, user requests and
+//! admissions, role grants, key revocations, root rotation and co-signing, and the view of who
+//! is who.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use crate::model::{self, FORMAT_VERSION, GrantAction, KeyHolder, Record, Role, Sha256, build};
+use crate::registry::{self, NewFile, Registry, State, StateStore, VERIFIED_REF};
+use crate::trust::{Index, Signer, keys, sign};
+
+use super::registry_ops::{self, Landed, Opened, Submitted, apply_to_main, land, submit};
+use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
+use super::{Ctx, Result, Unlock, WorkflowError};
+
+/// The files `registry init` lays down besides the root: (path, template text).
+pub const TEMPLATE: &[(&str, &str)] = &[
+    (
+        "README.md",
+        include_str!("../../registry-template/README.md"),
+    ),
+    (
+        ".gitattributes",
+        include_str!("../../registry-template/.gitattributes"),
+    ),
+    (
+        ".github/workflows/verify.yml",
+        include_str!("../../registry-template/.github/workflows/verify.yml"),
+    ),
+    (
+        ".github/workflows/pages.yml",
+        include_str!("../../registry-template/.github/workflows/pages.yml"),
+    ),
+    (
+        ".gitlab-ci.yml",
+        include_str!("../../registry-template/.gitlab-ci.yml"),
+    ),
+    (
+        "hooks/pre-receive",
+        include_str!("../../registry-template/hooks/pre-receive"),
+    ),
+];
+
+/// What `registry init` created.
+pub struct Initialized {
+    pub registry_id: Sha256,
+    pub path: PathBuf,
+    pub commit: Oid,
+}
+
+fn nonce(ctx: &Ctx, seed: &str) -> String {
+    let nanos = ctx
+        .now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut extra = [0u8; 16];
+    // Uniqueness, not secrecy: mix the clock, the pid and a fresh age key's public half.
+    let fresh = age::x25519::Identity::generate().to_public().to_string();
+    extra.copy_from_slice(&Sha256::of(fresh.as_bytes()).as_str().as_bytes()[..16]);
+    Sha256::of(
+        format!(
+            "{nanos}\n{}\n{seed}\n{}",
+            std::process::id(),
+            String::from_utf8_lossy(&extra)
+        )
+        .as_bytes(),
+    )
+    .as_str()[..32]
+        .to_string()
+}
+
+fn holder(p: &keys::PublicIdentity) -> KeyHolder {
+    KeyHolder {
+        handle: p.handle.clone(),
+        minisign: p.minisign.clone(),
+        age: p.age.clone(),
+    }
+}
+
+/// Creates a registry at `path` with a root naming `admins` (whose keys are in local storage),
+/// signed by all of them, plus the template files pinned by an admin-signed meta manifest.
+pub fn init_registry(
+    ctx: &Ctx,
+    path: &Path,
+    name: &str,
+    admins: &[String],
+    threshold: u32,
+    unlock: &mut Unlock,
+) -> Result<Initialized> {
+    if admins.is_empty() {
+        return Err(WorkflowError::Refused(
+            "a registry needs at least one admin (--admin)".into(),
+        ));
+    }
+    let mut holders = Vec::new();
+    for a in admins {
+        holders.push(holder(&keys::public(ctx.home, a)?));
+    }
+    let root = model::Root {
+        format: FORMAT_VERSION,
+        kind: "root".into(),
+        version: 1,
+        name: name.to_string(),
+        created: ctx.timestamp(),
+        nonce: nonce(ctx, &path.display().to_string()),
+        threshold,
+        previous: None,
+        admins: holders,
+    };
+    let root_path = build::root(1);
+    let root_bytes = model::to_bytes(&root);
+    let rp = model::classify(&root_path)?;
+    model::parse_record(&root_path, &rp, &root_bytes)?;
+    let id = Sha256::of(&root_bytes);
+    let mut signers = Vec::new();
+    for a in admins {
+        signers.push(unlock(a)?);
+    }
+    let mut files = vec![NewFile::new(root_path.clone(), root_bytes.clone())];
+    for s in &signers {
+        let sig = sign::sign(s, &id, &root_path, "root", &root_bytes)?;
+        files.push(NewFile::new(build::signature(&root_path, &s.handle), sig));
+    }
+    let mut meta_files = std::collections::BTreeMap::new();
+    for (p, text) in TEMPLATE {
+        let bytes = render_template(text, name, &id).into_bytes();
+        meta_files.insert(p.to_string(), Sha256::of(&bytes));
+        files.push(NewFile::new(*p, bytes));
+    }
+    let meta = model::Meta {
+        format: FORMAT_VERSION,
+        kind: "meta".into(),
+        version: 1,
+        created: ctx.timestamp(),
+        by: signers[0].handle.clone(),
+        files: meta_files,
+    };
+    files.extend(sign_all(
+        &signers[0],
+        &id,
+        vec![record_file(build::meta(1), &meta)],
+    )?);
+    let reg = registry::create(
+        path,
+        &files,
+        &format!("Create registry {name}"),
+        &signers[0].handle,
+    )?;
+    let commit = reg.main()?;
+    // The creator trusts what it just made: pin and record it.
+    registry::set_ref(reg.repo(), VERIFIED_REF, commit, "cohort registry init")?;
+    let opened = Opened {
+        reg,
+        id: id.clone(),
+    };
+    let outcome = registry_ops::verify_commit(ctx, &opened, commit, true)?;
+    if !outcome.report.is_clean() {
+        return Err(registry_ops::problems_error(
+            "the new registry does not verify (a bug)".into(),
+            outcome.report.problems,
+        ));
+    }
+    Ok(Initialized {
+        registry_id: id,
+        path: path.to_path_buf(),
+        commit,
+    })
+}
+
+fn render_template(text: &str, name: &str, id: &Sha256) -> String {
+    text.replace("{{name}}", name)
+        .replace("{{registry_id}}", id.as_str())
+        .replace("{{cohort_version}}", crate::VERSION)
+}
+
+/// Clones `url`, pins its registry id and verifies it.
+pub fn clone_registry(
+    ctx: &Ctx,
+    url: &str,
+    dest: &Path,
+    expected: &dyn Fn(&Sha256) -> Result<()>,
+) -> Result<(Opened, registry_ops::VerifyOutcome)> {
+    let transport = ctx.transport_for(url)?;
+    let task = ctx.reporter.begin("clone", None);
+    let cloned = registry::clone(url, dest, transport);
+    ctx.reporter.end(task, cloned.is_ok());
+    let reg = cloned?;
+    let main = reg.main()?;
+    let id = match reg.registry_id(main) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dest);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = expected(&id) {
+        let _ = std::fs::remove_dir_all(dest);
+        return Err(e);
+    }
+    let opened = Opened { reg, id };
+    let outcome = registry_ops::verify_commit(ctx, &opened, main, true)?;
+    if outcome.report.is_clean() {
+        registry::set_ref(
+            opened.reg.repo(),
+            VERIFIED_REF,
+            main,
+            "cohort registry clone",
+        )?;
+    }
+    Ok((opened, outcome))
+}
+
+/// Whether this machine has pinned `id` before.
+pub fn pinned(ctx: &Ctx, id: &Sha256) -> Result<Option<State>> {
+    Ok(StateStore::new(ctx.home).load(id)?)
+}
+
+/// Writes a request to join as `signer`'s handle (or a key rotation, when the handle exists).
+pub fn user_request(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    name: &str,
+    email: &str,
+) -> Result<Submitted> {
+    let ix = opened.index()?;
+    let handle = &signer.handle;
+    if ix
+        .root()
+        .is_some_and(|r| r.admins.iter().any(|a| &a.handle == handle))
+    {
+        return Err(WorkflowError::Refused(format!(
+            "{handle} is an admin of this registry; admins need no user record"
+        )));
+    }
+    let (version, previous) = match ix.users.get(handle).and_then(|v| v.last_key_value()) {
+        Some((v, p)) => (v + 1, ix.sha(p).cloned()),
+        None => (1, None),
+    };
+    if let Some((_, u)) = ix.user(handle)
+        && u.minisign == signer.public.minisign
+        && u.age == signer.public.age
+        && u.name == name
+        && u.email == email
+    {
+        return Err(WorkflowError::Refused(format!(
+            "{handle} is already registered with these keys and details"
+        )));
+    }
+    let user = model::User {
+        format: FORMAT_VERSION,
+        kind: "user".into(),
+        handle: handle.clone(),
+        version,
+        name: name.to_string(),
+        email: email.to_string(),
+        minisign: signer.public.minisign.clone(),
+        age: signer.public.age.clone(),
+        created: ctx.timestamp(),
+        previous,
+    };
+    let path = build::user(handle, version);
+    model::parse_record(&path, &model::classify(&path)?, &model::to_bytes(&user))?;
+    let branch = branch_name(
+        handle,
+        SubmissionKind::User,
+        &format!("{handle}-v{version}"),
+    );
+    submit(
+        ctx,
+        opened,
+        signer,
+        &branch,
+        vec![record_file(path, &user)],
+        vec![],
+        &format!("Request to join as {handle}"),
+    )
+}
+
+/// The pending submission branch whose subject is under `prefix` (e.g. `users/alice/`).
+pub fn branch_for(opened: &Opened, kind: SubmissionKind, prefix: &str) -> Result<String> {
+    let mut found: Vec<String> = registry_ops::submissions(opened)?
+        .into_iter()
+        .filter(|(s, _, _)| s.kind == kind && s.subject.starts_with(prefix))
+        .map(|(s, _, _)| s.branch)
+        .collect();
+    found.dedup();
+    match found.len() {
+        0 => Err(WorkflowError::NotFound(format!(
+            "no pending {} submission for {} (run `cohort registry sync` to fetch new ones)",
+            kind.as_str(),
+            prefix.trim_end_matches('/')
+        ))),
+        1 => Ok(found.remove(0)),
+        _ => Err(WorkflowError::Refused(format!(
+            "several pending submissions match: {}; name the branch",
+            found.join(", ")
+        ))),
+    }
+}
+
+/// Next free grant number for `handle`.
+fn next_grant(ix: &Index, handle: &str) -> u32 {
+    ix.grants
+        .get(handle)
+        .and_then(|m| m.last_key_value())
+        .map(|(n, _)| n + 1)
+        .unwrap_or(1)
+}
+
+/// Lands admin-threshold records directly when this admin meets the threshold, else proposes
+/// them on a branch for co-signing.
+fn land_or_propose(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    record: NewFile,
+    kind: SubmissionKind,
+    id: &str,
+    message: &str,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let threshold = ix.root().map(|r| r.threshold).unwrap_or(1);
+    if threshold <= 1 {
+        return Ok(Proposal::Landed(apply_to_main(
+            ctx,
+            opened,
+            signer,
+            vec![record],
+            message,
+        )?));
+    }
+    let branch = branch_name(&signer.handle, kind, id);
+    let files = sign_all(signer, &opened.id, vec![record])?;
+    let base = opened.view()?;
+    let commit = registry::commit_files(opened.reg.repo(), base, &files, message, &signer.handle)?;
+    registry::set_branch(opened.reg.repo(), &branch, commit, message)?;
+    Ok(Proposal::NeedsCosign { branch, threshold })
+}
+
+/// Where an admin-threshold record went.
+pub enum Proposal {
+    Landed(Landed),
+    NeedsCosign { branch: String, threshold: u32 },
+}
+
+/// Grants a role (admin).
+pub fn grant(
+    ctx: &Ctx,
+    opened: &Opened,
+    admin: &Signer,
+    handle: &str,
+    role: Role,
+    revoke: bool,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    if ix.user(handle).is_none() {
+        return Err(WorkflowError::NotFound(format!(
+            "{handle} is not a registered user (approve their request first)"
+        )));
+    }
+    let n = next_grant(&ix, handle);
+    let g = model::Grant {
+        format: FORMAT_VERSION,
+        kind: "grant".into(),
+        number: n,
+        handle: handle.to_string(),
+        action: if revoke {
+            GrantAction::RevokeRole
+        } else {
+            GrantAction::GrantRole
+        },
+        role: Some(role),
+        key: None,
+        reason: None,
+        by: admin.handle.clone(),
+        at: ctx.timestamp(),
+    };
+    let verb = if revoke { "revoke" } else { "grant" };
+    land_or_propose(
+        ctx,
+        opened,
+        admin,
+        record_file(build::grant(handle, n), &g),
+        SubmissionKind::Grant,
+        &format!("{handle}-{n}"),
+        &format!("{verb} {} to {handle}", role.as_str()),
+    )
+}
+
+/// Revokes a user's current key from the commit that merges the record (admin).
+pub fn revoke(
+    ctx: &Ctx,
+    opened: &Opened,
+    admin: &Signer,
+    handle: &str,
+    reason: Option<String>,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let (_, user) = ix
+        .user(handle)
+        .ok_or_else(|| WorkflowError::NotFound(format!("{handle} is not a registered user")))?;
+    let key = keys::key_id_of(&user.minisign)
+        .ok_or_else(|| WorkflowError::Refused(format!("{handle}'s key does not parse")))?;
+    let n = next_grant(&ix, handle);
+    let g = model::Grant {
+        format: FORMAT_VERSION,
+        kind: "grant".into(),
+        number: n,
+        handle: handle.to_string(),
+        action: GrantAction::RevokeKey,
+        role: None,
+        key: Some(key.clone()),
+        reason,
+        by: admin.handle.clone(),
+        at: ctx.timestamp(),
+    };
+    land_or_propose(
+        ctx,
+        opened,
+        admin,
+        record_file(build::grant(handle, n), &g),
+        SubmissionKind::Grant,
+        &format!("{handle}-{n}"),
+        &format!("revoke key {key} of {handle}"),
+    )
+}
+
+/// Proposes root version N+1 naming `admins` (current admins keep their keys; others come from
+/// their user record or local storage), signed by `signers`.
+pub fn rotate_root(
+    ctx: &Ctx,
+    opened: &Opened,
+    signers: &[Signer],
+    admins: &[String],
+    threshold: u32,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let current = ix
+        .root()
+        .ok_or_else(|| WorkflowError::Refused("this registry has no root".into()))?;
+    let mut holders = Vec::new();
+    for a in admins {
+        if let Some(h) = current.admins.iter().find(|h| &h.handle == a) {
+            holders.push(h.clone());
+        } else if let Some((_, u)) = ix.user(a) {
+            holders.push(KeyHolder {
+                handle: a.clone(),
+                minisign: u.minisign.clone(),
+                age: u.age.clone(),
+            });
+        } else {
+            holders.push(holder(&keys::public(ctx.home, a)?));
+        }
+    }
+    let version = current.version + 1;
+    let prev_path = build::root(current.version);
+    let root = model::Root {
+        format: FORMAT_VERSION,
+        kind: "root".into(),
+        version,
+        name: current.name.clone(),
+        created: ctx.timestamp(),
+        nonce: nonce(ctx, "rotate"),
+        threshold,
+        previous: ix.sha(&prev_path).cloned(),
+        admins: holders,
+    };
+    let path = build::root(version);
+    let bytes = model::to_bytes(&root);
+    model::parse_record(&path, &model::classify(&path)?, &bytes)?;
+    let mut files = vec![NewFile::new(path.clone(), bytes.clone())];
+    for s in signers {
+        files.push(NewFile::new(
+            build::signature(&path, &s.handle),
+            sign::sign(s, &opened.id, &path, "root", &bytes)?,
+        ));
+    }
+    let signed: BTreeSet<&str> = signers.iter().map(|s| s.handle.as_str()).collect();
+    let old_ok = current
+        .admins
+        .iter()
+        .filter(|a| signed.contains(a.handle.as_str()))
+        .count()
+        >= current.threshold as usize;
+    let new_ok = root
+        .admins
+        .iter()
+        .filter(|a| signed.contains(a.handle.as_str()))
+        .count()
+        >= threshold as usize;
+    let message = format!("rotate root to version {version}");
+    if old_ok && new_ok {
+        let landed = land(ctx, opened, &message, &|base| {
+            Ok(registry::commit_files(
+                opened.reg.repo(),
+                base,
+                &files,
+                &message,
+                &signers[0].handle,
+            )?)
+        })?;
+        return Ok(Proposal::Landed(landed));
+    }
+    let branch = branch_name(
+        &signers[0].handle,
+        SubmissionKind::Root,
+        &format!("v{version}"),
+    );
+    let commit = registry::commit_files(
+        opened.reg.repo(),
+        opened.view()?,
+        &files,
+        &message,
+        &signers[0].handle,
+    )?;
+    registry::set_branch(opened.reg.repo(), &branch, commit, &message)?;
+    Ok(Proposal::NeedsCosign {
+        branch,
+        threshold: current.threshold.max(threshold),
+    })
+}
+
+/// Adds `signer`'s signature to every record a pending branch proposes (root rotations,
+/// admin-threshold grants, leaderboard releases).
+pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Result<Vec<String>> {
+    let tip = opened
+        .reg
+        .branch_tip(branch)
+        .ok_or_else(|| WorkflowError::NotFound(format!("no branch `{branch}`")))?;
+    let base = opened
+        .reg
+        .repo()
+        .merge_base(opened.view()?, tip)
+        .map_err(registry::RegistryError::from)?;
+    let changes = opened.reg.changes(base, tip)?;
+    let tree = opened.reg.tree(tip)?;
+    let mut sigs = Vec::new();
+    for p in &changes.added {
+        let rp = model::classify(p)?;
+        let Some(kind) = rp.kind() else { continue };
+        if !matches!(
+            kind,
+            model::Kind::Root | model::Kind::Grant | model::Kind::Leaderboard
+        ) {
+            continue;
+        }
+        let sig_path = build::signature(p, &signer.handle);
+        if tree.contains(&sig_path) {
+            continue;
+        }
+        let bytes = tree.read_path(p)?;
+        sigs.push(NewFile::new(
+            sig_path,
+            sign::sign(signer, &opened.id, p, kind.as_str(), &bytes)?,
+        ));
+    }
+    if sigs.is_empty() {
+        return Err(WorkflowError::Refused(format!(
+            "{branch} has nothing {} can co-sign (already signed?)",
+            signer.handle
+        )));
+    }
+    let commit = registry::commit_files(
+        opened.reg.repo(),
+        tip,
+        &sigs,
+        &format!("co-sign by {}", signer.handle),
+        &signer.handle,
+    )?;
+    registry::set_branch(opened.reg.repo(), branch, commit, "cohort cosign")?;
+    if let Some(url) = opened.reg.remote_url()
+        && let Ok(t) = ctx.transport_for(&url)
+        && opened
+            .reg
+            .push(&[format!("+{commit}:refs/heads/{branch}")], t)
+            .is_ok()
+    {
+        registry::set_ref(
+            opened.reg.repo(),
+            &format!("refs/remotes/origin/{branch}"),
+            commit,
+            "cohort cosign",
+        )?;
+    }
+    Ok(sigs.into_iter().map(|f| f.path).collect())
+}
+
+/// One row of `user ls`.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub handle: String,
+    pub name: String,
+    pub email: String,
+    pub key_id: String,
+    pub admin: bool,
+    pub roles: Vec<String>,
+    pub revoked: bool,
+    pub version: u32,
+}
+
+/// Everyone in the registry (on a verified tree).
+pub fn users(ix: &Index) -> Vec<UserRow> {
+    let mut rows = Vec::new();
+    if let Some(root) = ix.root() {
+        for a in &root.admins {
+            rows.push(UserRow {
+                handle: a.handle.clone(),
+                name: String::new(),
+                email: String::new(),
+                key_id: keys::key_id_of(&a.minisign).unwrap_or_default(),
+                admin: true,
+                roles: vec!["admin".into()],
+                revoked: false,
+                version: root.version,
+            });
+        }
+    }
+    for handle in ix.users.keys() {
+        let Some((_, u)) = ix.user(handle) else {
+            continue;
+        };
+        let key_id = keys::key_id_of(&u.minisign).unwrap_or_default();
+        let mut roles = BTreeSet::new();
+        let mut revoked = false;
+        for p in ix.grants.get(handle).into_iter().flat_map(|m| m.values()) {
+            if let Some(Record::Grant(g)) = ix.record(p) {
+                match (g.action, g.role) {
+                    (GrantAction::GrantRole, Some(r)) => {
+                        roles.insert(r.as_str().to_string());
+                    }
+                    (GrantAction::RevokeRole, Some(r)) => {
+                        roles.remove(r.as_str());
+                    }
+                    (GrantAction::RevokeKey, _) if g.key.as_deref() == Some(key_id.as_str()) => {
+                        revoked = true
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(row) = rows.iter_mut().find(|r| &r.handle == handle) {
+            row.name = u.name.clone();
+            row.email = u.email.clone();
+            continue;
+        }
+        rows.push(UserRow {
+            handle: handle.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            key_id,
+            admin: false,
+            roles: roles.into_iter().collect(),
+            revoked,
+            version: u.version,
+        });
+    }
+    rows
+}
+
+/// Opens a registry from a path, for convenience.
+pub fn open_path(ctx: &Ctx, path: &Path) -> Result<Opened> {
+    registry_ops::open(ctx, Registry::open(path)?)
+}

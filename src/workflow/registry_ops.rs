@@ -1,0 +1,736 @@
+//! Registry-level operations shared by every workflow step: open a clone and check its pin,
+//! verify incrementally and record the result, sync with the remote (refusing rollbacks), land
+//! commits on main with push-and-retry, approve, reject and merge submissions, push pending
+//! branches, and report the state of submissions.
+
+use git2::Oid;
+
+use crate::model::{self, Decision, DecisionKind, Sha256, build};
+use crate::registry::{
+    self, MAIN_REF, MainUpdate, NewFile, REMOTE_MAIN_REF, Registry, RegistryError, State,
+    StateStore, Transport, VERIFIED_REF,
+};
+use crate::trust::{Problem, Report, Rule, Signer, VerifyOptions};
+
+use super::submission::{self, Submission, record_file, sign_all};
+use super::{Ctx, Result, WorkflowError};
+
+/// How many times a push that lost a race is retried (fetch, re-merge, re-verify).
+const PUSH_RETRIES: usize = 5;
+
+/// An open registry clone with its id.
+pub struct Opened {
+    pub reg: Registry,
+    pub id: Sha256,
+}
+
+impl Opened {
+    /// cohort's view of main: the verified ref.
+    pub fn view(&self) -> Result<Oid> {
+        Ok(self.reg.read_commit()?)
+    }
+    pub fn index(&self) -> Result<crate::trust::Index> {
+        Ok(self.reg.index_at(self.view()?)?.0)
+    }
+}
+
+/// Opens the registry at `path` (or the one containing it). A clone whose verified ref is
+/// missing is verified first, so reads always come from a verified commit.
+pub fn open(ctx: &Ctx, reg: Registry) -> Result<Opened> {
+    let main = reg.read_commit()?;
+    let id = reg.registry_id(main)?;
+    let opened = Opened { reg, id };
+    if opened.reg.ref_target(VERIFIED_REF).is_none() {
+        let outcome = verify_commit(ctx, &opened, main, true)?;
+        if !outcome.report.is_clean() {
+            return Err(problems_error(
+                format!(
+                    "{} does not verify; fix it before using it",
+                    opened.reg.display_path().display()
+                ),
+                outcome.report.problems,
+            ));
+        }
+    }
+    Ok(opened)
+}
+
+pub(super) fn problems_error(summary: String, problems: Vec<Problem>) -> WorkflowError {
+    WorkflowError::Problems { summary, problems }
+}
+
+/// The result of verifying one commit.
+pub struct VerifyOutcome {
+    pub report: Report,
+    pub commit: Oid,
+    /// Whether the state file now records this commit.
+    pub recorded: bool,
+}
+
+fn state_check_from(
+    opened: &Opened,
+    state: &Option<State>,
+    commit: Oid,
+    problems: &mut Vec<Problem>,
+) -> Result<usize> {
+    let Some(st) = state else { return Ok(0) };
+    let Ok(prev) = Oid::from_str(&st.verified_commit) else {
+        return Ok(0);
+    };
+    let repo = opened.reg.repo();
+    if prev == commit {
+        return Ok(st.verified_length);
+    }
+    let known = repo.find_commit(prev).is_ok();
+    if known && repo.graph_descendant_of(commit, prev).unwrap_or(false) {
+        return Ok(st.verified_length);
+    }
+    problems.push(Problem {
+        path: "main".into(),
+        rule: Rule::Rollback,
+        message: format!(
+            "commit {} does not descend from {}, the main this machine verified last: history was rewritten or rolled back",
+            registry::short(commit),
+            &st.verified_commit[..10]
+        ),
+        commit: Some(commit.to_string()),
+    });
+    Ok(0)
+}
+
+/// Verifies main's history up to `commit`, incrementally from the recorded state. With
+/// `record`, a clean result is recorded as the newest verified shared main.
+pub fn verify_commit(
+    ctx: &Ctx,
+    opened: &Opened,
+    commit: Oid,
+    record: bool,
+) -> Result<VerifyOutcome> {
+    let store = StateStore::new(ctx.home);
+    let state = store.load(&opened.id)?;
+    let mut extra = Vec::new();
+    let check_from = state_check_from(opened, &state, commit, &mut extra)?;
+    let task = ctx.reporter.begin("verify", None);
+    let opts = VerifyOptions {
+        check_from,
+        expected_registry: Some(opened.id.clone()),
+    };
+    let (mut report, _, tl) = opened.reg.verify(commit, &opts)?;
+    report.problems.extend(extra);
+    ctx.reporter.end(task, report.is_clean());
+    let mut recorded = false;
+    if record && report.is_clean() {
+        let _lock = store.lock(&opened.id)?;
+        store.save(&State {
+            registry_id: opened.id.to_string(),
+            verified_commit: commit.to_string(),
+            verified_at: ctx.timestamp(),
+            verified_length: tl.commits.len(),
+        })?;
+        recorded = true;
+    }
+    Ok(VerifyOutcome {
+        report,
+        commit,
+        recorded,
+    })
+}
+
+/// Verifies a proposed change `base..head` (a pull request).
+pub fn verify_range(opened: &Opened, base: Oid, head: Oid) -> Result<Report> {
+    let repo = opened.reg.repo();
+    if !repo
+        .graph_descendant_of(head, base)
+        .map_err(RegistryError::from)?
+        && head != base
+    {
+        let mb = repo.merge_base(base, head).map_err(RegistryError::from)?;
+        if mb != base {
+            // A PR branch built on an older main: check what it adds on top of the merge base,
+            // under today's main, by merging it in memory.
+            let merged = registry::merge(repo, base, head, "verify --range (in memory)", "cohort")?;
+            let opts = VerifyOptions {
+                check_from: 0,
+                expected_registry: Some(opened.id.clone()),
+            };
+            return Ok(opened.reg.verify_range(base, merged, &opts)?.0);
+        }
+    }
+    let opts = VerifyOptions {
+        check_from: 0,
+        expected_registry: Some(opened.id.clone()),
+    };
+    let (report, _) = opened.reg.verify_range(base, head, &opts)?;
+    Ok(report)
+}
+
+/// What happened when landing a commit on main.
+#[derive(Debug, Clone)]
+pub struct Landed {
+    pub commit: Oid,
+    pub main: MainUpdate,
+    /// Pushed to origin; `None` when there is no remote.
+    pub pushed: Option<bool>,
+    /// Why the push did not happen (offline).
+    pub offline: Option<String>,
+}
+
+/// The outcome of a sync.
+pub struct Synced {
+    pub remote_main: Option<Oid>,
+    pub view: Oid,
+    pub new_commits: usize,
+    pub unpushed: usize,
+    pub main: MainUpdate,
+}
+
+/// Replays the first-parent commits `from..to` (cohort's own additions) onto `onto`.
+fn replay(opened: &Opened, from: Oid, to: Oid, onto: Oid) -> Result<Oid> {
+    let repo = opened.reg.repo();
+    let mut commits = Vec::new();
+    let mut cur = repo.find_commit(to).map_err(RegistryError::from)?;
+    while cur.id() != from {
+        commits.push(cur.id());
+        cur = cur.parent(0).map_err(|_| {
+            WorkflowError::Refused(
+                "cannot replay local commits: they do not descend from the remote's main".into(),
+            )
+        })?;
+    }
+    commits.reverse();
+    let mut base = onto;
+    for c in commits {
+        let commit = repo.find_commit(c).map_err(RegistryError::from)?;
+        let msg = commit.message().unwrap_or("cohort").to_string();
+        let parent = commit.parent_id(0).map_err(RegistryError::from)?;
+        let changes = opened.reg.changes(parent, c)?;
+        let tree = opened.reg.tree(c)?;
+        let mut files = Vec::new();
+        for p in &changes.added {
+            files.push(NewFile::new(p.clone(), tree.read_path(p)?));
+        }
+        base = registry::commit_files(repo, base, &files, &msg, "cohort")?;
+        if let Ok(second) = commit.parent_id(1) {
+            // Keep the submission branch in the history, as the original merge did.
+            let tree_oid = repo
+                .find_commit(base)
+                .map_err(RegistryError::from)?
+                .tree_id();
+            let tree = repo.find_tree(tree_oid).map_err(RegistryError::from)?;
+            let first = repo
+                .find_commit(base)
+                .map_err(RegistryError::from)?
+                .parent_id(0)
+                .map_err(RegistryError::from)?;
+            let p1 = repo.find_commit(first).map_err(RegistryError::from)?;
+            let p2 = repo.find_commit(second).map_err(RegistryError::from)?;
+            let sig = commit.author().to_owned();
+            base = repo
+                .commit(None, &sig, &sig, &msg, &tree, &[&p1, &p2])
+                .map_err(RegistryError::from)?;
+        }
+    }
+    Ok(base)
+}
+
+/// Moves cohort's view (and local main, when safe) to `new`.
+fn set_view(opened: &Opened, new: Oid, log: &str) -> Result<MainUpdate> {
+    let repo = opened.reg.repo();
+    registry::set_ref(repo, VERIFIED_REF, new, log)?;
+    let current = opened.reg.ref_target(MAIN_REF);
+    Ok(registry::advance_main(repo, current, new, log)?)
+}
+
+/// Fetches origin, refuses a remote main that rewinds or replaces what this machine verified,
+/// verifies the new commits, and brings cohort's view and local main up to date.
+pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
+    let view = opened.view()?;
+    let Some(url) = opened.reg.remote_url() else {
+        // No remote: the view is the shared main.
+        let main = set_view(opened, view, "cohort sync")?;
+        return Ok(Synced {
+            remote_main: None,
+            view,
+            new_commits: 0,
+            unpushed: 0,
+            main,
+        });
+    };
+    let transport = ctx.transport_for(&url)?;
+    let task = ctx.reporter.begin("fetch", None);
+    let fetched = opened.reg.fetch(transport);
+    ctx.reporter.end(task, fetched.is_ok());
+    fetched?;
+    let remote = opened
+        .reg
+        .ref_target(REMOTE_MAIN_REF)
+        .ok_or_else(|| WorkflowError::Refused(format!("remote {url} has no main branch")))?;
+    let remote_id = opened.reg.registry_id(remote)?;
+    if remote_id != opened.id {
+        return Err(WorkflowError::Refused(format!(
+            "remote {url} serves registry {}, not {} which this clone pinned; refusing to sync",
+            remote_id.short(),
+            opened.id.short()
+        )));
+    }
+    let outcome = verify_commit(ctx, opened, remote, true)?;
+    if !outcome.report.is_clean() {
+        return Err(problems_error(
+            format!(
+                "the remote's main ({}) does not verify; nothing was changed locally",
+                registry::short(remote)
+            ),
+            outcome.report.problems,
+        ));
+    }
+    let repo = opened.reg.repo();
+    let count = |from: Oid, to: Oid| -> usize {
+        let mut walk = match repo.revwalk() {
+            Ok(w) => w,
+            Err(_) => return 0,
+        };
+        let _ = walk.push(to);
+        let _ = walk.hide(from);
+        walk.simplify_first_parent().ok();
+        walk.count()
+    };
+    let new_commits = count(view, remote);
+    let (new_view, unpushed) =
+        if view == remote || repo.graph_descendant_of(remote, view).unwrap_or(false) {
+            (remote, 0)
+        } else if repo.graph_descendant_of(view, remote).unwrap_or(false) {
+            (view, count(remote, view))
+        } else {
+            let base = repo.merge_base(view, remote).map_err(RegistryError::from)?;
+            let replayed = replay(opened, base, view, remote)?;
+            let report = verify_range(opened, remote, replayed)?;
+            if !report.is_clean() {
+                return Err(problems_error(
+                    "your unpushed changes no longer verify on top of the remote's main".into(),
+                    report.problems,
+                ));
+            }
+            (replayed, count(remote, replayed))
+        };
+    let main = set_view(opened, new_view, "cohort sync")?;
+    Ok(Synced {
+        remote_main: Some(remote),
+        view: new_view,
+        new_commits,
+        unpushed,
+        main,
+    })
+}
+
+/// Builds a commit on top of cohort's view with `make(base)`, verifies it as a change to main,
+/// moves the view and local main, and pushes main (retrying after a fetch when another
+/// maintainer pushed first). Offline, the commit stays local and is pushed later.
+pub fn land(
+    ctx: &Ctx,
+    opened: &Opened,
+    what: &str,
+    make: &dyn Fn(Oid) -> Result<Oid>,
+) -> Result<Landed> {
+    let url = opened.reg.remote_url();
+    let mut offline = None;
+    if url.is_some() {
+        match sync(ctx, opened) {
+            Ok(_) => {}
+            Err(e) if e.is_environment() => offline = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    for attempt in 0..=PUSH_RETRIES {
+        let base = opened.view()?;
+        let new = make(base)?;
+        let report = verify_range(opened, base, new)?;
+        if !report.is_clean() {
+            return Err(problems_error(
+                format!("{what} does not verify; nothing was merged"),
+                report.problems,
+            ));
+        }
+        let main = set_view(opened, new, &format!("cohort: {what}"))?;
+        let Some(url) = &url else {
+            let store = StateStore::new(ctx.home);
+            verify_commit(ctx, opened, new, true)?;
+            let _ = store;
+            return Ok(Landed {
+                commit: new,
+                main,
+                pushed: None,
+                offline: None,
+            });
+        };
+        if offline.is_some() {
+            return Ok(Landed {
+                commit: new,
+                main,
+                pushed: Some(false),
+                offline,
+            });
+        }
+        let transport = ctx.transport_for(url)?;
+        match opened.reg.push(&[format!("{new}:{MAIN_REF}")], transport) {
+            Ok(()) => {
+                registry::set_ref(opened.reg.repo(), REMOTE_MAIN_REF, new, "cohort push")?;
+                verify_commit(ctx, opened, new, true)?;
+                return Ok(Landed {
+                    commit: new,
+                    main,
+                    pushed: Some(true),
+                    offline: None,
+                });
+            }
+            Err(RegistryError::PushRejected {
+                non_fast_forward: true,
+                ..
+            }) if attempt < PUSH_RETRIES => {
+                ctx.reporter.note(&format!(
+                    "someone pushed main first; fetching and merging again (attempt {})",
+                    attempt + 2
+                ));
+                // Drop our unpushed commit and rebuild on the new remote main.
+                registry::set_ref(opened.reg.repo(), VERIFIED_REF, base, "cohort: retry")?;
+                sync(ctx, opened)?;
+            }
+            Err(e) if e.is_environment() => {
+                return Ok(Landed {
+                    commit: new,
+                    main,
+                    pushed: Some(false),
+                    offline: Some(e.to_string()),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WorkflowError::Refused(format!(
+        "{what}: gave up after {PUSH_RETRIES} retries; main moves too fast, try again"
+    )))
+}
+
+/// Adds a maintainer's own records (grants, decisions, priorities) straight to main.
+pub fn apply_to_main(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    records: Vec<NewFile>,
+    message: &str,
+) -> Result<Landed> {
+    let files = sign_all(signer, &opened.id, records)?;
+    land(ctx, opened, message, &|base| {
+        Ok(registry::commit_files(
+            opened.reg.repo(),
+            base,
+            &files,
+            message,
+            &signer.handle,
+        )?)
+    })
+}
+
+/// Result of writing a submission.
+pub struct Submitted {
+    pub branch: String,
+    pub commit: Oid,
+    pub files: Vec<String>,
+}
+
+/// Signs `records` and writes them as a submission branch from cohort's view of main.
+pub fn submit(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    branch: &str,
+    records: Vec<NewFile>,
+    extra: Vec<NewFile>,
+    message: &str,
+) -> Result<Submitted> {
+    let mut files = sign_all(signer, &opened.id, records)?;
+    files.extend(extra);
+    let base = opened.view()?;
+    // A submission must verify on its own apart from the approval it waits for.
+    let commit = submission::commit_submission(
+        ctx,
+        &opened.reg,
+        base,
+        branch,
+        &files,
+        message,
+        &signer.handle,
+    )?;
+    let report = verify_range(opened, base, commit)?;
+    let blocking: Vec<Problem> = report
+        .problems
+        .into_iter()
+        .filter(|p| !(p.rule == Rule::Approval && p.message.contains("without")))
+        .collect();
+    if !blocking.is_empty() {
+        let _ = opened
+            .reg
+            .repo()
+            .find_reference(&format!("refs/heads/{branch}"))
+            .and_then(|mut r| r.delete());
+        return Err(problems_error(
+            format!("{message}: the submission does not verify; nothing was written"),
+            blocking,
+        ));
+    }
+    Ok(Submitted {
+        branch: branch.to_string(),
+        commit,
+        files: files.into_iter().map(|f| f.path).collect(),
+    })
+}
+
+/// A decision record about `sub`'s subject, by `signer`.
+fn decision_file(
+    ctx: &Ctx,
+    sub: &Submission,
+    signer: &Signer,
+    kind: DecisionKind,
+    reason: Option<String>,
+) -> NewFile {
+    let d = Decision {
+        format: model::FORMAT_VERSION,
+        kind: kind.as_str().into(),
+        subject: sub.subject.clone(),
+        subject_sha256: sub.subject_sha256.clone(),
+        by: signer.handle.clone(),
+        at: ctx.timestamp(),
+        reason,
+    };
+    record_file(build::decision(&sub.subject, kind, &signer.handle), &d)
+}
+
+/// Finds a submission branch and reads what it proposes.
+pub fn find_submission(opened: &Opened, branch: &str) -> Result<Submission> {
+    let tip = opened.reg.branch_tip(branch).ok_or_else(|| {
+        WorkflowError::NotFound(format!(
+            "no submission branch `{branch}` (run `cohort registry sync` to fetch new ones)"
+        ))
+    })?;
+    submission::describe(&opened.reg, opened.view()?, branch, tip)
+}
+
+/// All submission branches (local and fetched), read back, newest view of each.
+pub fn submissions(opened: &Opened) -> Result<Vec<(Submission, bool, bool)>> {
+    let view = opened.view()?;
+    let local = opened.reg.submission_branches(false)?;
+    let remote = opened.reg.submission_branches(true)?;
+    let mut names: Vec<String> = local
+        .iter()
+        .chain(remote.iter())
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let l = local.iter().find(|(n, _)| n == &name).map(|(_, o)| *o);
+        let r = remote.iter().find(|(n, _)| n == &name).map(|(_, o)| *o);
+        let tip = l.or(r).expect("name came from one of the lists");
+        if let Ok(sub) = submission::describe(&opened.reg, view, &name, tip) {
+            out.push((sub, l.is_some(), r.is_some() && r == l.or(r)));
+        }
+    }
+    Ok(out)
+}
+
+/// Approves a submission: the signed approval goes on top of its branch, which is merged
+/// (no fast-forward) into main and pushed. With `merge == false` (forge mode) the approval is
+/// pushed onto the branch and the pull request's merge button does the rest.
+pub fn approve(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    branch: &str,
+    merge: bool,
+) -> Result<(Submission, Option<Landed>)> {
+    let sub = find_submission(opened, branch)?;
+    let decision = sign_all(
+        signer,
+        &opened.id,
+        vec![decision_file(
+            ctx,
+            &sub,
+            signer,
+            DecisionKind::Approval,
+            None,
+        )],
+    )?;
+    let approved_tip = registry::commit_files(
+        opened.reg.repo(),
+        sub.tip,
+        &decision,
+        &format!("approve {}", sub.subject),
+        &signer.handle,
+    )?;
+    if !merge {
+        let base = opened.view()?;
+        let merged = registry::merge(
+            opened.reg.repo(),
+            base,
+            approved_tip,
+            "check",
+            &signer.handle,
+        )?;
+        let report = verify_range(opened, base, merged)?;
+        if !report.is_clean() {
+            return Err(problems_error(
+                format!("approving {branch} would not verify; nothing was pushed"),
+                report.problems,
+            ));
+        }
+        registry::set_branch(
+            opened.reg.repo(),
+            branch,
+            approved_tip,
+            "cohort approve --no-merge",
+        )?;
+        if let Some(url) = opened.reg.remote_url() {
+            opened.reg.push(
+                &[format!("{approved_tip}:refs/heads/{branch}")],
+                ctx.transport_for(&url)?,
+            )?;
+        }
+        return Ok((sub, None));
+    }
+    let message = format!("Merge {branch}: approve {}", sub.subject);
+    let landed = land(ctx, opened, &message, &|base| {
+        Ok(registry::merge(
+            opened.reg.repo(),
+            base,
+            approved_tip,
+            &message,
+            &signer.handle,
+        )?)
+    })?;
+    cleanup_branch(ctx, opened, branch, landed.pushed == Some(true));
+    Ok((sub, Some(landed)))
+}
+
+/// Merges a submission that needs no approval (cubes, datasets, results) once it verifies.
+pub fn merge_submission(
+    ctx: &Ctx,
+    opened: &Opened,
+    who: &str,
+    branch: &str,
+) -> Result<(Submission, Landed)> {
+    let sub = find_submission(opened, branch)?;
+    if sub.kind.needs_approval() {
+        return Err(WorkflowError::Refused(format!(
+            "{branch} proposes a {} and needs a signed approval; use the matching `approve` command",
+            sub.kind.as_str()
+        )));
+    }
+    let message = format!("Merge {branch}: {}", sub.subject);
+    let tip = sub.tip;
+    let landed = land(ctx, opened, &message, &|base| {
+        Ok(registry::merge(
+            opened.reg.repo(),
+            base,
+            tip,
+            &message,
+            who,
+        )?)
+    })?;
+    cleanup_branch(ctx, opened, branch, landed.pushed == Some(true));
+    Ok((sub, landed))
+}
+
+/// Rejects a submission: a signed rejection record lands on main; the branch is deleted.
+pub fn reject(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    branch: &str,
+    reason: Option<String>,
+) -> Result<(Submission, Landed)> {
+    let sub = find_submission(opened, branch)?;
+    let record = decision_file(ctx, &sub, signer, DecisionKind::Rejection, reason);
+    let landed = apply_to_main(
+        ctx,
+        opened,
+        signer,
+        vec![record],
+        &format!("reject {}", sub.subject),
+    )?;
+    cleanup_branch(ctx, opened, branch, landed.pushed == Some(true));
+    Ok((sub, landed))
+}
+
+fn cleanup_branch(ctx: &Ctx, opened: &Opened, branch: &str, online: bool) {
+    let repo = opened.reg.repo();
+    if let Ok(mut r) = repo.find_reference(&format!("refs/heads/{branch}")) {
+        let _ = r.delete();
+    }
+    if online
+        && let (Some(url), Ok(mut r)) = (
+            opened.reg.remote_url(),
+            repo.find_reference(&format!("refs/remotes/origin/{branch}")),
+        )
+        && let Ok(t) = ctx.transport_for(&url)
+        && opened.reg.delete_remote_branch(branch, t).is_ok()
+    {
+        let _ = r.delete();
+    }
+}
+
+/// Pushes pending submission branches (all of `handle`'s, or the one named) and unpushed
+/// commits on main. Returns the branches pushed.
+pub fn push(
+    ctx: &Ctx,
+    opened: &Opened,
+    handle: Option<&str>,
+    branch: Option<&str>,
+) -> Result<(Vec<String>, Option<Landed>)> {
+    let url = opened
+        .reg
+        .remote_url()
+        .ok_or_else(|| WorkflowError::Refused("this registry has no remote to push to".into()))?;
+    let transport: Transport = ctx.transport_for(&url)?;
+    let mut pushed = Vec::new();
+    for (name, tip) in opened.reg.submission_branches(false)? {
+        let mine = handle.is_none_or(|h| name.starts_with(&format!("submit/{h}/")));
+        if branch.is_some_and(|b| b != name) || (branch.is_none() && !mine) {
+            continue;
+        }
+        if opened
+            .reg
+            .ref_target(&format!("refs/remotes/origin/{name}"))
+            == Some(tip)
+        {
+            continue;
+        }
+        // Own submission branches are rebuilt from the newest main when re-submitted, so they
+        // may move sideways: force is limited to this one branch.
+        opened
+            .reg
+            .push(&[format!("+{tip}:refs/heads/{name}")], transport)?;
+        registry::set_ref(
+            opened.reg.repo(),
+            &format!("refs/remotes/origin/{name}"),
+            tip,
+            "cohort push",
+        )?;
+        pushed.push(name);
+    }
+    if let Some(b) = branch
+        && !pushed.iter().any(|p| p == b)
+        && opened.reg.ref_target(&format!("refs/heads/{b}")).is_none()
+    {
+        return Err(WorkflowError::NotFound(format!(
+            "no local submission branch `{b}`"
+        )));
+    }
+    let view = opened.view()?;
+    let remote_main = opened.reg.ref_target(REMOTE_MAIN_REF);
+    let landed = if remote_main != Some(view) {
+        Some(land(ctx, opened, "push main", &|base| Ok(base))?)
+    } else {
+        None
+    };
+    Ok((pushed, landed))
+}
