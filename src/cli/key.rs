@@ -70,20 +70,18 @@ pub fn run(settings: &Settings, args: KeyArgs) -> CliResult {
                 }
                 Some(p)
             };
-            let public = keys::generate(
-                &settings.home,
-                &handle,
-                pass.as_deref(),
-                SystemTime::now(),
-            )
-            .map_err(|e| match e {
+            let public =
+                keys::generate(&settings.home, &handle, pass.as_deref(), SystemTime::now())
+                    .map_err(|e| {
+                        match e {
                 cohort::trust::TrustError::Key(m) if m.contains("passphrase is empty") => {
                     CliError::user(m).hint(
                         "set COHORT_PASSPHRASE, use --passphrase-file, or pass --no-passphrase",
                     )
                 }
                 other => other.into(),
-            })?;
+            }
+                    })?;
             if ui.json {
                 ui.json(&KeyJson::from(public));
             } else {

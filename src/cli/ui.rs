@@ -142,17 +142,17 @@ impl Reporter for BarReporter {
             let elapsed = b.elapsed();
             b.finish_and_clear();
             self.multi.remove(&b);
-            if !self.ui.quiet {
-                let mark = if ok {
-                    self.ui.paint("ok", "32")
+            // Quick steps stay silent; slow ones leave a line saying how long they took.
+            if !self.ui.quiet && ok && elapsed.as_secs_f64() >= 1.0 {
+                let line = format!(
+                    "{} {label} ({:.1}s)",
+                    self.ui.paint("done", "32"),
+                    elapsed.as_secs_f64()
+                );
+                if self.ui.progress {
+                    let _ = self.multi.println(line);
                 } else {
-                    self.ui.paint("failed", "31")
-                };
-                let _ = self
-                    .multi
-                    .println(format!("{mark} {label} ({:.1}s)", elapsed.as_secs_f64()));
-                if !self.ui.progress {
-                    eprintln!("{mark} {label} ({:.1}s)", elapsed.as_secs_f64());
+                    eprintln!("{line}");
                 }
             }
         }

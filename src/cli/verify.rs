@@ -71,9 +71,15 @@ fn render(settings: &Settings, what: &str, commit: String, report: &Report) -> C
             ui.out(problem_line(p));
         }
         if report.is_clean() {
+            let sigs = match report.signatures_checked {
+                0 => {
+                    "no new signatures (everything was verified on this machine before)".to_string()
+                }
+                n => format!("{n} signatures checked"),
+            };
             ui.status(format!(
-                "{what} verifies: {} files, {} records, {} signatures checked",
-                report.files, report.records, report.signatures_checked
+                "{what} verifies: {} files, {} records, {sigs}",
+                report.files, report.records
             ));
         }
     }

@@ -68,13 +68,15 @@ impl Index {
         let mut lower: HashMap<String, String> = HashMap::new();
         for e in &entries {
             if let Some(other) = lower.insert(e.path.to_ascii_lowercase(), e.path.clone()) {
-                problems.push(problem(
-                    &e.path,
-                    Rule::DefaultDeny,
-                    format!(
-                        "differs from `{other}` only in case; ids are case-insensitively unique"
-                    ),
-                ));
+                for (a, b) in [(&e.path, &other), (&other, &e.path)] {
+                    problems.push(problem(
+                        a,
+                        Rule::DefaultDeny,
+                        format!(
+                            "differs from `{b}` only in case; ids are case-insensitively unique"
+                        ),
+                    ));
+                }
             }
         }
         for e in entries {

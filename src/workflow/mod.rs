@@ -16,7 +16,7 @@ use crate::registry::{RegistryError, Transport};
 use crate::storage::Home;
 use crate::trust::{Problem, TrustError};
 
-pub use submission::{Submission, SubmissionKind};
+pub use submission::{Submission, SubmissionKind, sign_all as sign_records};
 
 /// Settings every workflow operation needs, resolved once by the CLI.
 pub struct Ctx<'a> {

@@ -101,12 +101,7 @@ pub fn describe(reg: &Registry, base: Oid, branch: &str, tip: Oid) -> Result<Sub
         .and_then(|r| r.split('/').next())
         .unwrap_or_default()
         .to_string();
-    let changes = reg.changes(
-        reg.repo()
-            .merge_base(base, tip)
-            .map_err(crate::registry::RegistryError::from)?,
-        tip,
-    )?;
+    let changes = reg.changes(fork_point(reg, base, tip)?, tip)?;
     let tree = reg.tree(tip)?;
     let mut best: Option<(SubmissionKind, String)> = None;
     for p in &changes.added {
@@ -139,6 +134,29 @@ pub fn describe(reg: &Registry, base: Oid, branch: &str, tip: Oid) -> Result<Sub
         tip,
         added: changes.added,
     })
+}
+
+/// Where a submission branch left main: the newest commit on its first-parent chain that is
+/// also on main's first-parent chain (still right after the branch was merged).
+fn fork_point(reg: &Registry, main: Oid, tip: Oid) -> Result<Oid> {
+    let repo = reg.repo();
+    let err = crate::registry::RegistryError::from;
+    let mut on_main = std::collections::HashSet::new();
+    let mut cur = Some(repo.find_commit(main).map_err(err)?);
+    while let Some(c) = cur {
+        on_main.insert(c.id());
+        cur = c.parent(0).ok();
+    }
+    let mut cur = repo.find_commit(tip).map_err(err)?;
+    loop {
+        if on_main.contains(&cur.id()) {
+            return Ok(cur.id());
+        }
+        match cur.parent(0) {
+            Ok(p) => cur = p,
+            Err(_) => return Ok(repo.merge_base(main, tip).map_err(err)?),
+        }
+    }
 }
 
 /// Writes `files` as a new commit on `branch`, on top of `base`, without touching the work tree.

@@ -1,0 +1,263 @@
+//! Who may sign, approve and reference what (DESIGN.md "Trust rules" and "Who signs, who
+//! approves, who merges"), as one check per record kind, run in dependency order.
+
+use std::collections::BTreeSet;
+
+use crate::model::{self, DecisionKind, Record, Sha256};
+
+use super::Rule;
+use super::index::Index;
+use super::verify::{Ctx, Verdict};
+
+mod benchmarks;
+mod data;
+mod identity;
+mod orphans;
+mod release;
+
+use benchmarks::*;
+use data::*;
+use identity::*;
+pub(in crate::trust) use orphans::check_orphans;
+use release::*;
+
+pub(super) struct Stage {
+    pub select: fn(&Index) -> Vec<String>,
+    pub check: fn(&Ctx, &str, &mut Verdict),
+    pub sequential: bool,
+}
+
+pub(super) fn all(
+    m: &std::collections::BTreeMap<impl Ord, std::collections::BTreeMap<u32, String>>,
+) -> Vec<String> {
+    m.values().flat_map(|v| v.values().cloned()).collect()
+}
+
+pub(super) const STAGES: &[Stage] = &[
+    Stage {
+        select: |ix| ix.roots.values().cloned().collect(),
+        check: check_root,
+        sequential: true,
+    },
+    Stage {
+        select: |ix| all(&ix.users),
+        check: check_user,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.grants),
+        check: check_grant,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.cubes),
+        check: check_cube,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.benchmarks),
+        check: check_benchmark,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.datasets),
+        check: check_dataset,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.associations),
+        check: check_association,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.priorities),
+        check: check_priority,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.results),
+        check: check_result,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.leaderboards),
+        check: check_leaderboard,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| ix.metas.values().cloned().collect(),
+        check: check_meta,
+        sequential: true,
+    },
+    Stage {
+        select: select_loose_decisions,
+        check: check_loose_decision,
+        sequential: false,
+    },
+];
+
+/// Version N needs version N-1 (versions go up by exactly one) and, after 1, names its sha.
+pub(super) fn check_chain(
+    ctx: &Ctx,
+    path: &str,
+    versions: Option<&std::collections::BTreeMap<u32, String>>,
+    version: u32,
+    previous: Option<&Sha256>,
+    v: &mut Verdict,
+) {
+    if version <= 1 {
+        return;
+    }
+    match versions.and_then(|m| m.get(&(version - 1))) {
+        None => v.fail(
+            path,
+            Rule::Reference,
+            format!(
+                "is version {version} but version {} does not exist",
+                version - 1
+            ),
+        ),
+        Some(prev) => {
+            if let Some(sha) = previous
+                && ctx.ix.sha(prev) != Some(sha)
+            {
+                v.fail(
+                    path,
+                    Rule::Reference,
+                    format!("`previous` does not match the sha256 of {prev}"),
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn numbered(
+    path: &str,
+    versions: Option<&std::collections::BTreeMap<u32, String>>,
+    n: u32,
+    v: &mut Verdict,
+) {
+    if n > 1 && !versions.is_some_and(|m| m.contains_key(&(n - 1))) {
+        v.fail(
+            path,
+            Rule::Reference,
+            format!("is number {n} but number {} does not exist", n - 1),
+        );
+    }
+}
+
+/// Checks the decisions on `subject` by people `may_decide` accepts, signed by them, merged no
+/// later than `by_t`. Returns the handles with valid approvals; reports rejections.
+pub(super) fn approvals(
+    ctx: &Ctx,
+    subject: &str,
+    by_t: usize,
+    may_decide: &dyn Fn(&str, usize) -> Result<(), String>,
+    v: &mut Verdict,
+) -> BTreeSet<String> {
+    let mut who = BTreeSet::new();
+    for kind in [DecisionKind::Approval, DecisionKind::Rejection] {
+        for (dpath, d) in ctx.ix.decisions_on(subject, kind) {
+            let t = ctx.intro(dpath);
+            if let Err(why) = may_decide(&d.by, t) {
+                v.fail(dpath, Rule::Approval, why);
+                continue;
+            }
+            if !ctx.signed_by(dpath, &d.by, v) {
+                continue;
+            }
+            if t > by_t {
+                continue;
+            }
+            match kind {
+                DecisionKind::Approval => {
+                    who.insert(d.by.clone());
+                }
+                _ => v.fail(
+                    subject,
+                    Rule::Approval,
+                    format!("was rejected by {} ({dpath}) but merged anyway", d.by),
+                ),
+            }
+        }
+    }
+    who
+}
+
+/// The cube a reference names, valid and merged by `t`.
+pub(super) fn cube_ok(
+    ctx: &Ctx,
+    path: &str,
+    what: &str,
+    r: &model::CubeRef,
+    t: usize,
+    v: &mut Verdict,
+) -> bool {
+    match ctx.ix.resolves_cube(r) {
+        Some(p) if ctx.is_valid(p) && ctx.intro(p) <= t => true,
+        Some(_) => {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "{what} {} v{} is not a valid cube at this point",
+                    r.name, r.version
+                ),
+            );
+            false
+        }
+        None => {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "{what} {} v{} (sha256 {}) does not resolve",
+                    r.name,
+                    r.version,
+                    r.sha256.short()
+                ),
+            );
+            false
+        }
+    }
+}
+
+/// The benchmark a reference names, valid (approved) and merged by `t`.
+pub(super) fn bench_ok<'a>(
+    ctx: &'a Ctx,
+    path: &str,
+    r: &model::BenchRef,
+    t: usize,
+    v: &mut Verdict,
+) -> Option<&'a model::Benchmark> {
+    match ctx.ix.resolves_bench(r) {
+        Some(p) if ctx.is_valid(p) && ctx.intro(p) <= t => match ctx.ix.record(p) {
+            Some(Record::Benchmark(b)) => Some(b),
+            _ => None,
+        },
+        Some(_) => {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "benchmark {} v{} is not approved at this point",
+                    r.name, r.version
+                ),
+            );
+            None
+        }
+        None => {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "benchmark {} v{} (sha256 {}) does not resolve",
+                    r.name,
+                    r.version,
+                    r.sha256.short()
+                ),
+            );
+            None
+        }
+    }
+}

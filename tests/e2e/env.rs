@@ -1,0 +1,296 @@
+//! The hermetic test environment: a temp dir with a HOME, one COHORT_HOME and one registry
+//! clone per role, a bare repository as the shared remote, and the real `cohort` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command printed, with its exit code.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    pub fn fails(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn says(&self, needle: &str) -> &Run {
+        assert!(
+            self.all().contains(needle),
+            "expected `{needle}` in output:\n{}",
+            self.all()
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cohort")
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("cohort-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        TestEnv { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The folder of one role (its COHORT_HOME is `<role>/cohort-home`, its clone `<role>/registry`).
+    pub fn role_dir(&self, role: &str) -> PathBuf {
+        let d = self.path().join(role);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    pub fn cohort_home(&self, role: &str) -> PathBuf {
+        self.role_dir(role).join("cohort-home")
+    }
+
+    pub fn clone_dir(&self, role: &str) -> PathBuf {
+        self.role_dir(role).join("registry")
+    }
+
+    pub fn remote(&self) -> PathBuf {
+        self.path().join("remote.git")
+    }
+
+    fn base_cmd(&self, program: &str, role: &str, cwd: &Path) -> Command {
+        let mut c = Command::new(program);
+        let path = format!(
+            "{}:{}",
+            Path::new(bin()).parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.current_dir(cwd)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", self.path().join("home"))
+            .env("COHORT_HOME", self.cohort_home(role))
+            .env("LANG", "C.UTF-8")
+            .env("GIT_AUTHOR_NAME", role)
+            .env("GIT_AUTHOR_EMAIL", format!("{role}@example.org"))
+            .env("GIT_COMMITTER_NAME", role)
+            .env("GIT_COMMITTER_EMAIL", format!("{role}@example.org"))
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        if let Ok(h) = std::env::var("DOCKER_HOST") {
+            c.env("DOCKER_HOST", h);
+        }
+        c
+    }
+
+    /// Runs cohort as `role` inside its registry clone (or the role folder before it exists).
+    pub fn cohort(&self, role: &str, args: &[&str]) -> Run {
+        let clone = self.clone_dir(role);
+        let cwd = if clone.exists() {
+            clone
+        } else {
+            self.role_dir(role)
+        };
+        self.cohort_in(role, &cwd, args, &[])
+    }
+
+    pub fn cohort_env(&self, role: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let clone = self.clone_dir(role);
+        let cwd = if clone.exists() {
+            clone
+        } else {
+            self.role_dir(role)
+        };
+        self.cohort_in(role, &cwd, args, env)
+    }
+
+    pub fn cohort_in(&self, role: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.base_cmd(bin(), role, cwd);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run cohort").into()
+    }
+
+    /// Runs git as `role` in `cwd`.
+    pub fn git(&self, role: &str, cwd: &Path, args: &[&str]) -> Run {
+        let mut c = self.base_cmd("git", role, cwd);
+        c.args(args);
+        c.output().expect("run git").into()
+    }
+
+    /// Generates an unencrypted key for `role` (handle = role).
+    pub fn key(&self, role: &str) {
+        self.cohort(
+            role,
+            &["key", "generate", "--handle", role, "--no-passphrase"],
+        )
+        .ok();
+    }
+
+    /// An admin creates the registry in its clone folder, pushes it to a new bare remote with the
+    /// pre-receive hook installed; returns the registry id.
+    pub fn init_shared(&self, admin: &str) -> String {
+        self.key(admin);
+        let clone = self.clone_dir(admin);
+        let out = self
+            .cohort_in(
+                admin,
+                &self.role_dir(admin),
+                &[
+                    "registry",
+                    "init",
+                    clone.to_str().unwrap(),
+                    "--name",
+                    "test-registry",
+                    "--admin",
+                    admin,
+                ],
+                &[],
+            )
+            .ok();
+        let id = out.stdout.trim().to_string();
+        self.git(
+            admin,
+            self.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "--initial-branch=main",
+                self.remote().to_str().unwrap(),
+            ],
+        )
+        .ok();
+        self.cohort(
+            admin,
+            &["registry", "install-hook", self.remote().to_str().unwrap()],
+        )
+        .ok();
+        // The hook runs `cohort` from the git server's PATH; here that is the test binary.
+        let hook = self.remote().join("hooks/pre-receive");
+        let text = std::fs::read_to_string(&hook).unwrap();
+        let bin_dir = Path::new(bin()).parent().unwrap().display().to_string();
+        std::fs::write(
+            &hook,
+            text.replacen("\n", &format!("\nPATH=\"{bin_dir}:$PATH\"\n"), 1),
+        )
+        .unwrap();
+        self.git(
+            admin,
+            &clone,
+            &["remote", "add", "origin", self.remote().to_str().unwrap()],
+        )
+        .ok();
+        self.git(admin, &clone, &["push", "--quiet", "-u", "origin", "main"])
+            .ok();
+        self.cohort(admin, &["registry", "sync"]).ok();
+        id
+    }
+
+    /// `role` generates a key, clones the shared registry pinned to `id`, asks to join, pushes.
+    pub fn join(&self, role: &str, id: &str) {
+        self.key(role);
+        let clone = self.clone_dir(role);
+        self.cohort_in(
+            role,
+            &self.role_dir(role),
+            &[
+                "registry",
+                "clone",
+                self.remote().to_str().unwrap(),
+                clone.to_str().unwrap(),
+                "--root",
+                id,
+            ],
+            &[],
+        )
+        .ok();
+        self.cohort(
+            role,
+            &[
+                "user",
+                "request",
+                "--name",
+                &format!("{role} person"),
+                "--email",
+                &format!("{role}@example.org"),
+            ],
+        )
+        .ok();
+        self.cohort(role, &["registry", "push"]).ok();
+    }
+
+    /// Writes a file into `role`'s clone work tree.
+    pub fn write(&self, role: &str, rel: &str, bytes: &[u8]) {
+        let p = self.clone_dir(role).join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// Commits everything in `role`'s clone with git (bypassing cohort, like a careless or
+    /// malicious participant would).
+    pub fn commit_all(&self, role: &str, msg: &str) {
+        let c = self.clone_dir(role);
+        self.git(role, &c, &["add", "-A"]).ok();
+        self.git(role, &c, &["commit", "--quiet", "--no-verify", "-m", msg])
+            .ok();
+    }
+
+    /// Unlocks `role`'s key through the library (for crafting signed files in tests).
+    pub fn signer(&self, role: &str) -> cohort::trust::Signer {
+        self.signer_of(role, role)
+    }
+
+    /// Unlocks `handle`'s key kept in `role`'s home.
+    pub fn signer_of(&self, role: &str, handle: &str) -> cohort::trust::Signer {
+        let home = cohort::storage::Home::new(self.cohort_home(role));
+        cohort::trust::keys::unlock(&home, handle, &mut || {
+            unreachable!("test keys have no passphrase")
+        })
+        .unwrap()
+    }
+}
+
+/// Parses stdout as JSON.
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+}

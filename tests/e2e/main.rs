@@ -1,0 +1,6 @@
+//! End-to-end tests: the real binary, real git repositories (a bare remote and one clone per
+//! role), real signatures, and (for the workflow) a real Docker Engine.
+
+mod env;
+mod foundation;
+mod transport;

@@ -1,0 +1,601 @@
+//! Git transport: four roles in their own clones over a bare remote; approvals as merges;
+//! offline submissions; racing pushes; rollback, wrong roots, bad approvals, edited files and
+//! dropped revocations refused; the user's work never touched.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use cohort::progress::{Reporter, TaskId};
+use cohort::registry::{self, NewFile};
+use cohort::workflow::{Ctx, identity, registry_ops};
+
+use crate::env::{TestEnv, json};
+
+fn remote_files(env: &TestEnv) -> String {
+    env.git(
+        "admin",
+        &env.remote(),
+        &["ls-tree", "-r", "--name-only", "main"],
+    )
+    .ok()
+    .stdout
+}
+
+#[test]
+fn four_roles_request_approve_sync_verify() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    for role in ["carol", "mo", "hosp"] {
+        env.join(role, &id);
+    }
+    env.cohort("admin", &["registry", "sync"]).ok();
+    let status = json(&env.cohort("admin", &["registry", "status", "--json"]).ok());
+    let waiting: Vec<&str> = status["awaiting_me"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["branch"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting.len(), 3, "{status}");
+    assert!(waiting.contains(&"submit/carol/user-carol-v1"));
+    // carol sees her own request as pushed, waiting for an admin.
+    let mine = json(&env.cohort("carol", &["registry", "status", "--json"]).ok());
+    assert_eq!(mine["mine"][0]["state"], "pushed", "{mine}");
+    assert_eq!(mine["mine"][0]["waiting_for"], "an admin's approval");
+
+    for role in ["carol", "mo", "hosp"] {
+        env.cohort("admin", &["user", "approve", role])
+            .ok()
+            .says("pushed");
+    }
+    env.cohort(
+        "admin",
+        &["user", "grant", "carol", "--role", "benchmark-owner"],
+    )
+    .ok();
+    let files = remote_files(&env);
+    for f in [
+        "users/carol/v1.toml",
+        "users/carol/v1.approval.admin.toml",
+        "grants/carol/1.toml",
+        "users/hosp/v1.toml",
+    ] {
+        assert!(files.contains(f), "{f} on the remote's main:\n{files}");
+    }
+    // Merged branches are gone from the remote.
+    let branches = env
+        .git("admin", &env.remote(), &["branch", "--list"])
+        .ok()
+        .stdout;
+    assert!(!branches.contains("submit/"), "{branches}");
+    for role in ["carol", "mo", "hosp"] {
+        env.cohort(role, &["registry", "sync"]).ok();
+        env.cohort(role, &["verify"]).ok();
+        let st = json(&env.cohort(role, &["registry", "status", "--json"]).ok());
+        assert_eq!(st["mine"][0]["state"], "merged", "{role}: {st}");
+    }
+    let users = json(&env.cohort("hosp", &["user", "ls", "--json"]).ok());
+    let carol = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["handle"] == "carol")
+        .unwrap();
+    assert_eq!(carol["roles"][0], "benchmark-owner");
+    // Every merge is a no-fast-forward merge carrying the approval.
+    let log = env
+        .git(
+            "admin",
+            &env.remote(),
+            &["log", "--first-parent", "--format=%s", "main"],
+        )
+        .ok()
+        .stdout;
+    assert!(
+        log.contains("Merge submit/carol/user-carol-v1: approve users/carol/v1.toml"),
+        "{log}"
+    );
+}
+
+#[test]
+fn offline_submission_waits_then_pushes() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.key("mo");
+    let clone = env.clone_dir("mo");
+    env.cohort_in(
+        "mo",
+        &env.role_dir("mo"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            clone.to_str().unwrap(),
+            "--root",
+            &id,
+        ],
+        &[],
+    )
+    .ok();
+    env.git(
+        "mo",
+        &clone,
+        &["remote", "set-url", "origin", "/nonexistent/remote.git"],
+    )
+    .ok();
+    env.cohort(
+        "mo",
+        &[
+            "user",
+            "request",
+            "--name",
+            "Mo",
+            "--email",
+            "mo@example.org",
+        ],
+    )
+    .ok();
+    let st = json(&env.cohort("mo", &["registry", "status", "--json"]).ok());
+    assert_eq!(st["mine"][0]["state"], "local");
+    let r = env.cohort("mo", &["registry", "push"]).fails(3);
+    r.says("remote");
+    env.git(
+        "mo",
+        &clone,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            env.remote().to_str().unwrap(),
+        ],
+    )
+    .ok();
+    env.cohort("mo", &["registry", "push"])
+        .ok()
+        .says("submit/mo/user-mo-v1");
+    let st = json(&env.cohort("mo", &["registry", "status", "--json"]).ok());
+    assert_eq!(st["mine"][0]["state"], "pushed");
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", "mo"]).ok();
+}
+
+#[derive(Default)]
+struct Notes(Mutex<Vec<String>>);
+
+impl Reporter for Notes {
+    fn note(&self, m: &str) {
+        self.0.lock().unwrap().push(m.to_string());
+    }
+    fn begin(&self, _: &str, _: Option<u64>) -> TaskId {
+        TaskId::next()
+    }
+}
+
+/// Two maintainers push main at the same moment: the loser fetches, re-merges, re-verifies and
+/// retries. The race is forced: the other approval lands between our sync and our push.
+#[test]
+fn racing_pushes_retry() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("carol", &id);
+    env.join("mo", &id);
+    // A second clone of the admin, in the same home (the admin's laptop and the admin's desktop).
+    let other = env.path().join("admin/desktop");
+    env.cohort_in(
+        "admin",
+        &env.role_dir("admin"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            other.to_str().unwrap(),
+            "--root",
+            &id,
+        ],
+        &[],
+    )
+    .ok();
+
+    let home = cohort::storage::Home::new(env.cohort_home("admin"));
+    let notes = Notes::default();
+    let ctx = Ctx {
+        home: &home,
+        reporter: &notes,
+        now: std::time::SystemTime::now(),
+        git_available: true,
+        transport: None,
+    };
+    let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
+    registry_ops::sync(&ctx, &opened).unwrap();
+    let signer = env.signer("admin");
+    let sub = registry_ops::find_submission(&opened, "submit/carol/user-carol-v1").unwrap();
+    let first = Cell::new(true);
+    let decision = format!(
+        "format = 1\nkind = \"approval\"\nsubject = \"{}\"\nsubject_sha256 = \"{}\"\nby = \"admin\"\nat = \"2026-11-27T10:00:00Z\"\n",
+        sub.subject, sub.subject_sha256
+    );
+    let files = cohort::workflow::sign_records(
+        &signer,
+        &opened.id,
+        vec![NewFile::new(
+            cohort::model::build::decision(
+                &sub.subject,
+                cohort::model::DecisionKind::Approval,
+                "admin",
+            ),
+            decision.into_bytes(),
+        )],
+    )
+    .unwrap();
+    let approved =
+        registry::commit_files(opened.reg.repo(), sub.tip, &files, "approve carol", "admin")
+            .unwrap();
+    let landed = registry_ops::land(&ctx, &opened, "approve carol", &|base| {
+        if first.replace(false) {
+            // The desktop approves mo and pushes first.
+            env.cohort_in("admin", &other, &["user", "approve", "mo"], &[])
+                .ok();
+        }
+        Ok(registry::merge(
+            opened.reg.repo(),
+            base,
+            approved,
+            "Merge carol",
+            "admin",
+        )?)
+    })
+    .unwrap();
+    assert_eq!(landed.pushed, Some(true));
+    assert!(
+        notes
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("pushed main first")),
+        "retried"
+    );
+    let files = remote_files(&env);
+    assert!(
+        files.contains("users/mo/v1.approval.admin.toml")
+            && files.contains("users/carol/v1.approval.admin.toml"),
+        "{files}"
+    );
+    env.cohort("carol", &["registry", "sync"]).ok();
+    env.cohort("carol", &["verify"]).ok();
+}
+
+#[test]
+fn force_pushed_remote_and_wrong_root_are_refused() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("carol", &id);
+    env.join("mo", &id);
+    env.cohort("admin", &["user", "approve", "carol"]).ok();
+    env.cohort("mo", &["registry", "sync"]).ok();
+    // The remote's main is rolled back to the first commit.
+    let first = env
+        .git(
+            "admin",
+            &env.remote(),
+            &["rev-list", "--max-parents=0", "main"],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let admin_clone = env.clone_dir("admin");
+    env.git(
+        "admin",
+        &admin_clone,
+        &[
+            "push",
+            "--quiet",
+            "--force",
+            "--no-verify",
+            "origin",
+            &format!("{first}:refs/heads/main"),
+        ],
+    );
+    // The hook refuses the rewind; bypass it the way a compromised server would.
+    env.git(
+        "admin",
+        &env.remote(),
+        &["update-ref", "refs/heads/main", &first],
+    )
+    .ok();
+    env.cohort("mo", &["registry", "sync"])
+        .fails(1)
+        .says("does not descend from");
+    // A clone pinned to another id is refused and nothing is kept.
+    env.key("eve");
+    let dest = env.role_dir("eve").join("registry");
+    let wrong = "0".repeat(64);
+    env.cohort_in(
+        "eve",
+        &env.role_dir("eve"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            dest.to_str().unwrap(),
+            "--root",
+            &wrong,
+        ],
+        &[],
+    )
+    .fails(1)
+    .says("not 0000");
+    assert!(!dest.exists());
+    // Without --root and without a terminal, trust must be explicit.
+    env.cohort_in(
+        "eve",
+        &env.role_dir("eve"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .fails(1)
+    .says("--trust-on-first-use");
+    env.cohort_in(
+        "eve",
+        &env.role_dir("eve"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            dest.to_str().unwrap(),
+            "--trust-on-first-use",
+        ],
+        &[],
+    )
+    .ok();
+}
+
+#[test]
+fn non_admin_approval_and_edited_files_are_refused_by_verify_and_hook() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("carol", &id);
+    env.cohort("admin", &["user", "approve", "carol"]).ok();
+    env.join("bob", &id);
+    env.cohort("carol", &["registry", "sync"]).ok();
+    // carol (not an admin) approves bob's request herself and merges it into her main.
+    let carol = env.clone_dir("carol");
+    env.git(
+        "carol",
+        &carol,
+        &[
+            "checkout",
+            "--quiet",
+            "-b",
+            "sneaky",
+            "origin/submit/bob/user-bob-v1",
+        ],
+    )
+    .ok();
+    let sha = cohort::model::Sha256::of(&std::fs::read(carol.join("users/bob/v1.toml")).unwrap());
+    let d = format!(
+        "format = 1\nkind = \"approval\"\nsubject = \"users/bob/v1.toml\"\nsubject_sha256 = \"{sha}\"\nby = \"carol\"\nat = \"2026-11-27T10:00:00Z\"\n"
+    );
+    env.write("carol", "users/bob/v1.approval.carol.toml", d.as_bytes());
+    let sig = cohort::trust::sign::sign(
+        &env.signer("carol"),
+        &id.parse().unwrap(),
+        "users/bob/v1.approval.carol.toml",
+        "approval",
+        d.as_bytes(),
+    )
+    .unwrap();
+    env.write(
+        "carol",
+        "users/bob/v1.approval.carol.toml.carol.minisig",
+        &sig,
+    );
+    env.commit_all("carol", "approve bob myself");
+    env.git("carol", &carol, &["checkout", "--quiet", "main"])
+        .ok();
+    env.git(
+        "carol",
+        &carol,
+        &["merge", "--quiet", "--no-ff", "--no-edit", "sneaky"],
+    )
+    .ok();
+    env.cohort("carol", &["verify", "main"])
+        .fails(1)
+        .says("carol is not an admin");
+    env.cohort("carol", &["verify", "--range", "origin/main..sneaky"])
+        .fails(1)
+        .says("carol is not an admin");
+    let push = env.git("carol", &carol, &["push", "origin", "main"]);
+    assert_ne!(
+        push.code,
+        0,
+        "the pre-receive hook must refuse:\n{}",
+        push.all()
+    );
+    assert!(
+        push.all().contains("carol is not an admin"),
+        "{}",
+        push.all()
+    );
+
+    // A pull request that edits a merged file.
+    env.git(
+        "carol",
+        &carol,
+        &["checkout", "--quiet", "-b", "edit", "origin/main"],
+    )
+    .ok();
+    let p = carol.join("users/carol/v1.toml");
+    let t = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("carol person", "Carol Person");
+    std::fs::write(&p, t).unwrap();
+    env.commit_all("carol", "fix my name");
+    env.cohort("carol", &["verify", "--range", "origin/main..edit"])
+        .fails(1)
+        .says("users/carol/v1.toml")
+        .says("append-only");
+    let push = env.git("carol", &carol, &["push", "origin", "edit:main"]);
+    assert_ne!(push.code, 0, "{}", push.all());
+    assert!(push.all().contains("append-only"), "{}", push.all());
+}
+
+#[test]
+fn rewrite_dropping_a_revocation_is_caught_on_a_fresh_clone() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("bob", &id);
+    env.cohort("admin", &["user", "approve", "bob"]).ok();
+    env.join("hosp", &id);
+    env.cohort("admin", &["user", "approve", "hosp"]).ok();
+    let before = env
+        .git("admin", &env.remote(), &["rev-parse", "main"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.cohort(
+        "admin",
+        &["user", "revoke", "bob", "--reason", "laptop stolen"],
+    )
+    .ok();
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    let users = json(&env.cohort("hosp", &["user", "ls", "--json"]).ok());
+    assert_eq!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["handle"] == "bob")
+            .unwrap()["revoked"],
+        true
+    );
+    // Someone with access to the server drops the revocation.
+    env.git(
+        "admin",
+        &env.remote(),
+        &["update-ref", "refs/heads/main", &before],
+    )
+    .ok();
+    // hosp deletes its clone and clones again: this machine remembers what it verified.
+    std::fs::remove_dir_all(env.clone_dir("hosp")).unwrap();
+    let dest = env.clone_dir("hosp");
+    env.cohort_in(
+        "hosp",
+        &env.role_dir("hosp"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            dest.to_str().unwrap(),
+            "--root",
+            &id,
+        ],
+        &[],
+    )
+    .fails(1)
+    .says("does not descend from");
+}
+
+#[test]
+fn the_users_work_is_never_touched() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.key("mo");
+    let clone = env.clone_dir("mo");
+    env.cohort_in(
+        "mo",
+        &env.role_dir("mo"),
+        &[
+            "registry",
+            "clone",
+            env.remote().to_str().unwrap(),
+            clone.to_str().unwrap(),
+            "--root",
+            &id,
+        ],
+        &[],
+    )
+    .ok();
+    // Work in progress on another branch: an edit, a staged file, an untracked file.
+    env.git("mo", &clone, &["checkout", "--quiet", "-b", "mywork"])
+        .ok();
+    std::fs::write(clone.join("README.md"), "my notes\n").unwrap();
+    std::fs::write(clone.join("staged.txt"), "staged\n").unwrap();
+    env.git("mo", &clone, &["add", "staged.txt"]).ok();
+    std::fs::write(clone.join("scratch.txt"), "untracked\n").unwrap();
+    let before = env
+        .git("mo", &clone, &["status", "--porcelain"])
+        .ok()
+        .stdout;
+    let head = env.git("mo", &clone, &["symbolic-ref", "HEAD"]).ok().stdout;
+
+    env.cohort(
+        "mo",
+        &[
+            "user",
+            "request",
+            "--name",
+            "Mo",
+            "--email",
+            "mo@example.org",
+        ],
+    )
+    .ok();
+    env.cohort("mo", &["registry", "push"]).ok();
+    env.cohort("admin", &["user", "approve", "mo"]).ok();
+    env.cohort("mo", &["registry", "sync"]).ok();
+    env.cohort("mo", &["registry", "status"]).ok();
+    env.cohort("mo", &["verify"]).ok();
+
+    assert_eq!(
+        env.git("mo", &clone, &["status", "--porcelain"])
+            .ok()
+            .stdout,
+        before
+    );
+    assert_eq!(
+        env.git("mo", &clone, &["symbolic-ref", "HEAD"]).ok().stdout,
+        head
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README.md")).unwrap(),
+        "my notes\n"
+    );
+    // main moved (it is not checked out), so the merged request is visible to git users too.
+    let files = env
+        .git("mo", &clone, &["ls-tree", "-r", "--name-only", "main"])
+        .ok()
+        .stdout;
+    assert!(files.contains("users/mo/v1.toml"), "{files}");
+
+    // main checked out with uncommitted changes: sync says it left main alone.
+    env.git("mo", &clone, &["stash", "--include-untracked", "--quiet"])
+        .ok();
+    env.git("mo", &clone, &["checkout", "--quiet", "main"]).ok();
+    std::fs::write(clone.join("README.md"), "dirty\n").unwrap();
+    env.join("zed", &id);
+    env.cohort("admin", &["user", "approve", "zed"]).ok();
+    env.cohort("mo", &["registry", "sync"])
+        .ok()
+        .says("left as is");
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README.md")).unwrap(),
+        "dirty\n"
+    );
+    // cohort reads the verified ref, so it sees zed anyway.
+    let users = json(&env.cohort("mo", &["user", "ls", "--json"]).ok());
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["handle"] == "zed")
+    );
+}
