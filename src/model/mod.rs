@@ -251,6 +251,20 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
         });
     }
     check_nesting(path, text)?;
+    // Look at the format version before the strict parse, so a record from a newer cohort says
+    // "upgrade" rather than "unknown field".
+    if let Ok(table) = text.parse::<toml::Table>() {
+        if let Some(f) = table.get("format").and_then(toml::Value::as_integer) {
+            if f > FORMAT_VERSION as i64 {
+                return Err(ModelError::Parse {
+                    path: path.to_string(),
+                    why: format!(
+                        "format version {f} is newer than this cohort understands ({FORMAT_VERSION}); upgrade cohort"
+                    ),
+                });
+            }
+        }
+    }
     let kind = rp.kind().ok_or_else(|| ModelError::Parse {
         path: path.to_string(),
         why: "is not a record".into(),
@@ -280,4 +294,48 @@ pub fn to_bytes<T: serde::Serialize>(record: &T) -> Vec<u8> {
     toml::to_string(record)
         .expect("records always serialize to TOML")
         .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example in docs/format.md tagged with a path parses and validates as that path.
+    #[test]
+    fn format_doc_examples() {
+        let doc = include_str!("../../docs/format.md");
+        let mut n = 0;
+        let mut rest = doc;
+        while let Some(start) = rest.find("```toml path=") {
+            let after = &rest[start + "```toml path=".len()..];
+            let (path, body) = after.split_once('\n').expect("fence line");
+            let end = body.find("\n```").expect("closing fence");
+            let text = format!("{}\n", &body[..end]);
+            let rp = classify(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            parse_record(path, &rp, text.as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"));
+            n += 1;
+            rest = &body[end..];
+        }
+        assert!(n >= 12, "found {n} examples");
+    }
+
+    #[test]
+    fn strict_parsing() {
+        let path = "users/alice/v1.toml";
+        let rp = classify(path).unwrap();
+        let deep = format!("format = 1\nx = {}1{}\n", "[".repeat(40), "]".repeat(40));
+        let e = parse_record(path, &rp, deep.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nested deeper"), "{e}");
+        let e = parse_record(path, &rp, b"format = 2\nkind = \"user\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("newer than this cohort understands"), "{e}");
+        let big = vec![b'#'; MAX_RECORD_BYTES + 1];
+        assert!(matches!(
+            parse_record(path, &rp, &big),
+            Err(ModelError::TooLarge { .. })
+        ));
+    }
 }

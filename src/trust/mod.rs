@@ -142,3 +142,5 @@ impl Report {
         self.problems.is_empty()
     }
 }
+#[cfg(test)]
+mod tests;

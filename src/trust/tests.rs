@@ -1,0 +1,371 @@
+//! Trust rules on in-memory trees: a small builder signs records with throwaway keys, and each
+//! test checks one rule (rotation thresholds, revocation timing, approvals, grants).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{self, FORMAT_VERSION, KeyHolder, Sha256, build};
+use crate::storage::Home;
+
+use super::keys::{self, Signer};
+use super::{
+    EntryMode, Rule, Timeline, TreeEntry, TreeRead, TrustError, VerifyOptions, sign, verify,
+};
+
+/// A tree in memory, with a commit index per file.
+#[derive(Default, Clone)]
+struct Mem {
+    files: BTreeMap<String, (Vec<u8>, usize)>,
+    commit: usize,
+}
+
+impl TreeRead for Mem {
+    fn entries(&self) -> Result<Vec<TreeEntry>, TrustError> {
+        Ok(self
+            .files
+            .iter()
+            .map(|(p, (b, _))| TreeEntry {
+                path: p.clone(),
+                mode: EntryMode::File,
+                size: b.len() as u64,
+            })
+            .collect())
+    }
+    fn read(&self, path: &str) -> Result<Vec<u8>, TrustError> {
+        Ok(self.files[path].0.clone())
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    home: Home,
+    signers: HashMap<String, Signer>,
+    tree: Mem,
+    id: Option<Sha256>,
+}
+
+impl World {
+    fn new(handles: &[&str]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let mut signers = HashMap::new();
+        for h in handles {
+            keys::generate(&home, h, None, std::time::SystemTime::now()).unwrap();
+            signers.insert(
+                h.to_string(),
+                keys::unlock(&home, h, &mut || unreachable!()).unwrap(),
+            );
+        }
+        World {
+            _dir: dir,
+            home,
+            signers,
+            tree: Mem::default(),
+            id: None,
+        }
+    }
+
+    fn holder(&self, h: &str) -> KeyHolder {
+        let p = &self.signers[h].public;
+        KeyHolder {
+            handle: h.into(),
+            minisign: p.minisign.clone(),
+            age: p.age.clone(),
+        }
+    }
+
+    fn add(&mut self, path: &str, bytes: Vec<u8>) {
+        self.tree
+            .files
+            .insert(path.into(), (bytes, self.tree.commit));
+    }
+
+    fn sign(&mut self, path: &str, by: &str) {
+        let bytes = self.tree.files[path].0.clone();
+        let kind = model::classify(path).unwrap().kind().unwrap();
+        let reg = self.id.clone().unwrap_or_else(|| Sha256::of(&bytes));
+        let sig = sign::sign(&self.signers[by], &reg, path, kind.as_str(), &bytes).unwrap();
+        self.add(&build::signature(path, by), sig);
+    }
+
+    fn record<T: serde::Serialize>(&mut self, path: &str, r: &T, signers: &[&str]) {
+        self.add(path, model::to_bytes(r));
+        for s in signers {
+            self.sign(path, s);
+        }
+    }
+
+    fn next_commit(&mut self) {
+        self.tree.commit += 1;
+    }
+
+    fn root(&mut self, version: u32, admins: &[&str], threshold: u32, signers: &[&str]) {
+        let previous =
+            (version > 1).then(|| Sha256::of(&self.tree.files[&build::root(version - 1)].0));
+        let r = model::Root {
+            format: FORMAT_VERSION,
+            kind: "root".into(),
+            version,
+            name: "t".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            nonce: "0123456789abcdef0123456789abcdef".into(),
+            threshold,
+            previous,
+            admins: admins.iter().map(|a| self.holder(a)).collect(),
+        };
+        self.record(&build::root(version), &r, signers);
+        if version == 1 {
+            self.id = Some(Sha256::of(&self.tree.files[&build::root(1)].0));
+        }
+    }
+
+    fn user(&mut self, h: &str, approver: &str) {
+        let p = &self.signers[h].public;
+        let u = model::User {
+            format: FORMAT_VERSION,
+            kind: "user".into(),
+            handle: h.into(),
+            version: 1,
+            name: h.into(),
+            email: format!("{h}@example.org"),
+            minisign: p.minisign.clone(),
+            age: p.age.clone(),
+            created: "2026-01-01T00:00:00Z".into(),
+            previous: None,
+        };
+        let path = build::user(h, 1);
+        self.record(&path, &u, &[h]);
+        let sha = Sha256::of(&self.tree.files[&path].0);
+        let d = model::Decision {
+            format: FORMAT_VERSION,
+            kind: "approval".into(),
+            subject: path.clone(),
+            subject_sha256: sha,
+            by: approver.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
+        };
+        self.record(
+            &build::decision(&path, model::DecisionKind::Approval, approver),
+            &d,
+            &[approver],
+        );
+    }
+
+    fn grant(&mut self, n: u32, h: &str, action: model::GrantAction, by: &str, signers: &[&str]) {
+        let key = (action == model::GrantAction::RevokeKey)
+            .then(|| self.signers[h].public.key_id.clone());
+        let role = (action != model::GrantAction::RevokeKey).then_some(model::Role::BenchmarkOwner);
+        let g = model::Grant {
+            format: FORMAT_VERSION,
+            kind: "grant".into(),
+            number: n,
+            handle: h.into(),
+            action,
+            role,
+            key,
+            reason: None,
+            by: by.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        };
+        self.record(&build::grant(h, n), &g, signers);
+    }
+
+    fn verify(&self) -> super::Report {
+        let mut tl = Timeline::default();
+        for i in 0..=self.tree.commit {
+            tl.commits.push(format!("c{i}"));
+        }
+        for (p, (_, c)) in &self.tree.files {
+            tl.intro.insert(p.clone(), *c);
+        }
+        verify(&self.tree, &tl, &VerifyOptions::default())
+            .unwrap()
+            .0
+    }
+}
+
+fn has(report: &super::Report, path: &str, needle: &str) -> bool {
+    report
+        .problems
+        .iter()
+        .any(|p| p.path == path && p.message.contains(needle))
+}
+
+#[test]
+fn a_fresh_registry_verifies() {
+    let mut w = World::new(&["root1", "alice"]);
+    w.root(1, &["root1"], 1, &["root1"]);
+    w.next_commit();
+    w.user("alice", "root1");
+    let r = w.verify();
+    assert!(r.is_clean(), "{:#?}", r.problems);
+    assert!(r.signatures_checked >= 3);
+    let _ = &w.home;
+}
+
+#[test]
+fn root_rotation_needs_both_thresholds() {
+    let mut w = World::new(&["a1", "a2", "a3"]);
+    w.root(1, &["a1", "a2"], 2, &["a1", "a2"]);
+    w.next_commit();
+    // v2 signed only by the new admin: the old threshold is missing.
+    w.root(2, &["a3"], 1, &["a3"]);
+    let r = w.verify();
+    assert!(
+        has(&r, "root/v2.toml", "rotation needs 2"),
+        "{:#?}",
+        r.problems
+    );
+
+    let mut w = World::new(&["a1", "a2", "a3"]);
+    w.root(1, &["a1", "a2"], 2, &["a1", "a2"]);
+    w.next_commit();
+    w.root(2, &["a3"], 1, &["a1", "a2", "a3"]);
+    w.next_commit();
+    // After the rotation, a1 is no longer an admin: its approval does not count.
+    w.user("a2", "a1");
+    let r = w.verify();
+    assert!(
+        !r.problems.iter().any(|p| p.path.starts_with("root/")),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        has(&r, "users/a2/v1.approval.a1.toml", "not an admin"),
+        "{:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_root_v1_signed_below_its_threshold_fails() {
+    let mut w = World::new(&["a1", "a2"]);
+    w.root(1, &["a1", "a2"], 2, &["a1"]);
+    let r = w.verify();
+    assert!(
+        has(&r, "root/v1.toml", "its threshold is 2"),
+        "{:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn revocation_counts_from_its_merge() {
+    let mut w = World::new(&["admin", "alice", "bob"]);
+    w.root(1, &["admin"], 1, &["admin"]);
+    w.next_commit();
+    w.user("alice", "admin");
+    w.user("bob", "admin");
+    w.next_commit();
+    // alice signs a request for a role (any record she may sign): before the revocation it counts.
+    w.grant(1, "bob", model::GrantAction::GrantRole, "admin", &["admin"]);
+    w.next_commit();
+    w.grant(
+        1,
+        "alice",
+        model::GrantAction::RevokeKey,
+        "admin",
+        &["admin"],
+    );
+    w.next_commit();
+    // After the revocation, a record signed by alice does not count.
+    let cube = model::Mlcube {
+        format: FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: "late".into(),
+        version: 1,
+        owner: "alice".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        description: None,
+        mlcube_yaml: Sha256::of(b"x"),
+        parameters_yaml: None,
+        additional_files: None,
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(b"img")),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+        },
+    };
+    w.add(
+        &build::mlcube_file("late", 1, model::CubeFile::MlcubeYaml),
+        b"x".to_vec(),
+    );
+    w.record(&build::mlcube("late", 1), &cube, &["alice"]);
+    let r = w.verify();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path.starts_with("mlcubes/late/v1/cube.toml") && p.rule == Rule::Authority),
+        "{:#?}",
+        r.problems
+    );
+    // alice's own earlier user record stays valid.
+    assert!(
+        !r.problems
+            .iter()
+            .any(|p| p.path.starts_with("users/alice/")),
+        "{:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn grants_need_the_admin_threshold_and_admins() {
+    let mut w = World::new(&["a1", "a2", "alice"]);
+    w.root(1, &["a1", "a2"], 2, &["a1", "a2"]);
+    w.next_commit();
+    w.user("alice", "a1");
+    w.next_commit();
+    w.grant(1, "alice", model::GrantAction::GrantRole, "a1", &["a1"]);
+    let r = w.verify();
+    assert!(
+        has(&r, "grants/alice/1.toml", "the admin threshold is 2"),
+        "{:#?}",
+        r.problems
+    );
+    w.sign("grants/alice/1.toml", "a2");
+    let r = w.verify();
+    assert!(r.is_clean(), "{:#?}", r.problems);
+}
+
+#[test]
+fn incremental_verification_skips_only_old_signatures() {
+    let mut w = World::new(&["admin", "alice"]);
+    w.root(1, &["admin"], 1, &["admin"]);
+    w.next_commit();
+    w.user("alice", "admin");
+    let mut tl = Timeline::default();
+    tl.commits = vec!["c0".into(), "c1".into()];
+    for (p, (_, c)) in &w.tree.files {
+        tl.intro.insert(p.clone(), *c);
+    }
+    let (r, _) = verify(
+        &w.tree,
+        &tl,
+        &VerifyOptions {
+            check_from: 1,
+            expected_registry: None,
+        },
+    )
+    .unwrap();
+    assert!(r.is_clean());
+    assert_eq!(
+        r.signatures_checked, 2,
+        "only commit 1's signatures are checked"
+    );
+    let (r, _) = verify(
+        &w.tree,
+        &tl,
+        &VerifyOptions {
+            check_from: 0,
+            expected_registry: Some(Sha256::of(b"other")),
+        },
+    )
+    .unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.rule == Rule::Rollback),
+        "{:#?}",
+        r.problems
+    );
+}
