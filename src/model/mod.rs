@@ -253,17 +253,16 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
     check_nesting(path, text)?;
     // Look at the format version before the strict parse, so a record from a newer cohort says
     // "upgrade" rather than "unknown field".
-    if let Ok(table) = text.parse::<toml::Table>() {
-        if let Some(f) = table.get("format").and_then(toml::Value::as_integer) {
-            if f > FORMAT_VERSION as i64 {
-                return Err(ModelError::Parse {
-                    path: path.to_string(),
-                    why: format!(
-                        "format version {f} is newer than this cohort understands ({FORMAT_VERSION}); upgrade cohort"
-                    ),
-                });
-            }
-        }
+    if let Ok(table) = text.parse::<toml::Table>()
+        && let Some(f) = table.get("format").and_then(toml::Value::as_integer)
+        && f > FORMAT_VERSION as i64
+    {
+        return Err(ModelError::Parse {
+            path: path.to_string(),
+            why: format!(
+                "format version {f} is newer than this cohort understands ({FORMAT_VERSION}); upgrade cohort"
+            ),
+        });
     }
     let kind = rp.kind().ok_or_else(|| ModelError::Parse {
         path: path.to_string(),

@@ -335,8 +335,10 @@ fn incremental_verification_skips_only_old_signatures() {
     w.root(1, &["admin"], 1, &["admin"]);
     w.next_commit();
     w.user("alice", "admin");
-    let mut tl = Timeline::default();
-    tl.commits = vec!["c0".into(), "c1".into()];
+    let mut tl = Timeline {
+        commits: vec!["c0".into(), "c1".into()],
+        ..Timeline::default()
+    };
     for (p, (_, c)) in &w.tree.files {
         tl.intro.insert(p.clone(), *c);
     }
