@@ -1,6 +1,7 @@
 //! The thin shell around the core: clap definitions, one settings step, dispatch to one file
 //! per command group, and the mapping of errors to exit codes and hints.
 
+mod demo;
 mod doctor;
 mod error;
 mod key;
@@ -41,6 +42,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// What is missing on this machine and how to fix it.
     Doctor,
+    /// Play the whole workflow, every role in its own clone, against a local bare remote.
+    Demo(demo::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::User(a) => user::run(settings, a),
         Command::Verify(a) => verify::run(settings, a),
         Command::Doctor => doctor::run(settings),
+        Command::Demo(a) => demo::run(settings, a),
     }
 }
 

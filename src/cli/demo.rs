@@ -1,0 +1,259 @@
+//! `cohort demo`: the whole MedPerf workflow played by every role in its own clone and home,
+//! over a bare remote, by running the real `cohort` commands and printing each one, so the demo
+//! doubles as a walkthrough.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Args;
+
+use super::error::{CliError, CliResult};
+use super::settings::Settings;
+
+mod fixtures {
+    include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep everything in DIR (DIR/remote.git, and DIR/<role>/ with each role's clone and
+    /// COHORT_HOME) instead of a temporary folder removed at the end.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+}
+
+/// The demo's stage: where everything lives, and how to run a command as a role.
+struct Stage {
+    root: PathBuf,
+    exe: PathBuf,
+    verbose: bool,
+}
+
+impl Stage {
+    fn role_dir(&self, role: &str) -> PathBuf {
+        self.root.join(role)
+    }
+    fn clone_dir(&self, role: &str) -> PathBuf {
+        self.role_dir(role).join("registry")
+    }
+    fn remote(&self) -> PathBuf {
+        self.root.join("remote.git")
+    }
+    fn fixtures(&self) -> PathBuf {
+        self.root.join("fixtures")
+    }
+
+    fn command(&self, program: &Path, role: &str) -> Command {
+        let mut c = Command::new(program);
+        let dir = self.clone_dir(role);
+        let cwd = if dir.exists() {
+            dir
+        } else {
+            self.role_dir(role)
+        };
+        let path = format!(
+            "{}:{}",
+            self.exe
+                .parent()
+                .expect("the binary sits in a folder")
+                .display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.current_dir(cwd)
+            .env("COHORT_HOME", self.role_dir(role).join("cohort-home"))
+            .env("PATH", path)
+            .env("GIT_AUTHOR_NAME", role)
+            .env("GIT_AUTHOR_EMAIL", format!("{role}@demo.invalid"))
+            .env("GIT_COMMITTER_NAME", role)
+            .env("GIT_COMMITTER_EMAIL", format!("{role}@demo.invalid"))
+            .env_remove("COHORT_AS")
+            .env_remove("COHORT_REGISTRY")
+            .env_remove("COHORT_PASSPHRASE");
+        c
+    }
+
+    /// Runs `cohort ARGS` as `role`, printing the command and what it printed.
+    fn cohort(&self, role: &str, args: &[&str]) -> CliResult<String> {
+        std::fs::create_dir_all(self.role_dir(role))?;
+        println!("\n[{role}] $ cohort {}", args.join(" "));
+        let out = self
+            .command(&self.exe, role)
+            .args(args)
+            .output()
+            .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for l in stdout.lines() {
+            println!("    {l}");
+        }
+        if self.verbose || !out.status.success() {
+            for l in stderr.lines() {
+                println!("    {l}");
+            }
+        }
+        if !out.status.success() {
+            return Err(CliError::user(format!(
+                "the demo step `cohort {}` failed (as {role})",
+                args.join(" ")
+            ))
+            .hint("re-run with --keep DIR to inspect every role's clone and home"));
+        }
+        Ok(stdout)
+    }
+
+    fn git(&self, role: &str, args: &[&str]) -> CliResult {
+        println!("\n[{role}] $ git {}", args.join(" "));
+        let out = self
+            .command(Path::new("git"), role)
+            .args(args)
+            .output()
+            .map_err(|e| CliError::env(format!("cannot run git: {e}")).hint("install git"))?;
+        if !out.status.success() {
+            return Err(CliError::user(format!(
+                "`git {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    fn say(&self, text: &str) {
+        println!("\n== {text}");
+    }
+}
+
+/// Writes the embedded fixtures under `dir`.
+fn materialize(dir: &Path) -> CliResult {
+    for (rel, bytes) in fixtures::FIXTURES {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, bytes)?;
+    }
+    Ok(())
+}
+
+const COMMITTEE: &[&str] = &["carol", "dave"];
+const MODEL_OWNERS: &[&str] = &["mo", "nina"];
+const HOSPITALS: &[&str] = &["hosp-a", "hosp-b"];
+
+pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
+    let _tmp;
+    let root = match &args.keep {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                return Err(CliError::user(format!("{} is not empty", d.display()))
+                    .hint("give --keep a new or empty folder"));
+            }
+            std::fs::create_dir_all(d)?;
+            d.canonicalize()?
+        }
+        None => {
+            _tmp = tempfile::Builder::new().prefix("cohort-demo-").tempdir()?;
+            _tmp.path().to_path_buf()
+        }
+    };
+    let stage = Stage {
+        root: root.clone(),
+        exe: std::env::current_exe()
+            .map_err(|e| CliError::env(format!("cannot find the cohort binary: {e}")))?,
+        verbose: settings.ui.verbose,
+    };
+    materialize(&stage.fixtures())?;
+    let everyone: Vec<&str> = std::iter::once("admin")
+        .chain(COMMITTEE.iter().copied())
+        .chain(MODEL_OWNERS.iter().copied())
+        .chain(HOSPITALS.iter().copied())
+        .collect();
+
+    stage.say("Creating a user: every participant makes a key; the admin creates the registry");
+    for r in &everyone {
+        stage.cohort(r, &["key", "generate", "--handle", r, "--no-passphrase"])?;
+    }
+    let clone = stage.clone_dir("admin");
+    let id = stage.cohort(
+        "admin",
+        &[
+            "registry",
+            "init",
+            clone.to_str().expect("utf-8 path"),
+            "--name",
+            "heart-demo",
+            "--admin",
+            "admin",
+        ],
+    )?;
+    let id = id.trim().to_string();
+    let remote = stage.remote();
+    let remote_s = remote.to_str().expect("utf-8 path");
+    stage.git(
+        "admin",
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            remote_s,
+        ],
+    )?;
+    stage.cohort("admin", &["registry", "install-hook", remote_s])?;
+    stage.git("admin", &["remote", "add", "origin", remote_s])?;
+    stage.git("admin", &["push", "--quiet", "-u", "origin", "main"])?;
+
+    stage.say("Everyone clones the registry, pinned to its id, and asks to join");
+    for r in everyone.iter().skip(1) {
+        let dest = stage.clone_dir(r);
+        stage.cohort(
+            r,
+            &[
+                "registry",
+                "clone",
+                remote_s,
+                dest.to_str().expect("utf-8 path"),
+                "--root",
+                &id,
+            ],
+        )?;
+        stage.cohort(
+            r,
+            &[
+                "user",
+                "request",
+                "--name",
+                &format!("{r} (demo)"),
+                "--email",
+                &format!("{r}@demo.invalid"),
+            ],
+        )?;
+        stage.cohort(r, &["registry", "push"])?;
+    }
+
+    stage.say("The admin admits everyone and lets carol own benchmarks");
+    stage.cohort("admin", &["registry", "sync"])?;
+    stage.cohort("admin", &["registry", "status"])?;
+    for r in everyone.iter().skip(1) {
+        stage.cohort("admin", &["user", "approve", r])?;
+    }
+    stage.cohort(
+        "admin",
+        &["user", "grant", "carol", "--role", "benchmark-owner"],
+    )?;
+
+    stage.say("Anyone can check everything offline");
+    for r in &everyone {
+        stage.cohort(r, &["registry", "sync"])?;
+    }
+    stage.cohort("hosp-b", &["verify"])?;
+    stage.cohort("hosp-b", &["user", "ls"])?;
+
+    println!("\ndemo finished: registry {id}");
+    if let Some(d) = &args.keep {
+        println!(
+            "kept in {}: remote.git and one folder per role (registry clone + cohort-home)",
+            d.display()
+        );
+    }
+    Ok(())
+}
