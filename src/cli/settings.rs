@@ -33,7 +33,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// cohort's local storage (keys, caches, prepared data, state).
-    #[arg(long, global = true, env = "COHORT_HOME", value_name = "DIR", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "COHORT_HOME",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub home: Option<PathBuf>,
 }
 

@@ -70,10 +70,9 @@ impl AtomicDir {
         let tmp = self.tmp.take().expect("present until commit");
         let staged = tmp.keep();
         if self.target.exists() {
-            let old = self.target.with_extension(format!(
-                "old-{}",
-                std::process::id()
-            ));
+            let old = self
+                .target
+                .with_extension(format!("old-{}", std::process::id()));
             fs::rename(&self.target, &old)?;
             fs::rename(&staged, &self.target)?;
             let _ = fs::remove_dir_all(&old);

@@ -5,7 +5,7 @@
 mod atomic;
 mod lock;
 
-pub use atomic::{write_atomic, write_atomic_mode, AtomicDir};
+pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
 pub use lock::{DirLock, LockError};
 
 use std::path::{Path, PathBuf};
