@@ -151,18 +151,22 @@ impl Error {
             Error::Yaml { .. } => "fix the YAML syntax; MLCube 0.0.9 reads the file with PyYAML".into(),
             Error::Config { .. } => return None,
             Error::UnknownTask { .. } => "pass one of the listed tasks with --task".into(),
-            Error::Param { message, .. } if message.contains("no type") => {
-                "declare the parameter with `type: file` or `type: directory`, or end its path with /"
+            Error::Param { message, .. } if message.contains("cannot be inferred") => {
+                "create the input (MLCube 0.0.9 infers an untyped input's type from the host), \
+                 pass its location as name=PATH, or declare `type: file` or `type: directory`"
                     .into()
             }
-            Error::Param { message, .. } if message.contains("does not exist") => {
-                "create the input, or pass its location as name=PATH".into()
+            Error::Param { message, .. } if message.contains("needs a type") => {
+                "declare the output with `type: file` or `type: directory`, or end its path with /"
+                    .into()
             }
             Error::Param { .. } => return None,
             Error::Interpolation { .. } => {
                 "interpolations may name a key of the configuration or ${oc.env:VAR,default}".into()
             }
-            Error::Override { message, .. } if message.contains("write") => return None,
+            Error::Override { message, .. } if message.contains("no task of this cube") => {
+                "check the parameter name against the cube's mlcube.yaml".into()
+            }
             Error::Override { .. } => return None,
             Error::RunArg { .. } => {
                 "cohort maps --gpus, --shm-size, --runtime, --memory, --cpuset-cpus, --cpus, \

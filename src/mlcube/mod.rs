@@ -37,12 +37,14 @@
 //! [`Error::is_environment`] is true when Docker is unreachable or failing (exit code 3).
 
 mod args;
+mod command;
 mod config;
 mod deviations;
 pub mod docker;
 mod error;
 mod hardening;
 mod interp;
+mod params;
 mod paths;
 mod plan;
 mod prepare;
@@ -63,3 +65,6 @@ pub use plan::{
 };
 pub use prepare::prepare_host;
 pub use strict::{StrictViolation, check_strict};
+
+#[cfg(test)]
+mod tests;

@@ -30,6 +30,7 @@ pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>
 /// `docker build -f` allows). Returns the image id.
 pub async fn build(
     docker: &Docker,
+    scratch: Option<&Path>,
     context: &Path,
     dockerfile: &Path,
     tag: &str,
@@ -53,7 +54,7 @@ pub async fn build(
     let task = reporter.begin(&format!("build {tag}"), None);
     let result = async {
         let (tarball, dockerfile_in_tar) =
-            context_tar(context, dockerfile).map_err(|e| failed(e.to_string()))?;
+            context_tar(scratch, context, dockerfile).map_err(|e| failed(e.to_string()))?;
         let options = BuildImageOptions {
             dockerfile: dockerfile_in_tar,
             t: Some(tag.to_string()),
@@ -105,10 +106,19 @@ pub async fn build(
 /// Writes the build context as a tar to a temporary file. Symlinks stay symlinks. Returns
 /// the file and the Dockerfile's path inside the tar.
 fn context_tar(
+    scratch: Option<&Path>,
     context: &Path,
     dockerfile: &Path,
 ) -> std::io::Result<(tempfile::NamedTempFile, String)> {
-    let tmp = tempfile::NamedTempFile::new()?;
+    let mut tmp = tempfile::Builder::new();
+    tmp.prefix(".cohort-context-").suffix(".tar");
+    let tmp = match scratch {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            tmp.tempfile_in(dir)?
+        }
+        None => tmp.tempfile()?,
+    };
     let mut builder = tar::Builder::new(tmp.reopen()?);
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Deterministic);

@@ -147,6 +147,7 @@ pub struct DockerRuntime {
     docker: Docker,
     rt: tokio::runtime::Runtime,
     host: String,
+    scratch: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -194,7 +195,18 @@ impl DockerRuntime {
                 Err(_) => Err(unreachable("no answer within 15 seconds".into())),
             }
         })?;
-        Ok(DockerRuntime { docker, rt, host })
+        Ok(DockerRuntime {
+            docker,
+            rt,
+            host,
+            scratch: None,
+        })
+    }
+
+    /// Where temporary files (build context tarballs) go; the system temp folder when unset.
+    /// The CLI points it into cohort's local storage.
+    pub fn set_scratch_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.scratch = Some(dir.into());
     }
 
     /// The address this runtime talks to.
@@ -313,6 +325,7 @@ impl ContainerRuntime for DockerRuntime {
     ) -> Result<String, Error> {
         self.rt.block_on(image::build(
             &self.docker,
+            self.scratch.as_deref(),
             context,
             dockerfile,
             tag,

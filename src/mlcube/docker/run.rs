@@ -152,6 +152,7 @@ async fn supervise(
     let mut stopping = false;
     let mut last_line_at = Instant::now() - LINE_EVERY;
     let mut after_exit: Option<tokio::time::Instant> = None;
+    let mut unreported: Option<String> = None;
 
     loop {
         if exit_code.is_some()
@@ -167,9 +168,15 @@ async fn supervise(
                         source,
                     })?;
                     if sink.truncated() {
-                        if let Some(line) = lines.last().filter(|_| last_line_at.elapsed() >= LINE_EVERY) {
-                            reporter.line(task, line);
-                            last_line_at = Instant::now();
+                        // Past the cap only the latest line matters, a few times a second.
+                        if let Some(line) = lines.last() {
+                            if last_line_at.elapsed() >= LINE_EVERY {
+                                reporter.line(task, line);
+                                last_line_at = Instant::now();
+                                unreported = None;
+                            } else {
+                                unreported = Some(line.clone());
+                            }
                         }
                     } else {
                         for line in &lines {
@@ -222,7 +229,7 @@ async fn supervise(
             },
         }
     }
-    if let Some(line) = sink.pending_line() {
+    if let Some(line) = sink.pending_line().or(unreported) {
         reporter.line(task, &line);
     }
     Ok((
