@@ -2,6 +2,7 @@
 //! per command group, and the mapping of errors to exit codes and hints.
 
 mod error;
+mod mlcube;
 mod settings;
 mod ui;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 pub use error::{CliError, CliResult, Exit};
 pub use settings::{GlobalArgs, Settings};
+#[allow(unused_imports)] // for command files that take the Ui alone (later issues)
 pub use ui::Ui;
 
 /// Federated benchmarking of medical AI with a Git repository as the registry.
@@ -24,12 +26,19 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Work with MLCubes: run a task of a local cube.
+    Mlcube(mlcube::Args),
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            let argv: Vec<String> = std::env::args().collect();
+            if let Some(err) = mlcube::dash_override_error(&e, &argv) {
+                return report(err);
+            }
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp
@@ -52,8 +61,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(settings: &Settings, command: Command) -> CliResult {
-    let _ = settings;
-    match command {}
+    match command {
+        Command::Mlcube(args) => mlcube::run(settings, args),
+    }
 }
 
 fn report(e: CliError) -> ExitCode {

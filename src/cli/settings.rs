@@ -45,6 +45,7 @@ pub struct GlobalArgs {
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // read by the key commands (a later issue)
 pub enum Passphrase {
     File(PathBuf),
     Value(String),
@@ -52,6 +53,7 @@ pub enum Passphrase {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)] // registry, signing and confirmation settings serve later issues' commands
 pub struct Settings {
     pub ui: Ui,
     pub home: Home,
