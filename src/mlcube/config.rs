@@ -77,6 +77,8 @@ impl CubeConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        // os.path.abspath: `..` and `.` are resolved lexically, as 0.0.9 computes the root.
+        let abs = PathBuf::from(super::paths::lexical(&abs.to_string_lossy()));
         let file = if abs.is_dir() {
             abs.join("mlcube.yaml")
         } else {

@@ -95,6 +95,8 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
         return Ok(());
     }
 
+    // Missing inputs are refused before any image is built or pulled.
+    mlcube::prepare_host(&plan)?;
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let mut runtime = DockerRuntime::connect(docker_host.as_deref())?;
     runtime.set_scratch_dir(settings.home.tmp_dir());
