@@ -53,11 +53,21 @@ pub fn run(settings: &Settings) -> CliResult {
                 detail: format!("{} (id {})", reg.display_path().display(), id.short()),
                 fix: None,
             },
+            // A git repository that is not a registry (e.g. a cube's own repository).
+            Err(_) if settings.registry.is_none() => Check {
+                name: "registry",
+                ok: true,
+                detail: format!(
+                    "{} is not a cohort registry (fine for key and mlcube commands)",
+                    reg.display_path().display()
+                ),
+                fix: None,
+            },
             Err(e) => Check {
                 name: "registry",
                 ok: false,
                 detail: e.to_string(),
-                fix: Some("run inside a registry clone or pass --registry".into()),
+                fix: Some("pass --registry the folder of a registry clone".into()),
             },
         },
         Err(_) => Check {
@@ -67,7 +77,38 @@ pub fn run(settings: &Settings) -> CliResult {
             fix: None,
         },
     });
-    checks.extend(super::docker_checks(settings).into_iter().map(Check::from));
+    checks.push(
+        match cohort::mlcube::docker::probe(settings.docker_host.as_deref()) {
+            Ok(info) => Check {
+                name: "docker",
+                ok: true,
+                detail: format!(
+                    "Docker Engine {} (API {}, {}/{}) at {}; can create containers",
+                    info.version, info.api_version, info.os, info.arch, info.host
+                ),
+                fix: None,
+            },
+            Err(e) => Check {
+                name: "docker",
+                ok: false,
+                detail: e.to_string(),
+                fix: Some(e.hint().unwrap_or_else(|| {
+                    "start the Docker Engine (systemctl start docker) or set DOCKER_HOST".into()
+                })),
+            },
+        },
+    );
+    let busybox = std::path::Path::new("/bin/busybox").exists();
+    checks.push(Check {
+        name: "busybox",
+        ok: true,
+        detail: if busybox {
+            "/bin/busybox present (for `cohort demo` and the fixture cubes)".into()
+        } else {
+            "no /bin/busybox: only `cohort demo` needs it (apt-get install busybox-static)".into()
+        },
+        fix: None,
+    });
     let all_ok = checks.iter().all(|c| c.ok);
     if ui.json {
         ui.json(&serde_json::json!({"ok": all_ok, "checks": checks}));
@@ -88,23 +129,5 @@ pub fn run(settings: &Settings) -> CliResult {
         Ok(())
     } else {
         Err(CliError::env("some checks failed (see above)"))
-    }
-}
-
-/// Docker checks, filled in by the MLCube engine.
-pub struct DockerCheck {
-    pub ok: bool,
-    pub detail: String,
-    pub fix: Option<String>,
-}
-
-impl From<DockerCheck> for Check {
-    fn from(d: DockerCheck) -> Check {
-        Check {
-            name: "docker",
-            ok: d.ok,
-            detail: d.detail,
-            fix: d.fix,
-        }
     }
 }

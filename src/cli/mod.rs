@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod error;
 mod key;
+mod mlcube;
 mod registry;
 mod session;
 mod settings;
@@ -44,12 +45,18 @@ pub enum Command {
     Doctor,
     /// Play the whole workflow, every role in its own clone, against a local bare remote.
     Demo(demo::DemoArgs),
+    /// Work with MLCubes: run a task of a local cube, submit, list, associate.
+    Mlcube(mlcube::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            let argv: Vec<String> = std::env::args().collect();
+            if let Some(err) = mlcube::dash_override_error(&e, &argv) {
+                return report(err);
+            }
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp
@@ -79,12 +86,8 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Verify(a) => verify::run(settings, a),
         Command::Doctor => doctor::run(settings),
         Command::Demo(a) => demo::run(settings, a),
+        Command::Mlcube(args) => mlcube::run(settings, args),
     }
-}
-
-/// The Docker Engine checks of `doctor` (the MLCube engine provides them).
-fn docker_checks(_settings: &Settings) -> Vec<doctor::DockerCheck> {
-    Vec::new()
 }
 
 fn report(e: CliError) -> ExitCode {

@@ -45,6 +45,7 @@ pub struct GlobalArgs {
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // read by the key commands (a later issue)
 pub enum Passphrase {
     File(PathBuf),
     Value(String),
@@ -52,6 +53,7 @@ pub enum Passphrase {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)] // registry, signing and confirmation settings serve later issues' commands
 pub struct Settings {
     pub ui: Ui,
     pub home: Home,
@@ -61,6 +63,8 @@ pub struct Settings {
     pub passphrase: Passphrase,
     /// Directory the command was started in (for finding the registry clone).
     pub cwd: PathBuf,
+    /// DOCKER_HOST, when set (else the local socket).
+    pub docker_host: Option<String>,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             yes: g.yes,
             passphrase,
             cwd,
+            docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
         })
     }
 }

@@ -1,1 +1,70 @@
-//! placeholder
+//! The MLCube engine: reads mlcube.yaml with MLCube 0.0.9 semantics, plans a task run as plain
+//! data (the invocation 0.0.9 would issue, plus cohort's hardening), and runs it through the
+//! Docker Engine API. Knows nothing about the registry; the CLI and the workflow call it.
+//!
+//! # Public API
+//!
+//! Reading and planning (pure: no writes, no Docker):
+//! - [`CubeConfig::load`]`(path)` — an MLCube folder or its YAML file; [`CubeConfig::tasks`],
+//!   [`CubeConfig::label`], [`CubeConfig::text`].
+//! - [`plan`]`(&cfg, &RunRequest, env, home) -> Result<Plan, Error>` — `env` looks up host
+//!   environment variables (only for local runs), `home` is what `~` means.
+//! - [`RunRequest`] { `task`, `overrides` (name=value), `host_paths` (parameter ->
+//!   [`HostPath`] { path, kind: [`PathKind`] }), `workspace`, `mode`: [`Mode`]`::{Local,
+//!   Strict}`, `options`: [`RunnerOptions`] { network, security, gpus, memory, cpuset, cpus,
+//!   timeout, platform (`-P`), pids_limit } }.
+//! - [`Plan`] { cube, task, mode, root, workspace, params: [`ParamPlan`], invocation:
+//!   [`Invocation`] (what 0.0.9 would run), hardening: [`Hardening`] (what cohort adds),
+//!   image_build: [`ImageBuild`] }; [`Plan::missing_inputs`].
+//! - [`check_strict`]`(&cfg) -> Result<(), Vec<StrictViolation>>` — the rules for registered
+//!   cubes, for submission time.
+//! - [`DEVIATIONS`] — deliberate differences from 0.0.9.
+//!
+//! Running:
+//! - [`prepare_host`]`(&plan)` — refuses missing inputs, creates the workspace and output
+//!   folders.
+//! - [`ContainerRuntime`] (trait) and [`DockerRuntime`]: `DockerRuntime::connect(docker_host)`,
+//!   `image_id(reference)`, `build_image(context, dockerfile, tag, build_args, reporter)`,
+//!   `load_tarball(path, sha256, reporter)`, `pull(reference, reporter)`, `remove_image`,
+//!   `run(&plan, &RunSpec, reporter, cancel) -> Result<RunOutcome, Error>`.
+//! - [`ensure_image`]`(runtime, &plan, reporter)` — 0.0.9's build strategy for local cubes.
+//! - [`RunSpec`] { log_path, expected_image_id, image, log_limit, stop_grace, run_id },
+//!   [`RunOutcome`] { exit_code, duration, timed_out, log_path, log_truncated, container_id,
+//!   run_id, image_id } and [`RunOutcome::check`] (non-zero exit or timeout as an [`Error`]).
+//! - [`docker::probe`]`(docker_host) -> Result<EngineInfo, Error>` — for `cohort doctor`.
+//!
+//! Errors: [`Error`] names the cube, task, parameter or file; [`Error::hint`] says what to do;
+//! [`Error::is_environment`] is true when Docker is unreachable or failing (exit code 3).
+
+mod args;
+mod command;
+mod config;
+mod deviations;
+pub mod docker;
+mod error;
+mod hardening;
+mod interp;
+mod params;
+mod paths;
+mod plan;
+mod prepare;
+mod strict;
+mod tree;
+
+pub use args::GpuRequest;
+pub use config::CubeConfig;
+pub use deviations::{DEVIATIONS, Deviation, deviation};
+pub use docker::{
+    ContainerRuntime, DockerRuntime, EngineInfo, RUN_LABEL, RunOutcome, RunSpec, ensure_image,
+};
+pub use error::Error;
+pub use hardening::{DEFAULT_PIDS_LIMIT, Hardening};
+pub use plan::{
+    BuildStrategy, HostPath, ImageBuild, Invocation, Io, Mode, Mount, ParamPlan, PathKind, Plan,
+    RunRequest, RunnerOptions, plan,
+};
+pub use prepare::prepare_host;
+pub use strict::{StrictViolation, check_strict};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! `cohort mlcube ...`: the command group for MLCubes. Each subcommand lives in its own file
+//! under `mlcube/`; this file holds the group's clap enum, the dispatch, and the mapping of
+//! the engine's errors to exit codes and hints.
+
+mod run;
+
+pub use run::dash_override_error;
+
+use clap::{Args as ClapArgs, Subcommand};
+use cohort::mlcube;
+
+use super::error::{CliError, Exit};
+use super::{CliResult, Settings};
+
+/// Work with MLCubes (containers following the MLCube 0.0.9 contract).
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: MlcubeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MlcubeCommand {
+    /// Run a task of a local MLCube (for authors and for debugging).
+    Run(run::RunArgs),
+}
+
+pub fn run(settings: &Settings, args: Args) -> CliResult {
+    match args.command {
+        MlcubeCommand::Run(a) => run::run(settings, a),
+    }
+}
+
+impl From<mlcube::Error> for CliError {
+    fn from(e: mlcube::Error) -> CliError {
+        let exit = if e.is_environment() {
+            Exit::Environment
+        } else {
+            Exit::Failure
+        };
+        let mut err = CliError::new(exit, e.to_string());
+        if let Some(h) = e.hint() {
+            err = err.hint(h);
+        }
+        err
+    }
+}

@@ -1,0 +1,212 @@
+//! The MLCube engine's error type: every message names the cube, task, parameter or file it
+//! is about, and [`Error::hint`] says what to do next, so the CLI can print both as they are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::strict::StrictViolation;
+
+/// Everything that can go wrong while reading, planning or running an MLCube task.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML (or not a mapping at its top).
+    #[error("{path} is not a valid MLCube configuration: {message}")]
+    Yaml { path: PathBuf, message: String },
+    /// The YAML is valid but the configuration breaks an MLCube 0.0.9 rule.
+    #[error("MLCube {cube}: {message}")]
+    Config { cube: String, message: String },
+    /// `--task` names a task the cube does not have.
+    #[error("MLCube {cube} has no task {task:?} (tasks: {available})")]
+    UnknownTask {
+        cube: String,
+        task: String,
+        available: String,
+    },
+    /// A task parameter is malformed or cannot be resolved.
+    #[error("MLCube {cube}, task {task}, parameter {param}: {message}")]
+    Param {
+        cube: String,
+        task: String,
+        param: String,
+        message: String,
+    },
+    /// A `${...}` interpolation cannot be resolved.
+    #[error("MLCube {cube}: cannot resolve {expression} in {key}: {message}")]
+    Interpolation {
+        cube: String,
+        key: String,
+        expression: String,
+        message: String,
+    },
+    /// A command-line override (`name=value`, `-Pkey=value`, runner option) is refused.
+    #[error("MLCube {cube}: {message}")]
+    Override { cube: String, message: String },
+    /// A run argument from `cpu_args`/`gpu_args`/runner options cannot be applied.
+    #[error("MLCube {cube}: run argument {arg:?} {message}")]
+    RunArg {
+        cube: String,
+        arg: String,
+        message: String,
+    },
+    /// A registered (strict) cube breaks the rules for registered cubes.
+    #[error("MLCube {cube} is not allowed as a registered cube: {}", summarize(.violations))]
+    Strict {
+        cube: String,
+        violations: Vec<StrictViolation>,
+    },
+    /// An input the task reads does not exist on the host.
+    #[error("MLCube {cube}, task {task}: input {param} does not exist: {path}")]
+    MissingInput {
+        cube: String,
+        task: String,
+        param: String,
+        path: PathBuf,
+    },
+    /// A host file or directory could not be created or read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The Docker Engine cannot be reached.
+    #[error("cannot reach the Docker Engine at {host}: {message}")]
+    DockerUnreachable { host: String, message: String },
+    /// The Docker Engine refused or failed a request.
+    #[error("Docker Engine: {action} failed: {message}")]
+    Docker { action: String, message: String },
+    /// The image is not present and could not be pulled or built.
+    #[error("image {image} is not available: {message}")]
+    ImageUnavailable {
+        image: String,
+        message: String,
+        hint: String,
+    },
+    /// Building the image from its Dockerfile failed.
+    #[error("building image {image} from {dockerfile} failed: {message}")]
+    BuildFailed {
+        image: String,
+        dockerfile: PathBuf,
+        message: String,
+    },
+    /// The image present under a reference is not the one recorded.
+    #[error("image {image} has id {actual}, expected {expected}")]
+    ImageIdMismatch {
+        image: String,
+        expected: String,
+        actual: String,
+    },
+    /// An image tarball does not have the recorded sha256.
+    #[error("{path} has sha256 {actual}, expected {expected}")]
+    Sha256Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The task's container exited with a non-zero code.
+    #[error("MLCube {cube}, task {task}: the container exited with code {code}")]
+    TaskFailed {
+        cube: String,
+        task: String,
+        code: i64,
+        log: PathBuf,
+    },
+    /// The task ran past its timeout and was stopped.
+    #[error("MLCube {cube}, task {task}: stopped after the {} timeout", humantime::format_duration(*.after))]
+    TimedOut {
+        cube: String,
+        task: String,
+        after: Duration,
+        log: PathBuf,
+    },
+    /// The run was cancelled (Ctrl-C); the container was stopped and removed.
+    #[error("MLCube {cube}, task {task}: cancelled")]
+    Cancelled { cube: String, task: String },
+}
+
+fn summarize(violations: &[StrictViolation]) -> String {
+    match violations {
+        [] => "no violations".to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
+impl Error {
+    /// True when the environment is at fault (the Docker Engine is unreachable or failing),
+    /// not the cube or the user's input: the CLI maps this to exit code 3.
+    pub fn is_environment(&self) -> bool {
+        matches!(self, Error::DockerUnreachable { .. } | Error::Docker { .. })
+    }
+
+    /// What the user can do about it, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Read { .. } => "pass the MLCube folder or its mlcube.yaml".into(),
+            Error::Yaml { .. } => "fix the YAML syntax; MLCube 0.0.9 reads the file with PyYAML".into(),
+            Error::Config { .. } => return None,
+            Error::UnknownTask { .. } => "pass one of the listed tasks with --task".into(),
+            Error::Param { message, .. } if message.contains("cannot be inferred") => {
+                "create the input (MLCube 0.0.9 infers an untyped input's type from the host), \
+                 pass its location as name=PATH, or declare `type: file` or `type: directory`"
+                    .into()
+            }
+            Error::Param { message, .. } if message.contains("needs a type") => {
+                "declare the output with `type: file` or `type: directory`, or end its path with /"
+                    .into()
+            }
+            Error::Param { .. } => return None,
+            Error::Interpolation { .. } => {
+                "interpolations may name a key of the configuration or ${oc.env:VAR,default}".into()
+            }
+            Error::Override { message, .. } if message.contains("no task of this cube") => {
+                "check the parameter name against the cube's mlcube.yaml".into()
+            }
+            Error::Override { .. } => return None,
+            Error::RunArg { .. } => {
+                "cohort maps --gpus, --shm-size, --runtime, --memory, --cpuset-cpus, --cpus, \
+                 --network, --security-opt and -e; see docs/mlcube.md"
+                    .into()
+            }
+            Error::Strict { violations, .. } => {
+                let all: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+                format!(
+                    "registered cubes may use run args --gpus, --shm-size and --runtime=nvidia \
+                     only, and relative paths inside the workspace: {}",
+                    all.join("; ")
+                )
+            }
+            Error::MissingInput { param, .. } => format!(
+                "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it or pass {param}=PATH"
+            ),
+            Error::Io { .. } => return None,
+            Error::DockerUnreachable { .. } => {
+                "start the Docker Engine, or set DOCKER_HOST to where it listens; your user must \
+                 be allowed to use its socket (the docker group)"
+                    .into()
+            }
+            Error::Docker { .. } => "check `docker info`; the Engine log may say more".into(),
+            Error::ImageUnavailable { hint, .. } => hint.clone(),
+            Error::BuildFailed { .. } => "run the same build with `docker build` to see the failing step".into(),
+            Error::ImageIdMismatch { .. } => {
+                "the image under this name is not the one recorded; load or pull the recorded image \
+                 (cohort never runs a different image)"
+                    .into()
+            }
+            Error::Sha256Mismatch { .. } => {
+                "the tarball is corrupt or not the recorded one; download it again".into()
+            }
+            Error::TaskFailed { log, .. } => format!("the task's output is in {}", log.display()),
+            Error::TimedOut { log, .. } => format!(
+                "raise the limit with --timeout; the task's output is in {}",
+                log.display()
+            ),
+            Error::Cancelled { .. } => return None,
+        })
+    }
+}

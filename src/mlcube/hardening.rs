@@ -1,0 +1,207 @@
+//! What cohort adds on top of the MLCube-equivalent invocation (DESIGN.md "Executing
+//! MLCubes"): the calling uid:gid, no capabilities, no privilege escalation, a read-only root
+//! filesystem with a tmpfs /tmp, a pids limit, no network, read-only inputs (inputs inside a
+//! writable mount are bound read-only on top), resource limits and the per-task timeout.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::args::{self, GpuRequest, RunArgs};
+use super::error::Error;
+use super::paths;
+use super::plan::{Invocation, Io, Mount, ParamPlan, PathKind, RunnerOptions};
+
+/// Default pids limit: generous for ML frameworks' thread pools, fatal to fork bombs.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
+/// The hardening part of a plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hardening {
+    /// `uid:gid` the container runs as.
+    pub user: String,
+    /// Network mode: `none` unless a local run asked for another.
+    pub network: String,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub read_only_rootfs: bool,
+    /// tmpfs mounts: path and options.
+    pub tmpfs: Vec<(String, String)>,
+    pub pids_limit: i64,
+    pub auto_remove: bool,
+    /// The mounts actually used: the invocation's, read-only unless an output needs them,
+    /// plus read-only binds of inputs that live inside a writable mount.
+    pub mounts: Vec<Mount>,
+    /// Environment added to the invocation's (`HOME=/tmp`, since the root is read-only).
+    pub env_added: Vec<(String, String)>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub shm_size: Option<i64>,
+    pub gpus: Option<GpuRequest>,
+    pub runtime: Option<String>,
+    pub timeout: Option<Duration>,
+    /// Folders cohort creates before the run: the workspace and the outputs' folders. Missing
+    /// inputs are never created.
+    pub create_dirs: Vec<PathBuf>,
+    /// Run args accepted but superseded, and other things worth telling the user.
+    pub notes: Vec<String>,
+}
+
+pub(crate) struct HardenInputs<'a> {
+    pub cube: &'a str,
+    pub strict: bool,
+    pub options: &'a RunnerOptions,
+    pub workspace: &'a str,
+    pub params: &'a [ParamPlan],
+    pub invocation: &'a Invocation,
+    pub run_args: &'a RunArgs,
+}
+
+pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
+    let arg_err = |arg: String, message: String| Error::RunArg {
+        cube: h.cube.to_string(),
+        arg,
+        message,
+    };
+    let mut notes = Vec::new();
+    let ra = h.run_args;
+
+    let network = match (&h.options.network, h.strict) {
+        (Some(n), false) => n.clone(),
+        _ => "none".to_string(),
+    };
+    if let (Some(n), None) = (&ra.network, &h.options.network) {
+        notes.push(format!(
+            "--network={n} from mlcube.yaml is not applied: the container has no network unless \
+             `cohort mlcube run --network` asks for one"
+        ));
+    }
+    for s in &ra.superseded {
+        notes.push(format!(
+            "run argument {s} is superseded by cohort's hardening and not applied"
+        ));
+    }
+
+    let mut security_opt = vec!["no-new-privileges".to_string()];
+    if !h.strict {
+        security_opt.extend(ra.security_opt.iter().cloned());
+    }
+
+    let memory = ra
+        .memory
+        .as_deref()
+        .map(|m| args::parse_bytes(m).map_err(|e| arg_err(format!("--memory={m}"), e)))
+        .transpose()?;
+    let shm_size = ra
+        .shm_size
+        .as_deref()
+        .map(|m| args::parse_bytes(m).map_err(|e| arg_err(format!("--shm-size={m}"), e)))
+        .transpose()?;
+    let cpus = h.options.cpus.as_ref().or(ra.cpus.as_ref());
+    let nano_cpus = cpus
+        .map(|c| args::parse_cpus(c).map_err(|e| arg_err(format!("--cpus={c}"), e)))
+        .transpose()?;
+    let gpus = ra
+        .gpus
+        .as_deref()
+        .map(|g| args::parse_gpus(g).map_err(|e| arg_err(format!("--gpus={g}"), e)))
+        .transpose()?;
+
+    // Which host folders the task writes: output folders and output files' parents.
+    let written: Vec<String> = h
+        .params
+        .iter()
+        .filter(|p| p.io == Io::Output)
+        .map(|p| {
+            let host = p.host.to_string_lossy().into_owned();
+            paths::lexical(&match p.kind {
+                PathKind::Dir => host,
+                PathKind::File => paths::split(&host).0,
+            })
+        })
+        .collect();
+    let inputs: Vec<&ParamPlan> = h.params.iter().filter(|p| p.io == Io::Input).collect();
+
+    let mut mounts = Vec::new();
+    let mut overlays: Vec<Mount> = Vec::new();
+    for m in &h.invocation.mounts {
+        let host = paths::lexical(&m.host.to_string_lossy());
+        let writable = !m.read_only && written.contains(&host);
+        mounts.push(Mount {
+            host: m.host.clone(),
+            container: m.container.clone(),
+            read_only: !writable,
+        });
+        if !writable {
+            continue;
+        }
+        for p in &inputs {
+            let input = p.host.to_string_lossy();
+            if p.kind == PathKind::Dir && paths::lexical(&input) == host {
+                let message = format!(
+                    "input {} is the folder an output is written to ({}), so it cannot be read-only",
+                    p.name,
+                    m.host.display()
+                );
+                if h.strict {
+                    return Err(Error::Config {
+                        cube: h.cube.to_string(),
+                        message,
+                    });
+                }
+                notes.push(message);
+                continue;
+            }
+            if let Some(rel) = paths::strip_inside(&host, &input) {
+                let container = format!("{}/{rel}", m.container);
+                if !overlays.iter().any(|o| o.container == container) {
+                    overlays.push(Mount {
+                        host: p.host.clone(),
+                        container,
+                        read_only: true,
+                    });
+                }
+            }
+        }
+    }
+    mounts.extend(overlays);
+
+    let mut create_dirs = vec![PathBuf::from(h.workspace)];
+    for w in &written {
+        let p = PathBuf::from(w);
+        if !create_dirs.contains(&p) {
+            create_dirs.push(p);
+        }
+    }
+
+    let mut env_added = Vec::new();
+    if !h.invocation.env.iter().any(|(k, _)| k == "HOME") {
+        env_added.push(("HOME".to_string(), "/tmp".to_string()));
+    }
+
+    Ok(Hardening {
+        user: format!(
+            "{}:{}",
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw()
+        ),
+        network,
+        cap_drop: vec!["ALL".into()],
+        security_opt,
+        read_only_rootfs: true,
+        tmpfs: vec![("/tmp".into(), "rw,nosuid,nodev,mode=1777".into())],
+        pids_limit: h.options.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT),
+        auto_remove: true,
+        mounts,
+        env_added,
+        memory,
+        nano_cpus,
+        cpuset_cpus: ra.cpuset_cpus.clone(),
+        shm_size,
+        gpus,
+        runtime: ra.runtime.clone(),
+        timeout: h.options.timeout,
+        create_dirs,
+        notes,
+    })
+}
