@@ -1,12 +1,47 @@
 //! Local state under `$COHORT_HOME`: where keys, caches, prepared datasets, run outputs, logs
 //! and the verified-state file live, plus the atomic-write and locking primitives every
-//! writer uses so an interrupted command never leaves a half-written file behind.
+//! writer uses so an interrupted command never leaves a half-written file behind, and the
+//! asset primitives built on them (downloads, the verified cache, safe extraction, the
+//! dataset content hash).
+//!
+//! # API used by the rest of cohort
+//!
+//! - [`NetConfig`]: proxies (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`), extra CA
+//!   bundles, timeouts, retries, size cap. The CLI builds it with
+//!   `NetConfig::from_env_lookup(|k| std::env::var(k).ok())`; the core never reads env vars.
+//! - [`fetch`]`(source, expected, dest, &net, reporter, &cancel) -> Result<`[`Fetched`]`>`:
+//!   `http(s)://`, `file://` or a local path to the file `dest`, streamed, hashed, resumed,
+//!   retried, verified, renamed into place only when complete.
+//! - [`Cache`]: `Cache::new(&home).get_or_fetch(source, expected, &net, reporter, &cancel)`
+//!   and `get(&sha256, ..)` (offline); entries under `cache/sha256/<hex>` are re-hashed on
+//!   every use, and a bad one is removed and fetched again with a warning.
+//! - [`extract_tarball`]`(archive, dest, &`[`ExtractLimits`]`) -> Result<Vec<PathBuf>>`:
+//!   `.tar`/`.tar.gz` (sniffed) with plain files and folders only, all-or-nothing.
+//! - [`hash_tree`]`(root, threads, reporter) -> Result<`[`ContentHash`]`>`: the dataset
+//!   content hash (docs/content-hash.md), with per-file digests and [`ContentHash::diff`];
+//!   [`hash_file`] for one file.
+//! - [`StorageError`]: messages name the URL/file and what to do;
+//!   [`StorageError::is_environment`] is true for network, DNS, timeout, server and disk-full
+//!   failures (exit code 3).
 
 mod atomic;
+mod cache;
+mod content;
+mod download;
+mod error;
+mod extract;
+mod http;
 mod lock;
+mod net;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
+pub use cache::Cache;
+pub use content::{CONTENT_HASH_HEADER, ContentHash, FileChange, FileDigest, hash_file, hash_tree};
+pub use download::{Fetched, fetch};
+pub use error::{NetFailure, StorageError};
+pub use extract::{ExtractLimits, extract_tarball};
 pub use lock::{DirLock, LockError};
+pub use net::{NetConfig, no_proxy_matches};
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,310 @@
+//! Safe extraction of the tarballs cubes and benchmarks ship (additional files, demo
+//! datasets): plain files and folders only, nothing that could escape the destination, bounded
+//! in entries and bytes, and all-or-nothing: a refused archive leaves nothing behind.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use super::AtomicDir;
+use super::error::{Result, StorageError};
+
+/// Bounds on what one archive may create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractLimits {
+    /// Entries in the archive (files, folders and metadata headers).
+    pub max_entries: u64,
+    /// Total bytes of file contents after decompression.
+    pub max_total_bytes: u64,
+    /// Longest relative path, in bytes.
+    pub max_path_len: usize,
+}
+
+impl Default for ExtractLimits {
+    /// Generous for cube assets and demo datasets, small enough to stop a bomb.
+    fn default() -> Self {
+        ExtractLimits {
+            max_entries: 100_000,
+            max_total_bytes: 16 << 30,
+            max_path_len: 1024,
+        }
+    }
+}
+
+/// The gzip magic number; the file name is not trusted.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Extracts the `.tar`, `.tar.gz` or `.tgz` at `archive` into `dest` and returns the
+/// relative paths of the files it created, in archive order.
+///
+/// Only regular files and directories are accepted; `..`, absolute paths, backslashes,
+/// non-UTF-8 names, symlinks, hard links, devices, fifos, sparse files, duplicate entries and
+/// anything beyond `limits` refuse the whole archive, naming the entry. Contents are staged
+/// beside `dest` and renamed into place at the end, replacing any previous `dest` as a whole.
+/// Files are created 0644 and folders 0755 whatever the archive says: nothing from an
+/// archive becomes executable or setuid.
+pub fn extract_tarball(
+    archive: &Path,
+    dest: &Path,
+    limits: &ExtractLimits,
+) -> Result<Vec<PathBuf>> {
+    let file = File::open(archive).map_err(|e| StorageError::io("open", archive, e))?;
+    let mut reader = BufReader::with_capacity(256 << 10, file);
+    let head = reader
+        .fill_buf()
+        .map_err(|e| StorageError::io("read", archive, e))?;
+    let input: Box<dyn Read> = if head.starts_with(&GZIP_MAGIC) {
+        // Multi-member: `cat a.gz b.gz` and pigz output are valid gzip files.
+        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let staging = AtomicDir::new(dest).map_err(|e| StorageError::io("stage", dest, e))?;
+    let files = unpack(archive, input, staging.path(), limits)?;
+    set_mode(staging.path(), 0o755).map_err(|e| StorageError::io("set permissions on", dest, e))?;
+    staging
+        .commit()
+        .map_err(|e| StorageError::io("move into place", dest, e))?;
+    Ok(files)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    File,
+    Dir,
+}
+
+fn unpack(
+    archive: &Path,
+    input: Box<dyn Read>,
+    root: &Path,
+    limits: &ExtractLimits,
+) -> Result<Vec<PathBuf>> {
+    let bad_archive = |e: io::Error| StorageError::BadArchive {
+        archive: archive.to_path_buf(),
+        why: e.to_string(),
+    };
+    let mut ar = tar::Archive::new(input);
+    let mut made: HashMap<String, Made> = HashMap::new();
+    let mut files = Vec::new();
+    let mut entries = 0u64;
+    let mut total = 0u64;
+    for entry in ar.entries().map_err(bad_archive)? {
+        let mut entry = entry.map_err(bad_archive)?;
+        entries += 1;
+        if entries > limits.max_entries {
+            return Err(StorageError::ArchiveLimit {
+                archive: archive.to_path_buf(),
+                why: format!("it has more than {} entries", limits.max_entries),
+            });
+        }
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let refuse = |why: String| StorageError::UnsafeArchive {
+            archive: archive.to_path_buf(),
+            entry: shown.clone(),
+            why,
+        };
+        let kind = match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous => Made::File,
+            EntryType::Directory => Made::Dir,
+            // pax global headers only carry metadata for the entries that follow.
+            EntryType::XGlobalHeader => continue,
+            EntryType::Symlink => {
+                return Err(refuse(format!("is a symbolic link{}", link_target(&entry))));
+            }
+            EntryType::Link => {
+                return Err(refuse(format!("is a hard link{}", link_target(&entry))));
+            }
+            EntryType::Char | EntryType::Block => return Err(refuse("is a device file".into())),
+            EntryType::Fifo => return Err(refuse("is a fifo".into())),
+            EntryType::GNUSparse => return Err(refuse("is a sparse file".into())),
+            other => return Err(refuse(format!("has the unsupported type {other:?}"))),
+        };
+        let name =
+            std::str::from_utf8(&raw).map_err(|_| refuse("has a name that is not UTF-8".into()))?;
+        let parts = safe_components(name, limits).map_err(refuse)?;
+        if parts.is_empty() {
+            if kind == Made::Dir {
+                continue; // "./" itself
+            }
+            return Err(refuse("has an empty name".into()));
+        }
+        // Parents must be folders this archive made (or implied), never one of its files.
+        let mut path = root.to_path_buf();
+        let mut rel = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                rel.push('/');
+            }
+            rel.push_str(part);
+            path.push(part);
+            let last = i + 1 == parts.len();
+            match (made.get(&rel).copied(), last, kind) {
+                (Some(Made::File), false, _) => {
+                    return Err(refuse(format!("goes through `{rel}`, which is a file")));
+                }
+                (Some(_), true, Made::File) | (Some(Made::File), true, Made::Dir) => {
+                    return Err(refuse("appears twice in the archive".into()));
+                }
+                (Some(Made::Dir), _, _) => {}
+                (None, false, _) | (None, true, Made::Dir) => {
+                    make_dir(&path).map_err(|e| StorageError::io("create", &path, e))?;
+                    made.insert(rel.clone(), Made::Dir);
+                }
+                (None, true, Made::File) => {}
+            }
+        }
+        if kind == Made::Dir {
+            continue;
+        }
+        let declared = entry.header().size().map_err(bad_archive)?;
+        if total.saturating_add(declared) > limits.max_total_bytes {
+            return Err(StorageError::ArchiveLimit {
+                archive: archive.to_path_buf(),
+                why: format!(
+                    "its files add up to more than {} bytes (at `{shown}`)",
+                    limits.max_total_bytes
+                ),
+            });
+        }
+        let mut out = create_file(&path).map_err(|e| StorageError::io("create", &path, e))?;
+        let copied = copy(&mut entry, &mut out).map_err(|e| match e {
+            CopyError::Read(e) => bad_archive(e),
+            CopyError::Write(e) => StorageError::io("write", &path, e),
+        })?;
+        out.sync_all()
+            .map_err(|e| StorageError::io("write", &path, e))?;
+        total += copied;
+        made.insert(rel.clone(), Made::File);
+        files.push(PathBuf::from(rel));
+    }
+    Ok(files)
+}
+
+/// Splits a tar path into safe components, or says why it is not safe.
+fn safe_components<'a>(name: &'a str, limits: &ExtractLimits) -> Result<Vec<&'a str>, String> {
+    if name.starts_with('/') {
+        return Err("is an absolute path".into());
+    }
+    if name.contains('\\') {
+        return Err("contains a backslash (a Windows path separator)".into());
+    }
+    if name.len() > limits.max_path_len {
+        return Err(format!(
+            "has a path longer than {} bytes",
+            limits.max_path_len
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => continue,
+            ".." => return Err("contains `..` (it would escape the destination)".into()),
+            p if p.len() > 255 => return Err("has a path component longer than 255 bytes".into()),
+            p if p.chars().any(char::is_control) => {
+                return Err("has a control character in its name".into());
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts
+        .first()
+        .is_some_and(|p| p.len() == 2 && p.ends_with(':'))
+    {
+        return Err("starts with a drive letter".into());
+    }
+    Ok(parts)
+}
+
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> String {
+    entry
+        .link_name_bytes()
+        .map(|t| format!(" (to `{}`)", String::from_utf8_lossy(&t)))
+        .unwrap_or_default()
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+fn copy(r: &mut dyn Read, w: &mut File) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n_total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(n_total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        n_total += n as u64;
+    }
+}
+
+fn make_dir(path: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o755);
+    }
+    b.create(path)
+}
+
+fn create_file(path: &Path) -> io::Result<File> {
+    let mut o = fs::OpenOptions::new();
+    // create_new: the staging folder only holds what this archive made, so an existing
+    // file here would mean a duplicate entry slipped through.
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o644);
+    }
+    o.open(path)
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_rules() {
+        let l = ExtractLimits::default();
+        assert_eq!(safe_components("./a/b/", &l).unwrap(), ["a", "b"]);
+        assert_eq!(safe_components("a//./b", &l).unwrap(), ["a", "b"]);
+        assert!(safe_components("", &l).unwrap().is_empty());
+        for (bad, why) in [
+            ("/etc/passwd", "absolute"),
+            ("a/../../b", ".."),
+            ("..", ".."),
+            ("a\\..\\b", "backslash"),
+            ("C:/x", "drive letter"),
+            ("a/b\nc", "control character"),
+        ] {
+            let e = safe_components(bad, &l).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let long = "a/".repeat(600);
+        assert!(safe_components(&long, &l).unwrap_err().contains("longer"));
+    }
+}
