@@ -143,6 +143,23 @@ impl From<cohort::workflow::WorkflowError> for CliError {
             W::Registry(r) => r.into(),
             W::Trust(t) => t.into(),
             W::Model(m) => m.into(),
+            W::Mlcube(m) => m.into(),
+            W::Storage(st) => {
+                let env = st.is_environment();
+                let err = CliError::new(
+                    if env {
+                        Exit::Environment
+                    } else {
+                        Exit::Failure
+                    },
+                    st.to_string(),
+                );
+                if env {
+                    err.hint("check the network, proxy settings (HTTPS_PROXY, NO_PROXY) and disk space, then run the command again: downloads resume")
+                } else {
+                    err
+                }
+            }
             W::Problems { summary, problems } => {
                 let mut err = CliError::user(format!(
                     "{summary} ({} problem{})",

@@ -3,8 +3,10 @@
 //! the engine's errors to exit codes and hints.
 
 mod run;
+mod submit;
 
 pub use run::dash_override_error;
+pub use submit::{AssociateArgs, associate, fmt_metrics};
 
 use clap::{Args as ClapArgs, Subcommand};
 use cohort::mlcube;
@@ -23,11 +25,23 @@ pub struct Args {
 pub enum MlcubeCommand {
     /// Run a task of a local MLCube (for authors and for debugging).
     Run(run::RunArgs),
+    /// Register a cube version (its files, additional files and image pinned by hash).
+    Submit(submit::SubmitArgs),
+    /// List the cubes on main.
+    Ls,
+    /// Show a cube record (NAME or NAME:VERSION).
+    View { name: String },
+    /// Ask to join a benchmark with a model: runs the compatibility test on the demo data first.
+    Associate(submit::AssociateArgs),
 }
 
 pub fn run(settings: &Settings, args: Args) -> CliResult {
     match args.command {
         MlcubeCommand::Run(a) => run::run(settings, a),
+        MlcubeCommand::Submit(a) => submit::submit(settings, a),
+        MlcubeCommand::Ls => submit::ls(settings),
+        MlcubeCommand::View { name } => submit::view(settings, &name),
+        MlcubeCommand::Associate(a) => submit::associate(settings, a),
     }
 }
 

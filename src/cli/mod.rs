@@ -1,6 +1,8 @@
 //! The thin shell around the core: clap definitions, one settings step, dispatch to one file
 //! per command group, and the mapping of errors to exit codes and hints.
 
+mod association;
+mod benchmark;
 mod demo;
 mod doctor;
 mod error;
@@ -9,7 +11,9 @@ mod mlcube;
 mod registry;
 mod session;
 mod settings;
+mod steps;
 mod table;
+mod test;
 mod ui;
 mod user;
 mod verify;
@@ -47,6 +51,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Work with MLCubes: run a task of a local cube, submit, list, associate.
     Mlcube(mlcube::Args),
+    /// Submit, approve, list and run benchmarks.
+    Benchmark(benchmark::BenchmarkArgs),
+    /// Compatibility tests: the reference workflow with parts swapped, nothing submitted.
+    Test(test::TestArgs),
+    /// Associations of models and datasets with benchmarks: list, approve, reject, prioritise.
+    Association(association::AssociationArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -87,6 +97,9 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Doctor => doctor::run(settings),
         Command::Demo(a) => demo::run(settings, a),
         Command::Mlcube(args) => mlcube::run(settings, args),
+        Command::Benchmark(a) => benchmark::run(settings, a),
+        Command::Test(a) => test::run(settings, a),
+        Command::Association(a) => association::run(settings, a),
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
+use cohort::progress::Cancel;
 use cohort::registry::{Registry, Transport};
+use cohort::storage::NetConfig;
 use cohort::trust::{Signer, TrustError, keys};
 use cohort::workflow::Ctx;
 use cohort::workflow::registry_ops::{self, Opened};
@@ -18,6 +20,33 @@ pub struct Session<'s> {
     pub reporter: BarReporter,
     git_available: bool,
     transport: Option<Transport>,
+    net: NetConfig,
+    pub cancel: Cancel,
+    /// Per-task container time limit (commands that run cubes may change it).
+    pub task_timeout: Option<std::time::Duration>,
+}
+
+/// The default per-task time limit for registered cubes.
+pub const DEFAULT_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// One cancellation flag for the process: the first Ctrl-C sets it (containers are stopped and
+/// removed, partial outputs discarded), a second one exits at once.
+fn cancel_on_ctrl_c() -> Cancel {
+    static CANCEL: std::sync::OnceLock<Cancel> = std::sync::OnceLock::new();
+    CANCEL
+        .get_or_init(|| {
+            let cancel = Cancel::new();
+            let c = cancel.clone();
+            let _ = ctrlc::set_handler(move || {
+                if c.is_cancelled() {
+                    std::process::exit(130);
+                }
+                eprintln!("\ninterrupted: stopping (press Ctrl-C again to quit at once)");
+                c.cancel();
+            });
+            cancel
+        })
+        .clone()
 }
 
 impl<'s> Session<'s> {
@@ -39,6 +68,9 @@ impl<'s> Session<'s> {
             reporter: settings.ui.reporter(),
             git_available,
             transport,
+            net: NetConfig::from_env_lookup(|k| std::env::var(k).ok()),
+            cancel: cancel_on_ctrl_c(),
+            task_timeout: Some(DEFAULT_TASK_TIMEOUT),
         }
     }
 
@@ -49,6 +81,10 @@ impl<'s> Session<'s> {
             now: SystemTime::now(),
             git_available: self.git_available,
             transport: self.transport,
+            docker_host: self.settings.docker_host.clone(),
+            net: self.net.clone(),
+            cancel: self.cancel.clone(),
+            task_timeout: self.task_timeout,
         }
     }
 

@@ -380,6 +380,18 @@ impl CubeConfig {
         Ok(())
     }
 
+    /// True when `task` declares a parameter called `name`.
+    pub fn task_has_parameter(&self, task: &str, name: &str) -> bool {
+        let Some(t) = self.tree.lookup(&["tasks", task]) else {
+            return false;
+        };
+        ["inputs", "outputs"].iter().any(|io| {
+            t.lookup(&["parameters", io])
+                .and_then(Node::as_map)
+                .is_some_and(|m| m.iter().any(|(k, _)| k == name))
+        })
+    }
+
     /// True when some task of the cube has a parameter called `name`.
     pub fn has_parameter(&self, name: &str) -> bool {
         let Some(tasks) = self.tree.get("tasks").and_then(Node::as_map) else {

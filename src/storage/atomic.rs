@@ -49,18 +49,21 @@ pub struct AtomicDir {
 impl AtomicDir {
     /// Starts building `target`. The staging folder is a sibling of `target`.
     pub fn new(target: &Path) -> io::Result<AtomicDir> {
+        AtomicDir::new_with_prefix(target, ".cohort-staging-")
+    }
+
+    /// Like [`AtomicDir::new`], with a staging name starting with `prefix` so a later run can
+    /// recognise (and remove) what a killed run left behind.
+    pub fn new_with_prefix(target: &Path, prefix: &str) -> io::Result<AtomicDir> {
         let parent = target.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".cohort-staging-")
-            .tempdir_in(parent)?;
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
         Ok(AtomicDir {
             tmp: Some(tmp),
             target: target.to_path_buf(),
         })
     }
 
-    /// Where to write the contents.
     pub fn path(&self) -> &Path {
         self.tmp.as_ref().expect("present until commit").path()
     }

@@ -384,3 +384,40 @@ fn strip_path(path: &str, msg: &str) -> String {
         .unwrap_or(msg)
         .to_string()
 }
+
+impl Index {
+    /// Whether `handle` holds `role` now (on a verified tree: every grant counts, in order).
+    pub fn has_role(&self, handle: &str, role: crate::model::Role) -> bool {
+        let mut granted = false;
+        for p in self.grants.get(handle).into_iter().flat_map(|m| m.values()) {
+            if let Some(Record::Grant(g)) = self.records.get(p) {
+                if g.role == Some(role) {
+                    match g.action {
+                        crate::model::GrantAction::GrantRole => granted = true,
+                        crate::model::GrantAction::RevokeRole => granted = false,
+                        crate::model::GrantAction::RevokeKey => {}
+                    }
+                }
+            }
+        }
+        granted
+    }
+
+    /// Whether `handle` is an admin now or a registered user.
+    pub fn is_participant(&self, handle: &str) -> bool {
+        self.root()
+            .is_some_and(|r| r.admins.iter().any(|a| a.handle == handle))
+            || self.users.contains_key(handle)
+    }
+
+    /// The age recipient of `handle` now.
+    pub fn age_recipient(&self, handle: &str) -> Option<String> {
+        if let Some(a) = self
+            .root()
+            .and_then(|r| r.admins.iter().find(|a| a.handle == handle))
+        {
+            return Some(a.age.clone());
+        }
+        self.user(handle).map(|(_, u)| u.age.clone())
+    }
+}

@@ -3,6 +3,12 @@
 //! takes a [`Ctx`] (local storage, progress reporter, clock, how to reach git) and returns data
 //! for the CLI to render.
 
+pub mod associations;
+pub mod benchmarks;
+pub mod compat;
+pub mod cubes;
+pub mod datasets;
+pub mod engine;
 pub mod identity;
 pub mod registry_ops;
 pub mod status;
@@ -10,10 +16,11 @@ mod submission;
 
 use std::time::SystemTime;
 
+use crate::mlcube;
 use crate::model::ModelError;
-use crate::progress::Reporter;
+use crate::progress::{Cancel, Reporter};
 use crate::registry::{RegistryError, Transport};
-use crate::storage::Home;
+use crate::storage::{Home, NetConfig, StorageError};
 use crate::trust::{Problem, TrustError};
 
 pub use submission::{Submission, SubmissionKind, sign_all as sign_records};
@@ -27,6 +34,14 @@ pub struct Ctx<'a> {
     pub git_available: bool,
     /// Force a transport (tests use libgit2 to exercise it).
     pub transport: Option<Transport>,
+    /// DOCKER_HOST (None: the local socket).
+    pub docker_host: Option<String>,
+    /// Proxies and CA certificates for downloads.
+    pub net: NetConfig,
+    /// Set by the CLI on Ctrl-C; long operations stop and clean up.
+    pub cancel: Cancel,
+    /// Per-task time limit for containers.
+    pub task_timeout: Option<std::time::Duration>,
 }
 
 impl Ctx<'_> {
@@ -49,6 +64,10 @@ pub enum WorkflowError {
     Trust(#[from] TrustError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Mlcube(#[from] mlcube::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
@@ -63,7 +82,12 @@ pub enum WorkflowError {
 
 impl WorkflowError {
     pub fn is_environment(&self) -> bool {
-        matches!(self, WorkflowError::Registry(e) if e.is_environment())
+        match self {
+            WorkflowError::Registry(e) => e.is_environment(),
+            WorkflowError::Mlcube(e) => e.is_environment(),
+            WorkflowError::Storage(e) => e.is_environment(),
+            _ => false,
+        }
     }
 }
 

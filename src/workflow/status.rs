@@ -42,7 +42,7 @@ pub struct Status {
     pub awaiting_me: Vec<StatusRow>,
 }
 
-fn state_of(ix: &Index, sub: &Submission, has_local: bool, pushed: bool) -> SubState {
+pub(super) fn state_of(ix: &Index, sub: &Submission, has_local: bool, pushed: bool) -> SubState {
     if ix.sha(&sub.subject) == Some(&sub.subject_sha256) {
         return SubState::Merged;
     }

@@ -1,0 +1,294 @@
+//! `cohort benchmark`: submit a benchmark (after its reference workflow passes on the demo
+//! data), approve or reject it (admin), list and view benchmarks.
+
+use clap::{Args, Subcommand, ValueEnum};
+use cohort::model::{DatasetNaming, Policy, Ranking, Release, Sha256, Weighting};
+use cohort::workflow::identity::branch_for;
+use cohort::workflow::{SubmissionKind, benchmarks, registry_ops};
+
+use super::error::{CliError, CliResult};
+use super::registry::report_landed;
+use super::session::Session;
+use super::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct BenchmarkArgs {
+    #[command(subcommand)]
+    command: BenchmarkCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReleaseArg {
+    Aggregate,
+    PerModel,
+    CrossProduct,
+}
+
+#[derive(Debug, Args)]
+struct SubmitArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    description: Option<String>,
+    /// The data preparator cube (NAME or NAME:VERSION, on main).
+    #[arg(long, value_name = "CUBE")]
+    data_preparator: String,
+    /// The reference model cube.
+    #[arg(long, value_name = "CUBE")]
+    reference_model: String,
+    /// The metrics (evaluator) cube.
+    #[arg(long, value_name = "CUBE")]
+    metrics: String,
+    /// The public demo dataset: a MedPerf-style tarball with paths.yaml at its root.
+    #[arg(long, value_name = "URL_OR_PATH")]
+    demo_dataset: String,
+    /// The demo tarball's expected sha256.
+    #[arg(long, value_name = "SHA256")]
+    demo_hash: Option<String>,
+    /// Other committee members (you are on it), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    committee: Vec<String>,
+    /// Distinct committee signatures a leaderboard release needs.
+    #[arg(long, default_value_t = 1)]
+    release_threshold: u32,
+    /// What releases show: one score per model, every metric per model, or every model x dataset cell.
+    #[arg(long, value_enum, default_value = "per-model")]
+    policy: ReleaseArg,
+    /// Show dataset names in releases (default: pseudonyms site-1, site-2, ...).
+    #[arg(long)]
+    show_dataset_names: bool,
+    /// Datasets a model needs before any of its numbers are shown.
+    #[arg(long, default_value_t = 1)]
+    min_datasets: u32,
+    /// The metric models are ranked by.
+    #[arg(long, default_value = "auc")]
+    primary_metric: String,
+    /// Rank lower values first (e.g. an error rate).
+    #[arg(long)]
+    lower_is_better: bool,
+    /// Weight datasets by their size (each result's `n` metric) when aggregating.
+    #[arg(long)]
+    weight_by_size: bool,
+    /// Per-task time limit for the reference workflow (e.g. 10m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchmarkCommand {
+    /// Submit a benchmark: runs the reference workflow on the demo dataset, records its report.
+    Submit(Box<SubmitArgs>),
+    /// Approve a submitted benchmark (admin): merges it into main.
+    Approve {
+        name: String,
+        /// Forge mode: push the approval onto the branch; the pull request's merge does the rest.
+        #[arg(long)]
+        no_merge: bool,
+    },
+    /// Reject a submitted benchmark (admin).
+    Reject {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List approved benchmarks (with --pending: the submissions waiting).
+    Ls {
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Show a benchmark.
+    View { name: String },
+}
+
+pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
+    let ui = &settings.ui;
+    match args.command {
+        BenchmarkCommand::Submit(a) => {
+            let mut s = Session::new(settings);
+            if a.timeout.is_some() {
+                s.task_timeout = a.timeout;
+            }
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let demo_hash = match &a.demo_hash {
+                Some(h) => Some(
+                    h.parse::<Sha256>()
+                        .map_err(|e| CliError::usage(format!("--demo-hash: {e}")))?,
+                ),
+                None => None,
+            };
+            let sub = benchmarks::BenchmarkSubmission {
+                name: a.name.clone(),
+                description: a.description.clone(),
+                data_preparator: a.data_preparator.clone(),
+                reference_model: a.reference_model.clone(),
+                metrics: a.metrics.clone(),
+                demo_dataset: a.demo_dataset.clone(),
+                demo_hash,
+                committee: a.committee.clone(),
+                release_threshold: a.release_threshold,
+                policy: Policy {
+                    release: match a.policy {
+                        ReleaseArg::Aggregate => Release::Aggregate,
+                        ReleaseArg::PerModel => Release::PerModel,
+                        ReleaseArg::CrossProduct => Release::CrossProduct,
+                    },
+                    dataset_names: if a.show_dataset_names {
+                        DatasetNaming::Shown
+                    } else {
+                        DatasetNaming::Pseudonymised
+                    },
+                    min_datasets: a.min_datasets,
+                    primary_metric: a.primary_metric.clone(),
+                    ranking: if a.lower_is_better {
+                        Ranking::LowerIsBetter
+                    } else {
+                        Ranking::HigherIsBetter
+                    },
+                    weighting: if a.weight_by_size {
+                        Weighting::Size
+                    } else {
+                        Weighting::Equal
+                    },
+                },
+            };
+            let out = benchmarks::submit_benchmark(&s.ctx(), &opened, &signer, &sub)?;
+            super::steps::print(ui, &out.compat.steps);
+            match out.submitted {
+                Some((submitted, record)) => {
+                    if ui.json {
+                        ui.json(&serde_json::json!({"branch": submitted.branch, "version": record.version, "report": record.report}));
+                    } else {
+                        ui.out(&submitted.branch);
+                        if let Some(m) = &out.compat.metrics {
+                            ui.status(format!(
+                                "reference metrics on the demo dataset: {}",
+                                super::mlcube::fmt_metrics(m)
+                            ));
+                        }
+                        ui.status(format!("benchmark {} v{} written on {}; next: `cohort registry push`, then an admin runs `cohort benchmark approve {}`", record.name, record.version, submitted.branch, record.name));
+                    }
+                    Ok(())
+                }
+                None => Err(CliError::verdict(format!(
+                    "the reference workflow failed at step {}; the benchmark was not submitted",
+                    out.compat
+                        .steps
+                        .failed()
+                        .map(|f| f.report.step.as_str())
+                        .unwrap_or("?")
+                ))),
+            }
+        }
+        BenchmarkCommand::Approve { name, no_merge } => {
+            let s = Session::new(settings);
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let ctx = s.ctx();
+            let _ = registry_ops::sync(&ctx, &opened);
+            let branch = branch_for(
+                &opened,
+                SubmissionKind::Benchmark,
+                &format!("benchmarks/{name}/"),
+            )?;
+            let (sub, landed) = registry_ops::approve(&ctx, &opened, &signer, &branch, !no_merge)?;
+            match landed {
+                Some(l) => report_landed(
+                    &s,
+                    &format!("approved benchmark {name} ({})", sub.subject),
+                    &l,
+                ),
+                None => ui.status(format!(
+                    "approval pushed onto {branch}; merge its pull request once CI passes"
+                )),
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Reject { name, reason } => {
+            let s = Session::new(settings);
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let ctx = s.ctx();
+            let _ = registry_ops::sync(&ctx, &opened);
+            let branch = branch_for(
+                &opened,
+                SubmissionKind::Benchmark,
+                &format!("benchmarks/{name}/"),
+            )?;
+            let (_, landed) = registry_ops::reject(&ctx, &opened, &signer, &branch, reason)?;
+            report_landed(&s, &format!("rejected benchmark {name}"), &landed);
+            Ok(())
+        }
+        BenchmarkCommand::Ls { pending } => {
+            let s = Session::new(settings);
+            let opened = s.open()?;
+            let ix = opened.index()?;
+            if pending {
+                let _ = registry_ops::sync(&s.ctx(), &opened);
+                let rows = benchmarks::pending(&opened, SubmissionKind::Benchmark)?;
+                if ui.json {
+                    ui.json(&rows.iter().map(|(sub, st)| serde_json::json!({"branch": sub.branch, "subject": sub.subject, "owner": sub.owner, "state": st.as_str()})).collect::<Vec<_>>());
+                } else {
+                    let mut t =
+                        super::table::new(&["pending benchmark", "owner", "state", "branch"]);
+                    for (sub, st) in rows {
+                        t.add_row(vec![
+                            sub.subject.clone(),
+                            sub.owner.clone(),
+                            st.as_str().into(),
+                            sub.branch.clone(),
+                        ]);
+                    }
+                    ui.out(t.to_string());
+                }
+                return Ok(());
+            }
+            let all = benchmarks::benchmarks(&ix);
+            if ui.json {
+                ui.json(&all.iter().map(|(p, b)| serde_json::json!({
+                    "name": b.name, "version": b.version, "owner": b.owner, "committee": b.committee,
+                    "data_preparator": b.data_preparator, "reference_model": b.reference_model, "metrics": b.metrics,
+                    "policy": b.policy, "path": p,
+                })).collect::<Vec<_>>());
+            } else {
+                let mut t = super::table::new(&[
+                    "benchmark",
+                    "version",
+                    "owner",
+                    "committee",
+                    "preparator",
+                    "reference model",
+                    "metrics",
+                ]);
+                for (_, b) in all {
+                    t.add_row(vec![
+                        b.name,
+                        b.version.to_string(),
+                        b.owner,
+                        b.committee.join(", "),
+                        format!("{} v{}", b.data_preparator.name, b.data_preparator.version),
+                        format!("{} v{}", b.reference_model.name, b.reference_model.version),
+                        format!("{} v{}", b.metrics.name, b.metrics.version),
+                    ]);
+                }
+                ui.out(t.to_string());
+            }
+            Ok(())
+        }
+        BenchmarkCommand::View { name } => {
+            let s = Session::new(settings);
+            let opened = s.open()?;
+            let ix = opened.index()?;
+            let (p, b, r) = benchmarks::approved(&ix, &name)?;
+            if ui.json {
+                ui.json(
+                    &serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": b}),
+                );
+            } else {
+                ui.out(format!("# {p} (sha256 {})", r.sha256));
+                ui.out(String::from_utf8_lossy(ix.bytes(&p).unwrap_or_default()));
+            }
+            Ok(())
+        }
+    }
+}

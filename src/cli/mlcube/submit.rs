@@ -1,0 +1,176 @@
+//! `cohort mlcube submit|ls|view|associate`: register cube versions, list them, and ask for a
+//! model's association with a benchmark.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cohort::model::Sha256;
+use cohort::workflow::{associations, cubes};
+
+use crate::cohort_cli::Settings;
+use crate::cohort_cli::error::{CliError, CliResult};
+use crate::cohort_cli::session::Session;
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The cube's folder or its mlcube.yaml.
+    pub path: PathBuf,
+    /// The cube's name in the registry.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The additional-files tarball (URL or path), extracted into the workspace at run time.
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub additional_files: Option<String>,
+    /// The tarball's expected sha256.
+    #[arg(long, value_name = "SHA256", requires = "additional_files")]
+    pub additional_files_hash: Option<String>,
+    /// The image as a `docker save` tarball (URL or path); its sha256 is recorded.
+    #[arg(long, value_name = "URL_OR_PATH", conflicts_with_all = ["pull", "build"])]
+    pub image_tarball: Option<String>,
+    /// The image by digest (repo@sha256:...), pulled at run time.
+    #[arg(long, value_name = "REF@sha256:DIGEST", conflicts_with = "build")]
+    pub pull: Option<String>,
+    /// Build the image from the cube's Dockerfile if it is not on this machine.
+    #[arg(long)]
+    pub build: bool,
+}
+
+pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
+    let s = Session::new(settings);
+    let opened = s.open()?;
+    let signer = s.signer()?;
+    let expected = match &a.additional_files_hash {
+        Some(h) => Some(
+            h.parse::<Sha256>()
+                .map_err(|e| CliError::usage(format!("--additional-files-hash: {e}")))?,
+        ),
+        None => None,
+    };
+    let image = match (&a.image_tarball, &a.pull) {
+        (Some(t), _) => cubes::ImageChoice::Tarball(t.clone()),
+        (_, Some(p)) => cubes::ImageChoice::Pull(p.clone()),
+        _ => cubes::ImageChoice::Local { build: a.build },
+    };
+    let sub = cubes::CubeSubmission {
+        path: &a.path,
+        name: &a.name,
+        description: a.description.clone(),
+        additional_files: a.additional_files.clone().map(|u| (u, expected)),
+        image,
+    };
+    let (submitted, record) = cubes::submit_cube(&s.ctx(), &opened, &signer, &sub)?;
+    let ui = &settings.ui;
+    if ui.json {
+        ui.json(&serde_json::json!({
+            "branch": submitted.branch, "name": record.name, "version": record.version,
+            "image_id": record.image.id, "mlcube_yaml": record.mlcube_yaml.to_string(),
+        }));
+    } else {
+        ui.out(&submitted.branch);
+        ui.status(format!(
+            "cube {} v{} (image {}) written on {}; next: `cohort registry push`, then a maintainer runs `cohort registry merge {}`",
+            record.name, record.version, &record.image.id[..19], submitted.branch, submitted.branch
+        ));
+    }
+    Ok(())
+}
+
+pub fn ls(settings: &Settings) -> CliResult {
+    let s = Session::new(settings);
+    let opened = s.open()?;
+    let ix = opened.index()?;
+    let all = cubes::cubes(&ix);
+    let ui = &settings.ui;
+    if ui.json {
+        ui.json(&all.iter().map(|(p, c)| serde_json::json!({
+            "name": c.name, "version": c.version, "owner": c.owner, "image_id": c.image.id,
+            "path": p, "sha256": ix.sha(p).map(|s| s.to_string()),
+        })).collect::<Vec<_>>());
+    } else {
+        let mut t =
+            crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
+        for (_, c) in &all {
+            t.add_row(vec![
+                c.name.clone(),
+                c.version.to_string(),
+                c.owner.clone(),
+                c.image.id[..19].to_string(),
+                c.created.clone(),
+            ]);
+        }
+        ui.out(t.to_string());
+    }
+    Ok(())
+}
+
+pub fn view(settings: &Settings, name: &str) -> CliResult {
+    let s = Session::new(settings);
+    let opened = s.open()?;
+    let ix = opened.index()?;
+    let r = cubes::cube_ref(&ix, name)?;
+    let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
+    let ui = &settings.ui;
+    if ui.json {
+        ui.json(&serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": c}));
+    } else {
+        ui.out(format!("# {p} (sha256 {})", r.sha256));
+        ui.out(String::from_utf8_lossy(ix.bytes(p).unwrap_or_default()));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct AssociateArgs {
+    /// The benchmark.
+    #[arg(short = 'b', long = "benchmark")]
+    pub benchmark: String,
+    /// The model cube (name or name:version).
+    #[arg(short = 'm', long = "model")]
+    pub model: String,
+    /// Per-task time limit (e.g. 10m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+pub fn associate(settings: &Settings, a: AssociateArgs) -> CliResult {
+    let mut s = Session::new(settings);
+    if a.timeout.is_some() {
+        s.task_timeout = a.timeout;
+    }
+    let opened = s.open()?;
+    let signer = s.signer()?;
+    let (compat, submitted) =
+        associations::associate_model(&s.ctx(), &opened, &signer, &a.benchmark, &a.model)?;
+    let ui = &settings.ui;
+    crate::cohort_cli::steps::print(ui, &compat.steps);
+    match submitted {
+        Some(sub) => {
+            if let Some(m) = &compat.metrics {
+                ui.status(format!("metrics on the demo dataset: {}", fmt_metrics(m)));
+            }
+            if ui.json {
+                ui.json(&serde_json::json!({"branch": sub.branch, "report": compat.report}));
+            } else {
+                ui.out(&sub.branch);
+            }
+            ui.status(format!("compatibility test passed; association request written on {} (push it, then the {} committee approves)", sub.branch, a.benchmark));
+            Ok(())
+        }
+        None => Err(CliError::verdict(format!(
+            "{} failed the {} compatibility test at step {}; nothing was submitted",
+            a.model,
+            a.benchmark,
+            compat.steps.failed().map(|f| f.report.step.as_str()).unwrap_or("?")
+        ))
+        .hint(format!("fix the cube and try again; `cohort test run -b {} -m PATH` tests a local cube without submitting", a.benchmark))),
+    }
+}
+
+pub fn fmt_metrics(m: &cohort::model::metrics::Metrics) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,397 @@
+//! The benchmark's reference workflow as reusable steps: fetch and unpack a MedPerf-style demo
+//! dataset, prepare it (prepare, sanity_check, statistics), run a model and the metrics cube on
+//! prepared data. Compatibility tests, dataset associations and benchmark runs are built from
+//! these steps; each step reports duration, exit code and log path.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::mlcube::{PathKind, RunOutcome};
+use crate::model::metrics::Metrics;
+use crate::model::{CompatReport, Sha256, StepReport, StepStatus};
+use crate::storage::{Cache, ExtractLimits, extract_tarball};
+
+use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
+use super::{Ctx, Result, WorkflowError};
+
+/// One step as it ran here (with what stays local: the log path).
+#[derive(Debug, Clone)]
+pub struct StepLog {
+    pub report: StepReport,
+    pub log: Option<PathBuf>,
+    /// Why it failed, one line, when it did.
+    pub error: Option<String>,
+}
+
+/// The steps so far, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Steps {
+    pub steps: Vec<StepLog>,
+}
+
+impl Steps {
+    pub fn ok(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| s.report.status != StepStatus::Failed)
+    }
+    pub fn failed(&self) -> Option<&StepLog> {
+        self.steps
+            .iter()
+            .find(|s| s.report.status == StepStatus::Failed)
+    }
+    pub fn reports(&self) -> Vec<StepReport> {
+        self.steps.iter().map(|s| s.report.clone()).collect()
+    }
+    /// The public report: steps always, metrics only when `public_metrics` (demo data).
+    pub fn report(&self, data: String, metrics: Option<Metrics>) -> CompatReport {
+        CompatReport {
+            data,
+            ok: self.ok(),
+            cohort_version: crate::VERSION.to_string(),
+            steps: self.reports(),
+            metrics,
+        }
+    }
+
+    /// Runs one task and records it; `Ok(false)` when the task failed (recorded, not an error).
+    fn run(
+        &mut self,
+        ctx: &Ctx,
+        engine: &Engine,
+        cube: &LocalCube,
+        run_dir: &Path,
+        t: TaskRun,
+    ) -> Result<bool> {
+        let started = Instant::now();
+        // The engine reports the container's progress (spinner, last log line) itself.
+        let outcome: Result<RunOutcome> = engine.run_task(ctx, cube, run_dir, &t);
+        let (status, exit_code, log, error) = match &outcome {
+            Ok(o) => match o.check() {
+                Ok(()) => (
+                    StepStatus::Ok,
+                    Some(o.exit_code),
+                    Some(o.log_path.clone()),
+                    None,
+                ),
+                Err(e) => (
+                    StepStatus::Failed,
+                    Some(o.exit_code),
+                    Some(o.log_path.clone()),
+                    Some(e.to_string()),
+                ),
+            },
+            Err(e) if e.is_environment() || ctx.cancel.is_cancelled() => {
+                return Err(outcome.err().expect("matched Err"));
+            }
+            Err(e) => (StepStatus::Failed, None, None, Some(e.to_string())),
+        };
+        self.steps.push(StepLog {
+            report: StepReport {
+                step: t.task.to_string(),
+                cube: cube.name.clone(),
+                status,
+                exit_code,
+                duration_ms: started.elapsed().as_millis() as u64,
+            },
+            log,
+            error,
+        });
+        Ok(status == StepStatus::Ok)
+    }
+
+    /// Records a check cohort itself made (e.g. the shape of a cube's output).
+    pub fn cohort_check(&mut self, step: &str, result: std::result::Result<(), String>) -> bool {
+        let ok = result.is_ok();
+        self.steps.push(StepLog {
+            report: StepReport {
+                step: step.to_string(),
+                cube: "cohort".into(),
+                status: if ok {
+                    StepStatus::Ok
+                } else {
+                    StepStatus::Failed
+                },
+                exit_code: None,
+                duration_ms: 0,
+            },
+            log: None,
+            error: result.err(),
+        });
+        ok
+    }
+}
+
+/// An unpacked demo dataset.
+#[derive(Debug, Clone)]
+pub struct DemoData {
+    pub sha256: Sha256,
+    pub data: PathBuf,
+    pub labels: PathBuf,
+}
+
+/// Fetches (through the verified cache) and unpacks a MedPerf-style demo tarball into `dir`:
+/// `paths.yaml` at its root names `data_path` and `labels_path`.
+pub fn unpack_demo(
+    ctx: &Ctx,
+    source: &str,
+    expected: Option<&Sha256>,
+    dir: &Path,
+) -> Result<DemoData> {
+    let cache = Cache::new(ctx.home);
+    let got = cache.get_or_fetch(source, expected, &ctx.net, ctx.reporter, &ctx.cancel)?;
+    extract_tarball(&got.path, dir, &ExtractLimits::default())?;
+    let paths_file = dir.join("paths.yaml");
+    let text = std::fs::read_to_string(&paths_file).map_err(|_| {
+        WorkflowError::Refused(format!("the demo dataset {source} has no paths.yaml at its root (MedPerf's layout: paths.yaml naming data_path and labels_path)"))
+    })?;
+    let map: std::collections::BTreeMap<String, serde_norway::Value> =
+        serde_norway::from_str(&text).map_err(|e| {
+            WorkflowError::Refused(format!("{source}: paths.yaml is not a YAML map: {e}"))
+        })?;
+    let get = |k: &str| -> Result<PathBuf> {
+        let v = map.get(k).and_then(|v| v.as_str()).ok_or_else(|| {
+            WorkflowError::Refused(format!("{source}: paths.yaml does not name `{k}`"))
+        })?;
+        let rel = Path::new(v);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(WorkflowError::Refused(format!(
+                "{source}: `{k}` in paths.yaml must be a relative path inside the archive"
+            )));
+        }
+        let p = dir.join(rel);
+        if !p.is_dir() {
+            return Err(WorkflowError::Refused(format!(
+                "{source}: `{k}` names {v}, which is not a folder in the archive"
+            )));
+        }
+        Ok(p)
+    };
+    Ok(DemoData {
+        sha256: got.sha256,
+        data: get("data_path")?,
+        labels: get("labels_path")?,
+    })
+}
+
+/// Where prepared data lands.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub data: PathBuf,
+    pub labels: PathBuf,
+    pub statistics: Option<Metrics>,
+}
+
+/// prepare, sanity_check, statistics: raw data -> `out/{data,labels}`, statistics -> the
+/// `statistics.yaml` in `run_dir` (kept apart from the prepared, hashed data).
+pub fn prepare(
+    ctx: &Ctx,
+    engine: &Engine,
+    prep: &LocalCube,
+    raw_data: &Path,
+    raw_labels: &Path,
+    out: &Path,
+    run_dir: &Path,
+    steps: &mut Steps,
+) -> Result<Option<Prepared>> {
+    let data = out.join("data");
+    let labels = out.join("labels");
+    let stats_file = run_dir.join("statistics/statistics.yaml");
+    let timeout = ctx.task_timeout;
+    if !steps.run(
+        ctx,
+        engine,
+        prep,
+        run_dir,
+        TaskRun {
+            task: "prepare",
+            paths: vec![
+                ("data_path", raw_data.to_path_buf(), PathKind::Dir),
+                ("labels_path", raw_labels.to_path_buf(), PathKind::Dir),
+                ("output_path", data.clone(), PathKind::Dir),
+                ("output_labels_path", labels.clone(), PathKind::Dir),
+            ],
+            timeout,
+        },
+    )? {
+        return Ok(None);
+    }
+    let prepared_paths = || {
+        vec![
+            ("data_path", data.clone(), PathKind::Dir),
+            ("labels_path", labels.clone(), PathKind::Dir),
+        ]
+    };
+    if !steps.run(
+        ctx,
+        engine,
+        prep,
+        run_dir,
+        TaskRun {
+            task: "sanity_check",
+            paths: prepared_paths(),
+            timeout,
+        },
+    )? {
+        return Ok(None);
+    }
+    let mut paths = prepared_paths();
+    paths.push(("output_path", stats_file.clone(), PathKind::File));
+    if !steps.run(
+        ctx,
+        engine,
+        prep,
+        run_dir,
+        TaskRun {
+            task: "statistics",
+            paths,
+            timeout,
+        },
+    )? {
+        return Ok(None);
+    }
+    let statistics = match read_metrics(&stats_file, "statistics.yaml") {
+        Ok(m) => m,
+        Err(e) => {
+            steps.cohort_check("statistics output", Err(e.to_string()));
+            return Ok(None);
+        }
+    };
+    Ok(Some(Prepared {
+        data,
+        labels,
+        statistics: Some(statistics),
+    }))
+}
+
+/// infer then evaluate on prepared data; returns the metrics, or `None` when a step failed.
+pub fn infer_and_evaluate(
+    ctx: &Ctx,
+    engine: &Engine,
+    model: &LocalCube,
+    metrics: &LocalCube,
+    prepared: &Prepared,
+    out: &Path,
+    run_dir: &Path,
+    steps: &mut Steps,
+) -> Result<Option<Metrics>> {
+    let predictions = out.join("predictions");
+    let results = out.join("results/results.yaml");
+    let timeout = ctx.task_timeout;
+    if !steps.run(
+        ctx,
+        engine,
+        model,
+        run_dir,
+        TaskRun {
+            task: "infer",
+            paths: vec![
+                ("data_path", prepared.data.clone(), PathKind::Dir),
+                ("output_path", predictions.clone(), PathKind::Dir),
+            ],
+            timeout,
+        },
+    )? {
+        return Ok(None);
+    }
+    if !steps.run(
+        ctx,
+        engine,
+        metrics,
+        run_dir,
+        TaskRun {
+            task: "evaluate",
+            paths: vec![
+                ("predictions", predictions, PathKind::Dir),
+                ("labels", prepared.labels.clone(), PathKind::Dir),
+                ("output_path", results.clone(), PathKind::File),
+            ],
+            timeout,
+        },
+    )? {
+        return Ok(None);
+    }
+    match read_metrics(&results, "results.yaml") {
+        Ok(m) => Ok(Some(m)),
+        Err(e) => {
+            steps.cohort_check("results output", Err(e.to_string()));
+            Ok(None)
+        }
+    }
+}
+
+/// The three cubes of a reference workflow.
+pub struct Trio {
+    pub prep: LocalCube,
+    pub model: LocalCube,
+    pub metrics: LocalCube,
+}
+
+/// What a compatibility test produced.
+pub struct CompatOutcome {
+    pub steps: Steps,
+    pub report: CompatReport,
+    pub metrics: Option<Metrics>,
+    pub run_dir: PathBuf,
+}
+
+/// The whole reference workflow on a demo dataset: prepare, sanity_check, statistics, infer,
+/// evaluate. Results are public (demo data only).
+pub fn compatibility_test(
+    ctx: &Ctx,
+    engine: &Engine,
+    trio: &Trio,
+    demo_source: &str,
+    demo_sha: Option<&Sha256>,
+) -> Result<CompatOutcome> {
+    let run_dir = new_run_dir(ctx, "compat")?;
+    let demo = unpack_demo(ctx, demo_source, demo_sha, &run_dir.join("demo"))?;
+    let mut steps = Steps::default();
+    let mut metrics = None;
+    if let Some(prepared) = prepare(
+        ctx,
+        engine,
+        &trio.prep,
+        &demo.data,
+        &demo.labels,
+        &run_dir.join("prepared"),
+        &run_dir,
+        &mut steps,
+    )? {
+        metrics = infer_and_evaluate(
+            ctx,
+            engine,
+            &trio.model,
+            &trio.metrics,
+            &prepared,
+            &run_dir.join("out"),
+            &run_dir,
+            &mut steps,
+        )?;
+    }
+    let report = steps.report(format!("demo:{}", demo.sha256), metrics.clone());
+    Ok(CompatOutcome {
+        steps,
+        report,
+        metrics,
+        run_dir,
+    })
+}
+
+/// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
+pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
+    let base = ctx.home.runs_dir().join(kind);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?;
+    let stamp = ctx.timestamp().replace([':', '-'], "");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{stamp}-"))
+        .tempdir_in(&base)
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
+        .keep();
+    Ok(dir)
+}

@@ -1,0 +1,662 @@
+//! Datasets at the site: preparation with the benchmark's preparator into local storage
+//! (resumable, all-or-nothing, one preparation per name at a time), the content hash and id,
+//! registration of metadata with statistics sealed to the committee and the owner, dataset
+//! association with sealed metrics, and `dataset check`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    self, AssocKey, AssocSubject, CubeRef, FORMAT_VERSION, Sha256, build, metrics::Metrics,
+};
+use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree};
+use crate::trust::{Index, Signer};
+
+use super::associations::next_version;
+use super::benchmarks::approved;
+use super::compat::{Prepared, Steps, infer_and_evaluate, new_run_dir, prepare};
+use super::engine::Engine;
+use super::registry_ops::{Opened, Submitted, submit};
+use super::submission::{SubmissionKind, branch_name, record_file};
+use super::{Ctx, Result, WorkflowError};
+
+const LOCAL_FILE: &str = "dataset.toml";
+const MANIFEST: &str = "files.toml";
+
+/// What this site keeps about a prepared dataset (`datasets/<name>/dataset.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDataset {
+    pub name: String,
+    pub id: String,
+    pub owner: String,
+    pub benchmark: model::BenchRef,
+    pub preparator: CubeRef,
+    pub content_sha256: Sha256,
+    pub files: u64,
+    pub bytes: u64,
+    pub raw_data: PathBuf,
+    pub raw_labels: PathBuf,
+    pub prepared_at: String,
+    pub statistics: Metrics,
+}
+
+/// Per-file digests at preparation time, for `dataset check` to say what changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    files: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestEntry {
+    path: String,
+    sha256: Sha256,
+    bytes: u64,
+}
+
+fn datasets_dir(ctx: &Ctx) -> PathBuf {
+    ctx.home.datasets_dir()
+}
+
+/// The folder of a prepared dataset.
+pub fn dataset_dir(ctx: &Ctx, name: &str) -> PathBuf {
+    datasets_dir(ctx).join(name)
+}
+
+/// The prepared data (hashed) inside a dataset folder.
+pub fn prepared_dir(dir: &Path) -> PathBuf {
+    dir.join("prepared")
+}
+
+/// Guards a dataset against two cohort processes at once (prepare, run).
+pub fn lock_dataset(ctx: &Ctx, name: &str) -> Result<DirLock> {
+    DirLock::try_acquire(
+        &datasets_dir(ctx).join(format!(".{name}.lock")),
+        &format!("dataset `{name}`"),
+    )
+    .map_err(|e| WorkflowError::Refused(format!("{e}; wait for it to finish")))
+}
+
+/// A prepared dataset by name.
+pub fn load_local(ctx: &Ctx, name: &str) -> Result<Option<LocalDataset>> {
+    let p = dataset_dir(ctx, name).join(LOCAL_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(Some(toml::from_str(&t).map_err(|e| {
+            WorkflowError::Refused(format!("{}: {e}", p.display()))
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WorkflowError::Refused(format!("{}: {e}", p.display()))),
+    }
+}
+
+/// Every prepared dataset on this machine.
+pub fn local_datasets(ctx: &Ctx) -> Result<Vec<LocalDataset>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(datasets_dir(ctx)) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(d) = load_local(ctx, &name)? {
+            out.push(d);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn check_raw(what: &str, p: &Path) -> Result<()> {
+    let meta = std::fs::metadata(p)
+        .map_err(|_| WorkflowError::Refused(format!("{what} {} does not exist", p.display())))?;
+    if !meta.is_dir() {
+        return Err(WorkflowError::Refused(format!(
+            "{what} {} is not a folder",
+            p.display()
+        )));
+    }
+    let empty = std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        return Err(WorkflowError::Refused(format!(
+            "{what} {} is empty",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes staging folders a killed preparation left behind (the caller holds the lock).
+fn clean_stale(ctx: &Ctx, name: &str) {
+    let prefix = format!(".staging-{name}-");
+    if let Ok(entries) = std::fs::read_dir(datasets_dir(ctx)) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// What a preparation did.
+pub struct PrepareOutcome {
+    pub steps: Steps,
+    pub dataset: Option<LocalDataset>,
+    pub run_dir: PathBuf,
+}
+
+/// Prepares raw data with benchmark `bench`'s preparator into `datasets/<name>/`. The folder
+/// appears only when prepare, sanity_check, statistics and hashing all succeeded; a rerun after a
+/// crash starts over cleanly.
+pub fn prepare_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    owner: &str,
+    bench: &str,
+    name: &str,
+    raw_data: &Path,
+    raw_labels: &Path,
+) -> Result<PrepareOutcome> {
+    model::ids::check_name("dataset name", name)?;
+    let ix = opened.index()?;
+    let (_, b, bref) = approved(&ix, bench)?;
+    check_raw("--data-path", raw_data)?;
+    check_raw("--labels-path", raw_labels)?;
+    std::fs::create_dir_all(datasets_dir(ctx))
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", datasets_dir(ctx).display())))?;
+    let _lock = lock_dataset(ctx, name)?;
+    let target = dataset_dir(ctx, name);
+    if let Some(existing) = load_local(ctx, name)? {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` is already prepared here (id {}); choose another name, or remove {} to prepare it again",
+            &existing.id[..12],
+            target.display()
+        )));
+    }
+    clean_stale(ctx, name);
+    let raw_data = raw_data
+        .canonicalize()
+        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+    let raw_labels = raw_labels
+        .canonicalize()
+        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+    let engine = Engine::connect(ctx)?;
+    let prep = engine.registered(ctx, &ix, &b.data_preparator)?;
+    let staging = staging_dir(ctx, name)?;
+    let run_dir = new_run_dir(ctx, "prepare")?;
+    let mut steps = Steps::default();
+    let prepared = prepare(
+        ctx,
+        &engine,
+        &prep,
+        &raw_data,
+        &raw_labels,
+        &prepared_dir(staging.path()),
+        &run_dir,
+        &mut steps,
+    )?;
+    let Some(Prepared { statistics, .. }) = prepared else {
+        return Ok(PrepareOutcome {
+            steps,
+            dataset: None,
+            run_dir,
+        });
+    };
+    let content = hash_tree(&prepared_dir(staging.path()), None, ctx.reporter)?;
+    let id = model::ids::dataset_id(owner, &b.data_preparator.sha256, &content.sha256);
+    let local = LocalDataset {
+        name: name.to_string(),
+        id,
+        owner: owner.to_string(),
+        benchmark: bref,
+        preparator: b.data_preparator.clone(),
+        content_sha256: content.sha256.clone(),
+        files: content.files,
+        bytes: content.bytes,
+        raw_data,
+        raw_labels,
+        prepared_at: ctx.timestamp(),
+        statistics: statistics.unwrap_or_default(),
+    };
+    let manifest = Manifest {
+        files: content
+            .entries
+            .iter()
+            .map(|e| ManifestEntry {
+                path: e.path.clone(),
+                sha256: e.sha256.clone(),
+                bytes: e.bytes,
+            })
+            .collect(),
+    };
+    let where_ = staging.path().to_path_buf();
+    let io = |e: std::io::Error| {
+        WorkflowError::Refused(format!("{}: {e} (is the disk full?)", where_.display()))
+    };
+    std::fs::write(
+        staging.path().join(MANIFEST),
+        toml::to_string(&manifest).expect("serializes"),
+    )
+    .map_err(io)?;
+    std::fs::write(
+        staging.path().join(LOCAL_FILE),
+        toml::to_string(&local).expect("serializes"),
+    )
+    .map_err(io)?;
+    staging.commit().map_err(io)?;
+    Ok(PrepareOutcome {
+        steps,
+        dataset: Some(local),
+        run_dir,
+    })
+}
+
+fn staging_dir(ctx: &Ctx, name: &str) -> Result<AtomicDir> {
+    // AtomicDir stages next to the target with its own prefix; name it so a later run can
+    // recognise and remove leftovers of this dataset.
+    let target = dataset_dir(ctx, name);
+    let staging = AtomicDir::new_with_prefix(&target, &format!(".staging-{name}-"))
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", target.display())))?;
+    Ok(staging)
+}
+
+/// Re-hashes a prepared dataset and compares it with what was recorded; names changed files.
+pub fn check_content(
+    ctx: &Ctx,
+    local: &LocalDataset,
+    expected: &Sha256,
+) -> Result<std::result::Result<(), Vec<String>>> {
+    let dir = dataset_dir(ctx, &local.name);
+    let now = hash_tree(&prepared_dir(&dir), None, ctx.reporter)?;
+    if &now.sha256 == expected {
+        return Ok(Ok(()));
+    }
+    let manifest: Option<Manifest> = std::fs::read_to_string(dir.join(MANIFEST))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok());
+    let before: Vec<FileDigest> = manifest
+        .map(|m| {
+            m.files
+                .into_iter()
+                .map(|e| FileDigest {
+                    path: e.path,
+                    sha256: e.sha256,
+                    bytes: e.bytes,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let changes = now
+        .diff(&before)
+        .into_iter()
+        .map(|c| match c {
+            crate::storage::FileChange::Added(p) => format!("added {p}"),
+            crate::storage::FileChange::Removed(p) => format!("removed {p}"),
+            crate::storage::FileChange::Modified(p) => format!("modified {p}"),
+        })
+        .collect::<Vec<_>>();
+    Ok(Err(if changes.is_empty() {
+        vec![format!(
+            "content hash is {}, expected {}",
+            now.sha256, expected
+        )]
+    } else {
+        changes
+    }))
+}
+
+/// Resolves a dataset's name, id or id prefix (at least 8 hex digits) to its id.
+pub fn resolve_dataset_id(ix: &Index, spec: &str) -> Result<String> {
+    if ix.datasets.contains_key(spec) {
+        return Ok(spec.to_string());
+    }
+    let mut hits: Vec<String> = ix
+        .datasets
+        .keys()
+        .filter(|id| {
+            (spec.len() >= 8 && id.starts_with(spec))
+                || ix.dataset(id).is_some_and(|(_, d)| d.name == spec)
+        })
+        .cloned()
+        .collect();
+    hits.dedup();
+    match hits.len() {
+        1 => Ok(hits.remove(0)),
+        0 => Err(WorkflowError::NotFound(format!(
+            "no registered dataset `{spec}` (name, id or id prefix)"
+        ))),
+        _ => Err(WorkflowError::Refused(format!(
+            "`{spec}` matches several datasets; give the id"
+        ))),
+    }
+}
+
+/// A prepared dataset by name or id, with the registry record when registered.
+pub fn find(
+    ctx: &Ctx,
+    ix: &Index,
+    spec: &str,
+) -> Result<(LocalDataset, Option<(String, model::Dataset)>)> {
+    let local = match load_local(ctx, spec)? {
+        Some(l) => l,
+        None => {
+            let id = resolve_dataset_id(ix, spec)?;
+            local_datasets(ctx)?
+                .into_iter()
+                .find(|l| l.id == id)
+                .ok_or_else(|| {
+                    WorkflowError::NotFound(format!(
+                        "dataset `{spec}` is registered but not prepared on this machine"
+                    ))
+                })?
+        }
+    };
+    let registered = ix
+        .dataset(&local.id)
+        .map(|(p, d)| (p.to_string(), d.clone()));
+    Ok((local, registered))
+}
+
+/// The recipients of data sealed for benchmark `b` and owner `owner`: the committee and the
+/// owner, with their current keys.
+pub fn recipients(ix: &Index, b: &model::Benchmark, owner: &str) -> Result<Vec<model::SealedFor>> {
+    let mut out = Vec::new();
+    for h in b
+        .committee
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(owner))
+    {
+        let age = ix.age_recipient(h).ok_or_else(|| {
+            WorkflowError::NotFound(format!("no age key for {h} in the registry"))
+        })?;
+        if !out.iter().any(|r: &model::SealedFor| r.handle == h) {
+            out.push(model::SealedFor {
+                handle: h.to_string(),
+                age,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The record `dataset submit` would write, and its sealed statistics: shown to the data owner
+/// before anything is written.
+pub struct DatasetPreview {
+    pub path: String,
+    pub record: model::Dataset,
+    pub bytes: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+pub fn preview_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    name: &str,
+) -> Result<DatasetPreview> {
+    let ix = opened.index()?;
+    let local = load_local(ctx, name)?.ok_or_else(|| {
+        WorkflowError::NotFound(format!(
+            "no prepared dataset `{name}` here; run `cohort dataset prepare` first"
+        ))
+    })?;
+    if local.owner != signer.handle {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` was prepared by {}, not {}",
+            local.owner, signer.handle
+        )));
+    }
+    if ix.datasets.contains_key(&local.id) {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` is already registered (id {})",
+            &local.id[..12]
+        )));
+    }
+    if ix
+        .datasets
+        .keys()
+        .filter_map(|id| ix.dataset(id))
+        .any(|(_, d)| d.owner == signer.handle && d.name == name)
+    {
+        return Err(WorkflowError::Refused(format!(
+            "{} already registered a dataset named `{name}`",
+            signer.handle
+        )));
+    }
+    let (_, b, bref) = approved(&ix, &local.benchmark.name)?;
+    if b.data_preparator != local.preparator {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` was prepared with {} v{}, but benchmark {} now uses {} v{}; prepare it again",
+            local.preparator.name,
+            local.preparator.version,
+            b.name,
+            b.data_preparator.name,
+            b.data_preparator.version
+        )));
+    }
+    if let Err(changes) = check_content(ctx, &local, &local.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{name}` changed since preparation: {}",
+            changes.join(", ")
+        )));
+    }
+    let path = build::dataset(&local.id, 1);
+    let file = build::sealed_file_name(&path, "statistics");
+    let (sealed, ciphertext) = model::envelope::seal(
+        &model::metrics::to_canonical(&local.statistics),
+        &recipients(&ix, &b, &signer.handle)?,
+        &file,
+        model::envelope::SCHEMA_METRICS,
+    )?;
+    let record = model::Dataset {
+        format: FORMAT_VERSION,
+        kind: "dataset".into(),
+        id: local.id.clone(),
+        name: name.to_string(),
+        version: 1,
+        owner: signer.handle.clone(),
+        created: ctx.timestamp(),
+        description: None,
+        benchmark: bref,
+        preparator: local.preparator.clone(),
+        content_sha256: local.content_sha256.clone(),
+        statistics: sealed,
+    };
+    let bytes = model::to_bytes(&record);
+    Ok(DatasetPreview {
+        path,
+        record,
+        bytes,
+        sealed: ciphertext,
+    })
+}
+
+pub fn submit_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    preview: DatasetPreview,
+) -> Result<Submitted> {
+    let branch = branch_name(
+        &signer.handle,
+        SubmissionKind::Dataset,
+        &format!("{}-{}", preview.record.name, &preview.record.id[..12]),
+    );
+    let sealed =
+        crate::registry::NewFile::new(build::sealed(&preview.path, "statistics"), preview.sealed);
+    submit(
+        ctx,
+        opened,
+        signer,
+        &branch,
+        vec![crate::registry::NewFile::new(
+            preview.path.clone(),
+            preview.bytes,
+        )],
+        vec![sealed],
+        &format!("Register dataset {}", preview.record.name),
+    )
+}
+
+/// What a dataset association did: the run's steps and metrics (shown locally), and the request.
+pub struct DatasetAssociation {
+    pub steps: Steps,
+    pub metrics: Option<Metrics>,
+    pub submitted: Option<Submitted>,
+}
+
+/// Runs the reference model and the metrics cube on the real prepared data (no network), then
+/// submits the association request with the metrics sealed to the committee and the owner.
+pub fn associate_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    spec: &str,
+    bench: &str,
+) -> Result<DatasetAssociation> {
+    let ix = opened.index()?;
+    let (local, registered) = find(ctx, &ix, spec)?;
+    let (dpath, drec) = registered.ok_or_else(|| {
+        WorkflowError::Refused(format!(
+            "dataset `{}` is not registered yet; `cohort dataset submit {}` and merge it first",
+            local.name, local.name
+        ))
+    })?;
+    if drec.owner != signer.handle {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` belongs to {}",
+            local.name, drec.owner
+        )));
+    }
+    let (_, b, bref) = approved(&ix, bench)?;
+    if b.data_preparator != drec.preparator {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` was prepared with another preparator than benchmark {bench}'s",
+            local.name
+        )));
+    }
+    let _lock = lock_dataset(ctx, &local.name)?;
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{}` no longer matches the registry: {}",
+            local.name,
+            changes.join(", ")
+        )));
+    }
+    let engine = Engine::connect(ctx)?;
+    let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
+    let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
+    let dir = dataset_dir(ctx, &local.name);
+    let prepared = Prepared {
+        data: prepared_dir(&dir).join("data"),
+        labels: prepared_dir(&dir).join("labels"),
+        statistics: None,
+    };
+    let run_dir = new_run_dir(ctx, "associate")?;
+    let mut steps = Steps::default();
+    let metrics = infer_and_evaluate(
+        ctx,
+        &engine,
+        &model_cube,
+        &metrics_cube,
+        &prepared,
+        &run_dir.join("out"),
+        &run_dir,
+        &mut steps,
+    )?;
+    let Some(values) = metrics.clone() else {
+        return Ok(DatasetAssociation {
+            steps,
+            metrics,
+            submitted: None,
+        });
+    };
+    let key = AssocKey::Dataset(local.id.clone());
+    let version = next_version(&ix, bench, &key);
+    let path = build::association(bench, &key, version);
+    let file = build::sealed_file_name(&path, "report");
+    let (sealed, ciphertext) = model::envelope::seal(
+        &model::metrics::to_canonical(&values),
+        &recipients(&ix, &b, &signer.handle)?,
+        &file,
+        model::envelope::SCHEMA_METRICS,
+    )?;
+    let record = model::Association {
+        format: FORMAT_VERSION,
+        kind: "association".into(),
+        benchmark: bref,
+        subject: AssocSubject::Dataset,
+        model: None,
+        dataset: Some(model::DatasetRef {
+            id: local.id.clone(),
+            version: drec.version,
+            sha256: ix.sha(&dpath).cloned().expect("indexed"),
+        }),
+        requested_by: signer.handle.clone(),
+        created: ctx.timestamp(),
+        report: steps.report(format!("dataset:{}", local.id), None),
+        sealed: Some(sealed),
+    };
+    let branch = branch_name(
+        &signer.handle,
+        SubmissionKind::Association,
+        &format!("{bench}-dataset-{}-v{version}", &local.id[..12]),
+    );
+    let submitted = submit(
+        ctx,
+        opened,
+        signer,
+        &branch,
+        vec![record_file(path.clone(), &record)],
+        vec![crate::registry::NewFile::new(
+            build::sealed(&path, "report"),
+            ciphertext,
+        )],
+        &format!("Associate dataset {} with {bench}", local.name),
+    )?;
+    Ok(DatasetAssociation {
+        steps,
+        metrics,
+        submitted: Some(submitted),
+    })
+}
+
+/// Registered datasets (on main).
+pub fn registered(ix: &Index) -> Vec<(String, model::Dataset)> {
+    ix.datasets
+        .keys()
+        .filter_map(|id| ix.dataset(id))
+        .map(|(p, d)| (p.to_string(), d.clone()))
+        .collect()
+}
+
+/// Decrypts a sealed payload of a record at `owner_path` with `signer`'s age identity.
+pub fn open_sealed(
+    ix: &Index,
+    owner_path: &str,
+    sealed: &model::Sealed,
+    purpose: &str,
+    signer: &Signer,
+) -> Result<Metrics> {
+    let file = build::sealed(owner_path, purpose);
+    let bytes = ix
+        .bytes(&file)
+        .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
+    let plain = model::envelope::open(sealed, bytes, &signer.age)?;
+    Ok(model::metrics::from_canonical(&file, &plain)?)
+}
+
+/// The statistics of a registered dataset, when `signer` is a recipient.
+pub fn statistics(ix: &Index, id: &str, signer: &Signer) -> Result<Metrics> {
+    let (p, d) = ix
+        .dataset(id)
+        .ok_or_else(|| WorkflowError::NotFound(format!("no dataset {id}")))?;
+    open_sealed(ix, p, &d.statistics, "statistics", signer)
+}

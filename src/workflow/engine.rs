@@ -1,0 +1,359 @@
+//! Running registered cubes: materialise a cube version from the registry (its mlcube.yaml,
+//! parameters and additional files, every asset re-checked against the recorded sha256, cached
+//! ones too), make sure its image is present with the recorded id, and run one task in strict
+//! mode with every data input and output in per-run folders.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::mlcube::{
+    self, ContainerRuntime, CubeConfig, DockerRuntime, HostPath, Mode, PathKind, RunOutcome,
+    RunRequest, RunSpec, RunnerOptions,
+};
+use crate::model::{self, CubeFile, ImageSource, Mlcube, Sha256, build};
+use crate::storage::{Cache, ExtractLimits, extract_tarball};
+use crate::trust::Index;
+
+use super::{Ctx, Result, WorkflowError};
+
+/// A cube ready to run: its configuration (rooted in a private folder), its workspace template
+/// and the image id containers are created from.
+pub struct LocalCube {
+    pub name: String,
+    pub label: String,
+    pub config: CubeConfig,
+    /// The folder holding mlcube.yaml and the workspace template.
+    pub dir: PathBuf,
+    /// `docker inspect` id of the image; containers are created by this id.
+    pub image_id: String,
+    /// The registry record, for registered cubes.
+    pub record: Option<Mlcube>,
+    /// The additional-files tarball in the cache (extracted into each run's workspace).
+    additional: Option<(PathBuf, Sha256)>,
+}
+
+/// One task to run with its data placed at host paths.
+pub struct TaskRun<'a> {
+    pub task: &'a str,
+    pub paths: Vec<(&'a str, PathBuf, PathKind)>,
+    pub timeout: Option<Duration>,
+}
+
+/// The container runtime plus where runs and logs go.
+pub struct Engine {
+    pub runtime: DockerRuntime,
+}
+
+impl Engine {
+    pub fn connect(ctx: &Ctx) -> Result<Engine> {
+        let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
+        runtime.set_scratch_dir(&ctx.home.tmp_dir());
+        Ok(Engine { runtime })
+    }
+
+    /// Materialises a registered cube version from the index, re-checking every asset.
+    pub fn registered(&self, ctx: &Ctx, ix: &Index, r: &model::CubeRef) -> Result<LocalCube> {
+        let path = ix.resolves_cube(r).ok_or_else(|| {
+            WorkflowError::NotFound(format!(
+                "cube {} v{} (sha256 {}) is not in the registry",
+                r.name,
+                r.version,
+                r.sha256.short()
+            ))
+        })?;
+        let Some(model::Record::Mlcube(rec)) = ix.record(path) else {
+            return Err(WorkflowError::NotFound(format!(
+                "{path} is not a cube record"
+            )));
+        };
+        let dir = ctx.home.root().join("cubes").join(&r.name).join(format!(
+            "v{}-{}",
+            r.version,
+            r.sha256.short()
+        ));
+        let yaml_path = build::mlcube_file(&r.name, r.version, CubeFile::MlcubeYaml);
+        let yaml = ix
+            .bytes(&yaml_path)
+            .ok_or_else(|| WorkflowError::NotFound(format!("{yaml_path} is missing")))?;
+        if Sha256::of(yaml) != rec.mlcube_yaml {
+            return Err(WorkflowError::Refused(format!(
+                "{yaml_path} does not match the sha256 in {path}"
+            )));
+        }
+        let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir.join("workspace")).map_err(io)?;
+        crate::storage::write_atomic(&dir.join("mlcube.yaml"), yaml).map_err(io)?;
+        if let Some(want) = &rec.parameters_yaml {
+            let p = build::mlcube_file(&r.name, r.version, CubeFile::ParametersYaml);
+            let bytes = ix
+                .bytes(&p)
+                .ok_or_else(|| WorkflowError::NotFound(format!("{p} is missing")))?;
+            if &Sha256::of(bytes) != want {
+                return Err(WorkflowError::Refused(format!(
+                    "{p} does not match the sha256 in {path}"
+                )));
+            }
+            crate::storage::write_atomic(&dir.join("workspace/parameters.yaml"), bytes)
+                .map_err(io)?;
+        }
+        let additional = match &rec.additional_files {
+            Some(asset) => {
+                let cache = Cache::new(ctx.home);
+                let got = cache.get_or_fetch(
+                    &asset.url,
+                    Some(&asset.sha256),
+                    &ctx.net,
+                    ctx.reporter,
+                    &ctx.cancel,
+                )?;
+                Some((got.path, asset.sha256.clone()))
+            }
+            None => None,
+        };
+        let mut config = CubeConfig::load(&dir.join("mlcube.yaml"))?;
+        config.set_label(format!("{} v{}", r.name, r.version));
+        let image_id = self.ensure_registered_image(ctx, rec)?;
+        Ok(LocalCube {
+            name: r.name.clone(),
+            label: format!("{} v{}", r.name, r.version),
+            config,
+            dir,
+            image_id,
+            record: Some(rec.clone()),
+            additional,
+        })
+    }
+
+    /// Makes sure the image of a registered cube is present with exactly the recorded id.
+    fn ensure_registered_image(&self, ctx: &Ctx, rec: &Mlcube) -> Result<String> {
+        let want = &rec.image.id;
+        if self.runtime.image_id(want)?.as_deref() == Some(want.as_str()) {
+            return Ok(want.clone());
+        }
+        let cube = format!("{} v{}", rec.name, rec.version);
+        match rec.image.source {
+            ImageSource::Local => Err(WorkflowError::Refused(format!(
+                "cube {cube}: image {want} is not on this machine and the cube records no way to get it (local-only image)"
+            ))),
+            ImageSource::Tarball => {
+                let asset = rec
+                    .image
+                    .tarball
+                    .as_ref()
+                    .expect("validated: tarball images name a tarball");
+                let cache = Cache::new(ctx.home);
+                let got = cache.get_or_fetch(
+                    &asset.url,
+                    Some(&asset.sha256),
+                    &ctx.net,
+                    ctx.reporter,
+                    &ctx.cancel,
+                )?;
+                let ids =
+                    self.runtime
+                        .load_tarball(&got.path, asset.sha256.as_str(), ctx.reporter)?;
+                if ids.iter().any(|i| i == want) {
+                    Ok(want.clone())
+                } else {
+                    Err(WorkflowError::Refused(format!(
+                        "cube {cube}: the image tarball holds {}, not the recorded image {want}",
+                        ids.join(", ")
+                    )))
+                }
+            }
+            ImageSource::Pull => {
+                let reference = rec
+                    .image
+                    .reference
+                    .as_deref()
+                    .expect("validated: pulled images name a reference");
+                let got = self.runtime.pull(reference, ctx.reporter)?;
+                if &got == want {
+                    Ok(got)
+                } else {
+                    Err(WorkflowError::Refused(format!(
+                        "cube {cube}: {reference} is image {got}, not the recorded {want}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// A local, not yet submitted cube (compatibility tests): its own folder and image, built
+    /// from its Dockerfile when missing.
+    pub fn local(&self, ctx: &Ctx, path: &Path) -> Result<LocalCube> {
+        let config = CubeConfig::load(path)?;
+        if let Err(v) = mlcube::check_strict(&config) {
+            return Err(WorkflowError::Refused(format!(
+                "{} breaks the rules for registered cubes: {}",
+                config.label(),
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        let first =
+            config.tasks().into_iter().next().ok_or_else(|| {
+                WorkflowError::Refused(format!("{} has no tasks", config.label()))
+            })?;
+        let plan = mlcube::plan(&config, &RunRequest::new(first), &|_| None, ctx.home.root())?;
+        let image_id = match self.runtime.image_id(&plan.invocation.image)? {
+            Some(id) => id,
+            None if plan.image_build.dockerfile.is_file() => self.build(ctx, &plan)?,
+            None => mlcube::ensure_image(&self.runtime, &plan, ctx.reporter)?,
+        };
+        let dir = config.root().to_path_buf();
+        Ok(LocalCube {
+            name: config.label().to_string(),
+            label: format!("{} (local)", config.label()),
+            config,
+            dir,
+            image_id,
+            record: None,
+            additional: None,
+        })
+    }
+
+    /// Builds a local cube's image from its Dockerfile (tagged as mlcube.yaml names it).
+    pub fn build(&self, ctx: &Ctx, plan: &mlcube::Plan) -> Result<String> {
+        let b = &plan.image_build;
+        if !b.dockerfile.is_file() {
+            return Err(WorkflowError::Refused(format!(
+                "{}: no Dockerfile at {} to build the image from",
+                plan.cube,
+                b.dockerfile.display()
+            )));
+        }
+        Ok(self.runtime.build_image(
+            &b.context,
+            &b.dockerfile,
+            &plan.invocation.image,
+            &b.build_args,
+            ctx.reporter,
+        )?)
+    }
+
+    /// Runs one task of `cube` in strict mode inside `run_dir` (which gets a fresh workspace),
+    /// logging to `logs/<cube>-<task>.log` there. Returns the outcome (non-zero exits included).
+    pub fn run_task(
+        &self,
+        ctx: &Ctx,
+        cube: &LocalCube,
+        run_dir: &Path,
+        t: &TaskRun,
+    ) -> Result<RunOutcome> {
+        let ws = run_dir.join(format!("workspace-{}", sanitize(&cube.name)));
+        fresh_workspace(cube, &ws)?;
+        let mut host_paths = BTreeMap::new();
+        for (name, path, kind) in &t.paths {
+            if cube.config.task_has_parameter(t.task, name) {
+                host_paths.insert(
+                    name.to_string(),
+                    HostPath {
+                        path: path.clone(),
+                        kind: *kind,
+                    },
+                );
+            }
+        }
+        let req = RunRequest {
+            task: t.task.to_string(),
+            overrides: Vec::new(),
+            host_paths,
+            workspace: Some(ws),
+            mode: Mode::Strict,
+            options: RunnerOptions {
+                timeout: t.timeout,
+                ..RunnerOptions::default()
+            },
+        };
+        let plan = mlcube::plan(&cube.config, &req, &|_| None, ctx.home.root())?;
+        let mut spec = RunSpec::new(run_dir.join("logs").join(format!(
+            "{}-{}.log",
+            sanitize(&cube.name),
+            t.task
+        )));
+        spec.image = Some(cube.image_id.clone());
+        spec.expected_image_id = Some(cube.image_id.clone());
+        Ok(self.runtime.run(&plan, &spec, ctx.reporter, &ctx.cancel)?)
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// A run's private copy of the cube's workspace: parameters and the additional files, extracted
+/// again from the (re-hashed) cached tarball, so nothing a previous run did can leak in.
+fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
+    let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", ws.display()));
+    if ws.exists() {
+        std::fs::remove_dir_all(ws).map_err(io)?;
+    }
+    std::fs::create_dir_all(ws).map_err(io)?;
+    let template = cube.dir.join("workspace");
+    if cube.record.is_some() {
+        let params = template.join("parameters.yaml");
+        if params.exists() {
+            std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
+        }
+    } else if template.is_dir() {
+        copy_files(&template, ws).map_err(io)?;
+    }
+    if let Some((tarball, _)) = &cube.additional {
+        let dest = ws.join("additional_files");
+        extract_tarball(tarball, &dest, &ExtractLimits::default())?;
+    }
+    Ok(())
+}
+
+/// Copies the plain files of a local cube's workspace template (not its run leftovers' links).
+fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest)?;
+            copy_files(&e.path(), &dest)?;
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a cube's flat metrics output (results.yaml, statistics.yaml), refusing links, special
+/// files and oversized or nested content: a cube cannot smuggle data out through it.
+pub fn read_metrics(path: &Path, what: &str) -> Result<model::metrics::Metrics> {
+    let meta = std::fs::symlink_metadata(path).map_err(|_| {
+        WorkflowError::Refused(format!("{what}: the cube did not write {}", path.display()))
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(WorkflowError::Refused(format!(
+            "{what}: {} is not a plain file (links are refused)",
+            path.display()
+        )));
+    }
+    if meta.len() > model::metrics::MAX_METRICS_BYTES as u64 {
+        return Err(WorkflowError::Refused(format!(
+            "{what}: {} is {} bytes; metrics files are capped at {} bytes",
+            path.display(),
+            meta.len(),
+            model::metrics::MAX_METRICS_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", path.display())))?;
+    Ok(model::metrics::parse_yaml_metrics(what, &bytes)?)
+}
