@@ -3,12 +3,14 @@
 
 mod association;
 mod benchmark;
+mod dataset;
 mod demo;
 mod doctor;
 mod error;
 mod key;
 mod mlcube;
 mod registry;
+mod result;
 mod session;
 mod settings;
 mod steps;
@@ -55,6 +57,10 @@ pub enum Command {
     Benchmark(benchmark::BenchmarkArgs),
     /// Compatibility tests: the reference workflow with parts swapped, nothing submitted.
     Test(test::TestArgs),
+    /// Prepare, register, associate and check datasets (the data stays at the site).
+    Dataset(dataset::DatasetArgs),
+    /// Results: list, view, submit (sealed).
+    Result(result::ResultArgs),
     /// Associations of models and datasets with benchmarks: list, approve, reject, prioritise.
     Association(association::AssociationArgs),
 }
@@ -100,6 +106,8 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Benchmark(a) => benchmark::run(settings, a),
         Command::Test(a) => test::run(settings, a),
         Command::Association(a) => association::run(settings, a),
+        Command::Dataset(a) => dataset::run(settings, a),
+        Command::Result(a) => result::run(settings, a),
     }
 }
 

@@ -32,15 +32,15 @@ pub fn print(ui: &Ui, steps: &Steps) {
         if let Some(e) = &f.error {
             ui.warn(format!("{} ({}) failed: {e}", f.report.step, f.report.cube));
         }
-        if let Some(log) = &f.log {
-            if let Ok(text) = std::fs::read_to_string(log) {
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(15)..];
-                if !tail.is_empty() {
-                    eprintln!("last lines of {}:", log.display());
-                    for l in tail {
-                        eprintln!("  | {l}");
-                    }
+        if let Some(log) = &f.log
+            && let Ok(text) = std::fs::read_to_string(log)
+        {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(15)..];
+            if !tail.is_empty() {
+                eprintln!("last lines of {}:", log.display());
+                for l in tail {
+                    eprintln!("  | {l}");
                 }
             }
         }

@@ -390,13 +390,13 @@ impl Index {
     pub fn has_role(&self, handle: &str, role: crate::model::Role) -> bool {
         let mut granted = false;
         for p in self.grants.get(handle).into_iter().flat_map(|m| m.values()) {
-            if let Some(Record::Grant(g)) = self.records.get(p) {
-                if g.role == Some(role) {
-                    match g.action {
-                        crate::model::GrantAction::GrantRole => granted = true,
-                        crate::model::GrantAction::RevokeRole => granted = false,
-                        crate::model::GrantAction::RevokeKey => {}
-                    }
+            if let Some(Record::Grant(g)) = self.records.get(p)
+                && g.role == Some(role)
+            {
+                match g.action {
+                    crate::model::GrantAction::GrantRole => granted = true,
+                    crate::model::GrantAction::RevokeRole => granted = false,
+                    crate::model::GrantAction::RevokeKey => {}
                 }
             }
         }

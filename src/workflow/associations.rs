@@ -143,14 +143,14 @@ pub fn decide(
     let tree = opened.reg.tree(sub.tip)?;
     let bytes = tree.read_path(&sub.subject)?;
     let rp = model::classify(&sub.subject)?;
-    if let Ok(Record::Association(a)) = model::parse_record(&sub.subject, &rp, &bytes) {
-        if a.requested_by == signer.handle {
-            return Err(WorkflowError::Refused(format!(
-                "{} requested this association and cannot {} it; another committee member must",
-                signer.handle,
-                if approve { "approve" } else { "reject" }
-            )));
-        }
+    if let Ok(Record::Association(a)) = model::parse_record(&sub.subject, &rp, &bytes)
+        && a.requested_by == signer.handle
+    {
+        return Err(WorkflowError::Refused(format!(
+            "{} requested this association and cannot {} it; another committee member must",
+            signer.handle,
+            if approve { "approve" } else { "reject" }
+        )));
     }
     if approve {
         let (sub, landed) = registry_ops::approve(ctx, opened, signer, &branch, true)?;

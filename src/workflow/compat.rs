@@ -14,6 +14,13 @@ use crate::storage::{Cache, ExtractLimits, extract_tarball};
 use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
 use super::{Ctx, Result, WorkflowError};
 
+/// Where a run's steps execute: the context, the container engine, the run's folder.
+pub struct Stage<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub engine: &'a Engine,
+    pub run_dir: &'a Path,
+}
+
 /// One step as it ran here (with what stays local: the log path).
 #[derive(Debug, Clone)]
 pub struct StepLog {
@@ -55,14 +62,8 @@ impl Steps {
     }
 
     /// Runs one task and records it; `Ok(false)` when the task failed (recorded, not an error).
-    fn run(
-        &mut self,
-        ctx: &Ctx,
-        engine: &Engine,
-        cube: &LocalCube,
-        run_dir: &Path,
-        t: TaskRun,
-    ) -> Result<bool> {
+    fn run(&mut self, st: &Stage, cube: &LocalCube, t: TaskRun) -> Result<bool> {
+        let (ctx, engine, run_dir) = (st.ctx, st.engine, st.run_dir);
         let started = Instant::now();
         // The engine reports the container's progress (spinner, last log line) itself.
         let outcome: Result<RunOutcome> = engine.run_task(ctx, cube, run_dir, &t);
@@ -82,7 +83,7 @@ impl Steps {
                 ),
             },
             Err(e) if e.is_environment() || ctx.cancel.is_cancelled() => {
-                return Err(outcome.err().expect("matched Err"));
+                return Err(outcome.expect_err("matched Err"));
             }
             Err(e) => (StepStatus::Failed, None, None, Some(e.to_string())),
         };
@@ -189,24 +190,21 @@ pub struct Prepared {
 /// prepare, sanity_check, statistics: raw data -> `out/{data,labels}`, statistics -> the
 /// `statistics.yaml` in `run_dir` (kept apart from the prepared, hashed data).
 pub fn prepare(
-    ctx: &Ctx,
-    engine: &Engine,
+    st: &Stage,
     prep: &LocalCube,
     raw_data: &Path,
     raw_labels: &Path,
     out: &Path,
-    run_dir: &Path,
     steps: &mut Steps,
 ) -> Result<Option<Prepared>> {
+    let (ctx, run_dir) = (st.ctx, st.run_dir);
     let data = out.join("data");
     let labels = out.join("labels");
     let stats_file = run_dir.join("statistics/statistics.yaml");
     let timeout = ctx.task_timeout;
     if !steps.run(
-        ctx,
-        engine,
+        st,
         prep,
-        run_dir,
         TaskRun {
             task: "prepare",
             paths: vec![
@@ -227,10 +225,8 @@ pub fn prepare(
         ]
     };
     if !steps.run(
-        ctx,
-        engine,
+        st,
         prep,
-        run_dir,
         TaskRun {
             task: "sanity_check",
             paths: prepared_paths(),
@@ -242,10 +238,8 @@ pub fn prepare(
     let mut paths = prepared_paths();
     paths.push(("output_path", stats_file.clone(), PathKind::File));
     if !steps.run(
-        ctx,
-        engine,
+        st,
         prep,
-        run_dir,
         TaskRun {
             task: "statistics",
             paths,
@@ -270,23 +264,20 @@ pub fn prepare(
 
 /// infer then evaluate on prepared data; returns the metrics, or `None` when a step failed.
 pub fn infer_and_evaluate(
-    ctx: &Ctx,
-    engine: &Engine,
+    st: &Stage,
     model: &LocalCube,
     metrics: &LocalCube,
     prepared: &Prepared,
     out: &Path,
-    run_dir: &Path,
     steps: &mut Steps,
 ) -> Result<Option<Metrics>> {
+    let ctx = st.ctx;
     let predictions = out.join("predictions");
     let results = out.join("results/results.yaml");
     let timeout = ctx.task_timeout;
     if !steps.run(
-        ctx,
-        engine,
+        st,
         model,
-        run_dir,
         TaskRun {
             task: "infer",
             paths: vec![
@@ -299,10 +290,8 @@ pub fn infer_and_evaluate(
         return Ok(None);
     }
     if !steps.run(
-        ctx,
-        engine,
+        st,
         metrics,
-        run_dir,
         TaskRun {
             task: "evaluate",
             paths: vec![
@@ -352,24 +341,25 @@ pub fn compatibility_test(
     let demo = unpack_demo(ctx, demo_source, demo_sha, &run_dir.join("demo"))?;
     let mut steps = Steps::default();
     let mut metrics = None;
-    if let Some(prepared) = prepare(
+    let st = Stage {
         ctx,
         engine,
+        run_dir: &run_dir,
+    };
+    if let Some(prepared) = prepare(
+        &st,
         &trio.prep,
         &demo.data,
         &demo.labels,
         &run_dir.join("prepared"),
-        &run_dir,
         &mut steps,
     )? {
         metrics = infer_and_evaluate(
-            ctx,
-            engine,
+            &st,
             &trio.model,
             &trio.metrics,
             &prepared,
             &run_dir.join("out"),
-            &run_dir,
             &mut steps,
         )?;
     }

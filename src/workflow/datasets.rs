@@ -15,7 +15,7 @@ use crate::trust::{Index, Signer};
 
 use super::associations::next_version;
 use super::benchmarks::approved;
-use super::compat::{Prepared, Steps, infer_and_evaluate, new_run_dir, prepare};
+use super::compat::{Prepared, Stage, Steps, infer_and_evaluate, new_run_dir, prepare};
 use super::engine::Engine;
 use super::registry_ops::{Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file};
@@ -191,14 +191,17 @@ pub fn prepare_dataset(
     let staging = staging_dir(ctx, name)?;
     let run_dir = new_run_dir(ctx, "prepare")?;
     let mut steps = Steps::default();
-    let prepared = prepare(
+    let st = Stage {
         ctx,
-        &engine,
+        engine: &engine,
+        run_dir: &run_dir,
+    };
+    let prepared = prepare(
+        &st,
         &prep,
         &raw_data,
         &raw_labels,
         &prepared_dir(staging.path()),
-        &run_dir,
         &mut steps,
     )?;
     let Some(Prepared { statistics, .. }) = prepared else {
@@ -561,14 +564,17 @@ pub fn associate_dataset(
     };
     let run_dir = new_run_dir(ctx, "associate")?;
     let mut steps = Steps::default();
-    let metrics = infer_and_evaluate(
+    let st = Stage {
         ctx,
-        &engine,
+        engine: &engine,
+        run_dir: &run_dir,
+    };
+    let metrics = infer_and_evaluate(
+        &st,
         &model_cube,
         &metrics_cube,
         &prepared,
         &run_dir.join("out"),
-        &run_dir,
         &mut steps,
     )?;
     let Some(values) = metrics.clone() else {

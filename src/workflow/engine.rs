@@ -48,7 +48,7 @@ pub struct Engine {
 impl Engine {
     pub fn connect(ctx: &Ctx) -> Result<Engine> {
         let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
-        runtime.set_scratch_dir(&ctx.home.tmp_dir());
+        runtime.set_scratch_dir(ctx.home.tmp_dir());
         Ok(Engine { runtime })
     }
 

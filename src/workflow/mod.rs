@@ -9,8 +9,10 @@ pub mod compat;
 pub mod cubes;
 pub mod datasets;
 pub mod engine;
+pub mod execution;
 pub mod identity;
 pub mod registry_ops;
+pub mod results;
 pub mod status;
 mod submission;
 
@@ -72,6 +74,14 @@ pub enum WorkflowError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// A model failed during a benchmark run (its failure receipt is kept); the runs so far.
+    #[error(
+        "model {model} failed; its failure receipt was kept (use --ignore-model-errors to run the other models anyway)"
+    )]
+    ModelFailed {
+        model: String,
+        runs: Box<Vec<execution::ModelRun>>,
+    },
     /// Verification found problems; they are listed.
     #[error("{summary}")]
     Problems {

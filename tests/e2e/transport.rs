@@ -204,6 +204,10 @@ fn racing_pushes_retry() {
         now: std::time::SystemTime::now(),
         git_available: true,
         transport: None,
+        docker_host: None,
+        net: cohort::storage::NetConfig::default(),
+        cancel: cohort::progress::Cancel::new(),
+        task_timeout: None,
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();

@@ -1,0 +1,285 @@
+//! `cohort benchmark run` rendering and `cohort result ls|view|submit`: run the models at the
+//! site, see the values, submit them sealed.
+
+use clap::{Args, Subcommand};
+use cohort::model::ResultStatus;
+use cohort::workflow::execution::{self, ModelRun, RunOptions};
+use cohort::workflow::{WorkflowError, results};
+
+use super::error::{CliError, CliResult};
+use super::session::Session;
+use super::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct ResultArgs {
+    #[command(subcommand)]
+    command: ResultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ResultCommand {
+    /// Results computed here (submitted or not) and, with --registered, those in the registry.
+    Ls {
+        #[arg(short = 'b', long = "benchmark")]
+        benchmark: Option<String>,
+        #[arg(long)]
+        registered: bool,
+    },
+    /// Show a registered result (its values if you are a recipient).
+    View { path: String },
+    /// Submit results (after showing you the exact values), sealed to the committee and you.
+    Submit {
+        #[arg(short = 'b', long = "benchmark")]
+        benchmark: Option<String>,
+        #[arg(short = 'd', long = "dataset")]
+        dataset: Option<String>,
+        /// Every pending result, of every benchmark and dataset.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn print_runs(settings: &Settings, runs: &[ModelRun]) {
+    let ui = &settings.ui;
+    if ui.json {
+        ui.json(&runs.iter().map(|r| serde_json::json!({
+            "model": r.model.name, "version": r.model.version, "priority": r.priority, "status": r.status,
+            "seconds": r.seconds, "metrics": r.result.metrics, "failure": r.result.failure, "key": r.result.key.to_string(),
+        })).collect::<Vec<_>>());
+        return;
+    }
+    let mut t = super::table::new(&["model", "priority", "status", "time", "metrics"]);
+    for r in runs {
+        let detail = match (&r.result.metrics, &r.result.failure) {
+            (Some(m), _) => super::mlcube::fmt_metrics(m),
+            (_, Some(f)) => format!(
+                "failed at {} ({}{})",
+                f.stage,
+                f.reason,
+                f.exit_code
+                    .map(|c| format!(", exit {c}"))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        t.add_row(vec![
+            format!("{} v{}", r.model.name, r.model.version),
+            r.priority.map(|p| p.to_string()).unwrap_or_default(),
+            r.status.clone(),
+            format!("{:.1}s", r.seconds),
+            detail,
+        ]);
+    }
+    ui.out(t.to_string());
+}
+
+pub fn run_benchmark(
+    settings: &Settings,
+    bench: String,
+    dataset: String,
+    models: Vec<String>,
+    ignore_errors: bool,
+    no_cache: bool,
+    timeout: Option<std::time::Duration>,
+) -> CliResult {
+    let mut s = Session::new(settings);
+    if timeout.is_some() {
+        s.task_timeout = timeout;
+    }
+    let opened = s.open()?;
+    let opts = RunOptions {
+        models,
+        ignore_errors,
+        no_cache,
+    };
+    match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
+        Ok(runs) => {
+            print_runs(settings, &runs);
+            let failed = runs
+                .iter()
+                .filter(|r| r.result.status == ResultStatus::Failed)
+                .count();
+            settings.ui.status(format!(
+                "{} model(s) run on `{dataset}`{}; next: `cohort result submit -b {bench} -d {dataset}`",
+                runs.len(),
+                if failed > 0 { format!(", {failed} failed (failure receipts kept)") } else { String::new() }
+            ));
+            Ok(())
+        }
+        Err(WorkflowError::ModelFailed { model, runs }) => {
+            print_runs(settings, &runs);
+            if let Some(last) = runs.last() {
+                super::steps::print(&settings.ui, &last.steps);
+            }
+            Err(CliError::verdict(format!("model {model} failed on `{dataset}`; its failure receipt was kept"))
+                .hint("pass --ignore-model-errors to run the other models anyway; the receipt can be submitted like a result"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
+    let ui = &settings.ui;
+    let s = Session::new(settings);
+    match args.command {
+        ResultCommand::Ls {
+            benchmark,
+            registered,
+        } => {
+            let opened = s.open()?;
+            let ix = opened.index()?;
+            if registered {
+                let rows = results::registered(&ix, benchmark.as_deref());
+                if ui.json {
+                    ui.json(&rows.iter().map(|(p, r)| serde_json::json!({"path": p, "model": r.model.name, "dataset": r.dataset.id, "owner": r.owner, "status": r.status})).collect::<Vec<_>>());
+                } else {
+                    let mut t =
+                        super::table::new(&["result", "model", "dataset", "owner", "status"]);
+                    for (p, r) in rows {
+                        t.add_row(vec![
+                            p,
+                            r.model.name,
+                            r.dataset.id[..12].to_string(),
+                            r.owner,
+                            format!("{:?}", r.status).to_lowercase(),
+                        ]);
+                    }
+                    ui.out(t.to_string());
+                }
+                return Ok(());
+            }
+            let ctx = s.ctx();
+            let rows: Vec<_> = execution::local_results(&ctx)
+                .into_iter()
+                .filter(|r| benchmark.as_deref().is_none_or(|b| b == r.benchmark.name))
+                .collect();
+            if ui.json {
+                ui.json(&rows.iter().map(|r| serde_json::json!({
+                    "benchmark": r.benchmark.name, "dataset": r.dataset_name, "model": r.model.name, "status": r.status,
+                    "metrics": r.metrics, "failure": r.failure, "submitted": results::is_submitted(&ix, r), "key": r.key.to_string(),
+                })).collect::<Vec<_>>());
+            } else {
+                let mut t = super::table::new(&[
+                    "benchmark",
+                    "dataset",
+                    "model",
+                    "status",
+                    "submitted",
+                    "values",
+                ]);
+                for r in rows {
+                    let values = r
+                        .metrics
+                        .as_ref()
+                        .map(super::mlcube::fmt_metrics)
+                        .unwrap_or_else(|| {
+                            r.failure
+                                .as_ref()
+                                .map(|f| format!("failed at {}", f.stage))
+                                .unwrap_or_default()
+                        });
+                    t.add_row(vec![
+                        r.benchmark.name.clone(),
+                        r.dataset_name.clone(),
+                        format!("{} v{}", r.model.name, r.model.version),
+                        format!("{:?}", r.status).to_lowercase(),
+                        if results::is_submitted(&ix, &r) {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                        values,
+                    ]);
+                }
+                ui.out(t.to_string());
+            }
+        }
+        ResultCommand::View { path } => {
+            let opened = s.open()?;
+            let ix = opened.index()?;
+            let bytes = ix.bytes(&path).ok_or_else(|| {
+                CliError::user(format!("no file {path} on main"))
+                    .hint("`cohort result ls --registered` lists results")
+            })?;
+            ui.out(String::from_utf8_lossy(bytes));
+            if let Ok(signer) = s.signer() {
+                match results::open_result(&ix, &path, &signer) {
+                    Ok(m) => ui.out(format!(
+                        "# values (decrypted with {}'s key)\n{}",
+                        signer.handle,
+                        super::mlcube::fmt_metrics(&m)
+                    )),
+                    Err(e) => ui.status(e.to_string()),
+                }
+            }
+        }
+        ResultCommand::Submit {
+            benchmark,
+            dataset,
+            all,
+        } => {
+            let opened = s.open()?;
+            let signer = s.signer()?;
+            let ix = opened.index()?;
+            let ctx = s.ctx();
+            if !all && benchmark.is_none() && dataset.is_none() {
+                return Err(CliError::usage(
+                    "say which results: -b BENCHMARK and/or -d DATASET, or --all",
+                ));
+            }
+            let pending = results::pending(&ctx, &ix, benchmark.as_deref(), dataset.as_deref());
+            let mine: Vec<_> = pending
+                .into_iter()
+                .filter(|r| r.owner == signer.handle)
+                .collect();
+            if mine.is_empty() {
+                ui.status("no results to submit");
+                return Ok(());
+            }
+            eprintln!(
+                "These values will be sealed to the benchmark committee and you; nobody else can read them:"
+            );
+            for r in &mine {
+                let v = r
+                    .metrics
+                    .as_ref()
+                    .map(super::mlcube::fmt_metrics)
+                    .unwrap_or_else(|| {
+                        r.failure
+                            .as_ref()
+                            .map(|f| {
+                                format!("failure receipt: {} at {} (no data)", f.reason, f.stage)
+                            })
+                            .unwrap_or_default()
+                    });
+                eprintln!(
+                    "  {} / {} / {} v{}: {v}",
+                    r.benchmark.name, r.dataset_name, r.model.name, r.model.version
+                );
+            }
+            if !settings.yes {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    return Err(CliError::user(
+                        "confirmation needed and there is no terminal to ask",
+                    )
+                    .hint("pass --yes to confirm in scripts"));
+                }
+                eprint!("Submit {} result(s)? [y/N] ", mine.len());
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "yes" | "Y") {
+                    return Err(CliError::user("not submitted"));
+                }
+            }
+            let sub = results::submit_results(&ctx, &opened, &signer, &mine)?;
+            if ui.json {
+                ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
+            } else {
+                ui.out(&sub.branch);
+                ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a maintainer merges them)", mine.len(), sub.branch));
+            }
+        }
+    }
+    Ok(())
+}

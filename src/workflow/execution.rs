@@ -1,0 +1,363 @@
+//! Executing a benchmark at the site: every approved model (the reference model included), in
+//! priority order, on a prepared dataset: infer then evaluate, without network. Results are
+//! cached by the content hashes of everything that went in; a failing model yields a failure
+//! receipt instead of stopping the others (with `ignore_errors`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    self, AssocKey, BenchRef, CubeRef, DatasetRef, Failure, Record, ResultStatus, Sha256,
+    StepStatus, metrics::Metrics,
+};
+use crate::storage::write_atomic;
+use crate::trust::Index;
+
+use super::associations::priority_of;
+use super::benchmarks::approved;
+use super::compat::{Prepared, Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::datasets::{check_content, dataset_dir, find, lock_dataset, prepared_dir};
+use super::engine::Engine;
+use super::registry_ops::Opened;
+use super::{Ctx, Result, WorkflowError};
+
+/// A result as this site keeps it (`runs/results/<key>/result.toml`), before and after it is
+/// submitted. The key is the hash of everything the result depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalResult {
+    pub key: Sha256,
+    pub benchmark: BenchRef,
+    pub dataset: DatasetRef,
+    pub dataset_name: String,
+    pub model: CubeRef,
+    pub metrics_cube: CubeRef,
+    pub preparator: CubeRef,
+    pub owner: String,
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub model_image: String,
+    pub metrics_image: String,
+    pub preparator_image: String,
+    pub infer_ms: u64,
+    pub evaluate_ms: u64,
+    pub finished: String,
+}
+
+/// The cache key of a run: every input's content hash.
+pub fn run_key(
+    bench: &Sha256,
+    prep: &Sha256,
+    model: &Sha256,
+    metrics: &Sha256,
+    dataset_id: &str,
+    content: &Sha256,
+) -> Sha256 {
+    Sha256::of(
+        format!("cohort-run/1\n{bench}\n{prep}\n{model}\n{metrics}\n{dataset_id}\n{content}\n")
+            .as_bytes(),
+    )
+}
+
+fn results_dir(ctx: &Ctx) -> PathBuf {
+    ctx.home.runs_dir().join("results")
+}
+
+pub fn load_result(ctx: &Ctx, key: &Sha256) -> Option<LocalResult> {
+    let text =
+        std::fs::read_to_string(results_dir(ctx).join(key.as_str()).join("result.toml")).ok()?;
+    toml::from_str(&text).ok()
+}
+
+/// Every result kept on this machine.
+pub fn local_results(ctx: &Ctx) -> Vec<LocalResult> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(results_dir(ctx)) {
+        for e in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(e.path().join("result.toml"))
+                && let Ok(r) = toml::from_str::<LocalResult>(&text)
+            {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.benchmark.name, &a.dataset_name, &a.model.name).cmp(&(
+            &b.benchmark.name,
+            &b.dataset_name,
+            &b.model.name,
+        ))
+    });
+    out
+}
+
+fn save_result(ctx: &Ctx, r: &LocalResult) -> Result<()> {
+    let p = results_dir(ctx).join(r.key.as_str()).join("result.toml");
+    write_atomic(&p, toml::to_string(r).expect("serializes").as_bytes())
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", p.display())))
+}
+
+/// The models a site runs for a benchmark: the reference model and every approved, not
+/// withdrawn model association, highest priority first (then by name).
+pub fn models_to_run(ix: &Index, b: &model::Benchmark) -> Vec<(CubeRef, Option<i64>)> {
+    let mut out = vec![(
+        b.reference_model.clone(),
+        priority_of(ix, &b.name, &b.reference_model.name),
+    )];
+    for ((bench, key), versions) in &ix.associations {
+        let (AssocKey::Model(name), true) = (key, bench == &b.name) else {
+            continue;
+        };
+        let Some((_, p)) = versions.last_key_value() else {
+            continue;
+        };
+        if !ix
+            .decisions_on(p, model::DecisionKind::Withdrawal)
+            .is_empty()
+        {
+            continue;
+        }
+        if let Some(Record::Association(a)) = ix.record(p)
+            && let Some(m) = &a.model
+        {
+            out.push((m.clone(), priority_of(ix, bench, name)));
+        }
+    }
+    out.sort_by(|(a, pa), (b, pb)| {
+        pb.unwrap_or(0)
+            .cmp(&pa.unwrap_or(0))
+            .then(a.name.cmp(&b.name))
+    });
+    out
+}
+
+/// How one model fared in a run.
+#[derive(Debug, Clone)]
+pub struct ModelRun {
+    pub model: CubeRef,
+    pub priority: Option<i64>,
+    /// `ok`, `failed`, `cached ok`, `cached failed`.
+    pub status: String,
+    pub result: LocalResult,
+    pub steps: Steps,
+    pub seconds: f64,
+}
+
+pub struct RunOptions {
+    pub models: Vec<String>,
+    pub ignore_errors: bool,
+    pub no_cache: bool,
+}
+
+/// Runs the benchmark's models on a prepared, registered, associated dataset.
+pub fn run_benchmark(
+    ctx: &Ctx,
+    opened: &Opened,
+    bench: &str,
+    dataset: &str,
+    opts: &RunOptions,
+) -> Result<Vec<ModelRun>> {
+    let ix = opened.index()?;
+    let (_, b, bref) = approved(&ix, bench)?;
+    let (local, registered) = find(ctx, &ix, dataset)?;
+    let (dpath, drec) = registered.ok_or_else(|| {
+        WorkflowError::Refused(format!(
+            "dataset `{}` is not registered; submit it and have it merged first",
+            local.name
+        ))
+    })?;
+    let dkey = AssocKey::Dataset(drec.id.clone());
+    let associated = ix
+        .associations
+        .get(&(bench.to_string(), dkey))
+        .and_then(|m| m.last_key_value())
+        .is_some_and(|(_, p)| {
+            ix.decisions_on(p, model::DecisionKind::Withdrawal)
+                .is_empty()
+        });
+    if !associated {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` has no approved association with {bench}; `cohort dataset associate -d {} -b {bench}` and wait for the committee",
+            local.name, local.name
+        )));
+    }
+    if drec.preparator != b.data_preparator {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` was prepared with another preparator than {bench} v{} uses",
+            local.name, b.version
+        )));
+    }
+    let _lock = lock_dataset(ctx, &local.name)?;
+    // A prepared dataset edited after registration is caught before any model sees it.
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{}` no longer matches the registry ({}); prepare it again",
+            local.name,
+            changes.join(", ")
+        )));
+    }
+    let mut models = models_to_run(&ix, &b);
+    if !opts.models.is_empty() {
+        for m in &opts.models {
+            if !models.iter().any(|(r, _)| &r.name == m) {
+                return Err(WorkflowError::NotFound(format!(
+                    "model `{m}` is not an approved model of {bench}"
+                )));
+            }
+        }
+        models.retain(|(r, _)| opts.models.contains(&r.name));
+    }
+    let dref = DatasetRef {
+        id: drec.id.clone(),
+        version: drec.version,
+        sha256: ix.sha(&dpath).cloned().expect("indexed"),
+    };
+    let engine = Engine::connect(ctx)?;
+    let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
+    let prep_image = ix
+        .cube(&b.data_preparator.name, b.data_preparator.version)
+        .map(|(_, c)| c.image.id.clone())
+        .unwrap_or_default();
+    let dir = dataset_dir(ctx, &local.name);
+    let prepared = Prepared {
+        data: prepared_dir(&dir).join("data"),
+        labels: prepared_dir(&dir).join("labels"),
+        statistics: None,
+    };
+    let mut runs = Vec::new();
+    for (mref, priority) in models {
+        let key = run_key(
+            &bref.sha256,
+            &b.data_preparator.sha256,
+            &mref.sha256,
+            &b.metrics.sha256,
+            &drec.id,
+            &drec.content_sha256,
+        );
+        if !opts.no_cache
+            && let Some(cached) = load_result(ctx, &key)
+        {
+            let status = match cached.status {
+                ResultStatus::Ok => "cached ok",
+                ResultStatus::Failed => "cached failed",
+            };
+            runs.push(ModelRun {
+                model: mref,
+                priority,
+                status: status.into(),
+                result: cached,
+                steps: Steps::default(),
+                seconds: 0.0,
+            });
+            continue;
+        }
+        if ctx.cancel.is_cancelled() {
+            return Err(WorkflowError::Refused(
+                "interrupted; run the command again to continue where it stopped".into(),
+            ));
+        }
+        ctx.reporter.note(&format!(
+            "running {} v{} on {}",
+            mref.name, mref.version, local.name
+        ));
+        let started = Instant::now();
+        let model_cube = engine.registered(ctx, &ix, &mref)?;
+        let run_dir = new_run_dir(ctx, "execute")?;
+        let mut steps = Steps::default();
+        let st = Stage {
+            ctx,
+            engine: &engine,
+            run_dir: &run_dir,
+        };
+        let metrics = infer_and_evaluate(
+            &st,
+            &model_cube,
+            &metrics_cube,
+            &prepared,
+            &run_dir.join("out"),
+            &mut steps,
+        )?;
+        let ms = |step: &str| {
+            steps
+                .steps
+                .iter()
+                .find(|s| s.report.step == step)
+                .map(|s| s.report.duration_ms)
+                .unwrap_or(0)
+        };
+        let failure = steps.failed().map(|f| Failure {
+            stage: if f.report.cube == "cohort" {
+                "evaluate".into()
+            } else {
+                f.report.step.clone()
+            },
+            exit_code: f.report.exit_code,
+            duration_ms: f.report.duration_ms,
+            reason: failure_reason(f),
+        });
+        let result = LocalResult {
+            key: key.clone(),
+            benchmark: bref.clone(),
+            dataset: dref.clone(),
+            dataset_name: local.name.clone(),
+            model: mref.clone(),
+            metrics_cube: b.metrics.clone(),
+            preparator: b.data_preparator.clone(),
+            owner: local.owner.clone(),
+            status: if metrics.is_some() {
+                ResultStatus::Ok
+            } else {
+                ResultStatus::Failed
+            },
+            metrics,
+            failure,
+            model_image: model_cube.image_id.clone(),
+            metrics_image: metrics_cube.image_id.clone(),
+            preparator_image: prep_image.clone(),
+            infer_ms: ms("infer"),
+            evaluate_ms: ms("evaluate"),
+            finished: ctx.timestamp(),
+        };
+        save_result(ctx, &result)?;
+        let ok = result.status == ResultStatus::Ok;
+        if ok {
+            let _ = std::fs::remove_dir_all(run_dir.join("out"));
+        }
+        runs.push(ModelRun {
+            model: mref.clone(),
+            priority,
+            status: if ok { "ok".into() } else { "failed".into() },
+            result,
+            steps,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        if !ok && !opts.ignore_errors {
+            return Err(WorkflowError::ModelFailed {
+                model: format!("{} v{}", mref.name, mref.version),
+                runs: Box::new(runs),
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// The failure reason recorded in a receipt (no data, just the kind of failure).
+fn failure_reason(f: &super::compat::StepLog) -> String {
+    let timed_out = f.error.as_deref().is_some_and(|e| {
+        e.contains("timed out") || e.contains("time limit") || e.contains("timeout")
+    });
+    match (f.report.step.as_str(), f.report.cube.as_str()) {
+        _ if timed_out => "timeout".into(),
+        (_, "cohort") => "invalid-results".into(),
+        ("evaluate", _) => "malformed-output".into(),
+        _ if f.report.status == StepStatus::Failed && f.report.exit_code.is_some() => {
+            "exit-code".into()
+        }
+        _ => "error".into(),
+    }
+}
