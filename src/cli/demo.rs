@@ -86,10 +86,12 @@ impl Stage {
         for l in stdout.lines() {
             println!("    {l}");
         }
-        if self.verbose || !out.status.success() {
-            for l in stderr.lines() {
-                println!("    {l}");
-            }
+        // What cohort tells the user (status, reports, hints) is part of the walkthrough.
+        for l in stderr
+            .lines()
+            .filter(|l| self.verbose || !l.starts_with("  | "))
+        {
+            println!("    {l}");
         }
         if !out.status.success() {
             return Err(CliError::user(format!(
@@ -162,6 +164,17 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         verbose: settings.ui.verbose,
     };
     materialize(&stage.fixtures())?;
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        return Err(CliError::env("the demo builds its MLCube images FROM scratch with a static busybox, and /bin/busybox is missing")
+            .hint("install it: apt-get install -y busybox-static"));
+    }
+    for entry in std::fs::read_dir(stage.fixtures().join("cubes"))? {
+        let project = entry?.path().join("project");
+        if project.is_dir() {
+            std::fs::copy(busybox, project.join("busybox"))?;
+        }
+    }
     let everyone: Vec<&str> = std::iter::once("admin")
         .chain(COMMITTEE.iter().copied())
         .chain(MODEL_OWNERS.iter().copied())
@@ -241,13 +254,196 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         &["user", "grant", "carol", "--role", "benchmark-owner"],
     )?;
 
-    stage.say("Anyone can check everything offline");
-    for r in &everyone {
+    let cubes = stage.fixtures().join("cubes");
+    let cube = |c: &str| cubes.join(c).display().to_string();
+    let data = stage.fixtures().join("data");
+    let demo_tar = data.join("demo.tar.gz").display().to_string();
+
+    stage.say("Benchmark submission: the committee registers its three MLCubes");
+    for r in everyone.iter().skip(1) {
         stage.cohort(r, &["registry", "sync"])?;
     }
-    stage.cohort("hosp-b", &["verify"])?;
-    stage.cohort("hosp-b", &["user", "ls"])?;
+    for (dir, name) in [
+        ("prep", "heart-prep"),
+        ("model-good", "heart-logreg"),
+        ("metrics", "heart-metrics"),
+    ] {
+        stage.cohort(
+            "carol",
+            &["mlcube", "submit", &cube(dir), "--name", name, "--build"],
+        )?;
+    }
+    stage.cohort("carol", &["registry", "merge", "--all"])?;
 
+    stage.say("carol submits the benchmark: the reference workflow runs on the demo dataset first");
+    stage.cohort(
+        "carol",
+        &[
+            "benchmark",
+            "submit",
+            "--name",
+            "heart",
+            "--description",
+            "10-year cardiovascular risk from tabular patient records",
+            "--data-preparator",
+            "heart-prep",
+            "--reference-model",
+            "heart-logreg",
+            "--metrics",
+            "heart-metrics",
+            "--demo-dataset",
+            &demo_tar,
+            "--committee",
+            "dave",
+            "--policy",
+            "cross-product",
+            "--min-datasets",
+            "2",
+            "--primary-metric",
+            "auc",
+        ],
+    )?;
+    stage.cohort("carol", &["registry", "push"])?;
+    stage.cohort("admin", &["benchmark", "ls", "--pending"])?;
+    stage.cohort("admin", &["benchmark", "approve", "heart"])?;
+
+    stage.say("Model owners submit their models and ask to join (a compatibility test runs first)");
+    stage.cohort("mo", &["registry", "sync"])?;
+    stage.cohort(
+        "mo",
+        &[
+            "mlcube",
+            "submit",
+            &cube("model-weak"),
+            "--name",
+            "bmi-only",
+            "--build",
+        ],
+    )?;
+    stage.cohort("mo", &["registry", "merge", "--all"])?;
+    stage.cohort(
+        "mo",
+        &["mlcube", "associate", "-b", "heart", "-m", "bmi-only"],
+    )?;
+    stage.cohort("mo", &["registry", "push"])?;
+    stage.cohort("nina", &["registry", "sync"])?;
+    stage.cohort(
+        "nina",
+        &[
+            "mlcube",
+            "submit",
+            &cube("model-crash"),
+            "--name",
+            "deep-risk",
+            "--build",
+        ],
+    )?;
+    stage.cohort("nina", &["registry", "merge", "--all"])?;
+    println!(
+        "\n(nina's model crashes on the demo data: its compatibility test refuses the request)"
+    );
+    if stage
+        .cohort(
+            "nina",
+            &["mlcube", "associate", "-b", "heart", "-m", "deep-risk"],
+        )
+        .is_ok()
+    {
+        return Err(CliError::new(
+            super::error::Exit::Internal,
+            "the crashing model passed its compatibility test",
+        ));
+    }
+
+    stage.say("The committee approves the model association and sets priorities");
+    stage.cohort("dave", &["registry", "sync"])?;
+    stage.cohort("dave", &["association", "ls", "--pending"])?;
+    stage.cohort(
+        "dave",
+        &["association", "approve", "-b", "heart", "-m", "bmi-only"],
+    )?;
+    stage.cohort(
+        "carol",
+        &[
+            "association",
+            "set_priority",
+            "-b",
+            "heart",
+            "-m",
+            "heart-logreg",
+            "-p",
+            "10",
+        ],
+    )?;
+
+    stage.say("Dataset preparation and association: each hospital prepares its own export locally");
+    let hospital_data = [
+        ("hosp-a", "hospital-a", "ward-a"),
+        ("hosp-b", "hospital-b", "cardio-b"),
+    ];
+    for (role, folder, name) in hospital_data {
+        let raw = data.join(folder);
+        stage.cohort(role, &["registry", "sync"])?;
+        stage.cohort(
+            role,
+            &[
+                "dataset",
+                "prepare",
+                "-b",
+                "heart",
+                "--name",
+                name,
+                "--data-path",
+                &raw.join("data").display().to_string(),
+                "--labels-path",
+                &raw.join("labels").display().to_string(),
+            ],
+        )?;
+        stage.cohort(role, &["--yes", "dataset", "submit", name])?;
+        stage.cohort(role, &["registry", "merge", "--all"])?;
+        stage.cohort(role, &["dataset", "associate", "-d", name, "-b", "heart"])?;
+        stage.cohort(role, &["registry", "push"])?;
+    }
+    stage.cohort("carol", &["registry", "sync"])?;
+    for (_, _, name) in hospital_data {
+        stage.cohort(
+            "carol",
+            &["association", "approve", "-b", "heart", "-d", name],
+        )?;
+    }
+    stage.cohort("carol", &["association", "ls"])?;
+
+    stage.say("Executing the benchmark: each hospital runs every approved model on its own data");
+    for (role, _, name) in hospital_data {
+        stage.cohort(role, &["registry", "sync"])?;
+        stage.cohort(role, &["benchmark", "run", "-b", "heart", "-d", name])?;
+        stage.cohort(
+            role,
+            &["--yes", "result", "submit", "-b", "heart", "-d", name],
+        )?;
+        stage.cohort(role, &["registry", "merge", "--all"])?;
+    }
+
+    stage.say(
+        "Anyone can check everything offline; only the committee and each hospital read the values",
+    );
+    stage.cohort("carol", &["registry", "sync"])?;
+    stage.cohort("carol", &["result", "ls", "--registered"])?;
+    let observer = stage.clone_dir("observer");
+    std::fs::create_dir_all(stage.role_dir("observer"))?;
+    stage.cohort(
+        "observer",
+        &[
+            "registry",
+            "clone",
+            remote_s,
+            observer.to_str().expect("utf-8 path"),
+            "--root",
+            &id,
+        ],
+    )?;
+    stage.cohort("observer", &["verify"])?;
+    stage.cohort("observer", &["user", "ls"])?;
     println!("\ndemo finished: registry {id}");
     if let Some(d) = &args.keep {
         println!(

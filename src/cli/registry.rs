@@ -242,7 +242,7 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             }
         }
         RegistryCommand::Fingerprint => {
-            let opened = s.open()?;
+            let opened = s.open_local()?;
             if ui.json {
                 ui.json(&serde_json::json!({"registry_id": opened.id.to_string()}));
             } else {
@@ -250,7 +250,7 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             }
         }
         RegistryCommand::Sync => {
-            let opened = s.open()?;
+            let opened = s.open_local()?;
             let synced = registry_ops::sync(&s.ctx(), &opened)?;
             if ui.json {
                 ui.json(&serde_json::json!({
@@ -281,7 +281,7 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             }
         }
         RegistryCommand::Push { branch } => {
-            let opened = s.open()?;
+            let opened = s.open_local()?;
             let me = s.handle().ok();
             let (pushed, landed) =
                 registry_ops::push(&s.ctx(), &opened, me.as_deref(), branch.as_deref())?;

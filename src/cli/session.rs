@@ -101,10 +101,27 @@ impl<'s> Session<'s> {
         })
     }
 
-    /// The registry, opened and verified.
-    pub fn open(&self) -> CliResult<Opened> {
+    /// The registry, opened and verified, as of the last sync (no network).
+    pub fn open_local(&self) -> CliResult<Opened> {
         let reg = self.registry()?;
         Ok(registry_ops::open(&self.ctx(), reg)?)
+    }
+
+    /// The registry, brought up to date with its remote first when one is reachable: commands
+    /// that write build on the newest main. Offline, they work from the last synced state.
+    pub fn open(&self) -> CliResult<Opened> {
+        let opened = self.open_local()?;
+        if opened.reg.remote_url().is_some() {
+            match registry_ops::sync(&self.ctx(), &opened) {
+                Ok(_) => {}
+                Err(e) if e.is_environment() => self
+                    .settings
+                    .ui
+                    .warn(format!("offline ({e}); working from the last synced state")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(opened)
     }
 
     /// Who signs: `--as`, else the only local key.

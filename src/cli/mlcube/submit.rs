@@ -79,7 +79,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
 
 pub fn ls(settings: &Settings) -> CliResult {
     let s = Session::new(settings);
-    let opened = s.open()?;
+    let opened = s.open_local()?;
     let ix = opened.index()?;
     let all = cubes::cubes(&ix);
     let ui = &settings.ui;
@@ -107,7 +107,7 @@ pub fn ls(settings: &Settings) -> CliResult {
 
 pub fn view(settings: &Settings, name: &str) -> CliResult {
     let s = Session::new(settings);
-    let opened = s.open()?;
+    let opened = s.open_local()?;
     let ix = opened.index()?;
     let r = cubes::cube_ref(&ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
