@@ -22,20 +22,27 @@
 //! - [`history()`]`(&[Leaderboard]) -> History`: rank and primary-metric changes between
 //!   consecutive releases; [`History::write_text`], [`History::write_markdown`], and it
 //!   serializes to JSON as is.
+//! - [`write_site`]`(&SiteInput, out_dir) -> Vec<PathBuf>`: the static site (docs/site.md),
+//!   built from [`SiteInput`] / [`BenchmarkPage`] / [`ReleaseInfo`];
+//!   [`render::html::benchmark_page`] and [`render::html::index_page`] return one page's bytes.
 //!
 //! Errors: [`ReportError`], whose messages name the result, release or file concerned.
 
 pub mod aggregate;
 pub mod history;
 pub mod render;
+pub mod site;
 mod stats;
 #[cfg(test)]
 mod testdata;
+
+use std::path::PathBuf;
 
 pub use aggregate::{
     Outcome, ReleaseMeta, ResultInput, aggregate, covered, release, release_record,
 };
 pub use history::{Change, ChangeKind, History, HistoryStep, history};
+pub use site::{BenchmarkPage, ReleaseInfo, SiteInput, write_site};
 
 use crate::model::Leaderboard;
 
@@ -71,6 +78,14 @@ pub enum ReportError {
     NotFinite { path: String, metric: String },
     #[error("history: {0}")]
     History(String),
+    #[error("site: {0}")]
+    Site(String),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writing the output: {0}")]
     Io(#[from] std::io::Error),
     #[error("writing JSON: {0}")]

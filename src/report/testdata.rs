@@ -1,12 +1,14 @@
 //! Realistic inputs for the report tests: the fixture benchmark's numbers (fixtures/README.md,
 //! "results.yaml") for two hospitals, a tie, a crash and a model below the minimum.
 
+use std::collections::BTreeMap;
+
 use crate::model::{
-    BenchRef, CubeRef, DatasetNaming, Failure, Leaderboard, Policy, Ranking, Release, Sha256,
-    Weighting, metrics::Metrics,
+    Asset, BenchRef, Benchmark, CompatReport, CubeRef, DatasetNaming, Failure, Image, ImageSource,
+    Leaderboard, Mlcube, Policy, Ranking, Release, Sha256, Weighting, metrics::Metrics,
 };
 
-use super::{Outcome, ReleaseMeta, ResultInput, release};
+use super::{BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, release};
 
 pub const HOSPITAL_A: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 pub const HOSPITAL_B: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";
@@ -146,4 +148,90 @@ pub fn meta(number: u32) -> ReleaseMeta {
 /// A release of the fixture inputs under `policy`.
 pub fn fixture_release(policy: &Policy) -> Leaderboard {
     release(&meta(1), policy, &fixture_inputs(policy)).expect("fixture inputs aggregate")
+}
+
+pub fn mlcube(c: &CubeRef, owner: &str, description: &str) -> Mlcube {
+    Mlcube {
+        format: 1,
+        kind: "mlcube".into(),
+        name: c.name.clone(),
+        version: c.version,
+        owner: owner.into(),
+        created: "2026-11-20T09:00:00Z".into(),
+        description: Some(description.into()),
+        mlcube_yaml: Sha256::of(format!("{}-yaml", c.name).as_bytes()),
+        parameters_yaml: None,
+        additional_files: None,
+        image: Image {
+            id: format!(
+                "sha256:{}",
+                Sha256::of(format!("{}-image", c.name).as_bytes())
+            ),
+            source: ImageSource::Local,
+            reference: None,
+            tarball: None,
+        },
+    }
+}
+
+pub fn benchmark(policy: &Policy, description: &str) -> Benchmark {
+    Benchmark {
+        format: 1,
+        kind: "benchmark".into(),
+        name: "cvd-risk".into(),
+        version: 1,
+        owner: "committee-chair".into(),
+        created: "2026-11-19T09:00:00Z".into(),
+        description: Some(description.into()),
+        previous: None,
+        committee: vec!["committee-chair".into(), "cardiologist".into()],
+        release_threshold: 1,
+        data_preparator: cube("prep", 1),
+        reference_model: cube("reference", 1),
+        metrics: cube("metrics", 1),
+        demo_dataset: Asset {
+            url: "https://example.org/demo.tar.gz".into(),
+            sha256: Sha256::of(b"demo"),
+        },
+        policy: policy.clone(),
+        report: CompatReport {
+            data: format!("demo:{}", Sha256::of(b"demo")),
+            ok: true,
+            cohort_version: "0.1.0".into(),
+            steps: vec![],
+            metrics: None,
+        },
+    }
+}
+
+/// A site with the fixture benchmark and `releases` of it.
+pub fn site(policy: &Policy, releases: Vec<Leaderboard>) -> SiteInput {
+    let mut cubes = BTreeMap::new();
+    for r in &releases {
+        for e in &r.entries {
+            cubes.insert(e.model.clone(), mlcube(&e.model, &e.owner, "A model."));
+        }
+    }
+    for c in [cube("prep", 1), cube("metrics", 1)] {
+        cubes.insert(c.clone(), mlcube(&c, "committee-chair", "Pipeline cube."));
+    }
+    SiteInput {
+        registry_name: "Cardiology benchmarks".into(),
+        registry_id: Sha256::of(b"root/v1.toml").to_string(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        clone_url: Some("https://git.example.org/cardio/registry.git".into()),
+        benchmarks: vec![BenchmarkPage {
+            benchmark: benchmark(policy, "10-year cardiovascular risk from tabular records."),
+            releases: releases
+                .into_iter()
+                .map(|r| ReleaseInfo {
+                    path: crate::model::build::leaderboard("cvd-risk", r.number),
+                    sha256: Sha256::of(&crate::model::to_bytes(&r)),
+                    record: r,
+                    signers: vec![("committee-chair".into(), "6F2A1C0D9E8B7A65".into())],
+                })
+                .collect(),
+            cubes,
+        }],
+    }
 }

@@ -3,6 +3,7 @@
 //! format describes a policy the same way.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod table;
