@@ -11,7 +11,7 @@ pub const STYLE: &str = r#"
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
 body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans","DejaVu Sans",sans-serif}
-.wrap{max-width:1120px;margin:0 auto;padding:0 24px}
+.wrap{max-width:1200px;margin:0 auto;padding:0 24px}
 header.top{background:var(--panel);border-bottom:1px solid var(--line);padding:18px 0 22px}
 header.top nav{font-size:14px;margin-bottom:8px}
 h1{font-size:30px;line-height:1.2;margin:4px 0 6px}
@@ -30,7 +30,7 @@ dl.facts dt{font-weight:600}
 dl.facts dd{margin:0}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:15px}
-th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th,td{padding:7px 9px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 thead th{background:var(--panel);white-space:nowrap}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 #board td{white-space:nowrap}
@@ -40,7 +40,8 @@ table.narrow{width:auto;min-width:50%}
 p.intro{max-width:860px;margin:10px 0 12px;font-size:15px}
 tbody tr:hover{background:var(--panel)}
 tr.unlisted td{color:var(--muted)}
-td.note{font-style:italic;white-space:nowrap}
+td.note{font-style:italic}
+#board td.note{white-space:normal;min-width:9em}
 .sd{color:var(--muted);font-size:13px}
 th button{font:inherit;font-weight:700;color:inherit;background:none;border:0;padding:0;cursor:pointer}
 th button::after{content:" \2195";color:var(--accent2);font-weight:400}
