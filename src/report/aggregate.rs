@@ -1,0 +1,392 @@
+//! From decrypted results to the entries of a leaderboard release, under the committee's
+//! sharing policy. Every rule is in docs/aggregation.md; the output depends only on the set of
+//! inputs (never their order), so anyone holding the same manifests recomputes the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{
+    self, BenchRef, Cell, Covered, CubeRef, DatasetNaming, Entry, EntryStatus, Failure,
+    FailureNote, Leaderboard, MetricSummary, Policy, Release, Sha256, Weighting, metrics::Metrics,
+};
+
+use super::{ReportError, stats};
+
+/// What a decrypted result says: metrics, or where the run failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ok(Metrics),
+    Failed(Failure),
+}
+
+/// One result (or failure receipt) of one model on one dataset, as the committee decrypted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultInput {
+    /// Registry path of the result manifest (`results/<bench>/<dataset>/<model>/<n>.toml`).
+    pub path: String,
+    /// sha256 of the manifest's bytes.
+    pub sha256: Sha256,
+    pub model: CubeRef,
+    pub model_owner: String,
+    pub dataset_id: String,
+    pub dataset_name: String,
+    pub dataset_owner: String,
+    pub outcome: Outcome,
+    /// The policy of the benchmark version the result was submitted under: what its data
+    /// owner agreed to.
+    pub agreed_policy: Policy,
+    /// The model is the benchmark's reference model.
+    pub is_reference: bool,
+}
+
+/// Who makes a release and which one it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseMeta {
+    pub bench: BenchRef,
+    /// Release number (`leaderboards/<bench>/<number>.toml`).
+    pub number: u32,
+    /// RFC 3339 UTC timestamp, chosen by the caller (this module reads no clock).
+    pub created: String,
+    /// Handle of the committee member making the release.
+    pub by: String,
+}
+
+/// The number of a result from its path (`.../<n>.toml`).
+fn result_number(path: &str) -> Result<u32, ReportError> {
+    path.rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".toml"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ReportError::ResultPath { path: path.into() })
+}
+
+/// The newest result of each model version on each dataset (highest result number), sorted by
+/// (model, dataset id). Exact duplicates collapse; two different results with the same
+/// number are refused, since neither can be called the newest.
+fn select(inputs: &[ResultInput]) -> Result<Vec<&ResultInput>, ReportError> {
+    let mut newest: BTreeMap<(&CubeRef, &str), (u32, &ResultInput)> = BTreeMap::new();
+    for input in inputs {
+        let number = result_number(&input.path)?;
+        let key = (&input.model, input.dataset_id.as_str());
+        match newest.get(&key) {
+            Some((n, _)) if *n > number => {}
+            Some((n, old)) if *n == number => {
+                if old.path != input.path || old.sha256 != input.sha256 {
+                    let (first, second) = if old.path <= input.path {
+                        (old.path.clone(), input.path.clone())
+                    } else {
+                        (input.path.clone(), old.path.clone())
+                    };
+                    return Err(ReportError::Ambiguous {
+                        first,
+                        second,
+                        number,
+                        model: input.model.name.clone(),
+                        dataset: input.dataset_id.clone(),
+                    });
+                }
+            }
+            _ => {
+                newest.insert(key, (number, input));
+            }
+        }
+    }
+    Ok(newest.into_values().map(|(_, i)| i).collect())
+}
+
+/// Why `release` shows more than a result submitted under `agreed` allows, if it does.
+/// Narrower = a lower release level, pseudonymised names where the release shows them, or a
+/// higher minimum number of datasets.
+pub fn narrower(release: &Policy, agreed: &Policy) -> Option<String> {
+    if release.release > agreed.release {
+        return Some(format!(
+            "shows {} but the result agreed to {}",
+            release_name(release.release),
+            release_name(agreed.release)
+        ));
+    }
+    if release.dataset_names == DatasetNaming::Shown
+        && agreed.dataset_names == DatasetNaming::Pseudonymised
+    {
+        return Some("shows dataset names but the result agreed to pseudonyms".into());
+    }
+    if release.min_datasets < agreed.min_datasets {
+        return Some(format!(
+            "lists models with {} dataset(s) but the result agreed to a minimum of {}",
+            release.min_datasets, agreed.min_datasets
+        ));
+    }
+    None
+}
+
+/// The policy's spelling of a release level (`aggregate`, `per-model`, `cross-product`).
+pub fn release_name(r: Release) -> &'static str {
+    match r {
+        Release::Aggregate => "aggregate",
+        Release::PerModel => "per-model",
+        Release::CrossProduct => "cross-product",
+    }
+}
+
+/// Dataset labels and their display order. Pseudonyms `site-1, site-2, ...` follow the sorted
+/// dataset ids, so every model in a release uses the same label for the same dataset. Shown
+/// names that collide get the first 8 digits of the id appended.
+struct Labels {
+    /// dataset id -> (position, label)
+    by_id: BTreeMap<String, (usize, String)>,
+}
+
+impl Labels {
+    fn new(policy: &Policy, selected: &[&ResultInput]) -> Labels {
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        for i in selected {
+            names.insert(&i.dataset_id, &i.dataset_name);
+        }
+        let mut labelled: Vec<(String, String)> = match policy.dataset_names {
+            DatasetNaming::Pseudonymised => names
+                .keys()
+                .enumerate()
+                .map(|(k, id)| (id.to_string(), format!("site-{}", k + 1)))
+                .collect(),
+            DatasetNaming::Shown => {
+                let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+                for name in names.values() {
+                    *count.entry(name).or_default() += 1;
+                }
+                let mut v: Vec<(String, String)> = names
+                    .iter()
+                    .map(|(id, name)| {
+                        let label = if count[name] > 1 {
+                            format!("{name} ({})", &id[..id.len().min(8)])
+                        } else {
+                            name.to_string()
+                        };
+                        (id.to_string(), label)
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+                v
+            }
+        };
+        let by_id = labelled
+            .drain(..)
+            .enumerate()
+            .map(|(pos, (id, label))| (id, (pos, label)))
+            .collect();
+        Labels { by_id }
+    }
+
+    fn position(&self, id: &str) -> usize {
+        self.by_id[id].0
+    }
+
+    fn label(&self, id: &str) -> String {
+        self.by_id[id].1.clone()
+    }
+}
+
+/// Checks one successful result's metrics against the policy; returns its weight.
+fn check_ok(policy: &Policy, input: &ResultInput, metrics: &Metrics) -> Result<f64, ReportError> {
+    if let Some((name, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ReportError::NotFinite {
+            path: input.path.clone(),
+            metric: name.clone(),
+        });
+    }
+    if !metrics.contains_key(&policy.primary_metric) {
+        return Err(ReportError::MissingPrimary {
+            path: input.path.clone(),
+            metric: policy.primary_metric.clone(),
+        });
+    }
+    match policy.weighting {
+        Weighting::Equal => Ok(1.0),
+        Weighting::Size => metrics
+            .get("n")
+            .copied()
+            .filter(|n| *n > 0.0)
+            .ok_or_else(|| ReportError::MissingWeight {
+                path: input.path.clone(),
+            }),
+    }
+}
+
+/// The entries of a release of `bench` under `policy` (docs/aggregation.md).
+pub fn aggregate(
+    bench: &BenchRef,
+    policy: &Policy,
+    inputs: &[ResultInput],
+) -> Result<Vec<Entry>, ReportError> {
+    let selected = select(inputs)?;
+    for input in &selected {
+        if let Some(why) = narrower(policy, &input.agreed_policy) {
+            return Err(ReportError::NarrowerPolicy {
+                path: input.path.clone(),
+                why: format!("of {} v{} {why}", bench.name, bench.version),
+            });
+        }
+    }
+    let labels = Labels::new(policy, &selected);
+    let mut per_model: BTreeMap<&CubeRef, Vec<&ResultInput>> = BTreeMap::new();
+    for input in &selected {
+        per_model.entry(&input.model).or_default().push(input);
+    }
+    let min = policy.min_datasets.max(1);
+    let mut entries = Vec::with_capacity(per_model.len());
+    for (model, mut results) in per_model {
+        // Summation follows the dataset order, so the sums (and their rounding) never depend
+        // on the order the caller listed the inputs in.
+        results.sort_by_key(|i| labels.position(&i.dataset_id));
+        let mut oks: Vec<(&ResultInput, &Metrics, f64)> = Vec::new();
+        let mut failures = Vec::new();
+        for input in &results {
+            match &input.outcome {
+                Outcome::Ok(m) => oks.push((input, m, check_ok(policy, input, m)?)),
+                Outcome::Failed(f) => failures.push(FailureNote {
+                    dataset: labels.label(&input.dataset_id),
+                    stage: f.stage.clone(),
+                    exit_code: f.exit_code,
+                    reason: f.reason.clone(),
+                    result: input.path.clone(),
+                }),
+            }
+        }
+        let listed = oks.len() as u32 >= min;
+        let mut metrics = BTreeMap::new();
+        let mut cells = Vec::new();
+        if listed {
+            let names: BTreeSet<&String> = match policy.release {
+                Release::Aggregate => BTreeSet::from([&policy.primary_metric]),
+                Release::PerModel | Release::CrossProduct => {
+                    oks.iter().flat_map(|(_, m, _)| m.keys()).collect()
+                }
+            };
+            for name in names {
+                let values: Vec<(f64, f64)> = oks
+                    .iter()
+                    .filter_map(|(_, m, w)| m.get(name).map(|x| (*x, *w)))
+                    .collect();
+                // A metric only some datasets report is held to the minimum on its own,
+                // or it would show a single site's number.
+                if (values.len() as u32) < min {
+                    continue;
+                }
+                let s = stats::summarize(&values).expect("values is not empty");
+                let spread = policy.release != Release::Aggregate;
+                metrics.insert(
+                    name.clone(),
+                    MetricSummary {
+                        mean: stats::round(s.mean),
+                        sd: s.sd.filter(|_| spread).map(stats::round),
+                        min: spread.then(|| stats::round(s.min)),
+                        max: spread.then(|| stats::round(s.max)),
+                        n: s.n,
+                    },
+                );
+            }
+            if policy.release == Release::CrossProduct {
+                cells = oks
+                    .iter()
+                    .map(|(input, m, _)| Cell {
+                        dataset: labels.label(&input.dataset_id),
+                        metrics: m
+                            .iter()
+                            .map(|(k, v)| (k.clone(), stats::round(*v)))
+                            .collect(),
+                        result: input.path.clone(),
+                    })
+                    .collect();
+            }
+        }
+        entries.push(Entry {
+            model: model.clone(),
+            owner: results[0].model_owner.clone(),
+            reference: results.iter().any(|i| i.is_reference),
+            rank: None,
+            datasets: oks.len() as u32,
+            status: if listed {
+                EntryStatus::Listed
+            } else {
+                EntryStatus::BelowMinimum
+            },
+            metrics,
+            cells,
+            failures,
+        });
+    }
+    rank(policy, &mut entries);
+    Ok(entries)
+}
+
+/// Ranks listed entries by the rounded mean of the primary metric and sorts all entries:
+/// ranked ones by (rank, model name, version, sha256), then the rest by model.
+fn rank(policy: &Policy, entries: &mut [Entry]) {
+    let listed: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].status == EntryStatus::Listed)
+        .collect();
+    let scores: Vec<f64> = listed
+        .iter()
+        .map(|&i| entries[i].metrics[&policy.primary_metric].mean)
+        .collect();
+    for (&i, r) in listed
+        .iter()
+        .zip(stats::competition_ranks(&scores, policy.ranking))
+    {
+        entries[i].rank = Some(r);
+    }
+    entries.sort_by(|a, b| {
+        (a.rank.is_none(), a.rank, &a.model).cmp(&(b.rank.is_none(), b.rank, &b.model))
+    });
+}
+
+/// The manifests a release built from `inputs` covers: the newest result of each model
+/// version on each dataset, sorted by path.
+pub fn covered(inputs: &[ResultInput]) -> Result<Vec<Covered>, ReportError> {
+    let mut v: Vec<Covered> = select(inputs)?
+        .into_iter()
+        .map(|i| Covered {
+            path: i.path.clone(),
+            sha256: i.sha256.clone(),
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The release record to sign: `entries` from [`aggregate`], `covered` from [`covered`]
+/// (sorted here again, so the caller's order never matters).
+pub fn release_record(
+    meta: &ReleaseMeta,
+    policy: &Policy,
+    entries: Vec<Entry>,
+    mut covered: Vec<Covered>,
+) -> Leaderboard {
+    covered.sort();
+    covered.dedup();
+    Leaderboard {
+        format: model::FORMAT_VERSION,
+        kind: model::Kind::Leaderboard.as_str().into(),
+        number: meta.number,
+        benchmark: meta.bench.clone(),
+        created: meta.created.clone(),
+        by: meta.by.clone(),
+        policy: policy.clone(),
+        results: covered,
+        entries,
+    }
+}
+
+/// [`aggregate`], [`covered`] and [`release_record`] in one step.
+pub fn release(
+    meta: &ReleaseMeta,
+    policy: &Policy,
+    inputs: &[ResultInput],
+) -> Result<Leaderboard, ReportError> {
+    let entries = aggregate(&meta.bench, policy, inputs)?;
+    let covered = covered(inputs)?;
+    Ok(release_record(meta, policy, entries, covered))
+}
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;
