@@ -124,17 +124,15 @@ pub fn hash_tree(
     let hash_all = || -> Result<Vec<FileDigest>> {
         files
             .par_iter()
-            .map_init(
-                || vec![0u8; CHUNK],
-                |buf, f| {
-                    let (sha256, bytes) = hash_path(&f.abs, buf, &|n| reporter.advance(task, n))?;
-                    Ok(FileDigest {
-                        path: f.rel.clone(),
-                        sha256,
-                        bytes,
-                    })
-                },
-            )
+            .map(|f| {
+                let (sha256, bytes) =
+                    with_buffer(|buf| hash_path(&f.abs, buf, &|n| reporter.advance(task, n)))?;
+                Ok(FileDigest {
+                    path: f.rel.clone(),
+                    sha256,
+                    bytes,
+                })
+            })
             .collect()
     };
     let result = match threads {
@@ -149,6 +147,22 @@ pub fn hash_tree(
     reporter.end(task, result.is_ok());
     // par_iter().collect() keeps the input order, which list_files already sorted.
     Ok(ContentHash::from_entries(result?))
+}
+
+thread_local! {
+    /// One read buffer per hashing thread, reused across files and calls: thousands of
+    /// small files must not each pay for a fresh 1 MiB allocation.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    BUFFER.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < CHUNK {
+            b.resize(CHUNK, 0);
+        }
+        f(&mut b)
+    })
 }
 
 struct Listed {
