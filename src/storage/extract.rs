@@ -161,7 +161,8 @@ fn unpack(
         if kind == Made::Dir {
             continue;
         }
-        let declared = entry.header().size().map_err(bad_archive)?;
+        // entry.size() honours a pax `size` record, unlike the raw header field.
+        let declared = entry.size();
         if total.saturating_add(declared) > limits.max_total_bytes {
             return Err(StorageError::ArchiveLimit {
                 archive: archive.to_path_buf(),

@@ -149,8 +149,9 @@ pub(crate) fn fetch_http(
         let outcome = attempt(&agent, url, &paths, &mut meta, net, &mut bar, cancel);
         let err = match outcome {
             Ok((sha256, bytes)) => {
-                bar.end(true);
-                return finish(url, expected, &paths, dest, sha256, bytes);
+                let done = finish(url, expected, &paths, dest, sha256, bytes);
+                bar.end(done.is_ok());
+                return done;
             }
             Err(Failed::Restart) if attempts < MAX_ATTEMPTS => {
                 paths.discard();
@@ -184,10 +185,13 @@ pub(crate) fn fetch_http(
                         "{err}; retrying in {}",
                         humantime::format_duration(delay)
                     ));
-                    sleep(delay, cancel, url)?;
-                    continue;
+                    match sleep(delay, cancel, url) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    }
+                } else {
+                    err
                 }
-                err
             }
         };
         bar.end(false);

@@ -145,6 +145,18 @@ fn hostile_archives_are_refused_and_leave_nothing() {
             "which is a file",
         ),
         ("duplicate", vec![ok(), ok()], "appears twice"),
+        (
+            // A GNU long-name record carries the real (hostile) name of the next entry.
+            "gnu-longname",
+            vec![
+                Raw {
+                    data: b"../../escaped-through-a-long-name\0",
+                    ..raw(b"././@LongLink", T::GNULongName)
+                },
+                file(b"innocent", b"x"),
+            ],
+            "`../../escaped-through-a-long-name` contains `..`",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (name, entries, why) in cases {
@@ -203,4 +215,21 @@ fn archive_limits_and_an_existing_destination_survives_a_refusal() {
     let e = extract_tarball(&archive, &dest, &ExtractLimits::default()).unwrap_err();
     assert!(e.to_string().contains("many.tar"), "{e}");
     assert_eq!(names(dir.path()), ["many.tar", "ws"]);
+}
+
+#[test]
+fn long_names_written_by_a_real_tar_builder_extract() {
+    let long = format!("{}/file.txt", "nested-folder-name".repeat(8));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    b.append_data(&mut h, &long, &b"hello"[..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("long.tar.gz");
+    fs::write(&archive, gzip(&b.into_inner().unwrap())).unwrap();
+    let out = dir.path().join("out");
+    let files = extract_tarball(&archive, &out, &ExtractLimits::default()).unwrap();
+    assert_eq!(files, [PathBuf::from(&long)]);
+    assert_eq!(fs::read(out.join(&long)).unwrap(), b"hello");
 }
