@@ -424,11 +424,14 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         stage.cohort(role, &["registry", "merge", "--all"])?;
     }
 
+    stage.say("Release: the committee aggregates the results under its sharing policy and signs a leaderboard");
+    stage.cohort("carol", &["registry", "sync"])?;
+    stage.cohort("carol", &["result", "ls", "--registered"])?;
+    stage.cohort("carol", &["result", "release", "-b", "heart"])?;
+
     stage.say(
         "Anyone can check everything offline; only the committee and each hospital read the values",
     );
-    stage.cohort("carol", &["registry", "sync"])?;
-    stage.cohort("carol", &["result", "ls", "--registered"])?;
     let observer = stage.clone_dir("observer");
     std::fs::create_dir_all(stage.role_dir("observer"))?;
     stage.cohort(
@@ -443,8 +446,19 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         ],
     )?;
     stage.cohort("observer", &["verify"])?;
-    stage.cohort("observer", &["user", "ls"])?;
+    stage.cohort("observer", &["leaderboard", "heart"])?;
+    let site = stage.root.join("site");
+    stage.cohort(
+        "observer",
+        &["site", "-o", site.to_str().expect("utf-8 path")],
+    )?;
     println!("\ndemo finished: registry {id}");
+    if args.keep.is_some() {
+        println!(
+            "the public leaderboard page: {}",
+            site.join("index.html").display()
+        );
+    }
     if let Some(d) = &args.keep {
         println!(
             "kept in {}: remote.git and one folder per role (registry clone + cohort-home)",

@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod error;
 mod key;
+mod leaderboard;
 mod mlcube;
 mod registry;
 mod result;
@@ -61,6 +62,10 @@ pub enum Command {
     Dataset(dataset::DatasetArgs),
     /// Results: list, view, submit (sealed).
     Result(result::ResultArgs),
+    /// Show a benchmark's released leaderboard (table, markdown, json, csv, html).
+    Leaderboard(leaderboard::LeaderboardArgs),
+    /// Write the static leaderboard site for every benchmark of the registry.
+    Site(leaderboard::SiteArgs),
     /// Associations of models and datasets with benchmarks: list, approve, reject, prioritise.
     Association(association::AssociationArgs),
 }
@@ -108,6 +113,8 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Association(a) => association::run(settings, a),
         Command::Dataset(a) => dataset::run(settings, a),
         Command::Result(a) => result::run(settings, a),
+        Command::Leaderboard(a) => leaderboard::run(settings, a),
+        Command::Site(a) => leaderboard::site(settings, a),
     }
 }
 

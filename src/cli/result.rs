@@ -27,6 +27,12 @@ enum ResultCommand {
     },
     /// Show a registered result (its values if you are a recipient).
     View { path: String },
+    /// Release the benchmark's results (committee): aggregate them under the sharing policy and
+    /// sign the leaderboard (co-signed up to the release threshold).
+    Release {
+        #[arg(short = 'b', long = "benchmark")]
+        benchmark: String,
+    },
     /// Submit results (after showing you the exact values), sealed to the committee and you.
     Submit {
         #[arg(short = 'b', long = "benchmark")]
@@ -213,6 +219,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 }
             }
         }
+        ResultCommand::Release { benchmark } => release(&s, &benchmark)?,
         ResultCommand::Submit {
             benchmark,
             dataset,
@@ -280,6 +287,38 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a maintainer merges them)", mine.len(), sub.branch));
             }
         }
+    }
+    Ok(())
+}
+
+fn release(s: &Session, benchmark: &str) -> CliResult {
+    use cohort::workflow::release::Released;
+    let ui = &s.settings.ui;
+    let opened = s.open()?;
+    let signer = s.signer()?;
+    let (released, excluded) =
+        cohort::workflow::release::release(&s.ctx(), &opened, &signer, benchmark)?;
+    for e in &excluded {
+        ui.warn(format!("left out {}: {}", e.path, e.why));
+    }
+    let record = match &released {
+        Released::Landed { record, .. } | Released::NeedsCosign { record, .. } => record,
+    };
+    let mut out = Vec::new();
+    let rendered = if ui.json {
+        cohort::report::render::json::write(record, &mut out)
+    } else {
+        cohort::report::render::table::write(record, &mut out)
+    };
+    rendered.map_err(|e| CliError::user(e.to_string()))?;
+    ui.out(String::from_utf8_lossy(&out).trim_end());
+    match released {
+        Released::Landed { landed, record } => {
+            super::registry::report_landed(s, &format!("release {} of {benchmark}", record.number), &landed)
+        }
+        Released::NeedsCosign { branch, threshold, .. } => ui.status(format!(
+            "release proposed on {branch}; it needs {threshold} committee signatures: other members run `cohort registry cosign {branch}` (which recomputes it first), then `cohort registry merge {branch}`"
+        )),
     }
     Ok(())
 }

@@ -258,6 +258,45 @@ pub struct Policy {
     pub weighting: Weighting,
 }
 
+impl Release {
+    /// The policy's spelling (`aggregate`, `per-model`, `cross-product`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Release::Aggregate => "aggregate",
+            Release::PerModel => "per-model",
+            Release::CrossProduct => "cross-product",
+        }
+    }
+}
+
+impl Policy {
+    /// Why a release under `self` would show more than a result submitted under `agreed`
+    /// allows, if it would: a higher release level, dataset names where the result agreed to
+    /// pseudonyms, or a lower minimum number of datasets. A wider policy applies only to results
+    /// submitted under it.
+    pub fn exceeds(&self, agreed: &Policy) -> Option<String> {
+        if self.release > agreed.release {
+            return Some(format!(
+                "shows {} but the result agreed to {}",
+                self.release.as_str(),
+                agreed.release.as_str()
+            ));
+        }
+        if self.dataset_names == DatasetNaming::Shown
+            && agreed.dataset_names == DatasetNaming::Pseudonymised
+        {
+            return Some("shows dataset names but the result agreed to pseudonyms".into());
+        }
+        if self.min_datasets < agreed.min_datasets {
+            return Some(format!(
+                "lists models with {} dataset(s) but the result agreed to a minimum of {}",
+                self.min_datasets, agreed.min_datasets
+            ));
+        }
+        None
+    }
+}
+
 impl Default for Policy {
     fn default() -> Policy {
         Policy {

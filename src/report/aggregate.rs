@@ -94,38 +94,15 @@ fn select(inputs: &[ResultInput]) -> Result<Vec<&ResultInput>, ReportError> {
     Ok(newest.into_values().map(|(_, i)| i).collect())
 }
 
-/// Why `release` shows more than a result submitted under `agreed` allows, if it does.
-/// Narrower = a lower release level, pseudonymised names where the release shows them, or a
-/// higher minimum number of datasets.
+/// Why `release` shows more than a result submitted under `agreed` allows, if it does
+/// ([`Policy::exceeds`]).
 pub fn narrower(release: &Policy, agreed: &Policy) -> Option<String> {
-    if release.release > agreed.release {
-        return Some(format!(
-            "shows {} but the result agreed to {}",
-            release_name(release.release),
-            release_name(agreed.release)
-        ));
-    }
-    if release.dataset_names == DatasetNaming::Shown
-        && agreed.dataset_names == DatasetNaming::Pseudonymised
-    {
-        return Some("shows dataset names but the result agreed to pseudonyms".into());
-    }
-    if release.min_datasets < agreed.min_datasets {
-        return Some(format!(
-            "lists models with {} dataset(s) but the result agreed to a minimum of {}",
-            release.min_datasets, agreed.min_datasets
-        ));
-    }
-    None
+    release.exceeds(agreed)
 }
 
 /// The policy's spelling of a release level (`aggregate`, `per-model`, `cross-product`).
 pub fn release_name(r: Release) -> &'static str {
-    match r {
-        Release::Aggregate => "aggregate",
-        Release::PerModel => "per-model",
-        Release::CrossProduct => "cross-product",
-    }
+    r.as_str()
 }
 
 /// Dataset labels and their display order. Pseudonyms `site-1, site-2, ...` follow the sorted

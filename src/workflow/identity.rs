@@ -553,6 +553,9 @@ pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Resu
             continue;
         }
         let bytes = tree.read_path(p)?;
+        if kind == model::Kind::Leaderboard {
+            super::release::check_proposed(&opened.index()?, signer, p, &bytes)?;
+        }
         sigs.push(NewFile::new(
             sig_path,
             sign::sign(signer, &opened.id, p, kind.as_str(), &bytes)?,

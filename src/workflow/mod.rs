@@ -12,6 +12,7 @@ pub mod engine;
 pub mod execution;
 pub mod identity;
 pub mod registry_ops;
+pub mod release;
 pub mod results;
 pub mod status;
 mod submission;

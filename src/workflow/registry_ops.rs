@@ -350,11 +350,11 @@ pub fn land(
                 report.problems,
             ));
         }
-        let main = set_view(opened, new, &format!("cohort: {what}"))?;
+        let log = format!("cohort: {what}");
         let Some(url) = &url else {
-            let store = StateStore::new(ctx.home);
+            // No remote: this clone's main is the shared main.
+            let main = set_view(opened, new, &log)?;
             verify_commit(ctx, opened, new, true)?;
-            let _ = store;
             return Ok(Landed {
                 commit: new,
                 main,
@@ -363,6 +363,7 @@ pub fn land(
             });
         };
         if offline.is_some() {
+            let main = set_view(opened, new, &log)?;
             return Ok(Landed {
                 commit: new,
                 main,
@@ -370,10 +371,12 @@ pub fn land(
                 offline,
             });
         }
+        // Push first: nothing moves locally unless the remote took it (or is unreachable).
         let transport = ctx.transport_for(url)?;
         match opened.reg.push(&[format!("{new}:{MAIN_REF}")], transport) {
             Ok(()) => {
                 registry::set_ref(opened.reg.repo(), REMOTE_MAIN_REF, new, "cohort push")?;
+                let main = set_view(opened, new, &log)?;
                 verify_commit(ctx, opened, new, true)?;
                 return Ok(Landed {
                     commit: new,
@@ -390,11 +393,10 @@ pub fn land(
                     "someone pushed main first; fetching and merging again (attempt {})",
                     attempt + 2
                 ));
-                // Drop our unpushed commit and rebuild on the new remote main.
-                registry::set_ref(opened.reg.repo(), VERIFIED_REF, base, "cohort: retry")?;
                 sync(ctx, opened)?;
             }
             Err(e) if e.is_environment() => {
+                let main = set_view(opened, new, &log)?;
                 return Ok(Landed {
                     commit: new,
                     main,

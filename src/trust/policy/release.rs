@@ -8,30 +8,6 @@ use super::super::Rule;
 use super::super::verify::{Ctx, Verdict};
 use super::*;
 
-/// How much a policy shows; a release may not show more than any covered result agreed to.
-pub(super) fn wider(release: &model::Policy, agreed: &model::Policy) -> Option<String> {
-    if release.release > agreed.release {
-        return Some(format!(
-            "shows {:?} but the result was submitted under {:?}",
-            release.release, agreed.release
-        ));
-    }
-    if release.dataset_names == model::DatasetNaming::Shown
-        && agreed.dataset_names == model::DatasetNaming::Pseudonymised
-    {
-        return Some(
-            "shows dataset names but the result was submitted under pseudonymised names".into(),
-        );
-    }
-    if release.min_datasets < agreed.min_datasets {
-        return Some(format!(
-            "lists models with {} dataset(s); the result was submitted under a minimum of {}",
-            release.min_datasets, agreed.min_datasets
-        ));
-    }
-    None
-}
-
 pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let Some(Record::Leaderboard(l)) = ctx.ix.record(path) else {
         return;
@@ -114,13 +90,55 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 );
             }
             if let Some((_, agreed)) = ctx.ix.benchmark(&r.benchmark.name, r.benchmark.version)
-                && let Some(why) = wider(&l.policy, &agreed.policy)
+                && let Some(why) = l.policy.exceeds(&agreed.policy)
             {
                 v.fail(path, Rule::Sealed, format!("{why} ({})", c.path));
             }
         }
     }
     for e in &l.entries {
+        // A model below the minimum shows no number at all (one site's values could be read off).
+        if e.status == model::EntryStatus::BelowMinimum
+            && (!e.metrics.is_empty() || !e.cells.is_empty() || e.rank.is_some())
+        {
+            v.fail(path, Rule::Sealed, format!("shows values or a rank for {}, which is below the policy's minimum of datasets", e.model.name));
+        }
+        if e.status == model::EntryStatus::Listed && e.datasets < l.policy.min_datasets {
+            v.fail(
+                path,
+                Rule::Sealed,
+                format!(
+                    "lists {} with {} dataset(s); the policy's minimum is {}",
+                    e.model.name, e.datasets, l.policy.min_datasets
+                ),
+            );
+        }
+        if l.policy.release == Release::Aggregate
+            && e.metrics
+                .values()
+                .any(|m| m.sd.is_some() || m.min.is_some() || m.max.is_some())
+        {
+            v.fail(
+                path,
+                Rule::Sealed,
+                format!(
+                    "shows a spread for {} under an aggregate policy (one number per model)",
+                    e.model.name
+                ),
+            );
+        }
+        for f in &e.failures {
+            if !covered.contains(f.result.as_str()) {
+                v.fail(
+                    path,
+                    Rule::Reference,
+                    format!(
+                        "shows a failure receipt from {}, which it does not cover",
+                        f.result
+                    ),
+                );
+            }
+        }
         let cells_allowed = l.policy.release == Release::CrossProduct;
         if !e.cells.is_empty() && !cells_allowed {
             v.fail(

@@ -1,0 +1,145 @@
+//! `cohort leaderboard B` and `cohort site`: render released leaderboards from any clone,
+//! offline and without keys, as a terminal table, Markdown, JSON, CSV or a static HTML site.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use cohort::report;
+use cohort::workflow::release;
+
+use super::error::{CliError, CliResult};
+use super::session::Session;
+use super::settings::Settings;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Markdown,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaderboardArgs {
+    /// The benchmark.
+    benchmark: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write to FILE instead of stdout (with --format html: a folder for the site).
+    #[arg(short = 'o', long = "output", value_name = "FILE|DIR")]
+    output: Option<PathBuf>,
+    /// How the leaderboard changed between releases.
+    #[arg(long, conflicts_with = "format")]
+    history: bool,
+    /// For --format html: the public clone URL shown in the "how to verify" section.
+    #[arg(long, value_name = "URL")]
+    clone_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// Folder to write the site to.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// The public clone URL shown in the "how to verify" section.
+    #[arg(long, value_name = "URL")]
+    clone_url: Option<String>,
+}
+
+fn write_site(
+    settings: &Settings,
+    benches: &[String],
+    out: &PathBuf,
+    clone_url: Option<String>,
+) -> CliResult {
+    let s = Session::new(settings);
+    let opened = s.open_local()?;
+    let ix = opened.index()?;
+    let commit = opened.view()?.to_string();
+    let input = release::site_input(&ix, &commit, clone_url, benches)?;
+    let files = report::write_site(&input, out).map_err(|e| CliError::user(e.to_string()))?;
+    let ui = &settings.ui;
+    for f in &files {
+        ui.out(f.display().to_string());
+    }
+    ui.status(format!(
+        "wrote {} file(s) to {} (built from commit {})",
+        files.len(),
+        out.display(),
+        &commit[..10]
+    ));
+    Ok(())
+}
+
+pub fn site(settings: &Settings, args: SiteArgs) -> CliResult {
+    write_site(settings, &[], &args.output, args.clone_url)
+}
+
+pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
+    if let Format::Html = args.format {
+        let out = args
+            .output
+            .clone()
+            .ok_or_else(|| CliError::usage("--format html needs -o DIR (the site's folder)"))?;
+        return write_site(
+            settings,
+            std::slice::from_ref(&args.benchmark),
+            &out,
+            args.clone_url,
+        );
+    }
+    let s = Session::new(settings);
+    let opened = s.open_local()?;
+    let ix = opened.index()?;
+    let mut buf: Vec<u8> = Vec::new();
+    let err = |e: report::ReportError| CliError::user(e.to_string());
+    if args.history {
+        let all: Vec<_> = release::all(&ix, &args.benchmark)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        if all.is_empty() {
+            return Err(
+                CliError::user(format!("benchmark {} has no release yet", args.benchmark))
+                    .hint("the committee releases results with `cohort result release`"),
+            );
+        }
+        let h = report::history(&all).map_err(err)?;
+        if settings.ui.json {
+            buf = serde_json::to_vec_pretty(&h).expect("history serializes");
+            buf.push(b'\n');
+        } else {
+            h.write_text(&mut buf).map_err(err)?;
+        }
+    } else {
+        let (_, l) = release::latest(&ix, &args.benchmark).ok_or_else(|| {
+            CliError::user(format!("benchmark {} has no release yet", args.benchmark))
+                .hint("the committee releases results with `cohort result release`")
+        })?;
+        let format = if settings.ui.json {
+            Format::Json
+        } else {
+            args.format
+        };
+        match format {
+            Format::Table => report::render::table::write(l, &mut buf),
+            Format::Markdown => report::render::markdown::write(l, &mut buf),
+            Format::Json => report::render::json::write(l, &mut buf),
+            Format::Csv => report::render::csv::write(l, &mut buf),
+            Format::Html => unreachable!("handled above"),
+        }
+        .map_err(err)?;
+    }
+    match &args.output {
+        Some(p) => {
+            cohort::storage::write_atomic(p, &buf)?;
+            settings.ui.status(format!("wrote {}", p.display()));
+        }
+        None => {
+            std::io::stdout().write_all(&buf)?;
+        }
+    }
+    Ok(())
+}
