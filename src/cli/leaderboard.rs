@@ -51,7 +51,7 @@ pub struct SiteArgs {
 fn write_site(
     settings: &Settings,
     benches: &[String],
-    out: &PathBuf,
+    out: &std::path::Path,
     clone_url: Option<String>,
 ) -> CliResult {
     let s = Session::new(settings);

@@ -120,16 +120,15 @@ pub fn release(
         .map(|(n, _)| n + 1)
         .unwrap_or(1);
     let (record, excluded) = compute(&ix, signer, bench, number, &ctx.timestamp(), &signer.handle)?;
-    if let Some((_, prev)) = latest(&ix, bench) {
-        if prev.results == record.results
-            && prev.entries == record.entries
-            && prev.policy == record.policy
-        {
-            return Err(WorkflowError::Refused(format!(
-                "release {} of {bench} already shows exactly these results",
-                prev.number
-            )));
-        }
+    if let Some((_, prev)) = latest(&ix, bench)
+        && prev.results == record.results
+        && prev.entries == record.entries
+        && prev.policy == record.policy
+    {
+        return Err(WorkflowError::Refused(format!(
+            "release {} of {bench} already shows exactly these results",
+            prev.number
+        )));
     }
     let path = build::leaderboard(bench, number);
     let message = format!("release {number} of {bench}");
@@ -157,12 +156,12 @@ pub fn release(
         &signer.handle,
     )?;
     crate::registry::set_branch(opened.reg.repo(), &branch, commit, &message)?;
-    if let Some(url) = opened.reg.remote_url() {
-        if let Ok(t) = ctx.transport_for(&url) {
-            let _ = opened
-                .reg
-                .push(&[format!("+{commit}:refs/heads/{branch}")], t);
-        }
+    if let Some(url) = opened.reg.remote_url()
+        && let Ok(t) = ctx.transport_for(&url)
+    {
+        let _ = opened
+            .reg
+            .push(&[format!("+{commit}:refs/heads/{branch}")], t);
     }
     Ok((
         Released::NeedsCosign {
