@@ -74,7 +74,7 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
     let s = Session::new(settings);
     match args.command {
         AssociationCommand::Ls { benchmark, pending } => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             if pending {
                 let _ = cohort::workflow::registry_ops::sync(&s.ctx(), &opened);
             }

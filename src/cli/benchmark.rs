@@ -244,7 +244,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         }
         BenchmarkCommand::Ls { pending } => {
             let s = Session::new(settings);
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             if pending {
                 let _ = registry_ops::sync(&s.ctx(), &opened);
@@ -309,7 +309,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         ),
         BenchmarkCommand::View { name } => {
             let s = Session::new(settings);
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             let (p, b, r) = benchmarks::approved(&ix, &name)?;
             if ui.json {

@@ -197,7 +197,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             }
         }
         DatasetCommand::Check { dataset } => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             let ctx = s.ctx();
             let (local, registered) = datasets::find(&ctx, &ix, &dataset)?;
@@ -239,7 +239,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             }
         }
         DatasetCommand::Ls => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             let ctx = s.ctx();
             let local = datasets::local_datasets(&ctx)?;
@@ -282,7 +282,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             Ok(())
         }
         DatasetCommand::View { dataset } => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             let id = datasets::resolve_dataset_id(&ix, &dataset)?;
             let (p, _) = ix.dataset(&id).expect("resolved");

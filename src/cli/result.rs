@@ -132,7 +132,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
             benchmark,
             registered,
         } => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             if registered {
                 let rows = results::registered(&ix, benchmark.as_deref());
@@ -201,7 +201,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
             }
         }
         ResultCommand::View { path } => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let ix = opened.index()?;
             let bytes = ix.bytes(&path).ok_or_else(|| {
                 CliError::user(format!("no file {path} on main"))

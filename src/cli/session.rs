@@ -85,6 +85,7 @@ impl<'s> Session<'s> {
             net: self.net.clone(),
             cancel: self.cancel.clone(),
             task_timeout: self.task_timeout,
+            offline: self.settings.offline,
         }
     }
 
@@ -111,7 +112,7 @@ impl<'s> Session<'s> {
     /// that write build on the newest main. Offline, they work from the last synced state.
     pub fn open(&self) -> CliResult<Opened> {
         let opened = self.open_local()?;
-        if opened.reg.remote_url().is_some() {
+        if opened.reg.remote_url().is_some() && !self.settings.offline {
             match registry_ops::sync(&self.ctx(), &opened) {
                 Ok(_) => {}
                 Err(e) if e.is_environment() => self

@@ -26,6 +26,10 @@ pub struct GlobalArgs {
     /// More detail: container logs and git steps on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Do not contact the remote: work from the last synced state (commands that write keep
+    /// their changes locally until `cohort registry push`).
+    #[arg(long, global = true, env = "COHORT_OFFLINE")]
+    pub offline: bool,
     /// Answer yes to confirmations (for automation).
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
@@ -65,6 +69,7 @@ pub struct Settings {
     pub cwd: PathBuf,
     /// DOCKER_HOST, when set (else the local socket).
     pub docker_host: Option<String>,
+    pub offline: bool,
 }
 
 impl Settings {
@@ -90,6 +95,7 @@ impl Settings {
             passphrase,
             cwd,
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
+            offline: g.offline,
         })
     }
 }

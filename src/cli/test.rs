@@ -51,7 +51,7 @@ pub fn run(settings: &Settings, args: TestArgs) -> CliResult {
     if timeout.is_some() {
         s.task_timeout = timeout;
     }
-    let opened = s.open_local()?;
+    let opened = s.open()?;
     let out = benchmarks::test_run(
         &s.ctx(),
         &opened,

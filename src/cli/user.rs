@@ -181,7 +181,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
             report_proposal(&s, &format!("revoked the key of {handle}"), &p);
         }
         UserCommand::Ls => {
-            let opened = s.open_local()?;
+            let opened = s.open()?;
             let rows = users(&opened.index()?);
             if ui.json {
                 ui.json(

@@ -121,15 +121,17 @@ pub fn submit_cube(
     let plan = mlcube::plan(&config, &RunRequest::new(first), &|_| None, ctx.home.root())?;
     let image = match &sub.image {
         ImageChoice::Local { build } => {
-            let id = if *build {
-                engine.build(ctx, &plan)?
-            } else {
-                engine.runtime.image_id(&plan.invocation.image)?.ok_or_else(|| {
-                    WorkflowError::Refused(format!(
-                        "cube {}: image {} is not on this machine; build it (pass --build to build it from the cube's Dockerfile) or use --image-tarball/--pull",
+            // `--build` builds only what is missing: an image already here is the one the
+            // author tested.
+            let id = match engine.runtime.image_id(&plan.invocation.image)? {
+                Some(id) => id,
+                None if *build => engine.build(ctx, &plan)?,
+                None => {
+                    return Err(WorkflowError::Refused(format!(
+                        "cube {}: image {} is not on this machine; pass --build to build it from the cube's Dockerfile, or use --image-tarball/--pull",
                         sub.name, plan.invocation.image
-                    ))
-                })?
+                    )));
+                }
             };
             Image {
                 id,

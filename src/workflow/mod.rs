@@ -45,6 +45,8 @@ pub struct Ctx<'a> {
     pub cancel: Cancel,
     /// Per-task time limit for containers.
     pub task_timeout: Option<std::time::Duration>,
+    /// Never contact the remote (changes wait for `registry push`).
+    pub offline: bool,
 }
 
 impl Ctx<'_> {

@@ -332,8 +332,8 @@ pub fn land(
     make: &dyn Fn(Oid) -> Result<Oid>,
 ) -> Result<Landed> {
     let url = opened.reg.remote_url();
-    let mut offline = None;
-    if url.is_some() {
+    let mut offline = ctx.offline.then(|| "--offline".to_string());
+    if url.is_some() && offline.is_none() {
         match sync(ctx, opened) {
             Ok(_) => {}
             Err(e) if e.is_environment() => offline = Some(e.to_string()),

@@ -294,3 +294,78 @@ impl TestEnv {
 pub fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
 }
+
+impl TestEnv {
+    /// The fixture cubes and data, copied into this environment: busybox placed in each build
+    /// context, and image tags made unique to the fixture contents so parallel tests and stale
+    /// images never mix (tags `cohort-e2e/<cube>:<content hash>`; images are reused across runs).
+    pub fn fixtures(&self) -> PathBuf {
+        let dest = self.path().join("fixtures");
+        if dest.exists() {
+            return dest;
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        copy_tree(&src.join("data"), &dest.join("data"));
+        for e in std::fs::read_dir(src.join("cubes")).unwrap() {
+            let cube = e.unwrap().path();
+            let name = cube.file_name().unwrap().to_string_lossy().into_owned();
+            let to = dest.join("cubes").join(&name);
+            copy_tree(&cube.join("project"), &to.join("project"));
+            std::fs::create_dir_all(to.join("workspace")).unwrap();
+            std::fs::copy(
+                cube.join("workspace/parameters.yaml"),
+                to.join("workspace/parameters.yaml"),
+            )
+            .unwrap();
+            let mut digest_input = std::fs::read(cube.join("mlcube.yaml")).unwrap();
+            let mut files: Vec<_> = std::fs::read_dir(cube.join("project"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            for f in files {
+                digest_input.extend(std::fs::read(f).unwrap());
+            }
+            let tag = &cohort::model::Sha256::of(&digest_input).to_string()[..12];
+            let yaml = std::fs::read_to_string(cube.join("mlcube.yaml"))
+                .unwrap()
+                .replace(
+                    &format!("cohort-fixtures/{name}:0.1.0"),
+                    &format!("cohort-e2e/{name}:{tag}"),
+                );
+            std::fs::write(to.join("mlcube.yaml"), yaml).unwrap();
+            std::fs::copy("/bin/busybox", to.join("project/busybox"))
+                .expect("busybox-static is installed (.ci/run installs it)");
+        }
+        dest
+    }
+
+    pub fn cube(&self, name: &str) -> String {
+        self.fixtures()
+            .join("cubes")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    pub fn data(&self, rel: &str) -> String {
+        self.fixtures().join("data").join(rel).display().to_string()
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let name = e.file_name();
+        if name == "busybox" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_tree(&p, &to.join(&name));
+        } else {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}

@@ -4,3 +4,5 @@
 mod env;
 mod foundation;
 mod transport;
+mod workflow;
+mod world;

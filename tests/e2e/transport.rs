@@ -208,6 +208,7 @@ fn racing_pushes_retry() {
         net: cohort::storage::NetConfig::default(),
         cancel: cohort::progress::Cancel::new(),
         task_timeout: None,
+        offline: false,
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();

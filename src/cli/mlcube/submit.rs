@@ -32,7 +32,7 @@ pub struct SubmitArgs {
     /// The image by digest (repo@sha256:...), pulled at run time.
     #[arg(long, value_name = "REF@sha256:DIGEST", conflicts_with = "build")]
     pub pull: Option<String>,
-    /// Build the image from the cube's Dockerfile if it is not on this machine.
+    /// Build the image from the cube's Dockerfile when it is not on this machine yet.
     #[arg(long)]
     pub build: bool,
 }
@@ -79,7 +79,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
 
 pub fn ls(settings: &Settings) -> CliResult {
     let s = Session::new(settings);
-    let opened = s.open_local()?;
+    let opened = s.open()?;
     let ix = opened.index()?;
     let all = cubes::cubes(&ix);
     let ui = &settings.ui;
@@ -107,7 +107,7 @@ pub fn ls(settings: &Settings) -> CliResult {
 
 pub fn view(settings: &Settings, name: &str) -> CliResult {
     let s = Session::new(settings);
-    let opened = s.open_local()?;
+    let opened = s.open()?;
     let ix = opened.index()?;
     let r = cubes::cube_ref(&ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
