@@ -282,10 +282,10 @@ pub fn user_request(
 
 /// The pending submission branch whose subject is under `prefix` (e.g. `users/alice/`).
 pub fn branch_for(opened: &Opened, kind: SubmissionKind, prefix: &str) -> Result<String> {
-    let mut found: Vec<String> = registry_ops::submissions(opened)?
+    let mut found: Vec<String> = super::benchmarks::pending(opened, kind)?
         .into_iter()
-        .filter(|(s, _, _)| s.kind == kind && s.subject.starts_with(prefix))
-        .map(|(s, _, _)| s.branch)
+        .filter(|(s, _)| s.subject.starts_with(prefix))
+        .map(|(s, _)| s.branch)
         .collect();
     found.dedup();
     match found.len() {

@@ -369,3 +369,66 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+impl TestEnv {
+    /// A copy of fixture cube `dir` under `name` with its own image tag, for tests that change a
+    /// cube; `edit` gets the folder to change files in.
+    pub fn cube_variant(&self, dir: &str, name: &str, edit: impl FnOnce(&Path)) -> String {
+        let to = self.path().join("variants").join(name);
+        copy_tree(Path::new(&self.cube(dir)), &to);
+        std::fs::copy("/bin/busybox", to.join("project/busybox")).unwrap();
+        edit(&to);
+        let yaml = std::fs::read_to_string(to.join("mlcube.yaml")).unwrap();
+        let mut digest = yaml.clone().into_bytes();
+        let mut files: Vec<_> = std::fs::read_dir(to.join("project"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            digest.extend(std::fs::read(f).unwrap());
+        }
+        digest.extend(std::fs::read(to.join("workspace/parameters.yaml")).unwrap_or_default());
+        let tag = &cohort::model::Sha256::of(&digest).to_string()[..12];
+        let yaml: String = yaml
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("image:") {
+                    format!("  image: cohort-e2e/{name}:{tag}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(to.join("mlcube.yaml"), yaml + "\n").unwrap();
+        to.display().to_string()
+    }
+
+    /// Replaces `from` with `to` in a file of a cube variant.
+    pub fn edit(path: &Path, from: &str, to: &str) {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(from), "{} has no `{from}`", path.display());
+        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// A gzipped tarball with the given (path, bytes) entries, names written raw (so `../x` and
+    /// `/abs` can be tested).
+    pub fn tarball(&self, name: &str, entries: &[(&str, &[u8])]) -> String {
+        let p = self.path().join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        for (path, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            let name = &mut h.as_gnu_mut().unwrap().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, *bytes).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        p.display().to_string()
+    }
+}

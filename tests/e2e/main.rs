@@ -3,6 +3,7 @@
 
 mod env;
 mod foundation;
+mod refusals;
 mod transport;
 mod workflow;
 mod world;
