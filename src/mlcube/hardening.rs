@@ -179,12 +179,14 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         env_added.push(("HOME".to_string(), "/tmp".to_string()));
     }
 
+    let (uid, gid) = container_user();
+    if uid != rustix::process::getuid().as_raw() {
+        notes.push(format!(
+            "cohort runs as root, so the container runs as nobody ({uid}:{gid}) rather than as root; its inputs must be world-readable"
+        ));
+    }
     Ok(Hardening {
-        user: format!(
-            "{}:{}",
-            rustix::process::getuid().as_raw(),
-            rustix::process::getgid().as_raw()
-        ),
+        user: format!("{uid}:{gid}"),
         network,
         cap_drop: vec!["ALL".into()],
         security_opt,
@@ -205,3 +207,18 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         notes,
     })
 }
+
+/// The user containers run as: the calling user, except that root is never passed on: a root
+/// caller's containers run as nobody (65534:65534), whose output folders cohort hands over.
+pub fn container_user() -> (u32, u32) {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    if uid == 0 {
+        (NOBODY, NOBODY)
+    } else {
+        (uid, gid)
+    }
+}
+
+/// nobody:nogroup on Debian and most distributions.
+pub const NOBODY: u32 = 65534;

@@ -58,7 +58,7 @@ pub use docker::{
     ContainerRuntime, DockerRuntime, EngineInfo, RUN_LABEL, RunOutcome, RunSpec, ensure_image,
 };
 pub use error::Error;
-pub use hardening::{DEFAULT_PIDS_LIMIT, Hardening};
+pub use hardening::{DEFAULT_PIDS_LIMIT, Hardening, container_user};
 pub use plan::{
     BuildStrategy, HostPath, ImageBuild, Invocation, Io, Mode, Mount, ParamPlan, PathKind, Plan,
     RunRequest, RunnerOptions, plan,

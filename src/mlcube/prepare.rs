@@ -40,5 +40,26 @@ pub fn prepare_host(plan: &Plan) -> Result<Vec<PathBuf>, Error> {
             }
         }
     }
+    hand_over(plan)?;
     Ok(created)
+}
+
+/// When the container runs as another user than cohort (a root caller's containers run as
+/// nobody), the folders it writes to are handed to that user.
+fn hand_over(plan: &Plan) -> Result<(), Error> {
+    let (uid, gid) = super::hardening::container_user();
+    if uid == rustix::process::getuid().as_raw() {
+        return Ok(());
+    }
+    let owner = (
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+    for dir in &plan.hardening.create_dirs {
+        rustix::fs::chown(dir, owner.0, owner.1).map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+    }
+    Ok(())
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a
 /// partial write. Creates missing parent directories.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, bytes, None)
+    // A plain file's usual mode (temporary files start 0600, which containers running as
+    // another user could not read).
+    write_atomic_mode(path, bytes, Some(0o644))
 }
 
 /// Like [`write_atomic`], with Unix permission bits applied before the rename (0600 for

@@ -80,6 +80,16 @@ pub fn compute(
             is_reference: r.model == b.reference_model,
         });
     }
+    if inputs.is_empty() && !excluded.is_empty() {
+        return Err(WorkflowError::Refused(format!(
+            "every result of {bench} was left out: {} (a wider policy applies only to results submitted under it; sites submit again to be included)",
+            excluded
+                .iter()
+                .map(|e| format!("{} {}", e.path, e.why))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     if inputs.is_empty() {
         return Err(WorkflowError::NotFound(format!(
             "benchmark {bench} has no results on main to release"

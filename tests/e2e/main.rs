@@ -2,8 +2,10 @@
 //! role), real signatures, and (for the workflow) a real Docker Engine.
 
 mod env;
+mod execution;
 mod foundation;
 mod refusals;
+mod release;
 mod transport;
 mod workflow;
 mod world;
