@@ -212,8 +212,8 @@ mod tests {
                 .unwrap()
                 .contains(&"HOME=/tmp".to_string())
         );
-        let uid = rustix::process::getuid().as_raw();
-        assert!(body.user.as_ref().unwrap().starts_with(&format!("{uid}:")));
+        let (uid, gid) = crate::mlcube::container_user();
+        assert_eq!(body.user.as_deref(), Some(format!("{uid}:{gid}").as_str()));
         let hc = body.host_config.unwrap();
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
