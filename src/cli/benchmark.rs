@@ -121,6 +121,9 @@ struct RunArgs {
     /// Per-task time limit (e.g. 30m).
     #[arg(long, value_parser = humantime::parse_duration)]
     timeout: Option<std::time::Duration>,
+    /// Largest predictions a model may write (e.g. 500M, 2G; default 1G).
+    #[arg(long, value_name = "SIZE", value_parser = super::result::parse_size)]
+    max_output: Option<u64>,
 }
 
 pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
@@ -306,6 +309,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             a.ignore_model_errors,
             a.no_cache,
             a.timeout,
+            a.max_output,
         ),
         BenchmarkCommand::View { name } => {
             let s = Session::new(settings);

@@ -87,10 +87,14 @@ pub fn run_benchmark(
     ignore_errors: bool,
     no_cache: bool,
     timeout: Option<std::time::Duration>,
+    max_output: Option<u64>,
 ) -> CliResult {
     let mut s = Session::new(settings);
     if timeout.is_some() {
         s.task_timeout = timeout;
+    }
+    if let Some(m) = max_output {
+        s.max_output_bytes = m;
     }
     let opened = s.open()?;
     let opts = RunOptions {
@@ -321,4 +325,9 @@ fn release(s: &Session, benchmark: &str) -> CliResult {
         )),
     }
     Ok(())
+}
+
+/// `--max-output` sizes, as docker spells them (`500m`, `2g`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    cohort::mlcube::parse_bytes(s).map(|n| n as u64)
 }

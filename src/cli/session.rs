@@ -24,6 +24,8 @@ pub struct Session<'s> {
     pub cancel: Cancel,
     /// Per-task container time limit (commands that run cubes may change it).
     pub task_timeout: Option<std::time::Duration>,
+    /// Cap on a model's predictions (`benchmark run --max-output`).
+    pub max_output_bytes: u64,
 }
 
 /// The default per-task time limit for registered cubes.
@@ -71,6 +73,7 @@ impl<'s> Session<'s> {
             net: NetConfig::from_env_lookup(|k| std::env::var(k).ok()),
             cancel: cancel_on_ctrl_c(),
             task_timeout: Some(DEFAULT_TASK_TIMEOUT),
+            max_output_bytes: cohort::workflow::DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 
@@ -86,6 +89,7 @@ impl<'s> Session<'s> {
             cancel: self.cancel.clone(),
             task_timeout: self.task_timeout,
             offline: self.settings.offline,
+            max_output_bytes: self.max_output_bytes,
         }
     }
 

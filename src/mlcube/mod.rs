@@ -51,7 +51,7 @@ mod prepare;
 mod strict;
 mod tree;
 
-pub use args::GpuRequest;
+pub use args::{GpuRequest, parse_bytes};
 pub use config::CubeConfig;
 pub use deviations::{DEVIATIONS, Deviation, deviation};
 pub use docker::{

@@ -289,6 +289,18 @@ pub fn infer_and_evaluate(
     )? {
         return Ok(None);
     }
+    // A model that floods its output folder fails here, before anything reads the flood.
+    let size = tree_size(&predictions);
+    if size > ctx.max_output_bytes {
+        steps.cohort_check(
+            "predictions size",
+            Err(format!(
+                "the model wrote {size} bytes of predictions, over the {}-byte cap (raise it with --max-output)",
+                ctx.max_output_bytes
+            )),
+        );
+        return Ok(None);
+    }
     if !steps.run(
         st,
         metrics,
@@ -384,4 +396,23 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
         .keep();
     Ok(dir)
+}
+
+/// Bytes under `dir` (files only; links are not followed).
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }

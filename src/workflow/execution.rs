@@ -291,10 +291,10 @@ pub fn run_benchmark(
                 .unwrap_or(0)
         };
         let failure = steps.failed().map(|f| Failure {
-            stage: if f.report.cube == "cohort" {
-                "evaluate".into()
-            } else {
-                f.report.step.clone()
+            stage: match (f.report.cube.as_str(), f.report.step.as_str()) {
+                ("cohort", "predictions size") => "infer".into(),
+                ("cohort", _) => "evaluate".into(),
+                _ => f.report.step.clone(),
             },
             exit_code: f.report.exit_code,
             duration_ms: f.report.duration_ms,
@@ -353,6 +353,7 @@ fn failure_reason(f: &super::compat::StepLog) -> String {
     });
     match (f.report.step.as_str(), f.report.cube.as_str()) {
         _ if timed_out => "timeout".into(),
+        ("predictions size", "cohort") => "output-too-large".into(),
         (_, "cohort") => "invalid-results".into(),
         ("evaluate", _) => "malformed-output".into(),
         _ if f.report.status == StepStatus::Failed && f.report.exit_code.is_some() => {

@@ -47,7 +47,12 @@ pub struct Ctx<'a> {
     pub task_timeout: Option<std::time::Duration>,
     /// Never contact the remote (changes wait for `registry push`).
     pub offline: bool,
+    /// Largest predictions folder a model may write before it counts as a failure.
+    pub max_output_bytes: u64,
 }
+
+/// The default cap on a model's predictions.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 30;
 
 impl Ctx<'_> {
     pub fn timestamp(&self) -> String {

@@ -25,7 +25,18 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
             "mode: escape",
         );
     });
-    for (path, name) in [(&slow, "slow-net"), (&escapee, "escapee")] {
+    let flooder = e.cube_variant("model-malformed", "flooder", |d| {
+        TestEnv::edit(
+            &d.join("workspace/parameters.yaml"),
+            "mode: out_of_range",
+            "mode: flood_output",
+        );
+    });
+    for (path, name) in [
+        (&slow, "slow-net"),
+        (&escapee, "escapee"),
+        (&flooder, "flooder"),
+    ] {
         w.as_("mo", &["mlcube", "submit", path, "--name", name, "--build"])
             .ok();
         w.as_("mo", &["registry", "merge", "--all"]).ok();
@@ -136,6 +147,29 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
     }
     assert!(found.is_empty(), "{found:?}");
     w.as_("hosp-a", &["dataset", "check", "ward-a"]).ok();
+    // A model that floods its output folder fails (a receipt), under a cap the site chooses.
+    let flood = json(
+        &w.as_(
+            "hosp-a",
+            &[
+                "benchmark",
+                "run",
+                "-b",
+                "heart",
+                "-d",
+                "ward-a",
+                "-m",
+                "flooder",
+                "--no-cache",
+                "--max-output",
+                "4m",
+                "--ignore-model-errors",
+                "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(flood[0]["failure"]["reason"], "output-too-large", "{flood}");
 
     // The failure receipt is submitted like a result, with no data.
     w.as_(

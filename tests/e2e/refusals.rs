@@ -153,7 +153,33 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
         &["association", "approve", "-b", "heart", "-m", "bmi-only"],
     )
     .ok();
-    // A benchmark submitted twice is refused by the admin as a rejection: the branch goes away.
+    // An asset tampered with after registration is caught when the cube runs: the cached copy
+    // is re-hashed, and the source no longer matches either.
+    w.as_(
+        "mo",
+        &[
+            "mlcube",
+            "submit",
+            &weak,
+            "--name",
+            "weighted",
+            "--build",
+            "--additional-files",
+            &good,
+        ],
+    )
+    .ok();
+    w.as_("mo", &["registry", "merge", "--all"]).ok();
+    std::fs::write(&good, b"swapped weights").unwrap();
+    let cache = e.cohort_home("mo").join("cache/sha256");
+    for entry in std::fs::read_dir(&cache).unwrap().flatten() {
+        if entry.path().is_file() {
+            std::fs::write(entry.path(), b"corrupted").unwrap();
+        }
+    }
+    w.as_("mo", &["test", "run", "-b", "heart", "-m", "weighted"])
+        .fails(1)
+        .says("sha256");
     w.as_("carol", &["verify"]).ok();
 }
 

@@ -209,6 +209,7 @@ fn racing_pushes_retry() {
         cancel: cohort::progress::Cancel::new(),
         task_timeout: None,
         offline: false,
+        max_output_bytes: 1 << 30,
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();
@@ -615,20 +616,42 @@ fn root_rotation_and_threshold_grants() {
     env.cohort("admin", &["user", "approve", "erin"]).ok();
     env.join("carol", &id);
     env.cohort("admin", &["user", "approve", "carol"]).ok();
-    let r = env.cohort("admin", &["registry", "rotate-root", "--admins", "admin,erin", "--threshold", "2"]).ok();
+    let r = env
+        .cohort(
+            "admin",
+            &[
+                "registry",
+                "rotate-root",
+                "--admins",
+                "admin,erin",
+                "--threshold",
+                "2",
+            ],
+        )
+        .ok();
     r.says("registry cosign");
     let branch = "submit/admin/root-v2";
     env.cohort("admin", &["registry", "push", branch]).ok();
     // Merging before erin signs does not verify.
-    env.cohort("admin", &["registry", "merge", branch]).fails(1).says("root/v2.toml");
+    env.cohort("admin", &["registry", "merge", branch])
+        .fails(1)
+        .says("root/v2.toml");
     env.cohort("erin", &["registry", "sync"]).ok();
     env.cohort("erin", &["registry", "cosign", branch]).ok();
     env.cohort("erin", &["registry", "merge", branch]).ok();
     let files = remote_files(&env);
-    assert!(files.contains("root/v2.toml.erin.minisig") && files.contains("root/v2.toml.admin.minisig"), "{files}");
+    assert!(
+        files.contains("root/v2.toml.erin.minisig") && files.contains("root/v2.toml.admin.minisig"),
+        "{files}"
+    );
     // A grant now needs both admins.
     env.cohort("admin", &["registry", "sync"]).ok();
-    env.cohort("admin", &["user", "grant", "carol", "--role", "benchmark-owner"]).ok().says("needs 2 admin signatures");
+    env.cohort(
+        "admin",
+        &["user", "grant", "carol", "--role", "benchmark-owner"],
+    )
+    .ok()
+    .says("needs 2 admin signatures");
     let grant = "submit/admin/grant-carol-1";
     env.cohort("admin", &["registry", "push", grant]).ok();
     env.cohort("erin", &["registry", "sync"]).ok();
@@ -637,9 +660,20 @@ fn root_rotation_and_threshold_grants() {
     env.cohort("carol", &["registry", "sync"]).ok();
     env.cohort("carol", &["verify"]).ok();
     let users = json(&env.cohort("carol", &["user", "ls", "--json"]).ok());
-    let carol = users.as_array().unwrap().iter().find(|u| u["handle"] == "carol").unwrap();
+    let carol = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["handle"] == "carol")
+        .unwrap();
     assert_eq!(carol["roles"][0], "benchmark-owner");
-    let admins: Vec<&str> = users.as_array().unwrap().iter().filter(|u| u["admin"] == true).map(|u| u["handle"].as_str().unwrap()).collect();
+    let admins: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["admin"] == true)
+        .map(|u| u["handle"].as_str().unwrap())
+        .collect();
     assert_eq!(admins, ["admin", "erin"]);
 }
 
@@ -651,11 +685,26 @@ fn forge_mode_approval_then_merge_button() {
     let env = TestEnv::new();
     let id = env.init_shared("admin");
     env.join("mo", &id);
-    env.cohort("admin", &["user", "approve", "mo", "--no-merge"]).ok().says("merge its pull request");
+    env.cohort("admin", &["user", "approve", "mo", "--no-merge"])
+        .ok()
+        .says("merge its pull request");
     let admin = env.clone_dir("admin");
-    env.git("admin", &admin, &["fetch", "--quiet", "origin"]).ok();
-    env.git("admin", &admin, &["merge", "--quiet", "--no-ff", "--no-edit", "origin/submit/mo/user-mo-v1"]).ok();
-    env.git("admin", &admin, &["push", "--quiet", "origin", "main"]).ok();
+    env.git("admin", &admin, &["fetch", "--quiet", "origin"])
+        .ok();
+    env.git(
+        "admin",
+        &admin,
+        &[
+            "merge",
+            "--quiet",
+            "--no-ff",
+            "--no-edit",
+            "origin/submit/mo/user-mo-v1",
+        ],
+    )
+    .ok();
+    env.git("admin", &admin, &["push", "--quiet", "origin", "main"])
+        .ok();
     env.cohort("mo", &["registry", "sync"]).ok();
     env.cohort("mo", &["verify"]).ok();
     let st = json(&env.cohort("mo", &["registry", "status", "--json"]).ok());

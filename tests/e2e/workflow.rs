@@ -231,6 +231,14 @@ fn seed_workflow_end_to_end() {
     .ok();
     let html = std::fs::read_to_string(site.join("heart/index.html")).unwrap();
     assert!(html.contains("heart-logreg") && html.contains("<svg"));
+    // The same commit gives the same bytes, from any clone.
+    let again = e.path().join("site-again");
+    w.as_("carol", &["site", "-o", again.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read(again.join("heart/index.html")).unwrap(),
+        html.as_bytes()
+    );
 
     // Without keys, nothing sealed can be read; the committee and the owner can.
     let view = w.as_("observer", &["dataset", "view", "ward-a"]).ok();
