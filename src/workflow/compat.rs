@@ -87,6 +87,14 @@ impl Steps {
             }
             Err(e) => (StepStatus::Failed, None, None, Some(e.to_string())),
         };
+        // A full disk shows up as a failing or truncating cube; say so where it is the cause.
+        let error = match (status, error) {
+            (StepStatus::Failed, Some(e)) => Some(match disk_note(run_dir, &t) {
+                Some(note) => format!("{e} ({note})"),
+                None => e,
+            }),
+            (_, e) => e,
+        };
         self.steps.push(StepLog {
             report: StepReport {
                 step: t.task.to_string(),
@@ -415,4 +423,29 @@ fn tree_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Free space left below which a failing step is probably a full disk.
+const LOW_DISK_BYTES: u64 = 16 << 20;
+
+/// "the disk holding X is full" when a task's folders (or the run folder) have almost no space.
+fn disk_note(run_dir: &Path, t: &TaskRun) -> Option<String> {
+    let mut places: Vec<&Path> = t.paths.iter().map(|(_, p, _)| p.as_path()).collect();
+    places.push(run_dir);
+    for p in places {
+        let mut probe = p;
+        while !probe.exists() {
+            probe = probe.parent()?;
+        }
+        if let Ok(st) = rustix::fs::statvfs(probe) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < LOW_DISK_BYTES {
+                return Some(format!(
+                    "the disk holding {} has only {free} bytes free: free some space and run the command again",
+                    probe.display()
+                ));
+            }
+        }
+    }
+    None
 }
