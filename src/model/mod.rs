@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod ids;
+pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
 pub mod records;

@@ -3,14 +3,17 @@
 //! takes a [`Ctx`] (local storage, progress reporter, clock, how to reach git) and returns data
 //! for the CLI to render.
 
+mod admin;
 pub mod associations;
 pub mod benchmarks;
 pub mod compat;
 pub mod cubes;
+mod dataset_registry;
 pub mod datasets;
 pub mod engine;
 pub mod execution;
 pub mod identity;
+mod proposals;
 pub mod registry_ops;
 pub mod release;
 pub mod results;

@@ -1,0 +1,303 @@
+//! Admin-threshold records: role grants and key revocations, root rotation, and co-signing a
+//! proposal on its branch until the threshold is met.
+
+use std::collections::BTreeSet;
+
+use crate::model::{self, FORMAT_VERSION, GrantAction, KeyHolder, Role, build};
+use crate::registry::{self, NewFile};
+use crate::trust::{Index, Signer, keys, sign};
+
+use super::identity::{holder, nonce};
+use super::registry_ops::{Landed, Opened, apply_to_main, land};
+use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
+use super::{Ctx, Result, WorkflowError};
+
+/// Next free grant number for `handle`.
+fn next_grant(ix: &Index, handle: &str) -> u32 {
+    ix.grants
+        .get(handle)
+        .and_then(|m| m.last_key_value())
+        .map(|(n, _)| n + 1)
+        .unwrap_or(1)
+}
+
+/// Lands admin-threshold records directly when this admin meets the threshold, else proposes
+/// them on a branch for co-signing.
+fn land_or_propose(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    record: NewFile,
+    kind: SubmissionKind,
+    id: &str,
+    message: &str,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let threshold = ix.root().map(|r| r.threshold).unwrap_or(1);
+    if threshold <= 1 {
+        return Ok(Proposal::Landed(apply_to_main(
+            ctx,
+            opened,
+            signer,
+            vec![record],
+            message,
+        )?));
+    }
+    let branch = branch_name(&signer.handle, kind, id);
+    let files = sign_all(signer, &opened.id, vec![record])?;
+    let base = opened.view()?;
+    let commit = registry::commit_files(opened.reg.repo(), base, &files, message, &signer.handle)?;
+    registry::set_branch(opened.reg.repo(), &branch, commit, message)?;
+    Ok(Proposal::NeedsCosign { branch, threshold })
+}
+
+/// Where an admin-threshold record went.
+pub enum Proposal {
+    Landed(Landed),
+    NeedsCosign { branch: String, threshold: u32 },
+}
+
+/// Grants a role (admin).
+pub fn grant(
+    ctx: &Ctx,
+    opened: &Opened,
+    admin: &Signer,
+    handle: &str,
+    role: Role,
+    revoke: bool,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    if ix.user(handle).is_none() {
+        return Err(WorkflowError::NotFound(format!(
+            "{handle} is not a registered user (approve their request first)"
+        )));
+    }
+    let n = next_grant(&ix, handle);
+    let g = model::Grant {
+        format: FORMAT_VERSION,
+        kind: "grant".into(),
+        number: n,
+        handle: handle.to_string(),
+        action: if revoke {
+            GrantAction::RevokeRole
+        } else {
+            GrantAction::GrantRole
+        },
+        role: Some(role),
+        key: None,
+        reason: None,
+        by: admin.handle.clone(),
+        at: ctx.timestamp(),
+    };
+    let verb = if revoke { "revoke" } else { "grant" };
+    land_or_propose(
+        ctx,
+        opened,
+        admin,
+        record_file(build::grant(handle, n), &g),
+        SubmissionKind::Grant,
+        &format!("{handle}-{n}"),
+        &format!("{verb} {} to {handle}", role.as_str()),
+    )
+}
+
+/// Revokes a user's current key from the commit that merges the record (admin).
+pub fn revoke(
+    ctx: &Ctx,
+    opened: &Opened,
+    admin: &Signer,
+    handle: &str,
+    reason: Option<String>,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let (_, user) = ix
+        .user(handle)
+        .ok_or_else(|| WorkflowError::NotFound(format!("{handle} is not a registered user")))?;
+    let key = keys::key_id_of(&user.minisign)
+        .ok_or_else(|| WorkflowError::Refused(format!("{handle}'s key does not parse")))?;
+    let n = next_grant(&ix, handle);
+    let g = model::Grant {
+        format: FORMAT_VERSION,
+        kind: "grant".into(),
+        number: n,
+        handle: handle.to_string(),
+        action: GrantAction::RevokeKey,
+        role: None,
+        key: Some(key.clone()),
+        reason,
+        by: admin.handle.clone(),
+        at: ctx.timestamp(),
+    };
+    land_or_propose(
+        ctx,
+        opened,
+        admin,
+        record_file(build::grant(handle, n), &g),
+        SubmissionKind::Grant,
+        &format!("{handle}-{n}"),
+        &format!("revoke key {key} of {handle}"),
+    )
+}
+
+/// Proposes root version N+1 naming `admins` (current admins keep their keys; others come from
+/// their user record or local storage), signed by `signers`.
+pub fn rotate_root(
+    ctx: &Ctx,
+    opened: &Opened,
+    signers: &[Signer],
+    admins: &[String],
+    threshold: u32,
+) -> Result<Proposal> {
+    let ix = opened.index()?;
+    let current = ix
+        .root()
+        .ok_or_else(|| WorkflowError::Refused("this registry has no root".into()))?;
+    let mut holders = Vec::new();
+    for a in admins {
+        if let Some(h) = current.admins.iter().find(|h| &h.handle == a) {
+            holders.push(h.clone());
+        } else if let Some((_, u)) = ix.user(a) {
+            holders.push(KeyHolder {
+                handle: a.clone(),
+                minisign: u.minisign.clone(),
+                age: u.age.clone(),
+            });
+        } else {
+            holders.push(holder(&keys::public(ctx.home, a)?));
+        }
+    }
+    let version = current.version + 1;
+    let prev_path = build::root(current.version);
+    let root = model::Root {
+        format: FORMAT_VERSION,
+        kind: "root".into(),
+        version,
+        name: current.name.clone(),
+        created: ctx.timestamp(),
+        nonce: nonce(ctx, "rotate"),
+        threshold,
+        previous: ix.sha(&prev_path).cloned(),
+        admins: holders,
+    };
+    let path = build::root(version);
+    let bytes = model::to_bytes(&root);
+    model::parse_record(&path, &model::classify(&path)?, &bytes)?;
+    let mut files = vec![NewFile::new(path.clone(), bytes.clone())];
+    for s in signers {
+        files.push(NewFile::new(
+            build::signature(&path, &s.handle),
+            sign::sign(s, &opened.id, &path, "root", &bytes)?,
+        ));
+    }
+    let signed: BTreeSet<&str> = signers.iter().map(|s| s.handle.as_str()).collect();
+    let old_ok = current
+        .admins
+        .iter()
+        .filter(|a| signed.contains(a.handle.as_str()))
+        .count()
+        >= current.threshold as usize;
+    let new_ok = root
+        .admins
+        .iter()
+        .filter(|a| signed.contains(a.handle.as_str()))
+        .count()
+        >= threshold as usize;
+    let message = format!("rotate root to version {version}");
+    if old_ok && new_ok {
+        let landed = land(ctx, opened, &message, &|base| {
+            Ok(registry::commit_files(
+                opened.reg.repo(),
+                base,
+                &files,
+                &message,
+                &signers[0].handle,
+            )?)
+        })?;
+        return Ok(Proposal::Landed(landed));
+    }
+    let branch = branch_name(
+        &signers[0].handle,
+        SubmissionKind::Root,
+        &format!("v{version}"),
+    );
+    let commit = registry::commit_files(
+        opened.reg.repo(),
+        opened.view()?,
+        &files,
+        &message,
+        &signers[0].handle,
+    )?;
+    registry::set_branch(opened.reg.repo(), &branch, commit, &message)?;
+    Ok(Proposal::NeedsCosign {
+        branch,
+        threshold: current.threshold.max(threshold),
+    })
+}
+
+/// Adds `signer`'s signature to every record a pending branch proposes (root rotations,
+/// admin-threshold grants, leaderboard releases).
+pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Result<Vec<String>> {
+    let tip = opened
+        .reg
+        .branch_tip(branch)
+        .ok_or_else(|| WorkflowError::NotFound(format!("no branch `{branch}`")))?;
+    let base = opened
+        .reg
+        .repo()
+        .merge_base(opened.view()?, tip)
+        .map_err(registry::RegistryError::from)?;
+    let changes = opened.reg.changes(base, tip)?;
+    let tree = opened.reg.tree(tip)?;
+    let mut sigs = Vec::new();
+    for p in &changes.added {
+        let rp = model::classify(p)?;
+        let Some(kind) = rp.kind() else { continue };
+        if !matches!(
+            kind,
+            model::Kind::Root | model::Kind::Grant | model::Kind::Leaderboard
+        ) {
+            continue;
+        }
+        let sig_path = build::signature(p, &signer.handle);
+        if tree.contains(&sig_path) {
+            continue;
+        }
+        let bytes = tree.read_path(p)?;
+        if kind == model::Kind::Leaderboard {
+            super::release::check_proposed(&opened.index()?, signer, p, &bytes)?;
+        }
+        sigs.push(NewFile::new(
+            sig_path,
+            sign::sign(signer, &opened.id, p, kind.as_str(), &bytes)?,
+        ));
+    }
+    if sigs.is_empty() {
+        return Err(WorkflowError::Refused(format!(
+            "{branch} has nothing {} can co-sign (already signed?)",
+            signer.handle
+        )));
+    }
+    let commit = registry::commit_files(
+        opened.reg.repo(),
+        tip,
+        &sigs,
+        &format!("co-sign by {}", signer.handle),
+        &signer.handle,
+    )?;
+    registry::set_branch(opened.reg.repo(), branch, commit, "cohort cosign")?;
+    if let Some(url) = opened.reg.remote_url()
+        && let Ok(t) = ctx.transport_for(&url)
+        && opened
+            .reg
+            .push(&[format!("+{commit}:refs/heads/{branch}")], t)
+            .is_ok()
+    {
+        registry::set_ref(
+            opened.reg.repo(),
+            &format!("refs/remotes/origin/{branch}"),
+            commit,
+            "cohort cosign",
+        )?;
+    }
+    Ok(sigs.into_iter().map(|f| f.path).collect())
+}

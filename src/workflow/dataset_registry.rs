@@ -1,0 +1,316 @@
+//! A prepared dataset in the registry: its record (statistics sealed to the committee and the
+//! owner) shown before submission, its association request (metrics of the reference model on
+//! the real data, sealed), and reading sealed payloads back.
+
+use crate::model::{self, AssocKey, AssocSubject, FORMAT_VERSION, build, metrics::Metrics};
+use crate::trust::{Index, Signer};
+
+use super::associations::next_version;
+use super::benchmarks::approved;
+use super::compat::{Prepared, Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::datasets::{check_content, dataset_dir, find, load_local, lock_dataset, prepared_dir};
+use super::engine::Engine;
+use super::registry_ops::{Opened, Submitted, submit};
+use super::submission::{SubmissionKind, branch_name, record_file};
+use super::{Ctx, Result, WorkflowError};
+
+/// The recipients of data sealed for benchmark `b` and owner `owner`: the committee and the
+/// owner, with their current keys.
+pub fn recipients(ix: &Index, b: &model::Benchmark, owner: &str) -> Result<Vec<model::SealedFor>> {
+    let mut out = Vec::new();
+    for h in b
+        .committee
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(owner))
+    {
+        let age = ix.age_recipient(h).ok_or_else(|| {
+            WorkflowError::NotFound(format!("no age key for {h} in the registry"))
+        })?;
+        if !out.iter().any(|r: &model::SealedFor| r.handle == h) {
+            out.push(model::SealedFor {
+                handle: h.to_string(),
+                age,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The record `dataset submit` would write, and its sealed statistics: shown to the data owner
+/// before anything is written.
+pub struct DatasetPreview {
+    pub path: String,
+    pub record: model::Dataset,
+    pub bytes: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+pub fn preview_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    name: &str,
+) -> Result<DatasetPreview> {
+    let ix = opened.index()?;
+    let local = load_local(ctx, name)?.ok_or_else(|| {
+        WorkflowError::NotFound(format!(
+            "no prepared dataset `{name}` here; run `cohort dataset prepare` first"
+        ))
+    })?;
+    if local.owner != signer.handle {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` was prepared by {}, not {}",
+            local.owner, signer.handle
+        )));
+    }
+    if ix.datasets.contains_key(&local.id) {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` is already registered (id {})",
+            &local.id[..12]
+        )));
+    }
+    if ix
+        .datasets
+        .keys()
+        .filter_map(|id| ix.dataset(id))
+        .any(|(_, d)| d.owner == signer.handle && d.name == name)
+    {
+        return Err(WorkflowError::Refused(format!(
+            "{} already registered a dataset named `{name}`",
+            signer.handle
+        )));
+    }
+    let (_, b, bref) = approved(&ix, &local.benchmark.name)?;
+    if b.data_preparator != local.preparator {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{name}` was prepared with {} v{}, but benchmark {} now uses {} v{}; prepare it again",
+            local.preparator.name,
+            local.preparator.version,
+            b.name,
+            b.data_preparator.name,
+            b.data_preparator.version
+        )));
+    }
+    if let Err(changes) = check_content(ctx, &local, &local.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{name}` changed since preparation: {}",
+            changes.join(", ")
+        )));
+    }
+    let path = build::dataset(&local.id, 1);
+    let file = build::sealed_file_name(&path, "statistics");
+    let (sealed, ciphertext) = model::envelope::seal(
+        &model::metrics::to_canonical(&local.statistics),
+        &recipients(&ix, &b, &signer.handle)?,
+        &file,
+        model::envelope::SCHEMA_METRICS,
+    )?;
+    let record = model::Dataset {
+        format: FORMAT_VERSION,
+        kind: "dataset".into(),
+        id: local.id.clone(),
+        name: name.to_string(),
+        version: 1,
+        owner: signer.handle.clone(),
+        created: ctx.timestamp(),
+        description: None,
+        benchmark: bref,
+        preparator: local.preparator.clone(),
+        content_sha256: local.content_sha256.clone(),
+        statistics: sealed,
+    };
+    let bytes = model::to_bytes(&record);
+    Ok(DatasetPreview {
+        path,
+        record,
+        bytes,
+        sealed: ciphertext,
+    })
+}
+
+pub fn submit_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    preview: DatasetPreview,
+) -> Result<Submitted> {
+    let branch = branch_name(
+        &signer.handle,
+        SubmissionKind::Dataset,
+        &format!("{}-{}", preview.record.name, &preview.record.id[..12]),
+    );
+    let sealed =
+        crate::registry::NewFile::new(build::sealed(&preview.path, "statistics"), preview.sealed);
+    submit(
+        ctx,
+        opened,
+        signer,
+        &branch,
+        vec![crate::registry::NewFile::new(
+            preview.path.clone(),
+            preview.bytes,
+        )],
+        vec![sealed],
+        &format!("Register dataset {}", preview.record.name),
+    )
+}
+
+/// What a dataset association did: the run's steps and metrics (shown locally), and the request.
+pub struct DatasetAssociation {
+    pub steps: Steps,
+    pub metrics: Option<Metrics>,
+    pub submitted: Option<Submitted>,
+}
+
+/// Runs the reference model and the metrics cube on the real prepared data (no network), then
+/// submits the association request with the metrics sealed to the committee and the owner.
+pub fn associate_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    signer: &Signer,
+    spec: &str,
+    bench: &str,
+) -> Result<DatasetAssociation> {
+    let ix = opened.index()?;
+    let (local, registered) = find(ctx, &ix, spec)?;
+    let (dpath, drec) = registered.ok_or_else(|| {
+        WorkflowError::Refused(format!(
+            "dataset `{}` is not registered yet; `cohort dataset submit {}` and merge it first",
+            local.name, local.name
+        ))
+    })?;
+    if drec.owner != signer.handle {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` belongs to {}",
+            local.name, drec.owner
+        )));
+    }
+    let (_, b, bref) = approved(&ix, bench)?;
+    if b.data_preparator != drec.preparator {
+        return Err(WorkflowError::Refused(format!(
+            "dataset `{}` was prepared with another preparator than benchmark {bench}'s",
+            local.name
+        )));
+    }
+    let _lock = lock_dataset(ctx, &local.name)?;
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{}` no longer matches the registry: {}",
+            local.name,
+            changes.join(", ")
+        )));
+    }
+    let engine = Engine::connect(ctx)?;
+    let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
+    let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
+    let dir = dataset_dir(ctx, &local.name);
+    let prepared = Prepared {
+        data: prepared_dir(&dir).join("data"),
+        labels: prepared_dir(&dir).join("labels"),
+        statistics: None,
+    };
+    let run_dir = new_run_dir(ctx, "associate")?;
+    let mut steps = Steps::default();
+    let st = Stage {
+        ctx,
+        engine: &engine,
+        run_dir: &run_dir,
+    };
+    let metrics = infer_and_evaluate(
+        &st,
+        &model_cube,
+        &metrics_cube,
+        &prepared,
+        &run_dir.join("out"),
+        &mut steps,
+    )?;
+    let Some(values) = metrics.clone() else {
+        return Ok(DatasetAssociation {
+            steps,
+            metrics,
+            submitted: None,
+        });
+    };
+    let key = AssocKey::Dataset(local.id.clone());
+    let version = next_version(&ix, bench, &key);
+    let path = build::association(bench, &key, version);
+    let file = build::sealed_file_name(&path, "report");
+    let (sealed, ciphertext) = model::envelope::seal(
+        &model::metrics::to_canonical(&values),
+        &recipients(&ix, &b, &signer.handle)?,
+        &file,
+        model::envelope::SCHEMA_METRICS,
+    )?;
+    let record = model::Association {
+        format: FORMAT_VERSION,
+        kind: "association".into(),
+        benchmark: bref,
+        subject: AssocSubject::Dataset,
+        model: None,
+        dataset: Some(model::DatasetRef {
+            id: local.id.clone(),
+            version: drec.version,
+            sha256: ix.sha(&dpath).cloned().expect("indexed"),
+        }),
+        requested_by: signer.handle.clone(),
+        created: ctx.timestamp(),
+        report: steps.report(format!("dataset:{}", local.id), None),
+        sealed: Some(sealed),
+    };
+    let branch = branch_name(
+        &signer.handle,
+        SubmissionKind::Association,
+        &format!("{bench}-dataset-{}-v{version}", &local.id[..12]),
+    );
+    let submitted = submit(
+        ctx,
+        opened,
+        signer,
+        &branch,
+        vec![record_file(path.clone(), &record)],
+        vec![crate::registry::NewFile::new(
+            build::sealed(&path, "report"),
+            ciphertext,
+        )],
+        &format!("Associate dataset {} with {bench}", local.name),
+    )?;
+    Ok(DatasetAssociation {
+        steps,
+        metrics,
+        submitted: Some(submitted),
+    })
+}
+
+/// Registered datasets (on main).
+pub fn registered(ix: &Index) -> Vec<(String, model::Dataset)> {
+    ix.datasets
+        .keys()
+        .filter_map(|id| ix.dataset(id))
+        .map(|(p, d)| (p.to_string(), d.clone()))
+        .collect()
+}
+
+/// Decrypts a sealed payload of a record at `owner_path` with `signer`'s age identity.
+pub fn open_sealed(
+    ix: &Index,
+    owner_path: &str,
+    sealed: &model::Sealed,
+    purpose: &str,
+    signer: &Signer,
+) -> Result<Metrics> {
+    let file = build::sealed(owner_path, purpose);
+    let bytes = ix
+        .bytes(&file)
+        .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
+    let plain = model::envelope::open(sealed, bytes, &signer.age)?;
+    Ok(model::metrics::from_canonical(&file, &plain)?)
+}
+
+/// The statistics of a registered dataset, when `signer` is a recipient.
+pub fn statistics(ix: &Index, id: &str, signer: &Signer) -> Result<Metrics> {
+    let (p, d) = ix
+        .dataset(id)
+        .ok_or_else(|| WorkflowError::NotFound(format!("no dataset {id}")))?;
+    open_sealed(ix, p, &d.statistics, "statistics", signer)
+}
