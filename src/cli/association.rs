@@ -17,6 +17,7 @@ pub struct AssociationArgs {
 
 #[derive(Debug, Args)]
 struct Target {
+    /// The benchmark.
     #[arg(short = 'b', long = "benchmark")]
     benchmark: String,
     /// The model (cube name).
@@ -36,6 +37,7 @@ struct Target {
 enum AssociationCommand {
     /// List associations (models and datasets); --pending adds requests waiting for approval.
     Ls {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: Option<String>,
         #[arg(long)]
@@ -53,17 +55,22 @@ enum AssociationCommand {
     /// Set a model's priority in a benchmark (committee); higher runs first.
     #[command(name = "set_priority", alias = "set-priority")]
     SetPriority {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
+        /// The model cube (name).
         #[arg(short = 'm', long = "model")]
         model: String,
+        /// The priority (higher runs first).
         #[arg(short = 'p', long = "priority", allow_negative_numbers = true)]
         priority: i64,
     },
     /// Invite a model into a benchmark (committee): runs its compatibility test, then requests.
     Request {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
+        /// The model cube (name).
         #[arg(short = 'm', long = "model")]
         model: String,
     },

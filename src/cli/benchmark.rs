@@ -99,31 +99,7 @@ enum BenchmarkCommand {
     /// Show a benchmark.
     View { name: String },
     /// Run every approved model (priority order) on a prepared dataset: infer, then evaluate.
-    Run(RunArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    #[arg(short = 'b', long = "benchmark")]
-    benchmark: String,
-    /// The dataset (name, id or id prefix), prepared on this machine.
-    #[arg(short = 'd', long = "dataset")]
-    dataset: String,
-    /// Only these models (repeatable).
-    #[arg(short = 'm', long = "model")]
-    models: Vec<String>,
-    /// Keep going when a model fails (its failure receipt is kept).
-    #[arg(long)]
-    ignore_model_errors: bool,
-    /// Run again even when a result for the same inputs exists.
-    #[arg(long)]
-    no_cache: bool,
-    /// Per-task time limit (e.g. 30m).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Largest predictions a model may write (e.g. 500M, 2G; default 1G).
-    #[arg(long, value_name = "SIZE", value_parser = super::result::parse_size)]
-    max_output: Option<u64>,
+    Run(super::result::RunArgs),
 }
 
 pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
@@ -301,16 +277,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             }
             Ok(())
         }
-        BenchmarkCommand::Run(a) => super::result::run_benchmark(
-            settings,
-            a.benchmark,
-            a.dataset,
-            a.models,
-            a.ignore_model_errors,
-            a.no_cache,
-            a.timeout,
-            a.max_output,
-        ),
+        BenchmarkCommand::Run(a) => super::result::run_benchmark(settings, a),
         BenchmarkCommand::View { name } => {
             let s = Session::new(settings);
             let opened = s.open()?;

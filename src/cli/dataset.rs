@@ -21,6 +21,7 @@ pub struct DatasetArgs {
 enum DatasetCommand {
     /// Prepare raw data with the benchmark's preparator (prepare, sanity_check, statistics).
     Prepare {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
         /// A name for the dataset (a-z, 0-9, '_' and '-').
@@ -38,8 +39,10 @@ enum DatasetCommand {
     Submit { name: String },
     /// Run the reference model and metrics on the prepared data and ask to join the benchmark.
     Associate {
+        /// The dataset (name, id or id prefix).
         #[arg(short = 'd', long = "dataset")]
         dataset: String,
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
         #[arg(long, value_parser = humantime::parse_duration)]

@@ -20,6 +20,7 @@ pub struct ResultArgs {
 enum ResultCommand {
     /// Results computed here (submitted or not) and, with --registered, those in the registry.
     Ls {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: Option<String>,
         #[arg(long)]
@@ -30,13 +31,16 @@ enum ResultCommand {
     /// Release the benchmark's results (committee): aggregate them under the sharing policy and
     /// sign the leaderboard (co-signed up to the release threshold).
     Release {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
     },
     /// Submit results (after showing you the exact values), sealed to the committee and you.
     Submit {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: Option<String>,
+        /// The dataset (name, id or id prefix).
         #[arg(short = 'd', long = "dataset")]
         dataset: Option<String>,
         /// Every pending result, of every benchmark and dataset.
@@ -79,16 +83,41 @@ fn print_runs(settings: &Settings, runs: &[ModelRun]) {
     ui.out(t.to_string());
 }
 
-pub fn run_benchmark(
-    settings: &Settings,
-    bench: String,
-    dataset: String,
-    models: Vec<String>,
-    ignore_errors: bool,
-    no_cache: bool,
-    timeout: Option<std::time::Duration>,
-    max_output: Option<u64>,
-) -> CliResult {
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The benchmark.
+    #[arg(short = 'b', long = "benchmark")]
+    pub benchmark: String,
+    /// The dataset (name, id or id prefix), prepared on this machine.
+    #[arg(short = 'd', long = "dataset")]
+    pub dataset: String,
+    /// Only these models (repeatable).
+    #[arg(short = 'm', long = "model")]
+    pub models: Vec<String>,
+    /// Keep going when a model fails (its failure receipt is kept).
+    #[arg(long)]
+    pub ignore_model_errors: bool,
+    /// Run again even when a result for the same inputs exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Per-task time limit (e.g. 30m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Largest predictions a model may write (e.g. 500M, 2G; default 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_output: Option<u64>,
+}
+
+pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
+    let RunArgs {
+        benchmark: bench,
+        dataset,
+        models,
+        ignore_model_errors: ignore_errors,
+        no_cache,
+        timeout,
+        max_output,
+    } = a;
     let mut s = Session::new(settings);
     if timeout.is_some() {
         s.task_timeout = timeout;

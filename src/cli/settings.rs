@@ -12,29 +12,57 @@ use super::ui::Ui;
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The registry clone to use (default: the registry clone containing the current directory).
-    #[arg(long, global = true, env = "COHORT_REGISTRY", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "COHORT_REGISTRY",
+        value_name = "PATH"
+    )]
     pub registry: Option<PathBuf>,
     /// Which local key signs (a handle under COHORT_HOME/keys).
-    #[arg(long = "as", global = true, env = "COHORT_AS", value_name = "HANDLE")]
+    #[arg(
+        long = "as",
+        global = true,
+        help_heading = "Global options",
+        env = "COHORT_AS",
+        value_name = "HANDLE"
+    )]
     pub as_handle: Option<String>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Only errors and warnings on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
     /// More detail: container logs and git steps on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// Do not contact the remote: work from the last synced state (commands that write keep
     /// their changes locally until `cohort registry push`).
-    #[arg(long, global = true, env = "COHORT_OFFLINE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "COHORT_OFFLINE"
+    )]
     pub offline: bool,
     /// Answer yes to confirmations (for automation).
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long, global = true, help_heading = "Global options")]
     pub yes: bool,
     /// Read the key passphrase from this file (first line) instead of prompting.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub passphrase_file: Option<PathBuf>,
     /// cohort's local storage (keys, caches, prepared data, state).
     #[arg(

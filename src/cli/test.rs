@@ -18,6 +18,7 @@ pub struct TestArgs {
 enum TestCommand {
     /// Run the compatibility test.
     Run {
+        /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
         /// Data preparator: a local cube folder or a registered NAME[:VERSION].
