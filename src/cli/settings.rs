@@ -68,6 +68,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "COHORT_HOME",
         value_name = "DIR",
         hide_env_values = true
