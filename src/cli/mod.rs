@@ -40,34 +40,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Play the whole workflow, every role in its own clone, against a local bare remote.
+    Demo(demo::DemoArgs),
+    /// What is missing on this machine and how to fix it.
+    Doctor,
     /// Create and list your local keys.
     Key(key::KeyArgs),
     /// Create, clone, sync and push registries; merge and co-sign submissions.
     Registry(registry::RegistryArgs),
     /// Join a registry, admit users, grant roles, revoke keys.
     User(user::UserArgs),
-    /// Check every signature, approval and rule of a registry, offline.
-    Verify(verify::VerifyArgs),
-    /// What is missing on this machine and how to fix it.
-    Doctor,
-    /// Play the whole workflow, every role in its own clone, against a local bare remote.
-    Demo(demo::DemoArgs),
     /// Work with MLCubes: run a task of a local cube, submit, list, associate.
     Mlcube(mlcube::Args),
     /// Submit, approve, list and run benchmarks.
     Benchmark(benchmark::BenchmarkArgs),
     /// Compatibility tests: the reference workflow with parts swapped, nothing submitted.
     Test(test::TestArgs),
+    /// Associations of models and datasets with benchmarks: list, approve, reject, prioritise.
+    Association(association::AssociationArgs),
     /// Prepare, register, associate and check datasets (the data stays at the site).
     Dataset(dataset::DatasetArgs),
-    /// Results: list, view, submit (sealed).
+    /// Results: list, view, submit (sealed), release (committee).
     Result(result::ResultArgs),
     /// Show a benchmark's released leaderboard (table, markdown, json, csv, html).
     Leaderboard(leaderboard::LeaderboardArgs),
     /// Write the static leaderboard site for every benchmark of the registry.
     Site(leaderboard::SiteArgs),
-    /// Associations of models and datasets with benchmarks: list, approve, reject, prioritise.
-    Association(association::AssociationArgs),
+    /// Check every signature, approval and rule of a registry, offline.
+    Verify(verify::VerifyArgs),
 }
 
 pub fn main() -> ExitCode {
