@@ -152,7 +152,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             if !confirm(settings, "Submit this dataset?")? {
                 return Err(CliError::user("not submitted"));
             }
-            let sub = datasets::submit_dataset(&ctx, &opened, &signer, preview)?;
+            let sub = datasets::submit_dataset(&opened, &signer, preview)?;
             if ui.json {
                 ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
             } else {

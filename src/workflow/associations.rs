@@ -88,7 +88,6 @@ pub fn associate_model(
         &format!("{bench}-model-{}-v{version}", mref.name),
     );
     let submitted = submit(
-        ctx,
         opened,
         signer,
         &branch,

@@ -150,7 +150,6 @@ pub fn submit_benchmark(
         &format!("{}-v{version}", sub.name),
     );
     let submitted = submit(
-        ctx,
         opened,
         signer,
         &branch,

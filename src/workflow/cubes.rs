@@ -221,7 +221,6 @@ pub fn submit_cube(
         &format!("{}-v{version}", sub.name),
     );
     let submitted = submit(
-        ctx,
         opened,
         signer,
         &branch,

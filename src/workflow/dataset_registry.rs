@@ -130,7 +130,6 @@ pub fn preview_dataset(
 }
 
 pub fn submit_dataset(
-    ctx: &Ctx,
     opened: &Opened,
     signer: &Signer,
     preview: DatasetPreview,
@@ -143,7 +142,6 @@ pub fn submit_dataset(
     let sealed =
         crate::registry::NewFile::new(build::sealed(&preview.path, "statistics"), preview.sealed);
     submit(
-        ctx,
         opened,
         signer,
         &branch,
@@ -264,7 +262,6 @@ pub fn associate_dataset(
         &format!("{bench}-dataset-{}-v{version}", &local.id[..12]),
     );
     let submitted = submit(
-        ctx,
         opened,
         signer,
         &branch,

@@ -270,7 +270,6 @@ pub fn user_request(
         &format!("{handle}-v{version}"),
     );
     submit(
-        ctx,
         opened,
         signer,
         &branch,

@@ -21,7 +21,6 @@ pub struct Submitted {
 
 /// Signs `records` and writes them as a submission branch from cohort's view of main.
 pub fn submit(
-    ctx: &Ctx,
     opened: &Opened,
     signer: &Signer,
     branch: &str,
@@ -32,16 +31,9 @@ pub fn submit(
     let mut files = sign_all(signer, &opened.id, records)?;
     files.extend(extra);
     let base = opened.view()?;
-    // A submission must verify on its own apart from the approval it waits for.
-    let commit = submission::commit_submission(
-        ctx,
-        &opened.reg,
-        base,
-        branch,
-        &files,
-        message,
-        &signer.handle,
-    )?;
+    // A submission must verify on its own apart from the approval it waits for; the branch is
+    // set only then, so a refused submission leaves everything as it was.
+    let commit = registry::commit_files(opened.reg.repo(), base, &files, message, &signer.handle)?;
     let report = verify_range(opened, base, commit)?;
     let blocking: Vec<Problem> = report
         .problems
@@ -49,16 +41,17 @@ pub fn submit(
         .filter(|p| !(p.rule == Rule::Approval && p.message.contains("without")))
         .collect();
     if !blocking.is_empty() {
-        let _ = opened
-            .reg
-            .repo()
-            .find_reference(&format!("refs/heads/{branch}"))
-            .and_then(|mut r| r.delete());
         return Err(problems_error(
             format!("{message}: the submission does not verify; nothing was written"),
             blocking,
         ));
     }
+    registry::set_branch(
+        opened.reg.repo(),
+        branch,
+        commit,
+        &format!("cohort: {message}"),
+    )?;
     Ok(Submitted {
         branch: branch.to_string(),
         commit,

@@ -189,7 +189,6 @@ pub fn submit_results(
         ),
     );
     submit(
-        ctx,
         opened,
         signer,
         &branch,

@@ -8,7 +8,7 @@ use crate::model::{self, Kind, RecordPath, Sha256, build, classify};
 use crate::registry::{NewFile, Registry, SUBMIT_PREFIX};
 use crate::trust::{Signer, sign};
 
-use super::{Ctx, Result, WorkflowError};
+use super::{Result, WorkflowError};
 
 /// What a submission branch proposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,22 +157,6 @@ fn fork_point(reg: &Registry, main: Oid, tip: Oid) -> Result<Oid> {
             Err(_) => return Ok(repo.merge_base(main, tip).map_err(err)?),
         }
     }
-}
-
-/// Writes `files` as a new commit on `branch`, on top of `base`, without touching the work tree.
-pub fn commit_submission(
-    ctx: &Ctx,
-    reg: &Registry,
-    base: Oid,
-    branch: &str,
-    files: &[NewFile],
-    message: &str,
-    who: &str,
-) -> Result<Oid> {
-    let _ = ctx;
-    let commit = crate::registry::commit_files(reg.repo(), base, files, message, who)?;
-    crate::registry::set_branch(reg.repo(), branch, commit, &format!("cohort: {message}"))?;
-    Ok(commit)
 }
 
 /// Serializes a record and returns it as a file at `path`.
