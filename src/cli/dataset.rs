@@ -1,7 +1,6 @@
 //! `cohort dataset`: prepare private data at the site, register its metadata (statistics
 //! sealed), associate it with a benchmark (metrics sealed), check it, list and view datasets.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -54,22 +53,6 @@ enum DatasetCommand {
     Ls,
     /// Show a dataset (name, id or id prefix); its statistics too if you may read them.
     View { dataset: String },
-}
-
-fn confirm(settings: &Settings, question: &str) -> CliResult<bool> {
-    if settings.yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            CliError::user("confirmation needed and there is no terminal to ask")
-                .hint("pass --yes to confirm in scripts"),
-        );
-    }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
@@ -149,7 +132,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                     .join(", ")
             );
             eprintln!("The data itself never leaves this machine.");
-            if !confirm(settings, "Submit this dataset?")? {
+            if !super::session::confirm(settings, "Submit this dataset?")? {
                 return Err(CliError::user("not submitted"));
             }
             let sub = datasets::submit_dataset(&opened, &signer, preview)?;

@@ -297,20 +297,8 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                     r.benchmark.name, r.dataset_name, r.model.name, r.model.version
                 );
             }
-            if !settings.yes {
-                use std::io::IsTerminal;
-                if !std::io::stdin().is_terminal() {
-                    return Err(CliError::user(
-                        "confirmation needed and there is no terminal to ask",
-                    )
-                    .hint("pass --yes to confirm in scripts"));
-                }
-                eprint!("Submit {} result(s)? [y/N] ", mine.len());
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if !matches!(answer.trim(), "y" | "yes" | "Y") {
-                    return Err(CliError::user("not submitted"));
-                }
+            if !super::session::confirm(settings, &format!("Submit {} result(s)?", mine.len()))? {
+                return Err(CliError::user("not submitted"));
             }
             let sub = results::submit_results(&ctx, &opened, &signer, &mine)?;
             if ui.json {

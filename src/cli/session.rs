@@ -202,3 +202,20 @@ pub fn read_passphrase(
         }
     }
 }
+
+/// Asks a yes/no question on the terminal; `--yes` answers yes; with no terminal it refuses.
+pub fn confirm(settings: &Settings, question: &str) -> CliResult<bool> {
+    if settings.yes {
+        return Ok(true);
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(
+            CliError::user("confirmation needed and there is no terminal to ask")
+                .hint("pass --yes to confirm in scripts"),
+        );
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -18,7 +18,14 @@ pub struct FileInfo {
     pub bytes: Vec<u8>,
 }
 
-type Versions = BTreeMap<u32, String>;
+pub type Versions = BTreeMap<u32, String>;
+
+/// The next version or number after those in `m` (1 when there are none).
+pub fn next_number(m: Option<&Versions>) -> u32 {
+    m.and_then(|m| m.last_key_value())
+        .map(|(n, _)| n + 1)
+        .unwrap_or(1)
+}
 
 /// Everything in a registry tree, parsed.
 #[derive(Debug, Default)]
@@ -255,6 +262,16 @@ impl Index {
             }
             RecordPath::MetaFile => self.meta_files.push(p),
         }
+    }
+
+    /// Every record of the (id -> versions) map `m`, oldest version first.
+    pub fn records_in<'a, K>(
+        &'a self,
+        m: &'a BTreeMap<K, Versions>,
+    ) -> impl Iterator<Item = (&'a str, &'a Record)> + 'a {
+        m.values()
+            .flat_map(|v| v.values())
+            .filter_map(move |p| self.records.get(p).map(|r| (p.as_str(), r)))
     }
 
     pub fn record(&self, path: &str) -> Option<&Record> {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use index::{FileInfo, Index};
+pub use index::{FileInfo, Index, next_number};
 pub use keys::{PublicIdentity, Signer};
 pub use verify::{VerifyOptions, verify};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::model::{self, FORMAT_VERSION, GrantAction, KeyHolder, Role, build};
 use crate::registry::{self, NewFile};
-use crate::trust::{Index, Signer, keys, sign};
+use crate::trust::{Index, Signer, keys, next_number, sign};
 
 use super::identity::{holder, nonce};
 use super::registry_ops::{Landed, Opened, apply_to_main, land};
@@ -14,11 +14,7 @@ use super::{Ctx, Result, WorkflowError};
 
 /// Next free grant number for `handle`.
 fn next_grant(ix: &Index, handle: &str) -> u32 {
-    ix.grants
-        .get(handle)
-        .and_then(|m| m.last_key_value())
-        .map(|(n, _)| n + 1)
-        .unwrap_or(1)
+    next_number(ix.grants.get(handle))
 }
 
 /// Lands admin-threshold records directly when this admin meets the threshold, else proposes

@@ -3,7 +3,7 @@
 //! committee member who is not the requester, priorities, and the list of both kinds.
 
 use crate::model::{self, AssocKey, AssocSubject, DecisionKind, FORMAT_VERSION, Record, build};
-use crate::trust::{Index, Signer};
+use crate::trust::{Index, Signer, next_number};
 
 use super::benchmarks::approved;
 use super::compat::{CompatOutcome, Trio, compatibility_test};
@@ -16,11 +16,7 @@ use super::{Ctx, Result, WorkflowError};
 
 /// The next request version for `key` in `bench`.
 pub(super) fn next_version(ix: &Index, bench: &str, key: &AssocKey) -> u32 {
-    ix.associations
-        .get(&(bench.to_string(), key.clone()))
-        .and_then(|m| m.last_key_value())
-        .map(|(v, _)| v + 1)
-        .unwrap_or(1)
+    next_number(ix.associations.get(&(bench.to_string(), key.clone())))
 }
 
 /// Runs the benchmark's reference workflow with `model` swapped in and, when it passes, submits
@@ -187,12 +183,10 @@ pub fn set_priority(
             "model {model_name} has no approved association with {bench}"
         )));
     }
-    let number = ix
-        .priorities
-        .get(&(bench.to_string(), model_name.to_string()))
-        .and_then(|m| m.last_key_value())
-        .map(|(n, _)| n + 1)
-        .unwrap_or(1);
+    let number = next_number(
+        ix.priorities
+            .get(&(bench.to_string(), model_name.to_string())),
+    );
     let record = model::Priority {
         format: FORMAT_VERSION,
         kind: "priority".into(),

@@ -165,11 +165,9 @@ pub fn submit_benchmark(
 
 /// Every approved benchmark version on main.
 pub fn benchmarks(ix: &Index) -> Vec<(String, model::Benchmark)> {
-    ix.benchmarks
-        .values()
-        .flat_map(|v| v.values())
-        .filter_map(|p| match ix.record(p) {
-            Some(Record::Benchmark(b)) => Some((p.clone(), b.clone())),
+    ix.records_in(&ix.benchmarks)
+        .filter_map(|(p, r)| match r {
+            Record::Benchmark(b) => Some((p.to_string(), b.clone())),
             _ => None,
         })
         .collect()

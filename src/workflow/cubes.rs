@@ -258,11 +258,9 @@ pub fn cube_ref(ix: &Index, spec: &str) -> Result<model::CubeRef> {
 
 /// Every cube version on main.
 pub fn cubes(ix: &Index) -> Vec<(String, model::Mlcube)> {
-    ix.cubes
-        .values()
-        .flat_map(|v| v.values())
-        .filter_map(|p| match ix.record(p) {
-            Some(Record::Mlcube(c)) => Some((p.clone(), c.clone())),
+    ix.records_in(&ix.cubes)
+        .filter_map(|(p, r)| match r {
+            Record::Mlcube(c) => Some((p.to_string(), c.clone())),
             _ => None,
         })
         .collect()

@@ -7,8 +7,8 @@ use crate::trust::{Index, Signer};
 
 use super::associations::next_version;
 use super::benchmarks::approved;
-use super::compat::{Prepared, Stage, Steps, infer_and_evaluate, new_run_dir};
-use super::datasets::{check_content, dataset_dir, find, load_local, lock_dataset, prepared_dir};
+use super::compat::{Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::datasets::{check_content, find, load_local, lock_dataset, prepared_data};
 use super::engine::Engine;
 use super::registry_ops::{Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file};
@@ -202,12 +202,7 @@ pub fn associate_dataset(
     let engine = Engine::connect(ctx)?;
     let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
     let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
-    let dir = dataset_dir(ctx, &local.name);
-    let prepared = Prepared {
-        data: prepared_dir(&dir).join("data"),
-        labels: prepared_dir(&dir).join("labels"),
-        statistics: None,
-    };
+    let prepared = prepared_data(ctx, &local.name);
     let run_dir = new_run_dir(ctx, "associate")?;
     let mut steps = Steps::default();
     let st = Stage {

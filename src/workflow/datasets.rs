@@ -67,6 +67,16 @@ pub fn prepared_dir(dir: &Path) -> PathBuf {
     dir.join("prepared")
 }
 
+/// Where a prepared dataset's data and labels are, as task inputs.
+pub fn prepared_data(ctx: &Ctx, name: &str) -> Prepared {
+    let dir = prepared_dir(&dataset_dir(ctx, name));
+    Prepared {
+        data: dir.join("data"),
+        labels: dir.join("labels"),
+        statistics: None,
+    }
+}
+
 /// Guards a dataset against two cohort processes at once (prepare, run).
 pub fn lock_dataset(ctx: &Ctx, name: &str) -> Result<DirLock> {
     DirLock::try_acquire(

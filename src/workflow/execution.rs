@@ -17,8 +17,8 @@ use crate::trust::Index;
 
 use super::associations::priority_of;
 use super::benchmarks::approved;
-use super::compat::{Prepared, Stage, Steps, infer_and_evaluate, new_run_dir};
-use super::datasets::{check_content, dataset_dir, find, lock_dataset, prepared_dir};
+use super::compat::{Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::datasets::{check_content, find, lock_dataset, prepared_data};
 use super::engine::Engine;
 use super::registry_ops::Opened;
 use super::{Ctx, Result, WorkflowError};
@@ -223,12 +223,7 @@ pub fn run_benchmark(
         .cube(&b.data_preparator.name, b.data_preparator.version)
         .map(|(_, c)| c.image.id.clone())
         .unwrap_or_default();
-    let dir = dataset_dir(ctx, &local.name);
-    let prepared = Prepared {
-        data: prepared_dir(&dir).join("data"),
-        labels: prepared_dir(&dir).join("labels"),
-        statistics: None,
-    };
+    let prepared = prepared_data(ctx, &local.name);
     let mut runs = Vec::new();
     for (mref, priority) in models {
         let key = run_key(

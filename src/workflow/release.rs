@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{self, Leaderboard, Record, ResultStatus, Sha256, build};
 use crate::report::{self, Outcome, ReleaseMeta, ResultInput};
-use crate::trust::{Index, Signer};
+use crate::trust::{Index, Signer, next_number};
 
 use super::benchmarks::approved;
 use super::registry_ops::{Landed, Opened, apply_to_main};
@@ -123,12 +123,7 @@ pub fn release(
             b.committee.join(", ")
         )));
     }
-    let number = ix
-        .leaderboards
-        .get(bench)
-        .and_then(|m| m.last_key_value())
-        .map(|(n, _)| n + 1)
-        .unwrap_or(1);
+    let number = next_number(ix.leaderboards.get(bench));
     let (record, excluded) = compute(&ix, signer, bench, number, &ctx.timestamp(), &signer.handle)?;
     if let Some((_, prev)) = latest(&ix, bench)
         && prev.results == record.results

@@ -7,7 +7,7 @@ use crate::model::{
     build, metrics::Metrics,
 };
 use crate::registry::NewFile;
-use crate::trust::{Index, Signer};
+use crate::trust::{Index, Signer, next_number};
 
 use super::datasets::{open_sealed, recipients};
 use super::execution::{LocalResult, local_results};
@@ -127,13 +127,9 @@ pub fn submit_results(
             r.dataset.id.clone(),
             r.model.name.clone(),
         );
-        let n = *numbers.entry(k.clone()).or_insert_with(|| {
-            ix.results
-                .get(&k)
-                .and_then(|m| m.last_key_value())
-                .map(|(n, _)| n + 1)
-                .unwrap_or(1)
-        });
+        let n = *numbers
+            .entry(k.clone())
+            .or_insert_with(|| next_number(ix.results.get(&k)));
         numbers.insert(k, n + 1);
         let path = build::result(&r.benchmark.name, &r.dataset.id, &r.model.name, n);
         let sealed = match (&r.status, &r.metrics) {
