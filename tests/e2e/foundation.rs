@@ -374,3 +374,33 @@ fn passphrases_and_missing_keys() {
         assert_eq!(m & 0o777, 0o600, "{f}");
     }
 }
+
+#[test]
+fn doctor_says_what_is_missing_and_how_to_fix_it() {
+    let env = TestEnv::new();
+    let r = env.cohort("site", &["doctor", "--json"]).fails(3);
+    let report = json(&r);
+    let checks = report["checks"].as_array().unwrap();
+    let keys = checks.iter().find(|c| c["name"] == "keys").unwrap();
+    assert_eq!(keys["ok"], false);
+    assert!(
+        keys["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cohort key generate")
+    );
+    let docker = checks.iter().find(|c| c["name"] == "docker").unwrap();
+    assert_eq!(docker["ok"], true, "{docker}");
+    env.key("site");
+    env.cohort("site", &["doctor"])
+        .ok()
+        .says("can create containers");
+    // Docker unreachable: named, with a fix, exit 3.
+    env.cohort_env(
+        "site",
+        &["doctor"],
+        &[("DOCKER_HOST", "unix:///nonexistent.sock")],
+    )
+    .fails(3)
+    .says("FAIL docker");
+}

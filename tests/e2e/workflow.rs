@@ -216,7 +216,9 @@ fn seed_workflow_end_to_end() {
             "{format}: dataset names stay hidden"
         );
     }
-    let history = w.as_("observer", &["leaderboard", "heart", "--history"]).ok();
+    let history = w
+        .as_("observer", &["leaderboard", "heart", "--history"])
+        .ok();
     assert!(history.stdout.contains("1 release"), "{}", history.stdout);
     let site = e.path().join("site");
     w.as_(
