@@ -224,7 +224,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         BenchmarkCommand::Ls { pending } => {
             let s = Session::new(settings);
             let opened = s.open()?;
-            let ix = opened.index()?;
+            let ix = opened.index_of(&["benchmarks/"])?;
             if pending {
                 let _ = registry_ops::sync(&s.ctx(), &opened);
                 let rows = benchmarks::pending(&opened, SubmissionKind::Benchmark)?;
@@ -281,7 +281,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         BenchmarkCommand::View { name } => {
             let s = Session::new(settings);
             let opened = s.open()?;
-            let ix = opened.index()?;
+            let ix = opened.index_of(&[&format!("benchmarks/{name}/")])?;
             let (p, b, r) = benchmarks::approved(&ix, &name)?;
             if ui.json {
                 ui.json(

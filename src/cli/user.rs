@@ -182,7 +182,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
         }
         UserCommand::Ls => {
             let opened = s.open()?;
-            let rows = users(&opened.index()?);
+            let rows = users(&opened.index_of(&["users/", "grants/"])?);
             if ui.json {
                 ui.json(
                     &rows

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use git2::{Delta, DiffOptions, Oid, Repository, Tree};
+use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
 
 use crate::model::{RecordPath, classify};
 use crate::trust::{Problem, Rule, Timeline};
@@ -32,20 +32,107 @@ pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
         let tree = repo.find_commit(*oid)?.tree()?;
         match &prev {
             None => {
-                tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
-                    if e.kind() != Some(git2::ObjectType::Tree)
-                        && let Ok(n) = e.name()
-                    {
-                        tl.intro.insert(format!("{dir}{n}"), i);
-                    }
-                    git2::TreeWalkResult::Ok
-                })?;
+                for (path, _) in tree_changes(repo, None, &tree)? {
+                    tl.intro.insert(path, i);
+                }
             }
             Some(p) => apply_diff(repo, p, &tree, i, &oid.to_string(), &mut tl)?,
         }
         prev = Some(tree);
     }
     Ok(tl)
+}
+
+/// How one path differs between two trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// The files that differ between `old` and `new` (`old` = None: everything in `new` is added).
+/// Subtrees with equal ids are skipped without being read, so a merge that adds a few files
+/// costs the trees on their paths, not the size of the registry (libgit2's tree diff walks
+/// every entry of every changed tree and was the bulk of a 1,000-commit history walk).
+pub fn tree_changes(
+    repo: &Repository,
+    old: Option<&Tree>,
+    new: &Tree,
+) -> Result<Vec<(String, Change)>> {
+    let mut out = Vec::new();
+    diff_into(repo, old, Some(new), "", &mut out)?;
+    Ok(out)
+}
+
+fn is_tree(e: &TreeEntry) -> bool {
+    e.kind() == Some(ObjectType::Tree)
+}
+
+fn entry_name(e: &TreeEntry, dir: &str) -> String {
+    // Non-UTF-8 names are refused by the tree reader; here they only need a stable spelling.
+    format!("{dir}{}", String::from_utf8_lossy(e.name_bytes()))
+}
+
+/// Every file under `e` (a file or a subtree), reported as `change`.
+fn all_files(
+    repo: &Repository,
+    e: &TreeEntry,
+    dir: &str,
+    change: Change,
+    out: &mut Vec<(String, Change)>,
+) -> Result<()> {
+    let path = entry_name(e, dir);
+    if is_tree(e) {
+        let t = repo.find_tree(e.id())?;
+        let sub = format!("{path}/");
+        for child in t.iter() {
+            all_files(repo, &child, &sub, change, out)?;
+        }
+    } else {
+        out.push((path, change));
+    }
+    Ok(())
+}
+
+fn diff_into(
+    repo: &Repository,
+    old: Option<&Tree>,
+    new: Option<&Tree>,
+    dir: &str,
+    out: &mut Vec<(String, Change)>,
+) -> Result<()> {
+    if let Some(new) = new {
+        for e in new.iter() {
+            let Some(o) = old.and_then(|o| o.get_name_bytes(e.name_bytes())) else {
+                all_files(repo, &e, dir, Change::Added, out)?;
+                continue;
+            };
+            if o.id() == e.id() && o.filemode() == e.filemode() {
+                continue;
+            }
+            match (is_tree(&o), is_tree(&e)) {
+                (true, true) => {
+                    let (ot, nt) = (repo.find_tree(o.id())?, repo.find_tree(e.id())?);
+                    let sub = format!("{}/", entry_name(&e, dir));
+                    diff_into(repo, Some(&ot), Some(&nt), &sub, out)?;
+                }
+                (false, false) => out.push((entry_name(&e, dir), Change::Modified)),
+                _ => {
+                    all_files(repo, &o, dir, Change::Deleted, out)?;
+                    all_files(repo, &e, dir, Change::Added, out)?;
+                }
+            }
+        }
+    }
+    if let Some(old) = old {
+        for o in old.iter() {
+            if new.is_none_or(|n| n.get_name_bytes(o.name_bytes()).is_none()) {
+                all_files(repo, &o, dir, Change::Deleted, out)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Records what `new` adds over `old` as introduced at `index`, and reports edits and deletions.
@@ -57,16 +144,7 @@ pub fn apply_diff(
     commit: &str,
     tl: &mut Timeline,
 ) -> Result<()> {
-    let mut opts = DiffOptions::new();
-    opts.include_typechange(true);
-    let diff = repo.diff_tree_to_tree(Some(old), Some(new), Some(&mut opts))?;
-    for d in diff.deltas() {
-        let path = d
-            .new_file()
-            .path()
-            .or_else(|| d.old_file().path())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (path, change) in tree_changes(repo, Some(old), new)? {
         let meta = matches!(classify(&path), Ok(RecordPath::MetaFile));
         let problem = |msg: &str| Problem {
             path: path.clone(),
@@ -74,29 +152,28 @@ pub fn apply_diff(
             message: msg.to_string(),
             commit: Some(commit.to_string()),
         };
-        match d.status() {
-            Delta::Added => {
-                tl.intro.insert(path.clone(), index);
+        match change {
+            Change::Added => {
+                tl.intro.insert(path, index);
             }
-            Delta::Modified | Delta::Typechange if meta => {
-                tl.intro.insert(path.clone(), index);
+            Change::Modified if meta => {
+                tl.intro.insert(path, index);
             }
-            Delta::Deleted if meta => {
+            Change::Deleted if meta => {
                 tl.intro.remove(&path);
             }
-            Delta::Modified | Delta::Typechange => {
+            Change::Modified => {
                 tl.problems.push(problem(
                     "was changed after it was merged; registry files are append-only",
                 ));
-                tl.intro.insert(path.clone(), index);
+                tl.intro.insert(path, index);
             }
-            Delta::Deleted => {
+            Change::Deleted => {
                 tl.problems.push(problem(
                     "was deleted after it was merged; registry files are append-only",
                 ));
                 tl.intro.remove(&path);
             }
-            _ => {}
         }
     }
     Ok(())
@@ -113,19 +190,146 @@ pub struct Changes {
 pub fn changes(repo: &Repository, base: Oid, head: Oid) -> Result<Changes> {
     let old = repo.find_commit(base)?.tree()?;
     let new = repo.find_commit(head)?.tree()?;
-    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
     let mut out = Changes::default();
-    for d in diff.deltas() {
-        let path = d
-            .new_file()
-            .path()
-            .or_else(|| d.old_file().path())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match d.status() {
-            Delta::Added => out.added.push(path),
+    for (path, change) in tree_changes(repo, Some(&old), &new)? {
+        match change {
+            Change::Added => out.added.push(path),
             _ => out.changed.push(path),
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::write::{NewFile, commit_files};
+
+    fn repo_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Repository, Oid) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let tree = {
+            let mut tb = repo.treebuilder(None).unwrap();
+            let blob = repo.blob(b"root").unwrap();
+            tb.insert("README.md", blob, 0o100644).unwrap();
+            tb.write().unwrap()
+        };
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let root = repo
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "root",
+                &repo.find_tree(tree).unwrap(),
+                &[],
+            )
+            .unwrap();
+        let files: Vec<NewFile> = files.iter().map(|(p, b)| NewFile::new(*p, *b)).collect();
+        let head = commit_files(&repo, root, &files, "add", "t").unwrap();
+        (dir, repo, head)
+    }
+
+    fn tree_of(repo: &Repository, c: Oid) -> Tree<'_> {
+        repo.find_commit(c).unwrap().tree().unwrap()
+    }
+
+    /// A tree built by hand from (path, bytes) pairs, so edits and deletions can be made.
+    fn tree_from(repo: &Repository, files: &[(&str, &str)]) -> Oid {
+        let mut index = git2::Index::new().unwrap();
+        for (p, b) in files {
+            let oid = repo.blob(b.as_bytes()).unwrap();
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: b.len() as u32,
+                id: oid,
+                flags: p.len() as u16,
+                flags_extended: 0,
+                path: p.as_bytes().to_vec(),
+            };
+            index.add(&entry).unwrap();
+        }
+        index.write_tree_to(repo).unwrap()
+    }
+
+    #[test]
+    fn tree_changes_reports_additions_edits_deletions_and_type_changes() {
+        let (_d, repo, head) = repo_with(&[("a/b/one.toml", "1"), ("a/two.toml", "2")]);
+        let old = tree_of(&repo, head);
+        let new = tree_from(
+            &repo,
+            &[
+                ("README.md", "root"),
+                ("a/b/one.toml", "1 edited"),
+                ("a/c/three.toml", "3"),
+                ("a/two.toml/inner.toml", "now a folder"),
+            ],
+        );
+        let new = repo.find_tree(new).unwrap();
+        let mut got = tree_changes(&repo, Some(&old), &new).unwrap();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                ("a/b/one.toml".to_string(), Change::Modified),
+                ("a/c/three.toml".to_string(), Change::Added),
+                ("a/two.toml".to_string(), Change::Deleted),
+                ("a/two.toml/inner.toml".to_string(), Change::Added),
+            ]
+        );
+        let all = tree_changes(&repo, None, &old).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|(_, c)| *c == Change::Added));
+    }
+
+    #[test]
+    fn the_timeline_records_when_each_file_arrived_and_flags_edits() {
+        let (_d, repo, first) = repo_with(&[("users/a/v1.toml", "a")]);
+        let second = commit_files(
+            &repo,
+            first,
+            &[NewFile::new("users/b/v1.toml", "b")],
+            "b",
+            "t",
+        )
+        .unwrap();
+        let tl = timeline(&repo, second).unwrap();
+        assert_eq!(tl.commits.len(), 3);
+        assert_eq!(tl.intro("README.md"), 0);
+        assert_eq!(tl.intro("users/a/v1.toml"), 1);
+        assert_eq!(tl.intro("users/b/v1.toml"), 2);
+        assert!(tl.problems.is_empty());
+
+        // An edit of a merged file is a history problem at the commit that made it.
+        let edited = tree_from(
+            &repo,
+            &[
+                ("README.md", "root"),
+                ("users/a/v1.toml", "a, rewritten"),
+                ("users/b/v1.toml", "b"),
+            ],
+        );
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let parent = repo.find_commit(second).unwrap();
+        let third = repo
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "edit",
+                &repo.find_tree(edited).unwrap(),
+                &[&parent],
+            )
+            .unwrap();
+        let tl = timeline(&repo, third).unwrap();
+        assert_eq!(tl.problems.len(), 1, "{:?}", tl.problems);
+        assert_eq!(tl.problems[0].path, "users/a/v1.toml");
+        assert_eq!(tl.problems[0].commit.as_deref(), Some(&*third.to_string()));
+    }
 }

@@ -36,5 +36,5 @@ pub fn create(path: &Path, files: &[NewFile], message: &str, who: &str) -> Resul
     let mut co = git2::build::CheckoutBuilder::new();
     co.force();
     repo.checkout_head(Some(&mut co))?;
-    Ok(Registry { repo })
+    Ok(Registry::from_repo(repo))
 }

@@ -76,6 +76,33 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 /// A registry clone (or the bare shared repository, inside a hook).
 pub struct Registry {
     repo: Repository,
+    /// How to open more handles on the same objects for worker threads.
+    opener: Opener,
+}
+
+/// How a repository was opened. A `pre-receive` hook's new objects live in a quarantine
+/// directory that only git's environment names, so handles for worker threads must be opened
+/// the same way as the first one.
+#[derive(Debug, Clone)]
+pub enum Opener {
+    Path(PathBuf),
+    Env,
+}
+
+impl Opener {
+    pub fn open(&self) -> std::result::Result<Repository, git2::Error> {
+        match self {
+            Opener::Path(p) => Repository::open(p),
+            Opener::Env => Repository::open_from_env(),
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn from_repo(repo: Repository) -> Registry {
+        let opener = Opener::Path(repo.path().to_path_buf());
+        Registry { repo, opener }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -93,7 +120,7 @@ impl Registry {
             path: path.to_path_buf(),
             why: e.message().to_string(),
         })?;
-        Ok(Registry { repo })
+        Ok(Registry::from_repo(repo))
     }
 
     /// Finds the repository containing `from`.
@@ -102,14 +129,17 @@ impl Registry {
             path: from.to_path_buf(),
             why: "no git repository here or above".into(),
         })?;
-        Ok(Registry { repo })
+        Ok(Registry::from_repo(repo))
     }
 
     /// Opens the repository git describes through GIT_DIR and friends, including the quarantine
     /// object directory of a `pre-receive` hook. The caller decides this is a hook context.
     pub fn open_from_env() -> Result<Registry> {
         let repo = Repository::open_from_env()?;
-        Ok(Registry { repo })
+        Ok(Registry {
+            repo,
+            opener: Opener::Env,
+        })
     }
 
     pub fn repo(&self) -> &Repository {
@@ -160,26 +190,47 @@ impl Registry {
     }
 
     pub fn tree(&self, commit: Oid) -> Result<GitTree<'_>> {
-        GitTree::at(&self.repo, commit)
+        Ok(GitTree::at(&self.repo, commit)?.opened_by(self.opener.clone()))
     }
 
     /// The registry id (sha256 of `root/v1.toml`) at `commit`.
     pub fn registry_id(&self, commit: Oid) -> Result<Sha256> {
-        let tree = self.tree(commit)?;
-        let bytes = tree.read_path(&crate::model::build::root(1)).map_err(|_| {
-            RegistryError::NotARegistry {
-                path: self.display_path(),
-                why: format!("commit {} has no root/v1.toml", short(commit)),
-            }
-        })?;
-        Ok(Sha256::of(&bytes))
+        // One path lookup, not a walk of the whole tree: every command starts here.
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        let missing = || RegistryError::NotARegistry {
+            path: self.display_path(),
+            why: format!("commit {} has no root/v1.toml", short(commit)),
+        };
+        let entry = tree
+            .get_path(Path::new(&crate::model::build::root(1)))
+            .map_err(|_| missing())?;
+        let blob = self.repo.find_blob(entry.id()).map_err(|_| missing())?;
+        Ok(Sha256::of(blob.content()))
     }
 
-    /// The parsed registry at `commit` (records assumed verified; see `trust::verify`).
+    /// The parsed registry at `commit` (records assumed verified; see `trust::verify`). When
+    /// each file arrived matters only to verification, so no history is walked here: reads
+    /// stay independent of the length of main's history.
     pub fn index_at(&self, commit: Oid) -> Result<(Index, Vec<Problem>)> {
         let tree = self.tree(commit)?;
-        let timeline = timeline(&self.repo, commit)?;
-        Ok(Index::build(&tree, &timeline)?)
+        Ok(Index::build(&tree, &Timeline::flat())?)
+    }
+
+    /// Like `index_at`, with only the root and the files under `folders` (e.g.
+    /// `mlcubes/heart/`) that `keep` accepts: what one listing or view needs, at a cost
+    /// independent of the rest of the registry.
+    pub fn index_of(
+        &self,
+        commit: Oid,
+        folders: &[&str],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Index> {
+        let mut scope = vec!["root/"];
+        scope.extend_from_slice(folders);
+        let keep = |p: &str| p.starts_with("root/") || keep(p);
+        let tree =
+            GitTree::at_folders(&self.repo, commit, &scope, &keep)?.opened_by(self.opener.clone());
+        Ok(Index::build(&tree, &Timeline::flat())?.0)
     }
 
     /// Verifies main's history up to `commit`: additions only, each checked under the state at
@@ -189,9 +240,28 @@ impl Registry {
         commit: Oid,
         opts: &trust::VerifyOptions,
     ) -> Result<(trust::Report, Index, Timeline)> {
-        let tree = self.tree(commit)?;
-        let tl = timeline(&self.repo, commit)?;
-        let (report, ix) = trust::verify(&tree, &tl, opts)?;
+        // The history walk is sequential and independent of reading the tree: it runs on its
+        // own thread (with its own repository handle) while the tree is read and parsed.
+        let Opener::Path(dir) = self.opener.clone() else {
+            // A hook's quarantined objects are visible only through the handle git's
+            // environment opened: everything on that handle, one thread.
+            let tree = self.tree(commit)?;
+            let tl = timeline(&self.repo, commit)?;
+            let (report, ix) = trust::verify(&tree, &tl, opts)?;
+            return Ok((report, ix, tl));
+        };
+        let (tl, built) = std::thread::scope(|scope| {
+            let walk = scope
+                .spawn(move || -> Result<Timeline> { timeline(&Repository::open(&dir)?, commit) });
+            let built = self
+                .tree(commit)
+                .and_then(|tree| Ok(Index::build(&tree, &Timeline::flat())?));
+            let tl = walk.join().expect("the history walk does not panic");
+            (tl, built)
+        });
+        let (tl, (mut ix, problems)) = (tl?, built?);
+        ix.set_arrivals(&tl);
+        let (report, ix) = trust::verify_index((ix, problems), &tl, opts);
         Ok((report, ix, tl))
     }
 

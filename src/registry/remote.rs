@@ -240,7 +240,7 @@ pub fn clone(url: &str, dest: &Path, transport: Transport) -> Result<Registry> {
         }
     }
     let repo = Repository::open(dest)?;
-    Ok(Registry { repo })
+    Ok(Registry::from_repo(repo))
 }
 
 /// The web page that opens a pull/merge request for `branch`, for remotes on GitHub, GitLab or

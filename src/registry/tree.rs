@@ -3,43 +3,66 @@
 use std::collections::BTreeMap;
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+use rayon::prelude::*;
 
 use crate::trust::{EntryMode, TreeEntry, TreeRead, TrustError};
 
-use super::{RegistryError, Result};
+use super::{Opener, RegistryError, Result};
 
 /// The files of one commit's tree.
 pub struct GitTree<'r> {
     repo: &'r Repository,
     files: BTreeMap<String, (Oid, EntryMode)>,
+    opener: Opener,
 }
 
 impl<'r> GitTree<'r> {
     pub fn at(repo: &'r Repository, commit: Oid) -> Result<GitTree<'r>> {
         let tree = repo.find_commit(commit)?.tree()?;
         let mut files = BTreeMap::new();
-        let mut bad_name = None;
-        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-            let Ok(name) = entry.name() else {
-                bad_name = Some(format!("{dir}<non-UTF-8 name>"));
-                return TreeWalkResult::Skip;
+        walk(&tree, "", &mut files)?;
+        Ok(GitTree {
+            repo,
+            files,
+            opener: Opener::Path(repo.path().to_path_buf()),
+        })
+    }
+
+    /// The files under `folders` only (paths ending in `/`; missing ones are empty) whose
+    /// path `keep` accepts.
+    pub fn at_folders(
+        repo: &'r Repository,
+        commit: Oid,
+        folders: &[&str],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<GitTree<'r>> {
+        let tree = repo.find_commit(commit)?.tree()?;
+        let mut files = BTreeMap::new();
+        for folder in folders {
+            let Some(dir) = folder.strip_suffix('/') else {
+                return Err(RegistryError::Refused(format!(
+                    "{folder}: a folder path ends in `/`"
+                )));
             };
-            let mode = match (entry.kind(), entry.filemode()) {
-                (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
-                (_, 0o120000) => EntryMode::Symlink,
-                (Some(ObjectType::Commit), _) | (_, 0o160000) => EntryMode::Submodule,
-                (_, 0o100755) => EntryMode::Executable,
-                _ => EntryMode::File,
+            let Ok(entry) = tree.get_path(std::path::Path::new(dir)) else {
+                continue;
             };
-            files.insert(format!("{dir}{name}"), (entry.id(), mode));
-            TreeWalkResult::Ok
-        })?;
-        if let Some(n) = bad_name {
-            return Err(RegistryError::Refused(format!(
-                "{n}: file names in a registry are ASCII"
-            )));
+            if let Ok(sub) = repo.find_tree(entry.id()) {
+                walk(&sub, folder, &mut files)?;
+            }
         }
-        Ok(GitTree { repo, files })
+        files.retain(|p, _| keep(p));
+        Ok(GitTree {
+            repo,
+            files,
+            opener: Opener::Path(repo.path().to_path_buf()),
+        })
+    }
+
+    /// Worker threads open their handles with `opener` (see `Opener`).
+    pub fn opened_by(mut self, opener: Opener) -> Self {
+        self.opener = opener;
+        self
     }
 
     pub fn contains(&self, path: &str) -> bool {
@@ -63,32 +86,93 @@ impl<'r> GitTree<'r> {
     }
 }
 
+/// Adds every file under `tree` to `files`, with `prefix` before its path.
+fn walk(
+    tree: &git2::Tree,
+    prefix: &str,
+    files: &mut BTreeMap<String, (Oid, EntryMode)>,
+) -> Result<()> {
+    let mut bad_name = None;
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let Ok(name) = entry.name() else {
+            bad_name = Some(format!("{prefix}{dir}<non-UTF-8 name>"));
+            return TreeWalkResult::Skip;
+        };
+        let mode = match (entry.kind(), entry.filemode()) {
+            (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
+            (_, 0o120000) => EntryMode::Symlink,
+            (Some(ObjectType::Commit), _) | (_, 0o160000) => EntryMode::Submodule,
+            (_, 0o100755) => EntryMode::Executable,
+            _ => EntryMode::File,
+        };
+        files.insert(format!("{prefix}{dir}{name}"), (entry.id(), mode));
+        TreeWalkResult::Ok
+    })?;
+    if let Some(n) = bad_name {
+        return Err(RegistryError::Refused(format!(
+            "{n}: file names in a registry are ASCII"
+        )));
+    }
+    Ok(())
+}
+
+/// Files per parallel batch: each batch opens its own handle on the repository (a libgit2
+/// repository is not shared between threads), so batches are large enough to amortise that.
+const BATCH: usize = 2048;
+
+impl GitTree<'_> {
+    fn read_error(what: &str, e: &git2::Error) -> TrustError {
+        TrustError::Read {
+            what: what.to_string(),
+            why: e.message().to_string(),
+        }
+    }
+
+    /// Runs `f` over `items` on every core, each batch with its own repository handle.
+    fn par_batches<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&Repository, &T) -> std::result::Result<R, TrustError> + Sync,
+    ) -> std::result::Result<Vec<R>, TrustError> {
+        // In a pre-receive hook the pushed objects sit in git's quarantine, visible through
+        // the handle git's environment opened: read on that handle, on this thread.
+        let Opener::Path(dir) = &self.opener else {
+            return items.iter().map(|item| f(self.repo, item)).collect();
+        };
+        let dir = dir.as_path();
+        let batches: Vec<Vec<R>> = items
+            .par_chunks(BATCH)
+            .map(|chunk| {
+                let repo =
+                    Repository::open(dir).map_err(|e| Self::read_error("the repository", &e))?;
+                chunk.iter().map(|item| f(&repo, item)).collect()
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(batches.into_iter().flatten().collect())
+    }
+}
+
 impl TreeRead for GitTree<'_> {
     fn entries(&self) -> std::result::Result<Vec<TreeEntry>, TrustError> {
-        let odb = self.repo.odb().map_err(|e| TrustError::Read {
-            what: "the object database".into(),
-            why: e.message().to_string(),
-        })?;
-        self.files
-            .iter()
-            .map(|(path, (oid, mode))| {
-                let size = match mode {
-                    EntryMode::Submodule => 0,
-                    _ => odb
-                        .read_header(*oid)
+        let files: Vec<(&String, &(Oid, EntryMode))> = self.files.iter().collect();
+        self.par_batches(&files, |repo, (path, (oid, mode))| {
+            let size = match mode {
+                EntryMode::Submodule => 0,
+                _ => {
+                    let odb = repo
+                        .odb()
+                        .map_err(|e| Self::read_error("the object database", &e))?;
+                    odb.read_header(*oid)
                         .map(|(size, _)| size as u64)
-                        .map_err(|e| TrustError::Read {
-                            what: path.clone(),
-                            why: e.message().to_string(),
-                        })?,
-                };
-                Ok(TreeEntry {
-                    path: path.clone(),
-                    mode: *mode,
-                    size,
-                })
+                        .map_err(|e| Self::read_error(path, &e))?
+                }
+            };
+            Ok(TreeEntry {
+                path: (*path).clone(),
+                mode: *mode,
+                size,
             })
-            .collect()
+        })
     }
 
     fn read(&self, path: &str) -> std::result::Result<Vec<u8>, TrustError> {
@@ -96,5 +180,80 @@ impl TreeRead for GitTree<'_> {
             what: path.to_string(),
             why: e.to_string(),
         })
+    }
+
+    fn read_many(&self, paths: &[&str]) -> std::result::Result<Vec<Vec<u8>>, TrustError> {
+        let items: Vec<(&str, Oid)> = paths
+            .iter()
+            .map(|p| {
+                self.oid(p)
+                    .map(|o| (*p, o))
+                    .ok_or_else(|| TrustError::Read {
+                        what: p.to_string(),
+                        why: "not in this commit".into(),
+                    })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        self.par_batches(&items, |repo, (path, oid)| {
+            repo.find_blob(*oid)
+                .map(|b| b.content().to_vec())
+                .map_err(|e| Self::read_error(path, &e))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::write::{NewFile, commit_files};
+
+    #[test]
+    fn folder_scoped_reads_see_only_their_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let empty = repo.treebuilder(None).unwrap().write().unwrap();
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let root = repo
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "root",
+                &repo.find_tree(empty).unwrap(),
+                &[],
+            )
+            .unwrap();
+        let files = [
+            "root/v1.toml",
+            "mlcubes/a/v1/cube.toml",
+            "mlcubes/a/v1/mlcube.yaml",
+            "mlcubes/ab/v1/cube.toml",
+            "users/u/v1.toml",
+        ];
+        let new: Vec<NewFile> = files.iter().map(|p| NewFile::new(*p, *p)).collect();
+        let head = commit_files(&repo, root, &new, "add", "t").unwrap();
+
+        let all = GitTree::at(&repo, head).unwrap();
+        assert_eq!(all.paths().count(), files.len());
+
+        let one = GitTree::at_folders(&repo, head, &["root/", "mlcubes/a/"], &|_| true).unwrap();
+        let got: Vec<&str> = one.paths().collect();
+        assert_eq!(
+            got,
+            [
+                "mlcubes/a/v1/cube.toml",
+                "mlcubes/a/v1/mlcube.yaml",
+                "root/v1.toml"
+            ]
+        );
+        assert_eq!(one.read_many(&got).unwrap()[0], b"mlcubes/a/v1/cube.toml");
+
+        let records = GitTree::at_folders(&repo, head, &["mlcubes/", "nothing/"], &|p| {
+            p.ends_with("/cube.toml")
+        })
+        .unwrap();
+        let got: Vec<&str> = records.paths().collect();
+        assert_eq!(got, ["mlcubes/a/v1/cube.toml", "mlcubes/ab/v1/cube.toml"]);
+        assert!(GitTree::at_folders(&repo, head, &["mlcubes"], &|_| true).is_err());
     }
 }

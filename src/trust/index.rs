@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::prelude::*;
+
 use crate::model::{self, AssocKey, DecisionKind, Record, RecordPath, Sha256, classify};
 
 use super::{EntryMode, Problem, Rule, Timeline, TreeRead, TrustError};
@@ -86,6 +88,7 @@ impl Index {
                 }
             }
         }
+        let mut wanted: Vec<(String, RecordPath)> = Vec::with_capacity(entries.len());
         for e in entries {
             let p = &e.path;
             match e.mode {
@@ -140,30 +143,38 @@ impl Index {
                 ));
                 continue;
             }
-            let bytes = tree.read(p)?;
+            wanted.push((e.path, rp));
+        }
+        // Reading, hashing and parsing are independent per file: done on every core.
+        let paths: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
+        let blobs = tree.read_many(&paths)?;
+        let parsed: Vec<_> = wanted
+            .par_iter()
+            .zip(blobs.par_iter())
+            .map(|((p, rp), bytes)| {
+                let record = rp.kind().map(|_| model::parse_record(p, rp, bytes));
+                (Sha256::of(bytes), record)
+            })
+            .collect();
+        for (((p, rp), bytes), (sha256, record)) in wanted.into_iter().zip(blobs).zip(parsed) {
+            match record {
+                Some(Ok(r)) => {
+                    ix.records.insert(p.clone(), r);
+                }
+                Some(Err(err)) => {
+                    problems.push(problem(&p, Rule::Limits, strip_path(&p, &err.to_string())));
+                }
+                None => {}
+            }
+            ix.add(&p, &rp);
             let info = FileInfo {
+                intro: timeline.intro(&p),
                 path: p.clone(),
-                rp: rp.clone(),
-                sha256: Sha256::of(&bytes),
-                intro: timeline.intro(p),
+                rp,
+                sha256,
                 bytes,
             };
-            if rp.kind().is_some() {
-                match model::parse_record(p, &rp, &info.bytes) {
-                    Ok(r) => {
-                        ix.records.insert(p.clone(), r);
-                    }
-                    Err(err) => {
-                        let rule = match err {
-                            model::ModelError::TooLarge { .. } => Rule::Limits,
-                            _ => Rule::Limits,
-                        };
-                        problems.push(problem(p, rule, strip_path(p, &err.to_string())));
-                    }
-                }
-            }
-            ix.add(p, &rp);
-            ix.files.insert(p.clone(), info);
+            ix.files.insert(p, info);
         }
         if let Some(root1) = ix.files.get(&model::build::root(1)) {
             ix.registry_id = Some(root1.sha256.clone());
@@ -261,6 +272,13 @@ impl Index {
                     .push((signer.clone(), p));
             }
             RecordPath::MetaFile => self.meta_files.push(p),
+        }
+    }
+
+    /// Sets when each file arrived, for an index built before its timeline was known.
+    pub fn set_arrivals(&mut self, timeline: &Timeline) {
+        for f in self.files.values_mut() {
+            f.intro = timeline.intro(&f.path);
         }
     }
 

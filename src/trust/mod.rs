@@ -16,7 +16,7 @@ use serde::Serialize;
 
 pub use index::{FileInfo, Index, next_number};
 pub use keys::{PublicIdentity, Signer};
-pub use verify::{VerifyOptions, verify};
+pub use verify::{VerifyOptions, verify, verify_index};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -61,6 +61,10 @@ pub trait TreeRead {
     fn entries(&self) -> Result<Vec<TreeEntry>, TrustError>;
     /// The exact bytes of a file.
     fn read(&self, path: &str) -> Result<Vec<u8>, TrustError>;
+    /// The bytes of many files, in order. Implementations that can read in parallel do.
+    fn read_many(&self, paths: &[&str]) -> Result<Vec<Vec<u8>>, TrustError> {
+        paths.iter().map(|p| self.read(p)).collect()
+    }
 }
 
 /// When each file entered main: the index of the first-parent commit that added it. Files are

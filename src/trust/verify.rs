@@ -263,7 +263,18 @@ pub fn verify(
     timeline: &Timeline,
     opts: &VerifyOptions,
 ) -> Result<(Report, Index), TrustError> {
-    let (ix, mut problems) = Index::build(tree, timeline)?;
+    let built = Index::build(tree, timeline)?;
+    Ok(verify_index(built, timeline, opts))
+}
+
+/// `verify` over an index already built from the tree (with `Index::build`), whose files'
+/// arrival commits are those of `timeline`.
+pub fn verify_index(
+    built: (Index, Vec<Problem>),
+    timeline: &Timeline,
+    opts: &VerifyOptions,
+) -> (Report, Index) {
+    let (ix, mut problems) = built;
     problems.extend(timeline.problems.iter().cloned());
     let mut ctx = Ctx {
         ix: &ix,
@@ -336,5 +347,5 @@ pub fn verify(
         problems,
     };
     drop(ctx);
-    Ok((report, ix))
+    (report, ix)
 }

@@ -32,6 +32,19 @@ impl Opened {
     pub fn index(&self) -> Result<crate::trust::Index> {
         Ok(self.reg.index_at(self.view()?)?.0)
     }
+    /// The registry as `index` sees it, restricted to the files under `folders` (and the
+    /// root): for listings and views that need one kind or one entity.
+    pub fn index_of(&self, folders: &[&str]) -> Result<crate::trust::Index> {
+        Ok(self.reg.index_of(self.view()?, folders, &|_| true)?)
+    }
+    /// `index_of`, keeping only the files `keep` accepts (a listing of records, not assets).
+    pub fn index_of_files(
+        &self,
+        folders: &[&str],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<crate::trust::Index> {
+        Ok(self.reg.index_of(self.view()?, folders, keep)?)
+    }
 }
 
 /// Opens the registry at `path` (or the one containing it). A clone whose verified ref is

@@ -80,7 +80,8 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
 pub fn ls(settings: &Settings) -> CliResult {
     let s = Session::new(settings);
     let opened = s.open()?;
-    let ix = opened.index()?;
+    // The cube records alone: their yaml files and signatures are not listed.
+    let ix = opened.index_of_files(&["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
     let all = cubes::cubes(&ix);
     let ui = &settings.ui;
     if ui.json {
@@ -108,7 +109,8 @@ pub fn ls(settings: &Settings) -> CliResult {
 pub fn view(settings: &Settings, name: &str) -> CliResult {
     let s = Session::new(settings);
     let opened = s.open()?;
-    let ix = opened.index()?;
+    let folder = format!("mlcubes/{}/", name.split(':').next().unwrap_or(name));
+    let ix = opened.index_of(&[&folder])?;
     let r = cubes::cube_ref(&ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
     let ui = &settings.ui;
