@@ -87,6 +87,9 @@ fn main() {
     std::fs::create_dir_all(ws.join("in")).unwrap();
     std::fs::create_dir_all(ws.join("out")).unwrap();
     std::fs::write(ws.join("in/data.txt"), "payload\n").unwrap();
+    // A root caller's containers run as nobody: the bare run needs a writable output too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.join("out"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let home = tmp.path().join("home");
     let (uid, gid) = cohort::mlcube::container_user();
 
