@@ -293,9 +293,8 @@ fn measure(entities: usize) {
     let user_keys: std::collections::HashMap<String, minisign::PublicKey> = {
         let ix = reg.index_at(main).unwrap().0;
         let mut m = std::collections::HashMap::new();
-        for (p, r) in ix.records_in(&ix.users) {
+        for (_, r) in ix.records_in(&ix.users) {
             if let model::Record::User(u) = r {
-                let _ = p;
                 m.insert(
                     u.handle.clone(),
                     minisign::PublicKey::from_base64(&u.minisign).unwrap(),

@@ -81,21 +81,12 @@ pub struct Registry {
 }
 
 /// How a repository was opened. A `pre-receive` hook's new objects live in a quarantine
-/// directory that only git's environment names, so handles for worker threads must be opened
-/// the same way as the first one.
+/// directory that only the handle git's environment opened can see, so reads there stay on that
+/// handle and one thread; a repository opened by path gets extra handles for worker threads.
 #[derive(Debug, Clone)]
 pub enum Opener {
     Path(PathBuf),
     Env,
-}
-
-impl Opener {
-    pub fn open(&self) -> std::result::Result<Repository, git2::Error> {
-        match self {
-            Opener::Path(p) => Repository::open(p),
-            Opener::Env => Repository::open_from_env(),
-        }
-    }
 }
 
 impl Registry {
