@@ -270,6 +270,34 @@ pub fn prepare(
     }))
 }
 
+/// infer then evaluate in a new run folder under `kind` (see `new_run_dir`): the folder, the
+/// steps taken and the metrics (`None` when a step failed).
+pub fn run_model(
+    ctx: &Ctx,
+    engine: &Engine,
+    model: &LocalCube,
+    metrics: &LocalCube,
+    prepared: &Prepared,
+    kind: &str,
+) -> Result<(PathBuf, Steps, Option<Metrics>)> {
+    let run_dir = new_run_dir(ctx, kind)?;
+    let mut steps = Steps::default();
+    let st = Stage {
+        ctx,
+        engine,
+        run_dir: &run_dir,
+    };
+    let values = infer_and_evaluate(
+        &st,
+        model,
+        metrics,
+        prepared,
+        &run_dir.join("out"),
+        &mut steps,
+    )?;
+    Ok((run_dir, steps, values))
+}
+
 /// infer then evaluate on prepared data; returns the metrics, or `None` when a step failed.
 pub fn infer_and_evaluate(
     st: &Stage,

@@ -7,7 +7,7 @@ use crate::trust::{Index, Signer};
 
 use super::associations::next_version;
 use super::benchmarks::approved;
-use super::compat::{Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::compat::{Steps, run_model};
 use super::datasets::{check_content, find, load_local, lock_dataset, prepared_data};
 use super::engine::Engine;
 use super::registry_ops::{Opened, Submitted, submit};
@@ -203,20 +203,13 @@ pub fn associate_dataset(
     let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
     let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
     let prepared = prepared_data(ctx, &local.name);
-    let run_dir = new_run_dir(ctx, "associate")?;
-    let mut steps = Steps::default();
-    let st = Stage {
+    let (_, steps, metrics) = run_model(
         ctx,
-        engine: &engine,
-        run_dir: &run_dir,
-    };
-    let metrics = infer_and_evaluate(
-        &st,
+        &engine,
         &model_cube,
         &metrics_cube,
         &prepared,
-        &run_dir.join("out"),
-        &mut steps,
+        "associate",
     )?;
     let Some(values) = metrics.clone() else {
         return Ok(DatasetAssociation {

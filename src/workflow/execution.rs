@@ -17,7 +17,7 @@ use crate::trust::Index;
 
 use super::associations::priority_of;
 use super::benchmarks::approved;
-use super::compat::{Stage, Steps, infer_and_evaluate, new_run_dir};
+use super::compat::{Steps, run_model};
 use super::datasets::{check_content, find, lock_dataset, prepared_data};
 use super::engine::Engine;
 use super::registry_ops::Opened;
@@ -262,20 +262,13 @@ pub fn run_benchmark(
         ));
         let started = Instant::now();
         let model_cube = engine.registered(ctx, &ix, &mref)?;
-        let run_dir = new_run_dir(ctx, "execute")?;
-        let mut steps = Steps::default();
-        let st = Stage {
+        let (run_dir, steps, metrics) = run_model(
             ctx,
-            engine: &engine,
-            run_dir: &run_dir,
-        };
-        let metrics = infer_and_evaluate(
-            &st,
+            &engine,
             &model_cube,
             &metrics_cube,
             &prepared,
-            &run_dir.join("out"),
-            &mut steps,
+            "execute",
         )?;
         let ms = |step: &str| {
             steps
