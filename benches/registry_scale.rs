@@ -312,7 +312,7 @@ fn measure(entities: usize) {
         m
     };
     for p in tree.paths() {
-        if let Ok(model::RecordPath::Signature { signed, signer }) = model::classify(p) {
+        if let Ok(model::RecordPath::Signature { signed, signer, .. }) = model::classify(p) {
             triples.push((
                 user_keys[&signer].clone(),
                 tree.read_path(p).unwrap(),

@@ -26,6 +26,8 @@ pub struct Session<'s> {
     pub task_timeout: Option<std::time::Duration>,
     /// Cap on a model's predictions (`benchmark run --max-output`).
     pub max_output_bytes: u64,
+    /// Verify from scratch, ignoring local state (`verify --full`).
+    pub full: bool,
 }
 
 /// The default per-task time limit for registered cubes.
@@ -74,6 +76,7 @@ impl<'s> Session<'s> {
             cancel: cancel_on_ctrl_c(),
             task_timeout: Some(DEFAULT_TASK_TIMEOUT),
             max_output_bytes: cohort::workflow::DEFAULT_MAX_OUTPUT_BYTES,
+            full: false,
         }
     }
 
@@ -90,6 +93,7 @@ impl<'s> Session<'s> {
             task_timeout: self.task_timeout,
             offline: self.settings.offline,
             max_output_bytes: self.max_output_bytes,
+            full: self.full,
         }
     }
 

@@ -2,7 +2,7 @@
 //! (`--range`), or a push inside a pre-receive hook (`--from-git-env --since OLD NEW`).
 
 use clap::Args;
-use cohort::registry::{MAIN_REF, REMOTE_MAIN_REF, Registry};
+use cohort::registry::{self, MAIN_REF, REMOTE_MAIN_REF, Registry};
 use cohort::trust::{Problem, Report, VerifyOptions};
 use cohort::workflow::registry_ops::{self, Opened};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use super::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The commit to verify (default: main).
+    /// The commit to verify (default: main). The verdict is about that commit alone.
     rev: Option<String>,
     /// Verify a proposed change BASE..HEAD (a pull request): only additions, each allowed.
     #[arg(long, value_name = "BASE..HEAD", conflicts_with_all = ["rev", "since"])]
@@ -24,14 +24,35 @@ pub struct VerifyArgs {
     /// Open the repository from git's environment (inside a hook, with quarantined objects).
     #[arg(long)]
     from_git_env: bool,
+    /// Re-check every signature from the root, ignoring this machine's memo of earlier checks
+    /// and its record of the main verified last (nothing is recorded).
+    #[arg(long)]
+    full: bool,
+    /// Also fail on warnings: records that older trust rules allowed and the current ones
+    /// refuse (a registry whose root predates them).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Serialize)]
 struct ProblemJson<'a> {
     path: &'a str,
     rule: cohort::trust::Rule,
+    code: cohort::trust::Code,
     message: &'a str,
     commit: Option<&'a str>,
+}
+
+impl<'a> From<&'a Problem> for ProblemJson<'a> {
+    fn from(p: &'a Problem) -> ProblemJson<'a> {
+        ProblemJson {
+            path: &p.path,
+            rule: p.rule,
+            code: p.code,
+            message: &p.message,
+            commit: p.commit.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -42,64 +63,146 @@ struct VerifyJson<'a> {
     files: usize,
     records: usize,
     signatures_checked: usize,
+    signatures_cached: usize,
     problems: Vec<ProblemJson<'a>>,
+    warnings: Vec<ProblemJson<'a>>,
+    /// Whether this machine now records the commit as the last verified main.
+    recorded: bool,
 }
 
-fn render(settings: &Settings, what: &str, commit: String, report: &Report) -> CliResult {
+struct Verdict<'a> {
+    what: &'a str,
+    commit: String,
+    report: &'a Report,
+    strict: bool,
+    recorded: bool,
+}
+
+fn render(settings: &Settings, v: Verdict) -> CliResult {
     let ui = &settings.ui;
+    let report = v.report;
+    let ok = report.is_clean() && (!v.strict || report.warnings.is_empty());
     if ui.json {
         ui.json(&VerifyJson {
-            ok: report.is_clean(),
+            ok,
             registry_id: report.registry_id.as_deref(),
-            commit,
+            commit: v.commit,
             files: report.files,
             records: report.records,
             signatures_checked: report.signatures_checked,
-            problems: report
-                .problems
-                .iter()
-                .map(|p: &Problem| ProblemJson {
-                    path: &p.path,
-                    rule: p.rule,
-                    message: &p.message,
-                    commit: p.commit.as_deref(),
-                })
-                .collect(),
+            signatures_cached: report.signatures_cached,
+            problems: report.problems.iter().map(ProblemJson::from).collect(),
+            warnings: report.warnings.iter().map(ProblemJson::from).collect(),
+            recorded: v.recorded,
         });
     } else {
         for p in &report.problems {
             ui.out(problem_line(p));
         }
-        if report.is_clean() {
-            let sigs = match report.signatures_checked {
-                0 => {
-                    "no new signatures (everything was verified on this machine before)".to_string()
-                }
-                n => format!("{n} signatures checked"),
+        for p in &report.warnings {
+            let line = format!("warning: {}", problem_line(p));
+            if v.strict {
+                ui.out(line)
+            } else {
+                ui.warn(line)
+            }
+        }
+        if ok {
+            let sigs = match report.signatures_cached {
+                0 => format!("{} signatures checked", report.signatures_checked),
+                n => format!(
+                    "{} signatures checked ({n} of them through the memo of earlier checks)",
+                    report.signatures_checked + n
+                ),
             };
             ui.status(format!(
-                "{what} verifies: {} files, {} records, {sigs}",
-                report.files, report.records
+                "{} verifies: {} files, {} records, {sigs}",
+                v.what, report.files, report.records
             ));
         }
     }
-    if report.is_clean() {
-        Ok(())
-    } else {
-        Err(CliError::verdict(format!(
-            "{what} does not verify: {} problem(s)",
-            report.problems.len()
-        )))
+    if ok {
+        return Ok(());
     }
+    let n = report.problems.len() + if v.strict { report.warnings.len() } else { 0 };
+    let err = CliError::verdict(format!("{} does not verify: {n} problem(s)", v.what));
+    Err(if report.is_clean() {
+        err.hint("the warnings are records older trust rules allowed; admins adopt the current rules with `cohort registry rotate-root`")
+    } else {
+        err
+    })
+}
+
+/// Inside a pre-receive hook: main moves from `since` (absent: main is created) to `rev`.
+fn hook(settings: &Settings, s: &Session, args: &VerifyArgs) -> CliResult {
+    let reg = Registry::open_from_env().map_err(|e| CliError::user(e.to_string()))?;
+    let rev = args
+        .rev
+        .as_deref()
+        .expect("clap requires REV with --since; the hook passes it");
+    let head = reg.resolve(rev)?;
+    let mut expected = None;
+    let mut old_chain = Vec::new();
+    if let Some(old) = &args.since {
+        let old = reg.resolve(old)?;
+        // main's history is its first-parent chain: the old main must be on the new one's,
+        // not merely an ancestor through a second parent (a rewrite merged back in).
+        if !registry::on_first_parent_chain(reg.repo(), head, old)? {
+            return Err(CliError::verdict(format!(
+                "main would move from {} to {}, which does not descend from it along its first-parent history: history rewrites are refused",
+                registry::short(old),
+                registry::short(head)
+            )));
+        }
+        expected = Some(reg.registry_id(old)?);
+        old_chain = registry::timeline(reg.repo(), old)?.commits;
+    }
+    let memo = match (&expected, args.full) {
+        (Some(id), false) => Some(registry::StateStore::new(&settings.home).memo(id)),
+        _ => None,
+    };
+    let (mut report, _, _) = reg.verify(
+        head,
+        &VerifyOptions {
+            expected_registry: expected.clone(),
+            cache: memo.clone(),
+        },
+    )?;
+    if let (Some(id), Some(memo)) = (&expected, &memo) {
+        let _ = registry::StateStore::new(&settings.home).save_memo(id, memo);
+    }
+    // What older trust rules allowed stays allowed in history, never in a push.
+    let fresh = if old_chain.is_empty() {
+        Vec::new()
+    } else {
+        registry_ops::warnings_after(&report, &old_chain, old_chain.len() - 1)
+    };
+    report.problems.extend(fresh);
+    let _ = s;
+    render(
+        settings,
+        Verdict {
+            what: "push to main",
+            commit: head.to_string(),
+            report: &report,
+            strict: args.strict,
+            recorded: false,
+        },
+    )
 }
 
 pub fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
-    let s = Session::new(settings);
-    let reg = if args.from_git_env {
-        Registry::open_from_env().map_err(|e| CliError::user(e.to_string()))?
-    } else {
-        s.registry()?
-    };
+    let mut s = Session::new(settings);
+    s.full = args.full;
+    if args.from_git_env {
+        if args.range.is_some() {
+            return Err(CliError::usage(
+                "--from-git-env verifies a push: give --since OLD NEW",
+            ));
+        }
+        return hook(settings, &s, &args);
+    }
+    let reg = s.registry()?;
     if let Some(range) = &args.range {
         let (a, b) = range
             .split_once("..")
@@ -111,39 +214,14 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
         let report = registry_ops::verify_range(&opened, base, head)?;
         return render(
             settings,
-            &format!("change {range}"),
-            head.to_string(),
-            &report,
-        );
-    }
-    if args.from_git_env {
-        let rev = args.rev.as_deref().expect("the hook passes the new commit");
-        let head = reg.resolve(rev)?;
-        let (check_from, expected) = match &args.since {
-            Some(old) => {
-                let old = reg.resolve(old)?;
-                if !reg.repo().graph_descendant_of(head, old).unwrap_or(false) {
-                    return Err(CliError::verdict(format!(
-                        "main would move from {} to {}, which does not descend from it: history rewrites are refused",
-                        &old.to_string()[..10],
-                        &rev[..rev.len().min(10)]
-                    )));
-                }
-                (
-                    cohort::registry::timeline(reg.repo(), old)?.commits.len(),
-                    Some(reg.registry_id(old)?),
-                )
-            }
-            None => (0, None),
-        };
-        let (report, _, _) = reg.verify(
-            head,
-            &VerifyOptions {
-                check_from,
-                expected_registry: expected,
+            Verdict {
+                what: &format!("change {range}"),
+                commit: head.to_string(),
+                report: &report,
+                strict: args.strict,
+                recorded: false,
             },
-        )?;
-        return render(settings, "push to main", head.to_string(), &report);
+        );
     }
     let rev = args.rev.clone().unwrap_or_else(|| "main".into());
     let commit = reg.resolve(&rev)?;
@@ -155,5 +233,21 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
         && (opened.reg.remote_url().is_none()
             || opened.reg.ref_target(REMOTE_MAIN_REF) == Some(commit));
     let outcome = registry_ops::verify_commit(&s.ctx(), &opened, commit, shared)?;
-    render(settings, &rev, commit.to_string(), &outcome.report)
+    if shared && let Some(p) = &outcome.rollback {
+        // The verdict is about REV alone; what this machine saw before is reported beside it.
+        settings.ui.warn(format!(
+            "warning: not recorded as the verified main: {}",
+            p.message
+        ));
+    }
+    render(
+        settings,
+        Verdict {
+            what: &rev,
+            commit: commit.to_string(),
+            report: &outcome.report,
+            strict: args.strict,
+            recorded: outcome.recorded,
+        },
+    )
 }

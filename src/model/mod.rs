@@ -21,6 +21,13 @@ pub use validate::validate_against_path;
 /// The format version written into every record. Readers refuse versions they do not know.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The trust rules a registry opts into, recorded as `rules` in its root (absent = 1). Rules 2
+/// (docs/design.md "Trust rules"): root rotations counted per listed key, one vote per person
+/// and key, every decision accounted for, unlinkable pseudonyms. On a registry whose root
+/// in force says 1, a record that only rules 2 refuses is a warning (`verify --strict` fails
+/// on it); from the commit that merges a root saying 2, it is a problem.
+pub const RULES_VERSION: u32 = 2;
+
 /// Largest record (TOML) file.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// Largest cube file (`mlcube.yaml`, `parameters.yaml`) or meta file.

@@ -151,10 +151,14 @@ pub enum RecordPath {
         owner: String,
         purpose: String,
     },
-    /// `<signed path>.<signer>.minisig`.
+    /// `<signed path>.<signer>.minisig`, or `<root path>.<signer>.<KEYID>.minisig` for a root
+    /// version signed by a named key of the signer (an admin rotating their own key signs with
+    /// the old and the new key). The key id only selects which listed key to try; the
+    /// signature must verify with that exact key.
     Signature {
         signed: String,
         signer: String,
+        key_id: Option<String>,
     },
     /// A non-record file (README, CI configuration, hook script).
     MetaFile,
@@ -245,6 +249,10 @@ pub mod build {
     pub fn signature(signed: &str, signer: &str) -> String {
         format!("{signed}.{signer}.minisig")
     }
+    /// A root version's signature by one named key of `signer` (16 upper-case hex digits).
+    pub fn key_signature(signed: &str, signer: &str, key_id: &str) -> String {
+        format!("{signed}.{signer}.{key_id}.minisig")
+    }
 }
 
 /// Sealed payload purposes and the record kinds that own them.
@@ -253,6 +261,14 @@ pub const SEAL_PURPOSES: &[(&str, Kind)] = &[
     ("report", Kind::Association),
     ("result", Kind::Result),
 ];
+
+/// A minisign key id as cohort spells it: 16 upper-case hex digits (never a handle, which is
+/// lower-case).
+pub fn is_key_id(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
 
 fn version_of(s: &str) -> Option<u32> {
     let n = s.strip_prefix('v')?;
@@ -293,9 +309,17 @@ pub fn classify(path: &str) -> Result<RecordPath, ModelError> {
         ));
     }
     if let Some(signed) = path.strip_suffix(".minisig") {
-        let (signed, signer) = signed
+        let (mut signed, mut signer) = signed
             .rsplit_once('.')
             .ok_or_else(|| unknown("a signature file is named <file>.<signer>.minisig"))?;
+        let mut key_id = None;
+        if is_key_id(signer) {
+            let (s, h) = signed.rsplit_once('.').ok_or_else(|| {
+                unknown("a key-named signature file is named <file>.<signer>.<KEYID>.minisig")
+            })?;
+            key_id = Some(signer.to_string());
+            (signed, signer) = (s, h);
+        }
         check_name("signer handle", signer).map_err(|e| unknown(&e.to_string()))?;
         let target = classify(signed)?;
         match target {
@@ -309,11 +333,18 @@ pub fn classify(path: &str) -> Result<RecordPath, ModelError> {
                     "meta files are pinned by meta/v<N>.toml, not signed one by one",
                 ));
             }
+            RecordPath::Root { .. } => {}
+            _ if key_id.is_some() => {
+                return Err(unknown(
+                    "only root versions carry key-named signatures (<file>.<signer>.<KEYID>.minisig)",
+                ));
+            }
             _ => {}
         }
         return Ok(RecordPath::Signature {
             signed: signed.to_string(),
             signer: signer.to_string(),
+            key_id,
         });
     }
     if let Some(stem) = path.strip_suffix(".age") {
@@ -541,6 +572,7 @@ mod tests {
             build::sealed(&build::dataset(D, 1), "statistics"),
             build::sealed(&build::result("heart", D, "good", 1), "result"),
             build::signature(&build::user("alice", 1), "alice"),
+            build::key_signature(&build::root(2), "admin", "0123456789ABCDEF"),
             "README.md".to_string(),
             ".github/workflows/verify.yml".to_string(),
         ];
@@ -567,6 +599,9 @@ mod tests {
             "users/alice/1.toml",
             "users/alice/v1.toml.minisig",
             "users/alice/v1.toml.alice.minisig.bob.minisig",
+            "users/alice/v1.toml.alice.0123456789ABCDEF.minisig",
+            "root/v2.toml.0123456789ABCDEF.minisig",
+            "root/v2.toml.admin.0123456789abcdef.minisig",
             "mlcubes/prep/v1/run.sh",
             "datasets/ABC/v1.toml",
             "users/alice/v1.statistics.age",

@@ -36,7 +36,18 @@ pub struct Root {
     /// sha256 of `root/v<N-1>.toml`; absent in v1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Sha256>,
+    /// The trust rules in force from this root on (see [`crate::model::RULES_VERSION`]);
+    /// absent in roots written before rules were versioned, which means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<u32>,
     pub admins: Vec<KeyHolder>,
+}
+
+impl Root {
+    /// The trust-rules version this root puts in force.
+    pub fn rules(&self) -> u32 {
+        self.rules.unwrap_or(1)
+    }
 }
 
 /// `meta/v<N>.toml`: pins the bytes of the non-record files (README, CI, hook).

@@ -156,6 +156,14 @@ pub fn validate_against_path(
             )?;
             c.ensure(!r.admins.is_empty(), "a root names at least one admin")?;
             c.ensure(
+                r.rules() >= 1 && r.rules() <= super::RULES_VERSION,
+                format!(
+                    "names trust rules {}; this cohort knows rules 1 to {} (upgrade cohort)",
+                    r.rules(),
+                    super::RULES_VERSION
+                ),
+            )?;
+            c.ensure(
                 r.threshold >= 1 && r.threshold as usize <= r.admins.len(),
                 format!(
                     "threshold {} must be between 1 and the number of admins ({})",

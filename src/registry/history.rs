@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
 
 use crate::model::{RecordPath, classify};
-use crate::trust::{Problem, Rule, Timeline};
+use crate::trust::{Code, Problem, Rule, Timeline};
 
 use super::Result;
 
@@ -149,6 +149,7 @@ pub fn apply_diff(
         let problem = |msg: &str| Problem {
             path: path.clone(),
             rule: Rule::History,
+            code: Code::Rewritten,
             message: msg.to_string(),
             commit: Some(commit.to_string()),
         };

@@ -225,7 +225,8 @@ impl Registry {
     }
 
     /// Verifies main's history up to `commit`: additions only, each checked under the state at
-    /// the commit that merged it. Signatures of files merged before `check_from` are trusted.
+    /// the commit that merged it. Every file and signature is checked (a memo in `opts` only
+    /// saves recomputing signature cryptography).
     pub fn verify(
         &self,
         commit: Oid,
@@ -278,11 +279,7 @@ impl Registry {
             &head.to_string(),
             &mut tl,
         )?;
-        let opts = trust::VerifyOptions {
-            check_from: new_index,
-            ..opts.clone()
-        };
-        let (report, ix) = trust::verify(&tree, &tl, &opts)?;
+        let (report, ix) = trust::verify(&tree, &tl, opts)?;
         Ok((report, ix))
     }
 
@@ -321,6 +318,22 @@ impl Registry {
     /// Files `head` adds relative to `base` (paths and bytes), and paths it changes or deletes.
     pub fn changes(&self, base: Oid, head: Oid) -> Result<history::Changes> {
         history::changes(&self.repo, base, head)
+    }
+}
+
+/// Whether `ancestor` is on the first-parent chain of `head` (or is `head`): main's history
+/// is its first-parent chain, and a commit reached only through a second parent was never
+/// main.
+pub fn on_first_parent_chain(repo: &Repository, head: Oid, ancestor: Oid) -> Result<bool> {
+    let mut cur = repo.find_commit(head)?;
+    loop {
+        if cur.id() == ancestor {
+            return Ok(true);
+        }
+        match cur.parent(0) {
+            Ok(p) => cur = p,
+            Err(_) => return Ok(false),
+        }
     }
 }
 

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::model::Sha256;
 use crate::storage::{DirLock, Home, write_atomic};
+use crate::trust::SigCache;
 
 use super::{RegistryError, Result};
 
@@ -19,7 +22,9 @@ pub struct State {
     /// The newest main commit verified on this machine.
     pub verified_commit: String,
     pub verified_at: String,
-    /// How many first-parent commits that main had (where incremental verification resumes).
+    /// How many first-parent commits that main had (informational: nothing is skipped by
+    /// position; older state files may lack it).
+    #[serde(default)]
     pub verified_length: usize,
 }
 
@@ -65,6 +70,26 @@ impl StateStore {
         let p = self.path(&id);
         let text = toml::to_string(state).expect("state serializes");
         write_atomic(&p, text.as_bytes()).map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
+    fn memo_path(&self, id: &Sha256) -> PathBuf {
+        self.dir.join(format!("{id}.sigmemo"))
+    }
+
+    /// The memo of signature checks done on this machine for one registry (empty when there
+    /// is none or it cannot be read: it only saves time).
+    pub fn memo(&self, id: &Sha256) -> Arc<SigCache> {
+        let bytes = std::fs::read(self.memo_path(id)).unwrap_or_default();
+        Arc::new(SigCache::from_bytes(&bytes))
+    }
+
+    /// Saves the memo when this run added to it.
+    pub fn save_memo(&self, id: &Sha256, memo: &SigCache) -> Result<()> {
+        if memo.added_bytes().is_empty() {
+            return Ok(());
+        }
+        let p = self.memo_path(id);
+        write_atomic(&p, &memo.to_bytes()).map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
     /// Every registry this machine has pinned.

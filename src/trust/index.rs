@@ -59,6 +59,7 @@ fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_string(),
         rule,
+        code: super::Code::of_rule(rule),
         message: message.into(),
         commit: None,
     }
@@ -265,7 +266,7 @@ impl Index {
             RecordPath::Sealed { owner, .. } => {
                 self.sealed.entry(owner.clone()).or_default().push(p);
             }
-            RecordPath::Signature { signed, signer } => {
+            RecordPath::Signature { signed, signer, .. } => {
                 self.signatures
                     .entry(signed.clone())
                     .or_default()

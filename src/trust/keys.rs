@@ -58,6 +58,23 @@ pub fn key_id(pk: &minisign::PublicKey) -> String {
     format!("{:016X}", u64::from_le_bytes(le))
 }
 
+/// The raw 32-byte Ed25519 public key: what identifies a key (key ids are labels anyone can
+/// choose).
+pub fn raw_key(pk: &minisign::PublicKey) -> [u8; 32] {
+    let bytes = pk.to_bytes();
+    let mut raw = [0u8; 32];
+    // Serialized as algorithm (2 bytes), key id (8), key (32).
+    raw.copy_from_slice(&bytes[bytes.len() - 32..]);
+    raw
+}
+
+/// The raw key of a base64 public key.
+pub fn raw_key_of(base64: &str) -> Option<[u8; 32]> {
+    minisign::PublicKey::from_base64(base64)
+        .ok()
+        .map(|pk| raw_key(&pk))
+}
+
 /// The key id of a base64 public key.
 pub fn key_id_of(base64: &str) -> Option<String> {
     minisign::PublicKey::from_base64(base64)

@@ -3,6 +3,7 @@
 //! history, of every merge) into a report of problems. Reads through [`TreeRead`]; never writes
 //! to a registry.
 
+pub mod cache;
 pub mod index;
 pub mod keys;
 mod policy;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use cache::SigCache;
 pub use index::{FileInfo, Index, next_number};
 pub use keys::{PublicIdentity, Signer};
 pub use verify::{VerifyOptions, verify, verify_index};
@@ -121,11 +123,77 @@ pub enum Rule {
     Authority,
 }
 
+/// What exactly is wrong, as a stable name: code decides on problems by this, never by their
+/// message text, and `--json` prints it (docs/format.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Code {
+    // One generic code per rule, for problems no script needs to tell apart.
+    Signature,
+    DefaultDeny,
+    Approval,
+    Root,
+    History,
+    Rollback,
+    Sealed,
+    Limits,
+    Reference,
+    Authority,
+    // Specific codes.
+    /// A record that needs a signature has none by its author.
+    Unsigned,
+    /// The signature does not verify over the file's bytes.
+    BadSignature,
+    /// The signature was made with another key than the one the signer may use.
+    WrongKey,
+    /// The signature file cannot be read as a minisign signature.
+    MalformedSignature,
+    /// The trusted comment binds another registry, path, digest, kind, signer or format.
+    SignatureComment,
+    /// A record merged without the approval it needs (on a pending submission: waiting).
+    AwaitingApproval,
+    /// A record merged although it was rejected.
+    RejectedButMerged,
+    /// A root version without the signatures its own or the previous version's admins owe.
+    RootThreshold,
+    /// Two handles with the same raw public key where distinct people are required.
+    SharedKey,
+    /// A decision whose subject or digest names nothing it may decide on.
+    StrayDecision,
+    /// No root v1 in the tree.
+    MissingRoot,
+    /// A root v1 other than the one this clone pinned.
+    OtherRegistry,
+    /// A main that does not contain, on its first-parent chain, the main verified before.
+    NotFirstParentDescendant,
+    /// A merged file edited or deleted later.
+    Rewritten,
+}
+
+impl Code {
+    /// The generic code of a rule.
+    pub fn of_rule(rule: Rule) -> Code {
+        match rule {
+            Rule::Signature => Code::Signature,
+            Rule::DefaultDeny => Code::DefaultDeny,
+            Rule::Approval => Code::Approval,
+            Rule::Root => Code::Root,
+            Rule::History => Code::History,
+            Rule::Rollback => Code::Rollback,
+            Rule::Sealed => Code::Sealed,
+            Rule::Limits => Code::Limits,
+            Rule::Reference => Code::Reference,
+            Rule::Authority => Code::Authority,
+        }
+    }
+}
+
 /// One problem: the file, the rule, why, and (with history) the commit that introduced it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Problem {
     pub path: String,
     pub rule: Rule,
+    pub code: Code,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -137,13 +205,24 @@ pub struct Report {
     pub registry_id: Option<String>,
     pub files: usize,
     pub records: usize,
+    /// Signatures whose cryptography was computed in this run.
     pub signatures_checked: usize,
+    /// Signatures whose cryptography an earlier run computed (the memo); every other check
+    /// on them ran again.
+    pub signatures_cached: usize,
     pub problems: Vec<Problem>,
+    /// Records that only newer trust rules refuse, on a registry whose root is older:
+    /// reported, and refused by `verify --strict`.
+    pub warnings: Vec<Problem>,
 }
 
 impl Report {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
+    }
+    /// Clean with no warnings either (`verify --strict`).
+    pub fn is_strictly_clean(&self) -> bool {
+        self.problems.is_empty() && self.warnings.is_empty()
     }
 }
 #[cfg(test)]

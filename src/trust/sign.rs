@@ -180,6 +180,19 @@ pub fn verify(
     Comment::parse(&comment).map_err(SigProblem::Comment)
 }
 
+/// The trusted comment of a signature whose cryptography was checked before (see
+/// [`super::SigCache`]), parsed without checking it again.
+pub fn trusted_comment(sig_text: &[u8]) -> Result<Comment, SigProblem> {
+    let text =
+        std::str::from_utf8(sig_text).map_err(|_| SigProblem::Malformed("not UTF-8".into()))?;
+    let sig = minisign::SignatureBox::from_string(text)
+        .map_err(|e| SigProblem::Malformed(e.to_string()))?;
+    let comment = sig
+        .trusted_comment()
+        .map_err(|e| SigProblem::Malformed(e.to_string()))?;
+    Comment::parse(&comment).map_err(SigProblem::Comment)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

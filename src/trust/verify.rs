@@ -2,53 +2,109 @@
 //! order (roots, users, grants, cubes, benchmarks, datasets, associations, priorities, results,
 //! releases, meta), each kind's records in parallel, and collects every problem.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use crate::model::{self, Kind, Record, Sha256};
 
-use super::index::Index;
-use super::keys::key_id;
+use super::cache::SigCache;
+use super::index::{FileInfo, Index};
+use super::keys::{key_id, raw_key};
 use super::sign::{self, SigProblem};
-use super::{Problem, Report, Rule, Timeline, TreeRead, TrustError};
+use super::{Code, Problem, Report, Rule, Timeline, TreeRead, TrustError};
 
-/// What to check.
+/// What to check. Every file and every signature is checked on every run: nothing is skipped
+/// because of where it sits in history or what this machine verified before.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// Files that entered main before this commit index were verified earlier: their
-    /// signatures are not checked again (everything else still is).
-    pub check_from: usize,
     /// The registry id this clone pinned; a different root v1 is a problem.
     pub expected_registry: Option<Sha256>,
+    /// Signature checks already done (a pure memo of the cryptography, keyed on the key, the
+    /// signature bytes and the signed bytes); changes speed, never a verdict.
+    pub cache: Option<Arc<SigCache>>,
 }
 
 pub(super) struct Ctx<'a> {
     pub ix: &'a Index,
     pub timeline: &'a Timeline,
-    pub opts: &'a VerifyOptions,
     pub valid: HashSet<String>,
     pub sigs_checked: AtomicUsize,
+    pub sigs_cached: AtomicUsize,
+    /// The caller's memo, or one for this run alone (a signature several checks look at,
+    /// such as a decision's, is computed once).
+    pub memo: Arc<SigCache>,
+    /// Whether `memo` holds earlier runs' checks (hits are then reported as cached).
+    pub memo_is_persistent: bool,
 }
 
 /// The outcome of checking one record.
 #[derive(Default)]
 pub(super) struct Verdict {
     pub problems: Vec<Problem>,
+    /// What only newer trust rules refuse, on a registry still under older ones.
+    pub warnings: Vec<Problem>,
 }
 
 impl Verdict {
     pub fn fail(&mut self, path: &str, rule: Rule, msg: impl Into<String>) {
+        self.fail_code(path, rule, Code::of_rule(rule), msg);
+    }
+    pub fn fail_code(&mut self, path: &str, rule: Rule, code: Code, msg: impl Into<String>) {
         self.problems.push(Problem {
             path: path.to_string(),
             rule,
+            code,
             message: msg.into(),
             commit: None,
         });
     }
+    /// A problem under trust rules 2 and later; a warning where the rules in force at the
+    /// file's arrival (`rules`) are older.
+    pub fn fail_since_rules2(
+        &mut self,
+        rules: u32,
+        path: &str,
+        rule: Rule,
+        code: Code,
+        msg: impl Into<String>,
+    ) {
+        if rules >= 2 {
+            self.fail_code(path, rule, code, msg);
+        } else {
+            self.warnings.push(Problem {
+                path: path.to_string(),
+                rule,
+                code,
+                message: format!("{} (allowed under trust rules 1)", msg.into()),
+                commit: None,
+            });
+        }
+    }
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// The handles whose signatures on a file count, with the raw Ed25519 key each signed with.
+/// Thresholds count people and keys: handles whose raw keys are pairwise distinct.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Signed(pub BTreeMap<String, [u8; 32]>);
+
+impl Signed {
+    pub fn contains(&self, handle: &str) -> bool {
+        self.0.contains_key(handle)
+    }
+    /// Distinct people among the signers `keep` accepts: one vote per handle and per raw key.
+    pub fn people(&self, keep: &dyn Fn(&str) -> bool) -> usize {
+        self.0
+            .iter()
+            .filter(|(h, _)| keep(h))
+            .map(|(_, k)| k)
+            .collect::<HashSet<_>>()
+            .len()
     }
 }
 
@@ -61,9 +117,23 @@ impl<'a> Ctx<'a> {
         self.ix.intro(path)
     }
 
-    /// Whether signatures of a file introduced at `t` must be checked cryptographically.
-    fn fresh(&self, t: usize) -> bool {
-        t >= self.opts.check_from
+    /// The trust-rules version in force at commit index `t` (that of the valid root then).
+    pub fn rules_at(&self, t: usize) -> u32 {
+        self.ix
+            .root_at(t, &|p| self.is_valid(p))
+            .map(|r| r.rules())
+            .unwrap_or(1)
+    }
+
+    /// Whether two handles are one person at `t`: the same handle, or the same raw key.
+    pub fn same_person(&self, a: &str, b: &str, t: usize) -> bool {
+        if a == b {
+            return true;
+        }
+        match (self.key_at(a, t), self.key_at(b, t)) {
+            (Some(x), Some(y)) => raw_key(&x) == raw_key(&y),
+            _ => false,
+        }
     }
 
     /// The key `handle` signs with at commit index `t`, among valid records: an admin's key
@@ -142,22 +212,16 @@ impl<'a> Ctx<'a> {
 
     /// Checks every signature on `signed`. `key_for(signer, t)` gives the key a signer may sign
     /// with at commit index `t`, or `Err(reason)` when that signer may not sign this file.
-    /// Returns the handles whose signatures count.
+    /// Returns the signers whose signatures count, with their keys.
     pub fn signatures(
         &self,
         signed: &str,
         v: &mut Verdict,
         key_for: &dyn Fn(&str, usize) -> Result<minisign::PublicKey, String>,
-    ) -> BTreeSet<String> {
-        let mut good = BTreeSet::new();
+    ) -> Signed {
+        let mut good = Signed::default();
         let Some(info) = self.ix.files.get(signed) else {
             return good;
-        };
-        let kind = info.rp.kind().map(Kind::as_str).unwrap_or("file");
-        let registry = if signed == model::build::root(1) {
-            Some(info.sha256.clone())
-        } else {
-            self.ix.registry_id.clone()
         };
         for (signer, sig_path) in self.ix.signatures.get(signed).into_iter().flatten() {
             let t = self.intro(sig_path);
@@ -168,62 +232,113 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
             };
-            if !self.fresh(t) && !self.fresh(info.intro) {
-                good.insert(signer.clone());
-                continue;
-            }
-            self.sigs_checked.fetch_add(1, Ordering::Relaxed);
-            let sig_bytes = self.ix.bytes(sig_path).unwrap_or_default();
-            let comment = match sign::verify(&key, sig_bytes, &info.bytes) {
-                Ok(c) => c,
-                Err(SigProblem::BadSignature) => {
-                    v.fail(signed, Rule::Signature, format!("signature by {signer} does not match the file's bytes (tampered file or signature)"));
-                    continue;
-                }
-                Err(p) => {
-                    v.fail(sig_path, Rule::Signature, p.to_string());
-                    continue;
-                }
-            };
-            let mut bad = Vec::new();
-            if Some(&comment.registry) != registry.as_ref() {
-                bad.push("was made for another registry".to_string());
-            }
-            if comment.path != signed {
-                bad.push(format!(
-                    "was made for `{}` (a signed file copied to another path?)",
-                    comment.path
-                ));
-            }
-            if comment.sha256 != info.sha256 {
-                bad.push("names other bytes than the file holds".to_string());
-            }
-            if comment.kind != kind {
-                bad.push(format!(
-                    "was made for a `{}` record, this is a `{kind}`",
-                    comment.kind
-                ));
-            }
-            if &comment.signer != signer {
-                bad.push(format!(
-                    "names signer `{}`, the file name says `{signer}`",
-                    comment.signer
-                ));
-            }
-            if comment.format != model::FORMAT_VERSION {
-                bad.push(format!("names format {}", comment.format));
-            }
-            if bad.is_empty() {
-                good.insert(signer.clone());
-            } else {
-                v.fail(
-                    sig_path,
-                    Rule::Signature,
-                    format!("the signature's trusted comment {}", bad.join("; ")),
-                );
+            if self.check_signature(info, sig_path, signer, &key, v) {
+                good.0.insert(signer.clone(), raw_key(&key));
             }
         }
         good
+    }
+
+    /// Whether the signature file `sig_path` by `signer` verifies over `info`'s bytes with
+    /// exactly `key`, and its trusted comment binds this registry, path, digest, kind, signer
+    /// and format. Reports why not into `v`.
+    pub fn check_signature(
+        &self,
+        info: &FileInfo,
+        sig_path: &str,
+        signer: &str,
+        key: &minisign::PublicKey,
+        v: &mut Verdict,
+    ) -> bool {
+        let signed = info.path.as_str();
+        let sig_bytes = self.ix.bytes(sig_path).unwrap_or_default();
+        let comment = match self.verified_comment(key, sig_bytes, info) {
+            Ok(c) => c,
+            Err(SigProblem::BadSignature) => {
+                v.fail_code(
+                    signed,
+                    Rule::Signature,
+                    Code::BadSignature,
+                    format!("signature by {signer} does not match the file's bytes (tampered file or signature)"),
+                );
+                return false;
+            }
+            Err(p) => {
+                let code = match p {
+                    SigProblem::WrongKey { .. } => Code::WrongKey,
+                    _ => Code::MalformedSignature,
+                };
+                v.fail_code(sig_path, Rule::Signature, code, p.to_string());
+                return false;
+            }
+        };
+        let kind = info.rp.kind().map(Kind::as_str).unwrap_or("file");
+        let registry = if signed == model::build::root(1) {
+            Some(info.sha256.clone())
+        } else {
+            self.ix.registry_id.clone()
+        };
+        let mut bad = Vec::new();
+        if Some(&comment.registry) != registry.as_ref() {
+            bad.push("was made for another registry".to_string());
+        }
+        if comment.path != signed {
+            bad.push(format!(
+                "was made for `{}` (a signed file copied to another path?)",
+                comment.path
+            ));
+        }
+        if comment.sha256 != info.sha256 {
+            bad.push("names other bytes than the file holds".to_string());
+        }
+        if comment.kind != kind {
+            bad.push(format!(
+                "was made for a `{}` record, this is a `{kind}`",
+                comment.kind
+            ));
+        }
+        if comment.signer != signer {
+            bad.push(format!(
+                "names signer `{}`, the file name says `{signer}`",
+                comment.signer
+            ));
+        }
+        if comment.format != model::FORMAT_VERSION {
+            bad.push(format!("names format {}", comment.format));
+        }
+        if bad.is_empty() {
+            return true;
+        }
+        v.fail_code(
+            sig_path,
+            Rule::Signature,
+            Code::SignatureComment,
+            format!("the signature's trusted comment {}", bad.join("; ")),
+        );
+        false
+    }
+
+    /// The signature's trusted comment once its cryptography checks out, through the memo of
+    /// earlier checks when there is one.
+    fn verified_comment(
+        &self,
+        key: &minisign::PublicKey,
+        sig_bytes: &[u8],
+        info: &FileInfo,
+    ) -> Result<sign::Comment, SigProblem> {
+        let k = SigCache::key(key, sig_bytes, &info.sha256);
+        if self.memo.contains(&k)
+            && let Ok(c) = sign::trusted_comment(sig_bytes)
+        {
+            if self.memo_is_persistent {
+                self.sigs_cached.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(c);
+        }
+        self.sigs_checked.fetch_add(1, Ordering::Relaxed);
+        let comment = sign::verify(key, sig_bytes, &info.bytes)?;
+        self.memo.insert(k);
+        Ok(comment)
     }
 
     /// Signed by exactly the one author `who`, with their key valid at signing time.
@@ -279,20 +394,25 @@ pub fn verify_index(
     let mut ctx = Ctx {
         ix: &ix,
         timeline,
-        opts,
         valid: HashSet::new(),
         sigs_checked: AtomicUsize::new(0),
+        sigs_cached: AtomicUsize::new(0),
+        memo: opts.cache.clone().unwrap_or_default(),
+        memo_is_persistent: opts.cache.is_some(),
     };
+    let mut warnings = Vec::new();
     match (&ix.registry_id, &opts.expected_registry) {
         (None, _) => problems.push(Problem {
             path: model::build::root(1),
             rule: Rule::Root,
+            code: Code::MissingRoot,
             message: "is missing; every registry starts with a signed root".into(),
             commit: None,
         }),
         (Some(id), Some(pinned)) if id != pinned => problems.push(Problem {
             path: model::build::root(1),
             rule: Rule::Rollback,
+            code: Code::OtherRegistry,
             message: format!(
                 "registry id is {id}, but this clone pinned {pinned}: a different registry"
             ),
@@ -311,6 +431,7 @@ pub fn verify_index(
                     ctx.valid.insert(p);
                 }
                 problems.extend(v.problems);
+                warnings.extend(v.warnings);
             }
             continue;
         }
@@ -327,10 +448,11 @@ pub fn verify_index(
                 ctx.valid.insert(p);
             }
             problems.extend(v.problems);
+            warnings.extend(v.warnings);
         }
     }
     super::policy::check_orphans(&ctx, &mut problems);
-    for p in &mut problems {
+    for p in problems.iter_mut().chain(warnings.iter_mut()) {
         if p.commit.is_none()
             && let Some(info) = ix.files.get(&p.path)
         {
@@ -339,12 +461,16 @@ pub fn verify_index(
     }
     problems.sort();
     problems.dedup();
+    warnings.sort();
+    warnings.dedup();
     let report = Report {
         registry_id: ix.registry_id.as_ref().map(|s| s.to_string()),
         files: ix.files.len(),
         records: ix.records.len(),
         signatures_checked: ctx.sigs_checked.load(Ordering::Relaxed),
+        signatures_cached: ctx.sigs_cached.load(Ordering::Relaxed),
         problems,
+        warnings,
     };
     drop(ctx);
     (report, ix)

@@ -173,6 +173,7 @@ pub fn rotate_root(
         nonce: nonce(ctx, "rotate"),
         threshold,
         previous: ix.sha(&prev_path).cloned(),
+        rules: Some(model::RULES_VERSION),
         admins: holders,
     };
     let path = build::root(version);

@@ -108,6 +108,7 @@ pub fn init_registry(
         nonce: nonce(ctx, &path.display().to_string()),
         threshold,
         previous: None,
+        rules: Some(model::RULES_VERSION),
         admins: holders,
     };
     let root_path = build::root(1);
@@ -201,15 +202,29 @@ pub fn clone_registry(
         return Err(e);
     }
     let opened = Opened { reg, id };
-    let outcome = registry_ops::verify_commit(ctx, &opened, main, true)?;
-    if outcome.report.is_clean() {
-        registry::set_ref(
-            opened.reg.repo(),
-            VERIFIED_REF,
-            main,
-            "cohort registry clone",
-        )?;
+    let outcome = match registry_ops::verify_commit(ctx, &opened, main, true) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dest);
+            return Err(e);
+        }
+    };
+    if !outcome.acceptable_as_new_main() {
+        // Nothing half-made stays behind: a registry that does not verify is not a clone
+        // anyone should work in.
+        drop(opened);
+        let _ = std::fs::remove_dir_all(dest);
+        return Err(registry_ops::problems_error(
+            format!("{url} does not verify; nothing was kept"),
+            outcome.refusals(),
+        ));
     }
+    registry::set_ref(
+        opened.reg.repo(),
+        VERIFIED_REF,
+        main,
+        "cohort registry clone",
+    )?;
     Ok((opened, outcome))
 }
 

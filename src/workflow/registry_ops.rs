@@ -10,7 +10,7 @@ use crate::registry::{
     self, MAIN_REF, MainUpdate, NewFile, REMOTE_MAIN_REF, Registry, RegistryError, State,
     StateStore, VERIFIED_REF,
 };
-use crate::trust::{Problem, Report, Rule, Signer, VerifyOptions};
+use crate::trust::{Code, Problem, Report, Rule, Signer, VerifyOptions};
 
 use super::submission::sign_all;
 use super::{Ctx, Result, WorkflowError};
@@ -55,64 +55,101 @@ pub fn open(ctx: &Ctx, reg: Registry) -> Result<Opened> {
     let opened = Opened { reg, id };
     if opened.reg.ref_target(VERIFIED_REF).is_none() {
         let outcome = verify_commit(ctx, &opened, main, true)?;
-        if !outcome.report.is_clean() {
+        if !outcome.report.is_clean() || outcome.rollback.is_some() {
             return Err(problems_error(
                 format!(
                     "{} does not verify; fix it before using it",
                     opened.reg.display_path().display()
                 ),
-                outcome.report.problems,
+                outcome.refusals(),
             ));
         }
     }
     Ok(opened)
 }
 
-pub(super) fn problems_error(summary: String, problems: Vec<Problem>) -> WorkflowError {
+pub fn problems_error(summary: String, problems: Vec<Problem>) -> WorkflowError {
     WorkflowError::Problems { summary, problems }
 }
 
 /// The result of verifying one commit.
 pub struct VerifyOutcome {
+    /// The verdict on the commit alone (independent of what this machine verified before).
     pub report: Report,
     pub commit: Oid,
     /// Whether the state file now records this commit.
     pub recorded: bool,
+    /// Set when the commit does not have the main this machine verified last on its
+    /// first-parent chain (a rollback or a rewrite).
+    pub rollback: Option<Problem>,
+    /// Warnings (records only newer trust rules refuse) on files that arrived after the main
+    /// this machine verified last: a change, which the newer rules refuse.
+    pub new_warnings: Vec<Problem>,
 }
 
-fn state_check_from(
-    opened: &Opened,
-    state: &Option<State>,
+impl VerifyOutcome {
+    /// Whether this commit may replace the main this machine verified before.
+    pub fn acceptable_as_new_main(&self) -> bool {
+        self.report.is_clean() && self.rollback.is_none() && self.new_warnings.is_empty()
+    }
+
+    /// Every reason not to accept it as the new main.
+    pub fn refusals(&self) -> Vec<Problem> {
+        let mut all = self.report.problems.clone();
+        all.extend(self.rollback.clone());
+        all.extend(self.new_warnings.iter().cloned().map(|mut p| {
+            p.message = format!("{} (a new record: refused)", p.message);
+            p
+        }));
+        all
+    }
+}
+
+/// The rollback problem when the last verified main is not on `chain` (first-parent commits
+/// of the new main, oldest first), else the index in `chain` after which files are new.
+fn against_state(
+    state: Option<&State>,
     commit: Oid,
-    problems: &mut Vec<Problem>,
-) -> Result<usize> {
-    let Some(st) = state else { return Ok(0) };
-    let Ok(prev) = Oid::from_str(&st.verified_commit) else {
-        return Ok(0);
+    chain: &[String],
+) -> (Option<Problem>, Option<usize>) {
+    let Some(st) = state else {
+        return (None, None);
     };
-    let repo = opened.reg.repo();
-    if prev == commit {
-        return Ok(st.verified_length);
+    if let Some(i) = chain.iter().position(|c| c == &st.verified_commit) {
+        return (None, Some(i));
     }
-    let known = repo.find_commit(prev).is_ok();
-    if known && repo.graph_descendant_of(commit, prev).unwrap_or(false) {
-        return Ok(st.verified_length);
-    }
-    problems.push(Problem {
+    let problem = Problem {
         path: "main".into(),
         rule: Rule::Rollback,
+        code: Code::NotFirstParentDescendant,
         message: format!(
-            "commit {} does not descend from {}, the main this machine verified last: history was rewritten or rolled back",
+            "commit {} does not descend from {} (the main this machine verified last) along its first-parent history: history was rewritten or rolled back",
             registry::short(commit),
-            &st.verified_commit[..10]
+            &st.verified_commit[..st.verified_commit.len().min(10)]
         ),
         commit: Some(commit.to_string()),
-    });
-    Ok(0)
+    };
+    (Some(problem), None)
 }
 
-/// Verifies main's history up to `commit`, incrementally from the recorded state. With
-/// `record`, a clean result is recorded as the newest verified shared main.
+/// Warnings on files that arrived after commit index `after` of `chain`.
+pub fn warnings_after(report: &Report, chain: &[String], after: usize) -> Vec<Problem> {
+    let old: std::collections::HashSet<&str> = chain
+        .iter()
+        .take(after.saturating_add(1))
+        .map(String::as_str)
+        .collect();
+    report
+        .warnings
+        .iter()
+        .filter(|w| w.commit.as_deref().is_none_or(|c| !old.contains(c)))
+        .cloned()
+        .collect()
+}
+
+/// Verifies main's history up to `commit`: every file and signature, with this machine's
+/// memo of signature cryptography unless `ctx.full`. With `record`, a commit acceptable as
+/// the new main is recorded as the newest verified shared main.
 pub fn verify_commit(
     ctx: &Ctx,
     opened: &Opened,
@@ -120,19 +157,36 @@ pub fn verify_commit(
     record: bool,
 ) -> Result<VerifyOutcome> {
     let store = StateStore::new(ctx.home);
-    let state = store.load(&opened.id)?;
-    let mut extra = Vec::new();
-    let check_from = state_check_from(opened, &state, commit, &mut extra)?;
+    let state = if ctx.full {
+        None
+    } else {
+        store.load(&opened.id)?
+    };
+    let memo = (!ctx.full).then(|| store.memo(&opened.id));
     let task = ctx.reporter.begin("verify", None);
     let opts = VerifyOptions {
-        check_from,
         expected_registry: Some(opened.id.clone()),
+        cache: memo.clone(),
     };
-    let (mut report, _, tl) = opened.reg.verify(commit, &opts)?;
-    report.problems.extend(extra);
+    let (report, _, tl) = opened.reg.verify(commit, &opts)?;
     ctx.reporter.end(task, report.is_clean());
-    let mut recorded = false;
-    if record && report.is_clean() {
+    if let Some(memo) = &memo {
+        // The memo only saves time: failing to save it changes nothing.
+        let _ = store.save_memo(&opened.id, memo);
+    }
+    let (rollback, after) = against_state(state.as_ref(), commit, &tl.commits);
+    let new_warnings = match after {
+        Some(i) => warnings_after(&report, &tl.commits, i),
+        None => Vec::new(),
+    };
+    let mut outcome = VerifyOutcome {
+        report,
+        commit,
+        recorded: false,
+        rollback,
+        new_warnings,
+    };
+    if record && !ctx.full && outcome.acceptable_as_new_main() {
         let _lock = store.lock(&opened.id)?;
         store.save(&State {
             registry_id: opened.id.to_string(),
@@ -140,40 +194,37 @@ pub fn verify_commit(
             verified_at: ctx.timestamp(),
             verified_length: tl.commits.len(),
         })?;
-        recorded = true;
+        outcome.recorded = true;
     }
-    Ok(VerifyOutcome {
-        report,
-        commit,
-        recorded,
-    })
+    Ok(outcome)
 }
 
-/// Verifies a proposed change `base..head` (a pull request).
+/// Verifies a proposed change `base..head` (a pull request): everything it adds, under the
+/// newest trust rules whatever the registry's history was allowed.
 pub fn verify_range(opened: &Opened, base: Oid, head: Oid) -> Result<Report> {
     let repo = opened.reg.repo();
-    if !repo
-        .graph_descendant_of(head, base)
-        .map_err(RegistryError::from)?
-        && head != base
+    let opts = VerifyOptions {
+        expected_registry: Some(opened.id.clone()),
+        cache: None,
+    };
+    let mut head = head;
+    if head != base
+        && !repo
+            .graph_descendant_of(head, base)
+            .map_err(RegistryError::from)?
     {
         let mb = repo.merge_base(base, head).map_err(RegistryError::from)?;
         if mb != base {
             // A PR branch built on an older main: check what it adds on top of the merge base,
             // under today's main, by merging it in memory.
-            let merged = registry::merge(repo, base, head, "verify --range (in memory)", "cohort")?;
-            let opts = VerifyOptions {
-                check_from: 0,
-                expected_registry: Some(opened.id.clone()),
-            };
-            return Ok(opened.reg.verify_range(base, merged, &opts)?.0);
+            head = registry::merge(repo, base, head, "verify --range (in memory)", "cohort")?;
         }
     }
-    let opts = VerifyOptions {
-        check_from: 0,
-        expected_registry: Some(opened.id.clone()),
-    };
-    let (report, _) = opened.reg.verify_range(base, head, &opts)?;
+    let (mut report, _) = opened.reg.verify_range(base, head, &opts)?;
+    let chain = registry::timeline(repo, base)?.commits;
+    let fresh = warnings_after(&report, &chain, chain.len().saturating_sub(1));
+    report.problems.extend(fresh);
+    report.problems.sort();
     Ok(report)
 }
 
@@ -287,13 +338,13 @@ pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
         )));
     }
     let outcome = verify_commit(ctx, opened, remote, true)?;
-    if !outcome.report.is_clean() {
+    if !outcome.acceptable_as_new_main() {
         return Err(problems_error(
             format!(
                 "the remote's main ({}) does not verify; nothing was changed locally",
                 registry::short(remote)
             ),
-            outcome.report.problems,
+            outcome.refusals(),
         ));
     }
     let repo = opened.reg.repo();
@@ -308,23 +359,24 @@ pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
         walk.count()
     };
     let new_commits = count(view, remote);
-    let (new_view, unpushed) =
-        if view == remote || repo.graph_descendant_of(remote, view).unwrap_or(false) {
-            (remote, 0)
-        } else if repo.graph_descendant_of(view, remote).unwrap_or(false) {
-            (view, count(remote, view))
-        } else {
-            let base = repo.merge_base(view, remote).map_err(RegistryError::from)?;
-            let replayed = replay(opened, base, view, remote)?;
-            let report = verify_range(opened, remote, replayed)?;
-            if !report.is_clean() {
-                return Err(problems_error(
-                    "your unpushed changes no longer verify on top of the remote's main".into(),
-                    report.problems,
-                ));
-            }
-            (replayed, count(remote, replayed))
-        };
+    let first_parent =
+        |head: Oid, old: Oid| registry::on_first_parent_chain(repo, head, old).unwrap_or(false);
+    let (new_view, unpushed) = if view == remote || first_parent(remote, view) {
+        (remote, 0)
+    } else if first_parent(view, remote) {
+        (view, count(remote, view))
+    } else {
+        let base = repo.merge_base(view, remote).map_err(RegistryError::from)?;
+        let replayed = replay(opened, base, view, remote)?;
+        let report = verify_range(opened, remote, replayed)?;
+        if !report.is_clean() {
+            return Err(problems_error(
+                "your unpushed changes no longer verify on top of the remote's main".into(),
+                report.problems,
+            ));
+        }
+        (replayed, count(remote, replayed))
+    };
     let main = set_view(opened, new_view, "cohort sync")?;
     Ok(Synced {
         remote_main: Some(remote),

@@ -3,6 +3,7 @@
 
 mod env;
 mod execution;
+mod forgery;
 mod foundation;
 mod refusals;
 mod release;

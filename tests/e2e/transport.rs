@@ -209,6 +209,7 @@ fn racing_pushes_retry() {
         cancel: cohort::progress::Cancel::new(),
         task_timeout: None,
         offline: false,
+        full: false,
         max_output_bytes: 1 << 30,
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();

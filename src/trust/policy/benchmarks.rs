@@ -217,10 +217,15 @@ pub(super) fn check_association(ctx: &Ctx, path: &str, v: &mut Verdict) {
         ctx,
         path,
         t,
-        &|by, _| {
+        &|by, dt| {
             if by == requester {
                 return Err(format!(
                     "{by} requested this association and cannot approve or reject it"
+                ));
+            }
+            if ctx.rules_at(dt) >= 2 && ctx.same_person(by, &requester, dt) {
+                return Err(format!(
+                    "{by} holds the same key as {requester}, who requested this association; a requester never approves their own request"
                 ));
             }
             let owner_accepts_invite =

@@ -1,16 +1,20 @@
 //! Roots, users, grants, meta manifests and decisions about records no longer in the tree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{self, DecisionKind, Record, RecordPath, build};
 
-use super::super::Rule;
 use super::super::index::Index;
-use super::super::verify::{Ctx, Verdict};
+use super::super::keys::{key_id, raw_key};
+use super::super::verify::{Ctx, Signed, Verdict};
+use super::super::{Code, Rule};
 use super::*;
 
 pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let Some(Record::Root(root)) = ctx.ix.record(path) else {
+        return;
+    };
+    let Some(info) = ctx.ix.files.get(path) else {
         return;
     };
     let t = ctx.intro(path);
@@ -22,25 +26,6 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
         root.previous.as_ref(),
         v,
     );
-    let own: Vec<(String, String)> = root
-        .admins
-        .iter()
-        .map(|a| (a.handle.clone(), a.minisign.clone()))
-        .collect();
-    let mut key_ids = BTreeSet::new();
-    for (h, k) in &own {
-        if let Some(id) = super::super::keys::key_id_of(k)
-            && !key_ids.insert(id)
-        {
-            v.fail(
-                path,
-                Rule::Root,
-                format!(
-                    "admin {h} shares a key with another admin; thresholds count distinct people"
-                ),
-            );
-        }
-    }
     let previous = if root.version > 1 {
         let prev_path = build::root(root.version - 1);
         if !ctx.is_valid(&prev_path) {
@@ -58,50 +43,112 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
     } else {
         None
     };
-    let good = ctx.signatures(path, v, &|signer, _t| {
-        let key = own
-            .iter()
-            .find(|(h, _)| h == signer)
-            .map(|(_, k)| k.clone())
-            .or_else(|| {
-                previous.and_then(|p| {
-                    p.admins
-                        .iter()
-                        .find(|a| a.handle == signer)
-                        .map(|a| a.minisign.clone())
-                })
-            });
-        key.and_then(|k| minisign::PublicKey::from_base64(&k).ok())
-            .ok_or_else(|| format!("{signer} is not an admin of this root or the one before it"))
-    });
-    // A signer listed in both roots with different keys: the signature verified with the new key.
-    let own_count = root
-        .admins
-        .iter()
-        .filter(|a| good.contains(&a.handle))
-        .count();
-    if own_count < root.threshold as usize {
+    // The rules this version is checked under: those in force when it arrived.
+    let rules = previous.map_or(root.rules(), |p| p.rules());
+    if let Some(p) = previous
+        && root.rules() < p.rules()
+    {
         v.fail(
             path,
             Rule::Root,
             format!(
-                "has {own_count} valid signature(s) by its own admins; its threshold is {}",
-                root.threshold
+                "lowers the trust rules from {} to {}; rules only go up",
+                p.rules(),
+                root.rules()
             ),
         );
     }
-    if let Some(prev) = previous {
-        let prev_count = prev
-            .admins
-            .iter()
-            .filter(|a| good.contains(&a.handle))
-            .count();
-        if prev_count < prev.threshold as usize {
-            v.fail(path, Rule::Root, format!(
-                "has {prev_count} valid signature(s) by the admins of version {}; rotation needs {}",
-                prev.version, prev.threshold
-            ));
+    let own = listed_keys(path, root, v);
+    let prev = previous.map(|p| listed_keys(path, p, &mut Verdict::default()));
+    shared_keys(path, root, &own, rules, v);
+    // Each signature counts toward a version's threshold only if it verifies with the key
+    // that version lists for its signer: a new root cannot vouch for itself in the old
+    // admins' name (docs/design.md, rotation).
+    let mut own_good = Signed::default();
+    let mut prev_good = Signed::default();
+    // Under trust rules 1 a signature verified with either version's key counted for both.
+    let mut any_key = BTreeSet::new();
+    for (signer, sig_path) in ctx.ix.signatures.get(path).into_iter().flatten() {
+        let named = match ctx.ix.files.get(sig_path).map(|f| &f.rp) {
+            Some(RecordPath::Signature { key_id, .. }) => key_id.clone(),
+            _ => None,
+        };
+        let mut candidates: Vec<(bool, bool, &minisign::PublicKey)> = Vec::new();
+        if let Some(k) = own.get(signer.as_str()) {
+            candidates.push((true, false, k));
         }
+        if let Some(k) = prev.as_ref().and_then(|p| p.get(signer.as_str())) {
+            match candidates.first_mut() {
+                Some(c) if raw_key(c.2) == raw_key(k) => c.1 = true,
+                _ => candidates.push((false, true, k)),
+            }
+        }
+        if let Some(id) = &named {
+            candidates.retain(|(_, _, k)| &key_id(k) == id);
+        }
+        if candidates.is_empty() {
+            let why = match &named {
+                Some(id) => format!(
+                    "names key {id}, which is not a key of {signer} in this root or the one before it"
+                ),
+                None => format!("{signer} is not an admin of this root or the one before it"),
+            };
+            v.fail(sig_path, Rule::Authority, why);
+            continue;
+        }
+        let mut failures = Vec::new();
+        let mut verified = false;
+        for (in_own, in_prev, k) in candidates {
+            let mut one = Verdict::default();
+            if ctx.check_signature(info, sig_path, signer, k, &mut one) {
+                verified = true;
+                if in_own {
+                    own_good.0.insert(signer.clone(), raw_key(k));
+                }
+                if in_prev {
+                    prev_good.0.insert(signer.clone(), raw_key(k));
+                }
+            } else {
+                failures.extend(one.problems);
+            }
+        }
+        if verified {
+            any_key.insert(signer.clone());
+        } else {
+            // A key mismatch against one candidate says less than a failure against the
+            // other: report the most telling problem.
+            failures.sort_by_key(|p| p.code == Code::WrongKey);
+            v.problems.extend(failures.into_iter().take(1));
+        }
+    }
+    let legacy = |admins: &[model::KeyHolder]| {
+        admins
+            .iter()
+            .filter(|a| any_key.contains(&a.handle))
+            .count()
+    };
+    threshold_of(
+        v,
+        rules,
+        path,
+        own_good.people(&|_| true),
+        legacy(&root.admins),
+        root.threshold,
+        "its own admins (with the keys it lists)",
+    );
+    if let Some(p) = previous {
+        threshold_of(
+            v,
+            rules,
+            path,
+            prev_good.people(&|_| true),
+            legacy(&p.admins),
+            p.threshold,
+            &format!(
+                "the admins of version {} (with the keys version {} lists); rotation needs them",
+                p.version, p.version
+            ),
+        );
     }
     if root.version == 1 && t != 0 && !ctx.timeline.commits.is_empty() {
         v.fail(
@@ -109,6 +156,91 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
             Rule::Root,
             "root v1 must be in the registry's first commit",
         );
+    }
+}
+
+/// Each admin's parsed key in `root`, reporting keys that do not parse.
+fn listed_keys<'r>(
+    path: &str,
+    root: &'r model::Root,
+    v: &mut Verdict,
+) -> BTreeMap<&'r str, minisign::PublicKey> {
+    let mut keys = BTreeMap::new();
+    for a in &root.admins {
+        match minisign::PublicKey::from_base64(&a.minisign) {
+            Ok(k) => {
+                keys.insert(a.handle.as_str(), k);
+            }
+            Err(e) => v.fail(
+                path,
+                Rule::Root,
+                format!("admin {}'s key does not parse: {e}", a.handle),
+            ),
+        }
+    }
+    keys
+}
+
+/// Two admins of one root with the same key (by id, or by the raw key behind different ids).
+fn shared_keys(
+    path: &str,
+    root: &model::Root,
+    keys: &BTreeMap<&str, minisign::PublicKey>,
+    rules: u32,
+    v: &mut Verdict,
+) {
+    let mut ids = BTreeSet::new();
+    let mut raws = BTreeMap::new();
+    for a in &root.admins {
+        let Some(k) = keys.get(a.handle.as_str()) else {
+            continue;
+        };
+        if !ids.insert(key_id(k)) {
+            v.fail_code(
+                path,
+                Rule::Root,
+                Code::SharedKey,
+                format!(
+                    "admin {} shares a key with another admin; thresholds count distinct people",
+                    a.handle
+                ),
+            );
+        } else if let Some(other) = raws.insert(raw_key(k), a.handle.as_str()) {
+            v.fail_since_rules2(
+                rules,
+                path,
+                Rule::Root,
+                Code::SharedKey,
+                format!(
+                    "admins {other} and {} hold the same public key under different key ids; thresholds count distinct people and keys",
+                    a.handle
+                ),
+            );
+        }
+    }
+}
+
+/// Whether `people` (distinct handles with distinct keys) meets `need`; `legacy` is what the
+/// count was under trust rules 1, where a shortfall only rules 2 sees is a warning.
+fn threshold_of(
+    v: &mut Verdict,
+    rules: u32,
+    path: &str,
+    people: usize,
+    legacy: usize,
+    need: u32,
+    by: &str,
+) {
+    if people >= need as usize {
+        return;
+    }
+    let msg = format!(
+        "has {people} valid signature(s) by {by}; the threshold is {need} (distinct people and keys)"
+    );
+    if legacy >= need as usize {
+        v.fail_since_rules2(rules, path, Rule::Root, Code::RootThreshold, msg);
+    } else {
+        v.fail_code(path, Rule::Root, Code::RootThreshold, msg);
     }
 }
 
@@ -210,19 +342,19 @@ pub(super) fn check_grant(ctx: &Ctx, path: &str, v: &mut Verdict) {
             format!("has no valid signature by {}, who made it", g.by),
         );
     }
-    let admins = good
-        .iter()
-        .filter(|h| root.admins.iter().any(|a| &a.handle == *h))
-        .count();
+    let is_admin = |h: &str| root.admins.iter().any(|a| a.handle == h);
+    let admins = good.people(&is_admin);
+    let handles = good.0.keys().filter(|h| is_admin(h)).count();
     if admins < root.threshold as usize {
-        v.fail(
-            path,
-            Rule::Approval,
-            format!(
-                "has {admins} admin signature(s); the admin threshold is {}",
-                root.threshold
-            ),
+        let msg = format!(
+            "has {admins} admin signature(s) by distinct people and keys; the admin threshold is {}",
+            root.threshold
         );
+        if handles >= root.threshold as usize {
+            v.fail_since_rules2(ctx.rules_at(t), path, Rule::Approval, Code::SharedKey, msg);
+        } else {
+            v.fail(path, Rule::Approval, msg);
+        }
     }
     let user_versions: Vec<&model::User> = ctx
         .ix
@@ -275,46 +407,110 @@ pub(super) fn check_meta(ctx: &Ctx, path: &str, v: &mut Verdict) {
     ctx.signed_by(path, &m.by, v);
 }
 
-/// Decisions whose subject is not in the tree (rejections of branches that were deleted).
-pub(super) fn select_loose_decisions(ix: &Index) -> Vec<String> {
-    ix.decisions
-        .iter()
-        .filter(|(subject, _)| !ix.files.contains_key(*subject))
-        .flat_map(|(_, ds)| ds.iter().cloned())
-        .collect()
+/// Every decision record: each is accounted for here, whether or not a record's check
+/// consumes it (a decision that names other bytes, or a kind of record nobody decides on,
+/// would otherwise sit on main unchecked forever).
+pub(super) fn select_decisions(ix: &Index) -> Vec<String> {
+    ix.decisions.values().flatten().cloned().collect()
 }
 
-pub(super) fn check_loose_decision(ctx: &Ctx, path: &str, v: &mut Verdict) {
+/// The decisions each kind of subject can take.
+fn decisions_allowed(subject: &RecordPath) -> &'static [DecisionKind] {
+    match subject {
+        RecordPath::User { .. } | RecordPath::Benchmark { .. } => {
+            &[DecisionKind::Approval, DecisionKind::Rejection]
+        }
+        RecordPath::Association { .. } => &[
+            DecisionKind::Approval,
+            DecisionKind::Rejection,
+            DecisionKind::Withdrawal,
+        ],
+        _ => &[],
+    }
+}
+
+pub(super) fn check_decision(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let Some(Record::Decision(d)) = ctx.ix.record(path) else {
         return;
     };
     let t = ctx.intro(path);
-    if d.kind != DecisionKind::Rejection.as_str() {
-        v.fail(
+    let Some(kind) = DecisionKind::parse(&d.kind) else {
+        return;
+    };
+    ctx.signed_by(path, &d.by, v);
+    let subject = match model::classify(&d.subject) {
+        Ok(rp) => rp,
+        Err(_) => {
+            v.fail_code(
+                path,
+                Rule::Reference,
+                Code::StrayDecision,
+                format!("decides on {}, which is not a record path", d.subject),
+            );
+            return;
+        }
+    };
+    if !decisions_allowed(&subject).contains(&kind) {
+        v.fail_since_rules2(
+            ctx.rules_at(t),
             path,
             Rule::Reference,
-            format!("{} of {}, which is not in the registry", d.kind, d.subject),
+            Code::StrayDecision,
+            format!(
+                "is a {} of {}, a kind of record that takes no {}",
+                d.kind, d.subject, d.kind
+            ),
         );
         return;
     }
-    let allowed = match ctx.ix.files.get(path).map(|f| &f.rp) {
-        Some(RecordPath::Decision { subject, .. }) => match model::classify(subject) {
-            Ok(RecordPath::User { .. }) | Ok(RecordPath::Benchmark { .. }) => {
-                ctx.is_admin(&d.by, t)
-            }
-            Ok(RecordPath::Association { bench, .. }) => ctx
-                .ix
-                .benchmarks
-                .get(&bench)
-                .into_iter()
-                .flatten()
-                .filter_map(|(_, p)| match ctx.ix.record(p) {
-                    Some(Record::Benchmark(b)) => Some(b),
-                    _ => None,
-                })
-                .any(|b| b.committee.contains(&d.by)),
-            _ => false,
-        },
+    let current = ctx.ix.sha(&d.subject);
+    match (current, kind) {
+        // Bound to the subject's bytes: the subject's own check counts it.
+        (Some(sha), _) if sha == &d.subject_sha256 => {}
+        // A rejection of a submission that never reached main (a later one may have).
+        (_, DecisionKind::Rejection) => check_rejection_authority(ctx, path, d, &subject, t, v),
+        (None, _) => v.fail_code(
+            path,
+            Rule::Reference,
+            Code::StrayDecision,
+            format!("{} of {}, which is not in the registry", d.kind, d.subject),
+        ),
+        (Some(_), _) => v.fail_since_rules2(
+            ctx.rules_at(t),
+            path,
+            Rule::Reference,
+            Code::StrayDecision,
+            format!(
+                "is a {} of bytes of {} that are not the ones on main (subject_sha256 names nothing here)",
+                d.kind, d.subject
+            ),
+        ),
+    }
+}
+
+/// Who may reject a submission that is not (or not in those bytes) on main.
+fn check_rejection_authority(
+    ctx: &Ctx,
+    path: &str,
+    d: &model::Decision,
+    subject: &RecordPath,
+    t: usize,
+    v: &mut Verdict,
+) {
+    let allowed = match subject {
+        RecordPath::User { .. } | RecordPath::Benchmark { .. } => ctx.is_admin(&d.by, t),
+        RecordPath::Association { bench, .. } => ctx
+            .ix
+            .benchmarks
+            .get(bench)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| ctx.is_valid(p) && ctx.intro(p) <= t)
+            .filter_map(|(_, p)| match ctx.ix.record(p) {
+                Some(Record::Benchmark(b)) => Some(b),
+                _ => None,
+            })
+            .any(|b| b.committee.contains(&d.by)),
         _ => false,
     };
     if !allowed {
@@ -324,5 +520,4 @@ pub(super) fn check_loose_decision(ctx: &Ctx, path: &str, v: &mut Verdict) {
             format!("{} may not reject {}", d.by, d.subject),
         );
     }
-    ctx.signed_by(path, &d.by, v);
 }

@@ -90,8 +90,8 @@ pub(super) const STAGES: &[Stage] = &[
         sequential: true,
     },
     Stage {
-        select: select_loose_decisions,
-        check: check_loose_decision,
+        select: select_decisions,
+        check: check_decision,
         sequential: false,
     },
 ];

@@ -13,6 +13,7 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
         problems.push(Problem {
             path: path.to_string(),
             rule,
+            code: crate::trust::Code::of_rule(rule),
             message,
             commit: None,
         })

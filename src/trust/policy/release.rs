@@ -39,16 +39,23 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
             format!("has no valid signature by {}, who made it", l.by),
         );
     }
-    if good.len() < b.release_threshold as usize {
-        v.fail(
-            path,
-            Rule::Approval,
-            format!(
-                "has {} committee signature(s); the release threshold is {}",
-                good.len(),
-                b.release_threshold
-            ),
+    let people = good.people(&|_| true);
+    if people < b.release_threshold as usize {
+        let msg = format!(
+            "has {people} committee signature(s) by distinct people and keys; the release threshold is {}",
+            b.release_threshold
         );
+        if good.0.len() >= b.release_threshold as usize {
+            v.fail_since_rules2(
+                ctx.rules_at(t),
+                path,
+                Rule::Approval,
+                crate::trust::Code::SharedKey,
+                msg,
+            );
+        } else {
+            v.fail(path, Rule::Approval, msg);
+        }
     }
     if l.policy != b.policy {
         v.fail(
