@@ -454,6 +454,52 @@ pub enum ResultStatus {
     Failed,
 }
 
+/// Why a run failed, as a receipt says it: a closed set, so a signed record never carries free
+/// text about a site's run (docs/format.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureReason {
+    /// The container exited with a non-zero code.
+    ExitCode,
+    /// The task ran past its time limit.
+    Timeout,
+    /// The metrics cube's output was not a flat map of metric name to number.
+    MalformedOutput,
+    /// The model wrote more predictions than the cap allows.
+    OutputTooLarge,
+    /// cohort's own checks of the results failed.
+    InvalidResults,
+    /// The run was interrupted.
+    Cancelled,
+    /// Anything else (the container could not be created or started, ...).
+    Error,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::ExitCode,
+        FailureReason::Timeout,
+        FailureReason::MalformedOutput,
+        FailureReason::OutputTooLarge,
+        FailureReason::InvalidResults,
+        FailureReason::Cancelled,
+        FailureReason::Error,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ExitCode => "exit-code",
+            FailureReason::Timeout => "timeout",
+            FailureReason::MalformedOutput => "malformed-output",
+            FailureReason::OutputTooLarge => "output-too-large",
+            FailureReason::InvalidResults => "invalid-results",
+            FailureReason::Cancelled => "cancelled",
+            FailureReason::Error => "error",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FailureReason> {
+        FailureReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
 /// Where and how a model failed: no data, only what the committee needs to follow up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -462,7 +508,7 @@ pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     pub duration_ms: u64,
-    /// `exit-code`, `timeout`, `malformed-output`, `cancelled`, ...
+    /// One of [`FailureReason`]'s names.
     pub reason: String,
 }
 

@@ -432,6 +432,17 @@ pub fn validate_against_path(
                     "a failure receipt carries `failure` and no data",
                 )?,
             }
+            if let Some(f) = &r.failure {
+                c.ensure(
+                    super::FailureReason::parse(&f.reason).is_some(),
+                    format!(
+                        "failure reason `{}` is not one of: {}",
+                        f.reason,
+                        super::FailureReason::ALL.map(|r| r.as_str()).join(", ")
+                    ),
+                )?;
+                c.line("failure stage", &f.stage, 64)?;
+            }
         }
         (RecordPath::Leaderboard { bench, number }, Record::Leaderboard(r)) => {
             c.ensure(

@@ -41,6 +41,8 @@ struct World {
     signers: HashMap<String, Signer>,
     tree: Mem,
     id: Option<Sha256>,
+    /// Trust rules the roots name (None: a root from before rules were versioned).
+    rules: Option<u32>,
 }
 
 impl World {
@@ -61,6 +63,7 @@ impl World {
             signers,
             tree: Mem::default(),
             id: None,
+            rules: Some(model::RULES_VERSION),
         }
     }
 
@@ -110,7 +113,7 @@ impl World {
             nonce: "0123456789abcdef0123456789abcdef".into(),
             threshold,
             previous,
-            rules: Some(model::RULES_VERSION),
+            rules: self.rules,
             admins: admins.iter().map(|a| self.holder(a)).collect(),
         };
         self.record(&build::root(version), &r, signers);
@@ -403,4 +406,55 @@ fn the_memo_changes_speed_never_verdicts() {
         "{:#?}",
         r.problems
     );
+}
+
+/// A stray approval (naming bytes that are not the subject's): a problem under trust rules 2,
+/// a warning on a registry whose root predates them (`verify --strict` fails on it).
+#[test]
+fn newer_rules_warn_on_older_registries() {
+    for rules in [None, Some(model::RULES_VERSION)] {
+        let mut w = World::new(&["admin", "admin2", "alice"]);
+        w.rules = rules;
+        w.root(1, &["admin", "admin2"], 1, &["admin", "admin2"]);
+        w.next_commit();
+        w.user("alice", "admin");
+        w.next_commit();
+        let subject = build::user("alice", 1);
+        let stray = model::Decision {
+            format: FORMAT_VERSION,
+            kind: "approval".into(),
+            subject: subject.clone(),
+            subject_sha256: Sha256::of(b"other bytes"),
+            by: "admin2".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
+        };
+        let path = build::decision(&subject, model::DecisionKind::Approval, "admin2");
+        w.record(&path, &stray, &["admin2"]);
+        let r = w.verify();
+        let found = |list: &[super::Problem]| {
+            list.iter()
+                .any(|p| p.path == path && p.code == Code::StrayDecision)
+        };
+        if rules.is_none() {
+            assert!(r.is_clean(), "{:#?}", r.problems);
+            assert!(!r.is_strictly_clean());
+            assert!(found(&r.warnings), "{:#?}", r.warnings);
+        } else {
+            assert!(found(&r.problems), "{:#?}", r.problems);
+        }
+    }
+}
+
+/// Thresholds count people and keys: two handles with one raw key are one vote.
+#[test]
+fn signed_counts_distinct_keys() {
+    use super::verify::Signed;
+    let mut s = Signed::default();
+    s.0.insert("a".into(), [1; 32]);
+    s.0.insert("b".into(), [1; 32]);
+    s.0.insert("c".into(), [2; 32]);
+    assert_eq!(s.people(&|_| true), 2);
+    assert_eq!(s.people(&|h| h != "c"), 1);
+    assert!(s.contains("b") && !s.contains("d"));
 }

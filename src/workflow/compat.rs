@@ -28,6 +28,23 @@ pub struct StepLog {
     pub log: Option<PathBuf>,
     /// Why it failed, one line, when it did.
     pub error: Option<String>,
+    /// What kind of failure it was, when it failed (decided from typed errors, never text).
+    pub failure: Option<FailureKind>,
+}
+
+/// How a step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The container exited non-zero.
+    Exit,
+    /// The container ran past its time limit.
+    TimedOut,
+    /// The container could not run (creation, start, mounts).
+    NotRun,
+    /// The model wrote more than the cap allows.
+    OutputTooLarge,
+    /// A cube's output failed cohort's own checks.
+    BadOutput,
 }
 
 /// The steps so far, in order.
@@ -67,12 +84,13 @@ impl Steps {
         let started = Instant::now();
         // The engine reports the container's progress (spinner, last log line) itself.
         let outcome: Result<RunOutcome> = engine.run_task(ctx, cube, run_dir, &t);
-        let (status, exit_code, log, error) = match &outcome {
+        let (status, exit_code, log, error, failure) = match &outcome {
             Ok(o) => match o.check() {
                 Ok(()) => (
                     StepStatus::Ok,
                     Some(o.exit_code),
                     Some(o.log_path.clone()),
+                    None,
                     None,
                 ),
                 Err(e) => (
@@ -80,12 +98,31 @@ impl Steps {
                     Some(o.exit_code),
                     Some(o.log_path.clone()),
                     Some(e.to_string()),
+                    Some(if o.timed_out {
+                        FailureKind::TimedOut
+                    } else {
+                        FailureKind::Exit
+                    }),
                 ),
             },
             Err(e) if e.is_environment() || ctx.cancel.is_cancelled() => {
                 return Err(outcome.expect_err("matched Err"));
             }
-            Err(e) => (StepStatus::Failed, None, None, Some(e.to_string())),
+            Err(e) => {
+                let kind = match e {
+                    WorkflowError::Mlcube(crate::mlcube::Error::TimedOut { .. }) => {
+                        FailureKind::TimedOut
+                    }
+                    _ => FailureKind::NotRun,
+                };
+                (
+                    StepStatus::Failed,
+                    None,
+                    None,
+                    Some(e.to_string()),
+                    Some(kind),
+                )
+            }
         };
         // A full disk shows up as a failing or truncating cube; say so where it is the cause.
         let error = match (status, error) {
@@ -105,12 +142,18 @@ impl Steps {
             },
             log,
             error,
+            failure,
         });
         Ok(status == StepStatus::Ok)
     }
 
     /// Records a check cohort itself made (e.g. the shape of a cube's output).
-    pub fn cohort_check(&mut self, step: &str, result: std::result::Result<(), String>) -> bool {
+    pub fn cohort_check(
+        &mut self,
+        step: &str,
+        kind: FailureKind,
+        result: std::result::Result<(), String>,
+    ) -> bool {
         let ok = result.is_ok();
         self.steps.push(StepLog {
             report: StepReport {
@@ -126,6 +169,7 @@ impl Steps {
             },
             log: None,
             error: result.err(),
+            failure: (!ok).then_some(kind),
         });
         ok
     }
@@ -259,7 +303,11 @@ pub fn prepare(
     let statistics = match read_metrics(&stats_file, "statistics.yaml") {
         Ok(m) => m,
         Err(e) => {
-            steps.cohort_check("statistics output", Err(e.to_string()));
+            steps.cohort_check(
+                "statistics output",
+                FailureKind::BadOutput,
+                Err(e.to_string()),
+            );
             return Ok(None);
         }
     };
@@ -330,6 +378,7 @@ pub fn infer_and_evaluate(
     if size > ctx.max_output_bytes {
         steps.cohort_check(
             "predictions size",
+            FailureKind::OutputTooLarge,
             Err(format!(
                 "the model wrote {size} bytes of predictions, over the {}-byte cap (raise it with --max-output)",
                 ctx.max_output_bytes
@@ -355,7 +404,7 @@ pub fn infer_and_evaluate(
     match read_metrics(&results, "results.yaml") {
         Ok(m) => Ok(Some(m)),
         Err(e) => {
-            steps.cohort_check("results output", Err(e.to_string()));
+            steps.cohort_check("results output", FailureKind::BadOutput, Err(e.to_string()));
             Ok(None)
         }
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    self, AssocKey, BenchRef, CubeRef, DatasetRef, Failure, Record, ResultStatus, Sha256,
-    StepStatus, metrics::Metrics,
+    self, AssocKey, BenchRef, CubeRef, DatasetRef, Failure, FailureReason, Record, ResultStatus,
+    Sha256, metrics::Metrics,
 };
 use crate::storage::write_atomic;
 use crate::trust::Index;
@@ -286,7 +286,7 @@ pub fn run_benchmark(
             },
             exit_code: f.report.exit_code,
             duration_ms: f.report.duration_ms,
-            reason: failure_reason(f),
+            reason: failure_reason(f).as_str().to_string(),
         });
         let result = LocalResult {
             key: key.clone(),
@@ -335,18 +335,15 @@ pub fn run_benchmark(
 }
 
 /// The failure reason recorded in a receipt (no data, just the kind of failure).
-fn failure_reason(f: &super::compat::StepLog) -> String {
-    let timed_out = f.error.as_deref().is_some_and(|e| {
-        e.contains("timed out") || e.contains("time limit") || e.contains("timeout")
-    });
-    match (f.report.step.as_str(), f.report.cube.as_str()) {
-        _ if timed_out => "timeout".into(),
-        ("predictions size", "cohort") => "output-too-large".into(),
-        (_, "cohort") => "invalid-results".into(),
-        ("evaluate", _) => "malformed-output".into(),
-        _ if f.report.status == StepStatus::Failed && f.report.exit_code.is_some() => {
-            "exit-code".into()
-        }
-        _ => "error".into(),
+fn failure_reason(f: &super::compat::StepLog) -> FailureReason {
+    use super::compat::FailureKind as K;
+    match (f.failure, f.report.step.as_str()) {
+        (Some(K::TimedOut), _) => FailureReason::Timeout,
+        (Some(K::OutputTooLarge), _) => FailureReason::OutputTooLarge,
+        (Some(K::BadOutput), _) => FailureReason::InvalidResults,
+        // The metrics cube failing on a model's predictions: the predictions are at fault.
+        (Some(K::Exit | K::NotRun), "evaluate") => FailureReason::MalformedOutput,
+        (Some(K::Exit), _) => FailureReason::ExitCode,
+        _ => FailureReason::Error,
     }
 }

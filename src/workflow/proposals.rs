@@ -6,7 +6,7 @@ use git2::Oid;
 
 use crate::model::{self, Decision, DecisionKind, build};
 use crate::registry::{self, NewFile, REMOTE_MAIN_REF, Transport};
-use crate::trust::{Problem, Rule, Signer};
+use crate::trust::{Code, Problem, Signer};
 
 use super::registry_ops::{Landed, Opened, apply_to_main, land, problems_error, verify_range};
 use super::submission::{self, Submission, record_file, sign_all};
@@ -38,7 +38,7 @@ pub fn submit(
     let blocking: Vec<Problem> = report
         .problems
         .into_iter()
-        .filter(|p| !(p.rule == Rule::Approval && p.message.contains("without")))
+        .filter(|p| p.code != Code::AwaitingApproval)
         .collect();
     if !blocking.is_empty() {
         return Err(problems_error(

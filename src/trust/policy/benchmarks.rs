@@ -2,8 +2,8 @@
 
 use crate::model::{self, AssocKey, AssocSubject, DecisionKind, Record, RecordPath, build};
 
-use super::super::Rule;
 use super::super::verify::{Ctx, Verdict};
+use super::super::{Code, Rule};
 use super::*;
 
 pub(super) fn check_cube(ctx: &Ctx, path: &str, v: &mut Verdict) {
@@ -116,9 +116,10 @@ pub(super) fn check_benchmark(ctx: &Ctx, path: &str, v: &mut Verdict) {
         v,
     );
     if approved.is_empty() {
-        v.fail(
+        v.fail_code(
             path,
             Rule::Approval,
+            Code::AwaitingApproval,
             "was merged without an admin's approval of this exact version",
         );
     }
@@ -223,7 +224,7 @@ pub(super) fn check_association(ctx: &Ctx, path: &str, v: &mut Verdict) {
                     "{by} requested this association and cannot approve or reject it"
                 ));
             }
-            if ctx.rules_at(dt) >= 2 && ctx.same_person(by, &requester, dt) {
+            if ctx.same_person(by, &requester, dt) {
                 return Err(format!(
                     "{by} holds the same key as {requester}, who requested this association; a requester never approves their own request"
                 ));
@@ -242,9 +243,10 @@ pub(super) fn check_association(ctx: &Ctx, path: &str, v: &mut Verdict) {
         v,
     );
     if approved.is_empty() {
-        v.fail(
+        v.fail_code(
             path,
             Rule::Approval,
+            Code::AwaitingApproval,
             "was merged without approval by a committee member other than the requester",
         );
     }

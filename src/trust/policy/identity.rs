@@ -43,8 +43,6 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
     } else {
         None
     };
-    // The rules this version is checked under: those in force when it arrived.
-    let rules = previous.map_or(root.rules(), |p| p.rules());
     if let Some(p) = previous
         && root.rules() < p.rules()
     {
@@ -60,14 +58,12 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
     }
     let own = listed_keys(path, root, v);
     let prev = previous.map(|p| listed_keys(path, p, &mut Verdict::default()));
-    shared_keys(path, root, &own, rules, v);
+    shared_keys(path, root, &own, v);
     // Each signature counts toward a version's threshold only if it verifies with the key
     // that version lists for its signer: a new root cannot vouch for itself in the old
     // admins' name (docs/design.md, rotation).
     let mut own_good = Signed::default();
     let mut prev_good = Signed::default();
-    // Under trust rules 1 a signature verified with either version's key counted for both.
-    let mut any_key = BTreeSet::new();
     for (signer, sig_path) in ctx.ix.signatures.get(path).into_iter().flatten() {
         let named = match ctx.ix.files.get(sig_path).map(|f| &f.rp) {
             Some(RecordPath::Signature { key_id, .. }) => key_id.clone(),
@@ -112,37 +108,25 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 failures.extend(one.problems);
             }
         }
-        if verified {
-            any_key.insert(signer.clone());
-        } else {
+        if !verified {
             // A key mismatch against one candidate says less than a failure against the
             // other: report the most telling problem.
             failures.sort_by_key(|p| p.code == Code::WrongKey);
             v.problems.extend(failures.into_iter().take(1));
         }
     }
-    let legacy = |admins: &[model::KeyHolder]| {
-        admins
-            .iter()
-            .filter(|a| any_key.contains(&a.handle))
-            .count()
-    };
     threshold_of(
         v,
-        rules,
         path,
         own_good.people(&|_| true),
-        legacy(&root.admins),
         root.threshold,
         "its own admins (with the keys it lists)",
     );
     if let Some(p) = previous {
         threshold_of(
             v,
-            rules,
             path,
             prev_good.people(&|_| true),
-            legacy(&p.admins),
             p.threshold,
             &format!(
                 "the admins of version {} (with the keys version {} lists); rotation needs them",
@@ -186,7 +170,6 @@ fn shared_keys(
     path: &str,
     root: &model::Root,
     keys: &BTreeMap<&str, minisign::PublicKey>,
-    rules: u32,
     v: &mut Verdict,
 ) {
     let mut ids = BTreeSet::new();
@@ -206,8 +189,7 @@ fn shared_keys(
                 ),
             );
         } else if let Some(other) = raws.insert(raw_key(k), a.handle.as_str()) {
-            v.fail_since_rules2(
-                rules,
+            v.fail_code(
                 path,
                 Rule::Root,
                 Code::SharedKey,
@@ -220,27 +202,19 @@ fn shared_keys(
     }
 }
 
-/// Whether `people` (distinct handles with distinct keys) meets `need`; `legacy` is what the
-/// count was under trust rules 1, where a shortfall only rules 2 sees is a warning.
-fn threshold_of(
-    v: &mut Verdict,
-    rules: u32,
-    path: &str,
-    people: usize,
-    legacy: usize,
-    need: u32,
-    by: &str,
-) {
-    if people >= need as usize {
-        return;
-    }
-    let msg = format!(
-        "has {people} valid signature(s) by {by}; the threshold is {need} (distinct people and keys)"
-    );
-    if legacy >= need as usize {
-        v.fail_since_rules2(rules, path, Rule::Root, Code::RootThreshold, msg);
-    } else {
-        v.fail_code(path, Rule::Root, Code::RootThreshold, msg);
+/// Whether `people` (distinct handles with distinct keys) meets `need`. This holds under every
+/// trust-rules version: cohort never wrote a root that needs the leniency older verifiers
+/// showed (an admin's key only ever changed by hand), so a shortfall is always a forgery.
+fn threshold_of(v: &mut Verdict, path: &str, people: usize, need: u32, by: &str) {
+    if people < need as usize {
+        v.fail_code(
+            path,
+            Rule::Root,
+            Code::RootThreshold,
+            format!(
+                "has {people} valid signature(s) by {by}; the threshold is {need} (distinct people and keys)"
+            ),
+        );
     }
 }
 
@@ -297,9 +271,10 @@ pub(super) fn check_user(ctx: &Ctx, path: &str, v: &mut Verdict) {
         v,
     );
     if approved.is_empty() {
-        v.fail(
+        v.fail_code(
             path,
             Rule::Approval,
+            Code::AwaitingApproval,
             "was merged without an admin's approval of this exact version",
         );
     }
@@ -344,17 +319,15 @@ pub(super) fn check_grant(ctx: &Ctx, path: &str, v: &mut Verdict) {
     }
     let is_admin = |h: &str| root.admins.iter().any(|a| a.handle == h);
     let admins = good.people(&is_admin);
-    let handles = good.0.keys().filter(|h| is_admin(h)).count();
     if admins < root.threshold as usize {
-        let msg = format!(
-            "has {admins} admin signature(s) by distinct people and keys; the admin threshold is {}",
-            root.threshold
+        v.fail(
+            path,
+            Rule::Approval,
+            format!(
+                "has {admins} admin signature(s) by distinct people and keys; the admin threshold is {}",
+                root.threshold
+            ),
         );
-        if handles >= root.threshold as usize {
-            v.fail_since_rules2(ctx.rules_at(t), path, Rule::Approval, Code::SharedKey, msg);
-        } else {
-            v.fail(path, Rule::Approval, msg);
-        }
     }
     let user_versions: Vec<&model::User> = ctx
         .ix

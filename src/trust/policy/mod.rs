@@ -173,9 +173,10 @@ pub(super) fn approvals(
                 DecisionKind::Approval => {
                     who.insert(d.by.clone());
                 }
-                _ => v.fail(
+                _ => v.fail_code(
                     subject,
                     Rule::Approval,
+                    super::Code::RejectedButMerged,
                     format!("was rejected by {} ({dpath}) but merged anyway", d.by),
                 ),
             }

@@ -41,21 +41,14 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
     }
     let people = good.people(&|_| true);
     if people < b.release_threshold as usize {
-        let msg = format!(
-            "has {people} committee signature(s) by distinct people and keys; the release threshold is {}",
-            b.release_threshold
+        v.fail(
+            path,
+            Rule::Approval,
+            format!(
+                "has {people} committee signature(s) by distinct people and keys; the release threshold is {}",
+                b.release_threshold
+            ),
         );
-        if good.0.len() >= b.release_threshold as usize {
-            v.fail_since_rules2(
-                ctx.rules_at(t),
-                path,
-                Rule::Approval,
-                crate::trust::Code::SharedKey,
-                msg,
-            );
-        } else {
-            v.fail(path, Rule::Approval, msg);
-        }
     }
     if l.policy != b.policy {
         v.fail(
