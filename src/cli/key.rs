@@ -29,6 +29,15 @@ enum KeyCommand {
     },
     /// List local identities.
     Ls,
+    /// Make the identity stored as FROM the key of HANDLE (after a root rotation listing it was
+    /// merged). HANDLE's current key is kept under `keys/.retired/`, never deleted.
+    Adopt {
+        /// The local identity holding the new key.
+        from: String,
+        /// The handle it becomes.
+        #[arg(long)]
+        handle: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -94,6 +103,20 @@ pub fn run(settings: &Settings, args: KeyArgs) -> CliResult {
                     public.age
                 ));
                 ui.status("next: `cohort user request` in a registry clone, or `cohort registry init` to start one");
+            }
+        }
+        KeyCommand::Adopt { from, handle } => {
+            let retired = keys::adopt(&settings.home, &from, &handle)?;
+            let public = keys::public(&settings.home, &handle)?;
+            if ui.json {
+                ui.json(&KeyJson::from(public));
+            } else {
+                ui.out(&public.key_id);
+                ui.status(format!(
+                    "{handle} now signs with key {} (was {from}); the old key is kept in {}",
+                    public.key_id,
+                    retired.display()
+                ));
             }
         }
         KeyCommand::Ls => {

@@ -76,12 +76,20 @@ enum RegistryCommand {
     Cosign { branch: String },
     /// Propose a new root (admins and threshold), signed by the current admins' threshold and
     /// the new one's.
+    ///
+    /// Also adopts the current trust rules. To change your own key, generate the new one under
+    /// another local name (`cohort key generate --handle admin-next`), pass `--new-key
+    /// admin-next`: both keys sign the new root; once it is merged, `cohort key adopt
+    /// admin-next --handle admin` makes it your key.
     RotateRoot {
         /// The new admin handles, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         admins: Vec<String>,
         #[arg(long, default_value_t = 1)]
         threshold: u32,
+        /// A local identity whose key replaces yours (the `--as` handle's) in the new root.
+        #[arg(long, value_name = "LOCAL_HANDLE")]
+        new_key: Option<String>,
     },
     /// Install the pre-receive hook into a bare repository on this machine.
     InstallHook {
@@ -395,11 +403,29 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             }
             ui.status(format!("co-signed {} record(s) on {branch}; merge it with `cohort registry merge {branch}` once the threshold is met", files.len()));
         }
-        RegistryCommand::RotateRoot { admins, threshold } => {
+        RegistryCommand::RotateRoot {
+            admins,
+            threshold,
+            new_key,
+        } => {
             let opened = s.open()?;
             let signer = s.signer()?;
-            let p = identity::rotate_root(&s.ctx(), &opened, &[signer], &admins, threshold)?;
+            let next = new_key.as_deref().map(|h| s.unlock(h)).transpose()?;
+            let handle = signer.handle.clone();
+            let p = identity::rotate_root(
+                &s.ctx(),
+                &opened,
+                &[signer],
+                &admins,
+                threshold,
+                next.as_ref(),
+            )?;
             report_proposal(&s, "root rotation", &p);
+            if let (Some(n), Proposal::Landed(_)) = (&new_key, &p) {
+                ui.status(format!(
+                    "your key in the new root is {n}'s; make it {handle}'s here with `cohort key adopt {n} --handle {handle}`"
+                ));
+            }
         }
         RegistryCommand::InstallHook { bare } => {
             let hooks = bare.join("hooks");

@@ -261,6 +261,43 @@ pub fn unlock(
     })
 }
 
+/// Makes the identity stored as `from` the key of `handle` (after a root rotation that lists
+/// it was merged): `handle`'s current key moves to `keys/.retired/<handle>-<KEYID>` (kept, never
+/// deleted), and `from`'s folder becomes `handle`'s. Returns where the old key went.
+pub fn adopt(home: &Home, from: &str, handle: &str) -> Result<PathBuf, TrustError> {
+    check_name("handle", handle).map_err(|e| TrustError::Key(e.to_string()))?;
+    let new = public(home, from)?;
+    let old = public(home, handle)?;
+    let retired = home
+        .keys_dir()
+        .join(".retired")
+        .join(format!("{handle}-{}", old.key_id));
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| TrustError::Io { path: p, source: e }
+    };
+    if retired.exists() {
+        return Err(TrustError::Key(format!(
+            "{} already exists; move it away first",
+            retired.display()
+        )));
+    }
+    let parent = retired.parent().expect("retired has a parent");
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let from_dir = key_dir(home, from);
+    let to_dir = key_dir(home, handle);
+    // identity.toml names its handle: rewrite it before the folder moves, atomically.
+    let renamed = PublicIdentity {
+        handle: handle.to_string(),
+        ..new
+    };
+    let text = toml::to_string(&renamed).expect("identity serializes");
+    fs::rename(&to_dir, &retired).map_err(io(&to_dir))?;
+    write_atomic(&from_dir.join(IDENTITY), text.as_bytes()).map_err(io(&from_dir))?;
+    fs::rename(&from_dir, &to_dir).map_err(io(&from_dir))?;
+    Ok(retired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,13 +88,26 @@ pub fn sign(
     kind: &str,
     bytes: &[u8],
 ) -> Result<Vec<u8>, TrustError> {
+    sign_as(signer, &signer.handle, registry, path, kind, bytes)
+}
+
+/// Like [`sign`], naming `handle` as the signer: a key kept locally under another name (an
+/// admin's next key, before the root that lists it is merged) signs for its registry handle.
+pub fn sign_as(
+    signer: &Signer,
+    handle: &str,
+    registry: &Sha256,
+    path: &str,
+    kind: &str,
+    bytes: &[u8],
+) -> Result<Vec<u8>, TrustError> {
     let comment = Comment {
         registry: registry.clone(),
         format: FORMAT_VERSION,
         path: path.to_string(),
         sha256: Sha256::of(bytes),
         kind: kind.to_string(),
-        signer: signer.handle.clone(),
+        signer: handle.to_string(),
     }
     .render();
     check_comment_text(&comment)?;

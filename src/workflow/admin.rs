@@ -1,8 +1,6 @@
 //! Admin-threshold records: role grants and key revocations, root rotation, and co-signing a
 //! proposal on its branch until the threshold is met.
 
-use std::collections::BTreeSet;
-
 use crate::model::{self, FORMAT_VERSION, GrantAction, KeyHolder, Role, build};
 use crate::registry::{self, NewFile};
 use crate::trust::{Index, Signer, keys, next_number, sign};
@@ -136,21 +134,39 @@ pub fn revoke(
 }
 
 /// Proposes root version N+1 naming `admins` (current admins keep their keys; others come from
-/// their user record or local storage), signed by `signers`.
+/// their user record or local storage), signed by `signers`. With `next`, the first signer
+/// changes their own key to `next` (a local identity kept under another name): the new root
+/// lists it for their handle, and both keys sign it in key-named signature files.
 pub fn rotate_root(
     ctx: &Ctx,
     opened: &Opened,
     signers: &[Signer],
     admins: &[String],
     threshold: u32,
+    next: Option<&Signer>,
 ) -> Result<Proposal> {
     let ix = opened.index()?;
     let current = ix
         .root()
         .ok_or_else(|| WorkflowError::Refused("this registry has no root".into()))?;
+    let rotating = next.map(|_| signers[0].handle.as_str());
+    if let Some(h) = rotating
+        && !admins.iter().any(|a| a == h)
+    {
+        return Err(WorkflowError::Refused(format!(
+            "--new-key changes {h}'s key, but {h} is not among --admins"
+        )));
+    }
     let mut holders = Vec::new();
     for a in admins {
-        if let Some(h) = current.admins.iter().find(|h| &h.handle == a) {
+        if let (Some(h), Some(n)) = (rotating, next)
+            && h == a
+        {
+            holders.push(KeyHolder {
+                handle: a.clone(),
+                ..holder(&n.public)
+            });
+        } else if let Some(h) = current.admins.iter().find(|h| &h.handle == a) {
             holders.push(h.clone());
         } else if let Some((_, u)) = ix.user(a) {
             holders.push(KeyHolder {
@@ -181,24 +197,35 @@ pub fn rotate_root(
     model::parse_record(&path, &model::classify(&path)?, &bytes)?;
     let mut files = vec![NewFile::new(path.clone(), bytes.clone())];
     for s in signers {
+        let sig_path = match rotating {
+            Some(h) if h == s.handle => build::key_signature(&path, h, &s.public.key_id),
+            _ => build::signature(&path, &s.handle),
+        };
         files.push(NewFile::new(
-            build::signature(&path, &s.handle),
+            sig_path,
             sign::sign(s, &opened.id, &path, "root", &bytes)?,
         ));
     }
-    let signed: BTreeSet<&str> = signers.iter().map(|s| s.handle.as_str()).collect();
-    let old_ok = current
-        .admins
-        .iter()
-        .filter(|a| signed.contains(a.handle.as_str()))
-        .count()
-        >= current.threshold as usize;
-    let new_ok = root
-        .admins
-        .iter()
-        .filter(|a| signed.contains(a.handle.as_str()))
-        .count()
-        >= threshold as usize;
+    if let (Some(h), Some(n)) = (rotating, next) {
+        files.push(NewFile::new(
+            build::key_signature(&path, h, &n.public.key_id),
+            sign::sign_as(n, h, &opened.id, &path, "root", &bytes)?,
+        ));
+    }
+    // Whether each version's threshold is met, counted with the keys that version lists.
+    let signed_with = |list: &[KeyHolder]| {
+        list.iter()
+            .filter(|a| {
+                signers
+                    .iter()
+                    .map(|s| &s.public)
+                    .chain(next.map(|n| &n.public))
+                    .any(|p| p.minisign == a.minisign)
+            })
+            .count()
+    };
+    let old_ok = signed_with(&current.admins) >= current.threshold as usize;
+    let new_ok = signed_with(&root.admins) >= threshold as usize;
     let message = format!("rotate root to version {version}");
     if old_ok && new_ok {
         let landed = land(ctx, opened, &message, &|base| {

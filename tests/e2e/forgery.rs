@@ -473,3 +473,73 @@ fn verify_rev_answers_for_rev_alone() {
         "the memo changes speed, not what is checked: {memo} {full}"
     );
 }
+
+/// The same through the CLI: a next key under a local name, a rotation both keys sign, the
+/// local switch, and the admin's next approval signed with the new key, accepted by a site.
+#[test]
+fn admin_key_rotation_through_the_cli() {
+    let s = Stage::new();
+    let env = &s.env;
+    env.cohort(
+        "admin",
+        &[
+            "key",
+            "generate",
+            "--handle",
+            "admin-next",
+            "--no-passphrase",
+        ],
+    )
+    .ok();
+    env.cohort(
+        "admin",
+        &[
+            "--as",
+            "admin",
+            "registry",
+            "rotate-root",
+            "--admins",
+            "admin",
+            "--new-key",
+            "admin-next",
+        ],
+    )
+    .ok()
+    .says("cohort key adopt admin-next --handle admin");
+    let new_id = env
+        .cohort(
+            "admin",
+            &["key", "adopt", "admin-next", "--handle", "admin"],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(new_id.len(), 16);
+    let files = env
+        .git(
+            "admin",
+            &env.remote(),
+            &["ls-tree", "-r", "--name-only", "main"],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(
+        files
+            .lines()
+            .filter(|l| l.starts_with("root/v2.toml.admin."))
+            .count(),
+        2,
+        "{files}"
+    );
+    assert!(
+        files.contains(&format!("root/v2.toml.admin.{new_id}.minisig")),
+        "{files}"
+    );
+    env.join("carol", &s.id);
+    env.cohort("admin", &["user", "approve", "carol"]).ok();
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    env.cohort("hosp", &["verify", "--full", "--strict"]).ok();
+    let users = json(&env.cohort("hosp", &["user", "ls", "--json"]).ok());
+    assert!(users.to_string().contains("carol"), "{users}");
+}
