@@ -1,7 +1,7 @@
 //! Registry-level operations shared by every workflow step: open a clone and check its pin,
-//! verify incrementally and record the result, sync with the remote (refusing rollbacks), land
-//! commits on main with push-and-retry, approve, reject and merge submissions, push pending
-//! branches, and report the state of submissions.
+//! verify (every signature, through this machine's memo) and record the result, sync with the
+//! remote (refusing rollbacks), land commits on main with push-and-retry, approve, reject and
+//! merge submissions, push pending branches, and report the state of submissions.
 
 use git2::Oid;
 
