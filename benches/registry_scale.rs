@@ -333,6 +333,10 @@ fn measure(entities: usize) {
     // Listing and viewing through the binary, after one `cohort verify` recorded the state.
     let dir = b.reg.as_path();
     let (cli_verify, _) = cohort(&b.home, dir, &["verify"]);
+    // Every run checks everything; the memo of earlier signature checks saves their
+    // cryptography only, and `--full` runs without it.
+    let (cli_verify_memo, _) = best_of(3, || cohort(&b.home, dir, &["verify"]));
+    let (cli_verify_full, _) = cohort(&b.home, dir, &["verify", "--full"]);
     // main moved under cohort's feet (the generator wrote it); `registry sync` would now move
     // the verified ref that reads come from. There is no remote here, so move it as sync does.
     set_ref(reg.repo(), VERIFIED_REF, main, "bench: verified").unwrap();
@@ -392,6 +396,14 @@ fn measure(entities: usize) {
     println!(
         "| `cohort verify` (binary, first run) | {} |",
         ms(cli_verify)
+    );
+    println!(
+        "| `cohort verify` (binary, memo of earlier checks) | {} |",
+        ms(cli_verify_memo)
+    );
+    println!(
+        "| `cohort verify --full` (binary, no memo) | {} |",
+        ms(cli_verify_full)
     );
     println!("| `cohort user ls` | {} |", ms(user_ls));
     println!("| `cohort mlcube ls --json` | {} |", ms(cube_ls));
