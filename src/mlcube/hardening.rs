@@ -82,9 +82,32 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         ));
     }
 
-    let mut security_opt = vec!["no-new-privileges".to_string()];
-    if !h.strict {
-        security_opt.extend(ra.security_opt.iter().cloned());
+    // Security options come from the user alone: a cube's files may not choose its own
+    // confinement (issue 14: `seccomp=unconfined` from mlcube.yaml was applied). The user's
+    // `--security` (local runs) may add confinement, never take it away.
+    let mut security_opt = vec![NO_NEW_PRIVILEGES.to_string()];
+    let user_opt = h.options.security.as_deref().filter(|_| !h.strict);
+    for s in ra
+        .security_opt
+        .iter()
+        .filter(|s| Some(s.as_str()) != user_opt)
+    {
+        notes.push(format!(
+            "--security-opt={s} from mlcube.yaml is dropped: security options come only from \
+             `cohort mlcube run --security`"
+        ));
+    }
+    if let Some(opt) = user_opt {
+        if let Err(message) = check_security_opt(opt) {
+            return Err(Error::Sandbox {
+                cube: h.cube.to_string(),
+                arg: format!("--security-opt={opt}"),
+                message,
+            });
+        }
+        if !is_no_new_privileges(opt) {
+            security_opt.push(opt.to_string());
+        }
     }
 
     let memory = ra
@@ -201,6 +224,56 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         create_dirs,
         notes,
     })
+}
+
+const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
+
+/// `key=value` or Docker's older `key:value`.
+fn split_opt(opt: &str) -> (&str, Option<&str>) {
+    match opt.find(['=', ':']) {
+        Some(i) => (&opt[..i], Some(&opt[i + 1..])),
+        None => (opt, None),
+    }
+}
+
+fn is_no_new_privileges(opt: &str) -> bool {
+    matches!(split_opt(opt), (NO_NEW_PRIVILEGES, None | Some("true")))
+}
+
+/// Whether a `--security-opt` keeps the confinement cohort relies on: no-new-privileges and
+/// Docker's default seccomp profile stay; AppArmor and SELinux may be narrowed, not disabled.
+/// Anything not known to be safe is refused.
+pub(crate) fn check_security_opt(opt: &str) -> Result<(), String> {
+    let (key, value) = split_opt(opt);
+    match (key, value) {
+        _ if is_no_new_privileges(opt) => Ok(()),
+        (NO_NEW_PRIVILEGES, _) => Err("would let the task gain privileges (setuid binaries); \
+             cohort always sets no-new-privileges"
+            .into()),
+        ("seccomp", _) => Err(
+            "would replace Docker's default seccomp profile, which cohort \
+             keeps for every container"
+                .into(),
+        ),
+        ("apparmor", Some("unconfined")) => Err("would turn off the AppArmor confinement".into()),
+        ("apparmor", Some(p)) if !p.is_empty() => Ok(()),
+        ("label", Some("disable")) => Err("would turn off the SELinux confinement".into()),
+        ("label", Some(v))
+            if ["user:", "role:", "type:", "level:"]
+                .iter()
+                .any(|p| v.starts_with(p)) =>
+        {
+            Ok(())
+        }
+        ("systempaths", _) => {
+            Err("would expose the host's /proc and /sys paths Docker masks".into())
+        }
+        _ => Err(
+            "is not a security option cohort knows to be safe (it accepts apparmor=PROFILE, \
+             label=user:|role:|type:|level:..., no-new-privileges)"
+                .into(),
+        ),
+    }
 }
 
 /// The user containers run as: the calling user, except that root is never passed on: a root

@@ -199,6 +199,83 @@ fn overrides_q6() {
 }
 
 #[test]
+fn nothing_turns_the_sandbox_off() {
+    // Issue 14: a cube's own security options were applied on local runs.
+    let c = Cube::new(
+        "docker: {image: i, '--security-opt': seccomp=unconfined, \
+         cpu_args: '--security-opt=no-new-privileges=false --security-opt apparmor=unconfined'}\n\
+         tasks: {t: {parameters: {outputs: {o: o/}}}}\n",
+    );
+    let p = c.plan(&req("t")).unwrap();
+    assert_eq!(p.hardening.security_opt, ["no-new-privileges"]);
+    for dropped in [
+        "seccomp=unconfined",
+        "no-new-privileges=false",
+        "apparmor=unconfined",
+    ] {
+        assert!(
+            p.hardening.notes.iter().any(|n| n.contains(&format!(
+                "--security-opt={dropped} from mlcube.yaml is dropped"
+            ))),
+            "{dropped}: {:?}",
+            p.hardening.notes
+        );
+    }
+    // The user's own option adds confinement, never removes it.
+    for bad in [
+        "seccomp=unconfined",
+        "seccomp:unconfined",
+        "seccomp=/tmp/profile.json",
+        "no-new-privileges=false",
+        "no-new-privileges:false",
+        "apparmor=unconfined",
+        "label=disable",
+        "label:disable",
+        "systempaths=unconfined",
+        "privileged",
+    ] {
+        let mut r = req("t");
+        r.options.security = Some(bad.into());
+        let e = c.plan(&r).unwrap_err();
+        assert!(matches!(&e, Error::Sandbox { .. }), "{bad}: {e}");
+        assert!(e.hint().is_some());
+    }
+    for good in [
+        "apparmor=docker-default",
+        "label=type:svirt_t",
+        "no-new-privileges=true",
+    ] {
+        let mut r = req("t");
+        r.options.security = Some(good.into());
+        let p = c.plan(&r).unwrap();
+        assert_eq!(p.hardening.security_opt[0], "no-new-privileges", "{good}");
+        assert!(
+            !p.hardening
+                .security_opt
+                .iter()
+                .any(|s| s.contains("unconfined"))
+        );
+    }
+    // Privilege and namespace flags are refused from the cube's run args.
+    for bad in [
+        "--privileged",
+        "--cap-add=SYS_ADMIN",
+        "--pid=host",
+        "--userns=host",
+        "--ipc=host",
+        "--uts=host",
+        "--device=/dev/sda",
+        "--security-opt=seccomp=unconfined --privileged",
+    ] {
+        let c = Cube::new(&format!(
+            "docker: {{image: i, cpu_args: '{bad}'}}\ntasks: {{t: {{parameters: {{outputs: {{o: o/}}}}}}}}\n"
+        ));
+        let e = c.plan(&req("t")).unwrap_err();
+        assert!(e.to_string().contains("run argument"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn run_args_q7_q8() {
     let yaml = "platform: {accelerator_count: ACC}\ndocker: {image: i, cpu_args: '-u 1:1 --shm-size=1g', gpu_args: \"--gpus all -e 'A=x y'\", \
         '--memory': 2g, env_args: {B: 'with space', C: 1}}\ntasks: {t: {parameters: {outputs: {o: o/}}}}\n";
@@ -206,7 +283,7 @@ fn run_args_q7_q8() {
     let mut r = req("t");
     r.options.network = Some("host".into());
     r.options.cpuset = Some("0-1".into());
-    r.options.security = Some("seccomp=unconfined".into());
+    r.options.security = Some("apparmor=my-profile".into());
     let p = c.plan(&r).unwrap();
     assert_eq!(
         p.invocation.extra_run_args,
@@ -215,7 +292,7 @@ fn run_args_q7_q8() {
             "1:1",
             "--shm-size=1g",
             "--network=host",
-            "--security-opt=seccomp=unconfined",
+            "--security-opt=apparmor=my-profile",
             "--memory=2g",
             "--cpuset-cpus=0-1"
         ]
@@ -232,7 +309,7 @@ fn run_args_q7_q8() {
     assert_eq!(h.memory, Some(2 << 30));
     assert_eq!(h.shm_size, Some(1 << 30));
     assert_eq!(h.cpuset_cpus.as_deref(), Some("0-1"));
-    assert_eq!(h.security_opt, ["no-new-privileges", "seccomp=unconfined"]);
+    assert_eq!(h.security_opt, ["no-new-privileges", "apparmor=my-profile"]);
     assert!(
         h.notes.iter().any(|n| n.contains("-u 1:1 is superseded")),
         "{:?}",

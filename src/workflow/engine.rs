@@ -263,6 +263,9 @@ impl Engine {
             overrides: Vec::new(),
             host_paths,
             workspace: Some(ws),
+            // Everything a registered cube's run creates or mounts for writing lives in
+            // COHORT_HOME; below it no symbolic link is followed.
+            run_root: Some(ctx.home.root().to_path_buf()),
             mode: Mode::Strict,
             options: RunnerOptions {
                 timeout: t.timeout,
@@ -297,15 +300,25 @@ fn sanitize(s: &str) -> String {
 /// again from the (re-hashed) cached tarball, so nothing a previous run did can leak in.
 fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
     let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", ws.display()));
-    if ws.exists() {
+    if std::fs::symlink_metadata(ws).is_ok() {
+        // remove_dir_all removes a link itself, never what it points to.
         std::fs::remove_dir_all(ws).map_err(io)?;
     }
-    std::fs::create_dir_all(ws).map_err(io)?;
+    private_dir(ws).map_err(io)?;
     let template = cube.dir.join("workspace");
     if cube.record.is_some() {
         let params = template.join("parameters.yaml");
-        if params.exists() {
-            std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
+        match std::fs::symlink_metadata(&params) {
+            Ok(m) if m.file_type().is_file() => {
+                std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
+            }
+            Ok(_) => {
+                return Err(WorkflowError::Refused(format!(
+                    "{} is not a plain file (links are refused)",
+                    params.display()
+                )));
+            }
+            Err(_) => {}
         }
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
@@ -315,6 +328,16 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
         extract_tarball(tarball, &dest, &ExtractLimits::default())?;
     }
     Ok(())
+}
+
+/// Creates a folder (and its parents) readable by the caller only.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Copies the plain files of a local cube's workspace template (not its run leftovers' links).
