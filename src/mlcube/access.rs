@@ -349,3 +349,128 @@ fn check_mounts(plan: &Plan) -> Result<Vec<Tree>, Error> {
     }
     Ok(trees)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::mlcube::plan::{HostPath, PathKind, RunRequest, RunnerOptions};
+    use crate::mlcube::{CubeConfig, plan, prepare_host};
+
+    fn private(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A strict plan as the workflow makes one: private data placed under a "home", a fresh
+    /// workspace and output folder for the run.
+    fn strict_plan(home: &Path) -> Plan {
+        std::fs::create_dir_all(home.join("cube")).unwrap();
+        std::fs::write(
+            home.join("cube/mlcube.yaml"),
+            "name: c\ndocker: {image: i}\ntasks: {t: {parameters: {inputs: {data: data/}, outputs: {out: out/}}}}\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(home.join("data")).unwrap();
+        std::fs::write(home.join("data/x.csv"), "1\n").unwrap();
+        private(&home.join("data/x.csv"), 0o600);
+        private(&home.join("data"), 0o700);
+        let cfg = CubeConfig::load(&home.join("cube")).unwrap();
+        let mut host_paths = BTreeMap::new();
+        for (name, p) in [("data", home.join("data")), ("out", home.join("run/out"))] {
+            host_paths.insert(
+                name.to_string(),
+                HostPath {
+                    path: p,
+                    kind: PathKind::Dir,
+                },
+            );
+        }
+        let req = RunRequest {
+            task: "t".into(),
+            overrides: Vec::new(),
+            host_paths,
+            workspace: Some(home.join("run/ws")),
+            run_root: Some(home.to_path_buf()),
+            mode: RunMode::Strict,
+            options: RunnerOptions::default(),
+        };
+        plan(&cfg, &req, &|_| None, home).unwrap()
+    }
+
+    #[test]
+    fn access_is_granted_for_the_run_and_taken_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path();
+        let p = strict_plan(home);
+        prepare_host(&p).unwrap();
+        assert_eq!(
+            std::fs::metadata(home.join("run/out")).unwrap().mode() & 0o777,
+            0o700
+        );
+        let me = rustix::process::getuid().as_raw();
+        let (cuid, _) = super::super::hardening::container_user();
+        let a = grant(&p).unwrap();
+        let owner = |rel: &str| std::fs::symlink_metadata(home.join(rel)).unwrap().uid();
+        assert_eq!(owner("run/out"), cuid, "the container may write its output");
+        assert_eq!(owner("data/x.csv"), cuid, "and read the private input");
+        // What the container leaves: a world-readable file, and a link out of its folder.
+        std::fs::write(home.join("run/out/result.csv"), "r\n").unwrap();
+        private(&home.join("run/out/result.csv"), 0o644);
+        std::os::unix::fs::symlink("/etc", home.join("run/out/link")).unwrap();
+        if me == 0 {
+            for f in ["run/out/result.csv", "run/out/link"] {
+                rustix::fs::chownat(
+                    rustix::fs::CWD,
+                    &home.join(f),
+                    Some(Uid::from_raw(cuid)),
+                    None,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .unwrap();
+            }
+        }
+        let etc = std::fs::metadata("/etc").unwrap();
+        a.revoke().unwrap();
+        for rel in [
+            "run/out",
+            "run/out/result.csv",
+            "run/out/link",
+            "data",
+            "data/x.csv",
+        ] {
+            assert_eq!(owner(rel), me, "{rel} is the caller's again");
+        }
+        let mode = |rel: &str| std::fs::metadata(home.join(rel)).unwrap().mode() & 0o777;
+        assert_eq!(mode("run/out/result.csv"), 0o600);
+        assert_eq!((mode("data"), mode("data/x.csv")), (0o700, 0o600));
+        let etc_after = std::fs::metadata("/etc").unwrap();
+        assert_eq!(
+            (etc.uid(), etc.mode()),
+            (etc_after.uid(), etc_after.mode()),
+            "links are never followed"
+        );
+    }
+
+    #[test]
+    fn a_link_on_the_way_to_a_mount_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path();
+        let p = strict_plan(home);
+        prepare_host(&p).unwrap();
+        let elsewhere = home.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::remove_dir(home.join("run/out")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, home.join("run/out")).unwrap();
+        let e = grant(&p).err().expect("refused");
+        assert!(
+            matches!(&e, Error::HostPath { problem: HostPathProblem::Symlink, path, .. } if path == &home.join("run/out")),
+            "{e}"
+        );
+        // prepare_host refuses it too, and creates nothing through it.
+        let e = prepare_host(&p).unwrap_err();
+        assert!(matches!(&e, Error::HostPath { .. }), "{e}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+}

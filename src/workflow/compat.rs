@@ -433,6 +433,7 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
         .tempdir_in(&base)
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
         .keep();
+    private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 

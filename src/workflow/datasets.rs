@@ -275,6 +275,7 @@ fn staging_dir(ctx: &Ctx, name: &str) -> Result<AtomicDir> {
     // recognise and remove leftovers of this dataset.
     let target = dataset_dir(ctx, name);
     let staging = AtomicDir::new_with_prefix(&target, &format!(".staging-{name}-"))
+        .and_then(|s| private_dir(s.path()).map(|()| s))
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", target.display())))?;
     Ok(staging)
 }

@@ -327,6 +327,27 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
         let dest = ws.join("additional_files");
         extract_tarball(tarball, &dest, &ExtractLimits::default())?;
     }
+    // The run's folder is private as a whole; the container's user is handed what it reads
+    // for the run only (mlcube's access step).
+    restrict(ws).map_err(io)
+}
+
+/// Clears group and other permission bits below `dir` (links are left alone, not followed).
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir)? {
+            restrict(&e?.path())?;
+        }
+    }
     Ok(())
 }
 
