@@ -290,3 +290,98 @@ pub fn container_user() -> (u32, u32) {
 
 /// nobody:nogroup on Debian and most distributions.
 pub const NOBODY: u32 = 65534;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::mlcube::{CubeConfig, Error, Plan, RunRequest, plan};
+
+    fn cube(yaml: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mlcube.yaml"), yaml).unwrap();
+        dir
+    }
+
+    fn plan_of(dir: &tempfile::TempDir, req: &RunRequest) -> Result<Plan, Error> {
+        let cfg = CubeConfig::load(dir.path()).unwrap();
+        plan(&cfg, req, &|_| None, Path::new("/home/tester"))
+    }
+
+    #[test]
+    fn nothing_turns_the_sandbox_off() {
+        // Issue 14: a cube's own security options were applied on local runs.
+        let c = cube(
+            "docker: {image: i, '--security-opt': seccomp=unconfined, \
+             cpu_args: '--security-opt=no-new-privileges=false --security-opt apparmor=unconfined'}\n\
+             tasks: {t: {parameters: {outputs: {o: o/}}}}\n",
+        );
+        let p = plan_of(&c, &RunRequest::new("t")).unwrap();
+        assert_eq!(p.hardening.security_opt, ["no-new-privileges"]);
+        for dropped in [
+            "seccomp=unconfined",
+            "no-new-privileges=false",
+            "apparmor=unconfined",
+        ] {
+            assert!(
+                p.hardening.notes.iter().any(|n| n.contains(&format!(
+                    "--security-opt={dropped} from mlcube.yaml is dropped"
+                ))),
+                "{dropped}: {:?}",
+                p.hardening.notes
+            );
+        }
+        // The user's own option adds confinement, never removes it.
+        for bad in [
+            "seccomp=unconfined",
+            "seccomp:unconfined",
+            "seccomp=/tmp/profile.json",
+            "no-new-privileges=false",
+            "no-new-privileges:false",
+            "apparmor=unconfined",
+            "label=disable",
+            "label:disable",
+            "systempaths=unconfined",
+            "privileged",
+        ] {
+            let mut r = RunRequest::new("t");
+            r.options.security = Some(bad.into());
+            let e = plan_of(&c, &r).unwrap_err();
+            assert!(matches!(&e, Error::Sandbox { .. }), "{bad}: {e}");
+            assert!(e.hint().is_some());
+        }
+        for good in [
+            "apparmor=docker-default",
+            "label=type:svirt_t",
+            "no-new-privileges=true",
+        ] {
+            let mut r = RunRequest::new("t");
+            r.options.security = Some(good.into());
+            let p = plan_of(&c, &r).unwrap();
+            assert_eq!(p.hardening.security_opt[0], "no-new-privileges", "{good}");
+            assert!(
+                !p.hardening
+                    .security_opt
+                    .iter()
+                    .any(|s| s.contains("unconfined"))
+            );
+        }
+        // Privilege and namespace flags are refused from the cube's run args.
+        for bad in [
+            "--privileged",
+            "--cap-add=SYS_ADMIN",
+            "--pid=host",
+            "--userns=host",
+            "--ipc=host",
+            "--uts=host",
+            "--device=/dev/sda",
+            "--security-opt=seccomp=unconfined --privileged",
+        ] {
+            let c = cube(&format!(
+                "docker: {{image: i, cpu_args: '{bad}'}}\ntasks: {{t: {{parameters: {{outputs: {{o: o/}}}}}}}}\n"
+            ));
+            let e = plan_of(&c, &RunRequest::new("t")).unwrap_err();
+            assert!(e.to_string().contains("run argument"), "{bad}: {e}");
+        }
+    }
+}

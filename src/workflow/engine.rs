@@ -82,6 +82,9 @@ impl Engine {
             )));
         }
         let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", dir.display()));
+        // Before this folder is written again: a version of cohort that let containers write
+        // here (issue 14) may have left a link in it.
+        refuse_links(ctx.home.root(), &dir.join("workspace/parameters.yaml"))?;
         std::fs::create_dir_all(dir.join("workspace")).map_err(io)?;
         crate::storage::write_atomic(&dir.join("mlcube.yaml"), yaml).map_err(io)?;
         if let Some(want) = &rec.parameters_yaml {
@@ -346,6 +349,25 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
     if meta.is_dir() {
         for e in std::fs::read_dir(dir)? {
             restrict(&e?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a symbolic link on the way from `home` down to `path` (links above `home` are the
+/// user's choice).
+fn refuse_links(home: &Path, path: &Path) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(home) else {
+        return Ok(());
+    };
+    let mut cur = home.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(WorkflowError::Refused(format!(
+                "{} is a symbolic link; cohort never follows links in its own folders (remove it; a container may have planted it)",
+                cur.display()
+            )));
         }
     }
     Ok(())
