@@ -423,7 +423,7 @@ mod tests {
             for f in ["run/out/result.csv", "run/out/link"] {
                 rustix::fs::chownat(
                     rustix::fs::CWD,
-                    &home.join(f),
+                    home.join(f),
                     Some(Uid::from_raw(cuid)),
                     None,
                     AtFlags::SYMLINK_NOFOLLOW,
