@@ -277,7 +277,8 @@ pub(crate) fn check_security_opt(opt: &str) -> Result<(), String> {
 }
 
 /// The user containers run as: the calling user, except that root is never passed on: a root
-/// caller's containers run as nobody (65534:65534), whose output folders cohort hands over.
+/// caller's containers run as nobody (65534:65534), who is handed what the run needs for the
+/// run only (`access.rs`).
 pub fn container_user() -> (u32, u32) {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();

@@ -10,7 +10,8 @@
 //! - [`plan`]`(&cfg, &RunRequest, env, home) -> Result<Plan, Error>` — `env` looks up host
 //!   environment variables (only for local runs), `home` is what `~` means.
 //! - [`RunRequest`] { `task`, `overrides` (name=value), `host_paths` (parameter ->
-//!   [`HostPath`] { path, kind: [`PathKind`] }), `workspace`, `mode`: [`Mode`]`::{Local,
+//!   [`HostPath`] { path, kind: [`PathKind`] }), `workspace`, `run_root` (below it no link
+//!   is followed; COHORT_HOME for the workflow), `mode`: [`Mode`]`::{Local,
 //!   Strict}`, `options`: [`RunnerOptions`] { network, security, gpus, memory, cpuset, cpus,
 //!   timeout, platform (`-P`), pids_limit } }.
 //! - [`Plan`] { cube, task, mode, root, workspace, params: [`ParamPlan`], invocation:
