@@ -8,7 +8,8 @@
 //! this run only: the writable folders, and whatever of the inputs it could not read (private
 //! data is 0700/0600, owned by the caller) is handed over. After: everything handed over goes
 //! back to its owner, what the container made goes to the caller, and in strict mode what it
-//! wrote is made private (group and other permission bits cleared).
+//! wrote is made private (group and other permission bits cleared, and setuid, setgid and
+//! sticky bits: a container must not leave a setuid program on the host).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -124,8 +125,8 @@ impl Access {
                 } else if sweep && e.st.st_uid == cuid {
                     e.chown(uid, gid)?;
                 }
-                if private && e.st.st_mode & 0o077 != 0 {
-                    e.chmod(e.st.st_mode & 0o7700)?;
+                if private && e.st.st_mode & 0o7077 != 0 {
+                    e.chmod(e.st.st_mode & 0o700)?;
                 }
                 Ok(())
             });
@@ -417,7 +418,7 @@ mod tests {
         assert_eq!(owner("data/x.csv"), cuid, "and read the private input");
         // What the container leaves: a world-readable file, and a link out of its folder.
         std::fs::write(home.join("run/out/result.csv"), "r\n").unwrap();
-        private(&home.join("run/out/result.csv"), 0o644);
+        private(&home.join("run/out/result.csv"), 0o4755);
         std::os::unix::fs::symlink("/etc", home.join("run/out/link")).unwrap();
         if me == 0 {
             for f in ["run/out/result.csv", "run/out/link"] {
@@ -442,8 +443,12 @@ mod tests {
         ] {
             assert_eq!(owner(rel), me, "{rel} is the caller's again");
         }
-        let mode = |rel: &str| std::fs::metadata(home.join(rel)).unwrap().mode() & 0o777;
-        assert_eq!(mode("run/out/result.csv"), 0o600);
+        let mode = |rel: &str| std::fs::metadata(home.join(rel)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            mode("run/out/result.csv"),
+            0o700,
+            "private, and no setuid bit"
+        );
         assert_eq!((mode("data"), mode("data/x.csv")), (0o700, 0o600));
         let etc_after = std::fs::metadata("/etc").unwrap();
         assert_eq!(

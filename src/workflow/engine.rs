@@ -343,8 +343,8 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    if mode & 0o7077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
     }
     if meta.is_dir() {
         for e in std::fs::read_dir(dir)? {
