@@ -340,17 +340,24 @@ pub fn plan(
         run_args: &run.parsed,
     })?;
     let image_build = image_build(cfg, runner)?;
+    // Absolute and normalised like the workspace, so containment compares like with like.
+    let run_root = match &req.run_root {
+        Some(r) => {
+            let abs = std::path::absolute(r).map_err(|source| Error::Io {
+                path: r.clone(),
+                source,
+            })?;
+            PathBuf::from(paths::lexical(&abs.to_string_lossy()))
+        }
+        None => PathBuf::from(&workspace),
+    };
 
     Ok(Plan {
         cube,
         task: req.task.clone(),
         mode: req.mode,
         root: cfg.root().to_path_buf(),
-        run_root: req
-            .run_root
-            .as_ref()
-            .map(|r| PathBuf::from(paths::lexical(&r.to_string_lossy())))
-            .unwrap_or_else(|| PathBuf::from(&workspace)),
+        run_root,
         workspace: PathBuf::from(&workspace),
         params,
         invocation,
