@@ -455,6 +455,26 @@ fn host_paths_place_data_anywhere() {
 }
 
 #[test]
+fn strict_runs_never_reach_the_cubes_own_folder() {
+    // Issue 14: a registered cube's own folder is shared by all its runs.
+    let c = Cube::new(
+        "name: s\ndocker: {image: i}\ntasks: {t: {parameters: {outputs: {o: o/, \
+         evil: {type: directory, default: '${runtime.root}/workspace/evil'}}}}}\n",
+    );
+    let mut r = req("t");
+    r.mode = Mode::Strict;
+    r.workspace = Some("/runs/1/ws".into());
+    let e = c.plan(&r).unwrap_err();
+    assert!(
+        matches!(&e, Error::Strict { violations, .. } if violations[0].field == "evil"),
+        "{e}"
+    );
+    // A local run of the same cube may (its own folder is the user's).
+    r.mode = Mode::Local;
+    c.plan(&r).unwrap();
+}
+
+#[test]
 fn strict_mode_refusals() {
     let c = Cube::new(
         "name: s\nplatform: {accelerator_count: 1}\ndocker: {image: i, gpu_args: --privileged}\ntasks: {t: {parameters: {inputs: {d: /etc/}, outputs: {o: o/}}}}\n",
