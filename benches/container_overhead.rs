@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_cohort");
 /// The image's entrypoint: reads MLCube-style `--name=path` arguments, copies input to output.
 const RUN_SH: &str = r#"for a in "$@"; do case "$a" in --data=*) i="${a#--data=}";; --result=*) o="${a#--result=}";; esac; done
-cat "$i/data.txt" > "$o/copy.txt" && echo done
+rm -f "$o/copy.txt"; cat "$i/data.txt" > "$o/copy.txt" && echo done
 "#;
 
 fn busybox() -> PathBuf {
@@ -87,7 +87,8 @@ fn main() {
     std::fs::create_dir_all(ws.join("in")).unwrap();
     std::fs::create_dir_all(ws.join("out")).unwrap();
     std::fs::write(ws.join("in/data.txt"), "payload\n").unwrap();
-    // A root caller's containers run as nobody: the bare run needs a writable output too.
+    // A root caller's containers run as nobody: the bare run needs a writable output too. (cohort
+    // gives what its runs wrote back to the caller, so the task replaces, not rewrites, its file.)
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(ws.join("out"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let home = tmp.path().join("home");

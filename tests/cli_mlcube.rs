@@ -1,6 +1,7 @@
 //! `cohort mlcube run` end to end through the real binary: the `--dry-run --json` contract,
 //! the refusal of `--name=value`, one-line errors with hints and their exit codes, and one
-//! real run through the Docker Engine (skipped only when /var/run/docker.sock is absent).
+//! real run through the Docker Engine (skipped only when /var/run/docker.sock is absent and CI
+//! is not `true`), and the sandbox: a planted link, a cube's own security options.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -234,8 +235,7 @@ fn bad_input_is_one_line_with_a_hint() {
 
 #[test]
 fn a_failing_task_fails_the_command() {
-    if !Path::new("/var/run/docker.sock").exists() {
-        eprintln!("skipping: /var/run/docker.sock does not exist");
+    if !docker_here() {
         return;
     }
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
@@ -290,4 +290,209 @@ fn a_failing_task_fails_the_command() {
             .contains("failing on purpose")
     );
     assert!(cube.join("workspace/o").is_dir());
+}
+
+/// Whether a Docker Engine is here. Skipping is allowed on a developer's machine only: with
+/// CI=true a missing Engine fails the test, so CI never passes by skipping.
+fn docker_here() -> bool {
+    if Path::new("/var/run/docker.sock").exists() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but /var/run/docker.sock does not exist: this test needs a Docker Engine");
+    }
+    eprintln!("skipping: /var/run/docker.sock does not exist");
+    false
+}
+
+const SANDBOX_SH: &str = r#"
+task="$1"; shift
+for arg in "$@"; do
+  name="${arg%%=*}"; name="${name#--}"; value="${arg#*=}"
+  eval "p_$name=\"\$value\""
+done
+case "$task" in
+  plant) ln -s "$TARGET" "$(dirname "$p_log")/evil"; echo planted > "$p_log" ;;
+  use) echo owned > "$p_evil/owned.txt" ;;
+  status) grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status > "$p_out/status.txt" ;;
+  *) exit 64 ;;
+esac
+"#;
+
+/// A local cube (busybox-static, built `FROM scratch` on first run) with the tasks of
+/// [`SANDBOX_SH`]; `docker` is added to its `docker:` section. The image is removed on drop.
+struct SandboxCube {
+    dir: PathBuf,
+    tag: String,
+}
+
+impl SandboxCube {
+    fn new(root: &Path, docker: &str, tasks: &str) -> SandboxCube {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .expect("busybox-static is installed");
+        let dir = root.join("cube");
+        std::fs::create_dir_all(dir.join("build")).unwrap();
+        std::fs::copy(busybox, dir.join("build/busybox")).unwrap();
+        std::fs::write(dir.join("build/run.sh"), SANDBOX_SH).unwrap();
+        std::fs::write(
+            dir.join("build/Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             COPY run.sh /cube/run.sh\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/cube/run.sh\"]\n",
+        )
+        .unwrap();
+        let tag = format!(
+            "cohort-test/sandbox:{}",
+            &cohort::mlcube::docker::new_run_id()[..12]
+        );
+        std::fs::write(
+            dir.join("mlcube.yaml"),
+            format!(
+                "name: sandbox\ndocker: {{image: '{tag}', build_context: build, build_strategy: auto{docker}}}\ntasks:\n{tasks}"
+            ),
+        )
+        .unwrap();
+        SandboxCube { dir, tag }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+}
+
+impl Drop for SandboxCube {
+    fn drop(&mut self) {
+        if let Ok(rt) = DockerRuntime::connect(None) {
+            let _ = rt.remove_image(&self.tag);
+        }
+    }
+}
+
+/// Issue 14, class 2: a container plants a link in its workspace pointing at a root-owned host
+/// folder; the next run must refuse it, not create through it, hand it over or mount it.
+#[test]
+fn a_link_planted_by_one_run_is_refused_by_the_next() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !docker_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("host-only");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let before = std::fs::metadata(&target).unwrap();
+    let cube = SandboxCube::new(
+        tmp.path(),
+        &format!(", env_args: {{TARGET: '{}'}}", target.display()),
+        "  plant: {parameters: {outputs: {log: {type: file, default: log.txt}}}}\n\
+         \x20 use: {parameters: {outputs: {evil: {type: directory, default: evil}}}}\n",
+    );
+    let out = cohort(
+        tmp.path(),
+        &["mlcube", "run", cube.path(), "--task", "plant"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = cube.dir.join("workspace/evil");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "run 1 planted the link"
+    );
+
+    let out = cohort(
+        tmp.path(),
+        &["mlcube", "run", cube.path(), "--task", "use"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} is (or lies behind) a symbolic link",
+            link.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+    let after = std::fs::metadata(&target).unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode()),
+        (before.uid(), before.gid(), before.mode()),
+        "the link's target keeps its owner and mode"
+    );
+    assert!(
+        !target.join("owned.txt").exists(),
+        "the target was never mounted into the container"
+    );
+    // Only the run's own files exist, owned by the caller again after the run.
+    let log = std::fs::metadata(cube.dir.join("workspace/log.txt")).unwrap();
+    assert_eq!(log.uid(), rustix::process::getuid().as_raw());
+}
+
+/// Issue 14, class 3: security options from a cube's mlcube.yaml are dropped (and said so in
+/// the plan's notes); the user's own --security may not turn the sandbox off either.
+#[test]
+fn a_cube_cannot_weaken_its_sandbox() {
+    if !docker_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = SandboxCube::new(
+        tmp.path(),
+        ", '--security-opt': seccomp=unconfined, cpu_args: '--security-opt=no-new-privileges=false'",
+        "  status: {parameters: {outputs: {out: out/}}}\n",
+    );
+    let out = cohort(
+        tmp.path(),
+        &["--json", "mlcube", "run", cube.path(), "--dry-run"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = &plan["hardening"];
+    assert_eq!(h["security_opt"], serde_json::json!(["no-new-privileges"]));
+    let notes = h["notes"].to_string();
+    for dropped in ["seccomp=unconfined", "no-new-privileges=false"] {
+        assert!(
+            notes.contains(&format!(
+                "--security-opt={dropped} from mlcube.yaml is dropped"
+            )),
+            "{notes}"
+        );
+    }
+
+    // For real: the kernel says the default seccomp filter and no-new-privileges are on.
+    let out = cohort(tmp.path(), &["mlcube", "run", cube.path()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is dropped"), "{}", stderr(&out));
+    let status = std::fs::read_to_string(cube.dir.join("workspace/out/status.txt")).unwrap();
+    let fields: Vec<&str> = status.lines().collect();
+    assert!(fields.contains(&"Seccomp:\t2"), "{status}");
+    assert!(fields.contains(&"NoNewPrivs:\t1"), "{status}");
+
+    for bad in [
+        "seccomp=unconfined",
+        "no-new-privileges=false",
+        "apparmor=unconfined",
+    ] {
+        let out = cohort(
+            tmp.path(),
+            &["mlcube", "run", cube.path(), "--security", bad, "--dry-run"],
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("\"--security-opt={bad}\" would")),
+            "{bad}: {err}"
+        );
+        assert!(
+            err.contains("hint: cohort keeps no-new-privileges"),
+            "{err}"
+        );
+    }
 }

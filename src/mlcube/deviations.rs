@@ -79,6 +79,23 @@ pub const DEVIATIONS: &[Deviation] = &[
                  HOME=/tmp, pids limit, no network, read-only inputs, auto-removal, timeout",
     },
     Deviation {
+        id: "no-links",
+        quirk: "-",
+        mlcube: "creates and mounts folders through any symbolic link on the way (os.makedirs, \
+                 docker -v resolve it)",
+        cohort: "below the run's folder (the workspace locally, COHORT_HOME for registered cubes) \
+                 a link on the way to a folder it creates or mounts is refused: a container that \
+                 could write there may have planted it (issue 14); pass the real path instead",
+    },
+    Deviation {
+        id: "security-opt",
+        quirk: "-",
+        mlcube: "passes the runner's --security-opt (and any in cpu_args/gpu_args) to docker run",
+        cohort: "drops security options from the cube's files (listed in the plan's notes); the \
+                 user's --security may add confinement but is refused when it would turn off \
+                 no-new-privileges, Docker's default seccomp profile, AppArmor or SELinux",
+    },
+    Deviation {
         id: "docker-executable",
         quirk: "-",
         mlcube: "runs the `docker:` executable of the runner section (docker, podman, sudo docker)",

@@ -68,6 +68,21 @@ pub enum Error {
         param: String,
         path: PathBuf,
     },
+    /// A host path cohort would create, hand over or mount is not safe to use.
+    #[error("MLCube {cube}, task {task}: {path} {problem}")]
+    HostPath {
+        cube: String,
+        task: String,
+        path: PathBuf,
+        problem: HostPathProblem,
+    },
+    /// A run argument or security option would weaken the container's confinement.
+    #[error("MLCube {cube}: {arg:?} {message}")]
+    Sandbox {
+        cube: String,
+        arg: String,
+        message: String,
+    },
     /// A host file or directory could not be created or read.
     #[error("{path}: {source}")]
     Io {
@@ -129,6 +144,38 @@ pub enum Error {
     Cancelled { cube: String, task: String },
 }
 
+/// Why a host path is refused (see [`Error::HostPath`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPathProblem {
+    /// The path, or a folder on the way to it, is a symbolic link.
+    Symlink,
+    /// Not a folder where a folder is needed, or not a plain file where a file is.
+    WrongKind,
+    /// A registered cube's mount outside its run's workspace and the places cohort chose.
+    OutsideRun,
+    /// A writable mount inside the cube's installed files.
+    CubeFolder,
+}
+
+impl std::fmt::Display for HostPathProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostPathProblem::Symlink => {
+                "is (or lies behind) a symbolic link; cohort never follows links in the folders \
+                 it prepares or mounts"
+            }
+            HostPathProblem::WrongKind => "is not a folder (or not a plain file) as the task needs",
+            HostPathProblem::OutsideRun => {
+                "is outside this run's folders; a registered cube gets only its run's workspace \
+                 and the paths cohort places"
+            }
+            HostPathProblem::CubeFolder => {
+                "is inside the cube's installed files, which are never mounted writable"
+            }
+        })
+    }
+}
+
 fn summarize(violations: &[StrictViolation]) -> String {
     match violations {
         [] => "no violations".to_string(),
@@ -184,6 +231,25 @@ impl Error {
             Error::MissingInput { param, .. } => format!(
                 "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it or pass {param}=PATH"
             ),
+            Error::HostPath { problem, .. } => match problem {
+                HostPathProblem::Symlink => {
+                    "a container that could write there may have planted it: remove the link \
+                     (and check what it points to), or pass the real path"
+                        .into()
+                }
+                HostPathProblem::WrongKind => "remove or rename what is in the way".into(),
+                HostPathProblem::OutsideRun | HostPathProblem::CubeFolder => {
+                    "registered cubes read and write only their run's workspace (${workspace}); \
+                     fix the cube's mlcube.yaml"
+                        .into()
+                }
+            },
+            Error::Sandbox { .. } => {
+                "cohort keeps no-new-privileges, Docker's default seccomp profile and the \
+                 AppArmor/SELinux confinement; --security accepts apparmor=PROFILE, \
+                 label=user:|role:|type:|level:... and no-new-privileges"
+                    .into()
+            }
             Error::Io { .. } => return None,
             Error::DockerUnreachable { .. } => {
                 "start the Docker Engine, or set DOCKER_HOST to where it listens; your user must \

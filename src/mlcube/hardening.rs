@@ -82,9 +82,32 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         ));
     }
 
-    let mut security_opt = vec!["no-new-privileges".to_string()];
-    if !h.strict {
-        security_opt.extend(ra.security_opt.iter().cloned());
+    // Security options come from the user alone: a cube's files may not choose its own
+    // confinement (issue 14: `seccomp=unconfined` from mlcube.yaml was applied). The user's
+    // `--security` (local runs) may add confinement, never take it away.
+    let mut security_opt = vec![NO_NEW_PRIVILEGES.to_string()];
+    let user_opt = h.options.security.as_deref().filter(|_| !h.strict);
+    for s in ra
+        .security_opt
+        .iter()
+        .filter(|s| Some(s.as_str()) != user_opt)
+    {
+        notes.push(format!(
+            "--security-opt={s} from mlcube.yaml is dropped: security options come only from \
+             `cohort mlcube run --security`"
+        ));
+    }
+    if let Some(opt) = user_opt {
+        if let Err(message) = check_security_opt(opt) {
+            return Err(Error::Sandbox {
+                cube: h.cube.to_string(),
+                arg: format!("--security-opt={opt}"),
+                message,
+            });
+        }
+        if !is_no_new_privileges(opt) {
+            security_opt.push(opt.to_string());
+        }
     }
 
     let memory = ra
@@ -203,8 +226,59 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
     })
 }
 
+const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
+
+/// `key=value` or Docker's older `key:value`.
+fn split_opt(opt: &str) -> (&str, Option<&str>) {
+    match opt.find(['=', ':']) {
+        Some(i) => (&opt[..i], Some(&opt[i + 1..])),
+        None => (opt, None),
+    }
+}
+
+fn is_no_new_privileges(opt: &str) -> bool {
+    matches!(split_opt(opt), (NO_NEW_PRIVILEGES, None | Some("true")))
+}
+
+/// Whether a `--security-opt` keeps the confinement cohort relies on: no-new-privileges and
+/// Docker's default seccomp profile stay; AppArmor and SELinux may be narrowed, not disabled.
+/// Anything not known to be safe is refused.
+pub(crate) fn check_security_opt(opt: &str) -> Result<(), String> {
+    let (key, value) = split_opt(opt);
+    match (key, value) {
+        _ if is_no_new_privileges(opt) => Ok(()),
+        (NO_NEW_PRIVILEGES, _) => Err("would let the task gain privileges (setuid binaries); \
+             cohort always sets no-new-privileges"
+            .into()),
+        ("seccomp", _) => Err(
+            "would replace Docker's default seccomp profile, which cohort \
+             keeps for every container"
+                .into(),
+        ),
+        ("apparmor", Some("unconfined")) => Err("would turn off the AppArmor confinement".into()),
+        ("apparmor", Some(p)) if !p.is_empty() => Ok(()),
+        ("label", Some("disable")) => Err("would turn off the SELinux confinement".into()),
+        ("label", Some(v))
+            if ["user:", "role:", "type:", "level:"]
+                .iter()
+                .any(|p| v.starts_with(p)) =>
+        {
+            Ok(())
+        }
+        ("systempaths", _) => {
+            Err("would expose the host's /proc and /sys paths Docker masks".into())
+        }
+        _ => Err(
+            "is not a security option cohort knows to be safe (it accepts apparmor=PROFILE, \
+             label=user:|role:|type:|level:..., no-new-privileges)"
+                .into(),
+        ),
+    }
+}
+
 /// The user containers run as: the calling user, except that root is never passed on: a root
-/// caller's containers run as nobody (65534:65534), whose output folders cohort hands over.
+/// caller's containers run as nobody (65534:65534), who is handed what the run needs for the
+/// run only (`access.rs`).
 pub fn container_user() -> (u32, u32) {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
@@ -217,3 +291,98 @@ pub fn container_user() -> (u32, u32) {
 
 /// nobody:nogroup on Debian and most distributions.
 pub const NOBODY: u32 = 65534;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::mlcube::{CubeConfig, Error, Plan, RunRequest, plan};
+
+    fn cube(yaml: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mlcube.yaml"), yaml).unwrap();
+        dir
+    }
+
+    fn plan_of(dir: &tempfile::TempDir, req: &RunRequest) -> Result<Plan, Error> {
+        let cfg = CubeConfig::load(dir.path()).unwrap();
+        plan(&cfg, req, &|_| None, Path::new("/home/tester"))
+    }
+
+    #[test]
+    fn nothing_turns_the_sandbox_off() {
+        // Issue 14: a cube's own security options were applied on local runs.
+        let c = cube(
+            "docker: {image: i, '--security-opt': seccomp=unconfined, \
+             cpu_args: '--security-opt=no-new-privileges=false --security-opt apparmor=unconfined'}\n\
+             tasks: {t: {parameters: {outputs: {o: o/}}}}\n",
+        );
+        let p = plan_of(&c, &RunRequest::new("t")).unwrap();
+        assert_eq!(p.hardening.security_opt, ["no-new-privileges"]);
+        for dropped in [
+            "seccomp=unconfined",
+            "no-new-privileges=false",
+            "apparmor=unconfined",
+        ] {
+            assert!(
+                p.hardening.notes.iter().any(|n| n.contains(&format!(
+                    "--security-opt={dropped} from mlcube.yaml is dropped"
+                ))),
+                "{dropped}: {:?}",
+                p.hardening.notes
+            );
+        }
+        // The user's own option adds confinement, never removes it.
+        for bad in [
+            "seccomp=unconfined",
+            "seccomp:unconfined",
+            "seccomp=/tmp/profile.json",
+            "no-new-privileges=false",
+            "no-new-privileges:false",
+            "apparmor=unconfined",
+            "label=disable",
+            "label:disable",
+            "systempaths=unconfined",
+            "privileged",
+        ] {
+            let mut r = RunRequest::new("t");
+            r.options.security = Some(bad.into());
+            let e = plan_of(&c, &r).unwrap_err();
+            assert!(matches!(&e, Error::Sandbox { .. }), "{bad}: {e}");
+            assert!(e.hint().is_some());
+        }
+        for good in [
+            "apparmor=docker-default",
+            "label=type:svirt_t",
+            "no-new-privileges=true",
+        ] {
+            let mut r = RunRequest::new("t");
+            r.options.security = Some(good.into());
+            let p = plan_of(&c, &r).unwrap();
+            assert_eq!(p.hardening.security_opt[0], "no-new-privileges", "{good}");
+            assert!(
+                !p.hardening
+                    .security_opt
+                    .iter()
+                    .any(|s| s.contains("unconfined"))
+            );
+        }
+        // Privilege and namespace flags are refused from the cube's run args.
+        for bad in [
+            "--privileged",
+            "--cap-add=SYS_ADMIN",
+            "--pid=host",
+            "--userns=host",
+            "--ipc=host",
+            "--uts=host",
+            "--device=/dev/sda",
+            "--security-opt=seccomp=unconfined --privileged",
+        ] {
+            let c = cube(&format!(
+                "docker: {{image: i, cpu_args: '{bad}'}}\ntasks: {{t: {{parameters: {{outputs: {{o: o/}}}}}}}}\n"
+            ));
+            let e = plan_of(&c, &RunRequest::new("t")).unwrap_err();
+            assert!(e.to_string().contains("run argument"), "{bad}: {e}");
+        }
+    }
+}

@@ -10,7 +10,8 @@
 //! - [`plan`]`(&cfg, &RunRequest, env, home) -> Result<Plan, Error>` — `env` looks up host
 //!   environment variables (only for local runs), `home` is what `~` means.
 //! - [`RunRequest`] { `task`, `overrides` (name=value), `host_paths` (parameter ->
-//!   [`HostPath`] { path, kind: [`PathKind`] }), `workspace`, `mode`: [`Mode`]`::{Local,
+//!   [`HostPath`] { path, kind: [`PathKind`] }), `workspace`, `run_root` (below it no link
+//!   is followed; COHORT_HOME for the workflow), `mode`: [`Mode`]`::{Local,
 //!   Strict}`, `options`: [`RunnerOptions`] { network, security, gpus, memory, cpuset, cpus,
 //!   timeout, platform (`-P`), pids_limit } }.
 //! - [`Plan`] { cube, task, mode, root, workspace, params: [`ParamPlan`], invocation:
@@ -22,7 +23,9 @@
 //!
 //! Running:
 //! - [`prepare_host`]`(&plan)` — refuses missing inputs, creates the workspace and output
-//!   folders.
+//!   folders without following symbolic links (`hostfs`). Immediately before a container is
+//!   created the runtime checks every mount again and hands the container's user what it
+//!   needs for the run, taking it back afterwards (`access`).
 //! - [`ContainerRuntime`] (trait) and [`DockerRuntime`]: `DockerRuntime::connect(docker_host)`,
 //!   `image_id(reference)`, `build_image(context, dockerfile, tag, build_args, reporter)`,
 //!   `load_tarball(path, sha256, reporter)`, `pull(reference, reporter)`, `remove_image`,
@@ -36,6 +39,7 @@
 //! Errors: [`Error`] names the cube, task, parameter or file; [`Error::hint`] says what to do;
 //! [`Error::is_environment`] is true when Docker is unreachable or failing (exit code 3).
 
+mod access;
 mod args;
 mod command;
 mod config;
@@ -43,6 +47,7 @@ mod deviations;
 pub mod docker;
 mod error;
 mod hardening;
+mod hostfs;
 mod interp;
 mod params;
 mod paths;
@@ -57,7 +62,7 @@ pub use deviations::{DEVIATIONS, Deviation, deviation};
 pub use docker::{
     ContainerRuntime, DockerRuntime, EngineInfo, RUN_LABEL, RunOutcome, RunSpec, ensure_image,
 };
-pub use error::Error;
+pub use error::{Error, HostPathProblem};
 pub use hardening::{DEFAULT_PIDS_LIMIT, Hardening, container_user};
 pub use plan::{
     BuildStrategy, HostPath, ImageBuild, Invocation, Io, Mode, Mount, ParamPlan, PathKind, Plan,

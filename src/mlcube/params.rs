@@ -100,6 +100,7 @@ pub(crate) fn resolve_params(
                     kind,
                     host: PathBuf::from(&host),
                     container: String::new(),
+                    placed: req.host_paths.contains_key(name),
                 },
                 opts,
             ));

@@ -75,6 +75,10 @@ pub struct RunRequest {
     pub host_paths: BTreeMap<String, HostPath>,
     /// The workspace; `<cube root>/workspace` when `None`.
     pub workspace: Option<PathBuf>,
+    /// The folder holding this run's data (the workflow passes COHORT_HOME; the workspace
+    /// when `None`). Every folder cohort creates or mounts below it is walked without
+    /// following symbolic links, and in strict mode every mount must lie below it.
+    pub run_root: Option<PathBuf>,
     pub mode: Mode,
     pub options: RunnerOptions,
 }
@@ -87,6 +91,7 @@ impl RunRequest {
             overrides: Vec::new(),
             host_paths: BTreeMap::new(),
             workspace: None,
+            run_root: None,
             mode: Mode::Local,
             options: RunnerOptions::default(),
         }
@@ -119,6 +124,9 @@ pub struct ParamPlan {
     pub host: PathBuf,
     /// What the task receives as `--name=...`.
     pub container: String,
+    /// Placed at an absolute host path by the caller ([`RunRequest::host_paths`]) rather than
+    /// resolved from mlcube.yaml.
+    pub placed: bool,
 }
 
 /// What MLCube 0.0.9 would run, field for field (apart from the listed deviations).
@@ -160,6 +168,8 @@ pub struct Plan {
     pub mode: Mode,
     pub root: PathBuf,
     pub workspace: PathBuf,
+    /// [`RunRequest::run_root`], or the workspace.
+    pub run_root: PathBuf,
     pub params: Vec<ParamPlan>,
     pub invocation: Invocation,
     pub hardening: Hardening,
@@ -274,6 +284,25 @@ pub fn plan(
         })?;
 
     let mut resolved = resolve_params(cfg, req, task_def, &workspace, env, &home_s)?;
+    if strict {
+        // The strict path rule again, on what the parameters resolved to for this run: a
+        // value that was inside the cube's template workspace at submission (say through
+        // `${runtime.root}`) may point anywhere but into this run's own workspace.
+        for (p, _) in resolved.iter().filter(|(p, _)| !p.placed) {
+            let host = p.host.to_string_lossy();
+            if !paths::is_within(&workspace, &host) {
+                return Err(Error::Param {
+                    cube: cube.clone(),
+                    task: req.task.clone(),
+                    param: p.name.clone(),
+                    message: format!(
+                        "{host} is outside this run's workspace ({workspace}); registered cubes \
+                         read and write only there"
+                    ),
+                });
+            }
+        }
+    }
     let (mounts, task_args) = mounts_and_args(&req.task, &mut resolved);
     let params: Vec<ParamPlan> = resolved.into_iter().map(|(p, _)| p).collect();
 
@@ -311,12 +340,24 @@ pub fn plan(
         run_args: &run.parsed,
     })?;
     let image_build = image_build(cfg, runner)?;
+    // Absolute and normalised like the workspace, so containment compares like with like.
+    let run_root = match &req.run_root {
+        Some(r) => {
+            let abs = std::path::absolute(r).map_err(|source| Error::Io {
+                path: r.clone(),
+                source,
+            })?;
+            PathBuf::from(paths::lexical(&abs.to_string_lossy()))
+        }
+        None => PathBuf::from(&workspace),
+    };
 
     Ok(Plan {
         cube,
         task: req.task.clone(),
         mode: req.mode,
         root: cfg.root().to_path_buf(),
+        run_root,
         workspace: PathBuf::from(&workspace),
         params,
         invocation,

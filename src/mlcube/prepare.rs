@@ -1,11 +1,16 @@
 //! The one step between planning and running that touches the host: check that every input
 //! exists (cohort never creates a missing input, unlike 0.0.9's Q4) and create the workspace
-//! and the outputs' folders.
+//! and the outputs' folders, component by component without following symbolic links
+//! (`hostfs`): a link a container left in a folder it could write is refused, never followed.
+//! Ownership is not changed here; the runtime hands folders to the container's user only for
+//! the run (`access`).
 
 use std::path::PathBuf;
 
+use super::access::issue_error;
 use super::error::Error;
-use super::plan::Plan;
+use super::hostfs;
+use super::plan::{Mode, Plan};
 
 /// Checks the inputs, then creates the folders the hardening lists. Returns the folders that
 /// did not exist before. Nothing is created when an input is missing.
@@ -18,48 +23,16 @@ pub fn prepare_host(plan: &Plan) -> Result<Vec<PathBuf>, Error> {
             path: missing.host.clone(),
         });
     }
+    // Registered cubes work on private data: their folders are the caller's alone (the
+    // container's user gets them for the run). Local runs follow the user's umask.
+    let mode = match plan.mode {
+        Mode::Strict => 0o700,
+        Mode::Local => 0o777,
+    };
     let mut created = Vec::new();
     for dir in &plan.hardening.create_dirs {
-        // Record every missing ancestor too, so callers see exactly what appeared.
-        let mut missing = Vec::new();
-        let mut cur = Some(dir.as_path());
-        while let Some(p) = cur {
-            if p.exists() {
-                break;
-            }
-            missing.push(p.to_path_buf());
-            cur = p.parent();
-        }
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        for p in missing.into_iter().rev() {
-            if !created.contains(&p) {
-                created.push(p);
-            }
-        }
+        hostfs::open_dir(&plan.run_root, dir, Some(mode), &mut created)
+            .map_err(|i| issue_error(&plan.cube, &plan.task, i))?;
     }
-    hand_over(plan)?;
     Ok(created)
-}
-
-/// When the container runs as another user than cohort (a root caller's containers run as
-/// nobody), the folders it writes to are handed to that user.
-fn hand_over(plan: &Plan) -> Result<(), Error> {
-    let (uid, gid) = super::hardening::container_user();
-    if uid == rustix::process::getuid().as_raw() {
-        return Ok(());
-    }
-    let owner = (
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    );
-    for dir in &plan.hardening.create_dirs {
-        rustix::fs::chown(dir, owner.0, owner.1).map_err(|e| Error::Io {
-            path: dir.clone(),
-            source: e.into(),
-        })?;
-    }
-    Ok(())
 }

@@ -29,6 +29,10 @@ impl fmt::Display for StrictViolation {
     }
 }
 
+/// Where [`check_strict`] places the workspace: a folder outside every cube's root, as the
+/// per-run workspaces of the workflow are.
+const RUN_WORKSPACE: &str = "/nonexistent-cohort-run/workspace";
+
 /// Checks a cube against the rules for registered cubes. Every violation is reported, not
 /// just the first.
 pub fn check_strict(cfg: &CubeConfig) -> Result<(), Vec<StrictViolation>> {
@@ -51,8 +55,11 @@ pub fn check_strict(cfg: &CubeConfig) -> Result<(), Vec<StrictViolation>> {
     });
 
     // The rest needs the resolved configuration; host environment lookups resolve to "" so
-    // one violation above does not hide the others.
-    let workspace = cfg.default_workspace().to_string_lossy().into_owned();
+    // one violation above does not hide the others. Registered cubes run in a fresh workspace
+    // outside their own folder, so containment is judged against such a workspace, not the
+    // template `<root>/workspace`: `${runtime.root}/workspace/x` is the cube's installed
+    // folder, shared by every run, and must not count as inside.
+    let workspace = RUN_WORKSPACE.to_string();
     let resolved = match cfg.effective(&EffectiveInputs {
         platform: &[],
         runner_flags: &[],
@@ -182,6 +189,12 @@ pub(crate) fn path_violation(raw: &str, value: &str, workspace: &str) -> Option<
     }
     let host = paths::join_workspace(workspace, value);
     if !paths::is_within(workspace, &host) {
+        if raw.contains("runtime.root") {
+            return Some(format!(
+                "{raw:?} points into the cube's own folder (${{runtime.root}}), which every run \
+                 shares; registered cubes use paths inside the run's workspace (${{workspace}})"
+            ));
+        }
         return Some(format!("{raw:?} points outside the workspace"));
     }
     None
@@ -204,6 +217,22 @@ mod tests {
              tasks: {infer: {parameters: {inputs: {data_path: data/, p: '${workspace}/p.yaml'}, outputs: {out: {type: directory, default: out}}}}}\n",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_cubes_own_folder_is_not_its_workspace() {
+        // Issue 14: `${runtime.root}/workspace/...` passed when containment was judged against
+        // the template workspace; every run shares that folder.
+        let v = check(
+            "name: m\ndocker: {image: a}\n\
+             tasks: {infer: {parameters: {inputs: {data_path: data/}, outputs: {out: out/, \
+             evil: {type: directory, default: '${runtime.root}/workspace/evil'}, \
+             w: {type: file, default: '${runtime.workspace}/w.txt'}}}}}\n",
+        )
+        .unwrap_err();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].field, "evil");
+        assert!(v[0].message.contains("cube's own folder"), "{v:?}");
     }
 
     #[test]

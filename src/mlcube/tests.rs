@@ -206,7 +206,7 @@ fn run_args_q7_q8() {
     let mut r = req("t");
     r.options.network = Some("host".into());
     r.options.cpuset = Some("0-1".into());
-    r.options.security = Some("seccomp=unconfined".into());
+    r.options.security = Some("apparmor=my-profile".into());
     let p = c.plan(&r).unwrap();
     assert_eq!(
         p.invocation.extra_run_args,
@@ -215,7 +215,7 @@ fn run_args_q7_q8() {
             "1:1",
             "--shm-size=1g",
             "--network=host",
-            "--security-opt=seccomp=unconfined",
+            "--security-opt=apparmor=my-profile",
             "--memory=2g",
             "--cpuset-cpus=0-1"
         ]
@@ -232,7 +232,7 @@ fn run_args_q7_q8() {
     assert_eq!(h.memory, Some(2 << 30));
     assert_eq!(h.shm_size, Some(1 << 30));
     assert_eq!(h.cpuset_cpus.as_deref(), Some("0-1"));
-    assert_eq!(h.security_opt, ["no-new-privileges", "seccomp=unconfined"]);
+    assert_eq!(h.security_opt, ["no-new-privileges", "apparmor=my-profile"]);
     assert!(
         h.notes.iter().any(|n| n.contains("-u 1:1 is superseded")),
         "{:?}",
@@ -452,6 +452,26 @@ fn host_paths_place_data_anywhere() {
             .to_string()
             .contains("not absolute")
     );
+}
+
+#[test]
+fn strict_runs_never_reach_the_cubes_own_folder() {
+    // Issue 14: a registered cube's own folder is shared by all its runs.
+    let c = Cube::new(
+        "name: s\ndocker: {image: i}\ntasks: {t: {parameters: {outputs: {o: o/, \
+         evil: {type: directory, default: '${runtime.root}/workspace/evil'}}}}}\n",
+    );
+    let mut r = req("t");
+    r.mode = Mode::Strict;
+    r.workspace = Some("/runs/1/ws".into());
+    let e = c.plan(&r).unwrap_err();
+    assert!(
+        matches!(&e, Error::Strict { violations, .. } if violations[0].field == "evil"),
+        "{e}"
+    );
+    // A local run of the same cube may (its own folder is the user's).
+    r.mode = Mode::Local;
+    c.plan(&r).unwrap();
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::model::metrics::Metrics;
 use crate::model::{CompatReport, Sha256, StepReport, StepStatus};
 use crate::storage::{Cache, ExtractLimits, extract_tarball};
 
-use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
+use super::engine::{Engine, LocalCube, TaskRun, private_dir, read_metrics};
 use super::{Ctx, Result, WorkflowError};
 
 /// Where a run's steps execute: the context, the container engine, the run's folder.
@@ -472,7 +472,9 @@ pub fn compatibility_test(
 /// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
 pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
     let base = ctx.home.runs_dir().join(kind);
-    std::fs::create_dir_all(&base)
+    // Runs hold private data and what is derived from it: the caller's alone.
+    private_dir(&ctx.home.runs_dir())
+        .and_then(|()| private_dir(&base))
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?;
     let stamp = ctx.timestamp().replace([':', '-'], "");
     let dir = tempfile::Builder::new()
@@ -480,6 +482,7 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
         .tempdir_in(&base)
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
         .keep();
+    private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{self, CubeRef, Sha256, metrics::Metrics};
-use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree};
+use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree, write_atomic_mode};
 use crate::trust::Index;
 
 use super::benchmarks::approved;
 use super::compat::{Prepared, Stage, Steps, new_run_dir, prepare};
-use super::engine::Engine;
+use super::engine::{Engine, private_dir};
 use super::registry_ops::Opened;
 use super::{Ctx, Result, WorkflowError};
 
@@ -174,7 +174,8 @@ pub fn prepare_dataset(
     let (_, b, bref) = approved(&ix, bench)?;
     check_raw("--data-path", raw_data)?;
     check_raw("--labels-path", raw_labels)?;
-    std::fs::create_dir_all(datasets_dir(ctx))
+    // Prepared data is private: only the caller may enter the datasets folder.
+    private_dir(&datasets_dir(ctx))
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", datasets_dir(ctx).display())))?;
     let _lock = lock_dataset(ctx, name)?;
     let target = dataset_dir(ctx, name);
@@ -248,14 +249,17 @@ pub fn prepare_dataset(
     let io = |e: std::io::Error| {
         WorkflowError::Refused(format!("{}: {e} (is the disk full?)", where_.display()))
     };
-    std::fs::write(
-        staging.path().join(MANIFEST),
-        toml::to_string(&manifest).expect("serializes"),
+    // The manifest names the prepared files and the record carries statistics: private too.
+    write_atomic_mode(
+        &staging.path().join(MANIFEST),
+        toml::to_string(&manifest).expect("serializes").as_bytes(),
+        Some(0o600),
     )
     .map_err(io)?;
-    std::fs::write(
-        staging.path().join(LOCAL_FILE),
-        toml::to_string(&local).expect("serializes"),
+    write_atomic_mode(
+        &staging.path().join(LOCAL_FILE),
+        toml::to_string(&local).expect("serializes").as_bytes(),
+        Some(0o600),
     )
     .map_err(io)?;
     staging.commit().map_err(io)?;
@@ -271,6 +275,7 @@ fn staging_dir(ctx: &Ctx, name: &str) -> Result<AtomicDir> {
     // recognise and remove leftovers of this dataset.
     let target = dataset_dir(ctx, name);
     let staging = AtomicDir::new_with_prefix(&target, &format!(".staging-{name}-"))
+        .and_then(|s| private_dir(s.path()).map(|()| s))
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", target.display())))?;
     Ok(staging)
 }

@@ -82,6 +82,9 @@ impl Engine {
             )));
         }
         let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", dir.display()));
+        // Before this folder is written again: a version of cohort that let containers write
+        // here (issue 14) may have left a link in it.
+        refuse_links(ctx.home.root(), &dir.join("workspace/parameters.yaml"))?;
         std::fs::create_dir_all(dir.join("workspace")).map_err(io)?;
         crate::storage::write_atomic(&dir.join("mlcube.yaml"), yaml).map_err(io)?;
         if let Some(want) = &rec.parameters_yaml {
@@ -263,6 +266,9 @@ impl Engine {
             overrides: Vec::new(),
             host_paths,
             workspace: Some(ws),
+            // Everything a registered cube's run creates or mounts for writing lives in
+            // COHORT_HOME; below it no symbolic link is followed.
+            run_root: Some(ctx.home.root().to_path_buf()),
             mode: Mode::Strict,
             options: RunnerOptions {
                 timeout: t.timeout,
@@ -297,15 +303,25 @@ fn sanitize(s: &str) -> String {
 /// again from the (re-hashed) cached tarball, so nothing a previous run did can leak in.
 fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
     let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", ws.display()));
-    if ws.exists() {
+    if std::fs::symlink_metadata(ws).is_ok() {
+        // remove_dir_all removes a link itself, never what it points to.
         std::fs::remove_dir_all(ws).map_err(io)?;
     }
-    std::fs::create_dir_all(ws).map_err(io)?;
+    private_dir(ws).map_err(io)?;
     let template = cube.dir.join("workspace");
     if cube.record.is_some() {
         let params = template.join("parameters.yaml");
-        if params.exists() {
-            std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
+        match std::fs::symlink_metadata(&params) {
+            Ok(m) if m.file_type().is_file() => {
+                std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
+            }
+            Ok(_) => {
+                return Err(WorkflowError::Refused(format!(
+                    "{} is not a plain file (links are refused)",
+                    params.display()
+                )));
+            }
+            Err(_) => {}
         }
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
@@ -314,7 +330,57 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
         let dest = ws.join("additional_files");
         extract_tarball(tarball, &dest, &ExtractLimits::default())?;
     }
+    // The run's folder is private as a whole; the container's user is handed what it reads
+    // for the run only (mlcube's access step).
+    restrict(ws).map_err(io)
+}
+
+/// Clears group and other permission bits below `dir` (links are left alone, not followed).
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o7077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir)? {
+            restrict(&e?.path())?;
+        }
+    }
     Ok(())
+}
+
+/// Refuses a symbolic link on the way from `home` down to `path` (links above `home` are the
+/// user's choice).
+fn refuse_links(home: &Path, path: &Path) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(home) else {
+        return Ok(());
+    };
+    let mut cur = home.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(WorkflowError::Refused(format!(
+                "{} is a symbolic link; cohort never follows links in its own folders (remove it; a container may have planted it)",
+                cur.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a folder (and its parents) readable by the caller only.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Copies the plain files of a local cube's workspace template (not its run leftovers' links).

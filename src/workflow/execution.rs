@@ -12,14 +12,14 @@ use crate::model::{
     self, AssocKey, BenchRef, CubeRef, DatasetRef, Failure, FailureReason, Record, ResultStatus,
     Sha256, metrics::Metrics,
 };
-use crate::storage::write_atomic;
+use crate::storage::write_atomic_mode;
 use crate::trust::Index;
 
 use super::associations::priority_of;
 use super::benchmarks::approved;
 use super::compat::{Steps, run_model};
 use super::datasets::{check_content, find, lock_dataset, prepared_data};
-use super::engine::Engine;
+use super::engine::{Engine, private_dir};
 use super::registry_ops::Opened;
 use super::{Ctx, Result, WorkflowError};
 
@@ -98,7 +98,16 @@ pub fn local_results(ctx: &Ctx) -> Vec<LocalResult> {
 
 fn save_result(ctx: &Ctx, r: &LocalResult) -> Result<()> {
     let p = results_dir(ctx).join(r.key.as_str()).join("result.toml");
-    write_atomic(&p, toml::to_string(r).expect("serializes").as_bytes())
+    // Results are computed on private data: the caller's alone until sealed and submitted.
+    private_dir(&results_dir(ctx))
+        .and_then(|()| private_dir(p.parent().expect("result.toml has a folder")))
+        .and_then(|()| {
+            write_atomic_mode(
+                &p,
+                toml::to_string(r).expect("serializes").as_bytes(),
+                Some(0o600),
+            )
+        })
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", p.display())))
 }
 

@@ -7,6 +7,7 @@ mod forgery;
 mod foundation;
 mod refusals;
 mod release;
+mod sandbox;
 mod transport;
 mod workflow;
 mod world;

@@ -26,7 +26,8 @@ pub struct RunArgs {
     /// Network for the container (default: none; e.g. bridge, host).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
-    /// A Docker security option (`--security-opt`), e.g. seccomp=profile.json.
+    /// A Docker security option (`--security-opt`) that adds confinement, e.g.
+    /// apparmor=my-profile; options that would weaken the sandbox are refused.
     #[arg(long, value_name = "OPT")]
     pub security: Option<String>,
     /// GPUs for the container: all, a count, or device=ID[,ID].

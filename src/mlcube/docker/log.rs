@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Default cap on a task's log file.
@@ -24,10 +25,22 @@ pub struct LogSink {
 impl LogSink {
     pub fn create(path: &Path, limit: u64) -> std::io::Result<LogSink> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(parent)?;
         }
+        // Logs show what a task printed about private data: the caller's alone.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(LogSink {
-            file: File::create(path)?,
+            file,
             path: path.to_path_buf(),
             limit,
             written: 0,

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use super::log::LogSink;
 use super::spec::container_body;
 use super::{RunOutcome, RunSpec, docker_err, is_not_found};
+use crate::mlcube::access;
 use crate::mlcube::error::Error;
 use crate::mlcube::plan::Plan;
 use crate::progress::{Cancel, Reporter};
@@ -46,7 +47,10 @@ pub async fn run(
     })?;
     let name = container_name(&plan.task, run_id);
     let body = container_body(plan, image_id, run_id);
-    let created = docker
+    // Immediately before the container exists: every mount is checked again (no link, inside
+    // the run's folders) and the container's user gets what it needs, for this run only.
+    let access = access::grant(plan)?;
+    let created = match docker
         .create_container(
             Some(CreateContainerOptions {
                 name: Some(name.clone()),
@@ -55,7 +59,16 @@ pub async fn run(
             body,
         )
         .await
-        .map_err(|e| docker_err(&format!("creating the container for task {}", plan.task), e))?;
+    {
+        Ok(c) => c,
+        Err(e) => {
+            access.revoke()?;
+            return Err(docker_err(
+                &format!("creating the container for task {}", plan.task),
+                e,
+            ));
+        }
+    };
     let id = created.id;
     let task = reporter.begin(&format!("{} {}", plan.cube, plan.task), None);
     let result = supervise(docker, plan, spec, &id, &mut sink, task, reporter, cancel).await;
@@ -63,6 +76,12 @@ pub async fn run(
     // Engine's auto-removal is already under way; otherwise remove it now.
     let exited = matches!(&result, Ok((_, Some(_), _)));
     let cleanup = ensure_removed(docker, &id, exited).await;
+    // Only once it is gone can nothing race the walk that takes access back.
+    let revoked = if cleanup.is_ok() {
+        access.revoke()
+    } else {
+        Ok(())
+    };
     let ok = matches!(&result, Ok((Ending::Exited, Some(0), _)));
     reporter.end(task, ok);
     let truncated = sink.truncated();
@@ -70,6 +89,7 @@ pub async fn run(
     let _ = sink.finish();
     let (ending, code, duration) = result?;
     cleanup?;
+    revoked?;
     match ending {
         Ending::Cancelled => Err(Error::Cancelled {
             cube: plan.cube.clone(),
