@@ -317,14 +317,16 @@ fn release(s: &Session, benchmark: &str) -> CliResult {
     let ui = &s.settings.ui;
     let opened = s.open()?;
     let signer = s.signer()?;
-    let (released, excluded) =
-        cohort::workflow::release::release(&s.ctx(), &opened, &signer, benchmark)?;
-    for e in &excluded {
-        ui.warn(format!("left out {}: {}", e.path, e.why));
-    }
+    let released = cohort::workflow::release::release(&s.ctx(), &opened, &signer, benchmark)?;
     let record = match &released {
         Released::Landed { record, .. } | Released::NeedsCosign { record, .. } => record,
     };
+    for x in &record.excluded {
+        ui.warn(format!(
+            "left out {} ({}); the signed release lists it",
+            x.path, x.reason
+        ));
+    }
     let mut out = Vec::new();
     let rendered = if ui.json {
         cohort::report::render::json::write(record, &mut out)
