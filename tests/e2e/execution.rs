@@ -71,7 +71,7 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
     .ok();
     w.as_("hosp-b", &["--yes", "dataset", "submit", "cardio-b"])
         .ok();
-    w.as_("hosp-b", &["registry", "merge", "--all"]).ok();
+    w.committee_merges("hosp-b");
     w.as_(
         "hosp-b",
         &["benchmark", "run", "-b", "heart", "-d", "cardio-b"],

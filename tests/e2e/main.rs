@@ -6,6 +6,7 @@ mod execution;
 mod foundation;
 mod refusals;
 mod release;
+mod sealed;
 mod transport;
 mod workflow;
 mod world;

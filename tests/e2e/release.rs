@@ -42,7 +42,7 @@ fn releases_need_the_committee_and_respect_the_policy() {
         &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
     )
     .ok();
-    w.as_("hosp-a", &["registry", "merge", "--all"]).ok();
+    w.committee_merges("hosp-a");
 
     // carol proposes; the threshold is two committee signatures.
     w.as_("carol", &["result", "release", "-b", "heart"])
