@@ -18,8 +18,7 @@ use cohort::model::{
     pseudonyms::{Pseudonyms, label},
 };
 use cohort::report::{
-    BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, Unlinking,
-    write_site,
+    BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, Unlinking, write_site,
 };
 use serde_json::json;
 
