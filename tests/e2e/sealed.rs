@@ -60,6 +60,147 @@ fn run_and_submit(w: &World, role: &str, dataset: &str) {
     .ok();
 }
 
+/// Rewrites `role`'s submission branch (the first whose name starts with `prefix`) so the
+/// payload sealed for `purpose` is encrypted to `role` and two outsiders instead of the
+/// committee, while the signed manifest still lists the committee: as many X25519 stanzas as
+/// listed recipients, so the count `verify` can check is right. Returns the branch, the record
+/// and the sealed file.
+fn reseal_to_outsiders(
+    w: &World,
+    role: &str,
+    prefix: &str,
+    purpose: &str,
+) -> (String, String, String) {
+    let branches = w.branches(role);
+    let branch = branches
+        .lines()
+        .map(|l| l.trim().trim_start_matches("* ").to_string())
+        .find(|b| b.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* branch in {branches}"));
+    let added = git(w, role, &["show", "--name-only", "--format=", &branch]);
+    let record_path = added
+        .lines()
+        .find(|p| model::classify(p).is_ok_and(|rp| rp.kind().is_some()) && !p.contains(".minisig"))
+        .unwrap()
+        .to_string();
+    let sealed_path = build::sealed(&record_path, purpose);
+    let repo = repo(w, role);
+    let tip = repo
+        .revparse_single(&branch)
+        .unwrap()
+        .peel_to_commit()
+        .unwrap();
+    let read = |p: &str| {
+        let entry = tip
+            .tree()
+            .unwrap()
+            .get_path(std::path::Path::new(p))
+            .unwrap();
+        repo.find_blob(entry.id()).unwrap().content().to_vec()
+    };
+    let rp = model::classify(&record_path).unwrap();
+    let mut record = model::parse_record(&record_path, &rp, &read(&record_path)).unwrap();
+    let slot = match &mut record {
+        Record::Result(r) => r.sealed.as_mut(),
+        Record::Association(a) => a.sealed.as_mut(),
+        Record::Dataset(d) => Some(&mut d.statistics),
+        _ => None,
+    }
+    .unwrap_or_else(|| panic!("{record_path} carries nothing sealed"));
+    assert_eq!(slot.recipients.len(), 3, "carol, dave and {role}");
+    let plain = model::envelope::open(slot, &read(&sealed_path), &w.env.signer(role).age).unwrap();
+    let outsider = |h: &str| model::SealedFor {
+        handle: h.into(),
+        age: age::x25519::Identity::generate().to_public().to_string(),
+    };
+    let me = slot.recipients.iter().find(|r| r.handle == role).unwrap();
+    let (_, forged) = model::envelope::seal(
+        &plain,
+        &[me.clone(), outsider("eve"), outsider("mallory")],
+        &slot.file,
+        &slot.schema,
+    )
+    .unwrap();
+    slot.ciphertext_sha256 = Sha256::of(&forged);
+    let bytes = match &record {
+        Record::Result(r) => model::to_bytes(r),
+        Record::Association(a) => model::to_bytes(a),
+        Record::Dataset(d) => model::to_bytes(d),
+        _ => unreachable!("matched above"),
+    };
+    let files = vec![
+        NewFile::new(record_path.clone(), bytes.clone()),
+        signed(w, role, &record_path, &bytes),
+        NewFile::new(sealed_path.clone(), forged),
+    ];
+    // The submission rebuilt on the same base, as if cohort had written the forgery.
+    let base = tip.parent_id(0).unwrap();
+    let c = cohort::registry::commit_files(&repo, base, &files, "reseal", role).unwrap();
+    cohort::registry::set_branch(&repo, &branch, c, "reseal").unwrap();
+    (branch, record_path, sealed_path)
+}
+
+#[test]
+fn statistics_and_reports_sealed_to_outsiders_are_not_merged_or_approved() {
+    let w = World::people();
+    let e = &w.env;
+    w.benchmark(&[]);
+    w.as_(
+        "hosp-b",
+        &[
+            "dataset",
+            "prepare",
+            "-b",
+            "heart",
+            "--name",
+            "ward-b",
+            "--data-path",
+            &e.data("hospital-b/data"),
+            "--labels-path",
+            &e.data("hospital-b/labels"),
+        ],
+    )
+    .ok();
+    // Statistics sealed to outsiders: the committee member asked to merge them refuses.
+    w.as_("hosp-b", &["--yes", "dataset", "submit", "ward-b"])
+        .ok();
+    let (branch, _, statistics) =
+        reseal_to_outsiders(&w, "hosp-b", "submit/hosp-b/dataset-", "statistics");
+    w.as_("hosp-b", &["registry", "push"]).ok();
+    w.as_("carol", &["registry", "sync"]).ok();
+    w.as_("carol", &["registry", "merge", &branch])
+        .fails(1)
+        .says(&statistics)
+        .says("undecryptable")
+        .says("hint:");
+    // Submitted again honestly, it merges.
+    w.as_("hosp-b", &["--yes", "dataset", "submit", "ward-b"])
+        .ok();
+    w.committee_merges("hosp-b");
+    w.as_("hosp-b", &["dataset", "check", "ward-b"]).ok();
+    // A compatibility report sealed to outsiders: `association approve` refuses it.
+    w.as_(
+        "hosp-b",
+        &["dataset", "associate", "-d", "ward-b", "-b", "heart"],
+    )
+    .ok();
+    let (_, _, report) = reseal_to_outsiders(&w, "hosp-b", "submit/hosp-b/association-", "report");
+    w.as_("hosp-b", &["registry", "push"]).ok();
+    w.as_(
+        "carol",
+        &["association", "approve", "-b", "heart", "-d", "ward-b"],
+    )
+    .fails(1)
+    .says(&report)
+    .says("undecryptable");
+    w.as_(
+        "hosp-b",
+        &["benchmark", "run", "-b", "heart", "-d", "ward-b"],
+    )
+    .fails(1)
+    .says("no approved association");
+}
+
 #[test]
 fn results_sealed_to_outsiders_are_refused_and_left_out_of_releases() {
     let w = World::people();
@@ -74,81 +215,8 @@ fn results_sealed_to_outsiders_are_refused_and_left_out_of_releases() {
     // X25519 stanzas for the three recipients its manifest still lists (carol, dave, hosp-b),
     // so the stanza count `verify` can check is right.
     run_and_submit(&w, "hosp-b", "ward-b");
-    let branches = w.branches("hosp-b");
-    let branch = branches
-        .lines()
-        .map(|l| l.trim().trim_start_matches("* ").to_string())
-        .find(|b| b.starts_with("submit/hosp-b/result-"))
-        .unwrap_or_else(|| panic!("no result branch in {branches}"));
-    let added = git(&w, "hosp-b", &["show", "--name-only", "--format=", &branch]);
-    let manifest_path = added
-        .lines()
-        .find(|p| p.starts_with("results/") && p.ends_with(".toml"))
-        .unwrap()
-        .to_string();
-    let sealed_path = build::sealed(&manifest_path, "result");
-    let read = |p: &str| {
-        let repo = repo(&w, "hosp-b");
-        let tip = repo
-            .revparse_single(&branch)
-            .unwrap()
-            .peel_to_commit()
-            .unwrap();
-        let entry = tip
-            .tree()
-            .unwrap()
-            .get_path(std::path::Path::new(p))
-            .unwrap();
-        repo.find_blob(entry.id()).unwrap().content().to_vec()
-    };
-    let manifest_bytes = read(&manifest_path);
-    let rp = model::classify(&manifest_path).unwrap();
-    let Record::Result(mut manifest) =
-        model::parse_record(&manifest_path, &rp, &manifest_bytes).unwrap()
-    else {
-        panic!("{manifest_path} is a result");
-    };
-    let honest = manifest.sealed.clone().unwrap();
-    assert_eq!(honest.recipients.len(), 3);
-    let plain =
-        model::envelope::open(&honest, &read(&sealed_path), &e.signer("hosp-b").age).unwrap();
-    let outsider = |h: &str| model::SealedFor {
-        handle: h.into(),
-        age: age::x25519::Identity::generate().to_public().to_string(),
-    };
-    let hosp_b = honest
-        .recipients
-        .iter()
-        .find(|r| r.handle == "hosp-b")
-        .unwrap();
-    let (_, forged) = model::envelope::seal(
-        &plain,
-        &[hosp_b.clone(), outsider("eve"), outsider("mallory")],
-        &honest.file,
-        &honest.schema,
-    )
-    .unwrap();
-    let mut sealed = honest.clone();
-    sealed.ciphertext_sha256 = Sha256::of(&forged);
-    manifest.sealed = Some(sealed);
-    let forged_manifest = model::to_bytes(&manifest);
-    let files = vec![
-        NewFile::new(manifest_path.clone(), forged_manifest.clone()),
-        signed(&w, "hosp-b", &manifest_path, &forged_manifest),
-        NewFile::new(sealed_path.clone(), forged),
-    ];
-    {
-        let repo = repo(&w, "hosp-b");
-        // The submission rebuilt on the same base, as if cohort had written the forgery.
-        let tip = repo
-            .revparse_single(&branch)
-            .unwrap()
-            .peel_to_commit()
-            .unwrap();
-        let base = tip.parent_id(0).unwrap();
-        let c = cohort::registry::commit_files(&repo, base, &files, "reseal", "hosp-b").unwrap();
-        cohort::registry::set_branch(&repo, &branch, c, "reseal").unwrap();
-    }
+    let (branch, manifest_path, sealed_path) =
+        reseal_to_outsiders(&w, "hosp-b", "submit/hosp-b/result-", "result");
     w.as_("hosp-b", &["registry", "push"]).ok();
 
     // Anyone's verify passes it (age stanzas do not name recipients)...
