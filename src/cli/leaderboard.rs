@@ -114,7 +114,14 @@ fn check(settings: &Settings, bench: &str, number: Option<u32>) -> CliResult {
         ui.json(&serde_json::json!({
             "release": path, "ok": true, "results": checked.results, "cells": checked.cells,
             "mapping_opened": checked.mapping, "recomputed": checked.recomputed,
+            "readable_exclusions": checked.readable_exclusions,
         }));
+    }
+    for p in &checked.readable_exclusions {
+        ui.warn(format!(
+            "{p} is left out as unreadable, but opens with {}'s key (sealed to some committee members only?)",
+            signer.handle
+        ));
     }
     ui.status(format!(
         "{path}: {} cell(s) match the {} result(s) they come from{}{}",

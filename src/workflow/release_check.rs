@@ -30,6 +30,9 @@ pub struct Checked {
     /// The whole record was recomputed byte for byte (layout 2; older releases are checked
     /// cell by cell only).
     pub recomputed: bool,
+    /// Results the release lists as unreadable that open with this member's key (sealed to
+    /// some members only?): not wrong in itself, worth a look.
+    pub readable_exclusions: Vec<String>,
 }
 
 /// The manifests a release covers, resolved on main (by path, or by digest).
@@ -243,11 +246,22 @@ pub fn check_release(
             problems,
         });
     }
+    let readable_exclusions = l
+        .excluded
+        .iter()
+        .filter(|x| x.reason.is_cryptographic())
+        .filter(|x| match ix.record(&x.path) {
+            Some(Record::Result(r)) => read_result(ix, &x.path, r, signer).is_ok(),
+            _ => false,
+        })
+        .map(|x| x.path.clone())
+        .collect();
     Ok(Checked {
         results: inputs.len(),
         cells,
         mapping: mapping.is_some(),
         recomputed,
+        readable_exclusions,
     })
 }
 
