@@ -305,7 +305,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
             } else {
                 ui.out(&sub.branch);
-                ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a maintainer merges them)", mine.len(), sub.branch));
+                ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a committee member merges them, after decrypting them)", mine.len(), sub.branch));
             }
         }
     }
