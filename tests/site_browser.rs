@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use cohort::model::{
     Asset, BenchRef, Benchmark, CompatReport, CubeRef, DatasetNaming, Failure, Image, ImageSource,
-    Leaderboard, Mlcube, Policy, Ranking, Release, Sha256, Weighting,
+    Leaderboard, Mlcube, Policy, Ranking, Release, Sealed, SealedFor, Sha256, Weighting,
+    pseudonyms::{Pseudonyms, label},
 };
 use cohort::report::{
-    BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, write_site,
+    BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, Unlinking, write_site,
 };
 use serde_json::json;
 
@@ -180,8 +181,33 @@ fn site() -> SiteInput {
         created: "2026-11-27T18:00:00Z".into(),
         by: "okafor".into(),
     };
+    // A fixed mapping keeps the screenshots stable (real releases draw a random one).
+    let ids = cohort::report::datasets_used(&inputs()).expect("fixture inputs");
+    let mapping = Pseudonyms {
+        nonce: "0".repeat(64),
+        sites: ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (label(i as u32 + 1), id))
+            .collect(),
+    };
+    let sealed = Sealed {
+        file: "1.pseudonyms.age".into(),
+        schema: "pseudonyms/1".into(),
+        ciphertext_sha256: Sha256::of(b"sealed mapping"),
+        plaintext_sha256: mapping.digest(),
+        recipients: vec![SealedFor {
+            handle: "okafor".into(),
+            age: "age1hja26cvlasc4pjhx5pzt4u82v24cvz7lq75jm907d3evwuwp4p2qmv2hc2".into(),
+        }],
+    };
+    let unlinking = Unlinking {
+        mapping: &mapping,
+        sealed,
+    };
     let record: Leaderboard =
-        cohort::report::release(&meta, &policy(), &inputs()).expect("fixture aggregates");
+        cohort::report::release(&meta, &policy(), &inputs(), Some(unlinking), vec![])
+            .expect("fixture aggregates");
     let benchmark = Benchmark {
         format: 1,
         kind: "benchmark".into(),

@@ -140,7 +140,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
             } else {
                 ui.out(&sub.branch);
-                ui.status(format!("dataset registration written on {}; next: `cohort registry push` (a maintainer merges it, or `cohort registry merge {}`)", sub.branch, sub.branch));
+                ui.status(format!("dataset registration written on {}; next: `cohort registry push`; a committee member merges it after decrypting the sealed statistics (`cohort registry merge {}`)", sub.branch, sub.branch));
             }
             Ok(())
         }

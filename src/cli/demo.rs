@@ -400,7 +400,11 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             ],
         )?;
         stage.cohort(role, &["--yes", "dataset", "submit", name])?;
-        stage.cohort(role, &["registry", "merge", "--all"])?;
+        // Statistics are sealed to the committee: a committee member merges them, after
+        // decrypting them (a file sealed to anyone else is refused).
+        stage.cohort(role, &["registry", "push"])?;
+        stage.cohort("carol", &["registry", "merge", "--all"])?;
+        stage.cohort(role, &["registry", "sync"])?;
         stage.cohort(role, &["dataset", "associate", "-d", name, "-b", "heart"])?;
         stage.cohort(role, &["registry", "push"])?;
     }
@@ -421,7 +425,8 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             role,
             &["--yes", "result", "submit", "-b", "heart", "-d", name],
         )?;
-        stage.cohort(role, &["registry", "merge", "--all"])?;
+        stage.cohort(role, &["registry", "push"])?;
+        stage.cohort("carol", &["registry", "merge", "--all"])?;
     }
 
     stage.say("Release: the committee aggregates the results under its sharing policy and signs a leaderboard");

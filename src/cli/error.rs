@@ -169,6 +169,23 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                 err.details = problems.iter().map(problem_line).collect();
                 err
             }
+            W::SealedRefused { file, code, why } => {
+                use cohort::model::envelope::Unreadable;
+                use cohort::workflow::unseal::SealRefusal;
+                let hint = match code {
+                    SealRefusal::NotOnCommittee => {
+                        "a member of that benchmark's committee merges it: they decrypt it first"
+                            .to_string()
+                    }
+                    SealRefusal::Unreadable(Unreadable::Undecryptable) => format!(
+                        "{file} is not sealed to you although its manifest says so (sealed to someone else?): do not merge it; ask its submitter to submit again with cohort, which seals to the committee and the data owner"
+                    ),
+                    SealRefusal::Unreadable(u) => format!(
+                        "{file} is damaged ({u}): do not merge it; ask its submitter to submit again"
+                    ),
+                };
+                CliError::user(format!("{file}: {why}; not merging it")).hint(hint)
+            }
             W::NotFound(m) => CliError::user(m),
             other => CliError::user(other.to_string()),
         }

@@ -36,6 +36,13 @@ pub struct LeaderboardArgs {
     /// For --format html: the public clone URL shown in the "how to verify" section.
     #[arg(long, value_name = "URL")]
     clone_url: Option<String>,
+    /// Committee members: open the sealed pseudonyms and the covered results with your key
+    /// and check every cell of the release exactly (`verify` checks what anyone can).
+    #[arg(long, conflicts_with_all = ["history", "output"])]
+    check: bool,
+    /// With --check: the release number (default: the latest).
+    #[arg(long, value_name = "N", requires = "check")]
+    release: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +84,67 @@ pub fn site(settings: &Settings, args: SiteArgs) -> CliResult {
     write_site(settings, &[], &args.output, args.clone_url)
 }
 
+/// `cohort leaderboard B --check`: a committee member's exact check of a release.
+fn check(settings: &Settings, bench: &str, number: Option<u32>) -> CliResult {
+    let s = Session::new(settings);
+    let opened = s.open_local()?;
+    let ix = opened.index()?;
+    let releases = ix.leaderboards.get(bench);
+    let path = match number {
+        Some(n) => releases.and_then(|m| m.get(&n)),
+        None => releases.and_then(|m| m.values().last()),
+    }
+    .cloned()
+    .ok_or_else(|| {
+        CliError::user(format!(
+            "benchmark {bench} has no release{}",
+            number.map(|n| format!(" {n}")).unwrap_or_default()
+        ))
+        .hint("`cohort leaderboard B --history` lists the releases")
+    })?;
+    let (Some(cohort::model::Record::Leaderboard(l)), Some(bytes)) =
+        (ix.record(&path), ix.bytes(&path))
+    else {
+        return Err(CliError::user(format!("{path} is not a readable release")));
+    };
+    let signer = s.signer()?;
+    let checked = release::check_release(&ix, &signer, &path, l, bytes, None)?;
+    let ui = &settings.ui;
+    if ui.json {
+        ui.json(&serde_json::json!({
+            "release": path, "ok": true, "results": checked.results, "cells": checked.cells,
+            "mapping_opened": checked.mapping, "recomputed": checked.recomputed,
+            "readable_exclusions": checked.readable_exclusions,
+        }));
+    }
+    for p in &checked.readable_exclusions {
+        ui.warn(format!(
+            "{p} is left out as unreadable, but opens with {}'s key (sealed to some committee members only?)",
+            signer.handle
+        ));
+    }
+    ui.status(format!(
+        "{path}: {} cell(s) match the {} result(s) they come from{}{}",
+        checked.cells,
+        checked.results,
+        if checked.mapping {
+            ", through the sealed pseudonym mapping"
+        } else {
+            ""
+        },
+        if checked.recomputed {
+            "; the whole record recomputes byte for byte"
+        } else {
+            "; an older release (layout 1): checked cell by cell"
+        }
+    ));
+    Ok(())
+}
+
 pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
+    if args.check {
+        return check(settings, &args.benchmark, args.release);
+    }
     if let Format::Html = args.format {
         let out = args
             .output

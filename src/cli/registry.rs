@@ -367,8 +367,19 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             };
             let mut merged = Vec::new();
             let mut failed = Vec::new();
+            // Unlocked once, and only if a submission carries sealed data to decrypt.
+            let mut signer: Option<std::rc::Rc<cohort::trust::Signer>> = None;
+            let mut key = || -> Result<_, cohort::workflow::WorkflowError> {
+                if signer.is_none() {
+                    let unlocked = s
+                        .unlock(&me)
+                        .map_err(|e| cohort::workflow::WorkflowError::Refused(e.message))?;
+                    signer = Some(std::rc::Rc::new(unlocked));
+                }
+                Ok(signer.clone().expect("set above"))
+            };
             for b in branches {
-                match registry_ops::merge_submission(&ctx, &opened, &me, &b) {
+                match registry_ops::merge_submission(&ctx, &opened, &me, &b, &mut key) {
                     Ok((sub, landed)) => {
                         report_landed(&s, &format!("{} ({})", b, sub.subject), &landed);
                         merged.push(b);

@@ -305,7 +305,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
             } else {
                 ui.out(&sub.branch);
-                ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a maintainer merges them)", mine.len(), sub.branch));
+                ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a committee member merges them, after decrypting them)", mine.len(), sub.branch));
             }
         }
     }
@@ -317,14 +317,16 @@ fn release(s: &Session, benchmark: &str) -> CliResult {
     let ui = &s.settings.ui;
     let opened = s.open()?;
     let signer = s.signer()?;
-    let (released, excluded) =
-        cohort::workflow::release::release(&s.ctx(), &opened, &signer, benchmark)?;
-    for e in &excluded {
-        ui.warn(format!("left out {}: {}", e.path, e.why));
-    }
+    let released = cohort::workflow::release::release(&s.ctx(), &opened, &signer, benchmark)?;
     let record = match &released {
         Released::Landed { record, .. } | Released::NeedsCosign { record, .. } => record,
     };
+    for x in &record.excluded {
+        ui.warn(format!(
+            "left out {} ({}); the signed release lists it",
+            x.path, x.reason
+        ));
+    }
     let mut out = Vec::new();
     let rendered = if ui.json {
         cohort::report::render::json::write(record, &mut out)

@@ -32,6 +32,10 @@ pub struct VerifyArgs {
     /// refuse (a registry whose root predates them).
     #[arg(long)]
     strict: bool,
+    /// As a committee member (the `--as` key): also open the sealed pseudonym mapping of every
+    /// release of your benchmarks and check each cell against the result it comes from.
+    #[arg(long, conflicts_with_all = ["range", "from_git_env"])]
+    committee: bool,
 }
 
 #[derive(Serialize)]
@@ -232,7 +236,19 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
     let shared = opened.reg.ref_target(MAIN_REF) == Some(commit)
         && (opened.reg.remote_url().is_none()
             || opened.reg.ref_target(REMOTE_MAIN_REF) == Some(commit));
-    let outcome = registry_ops::verify_commit(&s.ctx(), &opened, commit, shared)?;
+    let mut outcome = registry_ops::verify_commit(&s.ctx(), &opened, commit, shared)?;
+    if args.committee && outcome.report.is_clean() {
+        let signer = s.signer()?;
+        let ix = opened.reg.index_at(commit)?.0;
+        let (n, problems) = cohort::workflow::release::check_committee_releases(&ix, &signer);
+        if problems.is_empty() {
+            settings.ui.status(format!(
+                "{n} release(s) of {}'s benchmarks opened: every cell matches its result",
+                signer.handle
+            ));
+        }
+        outcome.report.problems.extend(problems);
+    }
     if shared && let Some(p) = &outcome.rollback {
         // The verdict is about REV alone; what this machine saw before is reported beside it.
         settings.ui.warn(format!(

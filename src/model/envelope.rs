@@ -35,8 +35,10 @@ pub struct Sealed {
     pub recipients: Vec<SealedFor>,
 }
 
-/// The only payload schema so far.
+/// Metrics, statistics and compatibility reports: a flat TOML table of name -> number.
 pub const SCHEMA_METRICS: &str = "metrics/1";
+/// A release's pseudonym mapping (`model::pseudonyms`).
+pub const SCHEMA_PSEUDONYMS: &str = "pseudonyms/1";
 
 /// Encrypts `plaintext` to every recipient. Returns the manifest and the ciphertext.
 pub fn seal(
@@ -84,31 +86,112 @@ pub fn seal(
     Ok((sealed, ciphertext))
 }
 
+/// Why a sealed payload could not be opened, as a typed code: releases record it
+/// ([`Unreadable`]) and merges refuse with it, so no decision depends on message text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The `.age` file's digest is not the one the manifest signs.
+    BadCiphertextHash,
+    /// Not an age file.
+    NotAgeFile(String),
+    /// None of the stanzas opens with this identity (sealed to someone else).
+    NotARecipient,
+    /// The header opened but the payload stream did not decrypt (truncated or tampered).
+    Corrupt(String),
+    /// Decrypted, but the plaintext's digest is not the one the manifest signs.
+    BadPlaintextHash,
+}
+
+impl OpenError {
+    /// The reason code this failure is recorded under.
+    pub fn code(&self) -> Unreadable {
+        match self {
+            OpenError::BadCiphertextHash => Unreadable::BadCiphertextHash,
+            OpenError::NotAgeFile(_) | OpenError::NotARecipient | OpenError::Corrupt(_) => {
+                Unreadable::Undecryptable
+            }
+            OpenError::BadPlaintextHash => Unreadable::BadPlaintextHash,
+        }
+    }
+
+    fn into_model(self, f: &str) -> ModelError {
+        match self {
+            OpenError::BadCiphertextHash => ModelError::Seal(format!(
+                "{f}: ciphertext does not match the sha256 in its manifest"
+            )),
+            OpenError::NotAgeFile(e) => ModelError::Seal(format!("{f}: not an age file: {e}")),
+            OpenError::NotARecipient => ModelError::NotARecipient(f.to_string()),
+            OpenError::Corrupt(e) => ModelError::Seal(format!("{f}: decryption failed: {e}")),
+            OpenError::BadPlaintextHash => ModelError::Seal(format!(
+                "{f}: plaintext does not match the sha256 in its manifest"
+            )),
+        }
+    }
+}
+
+/// The closed set of reasons a sealed payload is unreadable (docs/format.md, "Exclusions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unreadable {
+    /// The `.age` file the manifest names is not in the registry.
+    MissingPayload,
+    /// The `.age` file is not the one the manifest's `ciphertext_sha256` names.
+    BadCiphertextHash,
+    /// The reader's key opens none of its stanzas (sealed to others), or it is not age.
+    Undecryptable,
+    /// It decrypts, to bytes whose sha256 is not the manifest's `plaintext_sha256`.
+    BadPlaintextHash,
+    /// It decrypts to the signed bytes, but they break the payload schema.
+    MalformedPayload,
+}
+
+impl Unreadable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreadable::MissingPayload => "missing-payload",
+            Unreadable::BadCiphertextHash => "bad-ciphertext-hash",
+            Unreadable::Undecryptable => "undecryptable",
+            Unreadable::BadPlaintextHash => "bad-plaintext-hash",
+            Unreadable::MalformedPayload => "malformed-payload",
+        }
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Decrypts a payload with one identity, checking both digests against the manifest.
 pub fn open(
     sealed: &Sealed,
     ciphertext: &[u8],
     identity: &age::x25519::Identity,
 ) -> Result<Vec<u8>, ModelError> {
-    let f = &sealed.file;
+    try_open(sealed, ciphertext, identity).map_err(|e| e.into_model(&sealed.file))
+}
+
+/// [`open`], with the failure as a typed code.
+pub fn try_open(
+    sealed: &Sealed,
+    ciphertext: &[u8],
+    identity: &age::x25519::Identity,
+) -> Result<Vec<u8>, OpenError> {
     if Sha256::of(ciphertext) != sealed.ciphertext_sha256 {
-        return Err(ModelError::Seal(format!(
-            "{f}: ciphertext does not match the sha256 in its manifest"
-        )));
+        return Err(OpenError::BadCiphertextHash);
     }
-    let decryptor = age::Decryptor::new(ciphertext)
-        .map_err(|e| ModelError::Seal(format!("{f}: not an age file: {e}")))?;
+    let decryptor =
+        age::Decryptor::new(ciphertext).map_err(|e| OpenError::NotAgeFile(e.to_string()))?;
     let mut reader = decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .map_err(|_| ModelError::NotARecipient(f.clone()))?;
+        .map_err(|_| OpenError::NotARecipient)?;
     let mut plain = Vec::new();
     reader
         .read_to_end(&mut plain)
-        .map_err(|e| ModelError::Seal(format!("{f}: decryption failed: {e}")))?;
+        .map_err(|e| OpenError::Corrupt(e.to_string()))?;
     if Sha256::of(&plain) != sealed.plaintext_sha256 {
-        return Err(ModelError::Seal(format!(
-            "{f}: plaintext does not match the sha256 in its manifest"
-        )));
+        return Err(OpenError::BadPlaintextHash);
     }
     Ok(plain)
 }

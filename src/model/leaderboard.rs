@@ -5,8 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::envelope::{Sealed, Unreadable};
 use super::ids::Sha256;
 use super::records::{BenchRef, CubeRef, Policy};
+
+/// `layout` of the releases cohort writes now. Absent (1) in older releases, whose pseudonyms
+/// follow sorted dataset ids and whose cells name their result manifests (linkable); in layout
+/// 2, a pseudonymised release names no manifest next to a pseudonym (docs/format.md).
+pub const LEADERBOARD_LAYOUT: u32 = 2;
 
 /// Summary of one metric across the datasets a model has results on (docs/aggregation.md).
 /// Every float is rounded to 6 decimal places so anyone holding the decrypted results
@@ -38,16 +44,20 @@ pub struct Cell {
     pub dataset: String,
     /// Every metric the result reports, rounded like [`MetricSummary`].
     pub metrics: BTreeMap<String, f64>,
-    /// Registry path of the result manifest this cell comes from.
-    pub result: String,
+    /// Registry path of the result manifest this cell comes from; absent in pseudonymised
+    /// layout-2 releases (it names the dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// A failure receipt shown on a leaderboard: where a model failed, never any data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureNote {
-    /// The dataset's label, as in [`Cell::dataset`].
-    pub dataset: String,
+    /// The dataset's label, as in [`Cell::dataset`]; absent in pseudonymised layout-2
+    /// releases (the receipt itself is public, so a label would link its pseudonym).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
     /// The step that failed (`infer`, `evaluate`, ...).
     pub stage: String,
     /// The container's exit code, when it exited.
@@ -55,8 +65,10 @@ pub struct FailureNote {
     pub exit_code: Option<i64>,
     /// `exit-code`, `timeout`, `malformed-output`, ...
     pub reason: String,
-    /// Registry path of the failure receipt (a result manifest with `status = "failed"`).
-    pub result: String,
+    /// Registry path of the failure receipt (a result manifest with `status = "failed"`);
+    /// absent in pseudonymised layout-2 releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// Whether a model is ranked in a release.
@@ -119,12 +131,85 @@ pub struct Covered {
     pub sha256: Sha256,
 }
 
+/// Why a release left a result out (closed set, docs/format.md "Exclusions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExclusionReason {
+    MissingPayload,
+    BadCiphertextHash,
+    /// The releasing member's key opens none of its stanzas: sealed to the wrong people.
+    Undecryptable,
+    BadPlaintextHash,
+    MalformedPayload,
+    /// Submitted under a narrower sharing policy than the release applies.
+    NarrowerPolicy,
+}
+
+impl ExclusionReason {
+    pub const ALL: [ExclusionReason; 6] = [
+        ExclusionReason::MissingPayload,
+        ExclusionReason::BadCiphertextHash,
+        ExclusionReason::Undecryptable,
+        ExclusionReason::BadPlaintextHash,
+        ExclusionReason::MalformedPayload,
+        ExclusionReason::NarrowerPolicy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExclusionReason::MissingPayload => "missing-payload",
+            ExclusionReason::BadCiphertextHash => "bad-ciphertext-hash",
+            ExclusionReason::Undecryptable => "undecryptable",
+            ExclusionReason::BadPlaintextHash => "bad-plaintext-hash",
+            ExclusionReason::MalformedPayload => "malformed-payload",
+            ExclusionReason::NarrowerPolicy => "narrower-policy",
+        }
+    }
+
+    /// Whether only a recipient can tell (verification checks the form, not the reason).
+    pub fn is_cryptographic(self) -> bool {
+        self != ExclusionReason::NarrowerPolicy
+    }
+}
+
+impl From<Unreadable> for ExclusionReason {
+    fn from(u: Unreadable) -> Self {
+        match u {
+            Unreadable::MissingPayload => ExclusionReason::MissingPayload,
+            Unreadable::BadCiphertextHash => ExclusionReason::BadCiphertextHash,
+            Unreadable::Undecryptable => ExclusionReason::Undecryptable,
+            Unreadable::BadPlaintextHash => ExclusionReason::BadPlaintextHash,
+            Unreadable::MalformedPayload => ExclusionReason::MalformedPayload,
+        }
+    }
+}
+
+impl std::fmt::Display for ExclusionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A result a release left out, and why. Paths are fine here: an excluded result is shown
+/// nowhere, so it is next to no pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    pub path: String,
+    pub sha256: Sha256,
+    pub reason: ExclusionReason,
+}
+
 /// `leaderboards/<bench>/<n>.toml`: a release, co-signed by the committee threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Leaderboard {
     pub format: u32,
     pub kind: String,
+    /// [`LEADERBOARD_LAYOUT`] for releases made since pseudonyms are unlinked; absent (1)
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<u32>,
     pub number: u32,
     pub benchmark: BenchRef,
     pub created: String,
@@ -133,8 +218,43 @@ pub struct Leaderboard {
     /// narrower policy (docs/aggregation.md).
     pub policy: Policy,
     /// The result manifests the release is computed from, sorted by path: the newest result
-    /// of each model version on each dataset.
+    /// of each model version on each dataset. Empty in pseudonymised layout-2 releases,
+    /// which list `inputs` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<Covered>,
+    /// Pseudonymised layout-2 releases: the sha256 of every covered result manifest, sorted,
+    /// a set that names no dataset next to a pseudonym.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Sha256>,
+    /// Pseudonymised layout-2 releases: how many datasets the release uses (`site-1` to
+    /// `site-<datasets>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasets: Option<u32>,
+    /// Pseudonymised layout-2 releases: the pseudonym -> dataset mapping, sealed to the
+    /// committee (`<n>.pseudonyms.age`, schema `pseudonyms/1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonyms: Option<Sealed>,
+    /// Results left out (layout 2), sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Exclusion>,
     /// Ranked entries first (by rank, then model name and version), then the rest.
     pub entries: Vec<Entry>,
+}
+
+impl Leaderboard {
+    /// Whether this release hides which dataset stands behind each pseudonym (layout 2 and a
+    /// pseudonymised policy).
+    pub fn is_unlinked(&self) -> bool {
+        self.layout.unwrap_or(1) >= LEADERBOARD_LAYOUT
+            && self.policy.dataset_names == super::records::DatasetNaming::Pseudonymised
+    }
+
+    /// The digests of the manifests this release covers, whichever way it lists them.
+    pub fn covered_digests(&self) -> Vec<&Sha256> {
+        if self.results.is_empty() {
+            self.inputs.iter().collect()
+        } else {
+            self.results.iter().map(|c| &c.sha256).collect()
+        }
+    }
 }

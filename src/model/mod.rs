@@ -7,6 +7,7 @@ pub mod ids;
 pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
+pub mod pseudonyms;
 pub mod records;
 mod validate;
 

@@ -260,6 +260,7 @@ pub const SEAL_PURPOSES: &[(&str, Kind)] = &[
     ("statistics", Kind::Dataset),
     ("report", Kind::Association),
     ("result", Kind::Result),
+    ("pseudonyms", Kind::Leaderboard),
 ];
 
 /// A minisign key id as cohort spells it: 16 upper-case hex digits (never a handle, which is
@@ -571,6 +572,7 @@ mod tests {
             ),
             build::sealed(&build::dataset(D, 1), "statistics"),
             build::sealed(&build::result("heart", D, "good", 1), "result"),
+            build::sealed(&build::leaderboard("heart", 1), "pseudonyms"),
             build::signature(&build::user("alice", 1), "alice"),
             build::key_signature(&build::root(2), "admin", "0123456789ABCDEF"),
             "README.md".to_string(),
@@ -605,6 +607,7 @@ mod tests {
             "mlcubes/prep/v1/run.sh",
             "datasets/ABC/v1.toml",
             "users/alice/v1.statistics.age",
+            "leaderboards/heart/1.result.age",
             "mlcubes/prep/v1.approval.admin.toml",
             "users/alice/v1.withdrawal.admin.toml",
             ".github/workflows/x.sh",

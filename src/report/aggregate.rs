@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    self, BenchRef, Cell, Covered, CubeRef, DatasetNaming, Entry, EntryStatus, Failure,
-    FailureNote, Leaderboard, MetricSummary, Policy, Release, Sha256, Weighting, metrics::Metrics,
+    self, BenchRef, Cell, Covered, CubeRef, DatasetNaming, Entry, EntryStatus, Exclusion, Failure,
+    FailureNote, LEADERBOARD_LAYOUT, Leaderboard, MetricSummary, Policy, Release, Sealed, Sha256,
+    Weighting, metrics::Metrics, pseudonyms::Pseudonyms,
 };
 
 use super::{ReportError, stats};
@@ -105,27 +106,55 @@ pub fn release_name(r: Release) -> &'static str {
     r.as_str()
 }
 
-/// Dataset labels and their display order. Pseudonyms `site-1, site-2, ...` follow the sorted
-/// dataset ids, so every model in a release uses the same label for the same dataset. Shown
-/// names that collide get the first 8 digits of the id appended.
+/// Dataset labels and their display order. Pseudonyms come from the committee's random
+/// mapping (`site-k` is shown k-th); never from sorted ids, which anyone could rebuild from the
+/// registry. Shown names that collide get the first 8 digits of the id appended.
 struct Labels {
     /// dataset id -> (position, label)
     by_id: BTreeMap<String, (usize, String)>,
 }
 
 impl Labels {
-    fn new(policy: &Policy, selected: &[&ResultInput]) -> Labels {
+    fn new(
+        policy: &Policy,
+        selected: &[&ResultInput],
+        pseudonyms: Option<&Pseudonyms>,
+    ) -> Result<Labels, ReportError> {
         let mut names: BTreeMap<&str, &str> = BTreeMap::new();
         for i in selected {
             names.insert(&i.dataset_id, &i.dataset_name);
         }
-        let mut labelled: Vec<(String, String)> = match policy.dataset_names {
-            DatasetNaming::Pseudonymised => names
-                .keys()
-                .enumerate()
-                .map(|(k, id)| (id.to_string(), format!("site-{}", k + 1)))
-                .collect(),
-            DatasetNaming::Shown => {
+        let mut labelled: Vec<(String, String)> = match (policy.dataset_names, pseudonyms) {
+            (DatasetNaming::Pseudonymised, Some(p)) => {
+                let numbers = p.numbers();
+                let used: BTreeSet<&str> = names.keys().copied().collect();
+                if used != p.ids() || numbers.len() != p.sites.len() {
+                    return Err(ReportError::Pseudonyms(format!(
+                        "the mapping names {} dataset(s), the release uses {}: it must name exactly those",
+                        p.sites.len(),
+                        used.len()
+                    )));
+                }
+                let mut v: Vec<(u32, String)> = numbers
+                    .into_iter()
+                    .map(|(id, k)| (k, id.to_string()))
+                    .collect();
+                v.sort();
+                v.into_iter()
+                    .map(|(k, id)| (id, model::pseudonyms::label(k)))
+                    .collect()
+            }
+            (DatasetNaming::Pseudonymised, None) => {
+                return Err(ReportError::Pseudonyms(
+                    "the policy pseudonymises dataset names; a release needs the committee's random mapping".into(),
+                ));
+            }
+            (DatasetNaming::Shown, Some(_)) => {
+                return Err(ReportError::Pseudonyms(
+                    "the policy shows dataset names; a release under it has no pseudonyms".into(),
+                ));
+            }
+            (DatasetNaming::Shown, None) => {
                 let mut count: BTreeMap<&str, usize> = BTreeMap::new();
                 for name in names.values() {
                     *count.entry(name).or_default() += 1;
@@ -150,7 +179,7 @@ impl Labels {
             .enumerate()
             .map(|(pos, (id, label))| (id, (pos, label)))
             .collect();
-        Labels { by_id }
+        Ok(Labels { by_id })
     }
 
     fn position(&self, id: &str) -> usize {
@@ -188,11 +217,22 @@ fn check_ok(policy: &Policy, input: &ResultInput, metrics: &Metrics) -> Result<f
     }
 }
 
-/// The entries of a release of `bench` under `policy` (docs/aggregation.md).
+/// The dataset ids a release built from `inputs` uses (successes and failures): what the
+/// pseudonym mapping must cover.
+pub fn datasets_used(inputs: &[ResultInput]) -> Result<BTreeSet<String>, ReportError> {
+    Ok(select(inputs)?
+        .into_iter()
+        .map(|i| i.dataset_id.clone())
+        .collect())
+}
+
+/// The entries of a release of `bench` under `policy` (docs/aggregation.md). A pseudonymised
+/// policy needs the committee's mapping (`pseudonyms`); a policy that shows names, none.
 pub fn aggregate(
     bench: &BenchRef,
     policy: &Policy,
     inputs: &[ResultInput],
+    pseudonyms: Option<&Pseudonyms>,
 ) -> Result<Vec<Entry>, ReportError> {
     let selected = select(inputs)?;
     for input in &selected {
@@ -203,7 +243,10 @@ pub fn aggregate(
             });
         }
     }
-    let labels = Labels::new(policy, &selected);
+    let labels = Labels::new(policy, &selected, pseudonyms)?;
+    // With pseudonyms, nothing next to a label may name the dataset: no manifest path on
+    // cells, and failure receipts (public on main) carry no label at all.
+    let unlinked = pseudonyms.is_some();
     let mut per_model: BTreeMap<&CubeRef, Vec<&ResultInput>> = BTreeMap::new();
     for input in &selected {
         per_model.entry(&input.model).or_default().push(input);
@@ -220,13 +263,20 @@ pub fn aggregate(
             match &input.outcome {
                 Outcome::Ok(m) => oks.push((input, m, check_ok(policy, input, m)?)),
                 Outcome::Failed(f) => failures.push(FailureNote {
-                    dataset: labels.label(&input.dataset_id),
+                    dataset: (!unlinked).then(|| labels.label(&input.dataset_id)),
                     stage: f.stage.clone(),
                     exit_code: f.exit_code,
                     reason: f.reason.clone(),
-                    result: input.path.clone(),
+                    result: (!unlinked).then(|| input.path.clone()),
                 }),
             }
+        }
+        if unlinked {
+            // In dataset order they would follow the hidden mapping; by content they say
+            // only what the public receipts say.
+            failures.sort_by(|a, b| {
+                (&a.stage, a.exit_code, &a.reason).cmp(&(&b.stage, b.exit_code, &b.reason))
+            });
         }
         let listed = oks.len() as u32 >= min;
         let mut metrics = BTreeMap::new();
@@ -270,7 +320,7 @@ pub fn aggregate(
                             .iter()
                             .map(|(k, v)| (k.clone(), stats::round(*v)))
                             .collect(),
-                        result: input.path.clone(),
+                        result: (!unlinked).then(|| input.path.clone()),
                     })
                     .collect();
             }
@@ -330,25 +380,51 @@ pub fn covered(inputs: &[ResultInput]) -> Result<Vec<Covered>, ReportError> {
     Ok(v)
 }
 
+/// The committee's pseudonyms for a release: the mapping, and its sealed manifest (what the
+/// record signs).
+pub struct Unlinking<'a> {
+    pub mapping: &'a Pseudonyms,
+    pub sealed: Sealed,
+}
+
 /// The release record to sign: `entries` from [`aggregate`], `covered` from [`covered`]
-/// (sorted here again, so the caller's order never matters).
+/// (sorted here again, so the caller's order never matters). With pseudonyms (the mapping's
+/// sealed manifest and how many datasets it maps) the covered manifests are listed only as a
+/// sorted set of digests.
 pub fn release_record(
     meta: &ReleaseMeta,
     policy: &Policy,
     entries: Vec<Entry>,
     mut covered: Vec<Covered>,
+    pseudonyms: Option<(Sealed, u32)>,
+    mut excluded: Vec<Exclusion>,
 ) -> Leaderboard {
     covered.sort();
     covered.dedup();
+    excluded.sort();
+    excluded.dedup();
+    let (results, inputs) = if pseudonyms.is_some() {
+        let mut digests: Vec<Sha256> = covered.into_iter().map(|c| c.sha256).collect();
+        digests.sort();
+        digests.dedup();
+        (Vec::new(), digests)
+    } else {
+        (covered, Vec::new())
+    };
     Leaderboard {
         format: model::FORMAT_VERSION,
         kind: model::Kind::Leaderboard.as_str().into(),
+        layout: Some(LEADERBOARD_LAYOUT),
         number: meta.number,
         benchmark: meta.bench.clone(),
         created: meta.created.clone(),
         by: meta.by.clone(),
         policy: policy.clone(),
-        results: covered,
+        results,
+        inputs,
+        datasets: pseudonyms.as_ref().map(|(_, n)| *n),
+        pseudonyms: pseudonyms.map(|(s, _)| s),
+        excluded,
         entries,
     }
 }
@@ -358,10 +434,24 @@ pub fn release(
     meta: &ReleaseMeta,
     policy: &Policy,
     inputs: &[ResultInput],
+    pseudonyms: Option<Unlinking>,
+    excluded: Vec<Exclusion>,
 ) -> Result<Leaderboard, ReportError> {
-    let entries = aggregate(&meta.bench, policy, inputs)?;
+    let entries = aggregate(
+        &meta.bench,
+        policy,
+        inputs,
+        pseudonyms.as_ref().map(|u| u.mapping),
+    )?;
     let covered = covered(inputs)?;
-    Ok(release_record(meta, policy, entries, covered))
+    Ok(release_record(
+        meta,
+        policy,
+        entries,
+        covered,
+        pseudonyms.map(|u| (u.sealed, u.mapping.sites.len() as u32)),
+        excluded,
+    ))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::{DatasetNaming as N, Ranking, Release as R};
 use crate::report::testdata::*;
+use crate::report::testdata::{aggregate, release};
 
 fn entry<'a>(lb: &'a [Entry], model: &str) -> &'a Entry {
     lb.iter().find(|e| e.model.name == model).expect(model)
@@ -83,7 +84,7 @@ fn below_minimum_shows_no_values_at_all() {
     assert_eq!(m.status, EntryStatus::BelowMinimum);
     assert_eq!((m.rank, m.datasets), (None, 1));
     assert!(m.metrics.is_empty() && m.cells.is_empty());
-    let toml = toml::to_string(&release_record(&meta(1), &p, e, vec![])).unwrap();
+    let toml = toml::to_string(&release_record(&meta(1), &p, e, vec![], None, vec![])).unwrap();
     let block = toml
         .split("[[entries]]")
         .find(|b| b.contains("model-malformed"))
@@ -110,26 +111,25 @@ fn a_metric_few_datasets_report_is_held_back() {
 }
 
 #[test]
-fn pseudonyms_follow_sorted_dataset_ids_across_models() {
+fn pseudonyms_follow_the_mapping_across_models() {
     let p = policy(R::CrossProduct, N::Pseudonymised, 1);
+    // The test mapping puts HOSPITAL_B (sorted first) at site-1; real ones are random.
     let e = aggregate(&bench(), &p, &fixture_inputs(&p)).unwrap();
-    // HOSPITAL_B's id sorts first, so it is site-1 for every model.
-    for entry in &e {
+    for entry in e.iter().filter(|e| !e.cells.is_empty()) {
         for c in &entry.cells {
-            let expect = if c.result.contains(HOSPITAL_B) {
-                "site-1"
+            let hospital = if c.dataset == "site-1" {
+                HOSPITAL_B
             } else {
-                "site-2"
+                HOSPITAL_A
             };
-            assert_eq!(c.dataset, expect, "{}", c.result);
-        }
-        for f in &entry.failures {
-            let expect = if f.result.contains(HOSPITAL_B) {
-                "site-1"
-            } else {
-                "site-2"
-            };
-            assert_eq!(f.dataset, expect);
+            assert_eq!(
+                c.metrics["auc"],
+                fixture_metrics(&entry.model.name, hospital)["auc"],
+                "{} {}",
+                entry.model.name,
+                c.dataset
+            );
+            assert!(c.result.is_none(), "no manifest path next to a pseudonym");
         }
     }
     assert_eq!(entry(&e, "model-good").cells[0].dataset, "site-1");
@@ -180,7 +180,13 @@ fn failure_receipts_are_notes_not_datasets() {
         (0, EntryStatus::BelowMinimum)
     );
     assert_eq!(crash.failures.len(), 2);
-    assert_eq!(crash.failures[0].dataset, "site-1");
+    // Pseudonymised: receipts carry no label (they are public on main), only what failed.
+    assert!(
+        crash
+            .failures
+            .iter()
+            .all(|f| f.dataset.is_none() && f.result.is_none())
+    );
     assert_eq!(crash.failures[0].stage, "infer");
     assert_eq!(crash.failures[0].exit_code, Some(3));
     let weak = entry(&e, "model-weak");
@@ -200,7 +206,13 @@ fn newest_result_counts_and_exact_duplicates_collapse() {
     let lb = release(&meta(1), &p, &inputs).unwrap();
     let weak = entry(&lb.entries, "model-weak");
     assert_eq!(weak.cells[1].metrics["auc"], 0.9);
-    assert!(weak.cells[1].result.ends_with("/9.toml"));
+    assert!(
+        weak.cells[1]
+            .result
+            .as_deref()
+            .unwrap()
+            .ends_with("/9.toml")
+    );
     assert!(
         lb.results
             .iter()
@@ -297,11 +309,76 @@ fn the_record_parses_as_a_registry_record() {
         crate::model::Record::Leaderboard(back) => assert_eq!(back, lb),
         other => panic!("parsed as {:?}", other.kind()),
     }
-    let paths: Vec<&str> = lb.results.iter().map(|c| c.path.as_str()).collect();
+    // Pseudonymised: the covered manifests are a sorted set of digests, no paths.
+    assert!(lb.results.is_empty());
+    let mut sorted = lb.inputs.clone();
+    sorted.sort();
+    assert_eq!(lb.inputs, sorted);
+    assert_eq!(lb.inputs.len(), 11);
+    assert_eq!(lb.layout, Some(crate::model::LEADERBOARD_LAYOUT));
+    // Shown names: paths, as before.
+    let shown = fixture_release(&policy(R::CrossProduct, N::Shown, 2));
+    let paths: Vec<&str> = shown.results.iter().map(|c| c.path.as_str()).collect();
     let mut sorted = paths.clone();
     sorted.sort();
     assert_eq!(paths, sorted);
-    assert_eq!(lb.results.len(), 11);
+    assert_eq!(shown.results.len(), 11);
+    assert!(shown.inputs.is_empty() && shown.pseudonyms.is_none());
+}
+
+#[test]
+fn pseudonymised_releases_follow_the_mapping_and_name_no_dataset() {
+    use crate::model::pseudonyms::{Pseudonyms, label};
+    let p = policy(R::CrossProduct, N::Pseudonymised, 1);
+    let mut inputs = fixture_inputs(&p);
+    inputs.push(crash("model-weak", HOSPITAL_A, 7, &p));
+    // The reverse of sorted order: HOSPITAL_A is site-1.
+    let map = Pseudonyms {
+        nonce: "1".repeat(64),
+        sites: [
+            (label(1), HOSPITAL_A.to_string()),
+            (label(2), HOSPITAL_B.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let lb = super::release(
+        &meta(1),
+        &p,
+        &inputs,
+        Some(super::Unlinking {
+            mapping: &map,
+            sealed: sealed_stub(&map),
+        }),
+        vec![],
+    )
+    .unwrap();
+    let good = lb
+        .entries
+        .iter()
+        .find(|e| e.model.name == "model-good")
+        .unwrap();
+    let labels: Vec<&str> = good.cells.iter().map(|c| c.dataset.as_str()).collect();
+    assert_eq!(labels, ["site-1", "site-2"], "shown in pseudonym order");
+    assert_eq!(
+        good.cells[0].metrics["auc"],
+        fixture_metrics("model-good", HOSPITAL_A)["auc"]
+    );
+    let text = String::from_utf8(crate::model::to_bytes(&lb)).unwrap();
+    for id in [HOSPITAL_A, HOSPITAL_B] {
+        assert!(!text.contains(id), "the record names {id}:\n{text}");
+    }
+    assert!(!text.contains("results/"), "{text}");
+    // The mapping must cover exactly the datasets used, and is required.
+    let mut short = map.clone();
+    short.sites.remove("site-2");
+    let err = super::aggregate(&bench(), &p, &inputs, Some(&short)).unwrap_err();
+    assert!(matches!(err, ReportError::Pseudonyms(_)), "{err}");
+    let err = super::aggregate(&bench(), &p, &inputs, None).unwrap_err();
+    assert!(matches!(err, ReportError::Pseudonyms(_)), "{err}");
+    let shown = policy(R::CrossProduct, N::Shown, 1);
+    let err = super::aggregate(&bench(), &shown, &fixture_inputs(&shown), Some(&map)).unwrap_err();
+    assert!(matches!(err, ReportError::Pseudonyms(_)), "{err}");
 }
 
 #[test]

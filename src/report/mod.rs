@@ -39,7 +39,8 @@ mod testdata;
 use std::path::PathBuf;
 
 pub use aggregate::{
-    Outcome, ReleaseMeta, ResultInput, aggregate, covered, release, release_record,
+    Outcome, ReleaseMeta, ResultInput, Unlinking, aggregate, covered, datasets_used, release,
+    release_record,
 };
 pub use history::{Change, ChangeKind, History, HistoryStep, history};
 pub use site::{BenchmarkPage, ReleaseInfo, SiteInput, write_site};
@@ -48,6 +49,11 @@ use crate::model::Leaderboard;
 
 /// Decimal places every released float is rounded to (docs/aggregation.md, "Determinism").
 pub const DECIMALS: i32 = 6;
+
+/// A value as a release shows it: rounded to [`DECIMALS`] places, `-0` as `0`.
+pub fn round(x: f64) -> f64 {
+    stats::round(x)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -76,6 +82,8 @@ pub enum ReportError {
     MissingPrimary { path: String, metric: String },
     #[error("{path}: metric `{metric}` is not a finite number")]
     NotFinite { path: String, metric: String },
+    #[error("pseudonyms: {0}")]
+    Pseudonyms(String),
     #[error("history: {0}")]
     History(String),
     #[error("site: {0}")]

@@ -141,8 +141,8 @@ mod tests {
         let p = policy(R::CrossProduct, N::Pseudonymised, 2);
         let mut first = fixture_inputs(&p);
         first.retain(|i| i.model.name != "model-slow");
-        let r1 = crate::report::release(&meta(1), &p, &first).unwrap();
-        let r2 = crate::report::release(&meta(2), &p, &fixture_inputs(&p)).unwrap();
+        let r1 = crate::report::testdata::release(&meta(1), &p, &first).unwrap();
+        let r2 = crate::report::testdata::release(&meta(2), &p, &fixture_inputs(&p)).unwrap();
         let s = site(&p, vec![r1, r2]);
         (p, s)
     }
@@ -175,11 +175,14 @@ mod tests {
             "<svg",
             "aria-sort=\"ascending\"",
             "cohort registry clone https://git.example.org/cardio/registry.git \\\n    --root",
-            "results/cvd-risk/",
             "6F2A1C0D9E8B7A65",
             "From release 1 to 2",
         ] {
             assert!(page.contains(must), "page lacks {must}");
+        }
+        // Pseudonymised: no manifest path or dataset id anywhere near a pseudonym.
+        for id in ["results/cvd-risk/", HOSPITAL_A, HOSPITAL_B] {
+            assert!(!page.contains(id), "page names {id}");
         }
         // Nothing is fetched: no URL a browser would load.
         for never in [

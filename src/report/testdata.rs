@@ -4,11 +4,73 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Asset, BenchRef, Benchmark, CompatReport, CubeRef, DatasetNaming, Failure, Image, ImageSource,
-    Leaderboard, Mlcube, Policy, Ranking, Release, Sha256, Weighting, metrics::Metrics,
+    Asset, BenchRef, Benchmark, CompatReport, CubeRef, DatasetNaming, Entry, Failure, Image,
+    ImageSource, Leaderboard, Mlcube, Policy, Ranking, Release, Sealed, SealedFor, Sha256,
+    Weighting, metrics::Metrics, pseudonyms::Pseudonyms,
 };
 
-use super::{BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ResultInput, SiteInput, release};
+use super::{
+    BenchmarkPage, Outcome, ReleaseInfo, ReleaseMeta, ReportError, ResultInput, SiteInput,
+    Unlinking,
+};
+
+/// A pseudonym mapping in sorted-id order, so tests can name sites by their fixture ids (real
+/// releases draw a random one); `None` when the policy shows names.
+pub fn in_order(
+    policy: &Policy,
+    inputs: &[ResultInput],
+) -> Result<Option<Pseudonyms>, ReportError> {
+    if policy.dataset_names != DatasetNaming::Pseudonymised {
+        return Ok(None);
+    }
+    let ids = super::datasets_used(inputs)?;
+    Ok(Some(Pseudonyms {
+        nonce: "0".repeat(64),
+        sites: ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (crate::model::pseudonyms::label(i as u32 + 1), id))
+            .collect(),
+    }))
+}
+
+/// The manifest a sealed mapping would have (the bytes are never needed by the renderers).
+pub fn sealed_stub(m: &Pseudonyms) -> Sealed {
+    Sealed {
+        file: "1.pseudonyms.age".into(),
+        schema: crate::model::envelope::SCHEMA_PSEUDONYMS.into(),
+        ciphertext_sha256: Sha256::of(b"ciphertext"),
+        plaintext_sha256: m.digest(),
+        recipients: vec![SealedFor {
+            handle: "committee-chair".into(),
+            age: "age1hja26cvlasc4pjhx5pzt4u82v24cvz7lq75jm907d3evwuwp4p2qmv2hc2".into(),
+        }],
+    }
+}
+
+/// [`super::release`] with [`in_order`] pseudonyms and no exclusions.
+pub fn release(
+    meta: &ReleaseMeta,
+    policy: &Policy,
+    inputs: &[ResultInput],
+) -> Result<Leaderboard, ReportError> {
+    let map = in_order(policy, inputs)?;
+    let unlinking = map.as_ref().map(|m| Unlinking {
+        mapping: m,
+        sealed: sealed_stub(m),
+    });
+    super::release(meta, policy, inputs, unlinking, vec![])
+}
+
+/// [`super::aggregate`] with [`in_order`] pseudonyms.
+pub fn aggregate(
+    bench: &BenchRef,
+    policy: &Policy,
+    inputs: &[ResultInput],
+) -> Result<Vec<Entry>, ReportError> {
+    let map = in_order(policy, inputs)?;
+    super::aggregate(bench, policy, inputs, map.as_ref())
+}
 
 pub const HOSPITAL_A: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 pub const HOSPITAL_B: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";

@@ -168,6 +168,9 @@ pub enum Code {
     NotFirstParentDescendant,
     /// A merged file edited or deleted later.
     Rewritten,
+    /// A release whose cells or counts differ from the results it covers (found by a
+    /// committee member who can open them).
+    ReleaseMismatch,
 }
 
 impl Code {

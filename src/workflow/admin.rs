@@ -288,7 +288,15 @@ pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Resu
         }
         let bytes = tree.read_path(p)?;
         if kind == model::Kind::Leaderboard {
-            super::release::check_proposed(&opened.index()?, signer, p, &bytes)?;
+            // The sealed pseudonyms travel on the branch with the record.
+            let mapping = tree.read_path(&build::sealed(p, "pseudonyms")).ok();
+            super::release::check_proposed(
+                &opened.index()?,
+                signer,
+                p,
+                &bytes,
+                mapping.as_deref(),
+            )?;
         }
         sigs.push(NewFile::new(
             sig_path,

@@ -16,9 +16,11 @@ pub mod identity;
 mod proposals;
 pub mod registry_ops;
 pub mod release;
+mod release_check;
 pub mod results;
 pub mod status;
 mod submission;
+pub mod unseal;
 
 use std::time::SystemTime;
 
@@ -95,6 +97,13 @@ pub enum WorkflowError {
     ModelFailed {
         model: String,
         runs: Box<Vec<execution::ModelRun>>,
+    },
+    /// A submission carries a sealed payload the merging member may not or cannot vouch for.
+    #[error("{file}: {why}; not merging it")]
+    SealedRefused {
+        file: String,
+        code: unseal::SealRefusal,
+        why: String,
     },
     /// Verification found problems; they are listed.
     #[error("{summary}")]

@@ -2,6 +2,8 @@
 //! top of the branch, no-fast-forward merge), rejecting, merging what needs no approval, pushing
 //! pending branches, and reading branches back as submissions.
 
+use std::rc::Rc;
+
 use git2::Oid;
 
 use crate::model::{self, Decision, DecisionKind, build};
@@ -10,6 +12,7 @@ use crate::trust::{Code, Problem, Signer};
 
 use super::registry_ops::{Landed, Opened, apply_to_main, land, problems_error, verify_range};
 use super::submission::{self, Submission, record_file, sign_all};
+use super::unseal;
 use super::{Ctx, Result, WorkflowError};
 
 /// Result of writing a submission.
@@ -124,6 +127,8 @@ pub fn approve(
     merge: bool,
 ) -> Result<(Submission, Option<Landed>)> {
     let sub = find_submission(opened, branch)?;
+    // A sealed payload reaches main only once a committee member has read it.
+    unseal::gate(opened, &sub, signer)?;
     let decision = sign_all(
         signer,
         &opened.id,
@@ -187,11 +192,14 @@ pub fn approve(
 }
 
 /// Merges a submission that needs no approval (cubes, datasets, results) once it verifies.
+/// One that adds sealed payloads merges only if `who` is on their committee and decrypts each
+/// (`key` is asked for `who`'s unlocked key only then; the caller may keep it for the next).
 pub fn merge_submission(
     ctx: &Ctx,
     opened: &Opened,
     who: &str,
     branch: &str,
+    key: &mut dyn FnMut() -> Result<Rc<Signer>>,
 ) -> Result<(Submission, Landed)> {
     let sub = find_submission(opened, branch)?;
     if sub.kind.needs_approval() {
@@ -199,6 +207,10 @@ pub fn merge_submission(
             "{branch} proposes a {} and needs a signed approval; use the matching `approve` command",
             sub.kind.as_str()
         )));
+    }
+    if unseal::carries_sealed(&sub) {
+        let signer = key()?;
+        unseal::gate(opened, &sub, &signer)?;
     }
     let message = format!("Merge {branch}: {}", sub.subject);
     let tip = sub.tip;

@@ -1,19 +1,28 @@
-//! Releasing results: a committee member decrypts the benchmark's results, aggregates them under
-//! the sharing policy (report module), and proposes a leaderboard release signed by the
-//! committee's threshold; other members co-sign only after recomputing the same bytes. Plus
-//! what anyone needs to show releases: the latest release and the static site's input.
+//! Releasing results: a committee member decrypts the benchmark's results (leaving out, with a
+//! reason code, what they cannot read), aggregates them under the sharing policy (report
+//! module) with pseudonyms drawn at random and sealed to the committee, and proposes a
+//! leaderboard release signed by the committee's threshold; other members co-sign only after
+//! recomputing the same bytes (release_check.rs). Plus what anyone needs to show releases: the
+//! latest release and the static site's input.
 
 use std::collections::BTreeMap;
 
-use crate::model::{self, Leaderboard, Record, ResultStatus, Sha256, build};
+use crate::model::{
+    self, DatasetNaming, Exclusion, ExclusionReason, Leaderboard, Record, ResultStatus, Sha256,
+    build, envelope::SCHEMA_PSEUDONYMS, pseudonyms::Pseudonyms,
+};
+use crate::registry::NewFile;
 use crate::report::{self, Outcome, ReleaseMeta, ResultInput};
 use crate::trust::{Index, Signer, next_number};
 
 use super::benchmarks::approved;
 use super::registry_ops::{Landed, Opened, apply_to_main};
-use super::results::{open_result, registered};
+use super::results::registered;
 use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
+use super::unseal::read_result;
 use super::{Ctx, Result, WorkflowError};
+
+pub use super::release_check::{Checked, check_committee_releases, check_proposed, check_release};
 
 /// What a release proposal did.
 pub enum Released {
@@ -27,13 +36,16 @@ pub enum Released {
     },
 }
 
-/// Results left out of a release, and why.
-pub struct Excluded {
-    pub path: String,
-    pub why: String,
+/// A computed release: the record and, when pseudonymised, the sealed mapping's bytes (the
+/// file next to it, `<n>.pseudonyms.age`).
+pub struct Computed {
+    pub record: Leaderboard,
+    pub pseudonyms: Option<Vec<u8>>,
 }
 
 /// Decrypts every result of `bench` that `signer` may read and computes the release record.
+/// What cannot be read (or agreed to a narrower policy) is left out and listed in the record
+/// with a reason code. Pseudonyms are drawn at random and sealed to the committee.
 pub fn compute(
     ix: &Index,
     signer: &Signer,
@@ -41,7 +53,7 @@ pub fn compute(
     number: u32,
     created: &str,
     by: &str,
-) -> Result<(Leaderboard, Vec<Excluded>)> {
+) -> Result<Computed> {
     let (_, b, bref) = approved(ix, bench)?;
     let mut inputs = Vec::new();
     let mut excluded = Vec::new();
@@ -49,43 +61,46 @@ pub fn compute(
         let Some((_, agreed)) = ix.benchmark(&r.benchmark.name, r.benchmark.version) else {
             continue;
         };
-        if let Some(why) = b.policy.exceeds(&agreed.policy) {
-            excluded.push(Excluded { path, why });
+        let sha256 = ix.sha(&path).cloned().expect("indexed");
+        let mut exclude = |reason: ExclusionReason| {
+            excluded.push(Exclusion {
+                path: path.clone(),
+                sha256: sha256.clone(),
+                reason,
+            })
+        };
+        if b.policy.exceeds(&agreed.policy).is_some() {
+            exclude(ExclusionReason::NarrowerPolicy);
             continue;
         }
         let outcome = match r.status {
-            ResultStatus::Ok => Outcome::Ok(open_result(ix, &path, signer)?),
+            ResultStatus::Ok => match read_result(ix, &path, &r, signer) {
+                Ok(m) => Outcome::Ok(m),
+                Err(code) => {
+                    exclude(code.into());
+                    continue;
+                }
+            },
             ResultStatus::Failed => Outcome::Failed(r.failure.clone().ok_or_else(|| {
                 WorkflowError::Refused(format!("{path}: a failure receipt without `failure`"))
             })?),
         };
-        let (dataset_name, dataset_owner) = ix
-            .dataset(&r.dataset.id)
-            .map(|(_, d)| (d.name.clone(), d.owner.clone()))
-            .unwrap_or_default();
-        let model_owner = ix
-            .cube(&r.model.name, r.model.version)
-            .map(|(_, c)| c.owner.clone())
-            .unwrap_or_default();
-        inputs.push(ResultInput {
-            sha256: ix.sha(&path).cloned().expect("indexed"),
+        inputs.push(input(
+            ix,
+            &b,
             path,
-            model: r.model.clone(),
-            model_owner,
-            dataset_id: r.dataset.id.clone(),
-            dataset_name,
-            dataset_owner,
+            &r,
+            sha256,
             outcome,
-            agreed_policy: agreed.policy.clone(),
-            is_reference: r.model == b.reference_model,
-        });
+            agreed.policy.clone(),
+        ));
     }
     if inputs.is_empty() && !excluded.is_empty() {
         return Err(WorkflowError::Refused(format!(
             "every result of {bench} was left out: {} (a wider policy applies only to results submitted under it; sites submit again to be included)",
             excluded
                 .iter()
-                .map(|e| format!("{} {}", e.path, e.why))
+                .map(|e| format!("{} ({})", e.path, e.reason))
                 .collect::<Vec<_>>()
                 .join("; ")
         )));
@@ -101,19 +116,83 @@ pub fn compute(
         created: created.to_string(),
         by: by.to_string(),
     };
-    let record = report::release(&meta, &b.policy, &inputs)
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
-    Ok((record, excluded))
+    let refused = |e: report::ReportError| WorkflowError::Refused(e.to_string());
+    if b.policy.dataset_names != DatasetNaming::Pseudonymised {
+        let record = report::release(&meta, &b.policy, &inputs, None, excluded).map_err(refused)?;
+        return Ok(Computed {
+            record,
+            pseudonyms: None,
+        });
+    }
+    // A fresh permutation from the operating system's CSPRNG, sealed to the committee only.
+    let mapping = Pseudonyms::random(
+        report::datasets_used(&inputs).map_err(refused)?,
+        &mut rand::rngs::OsRng,
+    );
+    let mut committee = Vec::new();
+    for h in &b.committee {
+        let age = ix.age_recipient(h).ok_or_else(|| {
+            WorkflowError::NotFound(format!("no age key for {h} in the registry"))
+        })?;
+        committee.push(model::SealedFor {
+            handle: h.clone(),
+            age,
+        });
+    }
+    let path = build::leaderboard(bench, number);
+    let (sealed, ciphertext) = model::envelope::seal(
+        &mapping.to_canonical(),
+        &committee,
+        &build::sealed_file_name(&path, "pseudonyms"),
+        SCHEMA_PSEUDONYMS,
+    )?;
+    let unlinking = report::Unlinking {
+        mapping: &mapping,
+        sealed,
+    };
+    let record =
+        report::release(&meta, &b.policy, &inputs, Some(unlinking), excluded).map_err(refused)?;
+    Ok(Computed {
+        record,
+        pseudonyms: Some(ciphertext),
+    })
+}
+
+/// One decrypted result as the aggregation reads it.
+pub(super) fn input(
+    ix: &Index,
+    b: &model::Benchmark,
+    path: String,
+    r: &model::ResultManifest,
+    sha256: Sha256,
+    outcome: Outcome,
+    agreed_policy: model::Policy,
+) -> ResultInput {
+    let (dataset_name, dataset_owner) = ix
+        .dataset(&r.dataset.id)
+        .map(|(_, d)| (d.name.clone(), d.owner.clone()))
+        .unwrap_or_default();
+    let model_owner = ix
+        .cube(&r.model.name, r.model.version)
+        .map(|(_, c)| c.owner.clone())
+        .unwrap_or_default();
+    ResultInput {
+        sha256,
+        path,
+        model: r.model.clone(),
+        model_owner,
+        dataset_id: r.dataset.id.clone(),
+        dataset_name,
+        dataset_owner,
+        outcome,
+        agreed_policy,
+        is_reference: r.model == b.reference_model,
+    }
 }
 
 /// `cohort result release`: computes the release and lands it (threshold 1) or proposes it for
-/// co-signing.
-pub fn release(
-    ctx: &Ctx,
-    opened: &Opened,
-    signer: &Signer,
-    bench: &str,
-) -> Result<(Released, Vec<Excluded>)> {
+/// co-signing. The record lists what it left out (`excluded`).
+pub fn release(ctx: &Ctx, opened: &Opened, signer: &Signer, bench: &str) -> Result<Released> {
     let ix = opened.index()?;
     let (_, b, _) = approved(&ix, bench)?;
     if !b.committee.contains(&signer.handle) {
@@ -124,11 +203,18 @@ pub fn release(
         )));
     }
     let number = next_number(ix.leaderboards.get(bench));
-    let (record, excluded) = compute(&ix, signer, bench, number, &ctx.timestamp(), &signer.handle)?;
+    let Computed { record, pseudonyms } =
+        compute(&ix, signer, bench, number, &ctx.timestamp(), &signer.handle)?;
+    // Pseudonyms are drawn afresh each time, so compare what went in, not the entries.
+    let digests = |l: &Leaderboard| {
+        let mut v: Vec<Sha256> = l.covered_digests().into_iter().cloned().collect();
+        v.sort();
+        v
+    };
     if let Some((_, prev)) = latest(&ix, bench)
-        && prev.results == record.results
-        && prev.entries == record.entries
+        && digests(prev) == digests(&record)
         && prev.policy == record.policy
+        && prev.excluded == record.excluded
     {
         return Err(WorkflowError::Refused(format!(
             "release {} of {bench} already shows exactly these results",
@@ -136,18 +222,16 @@ pub fn release(
         )));
     }
     let path = build::leaderboard(bench, number);
+    let mut files = vec![record_file(path.clone(), &record)];
+    if let Some(ct) = pseudonyms {
+        files.push(NewFile::new(build::sealed(&path, "pseudonyms"), ct));
+    }
     let message = format!("release {number} of {bench}");
     if b.release_threshold <= 1 {
-        let landed = apply_to_main(
-            ctx,
-            opened,
-            signer,
-            vec![record_file(path, &record)],
-            &message,
-        )?;
-        return Ok((Released::Landed { record, landed }, excluded));
+        let landed = apply_to_main(ctx, opened, signer, files, &message)?;
+        return Ok(Released::Landed { record, landed });
     }
-    let files = sign_all(signer, &opened.id, vec![record_file(path, &record)])?;
+    let files = sign_all(signer, &opened.id, files)?;
     let branch = branch_name(
         &signer.handle,
         SubmissionKind::Leaderboard,
@@ -168,37 +252,11 @@ pub fn release(
             .reg
             .push(&[format!("+{commit}:refs/heads/{branch}")], t);
     }
-    Ok((
-        Released::NeedsCosign {
-            record,
-            branch,
-            threshold: b.release_threshold,
-        },
-        excluded,
-    ))
-}
-
-/// Before co-signing a proposed release, a committee member recomputes it from the results with
-/// their own key: they sign only bytes they would have produced themselves.
-pub fn check_proposed(ix: &Index, signer: &Signer, path: &str, bytes: &[u8]) -> Result<()> {
-    let rp = model::classify(path)?;
-    let Record::Leaderboard(proposed) = model::parse_record(path, &rp, bytes)? else {
-        return Err(WorkflowError::Refused(format!("{path} is not a release")));
-    };
-    let (mine, _) = compute(
-        ix,
-        signer,
-        &proposed.benchmark.name,
-        proposed.number,
-        &proposed.created,
-        &proposed.by,
-    )?;
-    if model::to_bytes(&mine) != bytes {
-        return Err(WorkflowError::Refused(format!(
-            "{path}: recomputing the release from the results gives different bytes; not co-signing"
-        )));
-    }
-    Ok(())
+    Ok(Released::NeedsCosign {
+        record,
+        branch,
+        threshold: b.release_threshold,
+    })
 }
 
 /// The newest release of a benchmark.

@@ -64,8 +64,25 @@ pub(super) fn state_of(ix: &Index, sub: &Submission, has_local: bool, pushed: bo
     }
 }
 
+/// The benchmark a dataset or result submission is for, read from its record on the branch.
+fn bench_of(opened: &Opened, sub: &Submission) -> Option<String> {
+    let bytes = opened
+        .reg
+        .tree(sub.tip)
+        .ok()?
+        .read_path(&sub.subject)
+        .ok()?;
+    let rp = crate::model::classify(&sub.subject).ok()?;
+    match crate::model::parse_record(&sub.subject, &rp, &bytes).ok()? {
+        crate::model::Record::Dataset(d) => Some(d.benchmark.name),
+        crate::model::Record::Result(r) => Some(r.benchmark.name),
+        _ => None,
+    }
+}
+
 /// Who may act on a pending submission, and whether `me` is one of them.
-fn deciders(ix: &Index, sub: &Submission, me: &str) -> (String, bool) {
+fn deciders(ix: &Index, sub: &Submission, me: &str, sealed_for: Option<String>) -> (String, bool) {
+    let sealed_for_any = super::unseal::carries_sealed(sub);
     let admins: Vec<String> = ix
         .root()
         .map(|r| r.admins.iter().map(|a| a.handle.clone()).collect())
@@ -96,15 +113,24 @@ fn deciders(ix: &Index, sub: &Submission, me: &str) -> (String, bool) {
             )
         }
         SubmissionKind::Dataset | SubmissionKind::Result => {
-            let bench = match crate::model::classify(&sub.subject) {
-                Ok(RecordPath::Result { bench, .. }) => Some(bench),
-                _ => None,
-            };
-            let committee = bench.as_deref().map(committee_of).unwrap_or_default();
-            (
-                "a maintainer's merge".into(),
-                is_admin || committee.iter().any(|m| m == me),
-            )
+            // Sealed statistics and results are merged by a committee member, who decrypts
+            // them first (an admin holds no key to them); a failure receipt seals nothing.
+            let bench = sealed_for.unwrap_or_default();
+            let committee = committee_of(&bench);
+            if sealed_for_any {
+                (
+                    format!(
+                        "a merge by the {bench} committee ({}), who decrypt it first",
+                        committee.join(", ")
+                    ),
+                    committee.iter().any(|m| m == me),
+                )
+            } else {
+                (
+                    "a maintainer's merge".into(),
+                    is_admin || committee.iter().any(|m| m == me),
+                )
+            }
         }
         SubmissionKind::Mlcube => ("a maintainer's merge".into(), is_admin),
         SubmissionKind::Grant | SubmissionKind::Root => {
@@ -129,7 +155,10 @@ pub fn status(opened: &Opened, me: &str) -> Result<Status> {
     let mut awaiting_me = Vec::new();
     for (sub, has_local, pushed) in submissions(opened)? {
         let state = state_of(&ix, &sub, has_local, pushed);
-        let (who, me_too) = deciders(&ix, &sub, me);
+        let bench = matches!(sub.kind, SubmissionKind::Dataset | SubmissionKind::Result)
+            .then(|| bench_of(opened, &sub))
+            .flatten();
+        let (who, me_too) = deciders(&ix, &sub, me, bench);
         let pending = matches!(state, SubState::Local | SubState::Pushed);
         if sub.owner == me {
             mine.push(StatusRow {

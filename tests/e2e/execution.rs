@@ -71,7 +71,7 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
     .ok();
     w.as_("hosp-b", &["--yes", "dataset", "submit", "cardio-b"])
         .ok();
-    w.as_("hosp-b", &["registry", "merge", "--all"]).ok();
+    w.committee_merges("hosp-b");
     w.as_(
         "hosp-b",
         &["benchmark", "run", "-b", "heart", "-d", "cardio-b"],
@@ -178,7 +178,7 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
     )
     .ok()
     .says("failure receipt");
-    w.as_("hosp-a", &["registry", "merge", "--all"]).ok();
+    w.committee_merges("hosp-a");
     let reg = json(
         &w.as_("carol", &["result", "ls", "--registered", "--json"])
             .ok(),

@@ -8,6 +8,7 @@ mod foundation;
 mod refusals;
 mod release;
 mod sandbox;
+mod sealed;
 mod transport;
 mod workflow;
 mod world;

@@ -295,7 +295,7 @@ fn dataset_preparation_refuses_and_recovers() {
 
     w.as_("hosp-a", &["--yes", "dataset", "submit", "ward-a"])
         .ok();
-    w.as_("hosp-a", &["registry", "merge", "--all"]).ok();
+    w.committee_merges("hosp-a");
     w.as_("hosp-a", &["dataset", "check", "ward-a"]).ok();
     // An edit of the prepared data after registration is caught by check and by every run.
     let csv = home.join("datasets/ward-a/prepared/data/data.csv");

@@ -162,7 +162,7 @@ fn seed_workflow_end_to_end() {
             &["--yes", "result", "submit", "-b", "heart", "-d", name],
         )
         .ok();
-        w.as_(role, &["registry", "merge", "--all"]).ok();
+        w.committee_merges(role);
     }
     let registered = json(
         &w.as_("carol", &["result", "ls", "--registered", "--json"])

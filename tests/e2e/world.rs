@@ -112,7 +112,7 @@ impl World {
         )
         .ok();
         self.as_(role, &["--yes", "dataset", "submit", name]).ok();
-        self.as_(role, &["registry", "merge", "--all"]).ok();
+        self.committee_merges(role);
         self.as_(role, &["dataset", "associate", "-d", name, "-b", "heart"])
             .ok();
         self.as_(role, &["registry", "push"]).ok();
@@ -121,6 +121,14 @@ impl World {
             &["association", "approve", "-b", "heart", "-d", name],
         )
         .ok();
+    }
+
+    /// `role` pushes its submissions and carol (committee) merges them: sealed statistics and
+    /// results reach main only through a committee member who decrypts them first.
+    pub fn committee_merges(&self, role: &str) {
+        self.as_(role, &["registry", "push"]).ok();
+        self.as_("carol", &["registry", "merge", "--all"]).ok();
+        self.as_(role, &["registry", "sync"]).ok();
     }
 
     /// The local results of `role` as JSON rows.

@@ -121,13 +121,13 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
                 r.set("metric", name, true);
                 r.set("dataset", &c.dataset, true);
                 r.set("value", &v.to_string(), false);
-                r.set("result", &c.result, true);
+                r.set("result", c.result.as_deref().unwrap_or_default(), true);
                 r.write(w)?;
             }
         }
         for f in &e.failures {
             let mut r = Row::new("failure", e);
-            r.set("dataset", &f.dataset, true);
+            r.set("dataset", f.dataset.as_deref().unwrap_or_default(), true);
             r.set("stage", &f.stage, true);
             r.set(
                 "exit_code",
@@ -135,7 +135,7 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
                 false,
             );
             r.set("reason", &f.reason, true);
-            r.set("result", &f.result, true);
+            r.set("result", f.result.as_deref().unwrap_or_default(), true);
             r.write(w)?;
         }
     }

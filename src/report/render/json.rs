@@ -11,7 +11,9 @@ use crate::model::{CubeRef, DatasetNaming, Leaderboard, Ranking, Weighting};
 use crate::report::{ReportError, aggregate::release_name};
 
 /// The schema id written into every document.
-pub const SCHEMA: &str = "cohort.leaderboard/1";
+/// 2: cells and failure receipts may carry no `result` (and receipts no `dataset`) in
+/// pseudonymised releases; `layout`, `inputs` and `excluded` were added.
+pub const SCHEMA: &str = "cohort.leaderboard/2";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JsonLeaderboard {
@@ -19,13 +21,29 @@ pub struct JsonLeaderboard {
     pub benchmark: JsonRef,
     /// Release number.
     pub release: u32,
+    /// The record's layout (1: older releases, whose pseudonyms are linkable; 2).
+    pub layout: u32,
     pub created: String,
     pub by: String,
     pub policy: JsonPolicy,
     /// Ranked models first, then the others, as in the record.
     pub entries: Vec<JsonEntry>,
-    /// The result manifests the release covers, sorted by path.
+    /// The result manifests the release covers, sorted by path (empty when pseudonymised:
+    /// see `inputs`).
     pub results: Vec<JsonCovered>,
+    /// Pseudonymised releases: the sha256 of every covered manifest, sorted (no paths).
+    pub inputs: Vec<String>,
+    /// Results the release left out, with a reason code.
+    pub excluded: Vec<JsonExcluded>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JsonExcluded {
+    pub path: String,
+    pub sha256: String,
+    /// `missing-payload`, `bad-ciphertext-hash`, `undecryptable`, `bad-plaintext-hash`,
+    /// `malformed-payload` or `narrower-policy`.
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,16 +98,19 @@ pub struct JsonSummary {
 pub struct JsonCell {
     pub dataset: String,
     pub metrics: BTreeMap<String, f64>,
-    pub result: String,
+    /// `null` in pseudonymised releases.
+    pub result: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JsonFailure {
-    pub dataset: String,
+    /// `null` in pseudonymised releases.
+    pub dataset: Option<String>,
     pub stage: String,
     pub exit_code: Option<i64>,
     pub reason: String,
-    pub result: String,
+    /// `null` in pseudonymised releases.
+    pub result: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +138,7 @@ pub fn from_record(lb: &Leaderboard) -> JsonLeaderboard {
             sha256: lb.benchmark.sha256.to_string(),
         },
         release: lb.number,
+        layout: lb.layout.unwrap_or(1),
         created: lb.created.clone(),
         by: lb.by.clone(),
         policy: JsonPolicy {
@@ -188,6 +210,16 @@ pub fn from_record(lb: &Leaderboard) -> JsonLeaderboard {
             .map(|c| JsonCovered {
                 path: c.path.clone(),
                 sha256: c.sha256.to_string(),
+            })
+            .collect(),
+        inputs: lb.inputs.iter().map(|d| d.to_string()).collect(),
+        excluded: lb
+            .excluded
+            .iter()
+            .map(|x| JsonExcluded {
+                path: x.path.clone(),
+                sha256: x.sha256.to_string(),
+                reason: x.reason.as_str(),
             })
             .collect(),
     }

@@ -148,10 +148,18 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
                 w,
                 "- {} on {}: `{}` failed{code} ({})",
                 escape(&model_label(&e.model)),
-                escape(&f.dataset),
+                escape(super::failure_dataset(f)),
                 plain(&f.stage).replace('`', "'"),
                 escape(&f.reason)
             )?;
+        }
+    }
+    if !lb.excluded.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "### Left out of this release")?;
+        writeln!(w)?;
+        for x in &lb.excluded {
+            writeln!(w, "- `{}` ({})", plain(&x.path).replace('`', "'"), x.reason)?;
         }
     }
     Ok(())

@@ -63,11 +63,8 @@ pub fn metric_names(lb: &Leaderboard) -> Vec<String> {
 
 /// Sort key that puts `site-2` before `site-10` and names alphabetically.
 fn label_key(label: &str) -> (u8, u64, String) {
-    match label
-        .strip_prefix("site-")
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        Some(n) => (0, n, String::new()),
+    match crate::model::pseudonyms::parse_label(label) {
+        Some(n) => (0, n as u64, String::new()),
         None => (1, 0, label.to_string()),
     }
 }
@@ -81,7 +78,7 @@ pub fn dataset_labels(lb: &Leaderboard) -> Vec<String> {
             e.cells
                 .iter()
                 .map(|c| &c.dataset)
-                .chain(e.failures.iter().map(|f| &f.dataset))
+                .chain(e.failures.iter().filter_map(|f| f.dataset.as_ref()))
         })
         .collect();
     let mut v: Vec<String> = set.into_iter().cloned().collect();
@@ -89,14 +86,23 @@ pub fn dataset_labels(lb: &Leaderboard) -> Vec<String> {
     v
 }
 
-/// How many datasets a release covers: distinct dataset ids among the covered manifests
-/// (`results/<bench>/<dataset>/<model>/<n>.toml`).
+/// How many datasets a release covers: its `datasets` count when pseudonymised, else the
+/// distinct dataset ids among the covered manifests (`results/<bench>/<dataset>/<model>/<n>.toml`).
 pub fn covered_datasets(lb: &Leaderboard) -> usize {
+    if let Some(n) = lb.datasets {
+        return n as usize;
+    }
     lb.results
         .iter()
         .filter_map(|c| c.path.split('/').nth(2))
         .collect::<BTreeSet<_>>()
         .len()
+}
+
+/// Where a failure receipt happened, as shown: its dataset label, or (pseudonymised releases,
+/// whose receipts carry no label) "a dataset".
+pub fn failure_dataset(f: &crate::model::FailureNote) -> &str {
+    f.dataset.as_deref().unwrap_or("a dataset")
 }
 
 /// The rank column: the rank, or `–` for an unranked model.

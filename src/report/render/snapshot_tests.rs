@@ -66,13 +66,13 @@ fn history_between_releases() {
         !(i.dataset_id == HOSPITAL_B
             && (i.model.name == "model-slow" || i.model.name == "reference"))
     });
-    let first = crate::report::release(&meta(1), &p, &inputs).unwrap();
-    let second = crate::report::release(&meta(2), &p, &fixture_inputs(&p)).unwrap();
+    let first = crate::report::testdata::release(&meta(1), &p, &inputs).unwrap();
+    let second = crate::report::testdata::release(&meta(2), &p, &fixture_inputs(&p)).unwrap();
     // Release 3: model-weak withdrew, model-malformed got its second dataset.
     let mut third_inputs = fixture_inputs(&p);
     third_inputs.retain(|i| i.model.name != "model-weak");
     third_inputs.push(ok("model-malformed", HOSPITAL_B, 3, &p));
-    let third = crate::report::release(&meta(3), &p, &third_inputs).unwrap();
+    let third = crate::report::testdata::release(&meta(3), &p, &third_inputs).unwrap();
     let h = history(&[third.clone(), first.clone(), second.clone()]).unwrap();
     let mut text = Vec::new();
     h.write_text(&mut text).unwrap();

@@ -139,17 +139,24 @@ pub fn write_with(lb: &Leaderboard, opts: Options, w: &mut dyn Write) -> Result<
                 w,
                 "  {} on {}: {} failed{code} ({})",
                 plain(&model_label(&e.model)),
-                plain(&f.dataset),
+                plain(super::failure_dataset(f)),
                 plain(&f.stage),
                 plain(&f.reason)
             )?;
+        }
+    }
+    if !lb.excluded.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "Left out of this release:")?;
+        for x in &lb.excluded {
+            writeln!(w, "  {} ({})", plain(&x.path), x.reason)?;
         }
     }
     writeln!(w)?;
     writeln!(
         w,
         "Ties share a rank (1, 1, 3). {} result manifest(s) covered; `--format json` lists them.",
-        lb.results.len()
+        lb.covered_digests().len()
     )?;
     Ok(())
 }

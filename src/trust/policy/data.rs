@@ -70,7 +70,13 @@ pub(super) fn check_sealed(
         );
         return;
     }
-    if sealed.schema != model::envelope::SCHEMA_METRICS {
+    // A release's pseudonym mapping has its own schema; every other payload is metrics.
+    let want_schema = if purpose == "pseudonyms" {
+        model::envelope::SCHEMA_PSEUDONYMS
+    } else {
+        model::envelope::SCHEMA_METRICS
+    };
+    if sealed.schema != want_schema {
         v.fail(
             owner_path,
             Rule::Sealed,
@@ -113,8 +119,13 @@ pub(super) fn check_sealed(
     if &listed != expected {
         let want: Vec<&str> = expected.iter().map(|(h, _)| h.as_str()).collect();
         let got: Vec<&str> = listed.iter().map(|(h, _)| h.as_str()).collect();
+        let who = if purpose == "pseudonyms" {
+            "the committee"
+        } else {
+            "the committee and the data owner"
+        };
         v.fail(owner_path, Rule::Sealed, format!(
-            "is sealed to [{}] but the policy at this commit names [{}] (the committee and the data owner, with their current keys)",
+            "is sealed to [{}] but the policy at this commit names [{}] ({who}, with their current keys)",
             got.join(", "), want.join(", ")
         ));
     }

@@ -46,6 +46,7 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
             Some(Record::Dataset(d)) => vec![d.statistics.file.clone()],
             Some(Record::Association(a)) => a.sealed.iter().map(|s| s.file.clone()).collect(),
             Some(Record::Result(r)) => r.sealed.iter().map(|s| s.file.clone()).collect(),
+            Some(Record::Leaderboard(l)) => l.pseudonyms.iter().map(|s| s.file.clone()).collect(),
             _ => vec![],
         };
         for f in files {

@@ -1,4 +1,5 @@
-//! Leaderboard releases: committee threshold, covered results and the sharing policy.
+//! Leaderboard releases: committee threshold, covered results and the sharing policy; the
+//! inputs, pseudonyms and exclusions are checked in `release/inputs.rs`.
 
 use std::collections::BTreeSet;
 
@@ -7,6 +8,8 @@ use crate::model::{self, Record, Release};
 use super::super::Rule;
 use super::super::verify::{Ctx, Verdict};
 use super::*;
+
+mod inputs;
 
 pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let Some(Record::Leaderboard(l)) = ctx.ix.record(path) else {
@@ -60,42 +63,11 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
-    let covered: BTreeSet<&str> = l.results.iter().map(|c| c.path.as_str()).collect();
-    for c in &l.results {
-        if ctx.ix.sha(&c.path) != Some(&c.sha256) {
-            v.fail(
-                path,
-                Rule::Reference,
-                format!("covers {} with a sha256 that does not match", c.path),
-            );
-            continue;
-        }
-        if !ctx.is_valid(&c.path) || ctx.intro(&c.path) > t {
-            v.fail(
-                path,
-                Rule::Reference,
-                format!(
-                    "covers {}, which is not a valid result (unapproved association?)",
-                    c.path
-                ),
-            );
-            continue;
-        }
-        if let Some(Record::Result(r)) = ctx.ix.record(&c.path) {
-            if r.benchmark.name != b.name {
-                v.fail(
-                    path,
-                    Rule::Reference,
-                    format!("covers {}, a result of another benchmark", c.path),
-                );
-            }
-            if let Some((_, agreed)) = ctx.ix.benchmark(&r.benchmark.name, r.benchmark.version)
-                && let Some(why) = l.policy.exceeds(&agreed.policy)
-            {
-                v.fail(path, Rule::Sealed, format!("{why} ({})", c.path));
-            }
-        }
-    }
+    let Some(covered) = inputs::covered(ctx, path, l, t, v) else {
+        return;
+    };
+    inputs::check_layout(ctx, path, l, b, &covered, t, v);
+    let covered_paths: BTreeSet<&str> = covered.iter().map(|c| c.path.as_str()).collect();
     for e in &l.entries {
         // A model below the minimum shows no number at all (one site's values could be read off).
         if e.status == model::EntryStatus::BelowMinimum
@@ -128,14 +100,13 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
             );
         }
         for f in &e.failures {
-            if !covered.contains(f.result.as_str()) {
+            if let Some(r) = &f.result
+                && !covered_paths.contains(r.as_str())
+            {
                 v.fail(
                     path,
                     Rule::Reference,
-                    format!(
-                        "shows a failure receipt from {}, which it does not cover",
-                        f.result
-                    ),
+                    format!("shows a failure receipt from {r}, which it does not cover"),
                 );
             }
         }
@@ -163,23 +134,13 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
             );
         }
         for cell in &e.cells {
-            if !covered.contains(cell.result.as_str()) {
-                v.fail(
-                    path,
-                    Rule::Reference,
-                    format!("shows a cell from {}, which it does not cover", cell.result),
-                );
-            }
-            if l.policy.dataset_names == model::DatasetNaming::Pseudonymised
-                && !cell.dataset.starts_with("site-")
+            if let Some(r) = &cell.result
+                && !covered_paths.contains(r.as_str())
             {
                 v.fail(
                     path,
-                    Rule::Sealed,
-                    format!(
-                        "names dataset `{}` although the policy pseudonymises names",
-                        cell.dataset
-                    ),
+                    Rule::Reference,
+                    format!("shows a cell from {r}, which it does not cover"),
                 );
             }
         }

@@ -12,8 +12,12 @@ use crate::report::site::{BenchmarkPage, ReleaseInfo, SiteInput};
 use super::page::{human_time, plural};
 use super::{E, escape, slug};
 
-/// The tooltip of a cell: its manifest path and hash.
-pub fn manifest_title(lb: &Leaderboard, path: &str) -> String {
+/// The tooltip of a cell: its manifest path and hash (nothing in pseudonymised releases,
+/// whose cells name no manifest).
+pub fn manifest_title(lb: &Leaderboard, path: Option<&str>) -> String {
+    let Some(path) = path else {
+        return String::new();
+    };
     match lb.results.iter().find(|c| c.path == path) {
         Some(c) => format!("{path}\nsha256 {}", c.sha256),
         None => path.to_string(),
@@ -144,17 +148,20 @@ fn card(h: &mut String, page: &BenchmarkPage, lb: &Leaderboard, e: &Entry) {
     if !e.failures.is_empty() {
         h.push_str("<p><strong>Failure receipts</strong></p><ul class=\"failures\">");
         for f in &e.failures {
+            let receipt = f
+                .result
+                .as_deref()
+                .map(|r| format!(" Receipt <code class=\"hash\">{}</code>", E(r)))
+                .unwrap_or_default();
             let _ = write!(
                 h,
-                "<li><strong>{}</strong>: the <code>{}</code> step failed{} ({}). Receipt \
-                 <code class=\"hash\">{}</code></li>",
-                E(&f.dataset),
+                "<li><strong>{}</strong>: the <code>{}</code> step failed{} ({}).{receipt}</li>",
+                E(crate::report::render::failure_dataset(f)),
                 E(&f.stage),
                 f.exit_code
                     .map(|c| format!(" with exit code {c}"))
                     .unwrap_or_default(),
                 E(&f.reason),
-                E(&f.result)
             );
         }
         h.push_str("</ul>");
@@ -162,18 +169,27 @@ fn card(h: &mut String, page: &BenchmarkPage, lb: &Leaderboard, e: &Entry) {
     h.push_str("</article>\n");
 }
 
-/// Every cell of a cross-product release with all its metrics and its manifest.
+/// Every cell of a cross-product release with all its metrics and (unless pseudonymised) its
+/// manifest.
 pub fn all_cells(h: &mut String, lb: &Leaderboard, rows: &[&Entry]) {
     let metrics = metric_names(lb);
-    h.push_str(
+    let linked = !lb.is_unlinked();
+    h.push_str(if linked {
         "<details><summary>All metrics for every model and dataset, with the result \
          manifest of each value</summary><div class=\"scroll\"><table><thead><tr>\
-         <th scope=\"col\">Model</th><th scope=\"col\">Dataset</th>",
-    );
+         <th scope=\"col\">Model</th><th scope=\"col\">Dataset</th>"
+    } else {
+        "<details><summary>All metrics for every model and dataset</summary>\
+         <div class=\"scroll\"><table><thead><tr>\
+         <th scope=\"col\">Model</th><th scope=\"col\">Dataset</th>"
+    });
     for m in &metrics {
         let _ = write!(h, "<th scope=\"col\" class=\"num\">{}</th>", E(m));
     }
-    h.push_str("<th scope=\"col\">Result manifest</th></tr></thead><tbody>\n");
+    if linked {
+        h.push_str("<th scope=\"col\">Result manifest</th>");
+    }
+    h.push_str("</tr></thead><tbody>\n");
     for e in rows {
         for c in &e.cells {
             let _ = write!(
@@ -186,12 +202,17 @@ pub fn all_cells(h: &mut String, lb: &Leaderboard, rows: &[&Entry]) {
                 let v = c.metrics.get(m).map(|v| value(*v)).unwrap_or_default();
                 let _ = write!(h, "<td class=\"num\">{}</td>", E(&v));
             }
-            let _ = writeln!(
-                h,
-                "<td><code class=\"hash\">{}</code><br><span class=\"sd\">sha256 <code class=\"hash\">{}</code></span></td></tr>",
-                E(&c.result),
-                E(sha_of(lb, &c.result).unwrap_or("(not covered)"))
-            );
+            match &c.result {
+                Some(r) => {
+                    let _ = writeln!(
+                        h,
+                        "<td><code class=\"hash\">{}</code><br><span class=\"sd\">sha256 <code class=\"hash\">{}</code></span></td></tr>",
+                        E(r),
+                        E(sha_of(lb, r).unwrap_or("(not covered)"))
+                    );
+                }
+                None => h.push_str("</tr>\n"),
+            }
         }
     }
     h.push_str("</tbody></table></div></details>\n");
@@ -282,6 +303,27 @@ pub fn provenance(h: &mut String, site: &SiteInput, page: &BenchmarkPage, r: &Re
         E(&build::benchmark(&lb.benchmark.name, lb.benchmark.version)),
         E(lb.benchmark.sha256.as_str())
     );
+    if lb.is_unlinked() {
+        // Digests only: which manifest stands behind which pseudonym is sealed to the
+        // committee.
+        let _ = writeln!(
+            h,
+            "<details><summary>The {} this release covers</summary><p>Listed by sha256 only, \
+             sorted: which dataset stands behind each pseudonym is sealed to the committee.</p>\
+             <div class=\"scroll\"><table><thead><tr><th scope=\"col\">sha256</th></tr></thead><tbody>",
+            plural(lb.inputs.len(), "result manifest")
+        );
+        for d in &lb.inputs {
+            let _ = writeln!(
+                h,
+                "<tr><td><code class=\"hash\">{}</code></td></tr>",
+                E(d.as_str())
+            );
+        }
+        h.push_str("</tbody></table></div></details>\n");
+        excluded(h, lb);
+        return;
+    }
     let _ = writeln!(
         h,
         "<details><summary>The {} this release covers</summary>\
@@ -299,17 +341,46 @@ pub fn provenance(h: &mut String, site: &SiteInput, page: &BenchmarkPage, r: &Re
         );
     }
     h.push_str("</tbody></table></div></details>\n");
+    excluded(h, lb);
+}
+
+/// The results a release left out, with their reason codes.
+fn excluded(h: &mut String, lb: &Leaderboard) {
+    if lb.excluded.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<details><summary>{} left out</summary><ul>",
+        plural(lb.excluded.len(), "result")
+    );
+    for x in &lb.excluded {
+        let _ = writeln!(
+            h,
+            "<li><code class=\"hash\">{}</code>: {}</li>",
+            E(&x.path),
+            E(x.reason.as_str())
+        );
+    }
+    h.push_str("</ul></details>\n");
 }
 
 /// How a covered manifest appears on the page.
 fn shown_as(lb: &Leaderboard, path: &str) -> String {
     for e in &lb.entries {
         let label = escape(&model_label(&e.model));
-        if let Some(c) = e.cells.iter().find(|c| c.result == path) {
+        if let Some(c) = e.cells.iter().find(|c| c.result.as_deref() == Some(path)) {
             return format!("{label} on {}", E(&c.dataset));
         }
-        if let Some(f) = e.failures.iter().find(|f| f.result == path) {
-            return format!("failure receipt of {label} on {}", E(&f.dataset));
+        if let Some(f) = e
+            .failures
+            .iter()
+            .find(|f| f.result.as_deref() == Some(path))
+        {
+            return format!(
+                "failure receipt of {label} on {}",
+                E(crate::report::render::failure_dataset(f))
+            );
         }
     }
     match crate::report::render::result_parts(path) {

@@ -166,9 +166,9 @@ fn about(h: &mut String, page: &BenchmarkPage, latest: Option<&ReleaseInfo>) {
     let names = match policy.dataset_names {
         DatasetNaming::Pseudonymised => format!(
             "Hidden, as the committee's policy requires. <code>site-1</code>, \
-             <code>site-2</code>, … stand for the {} in this release; a label means the \
-             same dataset for every model in this release, but labels are not comparable \
-             between releases.",
+             <code>site-2</code>, … stand for the {} in this release, in an order drawn at \
+             random and known only to the committee; a label means the same dataset for every \
+             model in this release, but labels are not comparable between releases.",
             plural(datasets, "participating dataset")
         ),
         DatasetNaming::Shown => format!(
@@ -437,10 +437,15 @@ fn per_dataset(h: &mut String, lb: &Leaderboard) {
         return;
     }
     let primary = &lb.policy.primary_metric;
+    let hover = if lb.is_unlinked() {
+        ""
+    } else {
+        " Hover a value for the result manifest it comes from."
+    };
     let _ = write!(
         h,
         "<h2 id=\"per-dataset\">Results per dataset</h2>\n<p class=\"hint\">{} of each ranked \
-         model on each dataset. Hover a value for the result manifest it comes from.</p>\n\
+         model on each dataset.{hover}</p>\n\
          <div class=\"scroll\"><table class=\"sortable narrow\" id=\"matrix\"><thead><tr>\
          <th scope=\"col\" data-first=\"ascending\"><button type=\"button\">Model</button></th>",
         E(primary)
@@ -465,14 +470,20 @@ fn per_dataset(h: &mut String, lb: &Leaderboard) {
         for l in &labels {
             let cell = e.cells.iter().find(|c| &c.dataset == l);
             match cell.and_then(|c| c.metrics.get(primary).map(|v| (c, v))) {
-                Some((c, v)) => {
-                    let _ = write!(
-                        h,
-                        "<td class=\"num\" data-v=\"{v}\" title=\"{}\">{}</td>",
-                        E(&details::manifest_title(lb, &c.result)),
-                        E(&value(*v))
-                    );
-                }
+                Some((c, v)) => match c.result.as_deref() {
+                    Some(_) => {
+                        let _ = write!(
+                            h,
+                            "<td class=\"num\" data-v=\"{v}\" title=\"{}\">{}</td>",
+                            E(&details::manifest_title(lb, c.result.as_deref())),
+                            E(&value(*v))
+                        );
+                    }
+                    None => {
+                        let _ =
+                            write!(h, "<td class=\"num\" data-v=\"{v}\">{}</td>", E(&value(*v)));
+                    }
+                },
                 None => h.push_str("<td class=\"num\" data-v=\"\">–</td>"),
             }
         }
