@@ -168,6 +168,12 @@ pub enum Code {
     NotFirstParentDescendant,
     /// A merged file edited or deleted later.
     Rewritten,
+    /// A blob whose content does not hash to its name.
+    BlobDigest,
+    /// A blob no record references (or only records that arrived after it).
+    OrphanBlob,
+    /// A record naming a blob that is not in the registry (or arrived after the record).
+    MissingBlob,
 }
 
 impl Code {

@@ -4,6 +4,7 @@
 //! for the CLI to render.
 
 mod admin;
+pub mod assets;
 pub mod associations;
 pub mod benchmarks;
 pub mod compat;
@@ -42,6 +43,8 @@ pub struct Ctx<'a> {
     pub transport: Option<Transport>,
     /// DOCKER_HOST (None: the local socket).
     pub docker_host: Option<String>,
+    /// The Docker client configuration (`config.json`) registry credentials come from.
+    pub docker_config: Option<std::path::PathBuf>,
     /// Proxies and CA certificates for downloads.
     pub net: NetConfig,
     /// Set by the CLI on Ctrl-C; long operations stop and clean up.

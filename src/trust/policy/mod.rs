@@ -10,6 +10,7 @@ use super::index::Index;
 use super::verify::{Ctx, Verdict};
 
 mod benchmarks;
+mod blobs;
 mod data;
 mod identity;
 mod orphans;
@@ -18,6 +19,7 @@ mod release;
 use benchmarks::*;
 use data::*;
 use identity::*;
+pub(in crate::trust) use blobs::check_blobs;
 pub(in crate::trust) use orphans::check_orphans;
 use release::*;
 
