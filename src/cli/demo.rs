@@ -120,6 +120,25 @@ impl Stage {
         Ok(())
     }
 
+    /// Removes the image of every cube registered so far from the Docker Engine, so the next
+    /// site gets each image the way a site on another machine would: from the registry.
+    fn forget_images(&self, settings: &Settings, role: &str) -> CliResult {
+        let listed = self.cohort(role, &["mlcube", "ls", "--json"]);
+        let ids: Vec<String> = listed
+            .ok()
+            .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["image_id"].as_str().map(str::to_string))
+            .collect();
+        let runtime = cohort::mlcube::DockerRuntime::connect(settings.docker_host.as_deref())?;
+        for id in ids {
+            cohort::mlcube::ContainerRuntime::remove_image(&runtime, &id)?;
+        }
+        Ok(())
+    }
+
     fn say(&self, text: &str) {
         println!("\n== {text}");
     }
@@ -270,7 +289,15 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     ] {
         stage.cohort(
             "carol",
-            &["mlcube", "submit", &cube(dir), "--name", name, "--build"],
+            &[
+                "mlcube",
+                "submit",
+                &cube(dir),
+                "--name",
+                name,
+                "--build",
+                "--save-image",
+            ],
         )?;
     }
     stage.cohort("carol", &["registry", "merge", "--all"])?;
@@ -308,7 +335,9 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     stage.cohort("admin", &["benchmark", "approve", "heart"])?;
 
     stage.say("Model owners submit their models and ask to join (a compatibility test runs first)");
+    stage.say("(sites share only the git remote: before each site acts, the demo removes every cube image from the Docker Engine; the site loads them from the tarballs stored in the registry)");
     stage.cohort("mo", &["registry", "sync"])?;
+    stage.forget_images(settings, "mo")?;
     stage.cohort(
         "mo",
         &[
@@ -318,6 +347,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             "--name",
             "bmi-only",
             "--build",
+            "--save-image",
         ],
     )?;
     stage.cohort("mo", &["registry", "merge", "--all"])?;
@@ -327,6 +357,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     )?;
     stage.cohort("mo", &["registry", "push"])?;
     stage.cohort("nina", &["registry", "sync"])?;
+    stage.forget_images(settings, "nina")?;
     stage.cohort(
         "nina",
         &[
@@ -336,6 +367,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             "--name",
             "deep-risk",
             "--build",
+            "--save-image",
         ],
     )?;
     stage.cohort("nina", &["registry", "merge", "--all"])?;
@@ -384,6 +416,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     for (role, folder, name) in hospital_data {
         let raw = data.join(folder);
         stage.cohort(role, &["registry", "sync"])?;
+        stage.forget_images(settings, role)?;
         stage.cohort(
             role,
             &[
@@ -416,6 +449,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     stage.say("Executing the benchmark: each hospital runs every approved model on its own data");
     for (role, _, name) in hospital_data {
         stage.cohort(role, &["registry", "sync"])?;
+        stage.forget_images(settings, role)?;
         stage.cohort(role, &["benchmark", "run", "-b", "heart", "-d", name])?;
         stage.cohort(
             role,

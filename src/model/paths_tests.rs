@@ -71,4 +71,3 @@ fn refuses_unknown_and_tricky_paths() {
         assert!(classify(p).is_err(), "{p} should be refused");
     }
 }
-

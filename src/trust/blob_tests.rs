@@ -39,7 +39,10 @@ fn world() -> World {
 }
 
 fn codes(r: &super::super::Report) -> Vec<(String, Code)> {
-    r.problems.iter().map(|p| (p.path.clone(), p.code)).collect()
+    r.problems
+        .iter()
+        .map(|p| (p.path.clone(), p.code))
+        .collect()
 }
 
 #[test]
@@ -109,13 +112,13 @@ fn a_record_naming_a_missing_blob_is_refused() {
 
 #[test]
 fn records_never_name_a_local_path() {
-    for url in ["../lung-demo.tar.gz", "/tmp/x.tar.gz", "file:///tmp/x.tar.gz"] {
+    for url in [
+        "../lung-demo.tar.gz",
+        "/tmp/x.tar.gz",
+        "file:///tmp/x.tar.gz",
+    ] {
         let mut w = world();
-        cube_with(
-            &mut w,
-            "local",
-            model::Asset::at_url(url, Sha256::of(b"x")),
-        );
+        cube_with(&mut w, "local", model::Asset::at_url(url, Sha256::of(b"x")));
         let r = w.verify();
         let cube = build::mlcube("local", 1);
         assert!(

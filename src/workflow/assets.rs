@@ -110,7 +110,9 @@ pub fn fetch(ctx: &Ctx, ix: &Index, asset: &Asset) -> Result<Fetched> {
 
 /// The hint for a local file too big to store in the registry.
 pub fn upload_hint(flag: &str) -> String {
-    format!("upload it (any https server) and give {flag} the URL, with its sha256 checked on every fetch")
+    format!(
+        "upload it (any https server) and give {flag} the URL, with its sha256 checked on every fetch"
+    )
 }
 
 /// Whether a record's field is a blob, for messages (`mlcube view`).

@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use crate::mlcube::{self, ContainerRuntime, CubeConfig, RunRequest};
-use crate::model::{
-    self, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build,
-};
+use crate::model::{self, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build};
 use crate::registry::NewFile;
 use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::{Index, Signer};

@@ -7,6 +7,8 @@ mod forgery;
 mod foundation;
 mod refusals;
 mod release;
+mod services;
+mod sites;
 mod transport;
 mod workflow;
 mod world;

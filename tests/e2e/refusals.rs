@@ -26,6 +26,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
             "--name",
             "evil",
             "--build",
+            "--local-only",
             "--additional-files",
             &evil,
         ],
@@ -42,6 +43,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
             "--name",
             "evil",
             "--build",
+            "--local-only",
             "--additional-files",
             &abs,
         ],
@@ -59,6 +61,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
             "--name",
             "weighted",
             "--build",
+            "--local-only",
             "--additional-files",
             &good,
             "--additional-files-hash",
@@ -84,6 +87,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
             "--name",
             "privileged",
             "--build",
+            "--local-only",
         ],
     )
     .fails(1)
@@ -99,7 +103,13 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
     w.as_(
         "mo",
         &[
-            "mlcube", "submit", &absolute, "--name", "absolute", "--build",
+            "mlcube",
+            "submit",
+            &absolute,
+            "--name",
+            "absolute",
+            "--build",
+            "--local-only",
         ],
     )
     .fails(1)
@@ -164,6 +174,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
             "--name",
             "weighted",
             "--build",
+            "--local-only",
             "--additional-files",
             &good,
         ],

@@ -60,7 +60,10 @@ pub fn registry_host(reference: &str) -> String {
 
 /// Credentials for `host` from the config file at `config` (None: no credentials). A missing
 /// file means none; an unreadable or malformed one is an error naming it.
-pub fn credentials_for(config: Option<&Path>, host: &str) -> Result<Option<DockerCredentials>, Error> {
+pub fn credentials_for(
+    config: Option<&Path>,
+    host: &str,
+) -> Result<Option<DockerCredentials>, Error> {
     let Some(path) = config else {
         return Ok(None);
     };
@@ -119,7 +122,11 @@ pub fn credentials_for(config: Option<&Path>, host: &str) -> Result<Option<Docke
 /// The keys a host's entry may be stored under in `auths` (bare, or as a URL).
 fn host_keys(host: &str) -> Vec<String> {
     if host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io" {
-        return vec![DOCKER_HUB_KEY.into(), "docker.io".into(), "index.docker.io".into()];
+        return vec![
+            DOCKER_HUB_KEY.into(),
+            "docker.io".into(),
+            "index.docker.io".into(),
+        ];
     }
     vec![
         host.to_string(),
@@ -138,7 +145,11 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<DockerCredentials>, Err
         action: format!("asking {program} for the credentials of {host}"),
         message,
     };
-    let server = if host == "docker.io" { DOCKER_HUB_KEY } else { host };
+    let server = if host == "docker.io" {
+        DOCKER_HUB_KEY
+    } else {
+        host
+    };
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -215,7 +226,10 @@ mod tests {
     #[test]
     fn hosts_as_the_docker_cli_reads_them() {
         assert_eq!(registry_host("127.0.0.1:5000/mo/model"), "127.0.0.1:5000");
-        assert_eq!(registry_host("registry.example.org/team/m@sha256:ab"), "registry.example.org");
+        assert_eq!(
+            registry_host("registry.example.org/team/m@sha256:ab"),
+            "registry.example.org"
+        );
         assert_eq!(registry_host("localhost/x"), "localhost");
         assert_eq!(registry_host("library/busybox"), "docker.io");
         assert_eq!(registry_host("busybox"), "docker.io");
@@ -266,6 +280,9 @@ mod tests {
         let path = dir.path().join("config.json");
         std::fs::write(&path, r#"{"credHelpers": {"h:1": "cohort-test-absent"}}"#).unwrap();
         let err = credentials_for(Some(&path), "h:1").unwrap_err().to_string();
-        assert!(err.contains("docker-credential-cohort-test-absent"), "{err}");
+        assert!(
+            err.contains("docker-credential-cohort-test-absent"),
+            "{err}"
+        );
     }
 }

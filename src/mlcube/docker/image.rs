@@ -326,9 +326,13 @@ pub async fn pull(
                         other => other.to_string(),
                     },
                     hint: if had_credentials {
-                        format!("check that {host} is reachable, that the reference exists and that your login there may read it")
+                        format!(
+                            "check that {host} is reachable, that the reference exists and that your login there may read it"
+                        )
                     } else {
-                        format!("check that {host} is reachable and the reference exists; if it needs a login, `docker login {host}`")
+                        format!(
+                            "check that {host} is reachable and the reference exists; if it needs a login, `docker login {host}`"
+                        )
                     },
                 });
                 break;

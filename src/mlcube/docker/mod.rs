@@ -219,7 +219,10 @@ impl DockerRuntime {
         self.docker_config = path;
     }
 
-    fn credentials(&self, reference: &str) -> Result<Option<bollard::auth::DockerCredentials>, Error> {
+    fn credentials(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::auth::DockerCredentials>, Error> {
         auth::credentials_for(
             self.docker_config.as_deref(),
             &auth::registry_host(reference),

@@ -17,9 +17,9 @@ mod orphans;
 mod release;
 
 use benchmarks::*;
+pub(in crate::trust) use blobs::check_blobs;
 use data::*;
 use identity::*;
-pub(in crate::trust) use blobs::check_blobs;
 pub(in crate::trust) use orphans::check_orphans;
 use release::*;
 
