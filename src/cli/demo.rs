@@ -134,7 +134,18 @@ impl Stage {
             .collect();
         let runtime = cohort::mlcube::DockerRuntime::connect(settings.docker_host.as_deref())?;
         for id in ids {
-            cohort::mlcube::ContainerRuntime::remove_image(&runtime, &id)?;
+            // Only what the demo owns: an image that also carries someone else's tag (the
+            // same fixture built elsewhere has the same id) loses the demo's tags alone.
+            let tags = runtime.image_tags(&id)?;
+            let (mine, theirs): (Vec<_>, Vec<_>) =
+                tags.iter().partition(|t| t.starts_with("cohort-fixtures/"));
+            if theirs.is_empty() {
+                cohort::mlcube::ContainerRuntime::remove_image(&runtime, &id)?;
+            } else {
+                for t in mine {
+                    cohort::mlcube::ContainerRuntime::remove_image(&runtime, t)?;
+                }
+            }
         }
         Ok(())
     }

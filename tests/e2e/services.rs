@@ -63,6 +63,11 @@ pub struct ImageRegistry {
 
 impl ImageRegistry {
     pub fn start() -> ImageRegistry {
+        ImageRegistry::start_with("")
+    }
+
+    /// A registry with `extra` appended to its configuration (e.g. read-only maintenance).
+    pub fn start_with(extra: &str) -> ImageRegistry {
         assert!(
             Path::new(REGISTRY).exists(),
             "{REGISTRY} is missing: apt-get install -y docker-registry apache2-utils (.ci/run installs them)"
@@ -79,7 +84,7 @@ impl ImageRegistry {
         std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
         let port = free_port();
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: cohort-test-secret\nauth:\n  htpasswd:\n    realm: cohort-test\n    path: {htpasswd}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n{extra}http:\n  addr: 127.0.0.1:{port}\n  secret: cohort-test-secret\nauth:\n  htpasswd:\n    realm: cohort-test\n    path: {htpasswd}\n",
             data = dir.path().join("data").display(),
             htpasswd = dir.path().join("htpasswd").display(),
         );

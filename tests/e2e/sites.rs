@@ -359,3 +359,104 @@ fn sites_share_only_the_remote() {
     );
     eprintln!("sites_share_only_the_remote: {:?}", started.elapsed());
 }
+
+#[test]
+fn failed_pushes_name_the_host_and_record_nothing() {
+    if !docker_or_skip("failed_pushes_name_the_host_and_record_nothing") {
+        return;
+    }
+    let w = World::people();
+    let e = &w.env;
+    let mut images = Images::new();
+    let run = format!("{}-push", std::process::id());
+    let cube = own_cube(&w, "model-weak", "push-weak", &run);
+    let before = w.branches("mo");
+    let push = |repo: &str, docker_config: &str| {
+        e.cohort_env(
+            "mo",
+            &[
+                "mlcube", "submit", &cube, "--name", "weak", "--build", "--push", repo,
+            ],
+            &[("DOCKER_CONFIG", docker_config)],
+        )
+    };
+    // A registry that is down.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down_host = format!("127.0.0.1:{down}");
+    let nowhere = e.path().join("no-docker-config");
+    let r = push(&format!("{down_host}/mo/weak"), nowhere.to_str().unwrap());
+    r.says(&down_host)
+        .says(&format!("docker login {down_host}"));
+    assert_ne!(r.code, 0);
+    let tag = std::fs::read_to_string(std::path::Path::new(&cube).join("mlcube.yaml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("image: ").map(str::to_string))
+        .unwrap();
+    if let Some(id) = images.rt.image_id(&tag).unwrap() {
+        images.add(&id);
+    }
+    // A registry that refuses the login.
+    let reg = ImageRegistry::start();
+    let wrong = reg.docker_config("wrong", "not-the-password");
+    let r = push(&format!("{}/mo/weak", reg.host()), wrong.to_str().unwrap());
+    assert_ne!(r.code, 0);
+    r.says(&reg.host()).says("docker login");
+    // A registry that refuses the upload (read-only maintenance).
+    let ro = ImageRegistry::start_with("  maintenance:\n    readonly:\n      enabled: true\n");
+    let login = ro.docker_config("login", PASSWORD);
+    let r = push(&format!("{}/mo/weak", ro.host()), login.to_str().unwrap());
+    assert_ne!(r.code, 0);
+    r.says(&ro.host());
+    assert_eq!(w.branches("mo"), before, "nothing was recorded");
+    // The local-only image is refused without --local-only, with what to do instead.
+    w.as_(
+        "mo",
+        &["mlcube", "submit", &cube, "--name", "weak", "--build"],
+    )
+    .fails(1)
+    .says("--push REPO")
+    .says("--local-only");
+    assert_eq!(w.branches("mo"), before, "nothing was recorded");
+}
+
+/// `cohort demo` plays the same separation (images travel as in-registry tarballs) and leaves
+/// no machine-local path on its shared main.
+#[test]
+fn the_demo_registry_holds_no_local_path() {
+    if !docker_or_skip("the_demo_registry_holds_no_local_path") {
+        return;
+    }
+    let e = crate::env::TestEnv::new();
+    let keep = e.path().join("demo");
+    let run = e.cohort_in(
+        "viewer",
+        &e.role_dir("viewer"),
+        &["demo", "--keep", keep.to_str().unwrap()],
+        &[],
+    );
+    run.ok()
+        .says("loads them from the tarballs stored in the registry");
+    let remote = keep.join("remote.git");
+    let tmp = e.path().to_str().unwrap().to_string();
+    for needle in [tmp.as_str(), "/tmp/", "file://", "source = \"local\""] {
+        let g = e.git(
+            "viewer",
+            &remote,
+            &["grep", "-I", "-n", "-F", needle, "main"],
+        );
+        assert_eq!(g.code, 1, "`{needle}` on the demo's main:\n{}", g.stdout);
+    }
+    let blobs = e
+        .git(
+            "viewer",
+            &remote,
+            &["ls-tree", "-r", "--name-only", "main", "blobs/"],
+        )
+        .ok();
+    // The demo dataset and the five cube images.
+    assert_eq!(blobs.stdout.lines().count(), 6, "{}", blobs.stdout);
+}

@@ -29,6 +29,15 @@ pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>
     }
 }
 
+/// The repository tags of an image (empty when it has none or is absent).
+pub async fn tags(docker: &Docker, reference: &str) -> Result<Vec<String>, Error> {
+    match docker.inspect_image(reference).await {
+        Ok(img) => Ok(img.repo_tags.unwrap_or_default()),
+        Err(e) if is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(docker_err(&format!("inspecting image {reference}"), e)),
+    }
+}
+
 /// Builds `tag` from `context` with `dockerfile` (which may lie outside the context, as
 /// `docker build -f` allows). Returns the image id.
 pub async fn build(

@@ -249,6 +249,11 @@ impl DockerRuntime {
         ))
     }
 
+    /// The repository tags an image carries (empty when it has none or is absent).
+    pub fn image_tags(&self, reference: &str) -> Result<Vec<String>, Error> {
+        self.rt.block_on(image::tags(&self.docker, reference))
+    }
+
     /// Writes the image `image_id` as a `docker save` tarball to `dest`.
     pub fn save(&self, image_id: &str, dest: &Path) -> Result<(), Error> {
         self.rt.block_on(image::save(&self.docker, image_id, dest))
