@@ -2,6 +2,7 @@
 //! digest rules, strict parsing with size and nesting limits, the sealed envelope and the
 //! metrics payload schema. Depends on no other cohort module.
 
+pub mod asset;
 pub mod envelope;
 pub mod ids;
 pub mod leaderboard;
@@ -12,6 +13,7 @@ mod validate;
 
 use std::fmt;
 
+pub use asset::{Asset, AssetLocation, is_http_url};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};

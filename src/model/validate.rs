@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::asset::{Asset, is_http_url};
 use super::ids::{check_hex_id, check_name, check_timestamp};
 use super::paths::{AssocKey, RecordPath, classify};
 use super::records::*;

@@ -421,6 +421,25 @@ fn failed_pushes_name_the_host_and_record_nothing() {
     .says("--push REPO")
     .says("--local-only");
     assert_eq!(w.branches("mo"), before, "nothing was recorded");
+    // With --local-only it is recorded, and viewing it says plainly what that means.
+    w.as_(
+        "mo",
+        &[
+            "mlcube",
+            "submit",
+            &cube,
+            "--name",
+            "weak",
+            "--build",
+            "--local-only",
+        ],
+    )
+    .ok();
+    w.as_("mo", &["registry", "merge", "--all"]).ok();
+    w.as_("mo", &["mlcube", "view", "weak"])
+        .ok()
+        .says("source = \"local\"")
+        .says("other sites cannot get it");
 }
 
 /// `cohort demo` plays the same separation (images travel as in-registry tarballs) and leaves

@@ -136,11 +136,20 @@ pub fn view(settings: &Settings, name: &str) -> CliResult {
     let r = cubes::cube_ref(&ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
     let ui = &settings.ui;
+    let local_only = c.image.source == cohort::model::ImageSource::Local;
     if ui.json {
-        ui.json(&serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": c}));
+        ui.json(&serde_json::json!({
+            "path": p, "sha256": r.sha256.to_string(), "record": c, "local_only": local_only,
+        }));
     } else {
         ui.out(format!("# {p} (sha256 {})", r.sha256));
         ui.out(String::from_utf8_lossy(ix.bytes(p).unwrap_or_default()));
+    }
+    if local_only {
+        ui.warn(format!(
+            "{} v{}: its image is local-only (submitted with --local-only): only a machine that already holds {} can run it; other sites cannot get it",
+            c.name, c.version, c.image.id
+        ));
     }
     Ok(())
 }
