@@ -170,6 +170,7 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                 err
             }
             W::NotFound(m) => CliError::user(m),
+            W::RefusedBecause { message, hint } => CliError::user(message).hint(hint),
             other => CliError::user(other.to_string()),
         }
     }

@@ -46,11 +46,14 @@ pub fn from_source(
         });
     }
     if fetched.bytes > MAX_BLOB_BYTES as u64 {
-        return Err(WorkflowError::Refused(format!(
-            "{what} {source} is {} bytes, over the {} MiB cap for files stored in the registry; {too_big_hint}",
-            fetched.bytes,
-            MAX_BLOB_BYTES >> 20
-        )));
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "{what} {source} is {} bytes, over the {} MiB cap for files stored in the registry",
+                fetched.bytes,
+                MAX_BLOB_BYTES >> 20
+            ),
+            hint: too_big_hint.to_string(),
+        });
     }
     let bytes = std::fs::read(&fetched.path)
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", fetched.path.display())))?;

@@ -128,10 +128,13 @@ pub fn submit_cube(
     let image = match &sub.image {
         ImageChoice::Local { build, local_only } => {
             if !local_only {
-                return Err(WorkflowError::Refused(format!(
-                    "cube {}: an image only on this machine cannot reach other sites; publish it with --push REPO (an image registry), --save-image (small images, stored in the registry) or --image-tarball URL, or pass --local-only for a registry used on one machine",
-                    sub.name
-                )));
+                return Err(WorkflowError::RefusedBecause {
+                    message: format!(
+                        "cube {}: an image only on this machine cannot reach other sites",
+                        sub.name
+                    ),
+                    hint: "publish it with --push REPO (an image registry, with your `docker login`), --save-image (small images, stored in the registry) or --image-tarball URL; or pass --local-only for a registry used on one machine".into(),
+                });
             }
             Image {
                 id: local(*build)?,
@@ -341,4 +344,29 @@ pub fn cubes(ix: &Index) -> Vec<(String, model::Mlcube)> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_push_repo;
+
+    #[test]
+    fn push_takes_a_repository_without_tag_or_digest() {
+        for ok in [
+            "registry.example.org/team/model",
+            "127.0.0.1:5000/mo/model",
+            "localhost/x",
+        ] {
+            assert!(check_push_repo(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "registry.example.org/team/model:v1",
+            "127.0.0.1:5000/mo/model@sha256:abc",
+            "https://registry.example.org/x",
+            "Registry/Upper",
+        ] {
+            assert!(check_push_repo(bad).is_err(), "{bad}");
+        }
+    }
 }

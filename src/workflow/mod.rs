@@ -91,6 +91,9 @@ pub enum WorkflowError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// A refusal with what to do instead (the CLI prints it as a `hint:` line).
+    #[error("{message}")]
+    RefusedBecause { message: String, hint: String },
     /// A model failed during a benchmark run (its failure receipt is kept); the runs so far.
     #[error(
         "model {model} failed; its failure receipt was kept (use --ignore-model-errors to run the other models anyway)"

@@ -421,6 +421,27 @@ fn failed_pushes_name_the_host_and_record_nothing() {
     .says("--push REPO")
     .says("--local-only");
     assert_eq!(w.branches("mo"), before, "nothing was recorded");
+    // A local file over the blob cap is refused with what to do instead.
+    let big = e.path().join("big-weights.bin");
+    std::fs::write(&big, vec![7u8; (25 << 20) + 1]).unwrap();
+    w.as_(
+        "mo",
+        &[
+            "mlcube",
+            "submit",
+            &cube,
+            "--name",
+            "weak",
+            "--build",
+            "--local-only",
+            "--additional-files",
+            big.to_str().unwrap(),
+        ],
+    )
+    .fails(1)
+    .says("over the 25 MiB cap")
+    .says("hint: upload it");
+    assert_eq!(w.branches("mo"), before, "nothing was recorded");
     // With --local-only it is recorded, and viewing it says plainly what that means.
     w.as_(
         "mo",
