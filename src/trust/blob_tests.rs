@@ -140,3 +140,44 @@ fn a_blob_over_the_cap_is_refused_by_size() {
     let r = w.verify();
     assert!(has_code(&r, &path, Code::Limits), "{:?}", codes(&r));
 }
+
+#[test]
+fn an_asset_names_exactly_one_location_and_its_own_blob() {
+    let sha = Sha256::of(b"x");
+    let cases = [
+        (
+            model::Asset {
+                url: Some("https://example.org/x.tar.gz".into()),
+                blob: Some(build::blob(sha.as_str())),
+                sha256: sha.clone(),
+            },
+            "exactly one of `url` and `blob`",
+        ),
+        (
+            model::Asset {
+                url: None,
+                blob: None,
+                sha256: sha.clone(),
+            },
+            "exactly one of `url` and `blob`",
+        ),
+        (
+            model::Asset {
+                url: None,
+                blob: Some(build::blob(Sha256::of(b"other").as_str())),
+                sha256: sha.clone(),
+            },
+            "blobs/sha256/<its sha256>",
+        ),
+    ];
+    for (asset, needle) in cases {
+        let mut w = world();
+        cube_with(&mut w, "odd", asset);
+        let r = w.verify();
+        assert!(
+            has(&r, &build::mlcube("odd", 1), needle),
+            "{needle}: {:#?}",
+            r.problems
+        );
+    }
+}
