@@ -74,8 +74,15 @@ impl Stage {
 
     /// Runs `cohort ARGS` as `role`, printing the command and what it printed.
     fn cohort(&self, role: &str, args: &[&str]) -> CliResult<String> {
+        self.run_cohort(role, args, true)
+    }
+
+    /// Runs cohort as `role`; `shown` prints the command and its output (the walkthrough).
+    fn run_cohort(&self, role: &str, args: &[&str], shown: bool) -> CliResult<String> {
         std::fs::create_dir_all(self.role_dir(role))?;
-        println!("\n[{role}] $ cohort {}", args.join(" "));
+        if shown {
+            println!("\n[{role}] $ cohort {}", args.join(" "));
+        }
         let out = self
             .command(&self.exe, role)
             .args(args)
@@ -83,13 +90,13 @@ impl Stage {
             .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        for l in stdout.lines() {
+        for l in stdout.lines().filter(|_| shown) {
             println!("    {l}");
         }
         // What cohort tells the user (status, reports, hints) is part of the walkthrough.
         for l in stderr
             .lines()
-            .filter(|l| self.verbose || !l.starts_with("  | "))
+            .filter(|l| shown && (self.verbose || !l.starts_with("  | ")))
         {
             println!("    {l}");
         }
@@ -123,7 +130,7 @@ impl Stage {
     /// Removes the image of every cube registered so far from the Docker Engine, so the next
     /// site gets each image the way a site on another machine would: from the registry.
     fn forget_images(&self, settings: &Settings, role: &str) -> CliResult {
-        let listed = self.cohort(role, &["mlcube", "ls", "--json"]);
+        let listed = self.run_cohort(role, &["mlcube", "ls", "--json"], false);
         let ids: Vec<String> = listed
             .ok()
             .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())

@@ -117,8 +117,3 @@ pub fn upload_hint(flag: &str) -> String {
         "upload it (any https server) and give {flag} the URL, with its sha256 checked on every fetch"
     )
 }
-
-/// Whether a record's field is a blob, for messages (`mlcube view`).
-pub fn is_blob(asset: &Asset) -> bool {
-    matches!(asset.location(), AssetLocation::Blob(_))
-}
