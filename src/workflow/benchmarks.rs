@@ -97,12 +97,7 @@ pub fn submit_benchmark(
     let prep = cube_ref(&ix, &sub.data_preparator)?;
     let model_ref = cube_ref(&ix, &sub.reference_model)?;
     let metrics = cube_ref(&ix, &sub.metrics)?;
-    let engine = Engine::connect(ctx)?;
-    let trio = Trio {
-        prep: engine.registered(ctx, &ix, &prep)?,
-        model: engine.registered(ctx, &ix, &model_ref)?,
-        metrics: engine.registered(ctx, &ix, &metrics)?,
-    };
+    // The demo first: a file over the blob cap is refused before any image is fetched.
     let demo = super::assets::from_source(
         ctx,
         "demo dataset",
@@ -110,6 +105,12 @@ pub fn submit_benchmark(
         sub.demo_hash.as_ref(),
         &super::assets::upload_hint("--demo-dataset"),
     )?;
+    let engine = Engine::connect(ctx)?;
+    let trio = Trio {
+        prep: engine.registered(ctx, &ix, &prep)?,
+        model: engine.registered(ctx, &ix, &model_ref)?,
+        metrics: engine.registered(ctx, &ix, &metrics)?,
+    };
     let compat = compatibility_test(ctx, &engine, &trio, &demo.fetched, &sub.demo_dataset)?;
     if !compat.report.ok {
         return Ok(BenchmarkOutcome {
