@@ -39,7 +39,8 @@ struct SubmitArgs {
     /// The metrics (evaluator) cube.
     #[arg(long, value_name = "CUBE")]
     metrics: String,
-    /// The public demo dataset: a MedPerf-style tarball with paths.yaml at its root.
+    /// The public demo dataset: a MedPerf-style tarball with paths.yaml at its root, as an
+    /// https:// URL or a local file (at most 25 MiB) stored in the registry as a blob.
     #[arg(long, value_name = "URL_OR_PATH")]
     demo_dataset: String,
     /// The demo tarball's expected sha256.

@@ -74,8 +74,15 @@ impl Stage {
 
     /// Runs `cohort ARGS` as `role`, printing the command and what it printed.
     fn cohort(&self, role: &str, args: &[&str]) -> CliResult<String> {
+        self.run_cohort(role, args, true)
+    }
+
+    /// Runs cohort as `role`; `shown` prints the command and its output (the walkthrough).
+    fn run_cohort(&self, role: &str, args: &[&str], shown: bool) -> CliResult<String> {
         std::fs::create_dir_all(self.role_dir(role))?;
-        println!("\n[{role}] $ cohort {}", args.join(" "));
+        if shown {
+            println!("\n[{role}] $ cohort {}", args.join(" "));
+        }
         let out = self
             .command(&self.exe, role)
             .args(args)
@@ -83,13 +90,13 @@ impl Stage {
             .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        for l in stdout.lines() {
+        for l in stdout.lines().filter(|_| shown) {
             println!("    {l}");
         }
         // What cohort tells the user (status, reports, hints) is part of the walkthrough.
         for l in stderr
             .lines()
-            .filter(|l| self.verbose || !l.starts_with("  | "))
+            .filter(|l| shown && (self.verbose || !l.starts_with("  | ")))
         {
             println!("    {l}");
         }
@@ -116,6 +123,36 @@ impl Stage {
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
+        }
+        Ok(())
+    }
+
+    /// Removes the image of every cube registered so far from the Docker Engine, so the next
+    /// site gets each image the way a site on another machine would: from the registry.
+    fn forget_images(&self, settings: &Settings, role: &str) -> CliResult {
+        let listed = self.run_cohort(role, &["mlcube", "ls", "--json"], false);
+        let ids: Vec<String> = listed
+            .ok()
+            .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["image_id"].as_str().map(str::to_string))
+            .collect();
+        let runtime = cohort::mlcube::DockerRuntime::connect(settings.docker_host.as_deref())?;
+        for id in ids {
+            // Only what the demo owns: an image that also carries someone else's tag (the
+            // same fixture built elsewhere has the same id) loses the demo's tags alone.
+            let tags = runtime.image_tags(&id)?;
+            let (mine, theirs): (Vec<_>, Vec<_>) =
+                tags.iter().partition(|t| t.starts_with("cohort-fixtures/"));
+            if theirs.is_empty() {
+                cohort::mlcube::ContainerRuntime::remove_image(&runtime, &id)?;
+            } else {
+                for t in mine {
+                    cohort::mlcube::ContainerRuntime::remove_image(&runtime, t)?;
+                }
+            }
         }
         Ok(())
     }
@@ -270,7 +307,15 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     ] {
         stage.cohort(
             "carol",
-            &["mlcube", "submit", &cube(dir), "--name", name, "--build"],
+            &[
+                "mlcube",
+                "submit",
+                &cube(dir),
+                "--name",
+                name,
+                "--build",
+                "--save-image",
+            ],
         )?;
     }
     stage.cohort("carol", &["registry", "merge", "--all"])?;
@@ -308,7 +353,9 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     stage.cohort("admin", &["benchmark", "approve", "heart"])?;
 
     stage.say("Model owners submit their models and ask to join (a compatibility test runs first)");
+    stage.say("(sites share only the git remote: before each site acts, the demo removes every cube image from the Docker Engine; the site loads them from the tarballs stored in the registry)");
     stage.cohort("mo", &["registry", "sync"])?;
+    stage.forget_images(settings, "mo")?;
     stage.cohort(
         "mo",
         &[
@@ -318,6 +365,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             "--name",
             "bmi-only",
             "--build",
+            "--save-image",
         ],
     )?;
     stage.cohort("mo", &["registry", "merge", "--all"])?;
@@ -327,6 +375,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     )?;
     stage.cohort("mo", &["registry", "push"])?;
     stage.cohort("nina", &["registry", "sync"])?;
+    stage.forget_images(settings, "nina")?;
     stage.cohort(
         "nina",
         &[
@@ -336,6 +385,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
             "--name",
             "deep-risk",
             "--build",
+            "--save-image",
         ],
     )?;
     stage.cohort("nina", &["registry", "merge", "--all"])?;
@@ -384,6 +434,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     for (role, folder, name) in hospital_data {
         let raw = data.join(folder);
         stage.cohort(role, &["registry", "sync"])?;
+        stage.forget_images(settings, role)?;
         stage.cohort(
             role,
             &[
@@ -420,6 +471,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     stage.say("Executing the benchmark: each hospital runs every approved model on its own data");
     for (role, _, name) in hospital_data {
         stage.cohort(role, &["registry", "sync"])?;
+        stage.forget_images(settings, role)?;
         stage.cohort(role, &["benchmark", "run", "-b", "heart", "-d", name])?;
         stage.cohort(
             role,

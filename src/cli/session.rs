@@ -88,6 +88,7 @@ impl<'s> Session<'s> {
             git_available: self.git_available,
             transport: self.transport,
             docker_host: self.settings.docker_host.clone(),
+            docker_config: self.settings.docker_config.clone(),
             net: self.net.clone(),
             cancel: self.cancel.clone(),
             task_timeout: self.task_timeout,

@@ -98,6 +98,9 @@ pub struct Settings {
     pub cwd: PathBuf,
     /// DOCKER_HOST, when set (else the local socket).
     pub docker_host: Option<String>,
+    /// The Docker client configuration registry credentials come from:
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (as the docker CLI).
+    pub docker_config: Option<PathBuf>,
     pub offline: bool,
 }
 
@@ -124,8 +127,18 @@ impl Settings {
             passphrase,
             cwd,
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
+            docker_config: docker_config_path(),
             offline: g.offline,
         })
+    }
+}
+
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`: where `docker login` keeps
+/// credentials. Resolved here so the core never reads the environment or $HOME.
+fn docker_config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => directories::BaseDirs::new().map(|d| d.home_dir().join(".docker/config.json")),
     }
 }
 

@@ -102,6 +102,15 @@ pub enum Error {
         message: String,
         hint: String,
     },
+    /// Pushing an image to a registry failed (down, login refused, manifest rejected).
+    #[error("pushing {reference} to {host} failed: {message}")]
+    Push {
+        host: String,
+        reference: String,
+        message: String,
+        /// Whether credentials for the host were found and sent.
+        logged_in: bool,
+    },
     /// Building the image from its Dockerfile failed.
     #[error("building image {image} from {dockerfile} failed: {message}")]
     BuildFailed {
@@ -188,7 +197,10 @@ impl Error {
     /// True when the environment is at fault (the Docker Engine is unreachable or failing),
     /// not the cube or the user's input: the CLI maps this to exit code 3.
     pub fn is_environment(&self) -> bool {
-        matches!(self, Error::DockerUnreachable { .. } | Error::Docker { .. })
+        matches!(
+            self,
+            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::Push { .. }
+        )
     }
 
     /// What the user can do about it, when there is something useful to say.
@@ -258,6 +270,19 @@ impl Error {
             }
             Error::Docker { .. } => "check `docker info`; the Engine log may say more".into(),
             Error::ImageUnavailable { hint, .. } => hint.clone(),
+            Error::Push {
+                host, logged_in, ..
+            } => {
+                if *logged_in {
+                    format!(
+                        "check that {host} is up and that your login there may push this repository (`docker login {host}` again if it expired)"
+                    )
+                } else {
+                    format!(
+                        "no credentials for {host} in your Docker client configuration: `docker login {host}` (or check that {host} is up)"
+                    )
+                }
+            }
             Error::BuildFailed { .. } => "run the same build with `docker build` to see the failing step".into(),
             Error::ImageIdMismatch { .. } => {
                 "the image under this name is not the one recorded; load or pull the recorded image \

@@ -2,6 +2,7 @@
 //! digest rules, strict parsing with size and nesting limits, the sealed envelope and the
 //! metrics payload schema. Depends on no other cohort module.
 
+pub mod asset;
 pub mod envelope;
 pub mod ids;
 pub mod leaderboard;
@@ -13,6 +14,7 @@ mod validate;
 
 use std::fmt;
 
+pub use asset::{Asset, AssetLocation, is_http_url};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
@@ -35,6 +37,9 @@ pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
 /// Largest signature file.
 pub const MAX_SIGNATURE_BYTES: usize = 2048;
+/// Largest in-registry blob (`blobs/sha256/<hex>`): a format constant, so every clone agrees
+/// on what a registry may hold. Bigger artifacts travel by URL or image registry.
+pub const MAX_BLOB_BYTES: usize = 25 * 1024 * 1024;
 /// Deepest table/array nesting a record may use.
 pub const MAX_NESTING: usize = 8;
 
@@ -148,6 +153,25 @@ pub enum Record {
 }
 
 impl Record {
+    /// The artifacts this record locates (demo data, additional files, image tarballs), for
+    /// the blob checks: every in-registry blob must be referenced, every reference present.
+    pub fn assets(&self) -> Vec<(&'static str, &Asset)> {
+        match self {
+            Record::Mlcube(c) => {
+                let mut v = Vec::new();
+                if let Some(a) = &c.additional_files {
+                    v.push(("additional_files", a));
+                }
+                if let Some(a) = &c.image.tarball {
+                    v.push(("image.tarball", a));
+                }
+                v
+            }
+            Record::Benchmark(b) => vec![("demo_dataset", &b.demo_dataset)],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Record::Root(_) => Kind::Root,
@@ -172,6 +196,7 @@ pub fn size_limit(rp: &RecordPath) -> usize {
         RecordPath::Signature { .. } => MAX_SIGNATURE_BYTES,
         RecordPath::Sealed { .. } => envelope::MAX_SEALED_BYTES,
         RecordPath::MlcubeFile { .. } | RecordPath::MetaFile => MAX_TEXT_BYTES,
+        RecordPath::Blob { .. } => MAX_BLOB_BYTES,
         _ => MAX_RECORD_BYTES,
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::asset::{Asset, is_http_url};
 use super::ids::{check_hex_id, check_name, check_timestamp};
 use super::paths::{AssocKey, RecordPath, classify};
 use super::records::*;
@@ -41,6 +42,26 @@ impl Ctx<'_> {
             !s.contains('\n') && !s.trim().is_empty(),
             format!("{what} must be one non-empty line"),
         )
+    }
+    /// Exactly one location: an `http(s)` URL or the blob named by the asset's own sha256.
+    /// Never a local path: a path means something on one machine only.
+    fn asset(&self, what: &str, a: &Asset) -> Result<(), ModelError> {
+        match (&a.url, &a.blob) {
+            (Some(u), None) => {
+                self.line(&format!("{what}.url"), u, 2000)?;
+                self.ensure(
+                    is_http_url(u),
+                    format!(
+                        "{what}.url must be an http:// or https:// URL (local paths mean nothing on other machines; store small files as blobs)"
+                    ),
+                )
+            }
+            (None, Some(b)) => self.ensure(
+                *b == super::paths::build::blob(a.sha256.as_str()),
+                format!("{what}.blob must be blobs/sha256/<its sha256>"),
+            ),
+            _ => Err(self.err(format!("{what} names exactly one of `url` and `blob`"))),
+        }
     }
     fn keys(&self, who: &str, minisign: &str, age: &str) -> Result<(), ModelError> {
         check_minisign_key(minisign).map_err(|why| self.err(format!("{who}: {why}")))?;
@@ -282,7 +303,10 @@ pub fn validate_against_path(
                 )?,
             }
             if let Some(a) = &r.additional_files {
-                c.line("additional_files.url", &a.url, 2000)?;
+                c.asset("additional_files", a)?;
+            }
+            if let Some(a) = &r.image.tarball {
+                c.asset("image.tarball", a)?;
             }
         }
         (RecordPath::Benchmark { name, version }, Record::Benchmark(r)) => {
@@ -313,7 +337,7 @@ pub fn validate_against_path(
             c.cube("data_preparator", &r.data_preparator)?;
             c.cube("reference_model", &r.reference_model)?;
             c.cube("metrics", &r.metrics)?;
-            c.line("demo_dataset.url", &r.demo_dataset.url, 2000)?;
+            c.asset("demo_dataset", &r.demo_dataset)?;
             check_policy(&c, &r.policy)?;
             check_report(&c, &r.report)?;
         }

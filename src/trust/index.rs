@@ -273,6 +273,8 @@ impl Index {
                     .push((signer.clone(), p));
             }
             RecordPath::MetaFile => self.meta_files.push(p),
+            // Blobs are found through `files`; the blob checks walk them there.
+            RecordPath::Blob { .. } => {}
         }
     }
 

@@ -171,6 +171,12 @@ pub enum Code {
     /// A release whose cells or counts differ from the results it covers (found by a
     /// committee member who can open them).
     ReleaseMismatch,
+    /// A blob whose content does not hash to its name.
+    BlobDigest,
+    /// A blob no record references (or only records that arrived after it).
+    OrphanBlob,
+    /// A record naming a blob that is not in the registry (or arrived after the record).
+    MissingBlob,
 }
 
 impl Code {

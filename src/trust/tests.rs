@@ -458,3 +458,6 @@ fn signed_counts_distinct_keys() {
     assert_eq!(s.people(&|h| h != "c"), 1);
     assert!(s.contains("b") && !s.contains("d"));
 }
+
+#[path = "blob_tests.rs"]
+mod blob_tests;

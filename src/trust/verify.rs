@@ -452,6 +452,7 @@ pub fn verify_index(
         }
     }
     super::policy::check_orphans(&ctx, &mut problems);
+    super::policy::check_blobs(&ctx, &mut problems);
     for p in problems.iter_mut().chain(warnings.iter_mut()) {
         if p.commit.is_none()
             && let Some(info) = ix.files.get(&p.path)

@@ -53,13 +53,8 @@ pub fn associate_model(
         model: engine.registered(ctx, &ix, &mref)?,
         metrics: engine.registered(ctx, &ix, &b.metrics)?,
     };
-    let compat = compatibility_test(
-        ctx,
-        &engine,
-        &trio,
-        &b.demo_dataset.url,
-        Some(&b.demo_dataset.sha256),
-    )?;
+    let demo = super::assets::fetch(ctx, &ix, &b.demo_dataset)?;
+    let compat = compatibility_test(ctx, &engine, &trio, &demo, b.demo_dataset.describe())?;
     if !compat.report.ok {
         return Ok((compat, None));
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{self, Asset, FORMAT_VERSION, Policy, Record, Role, Sha256, build};
+use crate::model::{self, FORMAT_VERSION, Policy, Record, Role, Sha256, build};
 use crate::trust::{Index, Signer};
 
 use super::compat::{CompatOutcome, Trio, compatibility_test};
@@ -97,31 +97,27 @@ pub fn submit_benchmark(
     let prep = cube_ref(&ix, &sub.data_preparator)?;
     let model_ref = cube_ref(&ix, &sub.reference_model)?;
     let metrics = cube_ref(&ix, &sub.metrics)?;
+    // The demo first: a file over the blob cap is refused before any image is fetched.
+    let demo = super::assets::from_source(
+        ctx,
+        "demo dataset",
+        &sub.demo_dataset,
+        sub.demo_hash.as_ref(),
+        &super::assets::upload_hint("--demo-dataset"),
+    )?;
     let engine = Engine::connect(ctx)?;
     let trio = Trio {
         prep: engine.registered(ctx, &ix, &prep)?,
         model: engine.registered(ctx, &ix, &model_ref)?,
         metrics: engine.registered(ctx, &ix, &metrics)?,
     };
-    let compat = compatibility_test(
-        ctx,
-        &engine,
-        &trio,
-        &sub.demo_dataset,
-        sub.demo_hash.as_ref(),
-    )?;
+    let compat = compatibility_test(ctx, &engine, &trio, &demo.fetched, &sub.demo_dataset)?;
     if !compat.report.ok {
         return Ok(BenchmarkOutcome {
             compat,
             submitted: None,
         });
     }
-    let demo_sha: Sha256 = compat
-        .report
-        .data
-        .trim_start_matches("demo:")
-        .parse()
-        .map_err(WorkflowError::Refused)?;
     let record = model::Benchmark {
         format: FORMAT_VERSION,
         kind: "benchmark".into(),
@@ -136,10 +132,7 @@ pub fn submit_benchmark(
         data_preparator: prep,
         reference_model: model_ref,
         metrics,
-        demo_dataset: Asset {
-            url: sub.demo_dataset.clone(),
-            sha256: demo_sha,
-        },
+        demo_dataset: demo.asset.clone(),
         policy: sub.policy.clone(),
         report: compat.report.clone(),
     };
@@ -154,7 +147,7 @@ pub fn submit_benchmark(
         signer,
         &branch,
         vec![record_file(path, &record)],
-        vec![],
+        demo.blob.into_iter().collect(),
         &format!("Submit benchmark {} v{version}", sub.name),
     )?;
     Ok(BenchmarkOutcome {
@@ -225,12 +218,16 @@ pub fn test_run(
         model: cube_for_test(ctx, &engine, &ix, model_spec, &b.reference_model)?,
         metrics: cube_for_test(ctx, &engine, &ix, metrics, &b.metrics)?,
     };
-    let (source, sha) = match demo {
-        Some(d) => (d.to_string(), None),
+    let (file, label) = match demo {
+        Some(d) => {
+            let cache = crate::storage::Cache::new(ctx.home);
+            let got = cache.get_or_fetch(d, None, &ctx.net, ctx.reporter, &ctx.cancel)?;
+            (got, d.to_string())
+        }
         None => (
-            b.demo_dataset.url.clone(),
-            Some(b.demo_dataset.sha256.clone()),
+            super::assets::fetch(ctx, &ix, &b.demo_dataset)?,
+            b.demo_dataset.describe().to_string(),
         ),
     };
-    compatibility_test(ctx, &engine, &trio, &source, sha.as_ref())
+    compatibility_test(ctx, &engine, &trio, &file, &label)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::mlcube::{PathKind, RunOutcome};
 use crate::model::metrics::Metrics;
 use crate::model::{CompatReport, Sha256, StepReport, StepStatus};
-use crate::storage::{Cache, ExtractLimits, extract_tarball};
+use crate::storage::{ExtractLimits, Fetched, extract_tarball};
 
 use super::engine::{Engine, LocalCube, TaskRun, private_dir, read_metrics};
 use super::{Ctx, Result, WorkflowError};
@@ -185,14 +185,7 @@ pub struct DemoData {
 
 /// Fetches (through the verified cache) and unpacks a MedPerf-style demo tarball into `dir`:
 /// `paths.yaml` at its root names `data_path` and `labels_path`.
-pub fn unpack_demo(
-    ctx: &Ctx,
-    source: &str,
-    expected: Option<&Sha256>,
-    dir: &Path,
-) -> Result<DemoData> {
-    let cache = Cache::new(ctx.home);
-    let got = cache.get_or_fetch(source, expected, &ctx.net, ctx.reporter, &ctx.cancel)?;
+pub fn unpack_demo(got: &Fetched, source: &str, dir: &Path) -> Result<DemoData> {
     extract_tarball(&got.path, dir, &ExtractLimits::default())?;
     let paths_file = dir.join("paths.yaml");
     let text = std::fs::read_to_string(&paths_file).map_err(|_| {
@@ -225,7 +218,7 @@ pub fn unpack_demo(
         Ok(p)
     };
     Ok(DemoData {
-        sha256: got.sha256,
+        sha256: got.sha256.clone(),
         data: get("data_path")?,
         labels: get("labels_path")?,
     })
@@ -431,11 +424,11 @@ pub fn compatibility_test(
     ctx: &Ctx,
     engine: &Engine,
     trio: &Trio,
-    demo_source: &str,
-    demo_sha: Option<&Sha256>,
+    demo_file: &Fetched,
+    demo_label: &str,
 ) -> Result<CompatOutcome> {
     let run_dir = new_run_dir(ctx, "compat")?;
-    let demo = unpack_demo(ctx, demo_source, demo_sha, &run_dir.join("demo"))?;
+    let demo = unpack_demo(demo_file, demo_label, &run_dir.join("demo"))?;
     let mut steps = Steps::default();
     let mut metrics = None;
     let st = Stage {

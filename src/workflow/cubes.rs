@@ -5,11 +5,9 @@
 use std::path::Path;
 
 use crate::mlcube::{self, ContainerRuntime, CubeConfig, RunRequest};
-use crate::model::{
-    self, Asset, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build,
-};
+use crate::model::{self, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build};
 use crate::registry::NewFile;
-use crate::storage::{Cache, ExtractLimits, extract_tarball};
+use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::{Index, Signer};
 
 use super::engine::Engine;
@@ -20,9 +18,17 @@ use super::{Ctx, Result, WorkflowError};
 /// Where a cube's image comes from.
 #[derive(Debug, Clone)]
 pub enum ImageChoice {
-    /// Already on this machine (or built from the cube's Dockerfile with `build`).
-    Local { build: bool },
-    /// A `docker save` tarball (URL or path); its sha256 is recorded.
+    /// Already on this machine (or built from the cube's Dockerfile with `build`), recorded
+    /// as `source = "local"`: only with `local_only` (a registry used on one machine), since
+    /// no other site could get it.
+    Local { build: bool, local_only: bool },
+    /// The local (or built) image saved (`docker save`) into the registry as a blob, for
+    /// small images.
+    Save { build: bool },
+    /// The local (or built) image pushed to `repo` (no tag, no digest) as
+    /// `repo:<name>-v<N>` with the user's Docker credentials, recorded by digest.
+    Push { repo: String, build: bool },
+    /// A `docker save` tarball (URL, or a local file stored as a blob); its sha256 is recorded.
     Tarball(String),
     /// `repo@sha256:...`, pulled by digest.
     Pull(String),
@@ -87,29 +93,28 @@ pub fn submit_cube(
     };
     let ix = opened.index()?;
     let version = next_version(&ix, sub.name, &signer.handle)?;
-    let cache = Cache::new(ctx.home);
+    // Blobs to store with the record: local files given for its assets.
+    let mut blobs = Vec::new();
     let additional_files = match &sub.additional_files {
         None => None,
         Some((source, expected)) => {
-            let got = cache.get_or_fetch(
+            let resolved = super::assets::from_source(
+                ctx,
+                "additional files",
                 source,
                 expected.as_ref(),
-                &ctx.net,
-                ctx.reporter,
-                &ctx.cancel,
+                &super::assets::upload_hint("--additional-files"),
             )?;
             // The tarball must extract safely now, not at a hospital months later.
             let probe = tempfile::tempdir_in(ctx.home.root())
                 .map_err(|e| WorkflowError::Refused(e.to_string()))?;
             extract_tarball(
-                &got.path,
+                &resolved.fetched.path,
                 &probe.path().join("x"),
                 &ExtractLimits::default(),
             )?;
-            Some(Asset {
-                url: source.clone(),
-                sha256: got.sha256,
-            })
+            blobs.extend(resolved.blob.clone());
+            Some(resolved.asset)
         }
     };
     let engine = Engine::connect(ctx)?;
@@ -119,29 +124,67 @@ pub fn submit_cube(
         .next()
         .ok_or_else(|| WorkflowError::Refused(format!("{} has no tasks", config.label())))?;
     let plan = mlcube::plan(&config, &RunRequest::new(first), &|_| None, ctx.home.root())?;
+    let local = |build: bool| local_image(ctx, &engine, &plan, sub.name, build);
     let image = match &sub.image {
-        ImageChoice::Local { build } => {
-            // `--build` builds only what is missing: an image already here is the one the
-            // author tested.
-            let id = match engine.runtime.image_id(&plan.invocation.image)? {
-                Some(id) => id,
-                None if *build => engine.build(ctx, &plan)?,
-                None => {
-                    return Err(WorkflowError::Refused(format!(
-                        "cube {}: image {} is not on this machine; pass --build to build it from the cube's Dockerfile, or use --image-tarball/--pull",
-                        sub.name, plan.invocation.image
-                    )));
-                }
-            };
+        ImageChoice::Local { build, local_only } => {
+            if !local_only {
+                return Err(WorkflowError::RefusedBecause {
+                    message: format!(
+                        "cube {}: an image only on this machine cannot reach other sites",
+                        sub.name
+                    ),
+                    hint: "publish it with --push REPO (an image registry, with your `docker login`), --save-image (small images, stored in the registry) or --image-tarball URL; or pass --local-only for a registry used on one machine".into(),
+                });
+            }
             Image {
-                id,
+                id: local(*build)?,
                 source: ImageSource::Local,
                 reference: None,
                 tarball: None,
             }
         }
+        ImageChoice::Save { build } => {
+            let id = local(*build)?;
+            let dir = tempfile::tempdir_in(ctx.home.root())
+                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            let file = dir.path().join("image.tar");
+            engine.runtime.save(&id, &file)?;
+            let resolved = super::assets::from_source(
+                ctx,
+                "image tarball of",
+                &file.to_string_lossy(),
+                None,
+                "push it to an image registry instead (--push REPO)",
+            )?;
+            blobs.extend(resolved.blob);
+            Image {
+                id,
+                source: ImageSource::Tarball,
+                reference: None,
+                tarball: Some(resolved.asset),
+            }
+        }
+        ImageChoice::Push { repo, build } => {
+            check_push_repo(repo)?;
+            let id = local(*build)?;
+            let tag = format!("{}-v{version}", sub.name);
+            let reference = engine.runtime.push(&id, repo, &tag, ctx.reporter)?;
+            Image {
+                id,
+                source: ImageSource::Pull,
+                reference: Some(reference),
+                tarball: None,
+            }
+        }
         ImageChoice::Tarball(source) => {
-            let got = cache.get_or_fetch(source, None, &ctx.net, ctx.reporter, &ctx.cancel)?;
+            let resolved = super::assets::from_source(
+                ctx,
+                "image tarball",
+                source,
+                None,
+                "push the image to an image registry instead (--push REPO), or upload the tarball and give its https:// URL",
+            )?;
+            let got = &resolved.fetched;
             let ids = engine
                 .runtime
                 .load_tarball(&got.path, got.sha256.as_str(), ctx.reporter)?;
@@ -166,14 +209,12 @@ pub fn submit_cube(
                         ))
                     })?,
             };
+            blobs.extend(resolved.blob);
             Image {
                 id,
                 source: ImageSource::Tarball,
                 reference: None,
-                tarball: Some(Asset {
-                    url: source.clone(),
-                    sha256: got.sha256,
-                }),
+                tarball: Some(resolved.asset),
             }
         }
         ImageChoice::Pull(reference) => {
@@ -215,6 +256,7 @@ pub fn submit_cube(
             p,
         ));
     }
+    extra.extend(blobs);
     let branch = branch_name(
         &signer.handle,
         SubmissionKind::Mlcube,
@@ -229,6 +271,44 @@ pub fn submit_cube(
         &format!("Submit cube {} v{version}", sub.name),
     )?;
     Ok((submitted, record))
+}
+
+/// The image a local cube names, built from its Dockerfile when missing and `build` is set.
+/// `--build` builds only what is missing: an image already here is the one the author tested.
+fn local_image(
+    ctx: &Ctx,
+    engine: &Engine,
+    plan: &mlcube::Plan,
+    name: &str,
+    build: bool,
+) -> Result<String> {
+    match engine.runtime.image_id(&plan.invocation.image)? {
+        Some(id) => Ok(id),
+        None if build => engine.build(ctx, plan),
+        None => Err(WorkflowError::Refused(format!(
+            "cube {name}: image {} is not on this machine; pass --build to build it from the cube's Dockerfile, or use --image-tarball/--pull",
+            plan.invocation.image
+        ))),
+    }
+}
+
+/// `--push REPO` takes a repository without tag or digest: cohort chooses the tag.
+fn check_push_repo(repo: &str) -> Result<()> {
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    let ok = !repo.is_empty()
+        && !repo.contains('@')
+        && !last.contains(':')
+        && !repo.contains("://")
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(WorkflowError::Refused(format!(
+            "--push {repo}: give a repository without tag or digest, e.g. registry.example.org/team/model (cohort tags it <name>-v<N> and records the digest)"
+        )))
+    }
 }
 
 /// Resolves `name` or `name:version` (latest when no version) to a cube reference.
@@ -264,4 +344,29 @@ pub fn cubes(ix: &Index) -> Vec<(String, model::Mlcube)> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_push_repo;
+
+    #[test]
+    fn push_takes_a_repository_without_tag_or_digest() {
+        for ok in [
+            "registry.example.org/team/model",
+            "127.0.0.1:5000/mo/model",
+            "localhost/x",
+        ] {
+            assert!(check_push_repo(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "registry.example.org/team/model:v1",
+            "127.0.0.1:5000/mo/model@sha256:abc",
+            "https://registry.example.org/x",
+            "Registry/Upper",
+        ] {
+            assert!(check_push_repo(bad).is_err(), "{bad}");
+        }
+    }
 }

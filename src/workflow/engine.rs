@@ -12,7 +12,7 @@ use crate::mlcube::{
     RunRequest, RunSpec, RunnerOptions,
 };
 use crate::model::{self, CubeFile, ImageSource, Mlcube, Sha256, build};
-use crate::storage::{Cache, ExtractLimits, extract_tarball};
+use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::Index;
 
 use super::{Ctx, Result, WorkflowError};
@@ -49,6 +49,7 @@ impl Engine {
     pub fn connect(ctx: &Ctx) -> Result<Engine> {
         let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
         runtime.set_scratch_dir(ctx.home.tmp_dir());
+        runtime.set_docker_config(ctx.docker_config.clone());
         Ok(Engine { runtime })
     }
 
@@ -102,21 +103,14 @@ impl Engine {
         }
         let additional = match &rec.additional_files {
             Some(asset) => {
-                let cache = Cache::new(ctx.home);
-                let got = cache.get_or_fetch(
-                    &asset.url,
-                    Some(&asset.sha256),
-                    &ctx.net,
-                    ctx.reporter,
-                    &ctx.cancel,
-                )?;
+                let got = super::assets::fetch(ctx, ix, asset)?;
                 Some((got.path, asset.sha256.clone()))
             }
             None => None,
         };
         let mut config = CubeConfig::load(&dir.join("mlcube.yaml"))?;
         config.set_label(format!("{} v{}", r.name, r.version));
-        let image_id = self.ensure_registered_image(ctx, rec)?;
+        let image_id = self.ensure_registered_image(ctx, ix, rec)?;
         Ok(LocalCube {
             name: r.name.clone(),
             label: format!("{} v{}", r.name, r.version),
@@ -129,15 +123,22 @@ impl Engine {
     }
 
     /// Makes sure the image of a registered cube is present with exactly the recorded id.
-    fn ensure_registered_image(&self, ctx: &Ctx, rec: &Mlcube) -> Result<String> {
+    fn ensure_registered_image(&self, ctx: &Ctx, ix: &Index, rec: &Mlcube) -> Result<String> {
         let want = &rec.image.id;
+        let cube = format!("{} v{}", rec.name, rec.version);
         if self.runtime.image_id(want)?.as_deref() == Some(want.as_str()) {
+            if rec.image.source == ImageSource::Local {
+                // Said plainly at every run: other sites cannot get this image.
+                ctx.reporter.warn(&format!(
+                    "cube {cube}: its image is local-only (--local-only); it runs here because {want} is on this machine, other sites cannot get it"
+                ));
+            }
             return Ok(want.clone());
         }
-        let cube = format!("{} v{}", rec.name, rec.version);
         match rec.image.source {
             ImageSource::Local => Err(WorkflowError::Refused(format!(
-                "cube {cube}: image {want} is not on this machine and the cube records no way to get it (local-only image)"
+                "cube {cube}: its image is local-only (submitted with --local-only for a registry used on one machine): {want} must already be on this machine, and it is not; ask {} to publish the image (`cohort mlcube submit --push REPO` or --image-tarball) as a new version",
+                rec.owner
             ))),
             ImageSource::Tarball => {
                 let asset = rec
@@ -145,14 +146,7 @@ impl Engine {
                     .tarball
                     .as_ref()
                     .expect("validated: tarball images name a tarball");
-                let cache = Cache::new(ctx.home);
-                let got = cache.get_or_fetch(
-                    &asset.url,
-                    Some(&asset.sha256),
-                    &ctx.net,
-                    ctx.reporter,
-                    &ctx.cancel,
-                )?;
+                let got = super::assets::fetch(ctx, ix, asset)?;
                 let ids =
                     self.runtime
                         .load_tarball(&got.path, asset.sha256.as_str(), ctx.reporter)?;

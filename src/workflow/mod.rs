@@ -4,6 +4,7 @@
 //! for the CLI to render.
 
 mod admin;
+pub mod assets;
 pub mod associations;
 pub mod benchmarks;
 pub mod compat;
@@ -44,6 +45,8 @@ pub struct Ctx<'a> {
     pub transport: Option<Transport>,
     /// DOCKER_HOST (None: the local socket).
     pub docker_host: Option<String>,
+    /// The Docker client configuration (`config.json`) registry credentials come from.
+    pub docker_config: Option<std::path::PathBuf>,
     /// Proxies and CA certificates for downloads.
     pub net: NetConfig,
     /// Set by the CLI on Ctrl-C; long operations stop and clean up.
@@ -90,6 +93,9 @@ pub enum WorkflowError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// A refusal with what to do instead (the CLI prints it as a `hint:` line).
+    #[error("{message}")]
+    RefusedBecause { message: String, hint: String },
     /// A model failed during a benchmark run (its failure receipt is kept); the runs so far.
     #[error(
         "model {model} failed; its failure receipt was kept (use --ignore-model-errors to run the other models anyway)"

@@ -37,8 +37,19 @@ fn failing_models_yield_receipts_and_bad_outputs_are_refused() {
         (&escapee, "escapee"),
         (&flooder, "flooder"),
     ] {
-        w.as_("mo", &["mlcube", "submit", path, "--name", name, "--build"])
-            .ok();
+        w.as_(
+            "mo",
+            &[
+                "mlcube",
+                "submit",
+                path,
+                "--name",
+                name,
+                "--build",
+                "--local-only",
+            ],
+        )
+        .ok();
         w.as_("mo", &["registry", "merge", "--all"]).ok();
         w.as_("mo", &["mlcube", "associate", "-b", "heart", "-m", name])
             .ok();

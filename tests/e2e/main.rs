@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, real git repositories (a bare remote and one clone per
 //! role), real signatures, and (for the workflow) a real Docker Engine.
 
+mod blobs;
 mod env;
 mod execution;
 mod forgery;
@@ -9,6 +10,8 @@ mod refusals;
 mod release;
 mod sandbox;
 mod sealed;
+mod services;
+mod sites;
 mod transport;
 mod workflow;
 mod world;

@@ -205,6 +205,7 @@ fn racing_pushes_retry() {
         git_available: true,
         transport: None,
         docker_host: None,
+        docker_config: None,
         net: cohort::storage::NetConfig::default(),
         cancel: cohort::progress::Cancel::new(),
         task_timeout: None,

@@ -45,7 +45,15 @@ impl World {
         ] {
             self.as_(
                 "carol",
-                &["mlcube", "submit", &e.cube(dir), "--name", name, "--build"],
+                &[
+                    "mlcube",
+                    "submit",
+                    &e.cube(dir),
+                    "--name",
+                    name,
+                    "--build",
+                    "--local-only",
+                ],
             )
             .ok();
         }
@@ -86,6 +94,7 @@ impl World {
                 "--name",
                 name,
                 "--build",
+                "--local-only",
             ],
         )
         .ok();

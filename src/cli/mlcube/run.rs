@@ -101,6 +101,7 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
     let docker_host = settings.docker_host.clone();
     let mut runtime = DockerRuntime::connect(docker_host.as_deref())?;
     runtime.set_scratch_dir(settings.home.tmp_dir());
+    runtime.set_docker_config(settings.docker_config.clone());
     let reporter = ui.reporter();
     let image_id = mlcube::ensure_image(&runtime, &plan, &reporter)?;
 

@@ -20,18 +20,32 @@ pub struct SubmitArgs {
     pub name: String,
     #[arg(long)]
     pub description: Option<String>,
-    /// The additional-files tarball (URL or path), extracted into the workspace at run time.
+    /// The additional-files tarball, extracted into the workspace at run time: an https://
+    /// URL, or a local file (at most 25 MiB) stored in the registry as a blob.
     #[arg(long, value_name = "URL_OR_PATH")]
     pub additional_files: Option<String>,
     /// The tarball's expected sha256.
     #[arg(long, value_name = "SHA256", requires = "additional_files")]
     pub additional_files_hash: Option<String>,
-    /// The image as a `docker save` tarball (URL or path); its sha256 is recorded.
-    #[arg(long, value_name = "URL_OR_PATH", conflicts_with_all = ["pull", "build"])]
+    /// The image as a `docker save` tarball: an https:// URL, or a local file (at most
+    /// 25 MiB) stored in the registry as a blob; its sha256 is recorded.
+    #[arg(long, value_name = "URL_OR_PATH", conflicts_with_all = ["pull", "build", "push", "save_image", "local_only"])]
     pub image_tarball: Option<String>,
     /// The image by digest (repo@sha256:...), pulled at run time.
-    #[arg(long, value_name = "REF@sha256:DIGEST", conflicts_with = "build")]
+    #[arg(long, value_name = "REF@sha256:DIGEST", conflicts_with_all = ["build", "push", "save_image", "local_only"])]
     pub pull: Option<String>,
+    /// Push the local (or built) image to REPO (no tag) as REPO:<name>-v<N> with your Docker
+    /// credentials (`docker login`), and record it by digest.
+    #[arg(long, value_name = "REPO", conflicts_with_all = ["save_image", "local_only"])]
+    pub push: Option<String>,
+    /// Store the local (or built) image in the registry as a `docker save` blob (small
+    /// images, at most 25 MiB).
+    #[arg(long, conflicts_with = "local_only")]
+    pub save_image: bool,
+    /// Record the local image by id only (`source = "local"`): for a registry used on one
+    /// machine, since no other site can get the image.
+    #[arg(long)]
+    pub local_only: bool,
     /// Build the image from the cube's Dockerfile when it is not on this machine yet.
     #[arg(long)]
     pub build: bool,
@@ -48,10 +62,18 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
         ),
         None => None,
     };
-    let image = match (&a.image_tarball, &a.pull) {
-        (Some(t), _) => cubes::ImageChoice::Tarball(t.clone()),
-        (_, Some(p)) => cubes::ImageChoice::Pull(p.clone()),
-        _ => cubes::ImageChoice::Local { build: a.build },
+    let image = match (&a.image_tarball, &a.pull, &a.push) {
+        (Some(t), _, _) => cubes::ImageChoice::Tarball(t.clone()),
+        (_, Some(p), _) => cubes::ImageChoice::Pull(p.clone()),
+        (_, _, Some(repo)) => cubes::ImageChoice::Push {
+            repo: repo.clone(),
+            build: a.build,
+        },
+        _ if a.save_image => cubes::ImageChoice::Save { build: a.build },
+        _ => cubes::ImageChoice::Local {
+            build: a.build,
+            local_only: a.local_only,
+        },
     };
     let sub = cubes::CubeSubmission {
         path: &a.path,
@@ -114,11 +136,20 @@ pub fn view(settings: &Settings, name: &str) -> CliResult {
     let r = cubes::cube_ref(&ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
     let ui = &settings.ui;
+    let local_only = c.image.source == cohort::model::ImageSource::Local;
     if ui.json {
-        ui.json(&serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": c}));
+        ui.json(&serde_json::json!({
+            "path": p, "sha256": r.sha256.to_string(), "record": c, "local_only": local_only,
+        }));
     } else {
         ui.out(format!("# {p} (sha256 {})", r.sha256));
         ui.out(String::from_utf8_lossy(ix.bytes(p).unwrap_or_default()));
+    }
+    if local_only {
+        ui.warn(format!(
+            "{} v{}: its image is local-only (submitted with --local-only): only a machine that already holds {} can run it; other sites cannot get it",
+            c.name, c.version, c.image.id
+        ));
     }
     Ok(())
 }

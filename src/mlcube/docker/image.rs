@@ -6,7 +6,10 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use bollard::query_parameters::{BuildImageOptions, ImportImageOptions, RemoveImageOptions};
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    BuildImageOptions, ImportImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -22,6 +25,15 @@ pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>
     match docker.inspect_image(reference).await {
         Ok(img) => Ok(img.id.map(|id| normalize_image_id(&id))),
         Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(docker_err(&format!("inspecting image {reference}"), e)),
+    }
+}
+
+/// The repository tags of an image (empty when it has none or is absent).
+pub async fn tags(docker: &Docker, reference: &str) -> Result<Vec<String>, Error> {
+    match docker.inspect_image(reference).await {
+        Ok(img) => Ok(img.repo_tags.unwrap_or_default()),
+        Err(e) if is_not_found(&e) => Ok(Vec::new()),
         Err(e) => Err(docker_err(&format!("inspecting image {reference}"), e)),
     }
 }
@@ -289,17 +301,21 @@ fn verified_chunks(
     })
 }
 
-/// Pulls a reference (`repo@sha256:...` for registered cubes). Returns the image id.
+/// Pulls a reference (`repo@sha256:...` for registered cubes) with the registry's credentials
+/// when the user has some. Returns the image id.
 pub async fn pull(
     docker: &Docker,
     reference: &str,
+    credentials: Option<DockerCredentials>,
     reporter: &dyn Reporter,
 ) -> Result<String, Error> {
     let task = reporter.begin(&format!("pull {reference}"), None);
     let docker_long = docker
         .clone()
         .with_timeout(std::time::Duration::from_secs(3600));
-    let mut stream = docker_long.create_image(Some(pull_options(reference)), None, None);
+    let had_credentials = credentials.is_some();
+    let host = super::auth::registry_host(reference);
+    let mut stream = docker_long.create_image(Some(pull_options(reference)), None, credentials);
     let mut result = Ok(());
     while let Some(item) = stream.next().await {
         match item {
@@ -318,7 +334,15 @@ pub async fn pull(
                         }
                         other => other.to_string(),
                     },
-                    hint: "check that the registry is reachable and the reference exists".into(),
+                    hint: if had_credentials {
+                        format!(
+                            "check that {host} is reachable, that the reference exists and that your login there may read it"
+                        )
+                    } else {
+                        format!(
+                            "check that {host} is reachable and the reference exists; if it needs a login, `docker login {host}`"
+                        )
+                    },
                 });
                 break;
             }
@@ -333,6 +357,103 @@ pub async fn pull(
             message: "the pull finished but the image is not present".into(),
             hint: "try `docker pull` to see what the registry returns".into(),
         })
+}
+
+/// Tags `image_id` as `repo:tag` and pushes it with `credentials`; returns the digest
+/// reference (`repo@sha256:...`) the registry now serves it under. A registry that is down,
+/// refuses the login or rejects the manifest fails naming the host.
+pub async fn push(
+    docker: &Docker,
+    image_id: &str,
+    repo: &str,
+    tag: &str,
+    credentials: Option<DockerCredentials>,
+    reporter: &dyn Reporter,
+) -> Result<String, Error> {
+    let host = super::auth::registry_host(repo);
+    let had_credentials = credentials.is_some();
+    let fail = |message: String| Error::Push {
+        host: host.clone(),
+        reference: format!("{repo}:{tag}"),
+        message,
+        logged_in: had_credentials,
+    };
+    docker
+        .tag_image(
+            image_id,
+            Some(TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .map_err(|e| docker_err(&format!("tagging {image_id} as {repo}:{tag}"), e))?;
+    let task = reporter.begin(&format!("push {repo}:{tag}"), None);
+    let docker_long = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(3600));
+    let mut stream = docker_long.push_image(
+        repo,
+        Some(PushImageOptions {
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        }),
+        credentials,
+    );
+    let mut result = Ok(());
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                // The Engine reports a failed push inside the stream, not as an HTTP error.
+                if let Some(detail) = info.error_detail {
+                    result = Err(fail(detail.message.unwrap_or_else(|| "push failed".into())));
+                    break;
+                }
+                if let Some(status) = info.status {
+                    reporter.line(task, &status);
+                }
+            }
+            Err(e) => {
+                result = Err(fail(match e {
+                    bollard::errors::Error::DockerStreamError { error } => error,
+                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                    other => other.to_string(),
+                }));
+                break;
+            }
+        }
+    }
+    reporter.end(task, result.is_ok());
+    result?;
+    let inspect = docker
+        .inspect_image(image_id)
+        .await
+        .map_err(|e| docker_err(&format!("inspecting {image_id}"), e))?;
+    let prefix = format!("{repo}@");
+    inspect
+        .repo_digests
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.starts_with(&prefix))
+        .ok_or_else(|| fail("the push finished but the Engine reports no digest for it".into()))
+}
+
+/// Writes `image_id` as a `docker save` tarball to `dest` (written whole, then renamed).
+pub async fn save(docker: &Docker, image_id: &str, dest: &Path) -> Result<(), Error> {
+    use std::io::Write;
+    let io = |source| Error::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let part = dest.with_extension("part");
+    let mut file = File::create(&part).map_err(io)?;
+    let mut stream = docker.export_image(image_id);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| docker_err(&format!("saving {image_id}"), e))?;
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&part, dest).map_err(io)
 }
 
 /// Removes an image (tests and cleanup).

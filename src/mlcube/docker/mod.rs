@@ -3,6 +3,7 @@
 //! DOCKER_HOST, API version negotiated down to the Engine's). Synchronous on the outside: it
 //! owns a small tokio runtime and blocks on it, so callers need no async.
 
+pub mod auth;
 mod image;
 mod log;
 mod run;
@@ -148,6 +149,8 @@ pub struct DockerRuntime {
     rt: tokio::runtime::Runtime,
     host: String,
     scratch: Option<PathBuf>,
+    /// The Docker client configuration credentials come from (None: no credentials).
+    docker_config: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -200,6 +203,7 @@ impl DockerRuntime {
             rt,
             host,
             scratch: None,
+            docker_config: None,
         })
     }
 
@@ -207,6 +211,52 @@ impl DockerRuntime {
     /// The CLI points it into cohort's local storage.
     pub fn set_scratch_dir(&mut self, dir: impl Into<PathBuf>) {
         self.scratch = Some(dir.into());
+    }
+
+    /// The Docker client configuration (`config.json`) registry credentials come from; the
+    /// CLI resolves `$DOCKER_CONFIG` or `~/.docker` and passes the file in.
+    pub fn set_docker_config(&mut self, path: Option<PathBuf>) {
+        self.docker_config = path;
+    }
+
+    fn credentials(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::auth::DockerCredentials>, Error> {
+        auth::credentials_for(
+            self.docker_config.as_deref(),
+            &auth::registry_host(reference),
+        )
+    }
+
+    /// Tags `image_id` as `repo:tag`, pushes it with the user's credentials for the repo's
+    /// host, and returns the digest reference (`repo@sha256:...`) to record.
+    pub fn push(
+        &self,
+        image_id: &str,
+        repo: &str,
+        tag: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<String, Error> {
+        let creds = self.credentials(repo)?;
+        self.rt.block_on(image::push(
+            &self.docker,
+            image_id,
+            repo,
+            tag,
+            creds,
+            reporter,
+        ))
+    }
+
+    /// The repository tags an image carries (empty when it has none or is absent).
+    pub fn image_tags(&self, reference: &str) -> Result<Vec<String>, Error> {
+        self.rt.block_on(image::tags(&self.docker, reference))
+    }
+
+    /// Writes the image `image_id` as a `docker save` tarball to `dest`.
+    pub fn save(&self, image_id: &str, dest: &Path) -> Result<(), Error> {
+        self.rt.block_on(image::save(&self.docker, image_id, dest))
     }
 
     /// The address this runtime talks to.
@@ -345,8 +395,9 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<String, Error> {
+        let creds = self.credentials(reference)?;
         self.rt
-            .block_on(image::pull(&self.docker, reference, reporter))
+            .block_on(image::pull(&self.docker, reference, creds, reporter))
     }
 
     fn remove_image(&self, reference: &str) -> Result<(), Error> {

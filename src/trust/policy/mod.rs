@@ -10,12 +10,14 @@ use super::index::Index;
 use super::verify::{Ctx, Verdict};
 
 mod benchmarks;
+mod blobs;
 mod data;
 mod identity;
 mod orphans;
 mod release;
 
 use benchmarks::*;
+pub(in crate::trust) use blobs::check_blobs;
 use data::*;
 use identity::*;
 pub(in crate::trust) use orphans::check_orphans;

@@ -48,7 +48,7 @@ fn image_text(cube: &Mlcube) -> String {
                 .as_ref()
                 .map(|t| format!(
                     " (<code class=\"hash\">{}</code>, sha256 <code class=\"hash\">{}</code>)",
-                    E(&t.url),
+                    E(t.describe()),
                     E(t.sha256.as_str())
                 ))
                 .unwrap_or_default()

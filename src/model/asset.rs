@@ -1,0 +1,70 @@
+//! Where a record locates an artifact (demo data, additional files, an image tarball): an
+//! `http(s)` URL or an in-registry blob, never a local path (sites share only the registry).
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::Sha256;
+
+/// An artifact pinned by hash and located either by an `http(s)://` URL or as an in-registry
+/// blob (`blob = "blobs/sha256/<sha256>"`), exactly one of the two: never a local path, since
+/// sites share nothing but the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    pub sha256: Sha256,
+}
+
+/// Where an [`Asset`] is fetched from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetLocation<'a> {
+    Url(&'a str),
+    /// The registry path of the blob.
+    Blob(&'a str),
+}
+
+impl Asset {
+    /// An asset fetched from an `http(s)` URL.
+    pub fn at_url(url: impl Into<String>, sha256: Sha256) -> Asset {
+        Asset {
+            url: Some(url.into()),
+            blob: None,
+            sha256,
+        }
+    }
+    /// An asset stored in the registry as `blobs/sha256/<sha256>`.
+    pub fn in_blob(sha256: Sha256) -> Asset {
+        Asset {
+            url: None,
+            blob: Some(super::paths::build::blob(sha256.as_str())),
+            sha256,
+        }
+    }
+    /// Where to fetch it (validated records name exactly one location).
+    pub fn location(&self) -> AssetLocation<'_> {
+        match (&self.blob, &self.url) {
+            (Some(b), _) => AssetLocation::Blob(b),
+            (None, Some(u)) => AssetLocation::Url(u),
+            (None, None) => AssetLocation::Url(""),
+        }
+    }
+    /// The blob path, for an in-registry asset.
+    pub fn blob_path(&self) -> Option<&str> {
+        self.blob.as_deref()
+    }
+    /// How a person reads its location (a URL, or the blob path).
+    pub fn describe(&self) -> &str {
+        match self.location() {
+            AssetLocation::Url(u) | AssetLocation::Blob(u) => u,
+        }
+    }
+}
+
+/// Whether `s` is an `http://` or `https://` URL (the only URLs a record may name).
+pub fn is_http_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    (lower.starts_with("http://") && s.len() > 7) || (lower.starts_with("https://") && s.len() > 8)
+}

@@ -1,0 +1,86 @@
+//! In-registry blobs (`blobs/sha256/<hex>`): each one's content hashes to its name, each is
+//! referenced by a record that arrived no later than it (in the same merge or already on
+//! main), and every blob a record references is there. Without these checks a blob path
+//! could carry bytes nobody signed, or a registry could fill with files no record explains.
+
+use std::collections::BTreeMap;
+
+use crate::model::{AssetLocation, RecordPath};
+
+use super::super::verify::Ctx;
+use super::super::{Code, Problem, Rule};
+
+pub(in crate::trust) fn check_blobs(ctx: &Ctx, problems: &mut Vec<Problem>) {
+    let ix = ctx.ix;
+    let mut push = |path: &str, rule: Rule, code: Code, message: String| {
+        problems.push(Problem {
+            path: path.to_string(),
+            rule,
+            code,
+            message,
+            commit: None,
+        })
+    };
+    // blob path -> the earliest arrival of a record referencing it (and that record).
+    let mut referenced: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (path, record) in &ix.records {
+        for (field, asset) in record.assets() {
+            let AssetLocation::Blob(blob) = asset.location() else {
+                continue;
+            };
+            let t = ix.intro(path);
+            let e = referenced.entry(blob).or_insert((t, path.as_str()));
+            if t < e.0 {
+                *e = (t, path.as_str());
+            }
+            match ix.files.get(blob) {
+                None => push(
+                    path,
+                    Rule::Reference,
+                    Code::MissingBlob,
+                    format!("{field} names {blob}, which is not in the registry"),
+                ),
+                Some(info) if info.intro > t => push(
+                    path,
+                    Rule::Reference,
+                    Code::MissingBlob,
+                    format!("{field} names {blob}, which arrived only after this record"),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    for (path, info) in &ix.files {
+        let RecordPath::Blob { sha256 } = &info.rp else {
+            continue;
+        };
+        if info.sha256.as_str() != sha256 {
+            push(
+                path,
+                Rule::Signature,
+                Code::BlobDigest,
+                format!(
+                    "content has sha256 {}, not the one its name says; a blob is named by its content",
+                    info.sha256
+                ),
+            );
+        }
+        match referenced.get(path.as_str()) {
+            None => push(
+                path,
+                Rule::DefaultDeny,
+                Code::OrphanBlob,
+                "is referenced by no record; a blob arrives with the record that names it".into(),
+            ),
+            Some((t, record)) if *t > info.intro => push(
+                path,
+                Rule::DefaultDeny,
+                Code::OrphanBlob,
+                format!(
+                    "arrived before {record}, the first record naming it; a blob arrives with the record that names it"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! In-registry blobs forged with plain git: a blob whose content does not match its name, an
+//! orphan blob, and a signed record naming a blob that is not there are each refused by the
+//! remote's pre-receive hook and by `verify`, with the path named.
+
+use cohort::model::{self, Sha256, build};
+use cohort::trust::sign;
+
+use crate::env::{TestEnv, json};
+
+fn refused(env: &TestEnv, files: &[(String, Vec<u8>)], path: &str, code: &str) {
+    let clone = env.clone_dir("admin");
+    for (p, bytes) in files {
+        env.write("admin", p, bytes);
+    }
+    env.commit_all("admin", &format!("forge {path}"));
+    let push = env.git("admin", &clone, &["push", "--quiet", "origin", "main"]);
+    assert_ne!(push.code, 0, "the hook took it:\n{}", push.all());
+    push.says(path);
+    let report = json(
+        &env.cohort("admin", &["verify", "main", "--full", "--json"])
+            .fails(1),
+    );
+    let hit = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["path"] == path && p["code"] == code);
+    assert!(hit, "no {code} on {path}: {report}");
+    env.git(
+        "admin",
+        &clone,
+        &["reset", "--quiet", "--hard", "origin/main"],
+    )
+    .ok();
+}
+
+#[test]
+fn forged_blobs_are_refused_by_the_hook_and_verify() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.cohort("admin", &["registry", "sync"]).ok();
+
+    // Content that does not hash to its name.
+    let named = build::blob(Sha256::of(b"what the name says").as_str());
+    refused(
+        &env,
+        &[(named.clone(), b"other bytes".to_vec())],
+        &named,
+        "blob-digest",
+    );
+
+    // A blob no record names.
+    let bytes = b"nobody names me".to_vec();
+    let orphan = build::blob(Sha256::of(&bytes).as_str());
+    refused(&env, &[(orphan.clone(), bytes)], &orphan, "orphan-blob");
+
+    // A signed record naming a blob that is not in the registry.
+    let yaml = b"name: x\n".to_vec();
+    let cube = model::Mlcube {
+        format: model::FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: "dangling".into(),
+        version: 1,
+        owner: "admin".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        description: None,
+        mlcube_yaml: Sha256::of(&yaml),
+        parameters_yaml: None,
+        additional_files: Some(model::Asset::in_blob(Sha256::of(b"never stored"))),
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(b"img")),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+        },
+    };
+    let path = build::mlcube("dangling", 1);
+    let record = model::to_bytes(&cube);
+    let sig = sign::sign(
+        &env.signer("admin"),
+        &id.parse().unwrap(),
+        &path,
+        "mlcube",
+        &record,
+    )
+    .unwrap();
+    refused(
+        &env,
+        &[
+            (
+                build::mlcube_file("dangling", 1, model::CubeFile::MlcubeYaml),
+                yaml,
+            ),
+            (build::signature(&path, "admin"), sig),
+            (path.clone(), record),
+        ],
+        &path,
+        "missing-blob",
+    );
+}
