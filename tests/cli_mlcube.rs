@@ -336,16 +336,18 @@ impl SandboxCube {
         std::fs::create_dir_all(dir.join("build")).unwrap();
         std::fs::copy(busybox, dir.join("build/busybox")).unwrap();
         std::fs::write(dir.join("build/run.sh"), SANDBOX_SH).unwrap();
+        let run = cohort::mlcube::docker::new_run_id();
+        // A label of its own gives each cube its own image id: tests running in parallel build
+        // the same files, and one test removing its image must not pull another's from under it.
         std::fs::write(
             dir.join("build/Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY run.sh /cube/run.sh\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/cube/run.sh\"]\n",
+            format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 COPY run.sh /cube/run.sh\nLABEL org.cohort.test.run=\"{run}\"\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/cube/run.sh\"]\n"
+            ),
         )
         .unwrap();
-        let tag = format!(
-            "cohort-test/sandbox:{}",
-            &cohort::mlcube::docker::new_run_id()[..12]
-        );
+        let tag = format!("cohort-test/sandbox:{}", &run[..12]);
         std::fs::write(
             dir.join("mlcube.yaml"),
             format!(

@@ -143,11 +143,15 @@ fn cube(name: &str) -> Option<Cube> {
     std::fs::create_dir_all(&project).unwrap();
     std::fs::copy(busybox(), project.join("busybox")).unwrap();
     std::fs::write(project.join("run.sh"), RUN_SH).unwrap();
-    std::fs::write(project.join("Dockerfile"), DOCKERFILE).unwrap();
-    let tag = format!(
-        "cohort-test/{name}:{}",
-        &cohort::mlcube::docker::new_run_id()[..12]
-    );
+    let run = cohort::mlcube::docker::new_run_id();
+    // Its own label gives each test its own image id: removing one test's image at its end
+    // must not delete the image another test is still building from the same files.
+    std::fs::write(
+        project.join("Dockerfile"),
+        format!("{DOCKERFILE}LABEL org.cohort.test.run=\"{run}\"\n"),
+    )
+    .unwrap();
+    let tag = format!("cohort-test/{name}:{}", &run[..12]);
     std::fs::write(dir.path().join("mlcube.yaml"), mlcube_yaml(&tag)).unwrap();
     let scratch = dir.path().join("scratch");
     rt.set_scratch_dir(&scratch);
