@@ -7,6 +7,7 @@ pub mod ids;
 pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
+pub mod prescan;
 pub mod records;
 mod validate;
 
@@ -168,49 +169,6 @@ pub fn size_limit(rp: &RecordPath) -> usize {
     }
 }
 
-/// Refuses input nested deeper than [`MAX_NESTING`] before the parser sees it, so hostile
-/// input cannot exhaust the stack. Brackets inside strings are skipped.
-fn check_nesting(path: &str, text: &str) -> Result<(), ModelError> {
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut in_comment = false;
-    for c in text.chars() {
-        if in_comment {
-            if c == '\n' {
-                in_comment = false;
-            }
-            continue;
-        }
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && q == '"' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '#' => in_comment = true,
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING * 2 {
-                    return Err(ModelError::Parse {
-                        path: path.to_string(),
-                        why: format!("nested deeper than {MAX_NESTING} levels"),
-                    });
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn from_toml<T: serde::de::DeserializeOwned>(path: &str, text: &str) -> Result<T, ModelError> {
     toml::from_str(text).map_err(|e| ModelError::Parse {
         path: path.to_string(),
@@ -240,10 +198,13 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
             limit,
         });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| ModelError::Parse {
-        path: path.to_string(),
-        why: "is not UTF-8".into(),
-    })?;
+    // Size, UTF-8 and nesting before any parser runs, so hostile input costs a linear scan.
+    // Table headers (`[[x]]`) take two levels, hence twice the record nesting.
+    let text = prescan::check_text(bytes, prescan::Syntax::Toml, limit, MAX_NESTING * 2)
+        .map_err(|why| ModelError::Parse {
+            path: path.to_string(),
+            why,
+        })?;
     if text.contains('\r') {
         return Err(ModelError::Parse {
             path: path.to_string(),
@@ -251,7 +212,6 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
                 .into(),
         });
     }
-    check_nesting(path, text)?;
     // Look at the format version before the strict parse, so a record from a newer cohort says
     // "upgrade" rather than "unknown field".
     if let Ok(table) = text.parse::<toml::Table>()
@@ -327,7 +287,7 @@ mod tests {
         let e = parse_record(path, &rp, deep.as_bytes())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("nested deeper"), "{e}");
+        assert!(e.contains("deeper than 16 levels"), "{e}");
         let e = parse_record(path, &rp, b"format = 2\nkind = \"user\"\n")
             .unwrap_err()
             .to_string();

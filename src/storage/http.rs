@@ -211,8 +211,13 @@ fn fresh_meta(url: &str, expected: Option<&Sha256>) -> PartialMeta {
 /// unrelated or unreadable partial is discarded).
 fn load_meta(paths: &Paths, url: &str, expected: Option<&Sha256>) -> PartialMeta {
     let fresh = fresh_meta(url, expected);
+    // Our own small file, but it sits in a user-writable cache: bounded before parsing.
     let old: Option<PartialMeta> = fs::read(&paths.meta)
         .ok()
+        .filter(|b| {
+            crate::model::prescan::check_text(b, crate::model::prescan::Syntax::Json, 64 << 10, 4)
+                .is_ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok());
     match old {
         Some(m)

@@ -151,11 +151,18 @@ pub fn unpack_demo(
     let got = cache.get_or_fetch(source, expected, &ctx.net, ctx.reporter, &ctx.cancel)?;
     extract_tarball(&got.path, dir, &ExtractLimits::default())?;
     let paths_file = dir.join("paths.yaml");
-    let text = std::fs::read_to_string(&paths_file).map_err(|_| {
+    let bytes = std::fs::read(&paths_file).map_err(|_| {
         WorkflowError::Refused(format!("the demo dataset {source} has no paths.yaml at its root (MedPerf's layout: paths.yaml naming data_path and labels_path)"))
     })?;
+    let text = crate::model::prescan::check_text(
+        &bytes,
+        crate::model::prescan::Syntax::Yaml,
+        crate::model::MAX_TEXT_BYTES,
+        crate::model::prescan::MAX_FLOW_DEPTH,
+    )
+    .map_err(|why| WorkflowError::Refused(format!("{source}: paths.yaml {why}")))?;
     let map: std::collections::BTreeMap<String, serde_norway::Value> =
-        serde_norway::from_str(&text).map_err(|e| {
+        serde_norway::from_str(text).map_err(|e| {
             WorkflowError::Refused(format!("{source}: paths.yaml is not a YAML map: {e}"))
         })?;
     let get = |k: &str| -> Result<PathBuf> {
