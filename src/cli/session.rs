@@ -90,6 +90,7 @@ impl<'s> Session<'s> {
             task_timeout: self.task_timeout,
             offline: self.settings.offline,
             max_output_bytes: self.max_output_bytes,
+            max_unpacked: self.settings.max_unpacked,
         }
     }
 

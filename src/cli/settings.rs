@@ -74,6 +74,16 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub home: Option<PathBuf>,
+    /// Largest unpacked size of a tarball (cube additional files, demo datasets) whose record
+    /// does not state its own (e.g. 5G; default 1G and at most 100 times the archive).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "SIZE",
+        value_parser = super::result::parse_size
+    )]
+    pub max_unpacked_size: Option<u64>,
 }
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
@@ -99,6 +109,8 @@ pub struct Settings {
     /// DOCKER_HOST, when set (else the local socket).
     pub docker_host: Option<String>,
     pub offline: bool,
+    /// `--max-unpacked-size`.
+    pub max_unpacked: Option<u64>,
 }
 
 impl Settings {
@@ -125,6 +137,7 @@ impl Settings {
             cwd,
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
             offline: g.offline,
+            max_unpacked: g.max_unpacked_size,
         })
     }
 }

@@ -130,12 +130,36 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
-/// A downloadable asset pinned by hash.
+/// A downloadable asset pinned by hash. The sizes are measured at submission and bound what a
+/// download and an extraction may produce (issue 14: bombs); records made before they existed
+/// lack them, and defaults apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
     pub url: String,
     pub sha256: Sha256,
+    /// Bytes of the file itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// For tarballs cohort extracts: total bytes of the files inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_size: Option<u64>,
+    /// For tarballs cohort extracts: how many regular files it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+}
+
+impl Asset {
+    /// An asset known only by its location and hash.
+    pub fn new(url: impl Into<String>, sha256: Sha256) -> Asset {
+        Asset {
+            url: url.into(),
+            sha256,
+            size: None,
+            unpacked_size: None,
+            files: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

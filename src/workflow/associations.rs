@@ -6,7 +6,7 @@ use crate::model::{self, AssocKey, AssocSubject, DecisionKind, FORMAT_VERSION, R
 use crate::trust::{Index, Signer, next_number};
 
 use super::benchmarks::approved;
-use super::compat::{CompatOutcome, Trio, compatibility_test};
+use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
 use super::cubes::cube_ref;
 use super::engine::Engine;
 use super::identity::branch_for;
@@ -57,8 +57,7 @@ pub fn associate_model(
         ctx,
         &engine,
         &trio,
-        &b.demo_dataset.url,
-        Some(&b.demo_dataset.sha256),
+        Demo::Recorded(&b.demo_dataset),
     )?;
     if !compat.report.ok {
         return Ok((compat, None));

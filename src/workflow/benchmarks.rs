@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::model::{self, Asset, FORMAT_VERSION, Policy, Record, Role, Sha256, build};
 use crate::trust::{Index, Signer};
 
-use super::compat::{CompatOutcome, Trio, compatibility_test};
+use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
 use super::cubes::cube_ref;
 use super::engine::Engine;
 use super::registry_ops::{Opened, Submitted, submissions, submit};
@@ -107,8 +107,10 @@ pub fn submit_benchmark(
         ctx,
         &engine,
         &trio,
-        &sub.demo_dataset,
-        sub.demo_hash.as_ref(),
+        Demo::Given {
+            source: &sub.demo_dataset,
+            sha256: sub.demo_hash.as_ref(),
+        },
     )?;
     if !compat.report.ok {
         return Ok(BenchmarkOutcome {
@@ -136,9 +138,12 @@ pub fn submit_benchmark(
         data_preparator: prep,
         reference_model: model_ref,
         metrics,
+        // Sizes measured by the compatibility test, signed so every site bounds the download
+        // and the extraction by them.
         demo_dataset: Asset {
             url: sub.demo_dataset.clone(),
             sha256: demo_sha,
+            ..compat.demo.clone()
         },
         policy: sub.policy.clone(),
         report: compat.report.clone(),
@@ -225,12 +230,12 @@ pub fn test_run(
         model: cube_for_test(ctx, &engine, &ix, model_spec, &b.reference_model)?,
         metrics: cube_for_test(ctx, &engine, &ix, metrics, &b.metrics)?,
     };
-    let (source, sha) = match demo {
-        Some(d) => (d.to_string(), None),
-        None => (
-            b.demo_dataset.url.clone(),
-            Some(b.demo_dataset.sha256.clone()),
-        ),
+    let demo = match demo {
+        Some(source) => Demo::Given {
+            source,
+            sha256: None,
+        },
+        None => Demo::Recorded(&b.demo_dataset),
     };
-    compatibility_test(ctx, &engine, &trio, &source, sha.as_ref())
+    compatibility_test(ctx, &engine, &trio, demo)
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::mlcube::{PathKind, RunOutcome};
 use crate::model::metrics::Metrics;
-use crate::model::{CompatReport, Sha256, StepReport, StepStatus};
+use crate::model::{Asset, CompatReport, Sha256, StepReport, StepStatus};
 use crate::storage::{Cache, ExtractLimits, extract_tarball};
 
 use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
@@ -137,19 +137,43 @@ pub struct DemoData {
     pub sha256: Sha256,
     pub data: PathBuf,
     pub labels: PathBuf,
+    /// The tarball as measured here (what a benchmark record states about it).
+    pub asset: Asset,
+}
+
+/// Which demo tarball to use: one given by the user, or a benchmark's recorded one (whose
+/// sizes bound the download and the extraction).
+#[derive(Debug, Clone, Copy)]
+pub enum Demo<'a> {
+    Given {
+        source: &'a str,
+        sha256: Option<&'a Sha256>,
+    },
+    Recorded(&'a Asset),
 }
 
 /// Fetches (through the verified cache) and unpacks a MedPerf-style demo tarball into `dir`:
 /// `paths.yaml` at its root names `data_path` and `labels_path`.
-pub fn unpack_demo(
-    ctx: &Ctx,
-    source: &str,
-    expected: Option<&Sha256>,
-    dir: &Path,
-) -> Result<DemoData> {
+pub fn unpack_demo(ctx: &Ctx, demo: Demo<'_>, dir: &Path) -> Result<DemoData> {
+    let (source, expected, recorded) = match demo {
+        Demo::Given { source, sha256 } => (source, sha256, None),
+        Demo::Recorded(a) => (a.url.as_str(), Some(&a.sha256), Some(a)),
+    };
     let cache = Cache::new(ctx.home);
-    let got = cache.get_or_fetch(source, expected, &ctx.net, ctx.reporter, &ctx.cancel)?;
-    extract_tarball(&got.path, dir, &ExtractLimits::default())?;
+    let net = ctx.net.bounded_to(recorded.and_then(|a| a.size));
+    let got = cache.get_or_fetch(source, expected, &net, ctx.reporter, &ctx.cancel)?;
+    let limits = ExtractLimits::for_asset(
+        recorded.and_then(|a| a.unpacked_size),
+        recorded.and_then(|a| a.files),
+        ctx.max_unpacked,
+    );
+    let unpacked = extract_tarball(&got.path, dir, &limits)?;
+    let asset = Asset {
+        size: Some(got.bytes),
+        unpacked_size: Some(unpacked.bytes),
+        files: Some(unpacked.files.len() as u64),
+        ..Asset::new(source, got.sha256.clone())
+    };
     let paths_file = dir.join("paths.yaml");
     let bytes = std::fs::read(&paths_file).map_err(|_| {
         WorkflowError::Refused(format!("the demo dataset {source} has no paths.yaml at its root (MedPerf's layout: paths.yaml naming data_path and labels_path)"))
@@ -191,6 +215,7 @@ pub fn unpack_demo(
         sha256: got.sha256,
         data: get("data_path")?,
         labels: get("labels_path")?,
+        asset,
     })
 }
 
@@ -381,6 +406,8 @@ pub struct CompatOutcome {
     pub report: CompatReport,
     pub metrics: Option<Metrics>,
     pub run_dir: PathBuf,
+    /// The demo tarball as measured by this run.
+    pub demo: Asset,
 }
 
 /// The whole reference workflow on a demo dataset: prepare, sanity_check, statistics, infer,
@@ -389,11 +416,10 @@ pub fn compatibility_test(
     ctx: &Ctx,
     engine: &Engine,
     trio: &Trio,
-    demo_source: &str,
-    demo_sha: Option<&Sha256>,
+    demo: Demo<'_>,
 ) -> Result<CompatOutcome> {
     let run_dir = new_run_dir(ctx, "compat")?;
-    let demo = unpack_demo(ctx, demo_source, demo_sha, &run_dir.join("demo"))?;
+    let demo = unpack_demo(ctx, demo, &run_dir.join("demo"))?;
     let mut steps = Steps::default();
     let mut metrics = None;
     let st = Stage {
@@ -424,6 +450,7 @@ pub fn compatibility_test(
         report,
         metrics,
         run_dir,
+        demo: demo.asset,
     })
 }
 

@@ -101,14 +101,17 @@ pub fn submit_cube(
             // The tarball must extract safely now, not at a hospital months later.
             let probe = tempfile::tempdir_in(ctx.home.root())
                 .map_err(|e| WorkflowError::Refused(e.to_string()))?;
-            extract_tarball(
+            let unpacked = extract_tarball(
                 &got.path,
                 &probe.path().join("x"),
-                &ExtractLimits::default(),
+                &ExtractLimits::for_asset(None, None, ctx.max_unpacked),
             )?;
+            // Measured now and signed, so every site bounds its download and extraction.
             Some(Asset {
-                url: source.clone(),
-                sha256: got.sha256,
+                size: Some(got.bytes),
+                unpacked_size: Some(unpacked.bytes),
+                files: Some(unpacked.files.len() as u64),
+                ..Asset::new(source.clone(), got.sha256)
             })
         }
     };
@@ -171,8 +174,8 @@ pub fn submit_cube(
                 source: ImageSource::Tarball,
                 reference: None,
                 tarball: Some(Asset {
-                    url: source.clone(),
-                    sha256: got.sha256,
+                    size: Some(got.bytes),
+                    ..Asset::new(source.clone(), got.sha256)
                 }),
             }
         }

@@ -29,8 +29,9 @@ pub struct LocalCube {
     pub image_id: String,
     /// The registry record, for registered cubes.
     pub record: Option<Mlcube>,
-    /// The additional-files tarball in the cache (extracted into each run's workspace).
-    additional: Option<(PathBuf, Sha256)>,
+    /// The additional-files tarball in the cache (extracted into each run's workspace) and
+    /// the limits its record sets on extraction.
+    additional: Option<(PathBuf, ExtractLimits)>,
 }
 
 /// One task to run with its data placed at host paths.
@@ -103,11 +104,13 @@ impl Engine {
                 let got = cache.get_or_fetch(
                     &asset.url,
                     Some(&asset.sha256),
-                    &ctx.net,
+                    &ctx.net.bounded_to(asset.size),
                     ctx.reporter,
                     &ctx.cancel,
                 )?;
-                Some((got.path, asset.sha256.clone()))
+                let limits =
+                    ExtractLimits::for_asset(asset.unpacked_size, asset.files, ctx.max_unpacked);
+                Some((got.path, limits))
             }
             None => None,
         };
@@ -146,7 +149,7 @@ impl Engine {
                 let got = cache.get_or_fetch(
                     &asset.url,
                     Some(&asset.sha256),
-                    &ctx.net,
+                    &ctx.net.bounded_to(asset.size),
                     ctx.reporter,
                     &ctx.cancel,
                 )?;
@@ -310,9 +313,9 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
     }
-    if let Some((tarball, _)) = &cube.additional {
+    if let Some((tarball, limits)) = &cube.additional {
         let dest = ws.join("additional_files");
-        extract_tarball(tarball, &dest, &ExtractLimits::default())?;
+        extract_tarball(tarball, &dest, limits)?;
     }
     Ok(())
 }

@@ -210,6 +210,7 @@ fn racing_pushes_retry() {
         task_timeout: None,
         offline: false,
         max_output_bytes: 1 << 30,
+        max_unpacked: None,
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();
