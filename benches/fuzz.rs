@@ -1,7 +1,7 @@
 //! The long fuzz run (issue 14): at least 100,000 mutated inputs per parser, seeded from real
 //! files, each under `catch_unwind`. Prints the count, time and slowest input per parser, and
 //! every panic with the file its input was saved to (`target/fuzz-crashes/`). Run with
-//! `cargo bench --bench fuzz [-- INPUTS [SEED]]`; exits 1 when a parser panicked.
+//! `cargo bench --bench fuzz [-- INPUTS [SEED [TARGET]]]`; exits 1 when a parser panicked.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ fn main() {
         .collect();
     let inputs: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let seed: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(14);
+    let only = args.get(2);
     fuzz::install_quiet_panic_hook();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared: Vec<PathBuf> = [repo.join("../shared/conformance")]
@@ -25,7 +26,7 @@ fn main() {
     let targets = fuzz::all_targets(repo, &shared, scratch.path());
     println!("fuzz: {inputs} inputs per parser, seed {seed}");
     let mut panics = 0;
-    for t in &targets {
+    for t in targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
         let r = fuzz::run(t, inputs, seed, Some(&crashes));
         println!(
             "{:<13} {:>8} inputs ({:>3} seeds) in {:>7.1} s, {:>3} panics, slowest {:>8.2} ms ({} bytes)",
@@ -37,6 +38,9 @@ fn main() {
             r.slowest.as_secs_f64() * 1e3,
             r.slowest_len
         );
+        if let Some(p) = &r.slowest_saved {
+            println!("  slowest input: {}", p.display());
+        }
         for f in &r.panics {
             let saved = f
                 .saved

@@ -202,10 +202,7 @@ fn site() -> SiteInput {
         data_preparator: cube("prep"),
         reference_model: cube("reference"),
         metrics: cube("metrics"),
-        demo_dataset: Asset {
-            url: "https://example.org/cvd-demo.tar.gz".into(),
-            sha256: Sha256::of(b"demo"),
-        },
+        demo_dataset: Asset::new("https://example.org/cvd-demo.tar.gz", Sha256::of(b"demo")),
         policy: policy(),
         report: CompatReport {
             data: format!("demo:{}", Sha256::of(b"demo")),

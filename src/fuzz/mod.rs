@@ -192,6 +192,8 @@ pub struct Report {
     /// The slowest single input, and its length.
     pub slowest: Duration,
     pub slowest_len: usize,
+    /// Where the slowest input was saved (with `crash_dir`), to study resource use.
+    pub slowest_saved: Option<PathBuf>,
 }
 
 /// Runs `target` on `iterations` mutated inputs (the seeds themselves first). Panics are
@@ -207,7 +209,9 @@ pub fn run(target: &Target, iterations: u64, seed: u64, crash_dir: Option<&Path>
         elapsed: Duration::ZERO,
         slowest: Duration::ZERO,
         slowest_len: 0,
+        slowest_saved: None,
     };
+    let mut slowest_input = Vec::new();
     let started = Instant::now();
     for i in 0..iterations {
         let input = match target.seeds.get(i as usize) {
@@ -220,6 +224,7 @@ pub fn run(target: &Target, iterations: u64, seed: u64, crash_dir: Option<&Path>
         if took > report.slowest {
             report.slowest = took;
             report.slowest_len = input.len();
+            slowest_input.clone_from(&input);
         }
         report.inputs += 1;
         if let Err(payload) = outcome {
@@ -242,6 +247,12 @@ pub fn run(target: &Target, iterations: u64, seed: u64, crash_dir: Option<&Path>
         }
     }
     report.elapsed = started.elapsed();
+    report.slowest_saved = crash_dir.and_then(|dir| {
+        let path = dir.join(format!("slowest-{}.bin", target.name));
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(&path, &slowest_input).ok()?;
+        Some(path)
+    });
     report
 }
 

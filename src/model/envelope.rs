@@ -96,6 +96,7 @@ pub fn open(
             "{f}: ciphertext does not match the sha256 in its manifest"
         )));
     }
+    check_header(ciphertext).map_err(|why| ModelError::Seal(format!("{f}: {why}")))?;
     let decryptor = age::Decryptor::new(ciphertext)
         .map_err(|e| ModelError::Seal(format!("{f}: not an age file: {e}")))?;
     let mut reader = decryptor
@@ -111,6 +112,41 @@ pub fn open(
         )));
     }
     Ok(plain)
+}
+
+/// Largest age header accepted (a few hundred recipients' stanzas fit many times over).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Longest stanza line (`-> type args`) and body line (age wraps bodies at 64 columns).
+const MAX_STANZA_LINE: usize = 256;
+const MAX_BODY_LINE: usize = 64;
+
+/// Checks the shape of an age header before the age crate parses it: its parser slows down
+/// sharply on very long lines (a single 49 KB stanza line took 1.7 s, and a sealed file may be
+/// 1 MiB), so a data owner could stall the committee member who decrypts their result.
+fn check_header(ciphertext: &[u8]) -> Result<(), String> {
+    const INTRO: &[u8] = b"age-encryption.org/v1\n";
+    let rest = ciphertext
+        .strip_prefix(INTRO)
+        .ok_or("not a binary age v1 file")?;
+    let mut seen = INTRO.len();
+    for line in rest.split(|b| *b == b'\n') {
+        seen += line.len() + 1;
+        if seen > MAX_HEADER_BYTES {
+            return Err(format!("the age header is longer than {MAX_HEADER_BYTES} bytes"));
+        }
+        if line.starts_with(b"--- ") {
+            return Ok(());
+        }
+        let max = if line.starts_with(b"-> ") {
+            MAX_STANZA_LINE
+        } else {
+            MAX_BODY_LINE
+        };
+        if line.len() > max {
+            return Err(format!("the age header has a line longer than {max} bytes"));
+        }
+    }
+    Err("age header is not terminated".into())
 }
 
 /// Counts the X25519 recipient stanzas in an age header. age does not name recipients, so
@@ -178,5 +214,22 @@ mod tests {
         ct[last] ^= 1;
         let e = open(&m, &ct, &ida).unwrap_err().to_string();
         assert!(e.contains("does not match the sha256"), "{e}");
+    }
+
+    /// A stanza line tens of kilobytes long made age's parser take seconds (fuzzing found it).
+    #[test]
+    fn overlong_header_lines_are_refused_before_age_parses_them() {
+        let (a, ida) = who("alice");
+        let (mut m, ct) = seal(b"x = 1\n", &[a], "f.age", SCHEMA_METRICS).unwrap();
+        let text = String::from_utf8_lossy(&ct).into_owned();
+        let (head, _) = text.split_once("\n-> ").unwrap();
+        let long = format!("{head}\n-> X25519 {}\n", "A".repeat(50_000));
+        let mut bad = long.into_bytes();
+        bad.extend_from_slice(&ct[head.len() + 1..]);
+        m.ciphertext_sha256 = Sha256::of(&bad);
+        let t = std::time::Instant::now();
+        let e = open(&m, &bad, &ida).unwrap_err().to_string();
+        assert!(e.contains("line longer than 256 bytes"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
     }
 }

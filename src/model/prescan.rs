@@ -40,8 +40,12 @@ pub fn check_text(
     let depth = match syntax {
         Syntax::Toml => toml_depth(text),
         Syntax::Yaml => {
-            check_yaml_work(bytes)?;
-            yaml_depth(text)
+            // The estimate first, for the clearer message on an ordinary bomb.
+            let depth = yaml_depth(text);
+            if depth <= max_depth {
+                check_yaml_work(bytes)?;
+            }
+            depth
         }
         Syntax::Json => json_depth(text),
     };

@@ -189,10 +189,7 @@ pub fn benchmark(policy: &Policy, description: &str) -> Benchmark {
         data_preparator: cube("prep", 1),
         reference_model: cube("reference", 1),
         metrics: cube("metrics", 1),
-        demo_dataset: Asset {
-            url: "https://example.org/demo.tar.gz".into(),
-            sha256: Sha256::of(b"demo"),
-        },
+        demo_dataset: Asset::new("https://example.org/demo.tar.gz", Sha256::of(b"demo")),
         policy: policy.clone(),
         report: CompatReport {
             data: format!("demo:{}", Sha256::of(b"demo")),
