@@ -2,6 +2,7 @@
 //! files, each under `catch_unwind`. Prints the count, time and slowest input per parser, and
 //! every panic with the file its input was saved to (`target/fuzz-crashes/`). Run with
 //! `cargo bench --bench fuzz [-- INPUTS [SEED [TARGET]]]`; exits 1 when a parser panicked.
+//! `cargo bench --bench fuzz -- replay TARGET FILE` runs one saved input again (timed).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,24 @@ fn main() {
     let crashes = repo.join("target/fuzz-crashes");
     let scratch = fuzz::scratch_dir().expect("a scratch folder");
     let targets = fuzz::all_targets(repo, &shared, scratch.path());
+    if let [mode, name, file, ..] = args.as_slice()
+        && mode == "replay"
+    {
+        let t = targets
+            .iter()
+            .find(|t| t.name == name)
+            .expect("a known target");
+        let input = std::fs::read(file).expect("a readable input file");
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.run)(&input)));
+        println!(
+            "{name}: {} bytes in {:.2} ms: {}",
+            input.len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            if outcome.is_ok() { "no panic" } else { "PANIC" }
+        );
+        return;
+    }
     println!("fuzz: {inputs} inputs per parser, seed {seed}");
     let mut panics = 0;
     for t in targets.iter().filter(|t| only.is_none_or(|o| o == t.name)) {
@@ -47,7 +66,11 @@ fn main() {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "(not saved)".into());
-            println!("  PANIC {}: {} -> {saved}", f.target, f.message.replace('\n', " "));
+            println!(
+                "  PANIC {}: {} -> {saved}",
+                f.target,
+                f.message.replace('\n', " ")
+            );
         }
         panics += r.panics.len();
     }

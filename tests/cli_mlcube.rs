@@ -298,7 +298,8 @@ fn a_failing_task_fails_the_command() {
 #[test]
 fn configuration_bombs_are_refused_quickly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut doubling = String::from("name: bomb\ndocker: {image: 'x/y:${l32}'}\ntasks: {infer: {}}\nl0: ab\n");
+    let mut doubling =
+        String::from("name: bomb\ndocker: {image: 'x/y:${l32}'}\ntasks: {infer: {}}\nl0: ab\n");
     for i in 1..=32 {
         doubling.push_str(&format!("l{i}: ${{l{p}}}${{l{p}}}\n", p = i - 1));
     }
@@ -313,12 +314,26 @@ fn configuration_bombs_are_refused_quickly() {
         let t = std::time::Instant::now();
         let out = cohort(
             tmp.path(),
-            &["mlcube", "run", cube.to_str().unwrap(), "--task", "infer", "--dry-run"],
+            &[
+                "mlcube",
+                "run",
+                cube.to_str().unwrap(),
+                "--task",
+                "infer",
+                "--dry-run",
+            ],
             &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
         );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{name}: {err}");
-        assert!(err.lines().next().unwrap_or("").contains(want), "{name}: {err}");
-        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{name}: {:?}", t.elapsed());
+        assert!(
+            err.lines().next().unwrap_or("").contains(want),
+            "{name}: {err}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{name}: {:?}",
+            t.elapsed()
+        );
     }
 }

@@ -125,13 +125,24 @@ pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], dict: &[Vec<u8>]) -> Vec<u8> {
                 let chunk = data[from..to].to_vec();
                 let most = if rng.chance(16) { 2000 } else { 8 };
                 let times = 1 + rng.below(most);
-                let rep: Vec<u8> = chunk.iter().copied().cycle().take(chunk.len() * times).collect();
+                let rep: Vec<u8> = chunk
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(chunk.len() * times)
+                    .collect();
                 data.splice(at..at, rep);
             }
             9 => {
                 // Replace a whole line with a token or a base64-looking line.
-                let start = data[..at].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-                let end = data[at..].iter().position(|b| *b == b'\n').map_or(len, |p| at + p);
+                let start = data[..at]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let end = data[at..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(len, |p| at + p);
                 let line = if rng.chance(2) {
                     base64_line(rng)
                 } else {
@@ -142,7 +153,12 @@ pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], dict: &[Vec<u8>]) -> Vec<u8> {
             _ => {
                 let tok = pick_token(rng, dict);
                 let times = 1 + rng.below(64);
-                let rep: Vec<u8> = tok.iter().copied().cycle().take(tok.len() * times).collect();
+                let rep: Vec<u8> = tok
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(tok.len() * times)
+                    .collect();
                 data.splice(at..at, rep);
             }
         }
@@ -272,7 +288,9 @@ pub fn install_quiet_panic_hook() {
 pub fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
     let shm = Path::new("/dev/shm");
     if shm.is_dir()
-        && let Ok(d) = tempfile::Builder::new().prefix("cohort-fuzz-").tempdir_in(shm)
+        && let Ok(d) = tempfile::Builder::new()
+            .prefix("cohort-fuzz-")
+            .tempdir_in(shm)
     {
         return Ok(d);
     }

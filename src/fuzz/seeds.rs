@@ -78,14 +78,19 @@ pub fn tarballs() -> Vec<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     dir(&mut b, "data/");
     file(&mut b, "data/a.csv", b"id,value\n1,2\n");
-    file(&mut b, "paths.yaml", b"data_path: data\nlabels_path: labels\n");
+    file(
+        &mut b,
+        "paths.yaml",
+        b"data_path: data\nlabels_path: labels\n",
+    );
     out.push(b.into_inner().expect("in-memory tar"));
     let mut b = tar::Builder::new(Vec::new());
     file(&mut b, &format!("{}/x", "d".repeat(120)), b"long name");
     let mut h = tar::Header::new_gnu();
     h.set_size(0);
     h.set_entry_type(tar::EntryType::Symlink);
-    b.append_link(&mut h, "link", "../escape").expect("in-memory tar");
+    b.append_link(&mut h, "link", "../escape")
+        .expect("in-memory tar");
     out.push(b.into_inner().expect("in-memory tar"));
     let gz: Vec<Vec<u8>> = out
         .iter()

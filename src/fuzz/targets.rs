@@ -69,7 +69,10 @@ fn signature_target(scratch: &Path, records: &[Vec<u8>]) -> Target {
     let signer =
         keys::unlock(&home, "fuzzer", &mut || unreachable!("unencrypted")).expect("our own key");
     let registry = Sha256::of(b"fuzz registry");
-    let signed = records.first().cloned().unwrap_or_else(|| b"format = 1\n".to_vec());
+    let signed = records
+        .first()
+        .cloned()
+        .unwrap_or_else(|| b"format = 1\n".to_vec());
     let mut seeds: Vec<Vec<u8>> = records
         .iter()
         .take(4)
@@ -87,7 +90,13 @@ fn signature_target(scratch: &Path, records: &[Vec<u8>]) -> Target {
     Target {
         name: "signature",
         seeds,
-        dict: tokens(&["cohort format=1 registry=", " path=", " sha256=", " kind=user", " signer="]),
+        dict: tokens(&[
+            "cohort format=1 registry=",
+            " path=",
+            " sha256=",
+            " kind=user",
+            " signer=",
+        ]),
         run: Box::new(move |input| {
             let _ = sign::verify(&pk, input, &signed);
             let _ = sign::claimed_key_id(input);
@@ -151,7 +160,12 @@ fn sealed_target() -> Target {
     Target {
         name: "sealed",
         seeds,
-        dict: tokens(&["-> X25519 ", "-> scrypt ", "--- ", "age-encryption.org/v1\n"]),
+        dict: tokens(&[
+            "-> X25519 ",
+            "-> scrypt ",
+            "--- ",
+            "age-encryption.org/v1\n",
+        ]),
         run: Box::new(move |input| {
             let _ = envelope::stanza_count(input);
             let manifest = Sealed {
@@ -233,7 +247,17 @@ fn parameters_target(seeds: Vec<Vec<u8>>) -> Target {
     Target {
         name: "parameters",
         seeds,
-        dict: tokens(&["=", ".", "--gpus", "--shm-size=", "$(", "`", "\"$X\"", "'", "device="]),
+        dict: tokens(&[
+            "=",
+            ".",
+            "--gpus",
+            "--shm-size=",
+            "$(",
+            "`",
+            "\"$X\"",
+            "'",
+            "device=",
+        ]),
         run: Box::new(|input| {
             let Ok(text) = std::str::from_utf8(input) else {
                 return;
@@ -254,7 +278,13 @@ fn tarball_target(scratch: &Path) -> Target {
     Target {
         name: "tarball",
         seeds: seeds::tarballs(),
-        dict: tokens(&["ustar\u{0}00", "ustar  \u{0}", "../", "././@LongLink", "\u{1f}\u{8b}\u{8}"]),
+        dict: tokens(&[
+            "ustar\u{0}00",
+            "ustar  \u{0}",
+            "../",
+            "././@LongLink",
+            "\u{1f}\u{8b}\u{8}",
+        ]),
         run: Box::new(move |input| {
             let archive = dir.join("in.tar");
             let dest = dir.join("out");

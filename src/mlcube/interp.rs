@@ -110,7 +110,9 @@ impl<'a> Interpolator<'a> {
         let resolved = self.resolve_fresh(node, path, depth);
         self.active.borrow_mut().remove(path.as_slice());
         let resolved = resolved?;
-        self.memo.borrow_mut().insert(path.clone(), resolved.clone());
+        self.memo
+            .borrow_mut()
+            .insert(path.clone(), resolved.clone());
         Ok(resolved)
     }
 
@@ -499,7 +501,11 @@ mod tests {
         }
         let e = resolve(&yaml, &[]).unwrap_err();
         assert!(e.message.contains("beyond"), "{e:?}");
-        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
         // A chain written top-down is resolved by recursion: that is where depth is bounded.
         let mut yaml = String::from("l0: x\n");
         for i in 1..=40 {

@@ -114,8 +114,11 @@ pub fn open(
     Ok(plain)
 }
 
-/// Largest age header accepted (a few hundred recipients' stanzas fit many times over).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest age header accepted, and most stanzas in it: a sealed payload has one X25519 stanza
+/// per recipient (the committee and the data owner) plus age's grease stanza. age's header
+/// parsing grows faster than linearly with the stanza count (1,700 repeated stanzas took 11 s).
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+const MAX_STANZAS: usize = 128;
 /// Longest stanza line (`-> type args`) and body line (age wraps bodies at 64 columns).
 const MAX_STANZA_LINE: usize = 256;
 const MAX_BODY_LINE: usize = 64;
@@ -129,21 +132,30 @@ fn check_header(ciphertext: &[u8]) -> Result<(), String> {
         .strip_prefix(INTRO)
         .ok_or("not a binary age v1 file")?;
     let mut seen = INTRO.len();
+    let mut stanzas = 0;
     for line in rest.split(|b| *b == b'\n') {
-        seen += line.len() + 1;
-        if seen > MAX_HEADER_BYTES {
-            return Err(format!("the age header is longer than {MAX_HEADER_BYTES} bytes"));
-        }
         if line.starts_with(b"--- ") {
             return Ok(());
         }
         let max = if line.starts_with(b"-> ") {
+            stanzas += 1;
+            if stanzas > MAX_STANZAS {
+                return Err(format!(
+                    "the age header has more than {MAX_STANZAS} stanzas"
+                ));
+            }
             MAX_STANZA_LINE
         } else {
             MAX_BODY_LINE
         };
         if line.len() > max {
             return Err(format!("the age header has a line longer than {max} bytes"));
+        }
+        seen += line.len() + 1;
+        if seen > MAX_HEADER_BYTES {
+            return Err(format!(
+                "the age header is longer than {MAX_HEADER_BYTES} bytes"
+            ));
         }
     }
     Err("age header is not terminated".into())
@@ -231,5 +243,11 @@ mod tests {
         let e = open(&m, &bad, &ida).unwrap_err().to_string();
         assert!(e.contains("line longer than 256 bytes"), "{e}");
         assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        let many = format!("{head}\n{}", "-> X25519 AAAA\nAAAA\n".repeat(200));
+        let mut bad = many.into_bytes();
+        bad.extend_from_slice(&ct[head.len() + 1..]);
+        m.ciphertext_sha256 = Sha256::of(&bad);
+        let e = open(&m, &bad, &ida).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
     }
 }

@@ -200,11 +200,12 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
     }
     // Size, UTF-8 and nesting before any parser runs, so hostile input costs a linear scan.
     // Table headers (`[[x]]`) take two levels, hence twice the record nesting.
-    let text = prescan::check_text(bytes, prescan::Syntax::Toml, limit, MAX_NESTING * 2)
-        .map_err(|why| ModelError::Parse {
+    let text = prescan::check_text(bytes, prescan::Syntax::Toml, limit, MAX_NESTING * 2).map_err(
+        |why| ModelError::Parse {
             path: path.to_string(),
             why,
-        })?;
+        },
+    )?;
     if text.contains('\r') {
         return Err(ModelError::Parse {
             path: path.to_string(),

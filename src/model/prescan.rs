@@ -156,9 +156,8 @@ fn json_depth(text: &str) -> usize {
 fn yaml_depth(text: &str) -> usize {
     let b = text.as_bytes();
     let (mut i, mut depth, mut max) = (0usize, 0usize, 0usize);
-    let token_start = |i: usize| {
-        i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',')
-    };
+    let token_start =
+        |i: usize| i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',');
     while i < b.len() {
         match b[i] {
             b'#' if token_start(i) => {
@@ -208,20 +207,37 @@ mod tests {
     #[test]
     fn nesting_outside_strings_counts() {
         let deep = format!("x = {}1{}\n", "[".repeat(20), "]".repeat(20));
-        assert!(check(&deep, Syntax::Toml).unwrap_err().contains("deeper than 16"));
+        assert!(
+            check(&deep, Syntax::Toml)
+                .unwrap_err()
+                .contains("deeper than 16")
+        );
         assert!(check(&format!("a: {}", "[".repeat(20)), Syntax::Yaml).is_err());
         assert!(check(&"[".repeat(20), Syntax::Json).is_err());
         // Brackets in strings and comments do not count.
         for (t, s) in [
-            ("x = \"[[[[[[[[[[[[[[[[[[[[\"\ny = '{{{{{{{{{{{{{{{{{{{'\n# [[[[[[[[[[[[[[[[[[[[\n", Syntax::Toml),
-            ("x = \"\"\"[[[[[[[[[[[[[[[[[[[[\"\"\"\ny = '''[[[[[[[[[[[[[[[[[[[['''\n", Syntax::Toml),
-            ("a: '[[[[[[[[[[[[[[[[[[[['\nb: \"{{{{{{{{{{{{{{{{{{{{\"\n# [[[[[[[[[[[[[[[[[[[[\n", Syntax::Yaml),
+            (
+                "x = \"[[[[[[[[[[[[[[[[[[[[\"\ny = '{{{{{{{{{{{{{{{{{{{'\n# [[[[[[[[[[[[[[[[[[[[\n",
+                Syntax::Toml,
+            ),
+            (
+                "x = \"\"\"[[[[[[[[[[[[[[[[[[[[\"\"\"\ny = '''[[[[[[[[[[[[[[[[[[[['''\n",
+                Syntax::Toml,
+            ),
+            (
+                "a: '[[[[[[[[[[[[[[[[[[[['\nb: \"{{{{{{{{{{{{{{{{{{{{\"\n# [[[[[[[[[[[[[[[[[[[[\n",
+                Syntax::Yaml,
+            ),
             ("{\"a\": \"[[[[[[[[[[[[[[[[[[[[\\\"[[[[\"}", Syntax::Json),
         ] {
             check(t, s).unwrap_or_else(|e| panic!("{t}: {e}"));
         }
         // A multi-line TOML string does not hide what follows it.
-        let hidden = format!("x = \"\"\" \" \"\"\"\ny = {}1{}\n", "[".repeat(20), "]".repeat(20));
+        let hidden = format!(
+            "x = \"\"\" \" \"\"\"\ny = {}1{}\n",
+            "[".repeat(20),
+            "]".repeat(20)
+        );
         assert!(check(&hidden, Syntax::Toml).is_err());
     }
 
@@ -237,7 +253,15 @@ mod tests {
         assert!(e.contains("too many"), "{e}");
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         let big = vec![b'a'; 100];
-        assert!(check_text(&big, Syntax::Yaml, 99, 32).unwrap_err().contains("over the 99-byte"));
-        assert!(check_text(b"\xff", Syntax::Yaml, 99, 32).unwrap_err().contains("UTF-8"));
+        assert!(
+            check_text(&big, Syntax::Yaml, 99, 32)
+                .unwrap_err()
+                .contains("over the 99-byte")
+        );
+        assert!(
+            check_text(b"\xff", Syntax::Yaml, 99, 32)
+                .unwrap_err()
+                .contains("UTF-8")
+        );
     }
 }

@@ -15,11 +15,11 @@ use crate::model::Sha256;
 use crate::progress::{Cancel, Reporter, TaskId};
 
 use super::content::hash_reader;
-use super::headers::{backoff, parse_content_range, parse_unsatisfied_range, retry_after};
-use super::pace::Pace;
 use super::download::{Fetched, sync_dir};
 use super::error::{NetFailure, Result, StorageError};
+use super::headers::{backoff, parse_content_range, parse_unsatisfied_range, retry_after};
 use super::net::NetConfig;
+use super::pace::Pace;
 
 /// Network read size; the body reader buffers below it anyway.
 const BUF: usize = 256 << 10;
@@ -153,7 +153,9 @@ pub(crate) fn fetch_http(
             bar.end(false);
             return Err(err);
         }
-        let outcome = attempt(&agent, url, &paths, &mut meta, net, &mut bar, cancel, &mut pace);
+        let outcome = attempt(
+            &agent, url, &paths, &mut meta, net, &mut bar, cancel, &mut pace,
+        );
         let err = match outcome {
             Ok((sha256, bytes)) => {
                 let done = finish(url, expected, &paths, dest, sha256, bytes);
@@ -593,4 +595,3 @@ fn classify_io(url: &str, e: io::Error) -> Failed {
         wait: None,
     }
 }
-

@@ -177,9 +177,7 @@ fn check_shape(text: &str) -> Result<SigShape, String> {
     }
     let sig = decode_base64(lines[1])
         .filter(|b| b.len() == SIG_LINE_BYTES)
-        .ok_or_else(|| {
-            format!("line 2 is not the base64 of a {SIG_LINE_BYTES}-byte signature")
-        })?;
+        .ok_or_else(|| format!("line 2 is not the base64 of a {SIG_LINE_BYTES}-byte signature"))?;
     if &sig[..2] != ALG_PREHASHED {
         return Err("line 2 names an algorithm other than prehashed Ed25519 (legacy or unknown signatures are not accepted)".into());
     }
@@ -411,7 +409,9 @@ mod tests {
         assert_eq!(decode_base64("YWJj").unwrap(), b"abc");
         assert_eq!(decode_base64("YWI=").unwrap(), b"ab");
         assert_eq!(decode_base64("YQ==").unwrap(), b"a");
-        for bad in ["", "YWJ", "YQ=", "YR==", "Y===", "YQ==YWJj", "YW J", "YWJ\n"] {
+        for bad in [
+            "", "YWJ", "YQ=", "YR==", "Y===", "YQ==YWJj", "YW J", "YWJ\n",
+        ] {
             assert_eq!(decode_base64(bad), None, "{bad:?}");
         }
     }

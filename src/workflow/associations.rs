@@ -53,12 +53,7 @@ pub fn associate_model(
         model: engine.registered(ctx, &ix, &mref)?,
         metrics: engine.registered(ctx, &ix, &b.metrics)?,
     };
-    let compat = compatibility_test(
-        ctx,
-        &engine,
-        &trio,
-        Demo::Recorded(&b.demo_dataset),
-    )?;
+    let compat = compatibility_test(ctx, &engine, &trio, Demo::Recorded(&b.demo_dataset))?;
     if !compat.report.ok {
         return Ok((compat, None));
     }

@@ -185,8 +185,8 @@ pub fn unpack_demo(ctx: &Ctx, demo: Demo<'_>, dir: &Path) -> Result<DemoData> {
         crate::model::prescan::MAX_FLOW_DEPTH,
     )
     .map_err(|why| WorkflowError::Refused(format!("{source}: paths.yaml {why}")))?;
-    let map: std::collections::BTreeMap<String, serde_norway::Value> =
-        serde_norway::from_str(text).map_err(|e| {
+    let map: std::collections::BTreeMap<String, serde_norway::Value> = serde_norway::from_str(text)
+        .map_err(|e| {
             WorkflowError::Refused(format!("{source}: paths.yaml is not a YAML map: {e}"))
         })?;
     let get = |k: &str| -> Result<PathBuf> {

@@ -23,7 +23,6 @@ fn zeros_tgz(files: &[(&str, usize)]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-
 #[test]
 fn a_gzip_bomb_is_refused_by_the_default_ratio_before_it_expands() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,13 +50,24 @@ fn recorded_sizes_bound_extraction_exactly() {
     let exact = ExtractLimits::for_asset(Some(2000), Some(2), None);
     let got = extract_tarball(&archive, &dest, &exact).unwrap();
     assert_eq!((got.bytes, got.files.len()), (2000, 2));
-    let e = extract_tarball(&archive, &dest, &ExtractLimits::for_asset(Some(1999), Some(2), None))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("more than 1999 bytes") && e.contains("asset.tgz"), "{e}");
-    let e = extract_tarball(&archive, &dest, &ExtractLimits::for_asset(Some(2000), Some(1), None))
-        .unwrap_err()
-        .to_string();
+    let e = extract_tarball(
+        &archive,
+        &dest,
+        &ExtractLimits::for_asset(Some(1999), Some(2), None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("more than 1999 bytes") && e.contains("asset.tgz"),
+        "{e}"
+    );
+    let e = extract_tarball(
+        &archive,
+        &dest,
+        &ExtractLimits::for_asset(Some(2000), Some(1), None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("more than the 1 files its record states"), "{e}");
 }
 
@@ -114,7 +124,10 @@ fn a_dribbling_server_is_dropped_at_the_minimum_rate() {
         "{e}"
     );
     let msg = e.to_string();
-    assert!(msg.contains("/slow") && msg.contains("minimum rate of 1000 bytes/s"), "{msg}");
+    assert!(
+        msg.contains("/slow") && msg.contains("minimum rate of 1000 bytes/s"),
+        "{msg}"
+    );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(!dest.exists());
 }
@@ -133,7 +146,13 @@ fn an_endless_stream_stops_at_the_recorded_size() {
     let dest = dir.path().join("asset");
     // A 112-byte asset once streamed 2.1 GB: its record's size bounds the download.
     let t = Instant::now();
-    let e = get(&srv.url("/endless"), None, &dest, &net().bounded_to(Some(112))).unwrap_err();
+    let e = get(
+        &srv.url("/endless"),
+        None,
+        &dest,
+        &net().bounded_to(Some(112)),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, StorageError::TooLarge { limit: 112, .. }) && msg.contains("/endless"),
