@@ -16,13 +16,16 @@ use crate::progress::{Cancel, Silent};
 use crate::storage::{self, ExtractLimits, NetConfig};
 use crate::trust::{keys, sign};
 
+/// Runs one input through a parser.
+pub type RunFn = Box<dyn Fn(&[u8])>;
+
 /// One parser under fuzzing.
 pub struct Target {
     pub name: &'static str,
     pub seeds: Vec<Vec<u8>>,
     /// Extra dictionary tokens for this syntax.
     pub dict: Vec<Vec<u8>>,
-    pub run: Box<dyn Fn(&[u8])>,
+    pub run: RunFn,
 }
 
 fn tokens(list: &[&str]) -> Vec<Vec<u8>> {
@@ -262,7 +265,7 @@ fn parameters_target(seeds: Vec<Vec<u8>>) -> Target {
             let Ok(text) = std::str::from_utf8(input) else {
                 return;
             };
-            let _ = mlcube::fuzz_parameters(text);
+            mlcube::fuzz_parameters(text);
         }),
     }
 }
