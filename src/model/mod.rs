@@ -213,6 +213,24 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
                 .into(),
         });
     }
+    let kind = rp.kind().ok_or_else(|| ModelError::Parse {
+        path: path.to_string(),
+        why: "is not a record".into(),
+    })?;
+    // Defence in depth: the pre-scan and strict types leave the parsers nothing known to panic
+    // on, but one malformed file must stay a problem for that file, never a crashed verifier.
+    let parsed = std::panic::catch_unwind(|| typed_record(path, kind, text));
+    let record = parsed.unwrap_or_else(|_| {
+        Err(ModelError::Parse {
+            path: path.to_string(),
+            why: "the TOML parser failed on this file (refused rather than trusted)".into(),
+        })
+    })?;
+    validate_against_path(path, rp, &record)?;
+    Ok(record)
+}
+
+fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError> {
     // Look at the format version before the strict parse, so a record from a newer cohort says
     // "upgrade" rather than "unknown field".
     if let Ok(table) = text.parse::<toml::Table>()
@@ -226,11 +244,7 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
             ),
         });
     }
-    let kind = rp.kind().ok_or_else(|| ModelError::Parse {
-        path: path.to_string(),
-        why: "is not a record".into(),
-    })?;
-    let record = match kind {
+    Ok(match kind {
         Kind::Root => Record::Root(from_toml(path, text)?),
         Kind::Meta => Record::Meta(from_toml(path, text)?),
         Kind::User => Record::User(from_toml(path, text)?),
@@ -245,9 +259,7 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
         Kind::Dataset => Record::Dataset(from_toml(path, text)?),
         Kind::Result => Record::Result(from_toml(path, text)?),
         Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
-    };
-    validate_against_path(path, rp, &record)?;
-    Ok(record)
+    })
 }
 
 /// Serializes a record to the exact bytes that get signed and committed.
