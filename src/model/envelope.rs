@@ -133,22 +133,17 @@ fn check_header(ciphertext: &[u8]) -> Result<(), String> {
         .ok_or("not a binary age v1 file")?;
     let mut seen = INTRO.len();
     let mut stanzas = 0;
+    // age's grammar: stanzas of a `-> type args` line and a body wrapped at 64 columns whose
+    // last line is shorter (maybe empty), then the `--- mac` line.
+    let mut in_body = false;
     for line in rest.split(|b| *b == b'\n') {
-        if line.starts_with(b"--- ") {
-            return Ok(());
-        }
-        let max = if line.starts_with(b"-> ") {
-            stanzas += 1;
-            if stanzas > MAX_STANZAS {
-                return Err(format!(
-                    "the age header has more than {MAX_STANZAS} stanzas"
-                ));
-            }
+        let stanza = line.starts_with(b"-> ");
+        let max = if stanza {
             MAX_STANZA_LINE
         } else {
             MAX_BODY_LINE
         };
-        if line.len() > max {
+        if line.len() > max && !(line.starts_with(b"--- ") && !in_body) {
             return Err(format!("the age header has a line longer than {max} bytes"));
         }
         seen += line.len() + 1;
@@ -156,6 +151,21 @@ fn check_header(ciphertext: &[u8]) -> Result<(), String> {
             return Err(format!(
                 "the age header is longer than {MAX_HEADER_BYTES} bytes"
             ));
+        }
+        match (in_body, stanza) {
+            (false, _) if line.starts_with(b"--- ") => return Ok(()),
+            (false, true) => {
+                stanzas += 1;
+                if stanzas > MAX_STANZAS {
+                    return Err(format!(
+                        "the age header has more than {MAX_STANZAS} stanzas"
+                    ));
+                }
+                in_body = true;
+            }
+            (false, false) => return Err("the age header has a line outside any stanza".into()),
+            (true, true) => return Err("an age stanza lacks its final short body line".into()),
+            (true, false) => in_body = line.len() == MAX_BODY_LINE,
         }
     }
     Err("age header is not terminated".into())
