@@ -297,6 +297,15 @@ fn verify_lists_every_problem_in_one_run() {
             "expected a problem `{path}: ...{why}...` in:\n{out}"
         );
     }
+    // The range check CI and the hook run reads the same file: a problem, not exit 101.
+    let range = env
+        .cohort("site", &["verify", "--range", "HEAD~1..HEAD"])
+        .fails(1);
+    assert!(
+        range.all().contains("line 4 is not the base64"),
+        "{}",
+        range.all()
+    );
     let report = json(&env.cohort("site", &["verify", "--json"]).fails(1));
     assert!(report["problems"].as_array().unwrap().len() >= expect.len());
 }
