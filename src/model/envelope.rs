@@ -143,7 +143,7 @@ fn check_header(ciphertext: &[u8]) -> Result<(), String> {
         } else {
             MAX_BODY_LINE
         };
-        if line.len() > max && !(line.starts_with(b"--- ") && !in_body) {
+        if line.len() > max {
             return Err(format!("the age header has a line longer than {max} bytes"));
         }
         seen += line.len() + 1;
