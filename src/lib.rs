@@ -3,6 +3,10 @@
 //! `src/main.rs` resolves settings and passes them in.
 #![forbid(unsafe_code)]
 
+/// Test support: deterministic fuzzing of the parsers (used by `tests/fuzz.rs` and
+/// `cargo bench --bench fuzz`).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mlcube;
 pub mod model;
 pub mod progress;

@@ -498,3 +498,49 @@ fn a_cube_cannot_weaken_its_sandbox() {
         );
     }
 }
+
+/// Issue 14: configurations that cost seconds to plan (interpolations doubling at each level,
+/// 9 s) or to parse (200 KB of nested `[`, 55 s) are refused at once, with one line naming the
+/// file or the cube, through the real binary.
+#[test]
+fn configuration_bombs_are_refused_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doubling =
+        String::from("name: bomb\ndocker: {image: 'x/y:${l32}'}\ntasks: {infer: {}}\nl0: ab\n");
+    for i in 1..=32 {
+        doubling.push_str(&format!("l{i}: ${{l{p}}}${{l{p}}}\n", p = i - 1));
+    }
+    let nested = format!("name: bomb\ntasks: {}\n", "[".repeat(200_000));
+    for (name, yaml, want) in [
+        ("doubling", doubling, "grows beyond"),
+        ("nested", nested, "mlcube.yaml"),
+    ] {
+        let cube = tmp.path().join(name);
+        std::fs::create_dir_all(&cube).unwrap();
+        std::fs::write(cube.join("mlcube.yaml"), yaml).unwrap();
+        let t = std::time::Instant::now();
+        let out = cohort(
+            tmp.path(),
+            &[
+                "mlcube",
+                "run",
+                cube.to_str().unwrap(),
+                "--task",
+                "infer",
+                "--dry-run",
+            ],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.lines().next().unwrap_or("").contains(want),
+            "{name}: {err}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{name}: {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -95,6 +95,7 @@ impl<'s> Session<'s> {
             offline: self.settings.offline,
             max_output_bytes: self.max_output_bytes,
             full: self.full,
+            max_unpacked: self.settings.max_unpacked,
         }
     }
 

@@ -74,6 +74,16 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub home: Option<PathBuf>,
+    /// Largest unpacked size of a tarball (cube additional files, demo datasets) whose record
+    /// does not state its own (e.g. 5G; default 1G and at most 100 times the archive).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "SIZE",
+        value_parser = super::result::parse_size
+    )]
+    pub max_unpacked_size: Option<u64>,
 }
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
@@ -102,6 +112,8 @@ pub struct Settings {
     /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (as the docker CLI).
     pub docker_config: Option<PathBuf>,
     pub offline: bool,
+    /// `--max-unpacked-size`.
+    pub max_unpacked: Option<u64>,
 }
 
 impl Settings {
@@ -129,6 +141,7 @@ impl Settings {
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
             docker_config: docker_config_path(),
             offline: g.offline,
+            max_unpacked: g.max_unpacked_size,
         })
     }
 }

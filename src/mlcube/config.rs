@@ -3,6 +3,7 @@
 //! cube's `docker:` section, every task's parameters normalised (short forms, default = name,
 //! trailing-slash directories, `name=value` overrides), then all `${...}` resolved.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::error::Error;
@@ -84,9 +85,20 @@ impl CubeConfig {
         } else {
             abs
         };
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
+        // Read at most one byte over the cap: a huge (or endless) file is refused, not loaded.
+        let mut bytes = Vec::new();
+        std::fs::File::open(&file)
+            .and_then(|f| {
+                f.take(tree::MAX_YAML_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|source| Error::Read {
+                path: file.clone(),
+                source,
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Yaml {
             path: file.clone(),
-            source,
+            message: "is not UTF-8".into(),
         })?;
         CubeConfig::from_text(&text, &file)
     }

@@ -109,6 +109,17 @@ pub const DEVIATIONS: &[Deviation] = &[
         cohort: "runs one task per invocation (as 0.0.9, the only task of a one-task cube is the \
                  default)",
     },
+    Deviation {
+        id: "input-limits",
+        quirk: "-",
+        mlcube: "reads a configuration of any size and nesting, and resolves interpolations \
+                 without bounds (a 620-byte file whose references double at each level takes \
+                 minutes)",
+        cohort: "refuses, naming the file or key: a configuration over 1 MiB, flow nesting \
+                 deeper than 32 or too many flow collections for its size, reference chains \
+                 deeper than 32, an interpolated value over 64 KiB or 1 MiB of interpolated \
+                 output in all; each referenced value is resolved once",
+    },
 ];
 
 /// The deviation with this id.

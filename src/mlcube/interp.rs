@@ -3,6 +3,9 @@
 //! legacy `${env:VAR}`), `\${` escapes; plus the `~` and `$VAR` expansion 0.0.9 applies to
 //! parameter paths. Host environment access goes through a closure the caller passes in.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+
 use super::tree::Node;
 
 /// Why an interpolation failed, with the key whose value held it.
@@ -20,14 +23,36 @@ pub struct Interpolator<'a> {
     root: &'a Node,
     env: &'a dyn Fn(&str) -> Option<String>,
     allow_env: bool,
+    /// Resolved nodes by absolute key path: a value referenced many times is resolved once,
+    /// so references that double at each level cost linear time, not 2^depth.
+    memo: RefCell<HashMap<Vec<String>, Node>>,
+    /// Paths being resolved right now: meeting one again is a cycle.
+    active: RefCell<HashSet<Vec<String>>>,
+    /// Bytes produced so far, across the whole configuration.
+    produced: Cell<usize>,
 }
 
-const MAX_DEPTH: usize = 32;
+/// Longest chain of references followed to resolve one value.
+pub const MAX_DEPTH: usize = 32;
+/// Largest string one interpolation may produce.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most bytes resolution may produce for a whole configuration (strings and copied values).
+pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 enum Segment<'s> {
     Text(std::borrow::Cow<'s, str>),
     Interp(&'s str),
+}
+
+/// Size of a resolved node, as charged against [`MAX_TOTAL_BYTES`].
+fn weight(node: &Node) -> usize {
+    match node {
+        Node::Str(s) => s.len().max(1),
+        Node::Seq(items) => 1 + items.iter().map(weight).sum::<usize>(),
+        Node::Map(map) => 1 + map.iter().map(|(k, v)| k.len() + weight(v)).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 impl<'a> Interpolator<'a> {
@@ -36,6 +61,9 @@ impl<'a> Interpolator<'a> {
             root,
             env,
             allow_env,
+            memo: RefCell::default(),
+            active: RefCell::default(),
+            produced: Cell::new(0),
         }
     }
 
@@ -45,7 +73,50 @@ impl<'a> Interpolator<'a> {
         self.resolve_node(self.root, &mut path, 0)
     }
 
+    /// Counts `n` produced bytes against the whole-configuration budget.
+    fn charge(&self, n: usize, path: &[String], expression: &str) -> Result<(), InterpError> {
+        let total = self.produced.get().saturating_add(n);
+        self.produced.set(total);
+        if total > MAX_TOTAL_BYTES {
+            return Err(InterpError {
+                key: path.join("."),
+                expression: expression.to_string(),
+                message: format!(
+                    "interpolations expand the configuration beyond {MAX_TOTAL_BYTES} bytes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn resolve_node(
+        &self,
+        node: &Node,
+        path: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<Node, InterpError> {
+        if let Some(done) = self.memo.borrow().get(path.as_slice()) {
+            // Charge before copying, so a copy over budget is never made.
+            self.charge(weight(done), path, "")?;
+            return Ok(done.clone());
+        }
+        if !self.active.borrow_mut().insert(path.clone()) {
+            return Err(InterpError {
+                key: path.join("."),
+                expression: String::new(),
+                message: "interpolations refer to each other in a cycle".into(),
+            });
+        }
+        let resolved = self.resolve_fresh(node, path, depth);
+        self.active.borrow_mut().remove(path.as_slice());
+        let resolved = resolved?;
+        self.memo
+            .borrow_mut()
+            .insert(path.clone(), resolved.clone());
+        Ok(resolved)
+    }
+
+    fn resolve_fresh(
         &self,
         node: &Node,
         path: &mut Vec<String>,
@@ -57,8 +128,9 @@ impl<'a> Interpolator<'a> {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     path.push(i.to_string());
-                    out.push(self.resolve_node(item, path, depth)?);
+                    let r = self.resolve_node(item, path, depth);
                     path.pop();
+                    out.push(r?);
                 }
                 Node::Seq(out)
             }
@@ -66,8 +138,9 @@ impl<'a> Interpolator<'a> {
                 let mut out = Vec::with_capacity(map.len());
                 for (k, v) in map {
                     path.push(k.clone());
-                    out.push((k.clone(), self.resolve_node(v, path, depth)?));
+                    let r = self.resolve_node(v, path, depth);
                     path.pop();
+                    out.push((k.clone(), r?));
                 }
                 Node::Map(out)
             }
@@ -88,7 +161,7 @@ impl<'a> Interpolator<'a> {
         if depth > MAX_DEPTH {
             return Err(err(
                 s,
-                "interpolations refer to each other in a cycle".into(),
+                format!("interpolations nest more than {MAX_DEPTH} references deep"),
             ));
         }
         let segments = split_segments(s).map_err(|m| err(s, m))?;
@@ -103,7 +176,14 @@ impl<'a> Interpolator<'a> {
                     out.push_str(&self.evaluate(inner, path, depth)?.python_str())
                 }
             }
+            if out.len() > MAX_VALUE_BYTES {
+                return Err(err(
+                    s,
+                    format!("the interpolated value grows beyond {MAX_VALUE_BYTES} bytes"),
+                ));
+            }
         }
+        self.charge(out.len(), path, s)?;
         Ok(Node::Str(out))
     }
 
@@ -402,6 +482,43 @@ mod tests {
         assert!(e.message.contains("cycle"), "{e:?}");
         let e = resolve("a: '${oc.decode:1}'\n", &[]).unwrap_err();
         assert!(e.message.contains("not supported"), "{e:?}");
+    }
+
+    /// Issue 14: references that double at each level took 9 s to plan (2^32 evaluations).
+    #[test]
+    fn doubling_references_are_bounded() {
+        let mut yaml = String::from("l0: ab\n");
+        for i in 1..=32 {
+            yaml.push_str(&format!("l{i}: '${{l{p}}}${{l{p}}}'\n", p = i - 1));
+        }
+        let t = std::time::Instant::now();
+        let e = resolve(&yaml, &[]).unwrap_err();
+        assert!(e.message.contains("grows beyond"), "{e:?}");
+        // Values that stay small are resolved once each, however often they are referenced.
+        let mut yaml = String::from("l0: [a, b]\n");
+        for i in 1..=40 {
+            yaml.push_str(&format!("l{i}: ['${{l{p}}}', '${{l{p}}}']\n", p = i - 1));
+        }
+        let e = resolve(&yaml, &[]).unwrap_err();
+        assert!(e.message.contains("beyond"), "{e:?}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        // A chain written top-down is resolved by recursion: that is where depth is bounded.
+        let mut yaml = String::from("l0: x\n");
+        for i in 1..=40 {
+            yaml.insert_str(0, &format!("l{i}: '${{l{}}}'\n", i - 1));
+        }
+        let e = resolve(&yaml, &[]).unwrap_err();
+        assert!(e.message.contains("32 references deep"), "{e:?}");
+        let mut yaml = String::from("l0: x\n");
+        for i in 1..=20 {
+            yaml.push_str(&format!("l{i}: '${{l{p}}}${{l{p}}}'\n", p = i - 1));
+        }
+        let e = resolve(&yaml, &[]).unwrap_err();
+        assert!(e.message.contains("grows beyond"), "{e:?}");
     }
 
     #[test]

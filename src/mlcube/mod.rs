@@ -71,5 +71,35 @@ pub use plan::{
 pub use prepare::prepare_host;
 pub use strict::{StrictViolation, check_strict};
 
+/// Feeds text to every parser of parameters and run arguments (fuzzing): the whole text as
+/// YAML (`parameters.yaml`), each line as a `-P` override applied to a small tree, as shell
+/// and shlex words, as docker run flags and their values, and through `~`/`$VAR` expansion.
+pub(crate) fn fuzz_parameters(text: &str) {
+    let _ = tree::Node::parse_yaml(text);
+    let mut root = tree::Node::Map(vec![(
+        "docker".into(),
+        tree::Node::Map(vec![("image".into(), tree::Node::Str("x".into()))]),
+    )]);
+    let env = |k: &str| (k == "X").then(|| "/x".to_string());
+    for line in text.lines().take(64) {
+        if let Ok((path, value)) = tree::parse_dotlist(line) {
+            let _ = tree::set_path(&mut root, &path, value);
+        }
+        let _ = interp::expand_vars(&interp::expand_user(line, "/home/u"), &env);
+        let _ = interp::uses_host_env(line);
+        let _ = paths::lexical(line);
+        let _ = args::shlex_split(line);
+        if let Ok(words) = args::shell_split(line) {
+            let _ = args::parse_flags(&words);
+            for w in &words {
+                let value = w.split_once('=').map_or(w.as_str(), |(_, v)| v);
+                let _ = args::parse_gpus(value);
+                let _ = args::parse_bytes(value);
+                let _ = args::parse_cpus(value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -562,6 +562,7 @@ fn deviations_table_is_complete() {
         "override-equals",
         "run-args-api",
         "hardening",
+        "input-limits",
     ] {
         assert!(ids.contains(&id), "{id}");
     }

@@ -5,6 +5,12 @@
 
 use std::fmt;
 
+use crate::model::prescan;
+
+/// Largest YAML text read as a configuration (registered cube files are capped lower, at
+/// [`crate::model::MAX_TEXT_BYTES`]).
+pub const MAX_YAML_BYTES: usize = 1 << 20;
+
 /// One node of the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -19,8 +25,16 @@ pub enum Node {
 }
 
 impl Node {
-    /// Parses YAML text into a tree. Keys must be scalars, as OmegaConf requires.
+    /// Parses YAML text into a tree. Keys must be scalars, as OmegaConf requires. Size and
+    /// flow nesting are checked first ([`crate::model::prescan`]): libyaml's cost on hostile
+    /// nesting grows with the square of the input.
     pub fn parse_yaml(text: &str) -> Result<Node, String> {
+        prescan::check_text(
+            text.as_bytes(),
+            prescan::Syntax::Yaml,
+            MAX_YAML_BYTES,
+            prescan::MAX_FLOW_DEPTH,
+        )?;
         let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
         Node::from_yaml(value)
     }

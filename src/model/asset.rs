@@ -16,6 +16,16 @@ pub struct Asset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<String>,
     pub sha256: Sha256,
+    /// Bytes of the file itself, measured at submission: a download stops there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// For tarballs cohort extracts: total bytes of the files inside (an extraction stops
+    /// there; records made before sizes were recorded get defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_size: Option<u64>,
+    /// For tarballs cohort extracts: how many regular files it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
 }
 
 /// Where an [`Asset`] is fetched from.
@@ -33,7 +43,14 @@ impl Asset {
             url: Some(url.into()),
             blob: None,
             sha256,
+            size: None,
+            unpacked_size: None,
+            files: None,
         }
+    }
+    /// [`Asset::at_url`].
+    pub fn new(url: impl Into<String>, sha256: Sha256) -> Asset {
+        Asset::at_url(url, sha256)
     }
     /// An asset stored in the registry as `blobs/sha256/<sha256>`.
     pub fn in_blob(sha256: Sha256) -> Asset {
@@ -41,6 +58,9 @@ impl Asset {
             url: None,
             blob: Some(super::paths::build::blob(sha256.as_str())),
             sha256,
+            size: None,
+            unpacked_size: None,
+            files: None,
         }
     }
     /// Where to fetch it (validated records name exactly one location).

@@ -181,6 +181,7 @@ pub fn try_open(
     if Sha256::of(ciphertext) != sealed.ciphertext_sha256 {
         return Err(OpenError::BadCiphertextHash);
     }
+    check_header(ciphertext).map_err(OpenError::NotAgeFile)?;
     let decryptor =
         age::Decryptor::new(ciphertext).map_err(|e| OpenError::NotAgeFile(e.to_string()))?;
     let mut reader = decryptor
@@ -194,6 +195,63 @@ pub fn try_open(
         return Err(OpenError::BadPlaintextHash);
     }
     Ok(plain)
+}
+
+/// Largest age header accepted, and most stanzas in it: a sealed payload has one X25519 stanza
+/// per recipient (the committee and the data owner) plus age's grease stanza. age's header
+/// parsing grows faster than linearly with the stanza count (1,700 repeated stanzas took 11 s).
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+const MAX_STANZAS: usize = 128;
+/// Longest stanza line (`-> type args`) and body line (age wraps bodies at 64 columns).
+const MAX_STANZA_LINE: usize = 256;
+const MAX_BODY_LINE: usize = 64;
+
+/// Checks the shape of an age header before the age crate parses it: its parser slows down
+/// sharply on very long lines (a single 49 KB stanza line took 1.7 s, and a sealed file may be
+/// 1 MiB), so a data owner could stall the committee member who decrypts their result.
+fn check_header(ciphertext: &[u8]) -> Result<(), String> {
+    const INTRO: &[u8] = b"age-encryption.org/v1\n";
+    let rest = ciphertext
+        .strip_prefix(INTRO)
+        .ok_or("not a binary age v1 file")?;
+    let mut seen = INTRO.len();
+    let mut stanzas = 0;
+    // age's grammar: stanzas of a `-> type args` line and a body wrapped at 64 columns whose
+    // last line is shorter (maybe empty), then the `--- mac` line.
+    let mut in_body = false;
+    for line in rest.split(|b| *b == b'\n') {
+        let stanza = line.starts_with(b"-> ");
+        let max = if stanza {
+            MAX_STANZA_LINE
+        } else {
+            MAX_BODY_LINE
+        };
+        if line.len() > max {
+            return Err(format!("the age header has a line longer than {max} bytes"));
+        }
+        seen += line.len() + 1;
+        if seen > MAX_HEADER_BYTES {
+            return Err(format!(
+                "the age header is longer than {MAX_HEADER_BYTES} bytes"
+            ));
+        }
+        match (in_body, stanza) {
+            (false, _) if line.starts_with(b"--- ") => return Ok(()),
+            (false, true) => {
+                stanzas += 1;
+                if stanzas > MAX_STANZAS {
+                    return Err(format!(
+                        "the age header has more than {MAX_STANZAS} stanzas"
+                    ));
+                }
+                in_body = true;
+            }
+            (false, false) => return Err("the age header has a line outside any stanza".into()),
+            (true, true) => return Err("an age stanza lacks its final short body line".into()),
+            (true, false) => in_body = line.len() == MAX_BODY_LINE,
+        }
+    }
+    Err("age header is not terminated".into())
 }
 
 /// Counts the X25519 recipient stanzas in an age header. age does not name recipients, so
@@ -261,5 +319,28 @@ mod tests {
         ct[last] ^= 1;
         let e = open(&m, &ct, &ida).unwrap_err().to_string();
         assert!(e.contains("does not match the sha256"), "{e}");
+    }
+
+    /// A stanza line tens of kilobytes long made age's parser take seconds (fuzzing found it).
+    #[test]
+    fn overlong_header_lines_are_refused_before_age_parses_them() {
+        let (a, ida) = who("alice");
+        let (mut m, ct) = seal(b"x = 1\n", &[a], "f.age", SCHEMA_METRICS).unwrap();
+        let text = String::from_utf8_lossy(&ct).into_owned();
+        let (head, _) = text.split_once("\n-> ").unwrap();
+        let long = format!("{head}\n-> X25519 {}\n", "A".repeat(50_000));
+        let mut bad = long.into_bytes();
+        bad.extend_from_slice(&ct[head.len() + 1..]);
+        m.ciphertext_sha256 = Sha256::of(&bad);
+        let t = std::time::Instant::now();
+        let e = open(&m, &bad, &ida).unwrap_err().to_string();
+        assert!(e.contains("line longer than 256 bytes"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        let many = format!("{head}\n{}", "-> X25519 AAAA\nAAAA\n".repeat(200));
+        let mut bad = many.into_bytes();
+        bad.extend_from_slice(&ct[head.len() + 1..]);
+        m.ciphertext_sha256 = Sha256::of(&bad);
+        let e = open(&m, &bad, &ida).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
     }
 }

@@ -44,7 +44,13 @@ pub fn parse_yaml_metrics(what: &str, bytes: &[u8]) -> Result<Metrics, ModelErro
             MAX_METRICS_BYTES
         )));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| invalid("is not UTF-8".into()))?;
+    let text = super::prescan::check_text(
+        bytes,
+        super::prescan::Syntax::Yaml,
+        MAX_METRICS_BYTES,
+        super::prescan::MAX_FLOW_DEPTH,
+    )
+    .map_err(invalid)?;
     let value: serde_norway::Value =
         serde_norway::from_str(text).map_err(|e| invalid(format!("is not valid YAML: {e}")))?;
     let map = match value {
@@ -108,7 +114,13 @@ pub fn from_canonical(what: &str, bytes: &[u8]) -> Result<Metrics, ModelError> {
         what: what.into(),
         why,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| invalid("is not UTF-8".into()))?;
+    let text = super::prescan::check_text(
+        bytes,
+        super::prescan::Syntax::Toml,
+        MAX_METRICS_BYTES,
+        super::MAX_NESTING * 2,
+    )
+    .map_err(invalid)?;
     let table: toml::Table = toml::from_str(text).map_err(|e| invalid(format!("{e}")))?;
     let mut out = Metrics::new();
     for (k, v) in table {

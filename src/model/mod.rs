@@ -8,6 +8,7 @@ pub mod ids;
 pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
+pub mod prescan;
 pub mod pseudonyms;
 pub mod records;
 mod validate;
@@ -201,49 +202,6 @@ pub fn size_limit(rp: &RecordPath) -> usize {
     }
 }
 
-/// Refuses input nested deeper than [`MAX_NESTING`] before the parser sees it, so hostile
-/// input cannot exhaust the stack. Brackets inside strings are skipped.
-fn check_nesting(path: &str, text: &str) -> Result<(), ModelError> {
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut in_comment = false;
-    for c in text.chars() {
-        if in_comment {
-            if c == '\n' {
-                in_comment = false;
-            }
-            continue;
-        }
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && q == '"' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '#' => in_comment = true,
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING * 2 {
-                    return Err(ModelError::Parse {
-                        path: path.to_string(),
-                        why: format!("nested deeper than {MAX_NESTING} levels"),
-                    });
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn from_toml<T: serde::de::DeserializeOwned>(path: &str, text: &str) -> Result<T, ModelError> {
     toml::from_str(text).map_err(|e| ModelError::Parse {
         path: path.to_string(),
@@ -273,10 +231,14 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
             limit,
         });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| ModelError::Parse {
-        path: path.to_string(),
-        why: "is not UTF-8".into(),
-    })?;
+    // Size, UTF-8 and nesting before any parser runs, so hostile input costs a linear scan.
+    // Table headers (`[[x]]`) take two levels, hence twice the record nesting.
+    let text = prescan::check_text(bytes, prescan::Syntax::Toml, limit, MAX_NESTING * 2).map_err(
+        |why| ModelError::Parse {
+            path: path.to_string(),
+            why,
+        },
+    )?;
     if text.contains('\r') {
         return Err(ModelError::Parse {
             path: path.to_string(),
@@ -284,7 +246,24 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
                 .into(),
         });
     }
-    check_nesting(path, text)?;
+    let kind = rp.kind().ok_or_else(|| ModelError::Parse {
+        path: path.to_string(),
+        why: "is not a record".into(),
+    })?;
+    // Defence in depth: the pre-scan and strict types leave the parsers nothing known to panic
+    // on, but one malformed file must stay a problem for that file, never a crashed verifier.
+    let parsed = std::panic::catch_unwind(|| typed_record(path, kind, text));
+    let record = parsed.unwrap_or_else(|_| {
+        Err(ModelError::Parse {
+            path: path.to_string(),
+            why: "the TOML parser failed on this file (refused rather than trusted)".into(),
+        })
+    })?;
+    validate_against_path(path, rp, &record)?;
+    Ok(record)
+}
+
+fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError> {
     // Look at the format version before the strict parse, so a record from a newer cohort says
     // "upgrade" rather than "unknown field".
     if let Ok(table) = text.parse::<toml::Table>()
@@ -298,11 +277,7 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
             ),
         });
     }
-    let kind = rp.kind().ok_or_else(|| ModelError::Parse {
-        path: path.to_string(),
-        why: "is not a record".into(),
-    })?;
-    let record = match kind {
+    Ok(match kind {
         Kind::Root => Record::Root(from_toml(path, text)?),
         Kind::Meta => Record::Meta(from_toml(path, text)?),
         Kind::User => Record::User(from_toml(path, text)?),
@@ -317,9 +292,7 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
         Kind::Dataset => Record::Dataset(from_toml(path, text)?),
         Kind::Result => Record::Result(from_toml(path, text)?),
         Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
-    };
-    validate_against_path(path, rp, &record)?;
-    Ok(record)
+    })
 }
 
 /// Serializes a record to the exact bytes that get signed and committed.
@@ -360,7 +333,7 @@ mod tests {
         let e = parse_record(path, &rp, deep.as_bytes())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("nested deeper"), "{e}");
+        assert!(e.contains("deeper than 16 levels"), "{e}");
         let e = parse_record(path, &rp, b"format = 2\nkind = \"user\"\n")
             .unwrap_err()
             .to_string();

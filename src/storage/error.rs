@@ -67,6 +67,17 @@ pub enum StorageError {
         size: String,
     },
 
+    #[error(
+        "cannot download {url}: {received} bytes in {elapsed_secs} s is under the minimum rate of \
+         {min_rate} bytes/s; the link is too slow or the server is stalling; a rerun resumes"
+    )]
+    TooSlow {
+        url: String,
+        received: u64,
+        elapsed_secs: u64,
+        min_rate: u64,
+    },
+
     #[error("`{given}` is not a usable download source: {why}")]
     BadSource { given: String, why: String },
 
@@ -141,6 +152,7 @@ impl StorageError {
                 *status >= 500 || *status == 408 || *status == 429 || *status == 407
             }
             StorageError::Io { source, .. } => is_disk_full(source),
+            StorageError::TooSlow { .. } => true,
             _ => false,
         }
     }

@@ -2,10 +2,12 @@
 //! datasets): plain files and folders only, nothing that could escape the destination, bounded
 //! in entries and bytes, and all-or-nothing: a refused archive leaves nothing behind.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use tar::EntryType;
 
@@ -17,22 +19,77 @@ use super::error::{Result, StorageError};
 pub struct ExtractLimits {
     /// Entries in the archive (files, folders and metadata headers).
     pub max_entries: u64,
+    /// Regular files, when the asset's record states how many it has.
+    pub max_files: Option<u64>,
     /// Total bytes of file contents after decompression.
     pub max_total_bytes: u64,
+    /// Unpacked bytes allowed per byte of the archive file (a gzip of zeros reaches ~1000:1).
+    pub max_ratio: Option<u64>,
     /// Longest relative path, in bytes.
     pub max_path_len: usize,
 }
 
+/// Unpacked size allowed for an archive whose record does not state it.
+pub const DEFAULT_MAX_UNPACKED: u64 = 1 << 30;
+/// Unpacked-to-packed ratio allowed for an archive whose record does not state its size.
+pub const DEFAULT_MAX_RATIO: u64 = 100;
+
 impl Default for ExtractLimits {
-    /// Generous for cube assets and demo datasets, small enough to stop a bomb.
+    /// For archives whose record states nothing: 1 GiB and 100:1, which stop a bomb (a 9 MB
+    /// gzip once expanded to 2 GiB under the old 16 GiB cap) and pass real cube assets.
     fn default() -> Self {
         ExtractLimits {
             max_entries: 100_000,
-            max_total_bytes: 16 << 30,
+            max_files: None,
+            max_total_bytes: DEFAULT_MAX_UNPACKED,
+            max_ratio: Some(DEFAULT_MAX_RATIO),
             max_path_len: 1024,
         }
     }
 }
+
+impl ExtractLimits {
+    /// The limits for an asset: exactly the unpacked size and file count its signed record
+    /// states (measured at submission, and the archive's sha256 is checked before extraction,
+    /// so an honest archive meets them exactly). Without them, `ceiling` (the user's
+    /// `--max-unpacked-size`) replaces the 1 GiB default and the ratio rule, or the defaults
+    /// apply.
+    pub fn for_asset(unpacked_size: Option<u64>, files: Option<u64>, ceiling: Option<u64>) -> Self {
+        let base = ExtractLimits::default();
+        match (unpacked_size, ceiling) {
+            (Some(size), _) => ExtractLimits {
+                max_total_bytes: size,
+                max_files: files,
+                max_ratio: None,
+                ..base
+            },
+            (None, Some(c)) => ExtractLimits {
+                max_total_bytes: c,
+                max_files: files,
+                max_ratio: None,
+                ..base
+            },
+            (None, None) => ExtractLimits {
+                max_files: files,
+                ..base
+            },
+        }
+    }
+}
+
+/// What an extraction created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// Relative paths of the files, in archive order.
+    pub files: Vec<PathBuf>,
+    /// Total bytes of their contents (what a record states as `unpacked_size`).
+    pub bytes: u64,
+}
+
+/// Tar overhead allowed per entry on top of the file contents: a header block, padding and a
+/// long-name block. The decompressed stream is capped at contents plus this, so entries tar
+/// reads into memory or skips (pax headers, long names, a folder with a size) are bounded too.
+const OVERHEAD_PER_ENTRY: u64 = 3 * 512;
 
 /// The gzip magic number; the file name is not trusted.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -46,12 +103,18 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// beside `dest` and renamed into place at the end, replacing any previous `dest` as a whole.
 /// Files are created 0644 and folders 0755 whatever the archive says: nothing from an
 /// archive becomes executable or setuid.
-pub fn extract_tarball(
-    archive: &Path,
-    dest: &Path,
-    limits: &ExtractLimits,
-) -> Result<Vec<PathBuf>> {
+pub fn extract_tarball(archive: &Path, dest: &Path, limits: &ExtractLimits) -> Result<Extracted> {
     let file = File::open(archive).map_err(|e| StorageError::io("open", archive, e))?;
+    let packed = file
+        .metadata()
+        .map_err(|e| StorageError::io("read", archive, e))?
+        .len();
+    let mut limits = limits.clone();
+    if let Some(ratio) = limits.max_ratio {
+        let by_ratio = packed.saturating_mul(ratio).max(1 << 20);
+        limits.max_total_bytes = limits.max_total_bytes.min(by_ratio);
+    }
+    let limits = &limits;
     let mut reader = BufReader::with_capacity(256 << 10, file);
     let head = reader
         .fill_buf()
@@ -62,8 +125,29 @@ pub fn extract_tarball(
     } else {
         Box::new(reader)
     };
+    let over = Rc::new(Cell::new(false));
+    let input = Box::new(Capped {
+        inner: input,
+        left: limits
+            .max_total_bytes
+            .saturating_add(limits.max_entries.saturating_mul(OVERHEAD_PER_ENTRY)),
+        over: over.clone(),
+    });
     let staging = AtomicDir::new(dest).map_err(|e| StorageError::io("stage", dest, e))?;
-    let files = unpack(archive, input, staging.path(), limits)?;
+    let files = unpack(archive, input, staging.path(), limits).map_err(|e| {
+        if over.get() {
+            StorageError::ArchiveLimit {
+                archive: archive.to_path_buf(),
+                why: format!(
+                    "it unpacks to more than {} bytes{}",
+                    limits.max_total_bytes,
+                    limit_origin(limits)
+                ),
+            }
+        } else {
+            e
+        }
+    })?;
     set_mode(staging.path(), 0o755).map_err(|e| StorageError::io("set permissions on", dest, e))?;
     staging
         .commit()
@@ -77,12 +161,43 @@ enum Made {
     Dir,
 }
 
+/// Says where a size limit came from, so the message tells the user what to change.
+fn limit_origin(limits: &ExtractLimits) -> &'static str {
+    if limits.max_ratio.is_some() {
+        " (the default for assets whose record states no unpacked size: 1 GiB and 100 times the archive; raise it with --max-unpacked-size)"
+    } else {
+        ""
+    }
+}
+
+/// The decompressed stream, cut off (with `over` set) past `left` bytes.
+struct Capped {
+    inner: Box<dyn Read>,
+    left: u64,
+    over: Rc<Cell<bool>>,
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.over.set(true);
+            return Err(io::Error::other("the archive unpacks beyond its limit"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn unpack(
     archive: &Path,
     input: Box<dyn Read>,
     root: &Path,
     limits: &ExtractLimits,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Extracted> {
     let bad_archive = |e: io::Error| StorageError::BadArchive {
         archive: archive.to_path_buf(),
         why: e.to_string(),
@@ -161,14 +276,21 @@ fn unpack(
         if kind == Made::Dir {
             continue;
         }
+        if let Some(max) = limits.max_files.filter(|m| files.len() as u64 >= *m) {
+            return Err(StorageError::ArchiveLimit {
+                archive: archive.to_path_buf(),
+                why: format!("it has more than the {max} files its record states (at `{shown}`)"),
+            });
+        }
         // entry.size() honours a pax `size` record, unlike the raw header field.
         let declared = entry.size();
         if total.saturating_add(declared) > limits.max_total_bytes {
             return Err(StorageError::ArchiveLimit {
                 archive: archive.to_path_buf(),
                 why: format!(
-                    "its files add up to more than {} bytes (at `{shown}`)",
-                    limits.max_total_bytes
+                    "its files add up to more than {} bytes (at `{shown}`){}",
+                    limits.max_total_bytes,
+                    limit_origin(limits)
                 ),
             });
         }
@@ -183,7 +305,10 @@ fn unpack(
         made.insert(rel.clone(), Made::File);
         files.push(PathBuf::from(rel));
     }
-    Ok(files)
+    Ok(Extracted {
+        files,
+        bytes: total,
+    })
 }
 
 /// Splits a tar path into safe components, or says why it is not safe.

@@ -17,7 +17,9 @@ use crate::progress::{Cancel, Reporter, TaskId};
 use super::content::hash_reader;
 use super::download::{Fetched, sync_dir};
 use super::error::{NetFailure, Result, StorageError};
+use super::headers::{backoff, parse_content_range, parse_unsatisfied_range, retry_after};
 use super::net::NetConfig;
+use super::pace::Pace;
 
 /// Network read size; the body reader buffers below it anyway.
 const BUF: usize = 256 << 10;
@@ -144,9 +146,16 @@ pub(crate) fn fetch_http(
     };
     let mut failures = 0u32;
     let mut attempts = 0u32;
+    let mut pace = Pace::new(net);
     loop {
         attempts += 1;
-        let outcome = attempt(&agent, url, &paths, &mut meta, net, &mut bar, cancel);
+        if let Err(err) = pace.check(url) {
+            bar.end(false);
+            return Err(err);
+        }
+        let outcome = attempt(
+            &agent, url, &paths, &mut meta, net, &mut bar, cancel, &mut pace,
+        );
         let err = match outcome {
             Ok((sha256, bytes)) => {
                 let done = finish(url, expected, &paths, dest, sha256, bytes);
@@ -211,8 +220,13 @@ fn fresh_meta(url: &str, expected: Option<&Sha256>) -> PartialMeta {
 /// unrelated or unreadable partial is discarded).
 fn load_meta(paths: &Paths, url: &str, expected: Option<&Sha256>) -> PartialMeta {
     let fresh = fresh_meta(url, expected);
+    // Our own small file, but it sits in a user-writable cache: bounded before parsing.
     let old: Option<PartialMeta> = fs::read(&paths.meta)
         .ok()
+        .filter(|b| {
+            crate::model::prescan::check_text(b, crate::model::prescan::Syntax::Json, 64 << 10, 4)
+                .is_ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok());
     match old {
         Some(m)
@@ -228,11 +242,6 @@ fn load_meta(paths: &Paths, url: &str, expected: Option<&Sha256>) -> PartialMeta
             fresh
         }
     }
-}
-
-fn backoff(base: Duration, failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(16);
-    (base * factor).min(Duration::from_secs(30))
 }
 
 /// Sleeps in slices so Ctrl-C is honoured within ~50 ms.
@@ -258,6 +267,7 @@ fn cancelled(url: &str) -> StorageError {
 
 /// One GET: resume from the partial file when possible, stream the rest to it while
 /// hashing. Returns the whole file's sha256 and size.
+#[allow(clippy::too_many_arguments)]
 fn attempt(
     agent: &ureq::Agent,
     url: &str,
@@ -266,6 +276,7 @@ fn attempt(
     net: &NetConfig,
     bar: &mut Bar<'_>,
     cancel: &Cancel,
+    pace: &mut Pace,
 ) -> std::result::Result<(Sha256, u64), Failed> {
     let fatal_io = |op: &'static str, path: &Path, e: io::Error| Failed::Fatal {
         err: StorageError::io(op, path, e),
@@ -398,6 +409,15 @@ fn attempt(
             .map_err(|e| fatal_io("write", &paths.partial, e))?;
         hasher.update(&buf[..n]);
         got += n as u64;
+        pace.add(n as u64);
+        if let Err(err) = pace.check(url) {
+            // Keep what arrived: a rerun (perhaps on a better link) resumes from it.
+            let _ = file.sync_data();
+            return Err(Failed::Fatal {
+                err,
+                discard: false,
+            });
+        }
         if start + got > net.max_bytes {
             return Err(Failed::Fatal {
                 err: too_large(url, net, "the server kept sending".into()),
@@ -573,45 +593,5 @@ fn classify_io(url: &str, e: io::Error) -> Failed {
         },
         progressed: false,
         wait: None,
-    }
-}
-
-/// `bytes 100-199/1000` (or `/*`) -> the first byte position.
-fn parse_content_range(v: &str) -> Option<u64> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (range, _total) = rest.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    let first: u64 = first.trim().parse().ok()?;
-    let last: u64 = last.trim().parse().ok()?;
-    (last >= first).then_some(first)
-}
-
-/// `bytes */1000` (a 416's Content-Range) -> the full length.
-fn parse_unsatisfied_range(v: &str) -> Option<u64> {
-    v.trim().strip_prefix("bytes */")?.trim().parse().ok()
-}
-
-/// Retry-After in seconds (HTTP dates are rare for downloads; ignored), capped at a minute.
-fn retry_after(v: &str) -> Option<Duration> {
-    let secs: u64 = v.trim().parse().ok()?;
-    Some(Duration::from_secs(secs.min(60)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_and_backoff() {
-        assert_eq!(parse_content_range("bytes 100-199/1000"), Some(100));
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some(5));
-        assert_eq!(parse_content_range("bytes 9-5/10"), None);
-        assert_eq!(parse_content_range("items 1-2/3"), None);
-        assert_eq!(parse_unsatisfied_range("bytes */1000"), Some(1000));
-        assert_eq!(retry_after("120"), Some(Duration::from_secs(60)));
-        let b = Duration::from_millis(100);
-        assert_eq!(backoff(b, 1), b);
-        assert_eq!(backoff(b, 3), b * 4);
-        assert_eq!(backoff(b, 30), Duration::from_secs(30));
     }
 }

@@ -15,8 +15,9 @@
 //! - [`Cache`]: `Cache::new(&home).get_or_fetch(source, expected, &net, reporter, &cancel)`
 //!   and `get(&sha256, ..)` (offline); entries under `cache/sha256/<hex>` are re-hashed on
 //!   every use, and a bad one is removed and fetched again with a warning.
-//! - [`extract_tarball`]`(archive, dest, &`[`ExtractLimits`]`) -> Result<Vec<PathBuf>>`:
-//!   `.tar`/`.tar.gz` (sniffed) with plain files and folders only, all-or-nothing.
+//! - [`extract_tarball`]`(archive, dest, &`[`ExtractLimits`]`) -> Result<`[`Extracted`]`>`:
+//!   `.tar`/`.tar.gz` (sniffed) with plain files and folders only, all-or-nothing, bounded by
+//!   the unpacked size and file count an asset's record states ([`ExtractLimits::for_asset`]).
 //! - [`hash_tree`]`(root, threads, reporter) -> Result<`[`ContentHash`]`>`: the dataset
 //!   content hash (docs/content-hash.md), with per-file digests and [`ContentHash::diff`];
 //!   [`hash_file`] for one file.
@@ -30,18 +31,30 @@ mod content;
 mod download;
 mod error;
 mod extract;
+mod headers;
 mod http;
 mod lock;
 mod net;
+mod pace;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
 pub use cache::Cache;
 pub use content::{CONTENT_HASH_HEADER, ContentHash, FileChange, FileDigest, hash_file, hash_tree};
 pub use download::{Fetched, fetch};
 pub use error::{NetFailure, StorageError};
-pub use extract::{ExtractLimits, extract_tarball};
+pub use extract::{
+    DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED, ExtractLimits, Extracted, extract_tarball,
+};
 pub use lock::{DirLock, LockError};
-pub use net::{NetConfig, no_proxy_matches};
+pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
+
+/// Feeds one string to every header-value and source parser downloads use (fuzzing).
+pub(crate) fn fuzz_header_values(text: &str) {
+    let _ = headers::parse_content_range(text);
+    let _ = headers::parse_unsatisfied_range(text);
+    let _ = headers::retry_after(text);
+    let _ = download::Source::parse(text);
+}
 
 use std::path::{Path, PathBuf};
 

@@ -38,8 +38,16 @@ pub struct NetConfig {
     pub retries: u32,
     /// First retry delay; doubles each time, capped at 30 s.
     pub backoff: Duration,
-    /// Refuse any download bigger than this many bytes.
+    /// Refuse any download bigger than this many bytes ([`NetConfig::bounded_to`] lowers it
+    /// to an asset's recorded size).
     pub max_bytes: u64,
+    /// Slowest average rate a download may keep, in bytes per second, once `rate_grace` has
+    /// passed: a server that dribbles a byte every few seconds (each read within
+    /// `read_timeout`) would otherwise hold a download open for ever. Counted over the whole
+    /// download, retries and their waits included; 0 turns the rule off.
+    pub min_rate: u64,
+    /// Time a download may take before `min_rate` applies (slow starts, retries).
+    pub rate_grace: Duration,
     /// The User-Agent header.
     pub user_agent: String,
 }
@@ -57,12 +65,27 @@ impl Default for NetConfig {
             retries: 4,
             backoff: Duration::from_millis(500),
             max_bytes: 64 << 30,
+            min_rate: DEFAULT_MIN_RATE,
+            rate_grace: Duration::from_secs(120),
             user_agent: format!("cohort/{}", crate::VERSION),
         }
     }
 }
 
+/// Default [`NetConfig::min_rate`]: 16 KiB/s, far below any usable link.
+pub const DEFAULT_MIN_RATE: u64 = 16 << 10;
+
 impl NetConfig {
+    /// These settings for an asset whose record states its size: the server may not send
+    /// more than that (a 112-byte asset once streamed 2.1 GB before any limit).
+    pub fn bounded_to(&self, size: Option<u64>) -> NetConfig {
+        let mut net = self.clone();
+        if let Some(s) = size {
+            net.max_bytes = net.max_bytes.min(s);
+        }
+        net
+    }
+
     /// Proxy and CA settings from environment-style variables. `lookup` is the CLI's
     /// `|k| std::env::var(k).ok()`; the lower-case spelling wins as in curl. COHORT_CA_BUNDLE
     /// and SSL_CERT_FILE are both added when set.

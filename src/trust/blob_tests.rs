@@ -150,6 +150,7 @@ fn an_asset_names_exactly_one_location_and_its_own_blob() {
                 url: Some("https://example.org/x.tar.gz".into()),
                 blob: Some(build::blob(sha.as_str())),
                 sha256: sha.clone(),
+                ..model::Asset::in_blob(sha.clone())
             },
             "exactly one of `url` and `blob`",
         ),
@@ -158,6 +159,7 @@ fn an_asset_names_exactly_one_location_and_its_own_blob() {
                 url: None,
                 blob: None,
                 sha256: sha.clone(),
+                ..model::Asset::in_blob(sha.clone())
             },
             "exactly one of `url` and `blob`",
         ),
@@ -166,6 +168,7 @@ fn an_asset_names_exactly_one_location_and_its_own_blob() {
                 url: None,
                 blob: Some(build::blob(Sha256::of(b"other").as_str())),
                 sha256: sha.clone(),
+                ..model::Asset::in_blob(sha.clone())
             },
             "blobs/sha256/<its sha256>",
         ),

@@ -77,7 +77,8 @@ pub fn fetch(ctx: &Ctx, ix: &Index, asset: &Asset) -> Result<Fetched> {
         AssetLocation::Url(url) => Ok(cache.get_or_fetch(
             url,
             Some(&asset.sha256),
-            &ctx.net,
+            // A recorded size bounds the download (a server streaming forever stops there).
+            &ctx.net.bounded_to(asset.size),
             ctx.reporter,
             &ctx.cancel,
         )?),

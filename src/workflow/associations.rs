@@ -6,7 +6,7 @@ use crate::model::{self, AssocKey, AssocSubject, DecisionKind, FORMAT_VERSION, R
 use crate::trust::{Index, Signer, next_number};
 
 use super::benchmarks::approved;
-use super::compat::{CompatOutcome, Trio, compatibility_test};
+use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
 use super::cubes::cube_ref;
 use super::engine::Engine;
 use super::identity::branch_for;
@@ -54,7 +54,15 @@ pub fn associate_model(
         metrics: engine.registered(ctx, &ix, &b.metrics)?,
     };
     let demo = super::assets::fetch(ctx, &ix, &b.demo_dataset)?;
-    let compat = compatibility_test(ctx, &engine, &trio, &demo, b.demo_dataset.describe())?;
+    let compat = compatibility_test(
+        ctx,
+        &engine,
+        &trio,
+        Demo::Recorded {
+            fetched: &demo,
+            asset: &b.demo_dataset,
+        },
+    )?;
     if !compat.report.ok {
         return Ok((compat, None));
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::model::{self, FORMAT_VERSION, Policy, Record, Role, Sha256, build};
 use crate::trust::{Index, Signer};
 
-use super::compat::{CompatOutcome, Trio, compatibility_test};
+use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
 use super::cubes::cube_ref;
 use super::engine::Engine;
 use super::registry_ops::{Opened, Submitted, submissions, submit};
@@ -111,7 +111,15 @@ pub fn submit_benchmark(
         model: engine.registered(ctx, &ix, &model_ref)?,
         metrics: engine.registered(ctx, &ix, &metrics)?,
     };
-    let compat = compatibility_test(ctx, &engine, &trio, &demo.fetched, &sub.demo_dataset)?;
+    let compat = compatibility_test(
+        ctx,
+        &engine,
+        &trio,
+        Demo::Given {
+            fetched: &demo.fetched,
+            label: &sub.demo_dataset,
+        },
+    )?;
     if !compat.report.ok {
         return Ok(BenchmarkOutcome {
             compat,
@@ -132,7 +140,9 @@ pub fn submit_benchmark(
         data_preparator: prep,
         reference_model: model_ref,
         metrics,
-        demo_dataset: demo.asset.clone(),
+        // Sizes measured by the compatibility test, signed so every site bounds the download
+        // and the extraction by them.
+        demo_dataset: compat.demo.recorded_in(&demo.asset),
         policy: sub.policy.clone(),
         report: compat.report.clone(),
     };
@@ -229,5 +239,15 @@ pub fn test_run(
             b.demo_dataset.describe().to_string(),
         ),
     };
-    compatibility_test(ctx, &engine, &trio, &file, &label)
+    let demo = match demo {
+        Some(_) => Demo::Given {
+            fetched: &file,
+            label: &label,
+        },
+        None => Demo::Recorded {
+            fetched: &file,
+            asset: &b.demo_dataset,
+        },
+    };
+    compatibility_test(ctx, &engine, &trio, demo)
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::mlcube::{PathKind, RunOutcome};
 use crate::model::metrics::Metrics;
-use crate::model::{CompatReport, Sha256, StepReport, StepStatus};
+use crate::model::{Asset, CompatReport, Sha256, StepReport, StepStatus};
 use crate::storage::{ExtractLimits, Fetched, extract_tarball};
 
 use super::engine::{Engine, LocalCube, TaskRun, private_dir, read_metrics};
@@ -181,18 +181,76 @@ pub struct DemoData {
     pub sha256: Sha256,
     pub data: PathBuf,
     pub labels: PathBuf,
+    /// The tarball as measured here (what a benchmark record states about it).
+    pub sizes: DemoSizes,
+}
+
+/// A demo tarball's sizes as measured by a run: signed into the benchmark record so every
+/// site bounds the download and the extraction by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoSizes {
+    pub size: u64,
+    pub unpacked_size: u64,
+    pub files: u64,
+}
+
+impl DemoSizes {
+    /// `asset` with these sizes recorded.
+    pub fn recorded_in(&self, asset: &Asset) -> Asset {
+        Asset {
+            size: Some(self.size),
+            unpacked_size: Some(self.unpacked_size),
+            files: Some(self.files),
+            ..asset.clone()
+        }
+    }
+}
+
+/// Which demo tarball to unpack (already fetched and checked against its sha256): one given by
+/// the user, or a benchmark's recorded one, whose recorded sizes bound the extraction.
+#[derive(Debug, Clone, Copy)]
+pub enum Demo<'a> {
+    Given {
+        fetched: &'a Fetched,
+        label: &'a str,
+    },
+    Recorded {
+        fetched: &'a Fetched,
+        asset: &'a Asset,
+    },
 }
 
 /// Fetches (through the verified cache) and unpacks a MedPerf-style demo tarball into `dir`:
 /// `paths.yaml` at its root names `data_path` and `labels_path`.
-pub fn unpack_demo(got: &Fetched, source: &str, dir: &Path) -> Result<DemoData> {
-    extract_tarball(&got.path, dir, &ExtractLimits::default())?;
+pub fn unpack_demo(ctx: &Ctx, demo: Demo<'_>, dir: &Path) -> Result<DemoData> {
+    let (got, source, recorded) = match demo {
+        Demo::Given { fetched, label } => (fetched, label, None),
+        Demo::Recorded { fetched, asset } => (fetched, asset.describe(), Some(asset)),
+    };
+    let limits = ExtractLimits::for_asset(
+        recorded.and_then(|a| a.unpacked_size),
+        recorded.and_then(|a| a.files),
+        ctx.max_unpacked,
+    );
+    let unpacked = extract_tarball(&got.path, dir, &limits)?;
+    let sizes = DemoSizes {
+        size: got.bytes,
+        unpacked_size: unpacked.bytes,
+        files: unpacked.files.len() as u64,
+    };
     let paths_file = dir.join("paths.yaml");
-    let text = std::fs::read_to_string(&paths_file).map_err(|_| {
+    let bytes = std::fs::read(&paths_file).map_err(|_| {
         WorkflowError::Refused(format!("the demo dataset {source} has no paths.yaml at its root (MedPerf's layout: paths.yaml naming data_path and labels_path)"))
     })?;
-    let map: std::collections::BTreeMap<String, serde_norway::Value> =
-        serde_norway::from_str(&text).map_err(|e| {
+    let text = crate::model::prescan::check_text(
+        &bytes,
+        crate::model::prescan::Syntax::Yaml,
+        crate::model::MAX_TEXT_BYTES,
+        crate::model::prescan::MAX_FLOW_DEPTH,
+    )
+    .map_err(|why| WorkflowError::Refused(format!("{source}: paths.yaml {why}")))?;
+    let map: std::collections::BTreeMap<String, serde_norway::Value> = serde_norway::from_str(text)
+        .map_err(|e| {
             WorkflowError::Refused(format!("{source}: paths.yaml is not a YAML map: {e}"))
         })?;
     let get = |k: &str| -> Result<PathBuf> {
@@ -221,6 +279,7 @@ pub fn unpack_demo(got: &Fetched, source: &str, dir: &Path) -> Result<DemoData> 
         sha256: got.sha256.clone(),
         data: get("data_path")?,
         labels: get("labels_path")?,
+        sizes,
     })
 }
 
@@ -416,6 +475,8 @@ pub struct CompatOutcome {
     pub report: CompatReport,
     pub metrics: Option<Metrics>,
     pub run_dir: PathBuf,
+    /// The demo tarball as measured by this run.
+    pub demo: DemoSizes,
 }
 
 /// The whole reference workflow on a demo dataset: prepare, sanity_check, statistics, infer,
@@ -424,11 +485,10 @@ pub fn compatibility_test(
     ctx: &Ctx,
     engine: &Engine,
     trio: &Trio,
-    demo_file: &Fetched,
-    demo_label: &str,
+    demo: Demo<'_>,
 ) -> Result<CompatOutcome> {
     let run_dir = new_run_dir(ctx, "compat")?;
-    let demo = unpack_demo(demo_file, demo_label, &run_dir.join("demo"))?;
+    let demo = unpack_demo(ctx, demo, &run_dir.join("demo"))?;
     let mut steps = Steps::default();
     let mut metrics = None;
     let st = Stage {
@@ -459,6 +519,7 @@ pub fn compatibility_test(
         report,
         metrics,
         run_dir,
+        demo: demo.sizes,
     })
 }
 

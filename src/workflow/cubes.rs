@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use crate::mlcube::{self, ContainerRuntime, CubeConfig, RunRequest};
-use crate::model::{self, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build};
+use crate::model::{
+    self, Asset, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build,
+};
 use crate::registry::NewFile;
 use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::{Index, Signer};
@@ -108,13 +110,19 @@ pub fn submit_cube(
             // The tarball must extract safely now, not at a hospital months later.
             let probe = tempfile::tempdir_in(ctx.home.root())
                 .map_err(|e| WorkflowError::Refused(e.to_string()))?;
-            extract_tarball(
+            let unpacked = extract_tarball(
                 &resolved.fetched.path,
                 &probe.path().join("x"),
-                &ExtractLimits::default(),
+                &ExtractLimits::for_asset(None, None, ctx.max_unpacked),
             )?;
             blobs.extend(resolved.blob.clone());
-            Some(resolved.asset)
+            // Measured now and signed, so every site bounds its download and extraction.
+            Some(Asset {
+                size: Some(resolved.fetched.bytes),
+                unpacked_size: Some(unpacked.bytes),
+                files: Some(unpacked.files.len() as u64),
+                ..resolved.asset
+            })
         }
     };
     let engine = Engine::connect(ctx)?;
@@ -214,7 +222,10 @@ pub fn submit_cube(
                 id,
                 source: ImageSource::Tarball,
                 reference: None,
-                tarball: Some(resolved.asset),
+                tarball: Some(Asset {
+                    size: Some(resolved.fetched.bytes),
+                    ..resolved.asset
+                }),
             }
         }
         ImageChoice::Pull(reference) => {

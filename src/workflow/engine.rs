@@ -29,8 +29,9 @@ pub struct LocalCube {
     pub image_id: String,
     /// The registry record, for registered cubes.
     pub record: Option<Mlcube>,
-    /// The additional-files tarball in the cache (extracted into each run's workspace).
-    additional: Option<(PathBuf, Sha256)>,
+    /// The additional-files tarball in the cache (extracted into each run's workspace) and
+    /// the limits its record sets on extraction.
+    additional: Option<(PathBuf, ExtractLimits)>,
 }
 
 /// One task to run with its data placed at host paths.
@@ -104,7 +105,9 @@ impl Engine {
         let additional = match &rec.additional_files {
             Some(asset) => {
                 let got = super::assets::fetch(ctx, ix, asset)?;
-                Some((got.path, asset.sha256.clone()))
+                let limits =
+                    ExtractLimits::for_asset(asset.unpacked_size, asset.files, ctx.max_unpacked);
+                Some((got.path, limits))
             }
             None => None,
         };
@@ -320,9 +323,9 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
     }
-    if let Some((tarball, _)) = &cube.additional {
+    if let Some((tarball, limits)) = &cube.additional {
         let dest = ws.join("additional_files");
-        extract_tarball(tarball, &dest, &ExtractLimits::default())?;
+        extract_tarball(tarball, &dest, limits)?;
     }
     // The run's folder is private as a whole; the container's user is handed what it reads
     // for the run only (mlcube's access step).

@@ -60,6 +60,9 @@ pub struct Ctx<'a> {
     pub full: bool,
     /// Largest predictions folder a model may write before it counts as a failure.
     pub max_output_bytes: u64,
+    /// Unpacked size allowed for tarballs whose record states none (`--max-unpacked-size`;
+    /// `None`: 1 GiB and 100 times the archive).
+    pub max_unpacked: Option<u64>,
 }
 
 /// The default cap on a model's predictions.

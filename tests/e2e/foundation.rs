@@ -242,6 +242,25 @@ fn verify_lists_every_problem_in_one_run() {
     f.set_len(100 << 20).unwrap();
     let a = std::fs::read(reg.join("users/alice/v1.toml")).unwrap();
     env.write("site", "users/Alice/v1.toml", &a);
+    // 13. issue 14: a global signature of 3 bytes made minisign panic (exit 101) for ever
+    let g = grant("dave", 1, "admin");
+    env.write("site", "grants/dave/1.toml", g.as_bytes());
+    let sig = sign_file(
+        &env,
+        "admin",
+        &id,
+        "grants/dave/1.toml",
+        "grant",
+        g.as_bytes(),
+    );
+    let text = String::from_utf8(sig).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "YWJj";
+    env.write(
+        "site",
+        "grants/dave/1.toml.admin.minisig",
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    );
     env.commit_all("site", "everything wrong at once");
 
     let run = env.cohort("site", &["verify"]).fails(1);
@@ -266,6 +285,10 @@ fn verify_lists_every_problem_in_one_run() {
         ("users/erin/v2.toml", "duplicate key"),
         ("users/alice/v2.toml", "over the 262144-byte limit"),
         ("users/Alice/v1.toml", "only in case"),
+        (
+            "grants/dave/1.toml.admin.minisig",
+            "malformed signature file: line 4 is not the base64 of a 64-byte",
+        ),
     ];
     for (path, why) in expect {
         assert!(
@@ -274,6 +297,15 @@ fn verify_lists_every_problem_in_one_run() {
             "expected a problem `{path}: ...{why}...` in:\n{out}"
         );
     }
+    // The range check CI and the hook run reads the same file: a problem, not exit 101.
+    let range = env
+        .cohort("site", &["verify", "--range", "HEAD~1..HEAD"])
+        .fails(1);
+    assert!(
+        range.all().contains("line 4 is not the base64"),
+        "{}",
+        range.all()
+    );
     let report = json(&env.cohort("site", &["verify", "--json"]).fails(1));
     assert!(report["problems"].as_array().unwrap().len() >= expect.len());
 }

@@ -37,6 +37,16 @@ fn seed_workflow_end_to_end() {
     .says("does not hold the benchmark-owner right");
 
     w.benchmark(&["--policy", "cross-product", "--min-datasets", "2"]);
+    // Issue 14: the demo tarball's sizes are measured at submission and signed, so every site
+    // bounds its download and extraction by them.
+    let admin = e.clone_dir("admin");
+    let record = e
+        .git("admin", &admin, &["show", "main:benchmarks/heart/v1.toml"])
+        .ok()
+        .all();
+    for field in ["size = ", "unpacked_size = ", "files = "] {
+        assert!(record.contains(field), "{field} missing in:\n{record}");
+    }
     let bench = json(&w.as_("hosp-a", &["benchmark", "ls", "--json"]).ok());
     assert_eq!(bench[0]["name"], "heart");
     assert_eq!(bench[0]["committee"], serde_json::json!(["carol", "dave"]));

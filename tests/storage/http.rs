@@ -24,6 +24,10 @@ pub struct Served {
     pub drop_after: Option<(usize, usize)>,
     /// Read the request and say nothing for this long (bounded), then close.
     pub stall: Option<Duration>,
+    /// Send the headers (full length), then one body byte per interval.
+    pub dribble: Option<Duration>,
+    /// Answer 200 without a length and stream zeros until the client goes away.
+    pub endless: bool,
 }
 
 impl Served {
@@ -163,6 +167,31 @@ fn handle(conn: TcpStream, state: &Mutex<State>) {
         std::thread::sleep(d);
         return;
     }
+    if served.endless {
+        record(&mut st, 200);
+        drop(st);
+        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let chunk = vec![0u8; 64 << 10];
+        while w.write_all(&chunk).is_ok() {}
+        return;
+    }
+    if let Some(every) = served.dribble {
+        record(&mut st, 200);
+        drop(st);
+        let body = served_body(state, &path);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = w.write_all(head.as_bytes());
+        for b in body {
+            if w.write_all(&[b]).and_then(|_| w.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(every);
+        }
+        return;
+    }
     if served.fail_500 > 0 {
         served.fail_500 -= 1;
         record(&mut st, 500);
@@ -222,6 +251,16 @@ fn handle(conn: TcpStream, state: &Mutex<State>) {
             respond(&mut w, 200, &[&etag], body);
         }
     }
+}
+
+fn served_body(state: &Mutex<State>, path: &str) -> Vec<u8> {
+    state
+        .lock()
+        .unwrap()
+        .files
+        .get(path)
+        .map(|s| s.body.clone())
+        .unwrap_or_default()
 }
 
 fn etag_header(s: &Served) -> String {

@@ -3,6 +3,7 @@
 //! extra CA), the verified cache, safe tarball extraction and the dataset content hash
 //! (including the shell reference from docs/content-hash.md).
 
+mod bombs;
 mod cache;
 mod content;
 mod downloads;
