@@ -1,7 +1,7 @@
 //! `cohort bundle create|import`: carry a registry, its images and artifacts to an air-gapped
 //! site, and the site's submissions back, as files (docs/bundles.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use cohort::workflow::bundle::{self, BundleKind, Created, Imported, ImportedBranch};
@@ -96,7 +96,7 @@ pub fn run(settings: &Settings, args: BundleArgs) -> CliResult {
     }
 }
 
-fn create(settings: &Settings, benches: &[String], submissions: bool, out: &PathBuf) -> CliResult {
+fn create(settings: &Settings, benches: &[String], submissions: bool, out: &Path) -> CliResult {
     let s = Session::new(settings);
     let ui = &settings.ui;
     let opened = s.open_local()?;
@@ -145,7 +145,7 @@ fn create(settings: &Settings, benches: &[String], submissions: bool, out: &Path
 
 fn import(
     settings: &Settings,
-    file: &PathBuf,
+    file: &Path,
     dir: Option<PathBuf>,
     root: Option<&str>,
     tofu: bool,

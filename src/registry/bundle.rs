@@ -159,3 +159,99 @@ pub fn start_main(reg: &Registry, commit: Oid) -> Result<()> {
     repo.checkout_head(Some(&mut co))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{NewFile, create};
+
+    fn source() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = create(
+            &dir.path().join("src"),
+            &[NewFile::new("README.md", b"hello".to_vec())],
+            "first",
+            "tester",
+        )
+        .unwrap();
+        (dir, reg)
+    }
+
+    #[test]
+    fn a_written_bundle_reads_back_into_an_empty_repository() {
+        let (dir, reg) = source();
+        let main = reg.main().unwrap();
+        let mut bytes = Vec::new();
+        write_bundle(
+            reg.repo(),
+            &[(super::super::MAIN_REF.into(), main)],
+            &mut bytes,
+        )
+        .unwrap();
+        assert!(bytes.starts_with(b"# v2 git bundle\n"));
+        let file = dir.path().join("b.bundle");
+        std::fs::write(&file, &bytes).unwrap();
+        let dest = init_for_bundle(&dir.path().join("dest")).unwrap();
+        let refs = read_bundle(dest.repo(), &file).unwrap();
+        assert_eq!(refs, vec![(super::super::MAIN_REF.to_string(), main)]);
+        start_main(&dest, main).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("dest/README.md")).unwrap(),
+            b"hello"
+        );
+        assert!(
+            init_for_bundle(&dir.path().join("dest")).is_err(),
+            "not empty"
+        );
+    }
+
+    #[test]
+    fn damaged_bundles_are_refused_without_panicking() {
+        let (dir, reg) = source();
+        let main = reg.main().unwrap();
+        let mut good = Vec::new();
+        write_bundle(
+            reg.repo(),
+            &[(super::super::MAIN_REF.into(), main)],
+            &mut good,
+        )
+        .unwrap();
+        let header_end = good.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("no signature", b"hello\n\n".to_vec()),
+            ("header only", good[..header_end].to_vec()),
+            ("truncated pack", good[..header_end + 20].to_vec()),
+            ("flipped byte", flipped),
+            (
+                "prerequisite",
+                format!("# v2 git bundle\n-{main} x\n{main} refs/heads/main\n\n").into_bytes(),
+            ),
+            (
+                "bad ref",
+                format!("# v2 git bundle\n{main} refs/heads/../x\n\n").into_bytes(),
+            ),
+            (
+                "long line",
+                [b"# v2 git bundle\n".as_slice(), &vec![b'a'; 2 << 20]].concat(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            let file = dir.path().join("bad.bundle");
+            std::fs::write(&file, &bytes).unwrap();
+            let dest = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dest.path()).unwrap();
+            let r = read_bundle(&repo, &file);
+            assert!(r.is_err(), "{what} was accepted");
+            assert!(
+                r.unwrap_err()
+                    .to_string()
+                    .contains("not a usable git bundle"),
+                "{what}"
+            );
+        }
+    }
+}
