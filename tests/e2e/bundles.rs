@@ -295,7 +295,38 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
         ],
     )
     .ok();
-    carry_submissions(e, "s1.bundle");
+    let request = carry_submissions(e, "s1.bundle").remove(0);
+    // A branch the gateway holds with another tip is kept, never overwritten.
+    let gate_git = |args: &[&str]| {
+        e.git(GATE, &gate_clone, args)
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let tip = gate_git(&["rev-parse", &request]);
+    let other = gate_git(&[
+        "commit-tree",
+        "main^{tree}",
+        "-p",
+        "main",
+        "-m",
+        "someone else's",
+    ]);
+    gate_git(&["branch", "-f", &request, &other]);
+    let s1 = e.path().join("carried/s1.bundle");
+    let again = json(
+        &e.cohort(GATE, &["--json", "bundle", "import", s1.to_str().unwrap()])
+            .ok(),
+    );
+    assert_eq!(again["branches"][0]["status"], "kept", "{again}");
+    assert_eq!(gate_git(&["rev-parse", &request]), other);
+    gate_git(&["branch", "-f", &request, &tip]);
+    let again = json(
+        &e.cohort(GATE, &["--json", "bundle", "import", s1.to_str().unwrap()])
+            .ok(),
+    );
+    assert_eq!(again["branches"][0]["status"], "unchanged", "{again}");
     // Nothing new: a second submissions bundle is refused, naming why.
     hosp(
         e,
