@@ -80,12 +80,18 @@ fn unpack(ctx: &Ctx, file: &Path) -> Result<Unpacked> {
         }
         .into()
     };
+    match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(malformed("it is not a file".into())),
+        Err(e) => return Err(malformed(format!("cannot read it ({e})"))),
+    }
     let tmp = ctx.home.tmp_dir();
-    std::fs::create_dir_all(&tmp).map_err(|e| malformed(format!("{}: {e}", tmp.display())))?;
+    let scratch = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", tmp.display()));
+    std::fs::create_dir_all(&tmp).map_err(scratch)?;
     let dir = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(&tmp)
-        .map_err(|e| malformed(format!("{}: {e}", tmp.display())))?;
+        .map_err(scratch)?;
     let limits = ExtractLimits {
         max_entries: 10_000,
         ..ExtractLimits::default()
