@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::env::{Run, TestEnv, json};
-use crate::services::{ImageRegistry, PASSWORD, docker_or_skip};
+use crate::services::{FileServer, ImageRegistry, PASSWORD, docker_or_skip};
 use crate::sites::{Images, image_of, own_cube};
 use crate::world::World;
 
@@ -363,21 +363,40 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
         &[("DOCKER_CONFIG", login.as_str())],
     )
     .ok();
-    for (dir, name) in [(&reference, "heart-logreg"), (&metrics, "heart-metrics")] {
-        w.as_(
-            "carol",
-            &[
-                "mlcube",
-                "submit",
-                dir,
-                "--name",
-                name,
-                "--build",
-                "--save-image",
-            ],
-        )
-        .ok();
-    }
+    w.as_(
+        "carol",
+        &[
+            "mlcube",
+            "submit",
+            &reference,
+            "--name",
+            "heart-logreg",
+            "--build",
+            "--save-image",
+        ],
+    )
+    .ok();
+    // The metrics cube's additional files live on an HTTP server the hospital cannot reach.
+    let served = e.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let extra = e.tarball("extra.tar.gz", &[("notes.txt", b"read by no one")]);
+    std::fs::copy(&extra, served.join("extra.tar.gz")).unwrap();
+    let server = FileServer::start(served.clone());
+    w.as_(
+        "carol",
+        &[
+            "mlcube",
+            "submit",
+            &metrics,
+            "--name",
+            "heart-metrics",
+            "--build",
+            "--save-image",
+            "--additional-files",
+            &server.url("extra.tar.gz"),
+        ],
+    )
+    .ok();
     w.as_("carol", &["registry", "merge", "--all"]).ok();
     let prep_id = image_of(&w, "carol", "heart-prep");
     let ref_id = image_of(&w, "carol", "heart-logreg");
@@ -411,6 +430,8 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
     // The gateway pulls what it lacks (by digest, with its login) and saves every image.
     images.forget_all_but(&[]);
     let b1 = registry_bundle(e, "b1.bundle", &login);
+    // From now on the artifact exists only in caches and bundles.
+    std::fs::remove_file(served.join("extra.tar.gz")).unwrap();
     // A bundle of another registry, for the refusals.
     let other = e.path().join("carried/other.bundle");
     e.cohort_in(
@@ -457,6 +478,7 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
         3,
         "{imported}"
     );
+    assert_eq!(imported["artifacts"], 1, "{imported}");
 
     // The hospital prepares, registers and associates its data, offline, images reloaded
     // from what the bundles left.
