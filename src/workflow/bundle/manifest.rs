@@ -82,7 +82,11 @@ impl Manifest {
     /// Parses and checks the manifest's shape: the format version, the paths each kind of
     /// entry may have, hex hashes.
     pub fn parse(text: &str) -> Result<Manifest, String> {
-        let m: Manifest = toml::from_str(text).map_err(|e| format!("{MANIFEST_NAME}: {e}"))?;
+        // toml's own rendering spans several lines; a refusal is one line.
+        let m: Manifest = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!("{MANIFEST_NAME}: {} (at byte {})", e.message(), span.start),
+            None => format!("{MANIFEST_NAME}: {}", e.message()),
+        })?;
         if m.format != MANIFEST_FORMAT {
             return Err(format!(
                 "{MANIFEST_NAME}: format {} (this cohort reads format {MANIFEST_FORMAT}; update cohort)",
