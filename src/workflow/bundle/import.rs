@@ -500,7 +500,8 @@ mod tests {
             Sha256::of(b"abc")
         );
         let f = dir.path().join("b.bundle");
-        let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+        type Entries<'a> = Vec<(&'a str, &'a [u8])>;
+        let cases: Vec<(&str, Entries, &str)> = vec![
             (
                 "no manifest",
                 vec![("registry.bundle", b"abc")],
