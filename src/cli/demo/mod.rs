@@ -147,12 +147,12 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     )?;
     stage.carry_submissions("submissions-0.bundle")?;
     // The air-gapped hospital syncs and pushes through bundles; everyone else directly.
-    let carried = std::cell::Cell::new(0);
+    let (carried_in, carried_out) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     let sync = |role: &str| -> CliResult {
         if role == AIR_GAPPED {
-            carried.set(carried.get() + 1);
+            carried_in.set(carried_in.get() + 1);
             stage.carry_registry(
-                &format!("registry-{}.bundle", carried.get()),
+                &format!("registry-{}.bundle", carried_in.get()),
                 &["heart"],
                 None,
             )
@@ -162,8 +162,8 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     };
     let push = |role: &str| -> CliResult {
         if role == AIR_GAPPED {
-            carried.set(carried.get() + 1);
-            stage.carry_submissions(&format!("submissions-{}.bundle", carried.get()))
+            carried_out.set(carried_out.get() + 1);
+            stage.carry_submissions(&format!("submissions-{}.bundle", carried_out.get()))
         } else {
             stage.cohort(role, &["registry", "push"]).map(drop)
         }
