@@ -137,6 +137,15 @@ fn refusals(
 ) {
     let dir = e.path().join("carried");
     let before = verified(e);
+    let home = e.cohort_home(HOSP);
+    let listing = || -> Vec<String> {
+        ["cache/sha256", "images"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(home.join(d)).into_iter().flatten())
+            .map(|f| f.unwrap().path().display().to_string())
+            .collect()
+    };
+    let cached = listing();
     let refused = |file: &Path, needle: &str| {
         let r = hosp(e, &["bundle", "import", file.to_str().unwrap()]).fails(1);
         let line = r
@@ -147,6 +156,7 @@ fn refusals(
         assert!(line.contains(needle), "`{needle}` not in `{line}`");
         assert_eq!(verified(e), before, "the clone did not move");
         assert!(!images.present(prep_id), "nothing was loaded");
+        assert_eq!(listing(), cached, "the caches are as they were");
     };
     // Truncated: the last half is missing.
     let bytes = std::fs::read(good).unwrap();
