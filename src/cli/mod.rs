@@ -3,6 +3,7 @@
 
 mod association;
 mod benchmark;
+mod bundle;
 mod dataset;
 mod demo;
 mod doctor;
@@ -68,6 +69,9 @@ pub enum Command {
     Site(leaderboard::SiteArgs),
     /// Check every signature, approval and rule of a registry, offline.
     Verify(verify::VerifyArgs),
+    /// Carry a registry, its images and artifacts to an air-gapped site, and its submissions
+    /// back, as files.
+    Bundle(bundle::BundleArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -115,6 +119,7 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Result(a) => result::run(settings, a),
         Command::Leaderboard(a) => leaderboard::run(settings, a),
         Command::Site(a) => leaderboard::site(settings, a),
+        Command::Bundle(a) => bundle::run(settings, a),
     }
 }
 

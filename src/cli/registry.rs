@@ -186,43 +186,8 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                     .unwrap_or("registry");
                 PathBuf::from(name.trim_end_matches(".git"))
             });
-            let expected: Option<Sha256> = match &root {
-                Some(r) => Some(
-                    r.parse()
-                        .map_err(|e: String| CliError::usage(format!("--root: {e}")))?,
-                ),
-                None => None,
-            };
             let ctx = s.ctx();
-            let check = |id: &Sha256| -> cohort::workflow::Result<()> {
-                if let Some(want) = &expected {
-                    if want != id {
-                        return Err(cohort::workflow::WorkflowError::Refused(format!(
-                            "{url} serves registry {id}, not {want} as given with --root; nothing was kept"
-                        )));
-                    }
-                    return Ok(());
-                }
-                if identity::pinned(&ctx, id)?.is_some() || trust_on_first_use {
-                    return Ok(());
-                }
-                if std::io::stdin().is_terminal() && !settings.yes {
-                    eprintln!(
-                        "registry id of {url}:\n  {id}\nCompare it with the id the registry's admins published."
-                    );
-                    eprint!("Trust this registry? [y/N] ");
-                    let mut answer = String::new();
-                    let _ = std::io::stdin().read_line(&mut answer);
-                    if answer.trim().eq_ignore_ascii_case("y")
-                        || answer.trim().eq_ignore_ascii_case("yes")
-                    {
-                        return Ok(());
-                    }
-                }
-                Err(cohort::workflow::WorkflowError::Refused(format!(
-                    "refusing to trust registry {id} without confirmation; pass --root {id} if that is the id you were given (or --trust-on-first-use)"
-                )))
-            };
+            let check = pin_check(settings, &ctx, &url, root.as_deref(), trust_on_first_use)?;
             let (opened, outcome) = identity::clone_registry(&ctx, &url, &dest, &check)?;
             for w in &outcome.report.warnings {
                 ui.warn(format!("warning: {}", super::error::problem_line(w)));
@@ -458,4 +423,50 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// How `registry clone` and `bundle import FILE DIR` pin a registry id: the one given with
+/// `--root`, one this machine pinned before, `--trust-on-first-use`, or a confirmation.
+pub(super) fn pin_check<'a>(
+    settings: &'a Settings,
+    ctx: &'a cohort::workflow::Ctx<'a>,
+    source: &'a str,
+    root: Option<&str>,
+    trust_on_first_use: bool,
+) -> CliResult<impl Fn(&Sha256) -> cohort::workflow::Result<()> + 'a> {
+    let expected: Option<Sha256> = match root {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e: String| CliError::usage(format!("--root: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(move |id: &Sha256| -> cohort::workflow::Result<()> {
+        if let Some(want) = &expected {
+            if want != id {
+                return Err(cohort::workflow::WorkflowError::Refused(format!(
+                    "{source} serves registry {id}, not {want} as given with --root; nothing was kept"
+                )));
+            }
+            return Ok(());
+        }
+        if identity::pinned(ctx, id)?.is_some() || trust_on_first_use {
+            return Ok(());
+        }
+        if std::io::stdin().is_terminal() && !settings.yes {
+            eprintln!(
+                "registry id of {source}:\n  {id}\nCompare it with the id the registry's admins published."
+            );
+            eprint!("Trust this registry? [y/N] ");
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes")
+            {
+                return Ok(());
+            }
+        }
+        Err(cohort::workflow::WorkflowError::Refused(format!(
+            "refusing to trust registry {id} without confirmation; pass --root {id} if that is the id you were given (or --trust-on-first-use)"
+        )))
+    })
 }

@@ -50,7 +50,10 @@ pub struct GlobalArgs {
         long,
         global = true,
         help_heading = "Global options",
-        env = "COHORT_OFFLINE"
+        env = "COHORT_OFFLINE",
+        // COHORT_OFFLINE=1 / true / yes / on (and 0 / false / no / off) as people write them.
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
     )]
     pub offline: bool,
     /// Answer yes to confirmations (for automation).

@@ -2,6 +2,7 @@
 //! derives the timeline of main's first-parent history, writes submissions as commits on
 //! branches without touching the work tree, merges, and talks to the shared remote.
 
+mod bundle;
 mod history;
 mod init;
 mod remote;
@@ -16,6 +17,7 @@ use git2::{Oid, Repository};
 use crate::model::Sha256;
 use crate::trust::{self, Index, Problem, Timeline};
 
+pub use bundle::{init_for_bundle, read_bundle, start_main, write_bundle};
 pub use history::timeline;
 pub use init::create;
 pub use remote::{Transport, clone, forge_compare_url, is_local};

@@ -99,6 +99,11 @@ impl Home {
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
+    /// Image tarballs by image id (`<hex>.tar`), filled by `bundle import`: an air-gapped
+    /// site reloads an image from here (its config digest re-checked) instead of pulling it.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
     /// Scratch space on the same filesystem as the rest, so renames stay atomic.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")

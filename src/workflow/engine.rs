@@ -138,6 +138,10 @@ impl Engine {
             }
             return Ok(want.clone());
         }
+        // An air-gapped site: the image came in a bundle and a copy was kept.
+        if super::bundle::reload_kept_image(ctx, &self.runtime, want)? {
+            return Ok(want.clone());
+        }
         match rec.image.source {
             ImageSource::Local => Err(WorkflowError::Refused(format!(
                 "cube {cube}: its image is local-only (submitted with --local-only for a registry used on one machine): {want} must already be on this machine, and it is not; ask {} to publish the image (`cohort mlcube submit --push REPO` or --image-tarball) as a new version",

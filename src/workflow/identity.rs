@@ -190,6 +190,21 @@ pub fn clone_registry(
     ctx.reporter.end(task, cloned.is_ok());
     let reg = cloned?;
     let main = reg.main()?;
+    adopt_clone(ctx, reg, main, url, dest, expected)
+}
+
+/// Accepts a fresh clone at `dest` whose main is `main` (read from `source`: a remote URL or a
+/// registry bundle) exactly as `registry clone` does: the registry id checked by `expected`,
+/// the whole history verified, rollback against this machine's last accepted main refused,
+/// and the folder removed when anything fails.
+pub fn adopt_clone(
+    ctx: &Ctx,
+    reg: Registry,
+    main: Oid,
+    source: &str,
+    dest: &Path,
+    expected: &dyn Fn(&Sha256) -> Result<()>,
+) -> Result<(Opened, registry_ops::VerifyOutcome)> {
     let id = match reg.registry_id(main) {
         Ok(id) => id,
         Err(e) => {
@@ -215,7 +230,7 @@ pub fn clone_registry(
         drop(opened);
         let _ = std::fs::remove_dir_all(dest);
         return Err(registry_ops::problems_error(
-            format!("{url} does not verify; nothing was kept"),
+            format!("{source} does not verify; nothing was kept"),
             outcome.refusals(),
         ));
     }

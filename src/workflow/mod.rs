@@ -7,6 +7,7 @@ mod admin;
 pub mod assets;
 pub mod associations;
 pub mod benchmarks;
+pub mod bundle;
 pub mod compat;
 pub mod cubes;
 mod dataset_registry;
@@ -92,6 +93,8 @@ pub enum WorkflowError {
     Mlcube(#[from] mlcube::Error),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]

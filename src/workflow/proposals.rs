@@ -292,10 +292,14 @@ pub fn push(
             continue;
         }
         // Own submission branches are rebuilt from the newest main when re-submitted, so they
-        // may move sideways: force is limited to this one branch.
+        // may move sideways: force is limited to this one branch, and only to one's own. Others'
+        // branches (carried in a submissions bundle by a gateway) are pushed without force, so
+        // a decision someone added on the remote is never overwritten.
+        let own = handle.is_some_and(|h| name.starts_with(&format!("submit/{h}/")));
+        let force = if own { "+" } else { "" };
         opened
             .reg
-            .push(&[format!("+{tip}:refs/heads/{name}")], transport)?;
+            .push(&[format!("{force}{tip}:refs/heads/{name}")], transport)?;
         registry::set_ref(
             opened.reg.repo(),
             &format!("refs/remotes/origin/{name}"),

@@ -329,10 +329,21 @@ pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
         .reg
         .ref_target(REMOTE_MAIN_REF)
         .ok_or_else(|| WorkflowError::Refused(format!("remote {url} has no main branch")))?;
+    let mut synced = adopt_main(ctx, opened, remote, &format!("remote {url}"))?;
+    synced.remote_main = Some(remote);
+    Ok(synced)
+}
+
+/// Makes `remote` (a main fetched from the remote or read from a registry bundle, named by
+/// `source`) the new shared main under `sync`'s rules: the pinned registry id, verification of
+/// its whole history, rollback refused (the last accepted main must be on its first-parent
+/// chain), and unpushed local commits replayed on top. Nothing moves when it is refused.
+pub fn adopt_main(ctx: &Ctx, opened: &Opened, remote: Oid, source: &str) -> Result<Synced> {
+    let view = opened.view()?;
     let remote_id = opened.reg.registry_id(remote)?;
     if remote_id != opened.id {
         return Err(WorkflowError::Refused(format!(
-            "remote {url} serves registry {}, not {} which this clone pinned; refusing to sync",
+            "{source} serves registry {}, not {} which this clone pinned; refusing to sync",
             remote_id.short(),
             opened.id.short()
         )));
@@ -341,7 +352,7 @@ pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
     if !outcome.acceptable_as_new_main() {
         return Err(problems_error(
             format!(
-                "the remote's main ({}) does not verify; nothing was changed locally",
+                "the main of {source} ({}) does not verify; nothing was changed locally",
                 registry::short(remote)
             ),
             outcome.refusals(),
@@ -379,7 +390,7 @@ pub fn sync(ctx: &Ctx, opened: &Opened) -> Result<Synced> {
     };
     let main = set_view(opened, new_view, "cohort sync")?;
     Ok(Synced {
-        remote_main: Some(remote),
+        remote_main: None,
         view: new_view,
         new_commits,
         unpushed,

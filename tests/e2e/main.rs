@@ -2,6 +2,7 @@
 //! role), real signatures, and (for the workflow) a real Docker Engine.
 
 mod blobs;
+mod bundles;
 mod env;
 mod execution;
 mod forgery;

@@ -11,32 +11,32 @@ use crate::services::{FileServer, ImageRegistry, PASSWORD, docker_or_skip};
 use crate::world::World;
 
 /// Image ids this test created; removed (and only they) when it ends.
-struct Images {
-    rt: DockerRuntime,
+pub(crate) struct Images {
+    pub(crate) rt: DockerRuntime,
     ids: Vec<String>,
 }
 
 impl Images {
-    fn new() -> Images {
+    pub(crate) fn new() -> Images {
         Images {
             rt: DockerRuntime::connect(std::env::var("DOCKER_HOST").ok().as_deref()).unwrap(),
             ids: Vec::new(),
         }
     }
-    fn add(&mut self, id: &str) {
+    pub(crate) fn add(&mut self, id: &str) {
         if !self.ids.iter().any(|i| i == id) {
             self.ids.push(id.to_string());
         }
     }
     /// Removes every image of this test except those the acting site holds itself.
-    fn forget_all_but(&self, keep: &[&str]) {
+    pub(crate) fn forget_all_but(&self, keep: &[&str]) {
         for id in &self.ids {
             if !keep.contains(&id.as_str()) {
                 self.rt.remove_image(id).unwrap();
             }
         }
     }
-    fn present(&self, id: &str) -> bool {
+    pub(crate) fn present(&self, id: &str) -> bool {
         self.rt.image_id(id).unwrap().is_some()
     }
 }
@@ -51,7 +51,7 @@ impl Drop for Images {
 
 /// A fixture cube whose image is this run's own (a label makes its id unique), so removing
 /// it never disturbs tests running in parallel with the shared fixture images.
-fn own_cube(w: &World, dir: &str, name: &str, run: &str) -> String {
+pub(crate) fn own_cube(w: &World, dir: &str, name: &str, run: &str) -> String {
     w.env.cube_variant(dir, name, |d| {
         let df = d.join("project/Dockerfile");
         let mut text = std::fs::read_to_string(&df).unwrap();
@@ -60,7 +60,7 @@ fn own_cube(w: &World, dir: &str, name: &str, run: &str) -> String {
     })
 }
 
-fn image_of(w: &World, role: &str, cube: &str) -> String {
+pub(crate) fn image_of(w: &World, role: &str, cube: &str) -> String {
     let all = json(&w.as_(role, &["mlcube", "ls", "--json"]).ok());
     all.as_array()
         .unwrap()

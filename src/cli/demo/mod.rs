@@ -2,13 +2,17 @@
 //! over a bare remote, by running the real `cohort` commands and printing each one, so the demo
 //! doubles as a walkthrough.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod airgap;
+mod stage;
+
+use std::path::PathBuf;
 
 use clap::Args;
 
 use super::error::{CliError, CliResult};
 use super::settings::Settings;
+use airgap::AIR_GAPPED;
+use stage::{Stage, materialize};
 
 mod fixtures {
     include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
@@ -20,158 +24,6 @@ pub struct DemoArgs {
     /// COHORT_HOME) instead of a temporary folder removed at the end.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
-}
-
-/// The demo's stage: where everything lives, and how to run a command as a role.
-struct Stage {
-    root: PathBuf,
-    exe: PathBuf,
-    verbose: bool,
-}
-
-impl Stage {
-    fn role_dir(&self, role: &str) -> PathBuf {
-        self.root.join(role)
-    }
-    fn clone_dir(&self, role: &str) -> PathBuf {
-        self.role_dir(role).join("registry")
-    }
-    fn remote(&self) -> PathBuf {
-        self.root.join("remote.git")
-    }
-    fn fixtures(&self) -> PathBuf {
-        self.root.join("fixtures")
-    }
-
-    fn command(&self, program: &Path, role: &str) -> Command {
-        let mut c = Command::new(program);
-        let dir = self.clone_dir(role);
-        let cwd = if dir.exists() {
-            dir
-        } else {
-            self.role_dir(role)
-        };
-        let path = format!(
-            "{}:{}",
-            self.exe
-                .parent()
-                .expect("the binary sits in a folder")
-                .display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.current_dir(cwd)
-            .env("COHORT_HOME", self.role_dir(role).join("cohort-home"))
-            .env("PATH", path)
-            .env("GIT_AUTHOR_NAME", role)
-            .env("GIT_AUTHOR_EMAIL", format!("{role}@demo.invalid"))
-            .env("GIT_COMMITTER_NAME", role)
-            .env("GIT_COMMITTER_EMAIL", format!("{role}@demo.invalid"))
-            .env_remove("COHORT_AS")
-            .env_remove("COHORT_REGISTRY")
-            .env_remove("COHORT_PASSPHRASE");
-        c
-    }
-
-    /// Runs `cohort ARGS` as `role`, printing the command and what it printed.
-    fn cohort(&self, role: &str, args: &[&str]) -> CliResult<String> {
-        self.run_cohort(role, args, true)
-    }
-
-    /// Runs cohort as `role`; `shown` prints the command and its output (the walkthrough).
-    fn run_cohort(&self, role: &str, args: &[&str], shown: bool) -> CliResult<String> {
-        std::fs::create_dir_all(self.role_dir(role))?;
-        if shown {
-            println!("\n[{role}] $ cohort {}", args.join(" "));
-        }
-        let out = self
-            .command(&self.exe, role)
-            .args(args)
-            .output()
-            .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        for l in stdout.lines().filter(|_| shown) {
-            println!("    {l}");
-        }
-        // What cohort tells the user (status, reports, hints) is part of the walkthrough.
-        for l in stderr
-            .lines()
-            .filter(|l| shown && (self.verbose || !l.starts_with("  | ")))
-        {
-            println!("    {l}");
-        }
-        if !out.status.success() {
-            return Err(CliError::user(format!(
-                "the demo step `cohort {}` failed (as {role})",
-                args.join(" ")
-            ))
-            .hint("re-run with --keep DIR to inspect every role's clone and home"));
-        }
-        Ok(stdout)
-    }
-
-    fn git(&self, role: &str, args: &[&str]) -> CliResult {
-        println!("\n[{role}] $ git {}", args.join(" "));
-        let out = self
-            .command(Path::new("git"), role)
-            .args(args)
-            .output()
-            .map_err(|e| CliError::env(format!("cannot run git: {e}")).hint("install git"))?;
-        if !out.status.success() {
-            return Err(CliError::user(format!(
-                "`git {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Removes the image of every cube registered so far from the Docker Engine, so the next
-    /// site gets each image the way a site on another machine would: from the registry.
-    fn forget_images(&self, settings: &Settings, role: &str) -> CliResult {
-        let listed = self.run_cohort(role, &["mlcube", "ls", "--json"], false);
-        let ids: Vec<String> = listed
-            .ok()
-            .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| c["image_id"].as_str().map(str::to_string))
-            .collect();
-        let runtime = cohort::mlcube::DockerRuntime::connect(settings.docker_host.as_deref())?;
-        for id in ids {
-            // Only what the demo owns: an image that also carries someone else's tag (the
-            // same fixture built elsewhere has the same id) loses the demo's tags alone.
-            let tags = runtime.image_tags(&id)?;
-            let (mine, theirs): (Vec<_>, Vec<_>) =
-                tags.iter().partition(|t| t.starts_with("cohort-fixtures/"));
-            if theirs.is_empty() {
-                cohort::mlcube::ContainerRuntime::remove_image(&runtime, &id)?;
-            } else {
-                for t in mine {
-                    cohort::mlcube::ContainerRuntime::remove_image(&runtime, t)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn say(&self, text: &str) {
-        println!("\n== {text}");
-    }
-}
-
-/// Writes the embedded fixtures under `dir`.
-fn materialize(dir: &Path) -> CliResult {
-    for (rel, bytes) in fixtures::FIXTURES {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(p, bytes)?;
-    }
-    Ok(())
 }
 
 const COMMITTEE: &[&str] = &["carol", "dave"];
@@ -253,7 +105,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     stage.git("admin", &["push", "--quiet", "-u", "origin", "main"])?;
 
     stage.say("Everyone clones the registry, pinned to its id, and asks to join");
-    for r in everyone.iter().skip(1) {
+    for r in everyone.iter().skip(1).filter(|r| **r != AIR_GAPPED) {
         let dest = stage.clone_dir(r);
         stage.cohort(
             r,
@@ -279,6 +131,43 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         )?;
         stage.cohort(r, &["registry", "push"])?;
     }
+    stage.say(&format!("{AIR_GAPPED} has no network at all: its gateway carries bundles on a disk (registry in, submissions out)"));
+    stage.gateway_clone(remote_s, &id)?;
+    stage.carry_registry("registry-0.bundle", &[], Some(&id))?;
+    stage.cohort(
+        AIR_GAPPED,
+        &[
+            "user",
+            "request",
+            "--name",
+            &format!("{AIR_GAPPED} (demo)"),
+            "--email",
+            &format!("{AIR_GAPPED}@demo.invalid"),
+        ],
+    )?;
+    stage.carry_submissions("submissions-0.bundle")?;
+    // The air-gapped hospital syncs and pushes through bundles; everyone else directly.
+    let (carried_in, carried_out) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    let sync = |role: &str| -> CliResult {
+        if role == AIR_GAPPED {
+            carried_in.set(carried_in.get() + 1);
+            stage.carry_registry(
+                &format!("registry-{}.bundle", carried_in.get()),
+                &["heart"],
+                None,
+            )
+        } else {
+            stage.cohort(role, &["registry", "sync"]).map(drop)
+        }
+    };
+    let push = |role: &str| -> CliResult {
+        if role == AIR_GAPPED {
+            carried_out.set(carried_out.get() + 1);
+            stage.carry_submissions(&format!("submissions-{}.bundle", carried_out.get()))
+        } else {
+            stage.cohort(role, &["registry", "push"]).map(drop)
+        }
+    };
 
     stage.say("The admin admits everyone and lets carol own benchmarks");
     stage.cohort("admin", &["registry", "sync"])?;
@@ -297,7 +186,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     let demo_tar = data.join("demo.tar.gz").display().to_string();
 
     stage.say("Benchmark submission: the committee registers its three MLCubes");
-    for r in everyone.iter().skip(1) {
+    for r in everyone.iter().skip(1).filter(|r| **r != AIR_GAPPED) {
         stage.cohort(r, &["registry", "sync"])?;
     }
     for (dir, name) in [
@@ -433,7 +322,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     ];
     for (role, folder, name) in hospital_data {
         let raw = data.join(folder);
-        stage.cohort(role, &["registry", "sync"])?;
+        sync(role)?;
         stage.forget_images(settings, role)?;
         stage.cohort(
             role,
@@ -453,11 +342,12 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         stage.cohort(role, &["--yes", "dataset", "submit", name])?;
         // Statistics are sealed to the committee: a committee member merges them, after
         // decrypting them (a file sealed to anyone else is refused).
-        stage.cohort(role, &["registry", "push"])?;
+        push(role)?;
         stage.cohort("carol", &["registry", "merge", "--all"])?;
-        stage.cohort(role, &["registry", "sync"])?;
+        sync(role)?;
+        stage.forget_images(settings, role)?;
         stage.cohort(role, &["dataset", "associate", "-d", name, "-b", "heart"])?;
-        stage.cohort(role, &["registry", "push"])?;
+        push(role)?;
     }
     stage.cohort("carol", &["registry", "sync"])?;
     for (_, _, name) in hospital_data {
@@ -470,14 +360,14 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
 
     stage.say("Executing the benchmark: each hospital runs every approved model on its own data");
     for (role, _, name) in hospital_data {
-        stage.cohort(role, &["registry", "sync"])?;
+        sync(role)?;
         stage.forget_images(settings, role)?;
         stage.cohort(role, &["benchmark", "run", "-b", "heart", "-d", name])?;
         stage.cohort(
             role,
             &["--yes", "result", "submit", "-b", "heart", "-d", name],
         )?;
-        stage.cohort(role, &["registry", "push"])?;
+        push(role)?;
         stage.cohort("carol", &["registry", "merge", "--all"])?;
     }
 
