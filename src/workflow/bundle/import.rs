@@ -92,8 +92,12 @@ fn unpack(ctx: &Ctx, file: &Path) -> Result<Unpacked> {
         .prefix("import-")
         .tempdir_in(&tmp)
         .map_err(scratch)?;
+    // Bundles are written as plain tars: their contents never exceed the file itself, so a
+    // compressed "bundle" expanding past its own size is refused as a bomb.
     let limits = ExtractLimits {
         max_entries: 10_000,
+        max_total_bytes: 64 << 30,
+        max_ratio: Some(1),
         ..ExtractLimits::default()
     };
     let task = ctx
@@ -117,6 +121,7 @@ fn unpack(ctx: &Ctx, file: &Path) -> Result<Unpacked> {
     let manifest = Manifest::parse(&text).map_err(malformed)?;
     let listed: BTreeSet<String> = manifest.entries().map(|e| e.path.clone()).collect();
     let present: BTreeSet<String> = files
+        .files
         .iter()
         .map(|p| p.to_string_lossy().replace('\\', "/"))
         .filter(|p| p != MANIFEST_NAME)

@@ -19,6 +19,7 @@ fn ctx(home: &Home) -> Ctx<'_> {
         offline: true,
         full: false,
         max_output_bytes: 1,
+        max_unpacked: None,
     }
 }
 
