@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use cohort::mlcube::{CubeConfig, PathKind, RunRequest, deviation, plan, prepare_host};
 use serde_json::Value;
 
+#[path = "conformance/medperf.rs"]
+mod medperf;
+
 /// Every (case, task, field, deviation id) where cohort deliberately differs from 0.0.9.
 /// `missing-inputs` (Q4): 0.0.9 created these tasks' missing inputs (folders, or the parent
 /// folder of a missing file) and ran anyway; cohort refuses until they exist. The test then

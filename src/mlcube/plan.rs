@@ -51,6 +51,8 @@ pub struct RunnerOptions {
     pub security: Option<String>,
     /// `--gpus` (`all`, a count, `device=...`).
     pub gpus: Option<String>,
+    /// `--shm-size` (`2g`): replaces the cube's own request.
+    pub shm_size: Option<String>,
     /// `--memory` (`4g`).
     pub memory: Option<String>,
     /// `--cpu`: a cpuset (`0-3`), as 0.0.9 maps it to `--cpuset-cpus`.
