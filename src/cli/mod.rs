@@ -5,6 +5,7 @@ mod association;
 mod benchmark;
 mod dataset;
 mod demo;
+mod devices;
 mod doctor;
 mod error;
 mod key;

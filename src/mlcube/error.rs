@@ -263,6 +263,12 @@ impl Error {
                 "check the parameter name against the cube's mlcube.yaml".into()
             }
             Error::Override { .. } => return None,
+            Error::RunArg { arg, .. } if arg.starts_with("--ipc") => {
+                "--ipc would share an IPC namespace with the host or other containers; for data \
+                 loaders' shared memory, give the container its own with --shm-size (e.g. \
+                 --shm-size 2g on the command, or shm_size in the cube's run args)"
+                    .into()
+            }
             Error::RunArg { .. } => {
                 "cohort maps --gpus, --shm-size, --runtime, --memory, --cpuset-cpus, --cpus, \
                  --network, --security-opt and -e; see docs/mlcube.md"

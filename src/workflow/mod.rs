@@ -60,6 +60,18 @@ pub struct Ctx<'a> {
     pub full: bool,
     /// Largest predictions folder a model may write before it counts as a failure.
     pub max_output_bytes: u64,
+    /// The site's `--gpus` / `--shm-size` for every container a command runs.
+    pub devices: Devices,
+}
+
+/// GPUs and shared memory chosen by the site at run time (MedPerf #238): they replace a cube's
+/// own request, are recorded in the run's local record (`run.json`), never in a signed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Devices {
+    /// `all`, a count, or `device=0,1`; `0` removes the cube's GPUs.
+    pub gpus: Option<String>,
+    /// Shared memory, e.g. `2g`.
+    pub shm_size: Option<String>,
 }
 
 /// The default cap on a model's predictions.

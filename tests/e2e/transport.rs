@@ -212,6 +212,7 @@ fn racing_pushes_retry() {
         offline: false,
         full: false,
         max_output_bytes: 1 << 30,
+        devices: Default::default(),
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();
