@@ -22,7 +22,7 @@ impl DeviceArgs {
     /// Checked now, so a typo fails before any cube is fetched or run.
     pub fn devices(&self) -> CliResult<Devices> {
         if let Some(g) = self.gpus.as_deref().filter(|g| *g != "0") {
-            cohort::mlcube::parse_gpus(g).map_err(|e| {
+            cohort::mlcube::parse_gpus(&cohort::mlcube::quote_device_list(g)).map_err(|e| {
                 CliError::usage(format!("--gpus {g}: {e}"))
                     .hint("write all, a count (2) or device=0,1")
             })?;

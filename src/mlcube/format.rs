@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::config::CubeConfig;
-use super::container::{CONTAINER_FILE, ContainerConfig};
+use super::container::{CONTAINER_FILE, ContainerConfig, ContainerType};
 use super::error::Error;
 use super::plan::{Plan, RunRequest, plan};
 use super::strict::{StrictViolation, check_strict};
@@ -70,18 +70,29 @@ impl Config {
         match self {
             Config::MlCube(c) => check_strict(c),
             Config::Container(c) => {
-                let problems = c.problems();
-                if problems.is_empty() {
-                    return Ok(());
-                }
-                Err(problems
+                let mut v: Vec<StrictViolation> = c
+                    .problems()
                     .into_iter()
                     .map(|(task, p)| StrictViolation {
                         task: Some(task),
-                        field: p.label.unwrap_or_else(|| "run_args".into()),
+                        field: p.label.unwrap_or_else(|| "task".into()),
                         message: p.message,
                     })
-                    .collect())
+                    .collect();
+                if !matches!(
+                    c.container_type(),
+                    ContainerType::DockerImage | ContainerType::DockerArchive
+                ) {
+                    v.push(StrictViolation {
+                        task: None,
+                        field: "container_type".into(),
+                        message: format!(
+                            "{:?} is not run by cohort (DockerImage and DockerArchive are)",
+                            c.container_type()
+                        ),
+                    });
+                }
+                if v.is_empty() { Ok(()) } else { Err(v) }
             }
         }
     }

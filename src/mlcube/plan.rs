@@ -332,7 +332,7 @@ pub fn plan(
             run.parsed.gpus = None;
             drop_flag(&mut run.extra_run_args, "--gpus");
         } else {
-            run.parsed.gpus = Some(g.to_string());
+            run.parsed.gpus = Some(super::args::quote_device_list(g));
         }
     }
     let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &req.task, task_def, task_args)?;

@@ -24,6 +24,27 @@ pub fn must_exist(task: &str, label: &str) -> bool {
     )
 }
 
+/// The labels MedPerf's commands give `task` (besides `parameters_file` and
+/// `additional_files`, which every task gets).
+pub fn supplied(task: &str) -> &'static [&'static str] {
+    match task {
+        "prepare" => &[
+            "data_path",
+            "labels_path",
+            "output_path",
+            "output_labels_path",
+            "metadata_path",
+            "report_file",
+        ],
+        "sanity_check" => &["data_path", "labels_path", "metadata_path"],
+        "statistics" => &["data_path", "labels_path", "output_path", "metadata_path"],
+        "infer" => &["data_path", "output_path"],
+        "evaluate" => &["predictions", "labels", "output_path", "local_outputs_path"],
+        "run_script" => &["data_path", "labels_path", "model_files", "results_path"],
+        _ => &[],
+    }
+}
+
 /// Environment MedPerf adds for a task (`run_script` runs an ASSET model on the premises).
 pub fn task_env(task: &str) -> &'static [(&'static str, &'static str)] {
     match task {

@@ -6,6 +6,8 @@
 
 mod contract;
 mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ use super::error::Error;
 use super::plan::PathKind;
 use super::tree::Node;
 
-pub use contract::{CONTAINER_DEVIATIONS, must_exist};
+pub use contract::{CONTAINER_DEVIATIONS, must_exist, supplied};
 pub(crate) use plan::plan_container;
 
 /// The file name MedPerf gives a container configuration.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::contract::task_env;
-use super::{ContainerConfig, ContainerType, must_exist};
+use super::{ContainerConfig, ContainerType, must_exist, supplied};
 use crate::mlcube::args::{self, RunArgs};
 use crate::mlcube::error::Error;
 use crate::mlcube::hardening;
@@ -103,13 +103,21 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
             None => match v.label.as_str() {
                 "parameters_file" => (own("parameters.yaml"), false),
                 "additional_files" => (own("additional_files"), false),
-                _ if strict => {
+                label if strict && supplied(&req.task).contains(&label) => {
                     return Err(err(
-                        Some(&v.label),
+                        Some(label),
+                        "no host path was given for this label of the task contract".into(),
+                    ));
+                }
+                label if strict => {
+                    return Err(err(
+                        Some(label),
                         format!(
-                            "MedPerf supplies no {} to task {} (it would fail with KeyError); \
-                             only the labels of MedPerf's task contract can be declared",
-                            v.label, req.task
+                            "MedPerf supplies no {label} to task {} (it would fail with \
+                             KeyError); the task can declare {}, parameters_file and \
+                             additional_files",
+                            req.task,
+                            supplied(&req.task).join(", ")
                         ),
                     ));
                 }
@@ -179,7 +187,7 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         created_dirs,
     };
     let parsed = RunArgs {
-        gpus: ra.gpus,
+        gpus: ra.gpus.as_deref().map(args::quote_device_list),
         shm_size: ra.shm_size,
         ..RunArgs::default()
     };
