@@ -109,6 +109,15 @@ pub const DEVIATIONS: &[Deviation] = &[
         cohort: "runs one task per invocation (as 0.0.9, the only task of a one-task cube is the \
                  default)",
     },
+    Deviation {
+        id: "site-gpus",
+        quirk: "-",
+        mlcube: "`--gpus` sets the runner's --gpus; gpu_args or cpu_args are chosen by \
+                 platform.accelerator_count alone, so a cube asking for GPUs keeps them",
+        cohort: "the site's --gpus (mlcube run and the commands that run registered cubes) \
+                 replaces the cube's own request: a request selects gpu_args, 0 selects cpu_args \
+                 and removes every GPU request; --shm-size likewise replaces the cube's",
+    },
 ];
 
 /// The deviation with this id.

@@ -133,3 +133,27 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         cohort: "checks every input first and creates nothing when one is missing",
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::CONTAINER_DEVIATIONS;
+
+    #[test]
+    fn every_deviation_from_medperf_is_documented() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mlcube.md"),
+        )
+        .unwrap();
+        for d in CONTAINER_DEVIATIONS {
+            assert!(
+                docs.contains(&format!("`{}`", d.id)),
+                "docs/mlcube.md lacks {}",
+                d.id
+            );
+        }
+        let quirks: Vec<&str> = CONTAINER_DEVIATIONS.iter().map(|d| d.quirk).collect();
+        for q in ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"] {
+            assert!(quirks.contains(&q), "MedPerf quirk {q} has no deviation");
+        }
+    }
+}
