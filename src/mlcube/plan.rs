@@ -263,10 +263,7 @@ pub fn plan(
     let site_gpus = o.gpus.as_deref().map(str::trim);
     let mut platform = o.platform.clone();
     if let Some(g) = site_gpus {
-        let count = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => 1,
-        };
+        let count = g.parse::<u32>().unwrap_or(1);
         platform.push(format!("platform.accelerator_count={count}"));
     }
     let gpus_flag = o.gpus.clone().filter(|_| site_gpus != Some("0"));
