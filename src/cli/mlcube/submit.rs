@@ -13,7 +13,8 @@ use crate::cohort_cli::session::Session;
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The cube's folder or its mlcube.yaml.
+    /// The cube's folder, its mlcube.yaml, or MedPerf's container_config.yaml (its
+    /// parameters.yaml beside it).
     pub path: PathBuf,
     /// The cube's name in the registry.
     #[arg(long)]
