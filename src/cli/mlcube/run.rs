@@ -202,7 +202,12 @@ fn pick_task(cfg: &Config, task: Option<&str>) -> CliResult<String> {
         Some(t) => Ok(t.to_string()),
         None if tasks.len() == 1 => Ok(tasks[0].clone()),
         None => Err(CliError::usage(format!(
-            "{} has several tasks ({}); pick one with --task",
+            "{} {} has several tasks ({}); pick one with --task",
+            if cfg.is_container() {
+                "container"
+            } else {
+                "MLCube"
+            },
             cfg.label(),
             tasks.join(", ")
         ))),
