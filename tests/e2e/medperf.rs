@@ -176,6 +176,23 @@ fn medperf_chestxray_containers_end_to_end() {
     .ok();
     w.as_("carol", &["registry", "push"]).ok();
     w.as_("admin", &["benchmark", "approve", "xray"]).ok();
+    // A model owner tests a local (unregistered) container folder against the benchmark.
+    w.as_("mo", &["registry", "sync"]).ok();
+    let local_model = e.path().join("medperf/model");
+    w.as_(
+        "mo",
+        &[
+            "test",
+            "run",
+            "-b",
+            "xray",
+            "-m",
+            local_model.to_str().unwrap(),
+            "--gpus",
+            "0",
+        ],
+    )
+    .ok();
 
     // A hospital prepares with the site's device options (no GPU here: 0 removes any).
     let (data, labels) = write_raw(&e.path().join("hospital"));
