@@ -33,6 +33,55 @@ const CUBES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// A preparator declaring `metadata_path` (MedPerf supplies it to all three tasks then).
+const META_PREP: &str = r#"container_type: DockerImage
+image: mlcommons/chestxray-tutorial-prep:0.0.1
+tasks:
+  prepare:
+    run_args:
+      command: ["sh", "-c", "python3 /project/prepare.py && echo 'n_cases: 8' > /mlcommons/volumes/metadata/meta.yaml"]
+    input_volumes:
+      data_path: {mount_path: /mlcommons/volumes/raw_data, type: directory}
+      labels_path: {mount_path: /mlcommons/volumes/raw_labels, type: directory}
+      parameters_file: {mount_path: /mlcommons/volumes/parameters/parameters_file.yaml, type: file}
+    output_volumes:
+      output_path: {mount_path: /mlcommons/volumes/data, type: directory}
+      output_labels_path: {mount_path: /mlcommons/volumes/labels, type: directory}
+      metadata_path: {mount_path: /mlcommons/volumes/metadata, type: directory}
+  sanity_check:
+    run_args:
+      command: ["sh", "-c", "test -f /mlcommons/volumes/metadata/meta.yaml && python3 /project/sanity_check.py"]
+    input_volumes:
+      data_path: {mount_path: /mlcommons/volumes/data, type: directory}
+      labels_path: {mount_path: /mlcommons/volumes/labels, type: directory}
+      metadata_path: {mount_path: /mlcommons/volumes/metadata, type: directory}
+  statistics:
+    run_args:
+      command: ["sh", "-c", "test -f /mlcommons/volumes/metadata/meta.yaml && python3 /project/statistics.py"]
+    input_volumes:
+      data_path: {mount_path: /mlcommons/volumes/data, type: directory}
+      labels_path: {mount_path: /mlcommons/volumes/labels, type: directory}
+      metadata_path: {mount_path: /mlcommons/volumes/metadata, type: directory}
+    output_volumes:
+      output_path: {mount_path: /mlcommons/volumes/statistics/statistics.yaml, type: file}
+"#;
+
+/// An evaluator keeping per-case outputs at the site (`local_outputs_path`).
+const META_METRICS: &str = r#"container_type: DockerImage
+image: mlcommons/chestxray-tutorial-metrics:0.0.1
+tasks:
+  evaluate:
+    run_args:
+      entrypoint: /bin/sh
+      command: ["-c", "sh /project/evaluate.sh && echo 'per-case outputs' > /mlcommons/volumes/local_outputs/cases.txt"]
+    input_volumes:
+      predictions: {mount_path: /mlcommons/volumes/predictions, type: directory}
+      labels: {mount_path: /mlcommons/volumes/labels, type: directory}
+    output_volumes:
+      output_path: {mount_path: /mlcommons/volumes/results/results.yaml, type: file}
+      local_outputs_path: {mount_path: /mlcommons/volumes/local_outputs, type: directory}
+"#;
+
 /// Eight cases: opacity values and labels; at threshold 128 six are predicted right.
 const CASES: &[(u32, u32)] = &[
     (200, 1),
@@ -193,6 +242,42 @@ fn medperf_chestxray_containers_end_to_end() {
         ],
     )
     .ok();
+
+    // The contract's optional labels: a preparator declaring metadata_path (given to prepare,
+    // sanity_check and statistics) and an evaluator declaring local_outputs_path (a private
+    // folder of the run), both local folders on the tutorial's images.
+    let meta_prep = e.path().join("medperf/meta-prep");
+    std::fs::create_dir_all(&meta_prep).unwrap();
+    std::fs::copy(
+        src.join("fixtures/medperf-chestxray/prep/parameters.yaml"),
+        meta_prep.join("parameters.yaml"),
+    )
+    .unwrap();
+    std::fs::write(meta_prep.join("container_config.yaml"), META_PREP).unwrap();
+    let meta_metrics = e.path().join("medperf/meta-metrics");
+    std::fs::create_dir_all(&meta_metrics).unwrap();
+    std::fs::write(meta_metrics.join("container_config.yaml"), META_METRICS).unwrap();
+    w.as_(
+        "mo",
+        &[
+            "test",
+            "run",
+            "-b",
+            "xray",
+            "-p",
+            meta_prep.to_str().unwrap(),
+            "-e",
+            meta_metrics.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let private = files_containing(&e.cohort_home("mo").join("runs"), "per-case outputs");
+    assert_eq!(private.len(), 1, "{private:?}");
+    let folder = private[0].parent().unwrap();
+    assert!(folder.ends_with("local_outputs"), "{}", folder.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "local outputs are the site's alone");
 
     // A hospital prepares with the site's device options (no GPU here: 0 removes any).
     let (data, labels) = write_raw(&e.path().join("hospital"));
