@@ -283,7 +283,8 @@ impl Error {
                 )
             }
             Error::MissingInput { param, .. } => format!(
-                "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it or pass {param}=PATH"
+                "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it, or pass its \
+                 path ({param}=PATH for mlcube.yaml, --mount {param}=PATH for container_config.yaml)"
             ),
             Error::HostPath { problem, .. } => match problem {
                 HostPathProblem::Symlink => {
