@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::container::ContainerType;
 use super::strict::StrictViolation;
 
 /// Everything that can go wrong while reading, planning or running an MLCube task.
@@ -27,9 +28,17 @@ pub enum Error {
         label: Option<String>,
         message: String,
     },
+    /// `--mount` (or a caller) names a label the task does not declare.
+    #[error("{}, task {task}, label {label}: the task declares no volume {label} (declared: {})", file.display(), declared.join(", "))]
+    UnknownLabel {
+        file: PathBuf,
+        task: String,
+        label: String,
+        declared: Vec<String>,
+    },
     /// A container type cohort does not run (Singularity, encrypted archives).
-    #[error("{}: container_type {kind} is not run by cohort{}", file.display(), if kind.starts_with("Encrypted") && kind.contains("Docker") { " (MedPerf decrypts it with a key handed to the site)" } else { " (cohort runs Docker containers through the Docker Engine only)" })]
-    ContainerType { file: PathBuf, kind: String },
+    #[error("{}: container_type {kind:?} is not run by cohort{}", file.display(), if *kind == ContainerType::EncryptedDockerArchive { " (MedPerf decrypts it with a key handed to the site)" } else { " (cohort runs Docker containers through the Docker Engine only)" })]
+    ContainerType { file: PathBuf, kind: ContainerType },
     /// Two configurations in one folder and no file named.
     #[error("{} holds both mlcube.yaml and container_config.yaml; name the file to use", dir.display())]
     AmbiguousConfig { dir: PathBuf },
@@ -224,13 +233,16 @@ impl Error {
             Error::Read { .. } => "pass the MLCube folder or its mlcube.yaml".into(),
             Error::Yaml { .. } => "fix the YAML syntax; MLCube 0.0.9 reads the file with PyYAML".into(),
             Error::Config { .. } => return None,
-            Error::Container { message, .. } if message.contains("declares no volume") => {
+            Error::UnknownLabel { .. } => {
                 "--mount takes the labels the task declares in container_config.yaml".into()
             }
             Error::Container { .. } => {
                 "see docs/mlcube.md, \"MedPerf container configurations\"".into()
             }
-            Error::ContainerType { kind, .. } if kind == "EncryptedDockerArchive" => {
+            Error::ContainerType {
+                kind: ContainerType::EncryptedDockerArchive,
+                ..
+            } => {
                 "for a model only some sites may run, submit it as a cohort private model (its \
                  image sealed to the benchmark committee and approved sites) instead of an \
                  encrypted archive; or submit the plain image as DockerImage or DockerArchive"

@@ -29,7 +29,7 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         kind => {
             return Err(Error::ContainerType {
                 file: file.clone(),
-                kind: format!("{kind:?}"),
+                kind,
             });
         }
     }
@@ -64,14 +64,12 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
     }
     for label in req.host_paths.keys() {
         if !task.volumes.iter().any(|v| &v.label == label) {
-            let declared: Vec<&str> = task.volumes.iter().map(|v| v.label.as_str()).collect();
-            return Err(err(
-                Some(label),
-                format!(
-                    "the task declares no volume {label} (declared: {})",
-                    declared.join(", ")
-                ),
-            ));
+            return Err(Error::UnknownLabel {
+                file: file.clone(),
+                task: req.task.clone(),
+                label: label.clone(),
+                declared: task.volumes.iter().map(|v| v.label.clone()).collect(),
+            });
         }
     }
 
