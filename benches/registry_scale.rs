@@ -117,7 +117,8 @@ fn cube_files(id: &Sha256, owner: &Signer, name: &str) -> Vec<NewFile> {
             owner: owner.handle.clone(),
             created: AT.into(),
             description: Some(format!("risk model {name}")),
-            mlcube_yaml: Sha256::of(yaml.as_bytes()),
+            mlcube_yaml: Some(Sha256::of(yaml.as_bytes())),
+            container_config_yaml: None,
             parameters_yaml: Some(Sha256::of(params.as_bytes())),
             additional_files: None,
             image: model::Image {

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use cohort::mlcube::{CubeConfig, PathKind, RunRequest, deviation, plan, prepare_host};
 use serde_json::Value;
 
+#[path = "conformance/medperf.rs"]
+mod medperf;
+
 /// Every (case, task, field, deviation id) where cohort deliberately differs from 0.0.9.
 /// `missing-inputs` (Q4): 0.0.9 created these tasks' missing inputs (folders, or the parent
 /// folder of a missing file) and ran anyway; cohort refuses until they exist. The test then
@@ -161,7 +164,7 @@ fn mlcube_009_conformance() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert_eq!(cases.len(), 52, "52 cases");
+    assert_eq!(cases.len(), 53, "52 cases from repositories, 1 handwritten");
 
     let mut tasks_seen = 0;
     let mut failures: Vec<String> = Vec::new();
@@ -381,7 +384,10 @@ fn mlcube_009_conformance() {
             }
         }
     }
-    assert_eq!(tasks_seen, 104, "104 tasks");
+    assert_eq!(
+        tasks_seen, 106,
+        "104 tasks from repositories, 2 handwritten"
+    );
 
     let listed: BTreeSet<(String, String, String, String)> = EXPECTED_DEVIATIONS
         .iter()

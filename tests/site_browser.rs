@@ -157,7 +157,8 @@ fn mlcube(name: &str, owner: &str, description: &str) -> Mlcube {
         owner: owner.into(),
         created: "2026-11-20T09:00:00Z".into(),
         description: Some(description.into()),
-        mlcube_yaml: Sha256::of(format!("{name}/mlcube.yaml").as_bytes()),
+        mlcube_yaml: Some(Sha256::of(format!("{name}/mlcube.yaml").as_bytes())),
+        container_config_yaml: None,
         parameters_yaml: Some(Sha256::of(format!("{name}/parameters.yaml").as_bytes())),
         additional_files: None,
         image: Image {

@@ -151,6 +151,7 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
                     benchmark,
                     model,
                     timeout: None,
+                    devices: Default::default(),
                 },
             );
         }

@@ -33,6 +33,8 @@ enum DatasetCommand {
         /// Per-task time limit (e.g. 30m).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        devices: super::devices::DeviceArgs,
     },
     /// Register a prepared dataset's metadata (shows exactly what is shared first).
     Submit { name: String },
@@ -46,6 +48,8 @@ enum DatasetCommand {
         benchmark: String,
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        devices: super::devices::DeviceArgs,
     },
     /// Recompute the prepared data's content hash and compare it with the registry.
     Check { dataset: String },
@@ -65,7 +69,9 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             data_path,
             labels_path,
             timeout,
+            devices,
         } => {
+            s.devices = devices.devices()?;
             if timeout.is_some() {
                 s.task_timeout = timeout;
             }
@@ -148,7 +154,9 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             dataset,
             benchmark,
             timeout,
+            devices,
         } => {
+            s.devices = devices.devices()?;
             if timeout.is_some() {
                 s.task_timeout = timeout;
             }

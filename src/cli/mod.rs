@@ -6,6 +6,7 @@ mod benchmark;
 mod bundle;
 mod dataset;
 mod demo;
+mod devices;
 mod doctor;
 mod error;
 mod key;

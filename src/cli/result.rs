@@ -106,6 +106,8 @@ pub struct RunArgs {
     /// Largest predictions a model may write (e.g. 500M, 2G; default 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_output: Option<u64>,
+    #[command(flatten)]
+    pub devices: super::devices::DeviceArgs,
 }
 
 pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
@@ -117,8 +119,10 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         no_cache,
         timeout,
         max_output,
+        devices,
     } = a;
     let mut s = Session::new(settings);
+    s.devices = devices.devices()?;
     if timeout.is_some() {
         s.task_timeout = timeout;
     }

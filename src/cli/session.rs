@@ -28,6 +28,8 @@ pub struct Session<'s> {
     pub max_output_bytes: u64,
     /// Verify from scratch, ignoring local state (`verify --full`).
     pub full: bool,
+    /// `--gpus` / `--shm-size` of the commands that run cubes.
+    pub devices: cohort::workflow::Devices,
 }
 
 /// The default per-task time limit for registered cubes.
@@ -77,6 +79,7 @@ impl<'s> Session<'s> {
             task_timeout: Some(DEFAULT_TASK_TIMEOUT),
             max_output_bytes: cohort::workflow::DEFAULT_MAX_OUTPUT_BYTES,
             full: false,
+            devices: cohort::workflow::Devices::default(),
         }
     }
 
@@ -96,6 +99,7 @@ impl<'s> Session<'s> {
             max_output_bytes: self.max_output_bytes,
             full: self.full,
             max_unpacked: self.settings.max_unpacked,
+            devices: self.devices.clone(),
         }
     }
 

@@ -36,6 +36,8 @@ enum TestCommand {
         /// Per-task time limit (e.g. 10m).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        devices: super::devices::DeviceArgs,
     },
 }
 
@@ -47,8 +49,10 @@ pub fn run(settings: &Settings, args: TestArgs) -> CliResult {
         metrics,
         demo_dataset,
         timeout,
+        devices,
     } = args.command;
     let mut s = Session::new(settings);
+    s.devices = devices.devices()?;
     if timeout.is_some() {
         s.task_timeout = timeout;
     }

@@ -272,6 +272,15 @@ pub struct GpuRequest {
     pub options: Vec<(String, String)>,
 }
 
+/// A site's `--gpus device=0,1` as Docker's CSV syntax reads it (`"device=0,1"`): unquoted, the
+/// `1` would be a second field (a count), which Docker refuses next to device ids.
+pub fn quote_device_list(value: &str) -> String {
+    match value.strip_prefix("device=") {
+        Some(ids) if ids.contains(',') && !value.contains('"') => format!("\"{value}\""),
+        _ => value.to_string(),
+    }
+}
+
 /// Parses a `--gpus` value: `all`, `2`, `device=0`, `"device=0,1"`, `count=2,capabilities=utility`.
 pub fn parse_gpus(value: &str) -> Result<GpuRequest, String> {
     let fields = csv_fields(value)?;

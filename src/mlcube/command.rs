@@ -113,7 +113,9 @@ pub(crate) fn entrypoint_and_cmd(
     mut task_args: Vec<String>,
 ) -> Result<(Option<Vec<String>>, Vec<String>), Error> {
     match task_def.get("entrypoint") {
-        None => Ok((None, task_args)),
+        // `entrypoint: null` is 0.0.9's `task.get('entrypoint')` being None: the image's own
+        // entrypoint runs with the task name first.
+        None | Some(Node::Null) => Ok((None, task_args)),
         Some(Node::Str(s)) => {
             let words = args::shlex_split(s)
                 .map_err(|m| cfg.config_err(format!("task {task}: entrypoint {m}")))?;

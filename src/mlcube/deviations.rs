@@ -120,6 +120,15 @@ pub const DEVIATIONS: &[Deviation] = &[
                  deeper than 32, an interpolated value over 64 KiB or 1 MiB of interpolated \
                  output in all; each referenced value is resolved once",
     },
+    Deviation {
+        id: "site-gpus",
+        quirk: "-",
+        mlcube: "`--gpus` sets the runner's --gpus; gpu_args or cpu_args are chosen by \
+                 platform.accelerator_count alone, so a cube asking for GPUs keeps them",
+        cohort: "the site's --gpus (mlcube run and the commands that run registered cubes) \
+                 replaces the cube's own request: a request selects gpu_args, 0 selects cpu_args \
+                 and removes every GPU request; --shm-size likewise replaces the cube's",
+    },
 ];
 
 /// The deviation with this id.

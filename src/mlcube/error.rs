@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::container::ContainerType;
 use super::strict::StrictViolation;
 
 /// Everything that can go wrong while reading, planning or running an MLCube task.
@@ -18,6 +19,29 @@ pub enum Error {
     /// The file is not valid YAML (or not a mapping at its top).
     #[error("{path} is not a valid MLCube configuration: {message}")]
     Yaml { path: PathBuf, message: String },
+    /// A container configuration (`container_config.yaml`) breaks a rule; names the file and,
+    /// where it applies, the task and the label.
+    #[error("{}{}{}: {message}", file.display(), task.as_ref().map(|t| format!(", task {t}")).unwrap_or_default(), label.as_ref().map(|l| format!(", label {l}")).unwrap_or_default())]
+    Container {
+        file: PathBuf,
+        task: Option<String>,
+        label: Option<String>,
+        message: String,
+    },
+    /// `--mount` (or a caller) names a label the task does not declare.
+    #[error("{}, task {task}, label {label}: the task declares no volume {label} (declared: {})", file.display(), declared.join(", "))]
+    UnknownLabel {
+        file: PathBuf,
+        task: String,
+        label: String,
+        declared: Vec<String>,
+    },
+    /// A container type cohort does not run (Singularity, encrypted archives).
+    #[error("{}: container_type {kind:?} is not run by cohort{}", file.display(), if *kind == ContainerType::EncryptedDockerArchive { " (MedPerf decrypts it with a key handed to the site)" } else { " (cohort runs Docker containers through the Docker Engine only)" })]
+    ContainerType { file: PathBuf, kind: ContainerType },
+    /// Two configurations in one folder and no file named.
+    #[error("{} holds both mlcube.yaml and container_config.yaml; name the file to use", dir.display())]
+    AmbiguousConfig { dir: PathBuf },
     /// The YAML is valid but the configuration breaks an MLCube 0.0.9 rule.
     #[error("MLCube {cube}: {message}")]
     Config { cube: String, message: String },
@@ -209,6 +233,30 @@ impl Error {
             Error::Read { .. } => "pass the MLCube folder or its mlcube.yaml".into(),
             Error::Yaml { .. } => "fix the YAML syntax; MLCube 0.0.9 reads the file with PyYAML".into(),
             Error::Config { .. } => return None,
+            Error::UnknownLabel { .. } => {
+                "--mount takes the labels the task declares in container_config.yaml".into()
+            }
+            Error::Container { .. } => {
+                "see docs/mlcube.md, \"MedPerf container configurations\"".into()
+            }
+            Error::ContainerType {
+                kind: ContainerType::EncryptedDockerArchive,
+                ..
+            } => {
+                "for a model only some sites may run, submit it as a cohort private model (its \
+                 image sealed to the benchmark committee and approved sites) instead of an \
+                 encrypted archive; or submit the plain image as DockerImage or DockerArchive"
+                    .into()
+            }
+            Error::ContainerType { .. } => {
+                "build a Docker image of the container and set container_type: DockerImage (or \
+                 DockerArchive)"
+                    .into()
+            }
+            Error::AmbiguousConfig { dir } => format!(
+                "pass {0}/mlcube.yaml or {0}/container_config.yaml",
+                dir.display()
+            ),
             Error::UnknownTask { .. } => "pass one of the listed tasks with --task".into(),
             Error::Param { message, .. } if message.contains("cannot be inferred") => {
                 "create the input (MLCube 0.0.9 infers an untyped input's type from the host), \
@@ -227,6 +275,12 @@ impl Error {
                 "check the parameter name against the cube's mlcube.yaml".into()
             }
             Error::Override { .. } => return None,
+            Error::RunArg { arg, .. } if arg.starts_with("--ipc") => {
+                "--ipc would share an IPC namespace with the host or other containers; for data \
+                 loaders' shared memory, give the container its own with --shm-size (e.g. \
+                 --shm-size 2g on the command, or shm_size in the cube's run args)"
+                    .into()
+            }
             Error::RunArg { .. } => {
                 "cohort maps --gpus, --shm-size, --runtime, --memory, --cpuset-cpus, --cpus, \
                  --network, --security-opt and -e; see docs/mlcube.md"
@@ -241,7 +295,8 @@ impl Error {
                 )
             }
             Error::MissingInput { param, .. } => format!(
-                "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it or pass {param}=PATH"
+                "cohort never creates missing inputs (MLCube 0.0.9 silently did); create it, or pass its \
+                 path ({param}=PATH for mlcube.yaml, --mount {param}=PATH for container_config.yaml)"
             ),
             Error::HostPath { problem, .. } => match problem {
                 HostPathProblem::Symlink => {

@@ -43,6 +43,8 @@ pub struct Hardening {
     /// Folders cohort creates before the run: the workspace and the outputs' folders. Missing
     /// inputs are never created.
     pub create_dirs: Vec<PathBuf>,
+    /// Output files mounted as files, created empty before the run when missing.
+    pub create_files: Vec<PathBuf>,
     /// Run args accepted but superseded, and other things worth telling the user.
     pub notes: Vec<String>,
 }
@@ -115,9 +117,12 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         .as_deref()
         .map(|m| args::parse_bytes(m).map_err(|e| arg_err(format!("--memory={m}"), e)))
         .transpose()?;
-    let shm_size = ra
+    // The site's --shm-size replaces the cube's own request (MedPerf's option does the same).
+    let shm_size = h
+        .options
         .shm_size
         .as_deref()
+        .or(ra.shm_size.as_deref())
         .map(|m| args::parse_bytes(m).map_err(|e| arg_err(format!("--shm-size={m}"), e)))
         .transpose()?;
     let cpus = h.options.cpus.as_ref().or(ra.cpus.as_ref());
@@ -143,19 +148,33 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
             })
         })
         .collect();
+    // Output files mounted as themselves (container configurations bind the file, not its
+    // folder): writable, and created empty before the run so Docker binds a file.
+    let written_files: Vec<String> = h
+        .params
+        .iter()
+        .filter(|p| p.io == Io::Output && p.kind == PathKind::File)
+        .map(|p| paths::lexical(&p.host.to_string_lossy()))
+        .filter(|f| {
+            h.invocation
+                .mounts
+                .iter()
+                .any(|m| paths::lexical(&m.host.to_string_lossy()) == *f)
+        })
+        .collect();
     let inputs: Vec<&ParamPlan> = h.params.iter().filter(|p| p.io == Io::Input).collect();
 
     let mut mounts = Vec::new();
     let mut overlays: Vec<Mount> = Vec::new();
     for m in &h.invocation.mounts {
         let host = paths::lexical(&m.host.to_string_lossy());
-        let writable = !m.read_only && written.contains(&host);
+        let writable = !m.read_only && (written.contains(&host) || written_files.contains(&host));
         mounts.push(Mount {
             host: m.host.clone(),
             container: m.container.clone(),
             read_only: !writable,
         });
-        if !writable {
+        if !writable || written_files.contains(&host) {
             continue;
         }
         for p in &inputs {
@@ -222,6 +241,7 @@ pub(crate) fn harden(h: &HardenInputs<'_>) -> Result<Hardening, Error> {
         runtime: ra.runtime.clone(),
         timeout: h.options.timeout,
         create_dirs,
+        create_files: written_files.into_iter().map(PathBuf::from).collect(),
         notes,
     })
 }

@@ -161,6 +161,22 @@ pub(crate) fn check_file(anchor: &Path, path: &Path) -> Result<(), Issue> {
     }
 }
 
+/// Creates `path` as an empty plain file with `mode` when missing (its folder exists), without
+/// following a link at any step; an existing plain file is kept as it is.
+pub(crate) fn ensure_file(anchor: &Path, path: &Path, mode: u32) -> Result<(), Issue> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Issue::WrongKind(path.to_path_buf()));
+    };
+    let dir = open_dir(anchor, parent, None, &mut Vec::new())?;
+    let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(mode)) {
+        Ok(_) => check_file(anchor, path),
+        Err(Errno::LOOP) => Err(Issue::Symlink(path.to_path_buf())),
+        Err(Errno::ISDIR) => Err(Issue::WrongKind(path.to_path_buf())),
+        Err(e) => Err(io(path, e)),
+    }
+}
+
 /// Checks that the last component of `path` is not a link (for paths the user chose outside
 /// the run's folder).
 pub(crate) fn check_not_link(path: &Path) -> Result<(), Issue> {

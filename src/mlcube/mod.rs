@@ -20,6 +20,9 @@
 //! - [`check_strict`]`(&cfg) -> Result<(), Vec<StrictViolation>>` — the rules for registered
 //!   cubes, for submission time.
 //! - [`DEVIATIONS`] — deliberate differences from 0.0.9.
+//! - [`Config`] — either format (`mlcube.yaml` or MedPerf's `container_config.yaml`):
+//!   [`Config::load`], [`Config::plan`] (the same [`Plan`] from both), [`Config::check_strict`];
+//!   [`CONTAINER_DEVIATIONS`] — deliberate differences from MedPerf 0.3.0.
 //!
 //! Running:
 //! - [`prepare_host`]`(&plan)` — refuses missing inputs, creates the workspace and output
@@ -43,9 +46,11 @@ mod access;
 mod args;
 mod command;
 mod config;
+pub mod container;
 mod deviations;
 pub mod docker;
 mod error;
+mod format;
 mod hardening;
 mod hostfs;
 mod interp;
@@ -56,13 +61,15 @@ mod prepare;
 mod strict;
 mod tree;
 
-pub use args::{GpuRequest, parse_bytes};
+pub use args::{GpuRequest, parse_bytes, parse_gpus, quote_device_list};
 pub use config::CubeConfig;
+pub use container::{CONTAINER_DEVIATIONS, CONTAINER_FILE, ContainerConfig, ContainerType};
 pub use deviations::{DEVIATIONS, Deviation, deviation};
 pub use docker::{
     ContainerRuntime, DockerRuntime, EngineInfo, RUN_LABEL, RunOutcome, RunSpec, ensure_image,
 };
 pub use error::{Error, HostPathProblem};
+pub use format::{Config, MLCUBE_FILE};
 pub use hardening::{DEFAULT_PIDS_LIMIT, Hardening, container_user};
 pub use plan::{
     BuildStrategy, HostPath, ImageBuild, Invocation, Io, Mode, Mount, ParamPlan, PathKind, Plan,

@@ -51,6 +51,8 @@ pub struct RunnerOptions {
     pub security: Option<String>,
     /// `--gpus` (`all`, a count, `device=...`).
     pub gpus: Option<String>,
+    /// `--shm-size` (`2g`): replaces the cube's own request.
+    pub shm_size: Option<String>,
     /// `--memory` (`4g`).
     pub memory: Option<String>,
     /// `--cpu`: a cpuset (`0-3`), as 0.0.9 maps it to `--cpuset-cpus`.
@@ -255,10 +257,20 @@ pub fn plan(
 
     let mut runner_flags: Vec<(&'static str, String)> = Vec::new();
     let o = &req.options;
+    // The site's --gpus replaces the cube's own choice (MedPerf #238): a request for GPUs
+    // selects gpu_args (through platform.accelerator_count, as 0.0.9 chooses them), `0`
+    // selects cpu_args and removes every GPU request.
+    let site_gpus = o.gpus.as_deref().map(str::trim);
+    let mut platform = o.platform.clone();
+    if let Some(g) = site_gpus {
+        let count = g.parse::<u32>().unwrap_or(1);
+        platform.push(format!("platform.accelerator_count={count}"));
+    }
+    let gpus_flag = o.gpus.clone().filter(|_| site_gpus != Some("0"));
     for (flag, value) in [
         ("--network", &o.network),
         ("--security-opt", &o.security),
-        ("--gpus", &o.gpus),
+        ("--gpus", &gpus_flag),
         ("--memory", &o.memory),
         ("--cpuset-cpus", &o.cpuset),
     ] {
@@ -267,7 +279,7 @@ pub fn plan(
         }
     }
     let effective = cfg.effective(&EffectiveInputs {
-        platform: &req.options.platform,
+        platform: &platform,
         runner_flags: &runner_flags,
         overrides: &req.overrides,
         workspace: &workspace,
@@ -311,7 +323,15 @@ pub fn plan(
         .get("image")
         .map(Node::python_str)
         .unwrap_or_default();
-    let run = run_args(cfg, &effective)?;
+    let mut run = run_args(cfg, &effective)?;
+    if let Some(g) = site_gpus {
+        if g == "0" {
+            run.parsed.gpus = None;
+            drop_flag(&mut run.extra_run_args, "--gpus");
+        } else {
+            run.parsed.gpus = Some(super::args::quote_device_list(g));
+        }
+    }
     let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &req.task, task_def, task_args)?;
 
     let invocation = Invocation {
@@ -364,6 +384,22 @@ pub fn plan(
         hardening,
         image_build,
     })
+}
+
+/// Removes `--flag=v` and `--flag v` from run args.
+fn drop_flag(words: &mut Vec<String>, flag: &str) {
+    let mut out = Vec::with_capacity(words.len());
+    let mut skip = false;
+    for w in words.drain(..) {
+        if skip {
+            skip = false;
+        } else if w == flag {
+            skip = true;
+        } else if !w.starts_with(&format!("{flag}=")) {
+            out.push(w);
+        }
+    }
+    *words = out;
 }
 
 impl Plan {

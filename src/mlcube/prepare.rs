@@ -34,5 +34,18 @@ pub fn prepare_host(plan: &Plan) -> Result<Vec<PathBuf>, Error> {
         hostfs::open_dir(&plan.run_root, dir, Some(mode), &mut created)
             .map_err(|i| issue_error(&plan.cube, &plan.task, i))?;
     }
+    // MedPerf creates an empty file for a file output before the run; Docker needs it to bind
+    // a file rather than make a folder in its place.
+    let file_mode = match plan.mode {
+        Mode::Strict => 0o600,
+        Mode::Local => 0o666,
+    };
+    for file in &plan.hardening.create_files {
+        if !file.exists() {
+            hostfs::ensure_file(&plan.run_root, file, file_mode)
+                .map_err(|i| issue_error(&plan.cube, &plan.task, i))?;
+            created.push(file.clone());
+        }
+    }
     Ok(created)
 }

@@ -62,6 +62,8 @@ impl AssocKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CubeFile {
     MlcubeYaml,
+    /// MedPerf 0.3.0's container configuration, in place of mlcube.yaml.
+    ContainerConfigYaml,
     ParametersYaml,
 }
 
@@ -69,6 +71,7 @@ impl CubeFile {
     pub fn file_name(self) -> &'static str {
         match self {
             CubeFile::MlcubeYaml => "mlcube.yaml",
+            CubeFile::ContainerConfigYaml => "container_config.yaml",
             CubeFile::ParametersYaml => "parameters.yaml",
         }
     }
@@ -398,10 +401,11 @@ pub fn classify(path: &str) -> Result<RecordPath, ModelError> {
             let version = version_of(v).ok_or_else(|| unknown("cube versions are v1, v2, ..."))?;
             let file = match *f {
                 "mlcube.yaml" => CubeFile::MlcubeYaml,
+                "container_config.yaml" => CubeFile::ContainerConfigYaml,
                 "parameters.yaml" => CubeFile::ParametersYaml,
                 _ => {
                     return Err(unknown(
-                        "a cube folder holds cube.toml, mlcube.yaml and parameters.yaml only",
+                        "a cube folder holds cube.toml, mlcube.yaml or container_config.yaml, and parameters.yaml only",
                     ));
                 }
             };

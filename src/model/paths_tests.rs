@@ -12,6 +12,7 @@ fn builders_round_trip() {
         build::grant("alice", 3),
         build::mlcube("prep", 1),
         build::mlcube_file("prep", 1, CubeFile::MlcubeYaml),
+        build::mlcube_file("prep", 1, CubeFile::ContainerConfigYaml),
         build::benchmark("heart", 2),
         build::association("heart", &AssocKey::Model("good".into()), 1),
         build::association("heart", &AssocKey::Dataset(D.into()), 1),
@@ -72,4 +73,18 @@ fn refuses_unknown_and_tricky_paths() {
     ] {
         assert!(classify(p).is_err(), "{p} should be refused");
     }
+}
+
+#[test]
+fn a_cube_folder_holds_either_configuration_format() {
+    assert_eq!(
+        classify("mlcubes/prep/v1/container_config.yaml").unwrap(),
+        RecordPath::MlcubeFile {
+            name: "prep".into(),
+            version: 1,
+            file: CubeFile::ContainerConfigYaml,
+        }
+    );
+    let e = classify("mlcubes/prep/v1/container_config.yml").unwrap_err();
+    assert!(e.to_string().contains("container_config.yaml"), "{e}");
 }

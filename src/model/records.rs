@@ -177,8 +177,13 @@ pub struct Mlcube {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// sha256 of `mlcube.yaml` in the same folder.
-    pub mlcube_yaml: Sha256,
+    /// sha256 of `mlcube.yaml` in the same folder (an MLCube).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlcube_yaml: Option<Sha256>,
+    /// sha256 of `container_config.yaml` in the same folder (a MedPerf 0.3.0 container);
+    /// exactly one of the two is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config_yaml: Option<Sha256>,
     /// sha256 of `parameters.yaml` in the same folder, when the cube has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters_yaml: Option<Sha256>,
@@ -186,6 +191,17 @@ pub struct Mlcube {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_files: Option<Asset>,
     pub image: Image,
+}
+
+impl Mlcube {
+    /// The cube's configuration file and its recorded sha256 (validation ensures one is set).
+    pub fn config_file(&self) -> (crate::model::CubeFile, &Sha256) {
+        match (&self.mlcube_yaml, &self.container_config_yaml) {
+            (_, Some(s)) => (crate::model::CubeFile::ContainerConfigYaml, s),
+            (Some(s), None) => (crate::model::CubeFile::MlcubeYaml, s),
+            (None, None) => unreachable!("validated: a cube records its configuration file"),
+        }
+    }
 }
 
 /// A reference to one cube version: name, version and the sha256 of its `cube.toml`.

@@ -276,6 +276,10 @@ pub fn validate_against_path(
                 "version differs from the folder name",
             )?;
             c.name("owner", &r.owner)?;
+            c.ensure(
+                r.mlcube_yaml.is_some() != r.container_config_yaml.is_some(),
+                "a cube records exactly one of mlcube_yaml and container_config_yaml",
+            )?;
             c.time("created", &r.created)?;
             if let Some(d) = &r.description {
                 c.text("description", d, 2000)?;

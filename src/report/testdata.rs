@@ -221,7 +221,8 @@ pub fn mlcube(c: &CubeRef, owner: &str, description: &str) -> Mlcube {
         owner: owner.into(),
         created: "2026-11-20T09:00:00Z".into(),
         description: Some(description.into()),
-        mlcube_yaml: Sha256::of(format!("{}-yaml", c.name).as_bytes()),
+        mlcube_yaml: Some(Sha256::of(format!("{}-yaml", c.name).as_bytes())),
+        container_config_yaml: None,
         parameters_yaml: None,
         additional_files: None,
         image: Image {

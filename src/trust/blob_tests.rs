@@ -12,7 +12,8 @@ fn cube_with(w: &mut World, name: &str, additional: model::Asset) {
         owner: "alice".into(),
         created: "2026-01-01T00:00:00Z".into(),
         description: None,
-        mlcube_yaml: Sha256::of(b"x"),
+        mlcube_yaml: Some(Sha256::of(b"x")),
+        container_config_yaml: None,
         parameters_yaml: None,
         additional_files: Some(additional),
         image: model::Image {

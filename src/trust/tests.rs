@@ -289,7 +289,8 @@ fn revocation_counts_from_its_merge() {
         owner: "alice".into(),
         created: "2026-01-01T00:00:00Z".into(),
         description: None,
-        mlcube_yaml: Sha256::of(b"x"),
+        mlcube_yaml: Some(Sha256::of(b"x")),
+        container_config_yaml: None,
         parameters_yaml: None,
         additional_files: None,
         image: model::Image {

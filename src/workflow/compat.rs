@@ -305,28 +305,42 @@ pub fn prepare(
     let data = out.join("data");
     let labels = out.join("labels");
     let stats_file = run_dir.join("statistics/statistics.yaml");
+    // MedPerf's contract for container configurations: `metadata_path` (when prepare declares
+    // it) is part of the prepared data, so of its content hash; `report_file` stays with this
+    // run. Cubes that do not declare a label are not given it (engine.rs filters).
+    let metadata = prep
+        .config
+        .task_has_parameter("prepare", "metadata_path")
+        .then(|| out.join("metadata"));
+    let with_metadata = |mut paths: Vec<(&'static str, PathBuf, PathKind)>| {
+        if let Some(m) = &metadata {
+            paths.push(("metadata_path", m.clone(), PathKind::Dir));
+        }
+        paths
+    };
     let timeout = ctx.task_timeout;
     if !steps.run(
         st,
         prep,
         TaskRun {
             task: "prepare",
-            paths: vec![
+            paths: with_metadata(vec![
                 ("data_path", raw_data.to_path_buf(), PathKind::Dir),
                 ("labels_path", raw_labels.to_path_buf(), PathKind::Dir),
                 ("output_path", data.clone(), PathKind::Dir),
                 ("output_labels_path", labels.clone(), PathKind::Dir),
-            ],
+                ("report_file", run_dir.join("report.yaml"), PathKind::File),
+            ]),
             timeout,
         },
     )? {
         return Ok(None);
     }
     let prepared_paths = || {
-        vec![
+        with_metadata(vec![
             ("data_path", data.clone(), PathKind::Dir),
             ("labels_path", labels.clone(), PathKind::Dir),
-        ]
+        ])
     };
     if !steps.run(
         st,
@@ -447,6 +461,13 @@ pub fn infer_and_evaluate(
                 ("predictions", predictions, PathKind::Dir),
                 ("labels", prepared.labels.clone(), PathKind::Dir),
                 ("output_path", results.clone(), PathKind::File),
+                // MedPerf's evaluate may keep per-case outputs at the site: a private folder
+                // of this run, never read by cohort nor submitted.
+                (
+                    "local_outputs_path",
+                    out.join("local_outputs"),
+                    PathKind::Dir,
+                ),
             ],
             timeout,
         },
@@ -523,6 +544,9 @@ pub fn compatibility_test(
     })
 }
 
+/// The run's local record in its folder.
+pub const RUN_RECORD: &str = "run.json";
+
 /// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
 pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
     let base = ctx.home.runs_dir().join(kind);
@@ -537,6 +561,20 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
         .keep();
     private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
+    // The local record of how this run was made: the site's device choices live here, never
+    // in the signed result.
+    let record = serde_json::json!({
+        "kind": kind,
+        "started": ctx.timestamp(),
+        "gpus": ctx.devices.gpus,
+        "shm_size": ctx.devices.shm_size,
+    });
+    crate::storage::write_atomic_mode(
+        &dir.join(RUN_RECORD),
+        format!("{record:#}\n").as_bytes(),
+        Some(0o600),
+    )
+    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 

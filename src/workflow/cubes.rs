@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::mlcube::{self, ContainerRuntime, CubeConfig, RunRequest};
+use crate::mlcube::{self, Config, ContainerRuntime, RunRequest};
 use crate::model::{
     self, Asset, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build,
 };
@@ -46,8 +46,8 @@ pub struct CubeSubmission<'a> {
 }
 
 /// Checks a cube against the rules for registered cubes; every violation in one message.
-pub fn strict_or_refuse(cfg: &CubeConfig) -> Result<()> {
-    mlcube::check_strict(cfg).map_err(|v| {
+pub fn strict_or_refuse(cfg: &Config) -> Result<()> {
+    cfg.check_strict().map_err(|v| {
         WorkflowError::Refused(format!(
             "{} cannot be registered: {}",
             cfg.label(),
@@ -79,10 +79,15 @@ pub fn submit_cube(
     sub: &CubeSubmission,
 ) -> Result<(Submitted, model::Mlcube)> {
     model::ids::check_name("mlcube name", sub.name)?;
-    let config = CubeConfig::load(sub.path)?;
+    let config = Config::load(sub.path)?;
     strict_or_refuse(&config)?;
     let yaml = config.text().as_bytes().to_vec();
-    let params_path = config.root().join("workspace/parameters.yaml");
+    // MLCube keeps parameters in its workspace; MedPerf's `-p` file sits beside the config.
+    let params_path = if config.is_container() {
+        config.root().join("parameters.yaml")
+    } else {
+        config.root().join("workspace/parameters.yaml")
+    };
     let params = match std::fs::read(&params_path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -131,7 +136,7 @@ pub fn submit_cube(
         .into_iter()
         .next()
         .ok_or_else(|| WorkflowError::Refused(format!("{} has no tasks", config.label())))?;
-    let plan = mlcube::plan(&config, &RunRequest::new(first), &|_| None, ctx.home.root())?;
+    let plan = config.plan(&RunRequest::new(first), &|_| None, ctx.home.root())?;
     let local = |build: bool| local_image(ctx, &engine, &plan, sub.name, build);
     let image = match &sub.image {
         ImageChoice::Local { build, local_only } => {
@@ -251,14 +256,23 @@ pub fn submit_cube(
         owner: signer.handle.clone(),
         created: ctx.timestamp(),
         description: sub.description.clone(),
-        mlcube_yaml: Sha256::of(&yaml),
+        mlcube_yaml: (!config.is_container()).then(|| Sha256::of(&yaml)),
+        container_config_yaml: config.is_container().then(|| Sha256::of(&yaml)),
         parameters_yaml: params.as_deref().map(Sha256::of),
         additional_files,
         image,
     };
     let path = build::mlcube(sub.name, version);
     let mut extra = vec![NewFile::new(
-        build::mlcube_file(sub.name, version, CubeFile::MlcubeYaml),
+        build::mlcube_file(
+            sub.name,
+            version,
+            if config.is_container() {
+                CubeFile::ContainerConfigYaml
+            } else {
+                CubeFile::MlcubeYaml
+            },
+        ),
         yaml,
     )];
     if let Some(p) = params {

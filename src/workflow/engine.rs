@@ -1,4 +1,5 @@
-//! Running registered cubes: materialise a cube version from the registry (its mlcube.yaml,
+//! Running registered cubes: materialise a cube version from the registry (its mlcube.yaml or
+//! container_config.yaml,
 //! parameters and additional files, every asset re-checked against the recorded sha256, cached
 //! ones too), make sure its image is present with the recorded id, and run one task in strict
 //! mode with every data input and output in per-run folders.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::mlcube::{
-    self, ContainerRuntime, CubeConfig, DockerRuntime, HostPath, Mode, PathKind, RunOutcome,
+    self, Config, ContainerRuntime, DockerRuntime, HostPath, Mode, PathKind, RunOutcome,
     RunRequest, RunSpec, RunnerOptions,
 };
 use crate::model::{self, CubeFile, ImageSource, Mlcube, Sha256, build};
@@ -22,8 +23,8 @@ use super::{Ctx, Result, WorkflowError};
 pub struct LocalCube {
     pub name: String,
     pub label: String,
-    pub config: CubeConfig,
-    /// The folder holding mlcube.yaml and the workspace template.
+    pub config: Config,
+    /// The folder holding the configuration and the workspace template.
     pub dir: PathBuf,
     /// `docker inspect` id of the image; containers are created by this id.
     pub image_id: String,
@@ -74,11 +75,12 @@ impl Engine {
             r.version,
             r.sha256.short()
         ));
-        let yaml_path = build::mlcube_file(&r.name, r.version, CubeFile::MlcubeYaml);
+        let (config_file, want) = rec.config_file();
+        let yaml_path = build::mlcube_file(&r.name, r.version, config_file);
         let yaml = ix
             .bytes(&yaml_path)
             .ok_or_else(|| WorkflowError::NotFound(format!("{yaml_path} is missing")))?;
-        if Sha256::of(yaml) != rec.mlcube_yaml {
+        if &Sha256::of(yaml) != want {
             return Err(WorkflowError::Refused(format!(
                 "{yaml_path} does not match the sha256 in {path}"
             )));
@@ -88,7 +90,8 @@ impl Engine {
         // here (issue 14) may have left a link in it.
         refuse_links(ctx.home.root(), &dir.join("workspace/parameters.yaml"))?;
         std::fs::create_dir_all(dir.join("workspace")).map_err(io)?;
-        crate::storage::write_atomic(&dir.join("mlcube.yaml"), yaml).map_err(io)?;
+        let config_path = dir.join(config_file.file_name());
+        crate::storage::write_atomic(&config_path, yaml).map_err(io)?;
         if let Some(want) = &rec.parameters_yaml {
             let p = build::mlcube_file(&r.name, r.version, CubeFile::ParametersYaml);
             let bytes = ix
@@ -111,7 +114,7 @@ impl Engine {
             }
             None => None,
         };
-        let mut config = CubeConfig::load(&dir.join("mlcube.yaml"))?;
+        let mut config = Config::load(&config_path)?;
         config.set_label(format!("{} v{}", r.name, r.version));
         let image_id = self.ensure_registered_image(ctx, ix, rec)?;
         Ok(LocalCube {
@@ -187,8 +190,8 @@ impl Engine {
     /// A local, not yet submitted cube (compatibility tests): its own folder and image, built
     /// from its Dockerfile when missing.
     pub fn local(&self, ctx: &Ctx, path: &Path) -> Result<LocalCube> {
-        let config = CubeConfig::load(path)?;
-        if let Err(v) = mlcube::check_strict(&config) {
+        let config = Config::load(path)?;
+        if let Err(v) = config.check_strict() {
             return Err(WorkflowError::Refused(format!(
                 "{} breaks the rules for registered cubes: {}",
                 config.label(),
@@ -202,7 +205,7 @@ impl Engine {
             config.tasks().into_iter().next().ok_or_else(|| {
                 WorkflowError::Refused(format!("{} has no tasks", config.label()))
             })?;
-        let plan = mlcube::plan(&config, &RunRequest::new(first), &|_| None, ctx.home.root())?;
+        let plan = config.plan(&RunRequest::new(first), &|_| None, ctx.home.root())?;
         let image_id = match self.runtime.image_id(&plan.invocation.image)? {
             Some(id) => id,
             None if plan.image_build.dockerfile.is_file() => self.build(ctx, &plan)?,
@@ -273,10 +276,12 @@ impl Engine {
             mode: Mode::Strict,
             options: RunnerOptions {
                 timeout: t.timeout,
+                gpus: ctx.devices.gpus.clone(),
+                shm_size: ctx.devices.shm_size.clone(),
                 ..RunnerOptions::default()
             },
         };
-        let plan = mlcube::plan(&cube.config, &req, &|_| None, ctx.home.root())?;
+        let plan = cube.config.plan(&req, &|_| None, ctx.home.root())?;
         let mut spec = RunSpec::new(run_dir.join("logs").join(format!(
             "{}-{}.log",
             sanitize(&cube.name),
@@ -324,12 +329,27 @@ fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
             }
             Err(_) => {}
         }
+    } else if cube.config.is_container() {
+        // A local container: MedPerf's `-p` parameters.yaml and additional_files/ sit beside
+        // the config.
+        let root = cube.config.root();
+        if root.join("parameters.yaml").is_file() {
+            std::fs::copy(root.join("parameters.yaml"), ws.join("parameters.yaml")).map_err(io)?;
+        }
+        if root.join("additional_files").is_dir() {
+            std::fs::create_dir_all(ws.join("additional_files")).map_err(io)?;
+            copy_files(&root.join("additional_files"), &ws.join("additional_files")).map_err(io)?;
+        }
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
     }
     if let Some((tarball, limits)) = &cube.additional {
         let dest = ws.join("additional_files");
         extract_tarball(tarball, &dest, limits)?;
+    }
+    // MedPerf always creates the cube's additional_files folder, so a container may declare it.
+    if cube.config.is_container() && !ws.join("additional_files").exists() {
+        std::fs::create_dir_all(ws.join("additional_files")).map_err(io)?;
     }
     // The run's folder is private as a whole; the container's user is handed what it reads
     // for the run only (mlcube's access step).

@@ -64,6 +64,18 @@ pub struct Ctx<'a> {
     /// Unpacked size allowed for tarballs whose record states none (`--max-unpacked-size`;
     /// `None`: 1 GiB and 100 times the archive).
     pub max_unpacked: Option<u64>,
+    /// The site's `--gpus` / `--shm-size` for every container a command runs.
+    pub devices: Devices,
+}
+
+/// GPUs and shared memory chosen by the site at run time (MedPerf #238): they replace a cube's
+/// own request, are recorded in the run's local record (`run.json`), never in a signed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Devices {
+    /// `all`, a count, or `device=0,1`; `0` removes the cube's GPUs.
+    pub gpus: Option<String>,
+    /// Shared memory, e.g. `2g`.
+    pub shm_size: Option<String>,
 }
 
 /// The default cap on a model's predictions.

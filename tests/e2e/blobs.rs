@@ -64,7 +64,8 @@ fn forged_blobs_are_refused_by_the_hook_and_verify() {
         owner: "admin".into(),
         created: "2026-01-01T00:00:00Z".into(),
         description: None,
-        mlcube_yaml: Sha256::of(&yaml),
+        mlcube_yaml: Some(Sha256::of(&yaml)),
+        container_config_yaml: None,
         parameters_yaml: None,
         additional_files: Some(model::Asset::in_blob(Sha256::of(b"never stored"))),
         image: model::Image {

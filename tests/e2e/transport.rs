@@ -213,6 +213,7 @@ fn racing_pushes_retry() {
         full: false,
         max_output_bytes: 1 << 30,
         max_unpacked: None,
+        devices: Default::default(),
     };
     let opened = identity::open_path(&ctx, &env.clone_dir("admin")).unwrap();
     registry_ops::sync(&ctx, &opened).unwrap();

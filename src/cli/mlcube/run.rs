@@ -1,5 +1,6 @@
-//! `cohort mlcube run PATH --task T [name=value ...]`: plan a task of a local MLCube as MLCube
-//! 0.0.9 would, then run it hardened through the Docker Engine (or, with `--dry-run`, print
+//! `cohort mlcube run PATH --task T [name=value ...] [--mount LABEL=HOSTPATH ...]`: plan a task
+//! of a local MLCube (as MLCube 0.0.9 would) or MedPerf container configuration (as MedPerf
+//! 0.3.0 would), then run it hardened through the Docker Engine (or, with `--dry-run`, print
 //! the plan).
 
 use std::path::{Path, PathBuf};
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 use cohort::mlcube::{
-    self, ContainerRuntime, CubeConfig, DockerRuntime, Mode, Plan, RunRequest, RunSpec,
+    self, Config, ContainerRuntime, DockerRuntime, HostPath, Mode, PathKind, Plan, RunRequest,
+    RunSpec,
 };
 use cohort::progress::Cancel;
 use serde::Serialize;
@@ -17,7 +19,7 @@ use crate::cohort_cli::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The MLCube folder, or its mlcube.yaml.
+    /// The cube's folder, its mlcube.yaml, or MedPerf's container_config.yaml.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
     /// The task to run (may be left out when the cube has a single task).
@@ -33,6 +35,13 @@ pub struct RunArgs {
     /// GPUs for the container: all, a count, or device=ID[,ID].
     #[arg(long, value_name = "GPUS")]
     pub gpus: Option<String>,
+    /// Shared memory for the container (/dev/shm), e.g. 2g; replaces the cube's own.
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// A container configuration's volume: LABEL=HOSTPATH (container_config.yaml only;
+    /// unset labels default to <folder>/workspace/<label>).
+    #[arg(long = "mount", value_name = "LABEL=HOSTPATH")]
+    pub mounts: Vec<String>,
     /// Memory limit, e.g. 4g.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -63,7 +72,7 @@ pub struct RunArgs {
 }
 
 pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
-    let cfg = CubeConfig::load(&a.path)?;
+    let cfg = Config::load(&a.path)?;
     let task = pick_task(&cfg, a.task.as_deref())?;
     let mut req = RunRequest::new(task);
     req.mode = Mode::Local;
@@ -71,9 +80,28 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
     for item in &a.overrides {
         req.overrides.push(parse_override(item)?);
     }
+    if !a.mounts.is_empty() && !cfg.is_container() {
+        return Err(CliError::usage(format!(
+            "--mount is for container_config.yaml; {} is an MLCube",
+            cfg.file().display()
+        ))
+        .hint("set an MLCube task parameter as name=value"));
+    }
+    for item in &a.mounts {
+        let (label, path) = parse_mount(item)?;
+        // The kind is the config's own declaration; this one is not read for containers.
+        req.host_paths.insert(
+            label,
+            HostPath {
+                path,
+                kind: PathKind::Dir,
+            },
+        );
+    }
     req.options.network = a.network.clone();
     req.options.security = a.security.clone();
     req.options.gpus = a.gpus.clone();
+    req.options.shm_size = a.shm_size.clone();
     req.options.memory = a.memory.clone();
     req.options.cpuset = a.cpu.clone();
     req.options.cpus = a.cpus.clone();
@@ -82,7 +110,7 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
 
     let home = home_dir();
     let env = |name: &str| std::env::var(name).ok();
-    let plan = mlcube::plan(&cfg, &req, &env, &home)?;
+    let plan = cfg.plan(&req, &env, &home)?;
     let ui = &settings.ui;
     for note in &plan.hardening.notes {
         ui.warn(note);
@@ -91,7 +119,12 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
         if ui.json {
             ui.json(&DryRun::from(&plan));
         } else {
-            print_plan(settings, &plan);
+            let reference = if cfg.is_container() {
+                "MedPerf 0.3.0"
+            } else {
+                "MLCube 0.0.9"
+            };
+            print_plan(settings, &plan, reference);
         }
         return Ok(());
     }
@@ -159,7 +192,7 @@ pub fn dash_override_error(e: &clap::Error, argv: &[String]) -> Option<CliError>
 }
 
 /// `--task`, or the only task of a one-task cube (as 0.0.9 does).
-fn pick_task(cfg: &CubeConfig, task: Option<&str>) -> CliResult<String> {
+fn pick_task(cfg: &Config, task: Option<&str>) -> CliResult<String> {
     let tasks = cfg.tasks();
     match task {
         Some(t) if t.contains(',') => Err(CliError::user(format!(
@@ -169,9 +202,26 @@ fn pick_task(cfg: &CubeConfig, task: Option<&str>) -> CliResult<String> {
         Some(t) => Ok(t.to_string()),
         None if tasks.len() == 1 => Ok(tasks[0].clone()),
         None => Err(CliError::usage(format!(
-            "MLCube {} has several tasks ({}); pick one with --task",
+            "{} {} has several tasks ({}); pick one with --task",
+            if cfg.is_container() {
+                "container"
+            } else {
+                "MLCube"
+            },
             cfg.label(),
             tasks.join(", ")
+        ))),
+    }
+}
+
+/// `--mount LABEL=HOSTPATH`.
+fn parse_mount(item: &str) -> CliResult<(String, PathBuf)> {
+    match item.split_once('=') {
+        Some((label, path)) if !label.is_empty() && !path.is_empty() => {
+            Ok((label.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(CliError::usage(format!(
+            "--mount {item:?}: write LABEL=HOSTPATH"
         ))),
     }
 }
@@ -228,7 +278,7 @@ fn default_log(settings: &Settings, plan: &Plan) -> PathBuf {
         .join(format!("{}-{stamp}.log", safe(&plan.task)))
 }
 
-fn print_plan(settings: &Settings, plan: &Plan) {
+fn print_plan(settings: &Settings, plan: &Plan, reference: &str) {
     let ui = &settings.ui;
     let inv = &plan.invocation;
     let h = &plan.hardening;
@@ -263,7 +313,7 @@ fn print_plan(settings: &Settings, plan: &Plan) {
     words.push(quote(&inv.image));
     words.extend(inv.cmd.iter().map(|s| quote(s)));
     ui.out(format!(
-        "# MLCube 0.0.9 would run (task {} of {}):",
+        "# {reference} would run (task {} of {}):",
         plan.task, plan.cube
     ));
     ui.out(words.join(" "));
@@ -342,6 +392,7 @@ struct HardeningJson {
     runtime: Option<String>,
     timeout_seconds: Option<f64>,
     create_dirs: Vec<String>,
+    create_files: Vec<String>,
     missing_inputs: Vec<MissingJson>,
     notes: Vec<String>,
 }
@@ -426,6 +477,7 @@ impl From<&Plan> for DryRun {
                 runtime: h.runtime.clone(),
                 timeout_seconds: h.timeout.map(|t| t.as_secs_f64()),
                 create_dirs: h.create_dirs.iter().map(|d| path_str(d)).collect(),
+                create_files: h.create_files.iter().map(|d| path_str(d)).collect(),
                 missing_inputs: p
                     .missing_inputs()
                     .iter()

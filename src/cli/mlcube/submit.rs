@@ -13,7 +13,8 @@ use crate::cohort_cli::session::Session;
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The cube's folder or its mlcube.yaml.
+    /// The cube's folder, its mlcube.yaml, or MedPerf's container_config.yaml (its
+    /// parameters.yaml beside it).
     pub path: PathBuf,
     /// The cube's name in the registry.
     #[arg(long)]
@@ -87,7 +88,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
     if ui.json {
         ui.json(&serde_json::json!({
             "branch": submitted.branch, "name": record.name, "version": record.version,
-            "image_id": record.image.id, "mlcube_yaml": record.mlcube_yaml.to_string(),
+            "image_id": record.image.id, "config_sha256": record.config_file().1.to_string(),
         }));
     } else {
         ui.out(&submitted.branch);
@@ -165,10 +166,13 @@ pub struct AssociateArgs {
     /// Per-task time limit (e.g. 10m).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub devices: crate::cohort_cli::devices::DeviceArgs,
 }
 
 pub fn associate(settings: &Settings, a: AssociateArgs) -> CliResult {
     let mut s = Session::new(settings);
+    s.devices = a.devices.devices()?;
     if a.timeout.is_some() {
         s.task_timeout = a.timeout;
     }

@@ -26,10 +26,24 @@ pub(super) fn check_cube(ctx: &Ctx, path: &str, v: &mut Verdict) {
         );
     }
     ctx.signed_by(path, &c.owner, v);
-    let yaml = build::mlcube_file(&c.name, c.version, model::CubeFile::MlcubeYaml);
+    let (file, want) = c.config_file();
+    let yaml = build::mlcube_file(&c.name, c.version, file);
+    // The other configuration file is not recorded, so it may not be there.
+    let other = match file {
+        model::CubeFile::ContainerConfigYaml => model::CubeFile::MlcubeYaml,
+        _ => model::CubeFile::ContainerConfigYaml,
+    };
+    let other = build::mlcube_file(&c.name, c.version, other);
+    if ctx.ix.sha(&other).is_some() {
+        v.fail(
+            &other,
+            Rule::DefaultDeny,
+            format!("is not recorded in {path}"),
+        );
+    }
     match ctx.ix.sha(&yaml) {
         None => v.fail(path, Rule::Reference, format!("{yaml} is missing")),
-        Some(s) if s != &c.mlcube_yaml => v.fail(
+        Some(s) if s != want => v.fail(
             &yaml,
             Rule::Signature,
             format!("does not match the sha256 recorded in {path}"),

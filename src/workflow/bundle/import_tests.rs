@@ -20,6 +20,7 @@ fn ctx(home: &Home) -> Ctx<'_> {
         full: false,
         max_output_bytes: 1,
         max_unpacked: None,
+        devices: Default::default(),
     }
 }
 
