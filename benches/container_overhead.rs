@@ -1,4 +1,4 @@
-//! Container task overhead against DESIGN.md's target: a task run by `cohort mlcube run` within
+//! Container task overhead against docs/design.md's target: a task run by `cohort mlcube run` within
 //! 10% of a bare `docker run` of the same image, command and mounts.
 //!
 //! `cargo bench --bench container_overhead` (needs the Docker Engine and busybox-static). Builds a

@@ -1,4 +1,4 @@
-//! Dataset hashing throughput against `openssl dgst -sha256` on the same files (DESIGN.md's
+//! Dataset hashing throughput against `openssl dgst -sha256` on the same files (docs/design.md's
 //! target: at least 90% of openssl's single-core throughput, scaling with cores).
 //!
 //! `cargo bench --bench content_hash` (release profile). Generates ~2 GiB in files of 1 KiB

@@ -4,7 +4,7 @@
 //! `cargo bench --bench fuzz [-- INPUTS [SEED [TARGET]]]`; exits 1 when a parser panicked.
 //! `cargo bench --bench fuzz -- replay TARGET FILE` runs one saved input again (timed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cohort::fuzz;
 
@@ -18,13 +18,9 @@ fn main() {
     let only = args.get(2);
     fuzz::install_quiet_panic_hook();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shared: Vec<PathBuf> = [repo.join("../shared/conformance")]
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .collect();
     let crashes = repo.join("target/fuzz-crashes");
     let scratch = fuzz::scratch_dir().expect("a scratch folder");
-    let targets = fuzz::all_targets(repo, &shared, scratch.path());
+    let targets = fuzz::all_targets(repo, scratch.path());
     if let [mode, name, file, ..] = args.as_slice()
         && mode == "replay"
     {

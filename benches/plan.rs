@@ -1,4 +1,4 @@
-//! Planning time (DESIGN.md target: under 20 ms, where `mlcube run` spends ~0.5 s in Python):
+//! Planning time (docs/design.md target: under 20 ms, where `mlcube run` spends ~0.5 s in Python):
 //! loads and plans every task of the conformance corpus many times and prints the time per
 //! plan. Run with `cargo bench --bench plan`.
 

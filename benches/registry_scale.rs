@@ -1,4 +1,4 @@
-//! Registry scale against DESIGN.md's targets: verify at 10,000 entities / 100,000 signed files
+//! Registry scale against docs/design.md's targets: verify at 10,000 entities / 100,000 signed files
 //! within 2x of bare minisign verification of the same bytes, listing and viewing under 100 ms,
 //! and a submission commit whose cost does not grow with the registry.
 //!

@@ -2,7 +2,7 @@
 //! mutated inputs per target, seeded from real files, must not panic. The 100,000-input run is
 //! `cargo bench --bench fuzz`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use cohort::fuzz;
@@ -23,13 +23,9 @@ fn budget(target: &str) -> u64 {
 fn no_parser_panics_on_mutated_inputs() {
     fuzz::install_quiet_panic_hook();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shared: Vec<PathBuf> = [repo.join("../shared/conformance")]
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .collect();
     let scratch = fuzz::scratch_dir().expect("a scratch folder");
     let crashes = scratch.path().join("crashes");
-    let targets = fuzz::all_targets(repo, &shared, scratch.path());
+    let targets = fuzz::all_targets(repo, scratch.path());
     assert!(targets.len() >= 9, "every parser has a target");
     let mut failures = Vec::new();
     for t in &targets {

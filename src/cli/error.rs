@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Exit codes (DESIGN.md "Command surface").
+/// Exit codes (docs/design.md "Command surface").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// A negative verdict (verify found problems) or a user error (bad input, refused action).

@@ -32,12 +32,12 @@ fn tokens(list: &[&str]) -> Vec<Vec<u8>> {
     list.iter().map(|t| t.as_bytes().to_vec()).collect()
 }
 
-/// Every target. `repo` is the source tree (seeds from docs/, fixtures/, tests/conformance),
-/// `extra_seeds` more folders of real files (e.g. the shared conformance corpora), `scratch`
-/// a folder for keys, tarball extraction and downloads (tmpfs keeps it fast).
-pub fn all_targets(repo: &Path, extra_seeds: &[PathBuf], scratch: &Path) -> Vec<Target> {
-    let mut yaml_dirs = vec![repo.join("tests/conformance"), repo.join("fixtures")];
-    yaml_dirs.extend(extra_seeds.iter().cloned());
+/// Every target. `repo` is the source tree (seeds from docs/, fixtures/ and the conformance
+/// corpora in tests/conformance), `scratch` a folder for keys, tarball extraction and downloads
+/// (tmpfs keeps it fast).
+pub fn all_targets(repo: &Path, scratch: &Path) -> Vec<Target> {
+    // The conformance corpora (MLCube's and MedPerf's) live in the repository.
+    let yaml_dirs = [repo.join("tests/conformance"), repo.join("fixtures")];
     let yaml_seeds = |suffixes: &[&str], limit: usize| -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for d in &yaml_dirs {

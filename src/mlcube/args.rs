@@ -127,8 +127,8 @@ pub struct RunArgs {
     pub superseded: Vec<String>,
 }
 
-/// Whether a run argument may appear in a registered cube (DESIGN.md: `--gpus`, `--shm-size`,
-/// `--runtime=nvidia` only).
+/// Whether a run argument may appear in a registered cube (docs/design.md: `--gpus`,
+/// `--shm-size`, `--runtime=nvidia` only).
 pub fn strict_allowed(flag: &str, value: Option<&str>) -> bool {
     match flag {
         "--gpus" | "--shm-size" => true,

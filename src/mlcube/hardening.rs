@@ -1,5 +1,5 @@
-//! What cohort adds on top of the MLCube-equivalent invocation (DESIGN.md "Executing
-//! MLCubes"): the calling uid:gid, no capabilities, no privilege escalation, a read-only root
+//! What cohort adds on top of the MLCube-equivalent invocation (docs/design.md "Executing
+//! MLCubes", docs/mlcube.md): the calling uid:gid, no capabilities, no privilege escalation, a read-only root
 //! filesystem with a tmpfs /tmp, a pids limit, no network, read-only inputs (inputs inside a
 //! writable mount are bound read-only on top), resource limits and the per-task timeout.
 

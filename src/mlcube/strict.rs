@@ -1,5 +1,5 @@
-//! The rules for registered cubes (DESIGN.md "Executing MLCubes"): run arguments only from an
-//! allowlist, parameter paths relative and inside the workspace, no host environment
+//! The rules for registered cubes (docs/design.md "Executing MLCubes"): run arguments only
+//! from an allowlist, parameter paths relative and inside the workspace, no host environment
 //! interpolation. Checked at submission time by [`check_strict`] and again before every run.
 
 use std::fmt;

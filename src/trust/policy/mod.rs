@@ -1,4 +1,4 @@
-//! Who may sign, approve and reference what (DESIGN.md "Trust rules" and "Who signs, who
+//! Who may sign, approve and reference what (docs/design.md "Trust rules" and "Who signs, who
 //! approves, who merges"), as one check per record kind, run in dependency order.
 
 use std::collections::BTreeSet;
