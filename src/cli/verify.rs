@@ -138,7 +138,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
 }
 
 /// Inside a pre-receive hook: main moves from `since` (absent: main is created) to `rev`.
-fn hook(settings: &Settings, s: &Session, args: &VerifyArgs) -> CliResult {
+fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
     let reg = Registry::open_from_env().map_err(|e| CliError::user(e.to_string()))?;
     let rev = args
         .rev
@@ -146,7 +146,7 @@ fn hook(settings: &Settings, s: &Session, args: &VerifyArgs) -> CliResult {
         .expect("clap requires REV with --since; the hook passes it");
     let head = reg.resolve(rev)?;
     let mut expected = None;
-    let mut old_chain = Vec::new();
+    let mut since = None;
     if let Some(old) = &args.since {
         let old = reg.resolve(old)?;
         // main's history is its first-parent chain: the old main must be on the new one's,
@@ -159,13 +159,13 @@ fn hook(settings: &Settings, s: &Session, args: &VerifyArgs) -> CliResult {
             )));
         }
         expected = Some(reg.registry_id(old)?);
-        old_chain = registry::timeline(reg.repo(), old)?.commits;
+        since = Some(old.to_string());
     }
     let memo = match (&expected, args.full) {
         (Some(id), false) => Some(registry::StateStore::new(&settings.home).memo(id)),
         _ => None,
     };
-    let (mut report, _, _) = reg.verify(
+    let (mut report, _, timeline) = reg.verify(
         head,
         &VerifyOptions {
             expected_registry: expected.clone(),
@@ -176,13 +176,12 @@ fn hook(settings: &Settings, s: &Session, args: &VerifyArgs) -> CliResult {
         let _ = registry::StateStore::new(&settings.home).save_memo(id, memo);
     }
     // What older trust rules allowed stays allowed in history, never in a push.
-    let fresh = if old_chain.is_empty() {
-        Vec::new()
-    } else {
-        registry_ops::warnings_after(&report, &old_chain, old_chain.len() - 1)
-    };
-    report.problems.extend(fresh);
-    let _ = s;
+    // The old main is on the new one's first-parent chain (checked above): files after it are
+    // the push.
+    if let Some(at) = since.and_then(|old| timeline.commits.iter().position(|c| *c == old)) {
+        let fresh = registry_ops::warnings_after(&report, &timeline.commits, at);
+        report.problems.extend(fresh);
+    }
     render(
         settings,
         Verdict {
@@ -204,7 +203,7 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
                 "--from-git-env verifies a push: give --since OLD NEW",
             ));
         }
-        return hook(settings, &s, &args);
+        return hook(settings, &args);
     }
     let reg = s.registry()?;
     if let Some(range) = &args.range {

@@ -221,8 +221,13 @@ pub fn verify_range(opened: &Opened, base: Oid, head: Oid) -> Result<Report> {
         }
     }
     let (mut report, _) = opened.reg.verify_range(base, head, &opts)?;
-    let chain = registry::timeline(repo, base)?.commits;
-    let fresh = warnings_after(&report, &chain, chain.len().saturating_sub(1));
+    // Everything the change adds arrives in one commit on top of base, named `head`.
+    let head = head.to_string();
+    let fresh = report
+        .warnings
+        .iter()
+        .filter(|w| w.commit.as_deref().is_none_or(|c| c == head))
+        .cloned();
     report.problems.extend(fresh);
     report.problems.sort();
     Ok(report)

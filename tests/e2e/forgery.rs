@@ -152,6 +152,31 @@ impl Stage {
         }
     }
 
+    /// Root v2 as the next version of v1, everything else kept (the caller changes admins).
+    fn next_root(&self, nonce: &str) -> model::Root {
+        let (v1_bytes, v1) = self.root(1);
+        model::Root {
+            version: 2,
+            previous: Some(Sha256::of(&v1_bytes)),
+            nonce: nonce.into(),
+            rules: Some(model::RULES_VERSION),
+            ..v1
+        }
+    }
+
+    /// bob is admitted, then revoked; hosp syncs the revocation. Returns main before and
+    /// after the revocation.
+    fn revoke_bob(&self) -> (String, String) {
+        let env = &self.env;
+        env.join("bob", &self.id);
+        env.cohort("admin", &["user", "approve", "bob"]).ok();
+        let before = self.git(&["rev-parse", "main"]);
+        env.cohort("admin", &["user", "revoke", "bob", "--reason", "stolen"])
+            .ok();
+        env.cohort("hosp", &["registry", "sync"]).ok();
+        (before, self.git(&["rev-parse", "main"]))
+    }
+
     fn git(&self, args: &[&str]) -> String {
         self.env
             .git("admin", &self.env.clone_dir("admin"), args)
@@ -244,13 +269,8 @@ fn a_root_rotation_signed_only_by_the_new_key_is_refused() {
     let s = Stage::new();
     let real = s.env.signer("admin");
     let real_pk = minisign::PublicKey::from_base64(&real.public.minisign).unwrap();
-    let (v1_bytes, v1) = s.root(1);
     let evil = RawKey::new();
-    let mut v2 = v1.clone();
-    v2.version = 2;
-    v2.previous = Some(Sha256::of(&v1_bytes));
-    v2.nonce = "00112233445566778899aabbccddeeff".into();
-    v2.rules = Some(model::RULES_VERSION);
+    let mut v2 = s.next_root("00112233445566778899aabbccddeeff");
     v2.admins[0].minisign = evil.public(Some(real_pk.keynum()));
     let path = build::root(2);
     let bytes = model::to_bytes(&v2);
@@ -278,13 +298,8 @@ fn a_root_rotation_signed_only_by_the_new_key_is_refused() {
 fn an_admin_rotating_their_own_key_signs_with_both_keys() {
     let s = Stage::new();
     let real = s.env.signer("admin");
-    let (v1_bytes, v1) = s.root(1);
     let new = RawKey::new();
-    let mut v2 = v1.clone();
-    v2.version = 2;
-    v2.previous = Some(Sha256::of(&v1_bytes));
-    v2.nonce = "ffeeddccbbaa99887766554433221100".into();
-    v2.rules = Some(model::RULES_VERSION);
+    let mut v2 = s.next_root("ffeeddccbbaa99887766554433221100");
     v2.admins[0].minisign = new.public(None);
     let path = build::root(2);
     let bytes = model::to_bytes(&v2);
@@ -325,15 +340,10 @@ fn an_admin_rotating_their_own_key_signs_with_both_keys() {
 fn one_key_under_two_admin_handles_is_one_vote() {
     let s = Stage::new();
     let real = s.env.signer("admin");
-    let (v1_bytes, v1) = s.root(1);
     let k = RawKey::new();
-    let mut v2 = v1.clone();
-    v2.version = 2;
-    v2.previous = Some(Sha256::of(&v1_bytes));
-    v2.nonce = "0123456789abcdef0123456789abcdef".into();
-    v2.rules = Some(model::RULES_VERSION);
+    let mut v2 = s.next_root("0123456789abcdef0123456789abcdef");
     v2.threshold = 2;
-    let mut twin = v1.admins[0].clone();
+    let mut twin = v2.admins[0].clone();
     twin.handle = "twin-a".into();
     twin.minisign = k.public(None);
     let mut other = twin.clone();
@@ -368,14 +378,7 @@ fn one_key_under_two_admin_handles_is_one_vote() {
 #[test]
 fn a_rewrite_merged_back_as_a_second_parent_is_refused() {
     let s = Stage::new();
-    let env = &s.env;
-    env.join("bob", &s.id);
-    env.cohort("admin", &["user", "approve", "bob"]).ok();
-    let before = s.git(&["rev-parse", "main"]);
-    env.cohort("admin", &["user", "revoke", "bob", "--reason", "stolen"])
-        .ok();
-    env.cohort("hosp", &["registry", "sync"]).ok();
-    let revoked = s.git(&["rev-parse", "main"]);
+    let (before, revoked) = s.revoke_bob();
     // The rewrite: from before the revocation, a withdrawal "signed" with plain text.
     s.git(&["checkout", "--quiet", "-B", "rewrite", &before]);
     let subject = build::user("hosp", 1);
@@ -407,13 +410,7 @@ fn a_rewrite_merged_back_as_a_second_parent_is_refused() {
     // site that saw the revocation refuse (a new machine cannot know what it never saw).
     let s = Stage::new();
     let env = &s.env;
-    env.join("bob", &s.id);
-    env.cohort("admin", &["user", "approve", "bob"]).ok();
-    let before = s.git(&["rev-parse", "main"]);
-    env.cohort("admin", &["user", "revoke", "bob", "--reason", "stolen"])
-        .ok();
-    env.cohort("hosp", &["registry", "sync"]).ok();
-    let revoked = s.git(&["rev-parse", "main"]);
+    let (before, revoked) = s.revoke_bob();
     s.git(&["checkout", "--quiet", "-B", "rewrite", &before]);
     s.git(&["merge", "--quiet", "-s", "ours", "--no-edit", &revoked]);
     s.git(&["checkout", "--quiet", "-B", "main", "rewrite"]);
