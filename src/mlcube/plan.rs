@@ -360,17 +360,7 @@ pub fn plan(
         run_args: &run.parsed,
     })?;
     let image_build = image_build(cfg, runner)?;
-    // Absolute and normalised like the workspace, so containment compares like with like.
-    let run_root = match &req.run_root {
-        Some(r) => {
-            let abs = std::path::absolute(r).map_err(|source| Error::Io {
-                path: r.clone(),
-                source,
-            })?;
-            PathBuf::from(paths::lexical(&abs.to_string_lossy()))
-        }
-        None => PathBuf::from(&workspace),
-    };
+    let run_root = run_root(req, &workspace)?;
 
     Ok(Plan {
         cube,
@@ -418,5 +408,21 @@ impl Plan {
     /// The GPU request, when the task asks for GPUs.
     pub fn gpus(&self) -> Option<&GpuRequest> {
         self.hardening.gpus.as_ref()
+    }
+}
+
+/// The folder under which no link is followed and every mount must stay (the request's run
+/// root, else the workspace): absolute and normalised like the workspace, so containment
+/// compares like with like. Shared by both configuration formats.
+pub(crate) fn run_root(req: &RunRequest, workspace: &str) -> Result<PathBuf, Error> {
+    match &req.run_root {
+        Some(r) => {
+            let abs = std::path::absolute(r).map_err(|source| Error::Io {
+                path: r.clone(),
+                source,
+            })?;
+            Ok(PathBuf::from(paths::lexical(&abs.to_string_lossy())))
+        }
+        None => Ok(PathBuf::from(workspace)),
     }
 }

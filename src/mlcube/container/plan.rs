@@ -198,16 +198,7 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         invocation: &invocation,
         run_args: &parsed,
     })?;
-    let run_root = match &req.run_root {
-        Some(r) => {
-            let abs = std::path::absolute(r).map_err(|source| Error::Io {
-                path: r.clone(),
-                source,
-            })?;
-            PathBuf::from(paths::lexical(&abs.to_string_lossy()))
-        }
-        None => PathBuf::from(&workspace),
-    };
+    let run_root = crate::mlcube::plan::run_root(req, &workspace)?;
     Ok(Plan {
         cube,
         task: req.task.clone(),
