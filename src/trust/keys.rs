@@ -329,6 +329,28 @@ mod tests {
     }
 
     #[test]
+    fn adopt_moves_keys_and_refuses_without_changing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let now = std::time::SystemTime::now();
+        let old = generate(&home, "admin", None, now).unwrap();
+        // No such local identity: refused, admin's key untouched.
+        let e = adopt(&home, "admin-next", "admin").unwrap_err();
+        assert!(matches!(e, TrustError::NoKey { .. }), "{e}");
+        assert_eq!(public(&home, "admin").unwrap(), old);
+        let new = generate(&home, "admin-next", None, now).unwrap();
+        let retired = adopt(&home, "admin-next", "admin").unwrap();
+        let now_admin = unlock(&home, "admin", &mut || unreachable!()).unwrap();
+        assert_eq!(now_admin.public.key_id, new.key_id);
+        assert_eq!(now_admin.public.handle, "admin");
+        assert!(!home.key_dir("admin-next").exists());
+        assert_eq!(read_public(&retired.join(IDENTITY)).unwrap(), old);
+        // The list shows one identity per handle, never the retired one.
+        let all = list(&home).unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+    }
+
+    #[test]
     fn unencrypted_never_asks() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
