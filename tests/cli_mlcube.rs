@@ -244,17 +244,16 @@ fn a_failing_task_fails_the_command() {
         .expect("busybox-static is installed");
     let tmp = tempfile::tempdir().unwrap();
     let cube = tmp.path().join("cube");
+    // A label of its own, first, so removing this image removes only its own build steps.
+    let run = cohort::mlcube::docker::new_run_id();
     std::fs::create_dir_all(cube.join("build")).unwrap();
     std::fs::copy(busybox, cube.join("build/busybox")).unwrap();
     std::fs::write(
         cube.join("build/Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\", \"echo failing on purpose; exit 5\", \"--\"]\n",
+        format!("FROM scratch\nLABEL org.cohort.test.run=\"{run}\"\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\", \"echo failing on purpose; exit 5\", \"--\"]\n"),
     )
     .unwrap();
-    let tag = format!(
-        "cohort-test/cli:{}",
-        &cohort::mlcube::docker::new_run_id()[..12]
-    );
+    let tag = format!("cohort-test/cli:{}", &run[..12]);
     std::fs::write(
         cube.join("mlcube.yaml"),
         format!("name: clicube\ndocker: {{image: '{tag}', build_context: build, build_strategy: auto}}\ntasks: {{go: {{parameters: {{outputs: {{o: o/}}}}}}}}\n"),
@@ -337,13 +336,13 @@ impl SandboxCube {
         std::fs::copy(busybox, dir.join("build/busybox")).unwrap();
         std::fs::write(dir.join("build/run.sh"), SANDBOX_SH).unwrap();
         let run = cohort::mlcube::docker::new_run_id();
-        // A label of its own gives each cube its own image id: tests running in parallel build
-        // the same files, and one test removing its image must not pull another's from under it.
+        // A label of its own, first, gives each cube an image chain of its own: removing an image
+        // also removes its untagged build steps, which must never be steps another test builds on.
         std::fs::write(
             dir.join("build/Dockerfile"),
             format!(
-                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-                 COPY run.sh /cube/run.sh\nLABEL org.cohort.test.run=\"{run}\"\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/cube/run.sh\"]\n"
+                "FROM scratch\nLABEL org.cohort.test.run=\"{run}\"\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 COPY run.sh /cube/run.sh\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/cube/run.sh\"]\n"
             ),
         )
         .unwrap();

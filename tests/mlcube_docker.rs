@@ -144,11 +144,15 @@ fn cube(name: &str) -> Option<Cube> {
     std::fs::copy(busybox(), project.join("busybox")).unwrap();
     std::fs::write(project.join("run.sh"), RUN_SH).unwrap();
     let run = cohort::mlcube::docker::new_run_id();
-    // Its own label gives each test its own image id: removing one test's image at its end
-    // must not delete the image another test is still building from the same files.
+    // Its own label, first, gives each test an image chain of its own: removing an image also
+    // removes its untagged build steps, which must never be steps another test is building on.
     std::fs::write(
         project.join("Dockerfile"),
-        format!("{DOCKERFILE}LABEL org.cohort.test.run=\"{run}\"\n"),
+        DOCKERFILE.replacen(
+            "FROM scratch\n",
+            &format!("FROM scratch\nLABEL org.cohort.test.run=\"{run}\"\n"),
+            1,
+        ),
     )
     .unwrap();
     let tag = format!("cohort-test/{name}:{}", &run[..12]);

@@ -9,6 +9,7 @@ use cohort::mlcube::{ContainerRuntime, DockerRuntime};
 
 use crate::env::{copy_tree, json};
 use crate::services::docker_or_skip;
+use crate::sites::label_first;
 use crate::world::World;
 
 /// (fixture folder, corpus case, registered name, the image the config names)
@@ -138,6 +139,7 @@ fn medperf_chestxray_containers_end_to_end() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Images are built from this fixture, never reused from an earlier build under the tag.
     let docker = DockerRuntime::connect(None).unwrap();
+    let run = cohort::mlcube::docker::new_run_id();
     for (fixture, case, _, image) in CUBES {
         let to = e.path().join("medperf").join(fixture);
         copy_tree(&src.join("fixtures/medperf-chestxray").join(fixture), &to);
@@ -150,6 +152,9 @@ fn medperf_chestxray_containers_end_to_end() {
         .unwrap();
         std::fs::copy("/bin/busybox", to.join("busybox"))
             .expect("busybox-static is installed (.ci/run installs it)");
+        let df = to.join("Dockerfile");
+        let text = std::fs::read_to_string(&df).unwrap();
+        std::fs::write(&df, label_first(&text, &run)).unwrap();
         let _ = docker.remove_image(image);
     }
     for (fixture, _, name, _) in CUBES {

@@ -54,10 +54,27 @@ impl Drop for Images {
 pub(crate) fn own_cube(w: &World, dir: &str, name: &str, run: &str) -> String {
     w.env.cube_variant(dir, name, |d| {
         let df = d.join("project/Dockerfile");
-        let mut text = std::fs::read_to_string(&df).unwrap();
-        text.push_str(&format!("LABEL org.cohort.test.run=\"{run}\"\n"));
-        std::fs::write(df, text).unwrap();
+        let text = std::fs::read_to_string(&df).unwrap();
+        std::fs::write(df, label_first(&text, run)).unwrap();
     })
+}
+
+/// `dockerfile` with a `LABEL` naming `run` right after its `FROM`: every build step of the
+/// image is then this run's own, so removing the image (which removes its untagged steps too)
+/// never deletes a step another test is building on.
+pub(crate) fn label_first(dockerfile: &str, run: &str) -> String {
+    let mut out = String::new();
+    let mut done = false;
+    for line in dockerfile.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.trim_start().to_ascii_uppercase().starts_with("FROM ") {
+            out.push_str(&format!("LABEL org.cohort.test.run=\"{run}\"\n"));
+            done = true;
+        }
+    }
+    assert!(done, "no FROM line in {dockerfile}");
+    out
 }
 
 pub(crate) fn image_of(w: &World, role: &str, cube: &str) -> String {
