@@ -36,6 +36,7 @@ struct Target {
 #[derive(Debug, Subcommand)]
 enum AssociationCommand {
     /// List associations (models and datasets); --pending adds requests waiting for approval.
+    #[command(visible_alias = "list")]
     Ls {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
@@ -53,7 +54,7 @@ enum AssociationCommand {
         reason: Option<String>,
     },
     /// Set a model's priority in a benchmark (committee); higher runs first.
-    #[command(name = "set_priority", alias = "set-priority")]
+    #[command(alias = "set_priority")]
     SetPriority {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]

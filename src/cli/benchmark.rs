@@ -81,24 +81,31 @@ enum BenchmarkCommand {
     Submit(Box<SubmitArgs>),
     /// Approve a submitted benchmark (admin): merges it into main.
     Approve {
-        name: String,
+        #[command(flatten)]
+        name: super::entity::BenchmarkRef,
         /// Forge mode: push the approval onto the branch; the pull request's merge does the rest.
         #[arg(long)]
         no_merge: bool,
     },
     /// Reject a submitted benchmark (admin).
     Reject {
-        name: String,
+        #[command(flatten)]
+        name: super::entity::BenchmarkRef,
+        /// Why, recorded in the signed rejection.
         #[arg(long)]
         reason: Option<String>,
     },
     /// List approved benchmarks (with --pending: the submissions waiting).
+    #[command(visible_alias = "list")]
     Ls {
         #[arg(long)]
         pending: bool,
     },
     /// Show a benchmark.
-    View { name: String },
+    View {
+        #[command(flatten)]
+        name: super::entity::BenchmarkRef,
+    },
     /// Run every approved model (priority order) on a prepared dataset: infer, then evaluate.
     Run(super::result::RunArgs),
 }
@@ -184,6 +191,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             }
         }
         BenchmarkCommand::Approve { name, no_merge } => {
+            let name = name.name();
             let s = Session::new(settings);
             let opened = s.open()?;
             let signer = s.signer()?;
@@ -208,6 +216,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             Ok(())
         }
         BenchmarkCommand::Reject { name, reason } => {
+            let name = name.name();
             let s = Session::new(settings);
             let opened = s.open()?;
             let signer = s.signer()?;
@@ -280,6 +289,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         }
         BenchmarkCommand::Run(a) => super::result::run_benchmark(settings, a),
         BenchmarkCommand::View { name } => {
+            let name = name.name();
             let s = Session::new(settings);
             let opened = s.open()?;
             let ix = opened.index_of(&[&format!("benchmarks/{name}/")])?;

@@ -37,7 +37,10 @@ enum DatasetCommand {
         devices: super::devices::DeviceArgs,
     },
     /// Register a prepared dataset's metadata (shows exactly what is shared first).
-    Submit { name: String },
+    Submit {
+        #[command(flatten)]
+        name: super::entity::DatasetRef,
+    },
     /// Run the reference model and metrics on the prepared data and ask to join the benchmark.
     Associate {
         /// The dataset (name, id or id prefix).
@@ -52,11 +55,18 @@ enum DatasetCommand {
         devices: super::devices::DeviceArgs,
     },
     /// Recompute the prepared data's content hash and compare it with the registry.
-    Check { dataset: String },
+    Check {
+        #[command(flatten)]
+        dataset: super::entity::DatasetRef,
+    },
     /// Datasets prepared here and registered datasets.
+    #[command(visible_alias = "list")]
     Ls,
     /// Show a dataset (name, id or id prefix); its statistics too if you may read them.
-    View { dataset: String },
+    View {
+        #[command(flatten)]
+        dataset: super::entity::DatasetRef,
+    },
 }
 
 pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
@@ -116,6 +126,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             }
         }
         DatasetCommand::Submit { name } => {
+            let name = name.name();
             let opened = s.open()?;
             let signer = s.signer()?;
             let ctx = s.ctx();
@@ -191,6 +202,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             }
         }
         DatasetCommand::Check { dataset } => {
+            let dataset = dataset.name();
             let opened = s.open()?;
             let ix = opened.index()?;
             let ctx = s.ctx();
@@ -276,6 +288,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             Ok(())
         }
         DatasetCommand::View { dataset } => {
+            let dataset = dataset.name();
             let opened = s.open()?;
             let ix = opened.index()?;
             let id = datasets::resolve_dataset_id(&ix, &dataset)?;

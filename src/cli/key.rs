@@ -28,6 +28,7 @@ enum KeyCommand {
         no_passphrase: bool,
     },
     /// List local identities.
+    #[command(visible_alias = "list")]
     Ls,
     /// Make the identity stored as FROM the key of HANDLE (after a root rotation listing it was
     /// merged). HANDLE's current key is kept under `keys/.retired/`, never deleted.

@@ -23,8 +23,9 @@ enum Format {
 
 #[derive(Debug, Args)]
 pub struct LeaderboardArgs {
-    /// The benchmark.
-    benchmark: String,
+    #[command(flatten)]
+    benchmark: super::entity::BenchmarkRef,
+    /// How to render it.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Write to FILE instead of stdout (with --format html: a folder for the site).
@@ -142,8 +143,9 @@ fn check(settings: &Settings, bench: &str, number: Option<u32>) -> CliResult {
 }
 
 pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
+    let benchmark = args.benchmark.clone().name();
     if args.check {
-        return check(settings, &args.benchmark, args.release);
+        return check(settings, &benchmark, args.release);
     }
     if let Format::Html = args.format {
         let out = args
@@ -152,7 +154,7 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
             .ok_or_else(|| CliError::usage("--format html needs -o DIR (the site's folder)"))?;
         return write_site(
             settings,
-            std::slice::from_ref(&args.benchmark),
+            std::slice::from_ref(&benchmark),
             &out,
             args.clone_url,
         );
@@ -163,13 +165,13 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
     let mut buf: Vec<u8> = Vec::new();
     let err = |e: report::ReportError| CliError::user(e.to_string());
     if args.history {
-        let all: Vec<_> = release::all(&ix, &args.benchmark)
+        let all: Vec<_> = release::all(&ix, &benchmark)
             .into_iter()
             .map(|(_, l)| l)
             .collect();
         if all.is_empty() {
             return Err(
-                CliError::user(format!("benchmark {} has no release yet", args.benchmark))
+                CliError::user(format!("benchmark {} has no release yet", benchmark))
                     .hint("the committee releases results with `cohort result release`"),
             );
         }
@@ -181,8 +183,8 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
             h.write_text(&mut buf).map_err(err)?;
         }
     } else {
-        let (_, l) = release::latest(&ix, &args.benchmark).ok_or_else(|| {
-            CliError::user(format!("benchmark {} has no release yet", args.benchmark))
+        let (_, l) = release::latest(&ix, &benchmark).ok_or_else(|| {
+            CliError::user(format!("benchmark {} has no release yet", benchmark))
                 .hint("the committee releases results with `cohort result release`")
         })?;
         let format = if settings.ui.json {

@@ -28,9 +28,13 @@ pub enum MlcubeCommand {
     /// Register a cube version (its files, additional files and image pinned by hash).
     Submit(submit::SubmitArgs),
     /// List the cubes on main.
+    #[command(visible_alias = "list")]
     Ls,
     /// Show a cube record (NAME or NAME:VERSION).
-    View { name: String },
+    View {
+        #[command(flatten)]
+        name: super::entity::ModelRef,
+    },
     /// Ask to join a benchmark with a model: runs the compatibility test on the demo data first.
     Associate(submit::AssociateArgs),
 }
@@ -40,7 +44,7 @@ pub fn run(settings: &Settings, args: Args) -> CliResult {
         MlcubeCommand::Run(a) => run::run(settings, a),
         MlcubeCommand::Submit(a) => submit::submit(settings, a),
         MlcubeCommand::Ls => submit::ls(settings),
-        MlcubeCommand::View { name } => submit::view(settings, &name),
+        MlcubeCommand::View { name } => submit::view(settings, &name.name()),
         MlcubeCommand::Associate(a) => submit::associate(settings, a),
     }
 }

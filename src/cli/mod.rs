@@ -8,6 +8,7 @@ mod dataset;
 mod demo;
 mod devices;
 mod doctor;
+mod entity;
 mod error;
 mod key;
 mod leaderboard;

@@ -19,6 +19,7 @@ pub struct ResultArgs {
 #[derive(Debug, Subcommand)]
 enum ResultCommand {
     /// Results computed here (submitted or not) and, with --registered, those in the registry.
+    #[command(visible_alias = "list")]
     Ls {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]

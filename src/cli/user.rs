@@ -74,6 +74,7 @@ enum UserCommand {
         reason: Option<String>,
     },
     /// List participants.
+    #[command(visible_alias = "list")]
     Ls,
 }
 

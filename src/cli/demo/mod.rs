@@ -305,7 +305,7 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         "carol",
         &[
             "association",
-            "set_priority",
+            "set-priority",
             "-b",
             "heart",
             "-m",
