@@ -41,6 +41,7 @@ enum AssociationCommand {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: Option<String>,
+        /// Also the requests waiting for approval on branches.
         #[arg(long)]
         pending: bool,
     },
@@ -50,6 +51,7 @@ enum AssociationCommand {
     Reject {
         #[command(flatten)]
         target: Target,
+        /// Why, recorded in the signed rejection.
         #[arg(long)]
         reason: Option<String>,
     },

@@ -26,8 +26,10 @@ enum ReleaseArg {
 
 #[derive(Debug, Args)]
 struct SubmitArgs {
+    /// The benchmark's name (a-z, 0-9, '_' and '-').
     #[arg(long)]
     name: String,
+    /// A short description shown in listings and on the leaderboard site.
     #[arg(long)]
     description: Option<String>,
     /// The data preparator cube (NAME or NAME:VERSION, on main).
@@ -98,6 +100,7 @@ enum BenchmarkCommand {
     /// List approved benchmarks (with --pending: the submissions waiting).
     #[command(visible_alias = "list")]
     Ls {
+        /// The submissions waiting on branches instead (= --state pending).
         #[arg(long)]
         pending: bool,
     },

@@ -38,6 +38,7 @@ enum BundleCommand {
     /// Import a bundle: with DIR, make a new clone from a registry bundle; without, update
     /// this clone from a registry bundle or add a submissions bundle's branches.
     Import {
+        /// The bundle file (written by `cohort bundle create`).
         file: PathBuf,
         /// Where to make a new clone.
         dir: Option<PathBuf>,

@@ -26,8 +26,10 @@ enum DatasetCommand {
         /// A name for the dataset (a-z, 0-9, '_' and '-').
         #[arg(long)]
         name: String,
+        /// The raw data folder (read only; it never leaves this machine).
         #[arg(long, value_name = "DIR")]
         data_path: PathBuf,
+        /// The raw labels folder (read only; it never leaves this machine).
         #[arg(long, value_name = "DIR")]
         labels_path: PathBuf,
         /// Per-task time limit (e.g. 30m).
@@ -49,6 +51,7 @@ enum DatasetCommand {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
+        /// Per-task time limit (e.g. 30m).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
         #[command(flatten)]

@@ -52,7 +52,13 @@ pub struct ModelRef {
     #[arg(id = "model_pos", value_name = "CUBE")]
     positional: Option<String>,
     /// The cube: NAME or NAME:VERSION (a model, preparator or metrics cube).
-    #[arg(id = "model", short = 'm', long = "model", visible_alias = "mlcube", value_name = "CUBE")]
+    #[arg(
+        id = "model",
+        short = 'm',
+        long = "model",
+        visible_alias = "mlcube",
+        value_name = "CUBE"
+    )]
     flag: Option<String>,
 }
 

@@ -10,6 +10,7 @@ mod devices;
 mod doctor;
 mod entity;
 mod error;
+mod help;
 mod key;
 mod leaderboard;
 mod mlcube;
@@ -26,14 +27,14 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 pub use error::{CliError, CliResult, Exit};
 pub use settings::{GlobalArgs, Settings};
 
 /// Federated benchmarking of medical AI with a Git repository as the registry.
 #[derive(Debug, Parser)]
-#[command(name = "cohort", version, about, long_about = None, propagate_version = true)]
+#[command(name = "cohort", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -77,13 +78,22 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some("options") = help::topic_of(&argv) {
+        print!("{}", help::options_topic());
+        return ExitCode::SUCCESS;
+    }
+    let mut cmd = help::command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
-            let argv: Vec<String> = std::env::args().collect();
             if let Some(err) = mlcube::dash_override_error(&e, &argv) {
                 return report(err);
             }
+            let e = help::drop_unrelated_tip(e, &cmd, &argv);
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp

@@ -73,7 +73,10 @@ enum RegistryCommand {
         all: bool,
     },
     /// Add your signature to a pending root rotation, grant or leaderboard release.
-    Cosign { branch: String },
+    Cosign {
+        /// The proposal's branch (submit/<handle>/...), as `cohort registry status` lists it.
+        branch: String,
+    },
     /// Propose a new root (admins and threshold), signed by the current admins' threshold and
     /// the new one's.
     ///
@@ -85,6 +88,7 @@ enum RegistryCommand {
         /// The new admin handles, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         admins: Vec<String>,
+        /// Distinct admin signatures the new root needs for grants and root rotation.
         #[arg(long, default_value_t = 1)]
         threshold: u32,
         /// A local identity whose key replaces yours (the `--as` handle's) in the new root.

@@ -24,11 +24,15 @@ enum ResultCommand {
         /// The benchmark.
         #[arg(short = 'b', long = "benchmark")]
         benchmark: Option<String>,
+        /// The results registered on main instead (= --state approved).
         #[arg(long)]
         registered: bool,
     },
     /// Show a registered result (its values if you are a recipient).
-    View { path: String },
+    View {
+        /// The result's path in the registry, as `cohort result ls --registered` lists it.
+        path: String,
+    },
     /// Release the benchmark's results (committee): aggregate them under the sharing policy and
     /// sign the leaderboard (co-signed up to the release threshold).
     Release {

@@ -9,84 +9,79 @@ use cohort::storage::Home;
 use super::error::{CliError, CliResult};
 use super::ui::Ui;
 
+/// The options every command accepts. Explained once, in `cohort --help` and `cohort help
+/// options`; hidden under each subcommand (see `help.rs`). Their environment variables are read
+/// in [`Settings::resolve`], not by clap: an option clap fills from the environment counts as
+/// given, and its usage lines then show it as if typed (`Usage: cohort user approve --as <HANDLE>`).
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The registry clone to use (default: the registry clone containing the current directory).
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "COHORT_REGISTRY",
-        value_name = "PATH"
-    )]
+    /// Environment: COHORT_REGISTRY.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub registry: Option<PathBuf>,
-    /// Which local key signs (a handle under COHORT_HOME/keys).
-    #[arg(
-        long = "as",
-        global = true,
-        help_heading = "Global options",
-        env = "COHORT_AS",
-        value_name = "HANDLE"
-    )]
+    /// Which local key signs (a handle under COHORT_HOME/keys). Environment: COHORT_AS.
+    #[arg(long = "as", global = true, help_heading = GLOBAL, value_name = "HANDLE")]
     pub as_handle: Option<String>,
-    /// Machine-readable output on stdout.
-    #[arg(long, global = true, help_heading = "Global options")]
+    /// Machine-readable output on stdout (docs/json.md lists each command's shape).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Only errors and warnings on stderr.
     #[arg(
         short,
         long,
         global = true,
-        help_heading = "Global options",
+        help_heading = GLOBAL,
         conflicts_with = "verbose"
     )]
     pub quiet: bool,
     /// More detail: container logs and git steps on stderr.
-    #[arg(short, long, global = true, help_heading = "Global options")]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
     /// Do not contact the remote: work from the last synced state (commands that write keep
-    /// their changes locally until `cohort registry push`).
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "COHORT_OFFLINE",
-        // COHORT_OFFLINE=1 / true / yes / on (and 0 / false / no / off) as people write them.
-        value_parser = clap::builder::BoolishValueParser::new(),
-        action = clap::ArgAction::SetTrue
-    )]
+    /// their changes locally until `cohort registry push`). Environment: COHORT_OFFLINE=1.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub offline: bool,
     /// Answer yes to confirmations (for automation).
-    #[arg(short = 'y', long, global = true, help_heading = "Global options")]
+    #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
-    /// Read the key passphrase from this file (first line) instead of prompting.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "FILE"
-    )]
+    /// Read the key passphrase from this file (first line) instead of prompting (or from the
+    /// environment variable COHORT_PASSPHRASE).
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// cohort's local storage (keys, caches, prepared data, state).
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "COHORT_HOME",
-        value_name = "DIR",
-        hide_env_values = true
-    )]
+    /// cohort's local storage (keys, caches, prepared data, state). Environment: COHORT_HOME.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Largest unpacked size of a tarball (cube additional files, demo datasets) whose record
     /// does not state its own (e.g. 5G; default 1G and at most 100 times the archive).
     #[arg(
         long,
         global = true,
-        help_heading = "Global options",
+        help_heading = GLOBAL,
         value_name = "SIZE",
         value_parser = super::result::parse_size
     )]
     pub max_unpacked_size: Option<u64>,
+}
+
+/// The help heading of the global options.
+pub const GLOBAL: &str = "Global options";
+
+/// A non-empty environment variable.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// COHORT_OFFLINE=1 / true / yes / on (and 0 / false / no / off) as people write them.
+fn env_flag(name: &str) -> CliResult<bool> {
+    match env_var(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" | "on" | "y" => Ok(true),
+            "0" | "false" | "no" | "off" | "n" => Ok(false),
+            _ => Err(CliError::usage(format!("{name}={v} is not a yes or no"))
+                .hint(format!("set {name}=1 or {name}=0"))),
+        },
+    }
 }
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
@@ -122,8 +117,12 @@ pub struct Settings {
 impl Settings {
     pub fn resolve(g: &GlobalArgs) -> CliResult<Settings> {
         let ui = Ui::new(g.quiet, g.verbose, g.json);
-        let home = match &g.home {
-            Some(h) => h.clone(),
+        let home = match g
+            .home
+            .clone()
+            .or_else(|| env_var("COHORT_HOME").map(PathBuf::from))
+        {
+            Some(h) => h,
             None => default_home()?,
         };
         let passphrase = match (&g.passphrase_file, std::env::var("COHORT_PASSPHRASE")) {
@@ -136,14 +135,17 @@ impl Settings {
         Ok(Settings {
             ui,
             home: Home::new(home),
-            registry: g.registry.clone(),
-            as_handle: g.as_handle.clone(),
+            registry: g
+                .registry
+                .clone()
+                .or_else(|| env_var("COHORT_REGISTRY").map(PathBuf::from)),
+            as_handle: g.as_handle.clone().or_else(|| env_var("COHORT_AS")),
             yes: g.yes,
             passphrase,
             cwd,
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
             docker_config: docker_config_path(),
-            offline: g.offline,
+            offline: g.offline || env_flag("COHORT_OFFLINE")?,
             max_unpacked: g.max_unpacked_size,
         })
     }

@@ -39,13 +39,16 @@ enum UserCommand {
         /// Your handle; your local key of that name signs.
         #[arg(long)]
         handle: Option<String>,
+        /// Your full name, shown to the registry's admins and participants.
         #[arg(long)]
         name: String,
+        /// A contact address, shown to the registry's admins and participants.
         #[arg(long)]
         email: String,
     },
     /// Admit a user (admin): approve their request and merge it into main.
     Approve {
+        /// The handle of the user who asked to join.
         handle: String,
         /// Forge mode: push the signed approval onto the request's branch and leave the merge
         /// to the pull request's merge button.
@@ -54,13 +57,17 @@ enum UserCommand {
     },
     /// Turn a request down (admin): a signed rejection lands on main, the branch is deleted.
     Reject {
+        /// The handle of the user who asked to join.
         handle: String,
+        /// Why, recorded in the signed rejection.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Grant a role (admin).
     Grant {
+        /// The user's handle.
         handle: String,
+        /// The role to grant.
         #[arg(long, value_enum)]
         role: RoleArg,
         /// Take the role away instead.
@@ -69,7 +76,9 @@ enum UserCommand {
     },
     /// Revoke a user's current key (admin): it stops counting from the commit that merges this.
     Revoke {
+        /// The user whose key stops counting.
         handle: String,
+        /// Why, recorded in the signed revocation.
         #[arg(long)]
         reason: Option<String>,
     },

@@ -19,6 +19,7 @@ pub struct SubmitArgs {
     /// The cube's name in the registry.
     #[arg(long)]
     pub name: String,
+    /// A short description shown in listings.
     #[arg(long)]
     pub description: Option<String>,
     /// The additional-files tarball, extracted into the workspace at run time: an https://
