@@ -5,7 +5,6 @@ use clap::{Args, Subcommand};
 use cohort::workflow::associations;
 
 use super::error::CliResult;
-use super::registry::report_landed;
 use super::session::Session;
 use super::settings::Settings;
 
@@ -44,6 +43,8 @@ enum AssociationCommand {
         /// Also the requests waiting for approval on branches.
         #[arg(long)]
         pending: bool,
+        #[command(flatten)]
+        filter: super::filter::ListFilter,
     },
     /// Approve a request (a committee member who did not request it): merges it into main.
     Approve(Target),
@@ -83,19 +84,57 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
     let ui = &settings.ui;
     let s = Session::new(settings);
     match args.command {
-        AssociationCommand::Ls { benchmark, pending } => {
+        AssociationCommand::Ls {
+            benchmark,
+            pending,
+            filter,
+        } => {
+            use super::filter::State;
+            let f = filter.resolve(&s)?;
             let opened = s.open()?;
+            if f.state == Some(State::Rejected) {
+                return super::filter::print_submissions(
+                    &s,
+                    &opened,
+                    cohort::workflow::SubmissionKind::Association,
+                    &f,
+                    "association",
+                );
+            }
+            let pending = pending || f.state == Some(State::Pending);
             if pending {
                 let _ = cohort::workflow::registry_ops::sync(&s.ctx(), &opened);
             }
-            let rows = associations::associations(&opened, benchmark.as_deref(), pending)?;
+            let mut rows = associations::associations(&opened, benchmark.as_deref(), pending)?;
+            // Waiting requests carry their branch's state (`local`, `pushed`); the rest is on main.
+            let waiting = |st: &str| matches!(st, "local" | "pushed");
+            rows.retain(|r| {
+                f.keeps(&r.requested_by)
+                    && match f.state {
+                        Some(State::Pending) => waiting(&r.state),
+                        Some(State::Approved) => !waiting(&r.state),
+                        _ => true,
+                    }
+            });
             if ui.json {
-                ui.json(&rows.iter().map(|r| serde_json::json!({
-                    "benchmark": r.benchmark,
-                    "kind": match r.key { cohort::model::AssocKey::Model(_) => "model", cohort::model::AssocKey::Dataset(_) => "dataset" },
-                    "name": r.name, "version": r.version, "requested_by": r.requested_by,
-                    "state": r.state, "priority": r.priority, "path": r.path,
-                })).collect::<Vec<_>>());
+                ui.json(
+                    &rows
+                        .iter()
+                        .map(|r| super::json::AssociationRow {
+                            benchmark: r.benchmark.clone(),
+                            kind: match r.key {
+                                cohort::model::AssocKey::Model(_) => "model",
+                                cohort::model::AssocKey::Dataset(_) => "dataset",
+                            },
+                            name: r.name.clone(),
+                            version: r.version,
+                            requested_by: r.requested_by.clone(),
+                            state: r.state.clone(),
+                            priority: r.priority,
+                            path: r.path.clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                );
             } else {
                 let mut t = super::table::new(&[
                     "benchmark",
@@ -141,7 +180,7 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
                 &model,
                 priority,
             )?;
-            report_landed(
+            super::registry::report_decided(
                 &s,
                 &format!("priority of {model} in {benchmark} set to {priority}"),
                 &landed,
@@ -178,8 +217,18 @@ fn decide(s: &Session, t: Target, approve: bool, reason: Option<String>) -> CliR
     )?;
     let verb = if approve { "approved" } else { "rejected" };
     match landed {
-        Some(l) => report_landed(s, &format!("{verb} {} ({})", key, sub.subject), &l),
-        None => s.settings.ui.status(format!("{verb} {key}")),
+        Some(l) => {
+            super::registry::report_decided(s, &format!("{verb} {} ({})", key, sub.subject), &l)
+        }
+        None => {
+            super::registry::decided_json(
+                s,
+                &format!("{verb} {key}"),
+                None,
+                Some((&sub.branch, 0)),
+            );
+            s.settings.ui.status(format!("{verb} {key}"))
+        }
     }
     Ok(())
 }

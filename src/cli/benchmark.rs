@@ -7,7 +7,6 @@ use cohort::workflow::identity::branch_for;
 use cohort::workflow::{SubmissionKind, benchmarks, registry_ops};
 
 use super::error::{CliError, CliResult};
-use super::registry::report_landed;
 use super::session::Session;
 use super::settings::Settings;
 
@@ -101,8 +100,10 @@ enum BenchmarkCommand {
     #[command(visible_alias = "list")]
     Ls {
         /// The submissions waiting on branches instead (= --state pending).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "state")]
         pending: bool,
+        #[command(flatten)]
+        filter: super::filter::ListFilter,
     },
     /// Show a benchmark.
     View {
@@ -170,7 +171,11 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             match out.submitted {
                 Some((submitted, record)) => {
                     if ui.json {
-                        ui.json(&serde_json::json!({"branch": submitted.branch, "version": record.version, "report": record.report}));
+                        ui.json(&super::json::BenchmarkSubmitted {
+                            branch: submitted.branch.clone(),
+                            version: record.version,
+                            report: &record.report,
+                        });
                     } else {
                         ui.out(&submitted.branch);
                         if let Some(m) = &out.compat.metrics {
@@ -207,14 +212,22 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             )?;
             let (sub, landed) = registry_ops::approve(&ctx, &opened, &signer, &branch, !no_merge)?;
             match landed {
-                Some(l) => report_landed(
+                Some(l) => super::registry::report_decided(
                     &s,
                     &format!("approved benchmark {name} ({})", sub.subject),
                     &l,
                 ),
-                None => ui.status(format!(
-                    "approval pushed onto {branch}; merge its pull request once CI passes"
-                )),
+                None => {
+                    super::registry::decided_json(
+                        &s,
+                        &format!("approved benchmark {name}"),
+                        None,
+                        Some((&branch, 0)),
+                    );
+                    ui.status(format!(
+                        "approval pushed onto {branch}; merge its pull request once CI passes"
+                    ))
+                }
             }
             Ok(())
         }
@@ -231,40 +244,44 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                 &format!("benchmarks/{name}/"),
             )?;
             let (_, landed) = registry_ops::reject(&ctx, &opened, &signer, &branch, reason)?;
-            report_landed(&s, &format!("rejected benchmark {name}"), &landed);
+            super::registry::report_decided(&s, &format!("rejected benchmark {name}"), &landed);
             Ok(())
         }
-        BenchmarkCommand::Ls { pending } => {
+        BenchmarkCommand::Ls { pending, filter } => {
             let s = Session::new(settings);
+            let mut f = filter.resolve(&s)?;
+            if pending {
+                f.state = Some(super::filter::State::Pending);
+            }
             let opened = s.open()?;
             let ix = opened.index_of(&["benchmarks/"])?;
-            if pending {
-                let _ = registry_ops::sync(&s.ctx(), &opened);
-                let rows = benchmarks::pending(&opened, SubmissionKind::Benchmark)?;
-                if ui.json {
-                    ui.json(&rows.iter().map(|(sub, st)| serde_json::json!({"branch": sub.branch, "subject": sub.subject, "owner": sub.owner, "state": st.as_str()})).collect::<Vec<_>>());
-                } else {
-                    let mut t =
-                        super::table::new(&["pending benchmark", "owner", "state", "branch"]);
-                    for (sub, st) in rows {
-                        t.add_row(vec![
-                            sub.subject.clone(),
-                            sub.owner.clone(),
-                            st.as_str().into(),
-                            sub.branch.clone(),
-                        ]);
-                    }
-                    ui.out(t.to_string());
-                }
-                return Ok(());
+            if f.off_main() {
+                return super::filter::print_submissions(
+                    &s,
+                    &opened,
+                    SubmissionKind::Benchmark,
+                    &f,
+                    "benchmark",
+                );
             }
-            let all = benchmarks::benchmarks(&ix);
+            let mut all = benchmarks::benchmarks(&ix);
+            all.retain(|(_, b)| f.keeps(&b.owner));
             if ui.json {
-                ui.json(&all.iter().map(|(p, b)| serde_json::json!({
-                    "name": b.name, "version": b.version, "owner": b.owner, "committee": b.committee,
-                    "data_preparator": b.data_preparator, "reference_model": b.reference_model, "metrics": b.metrics,
-                    "policy": b.policy, "path": p,
-                })).collect::<Vec<_>>());
+                ui.json(
+                    &all.iter()
+                        .map(|(p, b)| super::json::BenchmarkRow {
+                            name: b.name.clone(),
+                            version: b.version,
+                            owner: b.owner.clone(),
+                            committee: b.committee.clone(),
+                            data_preparator: &b.data_preparator,
+                            reference_model: &b.reference_model,
+                            metrics: &b.metrics,
+                            policy: &b.policy,
+                            path: p.clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                );
             } else {
                 let mut t = super::table::new(&[
                     "benchmark",
@@ -298,9 +315,12 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             let ix = opened.index_of(&[&format!("benchmarks/{name}/")])?;
             let (p, b, r) = benchmarks::approved(&ix, &name)?;
             if ui.json {
-                ui.json(
-                    &serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": b}),
-                );
+                ui.json(&super::json::Viewed {
+                    path: p.clone(),
+                    sha256: r.sha256.to_string(),
+                    record: &b,
+                    local_only: None,
+                });
             } else {
                 ui.out(format!("# {p} (sha256 {})", r.sha256));
                 ui.out(String::from_utf8_lossy(ix.bytes(&p).unwrap_or_default()));

@@ -64,7 +64,7 @@ enum DatasetCommand {
     },
     /// Datasets prepared here and registered datasets.
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(super::filter::ListFilter),
     /// Show a dataset (name, id or id prefix); its statistics too if you may read them.
     View {
         #[command(flatten)]
@@ -103,7 +103,14 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             match out.dataset {
                 Some(d) => {
                     if ui.json {
-                        ui.json(&serde_json::json!({"name": d.name, "id": d.id, "content_sha256": d.content_sha256.to_string(), "files": d.files, "bytes": d.bytes, "statistics": d.statistics}));
+                        ui.json(&super::json::Prepared {
+                            name: d.name.clone(),
+                            id: d.id.clone(),
+                            content_sha256: d.content_sha256.to_string(),
+                            files: d.files,
+                            bytes: d.bytes,
+                            statistics: &d.statistics,
+                        });
                     } else {
                         ui.out(&d.id);
                         ui.status(format!(
@@ -157,7 +164,10 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             }
             let sub = datasets::submit_dataset(&opened, &signer, preview)?;
             if ui.json {
-                ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
+                ui.json(&super::json::Written {
+                    branch: Some(sub.branch.clone()),
+                    files: sub.files.clone(),
+                });
             } else {
                 ui.out(&sub.branch);
                 ui.status(format!("dataset registration written on {}; next: `cohort registry push`; a committee member merges it after decrypting the sealed statistics (`cohort registry merge {}`)", sub.branch, sub.branch));
@@ -188,7 +198,10 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             match out.submitted {
                 Some(sub) => {
                     if ui.json {
-                        ui.json(&serde_json::json!({"branch": sub.branch, "metrics": out.metrics}));
+                        ui.json(&super::json::DatasetAssociated {
+                            branch: sub.branch.clone(),
+                            metrics: out.metrics.as_ref(),
+                        });
                     } else {
                         ui.out(&sub.branch);
                         ui.status(format!("association request written on {}; push it, then the {benchmark} committee approves", sub.branch));
@@ -222,7 +235,11 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             match datasets::check_content(&ctx, &local, &expected)? {
                 Ok(()) => {
                     if ui.json {
-                        ui.json(&serde_json::json!({"ok": true, "content_sha256": expected.to_string()}));
+                        ui.json(&super::json::DatasetChecked {
+                            ok: true,
+                            content_sha256: Some(expected.to_string()),
+                            changes: Vec::new(),
+                        });
                     }
                     ui.status(format!(
                         "`{}` matches {against} (content hash {})",
@@ -233,7 +250,11 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 }
                 Err(changes) => {
                     if ui.json {
-                        ui.json(&serde_json::json!({"ok": false, "changes": changes}));
+                        ui.json(&super::json::DatasetChecked {
+                            ok: false,
+                            content_sha256: None,
+                            changes: changes.clone(),
+                        });
                     } else {
                         for c in &changes {
                             ui.out(c);
@@ -247,8 +268,18 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 }
             }
         }
-        DatasetCommand::Ls => {
+        DatasetCommand::Ls(filter) => {
+            let f = filter.resolve(&s)?;
             let opened = s.open()?;
+            if f.off_main() {
+                return super::filter::print_submissions(
+                    &s,
+                    &opened,
+                    cohort::workflow::SubmissionKind::Dataset,
+                    &f,
+                    "dataset",
+                );
+            }
             let ix = opened.index()?;
             let ctx = s.ctx();
             let local = datasets::local_datasets(&ctx)?;
@@ -279,8 +310,22 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                     ));
                 }
             }
+            // Approved: registered on main (prepared here or not).
+            let approved_only = f.state.is_some();
+            rows.retain(|r| f.keeps(&r.2) && (!approved_only || r.4.ends_with("registered")));
             if ui.json {
-                ui.json(&rows.iter().map(|r| serde_json::json!({"name": r.0, "id": r.1, "owner": r.2, "benchmark": r.3, "state": r.4})).collect::<Vec<_>>());
+                ui.json(
+                    &rows
+                        .iter()
+                        .map(|r| super::json::DatasetRow {
+                            name: r.0.clone(),
+                            id: r.1.clone(),
+                            owner: r.2.clone(),
+                            benchmark: r.3.clone(),
+                            state: r.4.clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                );
             } else {
                 let mut t = super::table::new(&["dataset", "id", "owner", "benchmark", "state"]);
                 for r in rows {
@@ -296,6 +341,20 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             let ix = opened.index()?;
             let id = datasets::resolve_dataset_id(&ix, &dataset)?;
             let (p, _) = ix.dataset(&id).expect("resolved");
+            if ui.json {
+                let signer = s.signer().ok();
+                let sealed = signer
+                    .as_ref()
+                    .and_then(|k| datasets::statistics(&ix, &id, k).ok());
+                ui.json(&super::json::SealedView {
+                    path: p.to_string(),
+                    sha256: ix.sha(p).map(|h| h.to_string()),
+                    record: super::json::toml_record(ix.bytes(p).unwrap_or_default()),
+                    sealed,
+                    reader: signer.map(|k| k.handle.clone()),
+                });
+                return Ok(());
+            }
             ui.out(format!("# {p}"));
             ui.out(String::from_utf8_lossy(ix.bytes(p).unwrap_or_default()));
             if let Ok(signer) = s.signer() {

@@ -111,7 +111,10 @@ pub fn run(settings: &Settings) -> CliResult {
     });
     let all_ok = checks.iter().all(|c| c.ok);
     if ui.json {
-        ui.json(&serde_json::json!({"ok": all_ok, "checks": checks}));
+        ui.json(&super::json::Doctor {
+            ok: all_ok,
+            checks: checks.iter().collect(),
+        });
     } else {
         for c in &checks {
             let mark = if c.ok {

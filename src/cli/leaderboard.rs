@@ -69,8 +69,15 @@ fn write_site(
     let input = release::site_input(&ix, &commit, clone_url, benches)?;
     let files = report::write_site(&input, out).map_err(|e| CliError::user(e.to_string()))?;
     let ui = &settings.ui;
-    for f in &files {
-        ui.out(f.display().to_string());
+    if ui.json {
+        ui.json(&super::json::Wrote {
+            files: files.clone(),
+            commit: Some(commit.clone()),
+        });
+    } else {
+        for f in &files {
+            ui.out(f.display().to_string());
+        }
     }
     ui.status(format!(
         "wrote {} file(s) to {} (built from commit {})",
@@ -112,11 +119,15 @@ fn check(settings: &Settings, bench: &str, number: Option<u32>) -> CliResult {
     let checked = release::check_release(&ix, &signer, &path, l, bytes, None)?;
     let ui = &settings.ui;
     if ui.json {
-        ui.json(&serde_json::json!({
-            "release": path, "ok": true, "results": checked.results, "cells": checked.cells,
-            "mapping_opened": checked.mapping, "recomputed": checked.recomputed,
-            "readable_exclusions": checked.readable_exclusions,
-        }));
+        ui.json(&super::json::ReleaseChecked {
+            release: path.clone(),
+            ok: true,
+            results: checked.results,
+            cells: checked.cells,
+            mapping_opened: checked.mapping,
+            recomputed: checked.recomputed,
+            readable_exclusions: checked.readable_exclusions.clone(),
+        });
     }
     for p in &checked.readable_exclusions {
         ui.warn(format!(
@@ -204,6 +215,12 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
     match &args.output {
         Some(p) => {
             cohort::storage::write_atomic(p, &buf)?;
+            if settings.ui.json {
+                settings.ui.json(&super::json::Wrote {
+                    files: vec![p.clone()],
+                    commit: None,
+                });
+            }
             settings.ui.status(format!("wrote {}", p.display()));
         }
         None => {

@@ -29,7 +29,7 @@ pub enum MlcubeCommand {
     Submit(submit::SubmitArgs),
     /// List the cubes on main.
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(super::filter::ListFilter),
     /// Show a cube record (NAME or NAME:VERSION).
     View {
         #[command(flatten)]
@@ -43,7 +43,7 @@ pub fn run(settings: &Settings, args: Args) -> CliResult {
     match args.command {
         MlcubeCommand::Run(a) => run::run(settings, a),
         MlcubeCommand::Submit(a) => submit::submit(settings, a),
-        MlcubeCommand::Ls => submit::ls(settings),
+        MlcubeCommand::Ls(f) => submit::ls(settings, f),
         MlcubeCommand::View { name } => submit::view(settings, &name.name()),
         MlcubeCommand::Associate(a) => submit::associate(settings, a),
     }

@@ -141,7 +141,31 @@ pub fn report_landed(s: &Session, what: &str, l: &Landed) {
     }
 }
 
+/// `--json` of a decision or change: what, where it landed, or the branch it waits on.
+pub fn decided_json(s: &Session, what: &str, landed: Option<&Landed>, waits: Option<(&str, u32)>) {
+    if s.settings.ui.json {
+        s.settings.ui.json(&super::json::Decided {
+            what: what.to_string(),
+            landed: landed.map(landed_json),
+            branch: waits.map(|(b, _)| b.to_string()),
+            needs: waits.map(|(_, n)| n).filter(|n| *n > 0),
+        });
+    }
+}
+
+/// [`report_landed`], with the `--json` object first.
+pub fn report_decided(s: &Session, what: &str, l: &Landed) {
+    decided_json(s, what, Some(l), None);
+    report_landed(s, what, l);
+}
+
 pub fn report_proposal(s: &Session, what: &str, p: &Proposal) {
+    match p {
+        Proposal::Landed(l) => decided_json(s, what, Some(l), None),
+        Proposal::NeedsCosign { branch, threshold } => {
+            decided_json(s, what, None, Some((branch, *threshold)))
+        }
+    }
     match p {
         Proposal::Landed(l) => report_landed(s, what, l),
         Proposal::NeedsCosign { branch, threshold } => {
@@ -169,7 +193,11 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             };
             let init = identity::init_registry(&ctx, &path, &name, &admin, threshold, &mut unlock)?;
             if ui.json {
-                ui.json(&serde_json::json!({"registry_id": init.registry_id.to_string(), "path": init.path, "commit": init.commit.to_string()}));
+                ui.json(&super::json::RegistryId {
+                    registry_id: init.registry_id.to_string(),
+                    path: Some(init.path.clone()),
+                    commit: Some(init.commit.to_string()),
+                });
             } else {
                 ui.out(init.registry_id.to_string());
                 ui.status(format!("created registry `{name}` in {}; its id (share it with participants) is printed above", init.path.display()));
@@ -197,7 +225,11 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                 ui.warn(format!("warning: {}", super::error::problem_line(w)));
             }
             if ui.json {
-                ui.json(&serde_json::json!({"registry_id": opened.id.to_string(), "path": dest}));
+                ui.json(&super::json::RegistryId {
+                    registry_id: opened.id.to_string(),
+                    path: Some(dest.clone()),
+                    commit: None,
+                });
             } else {
                 ui.out(opened.id.to_string());
                 ui.status(format!(
@@ -211,7 +243,11 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
         RegistryCommand::Fingerprint => {
             let opened = s.open_local()?;
             if ui.json {
-                ui.json(&serde_json::json!({"registry_id": opened.id.to_string()}));
+                ui.json(&super::json::RegistryId {
+                    registry_id: opened.id.to_string(),
+                    path: None,
+                    commit: None,
+                });
             } else {
                 ui.out(opened.id.to_string());
             }
@@ -220,13 +256,13 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             let opened = s.open_local()?;
             let synced = registry_ops::sync(&s.ctx(), &opened)?;
             if ui.json {
-                ui.json(&serde_json::json!({
-                    "remote_main": synced.remote_main.map(|o| o.to_string()),
-                    "view": synced.view.to_string(),
-                    "new_commits": synced.new_commits,
-                    "unpushed": synced.unpushed,
-                    "main": main_update_text(&synced.main),
-                }));
+                ui.json(&super::json::Synced {
+                    remote_main: synced.remote_main.map(|o| o.to_string()),
+                    view: synced.view.to_string(),
+                    new_commits: synced.new_commits,
+                    unpushed: synced.unpushed,
+                    main: main_update_text(&synced.main),
+                });
             } else {
                 match synced.remote_main {
                     None => ui.status("no remote: nothing to fetch"),
@@ -254,10 +290,16 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                 registry_ops::push(&s.ctx(), &opened, me.as_deref(), branch.as_deref())?;
             let url = opened.reg.remote_url().unwrap_or_default();
             if ui.json {
-                ui.json(&serde_json::json!({
-                    "branches": pushed.iter().map(|b| serde_json::json!({"branch": b, "review_url": forge_compare_url(&url, b)})).collect::<Vec<_>>(),
-                    "main": landed.as_ref().map(landed_json),
-                }));
+                ui.json(&super::json::Pushed {
+                    branches: pushed
+                        .iter()
+                        .map(|b| super::json::PushedBranch {
+                            branch: b.clone(),
+                            review_url: forge_compare_url(&url, b),
+                        })
+                        .collect(),
+                    main: landed.as_ref().map(landed_json),
+                });
             } else {
                 for b in &pushed {
                     ui.out(b);
@@ -278,17 +320,19 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             let me = s.handle()?;
             let st = status::status(&opened, &me)?;
             if ui.json {
-                let row = |r: &status::StatusRow| {
-                    serde_json::json!({
-                        "branch": r.sub.branch, "kind": r.sub.kind.as_str(), "subject": r.sub.subject,
-                        "owner": r.sub.owner, "state": r.state.as_str(), "waiting_for": r.waiting_for,
-                    })
+                let row = |r: &status::StatusRow| super::json::StatusRow {
+                    branch: r.sub.branch.clone(),
+                    kind: r.sub.kind.as_str(),
+                    subject: r.sub.subject.clone(),
+                    owner: r.sub.owner.clone(),
+                    state: r.state.as_str(),
+                    waiting_for: r.waiting_for.clone(),
                 };
-                ui.json(&serde_json::json!({
-                    "handle": me,
-                    "mine": st.mine.iter().map(row).collect::<Vec<_>>(),
-                    "awaiting_me": st.awaiting_me.iter().map(row).collect::<Vec<_>>(),
-                }));
+                ui.json(&super::json::Status {
+                    handle: me.clone(),
+                    mine: st.mine.iter().map(row).collect(),
+                    awaiting_me: st.awaiting_me.iter().map(row).collect(),
+                });
             } else {
                 let mut t = super::table::new(&["my submissions", "kind", "state", "waiting for"]);
                 for r in &st.mine {
@@ -365,7 +409,10 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                 }
             }
             if ui.json {
-                ui.json(&serde_json::json!({"merged": merged, "refused": failed}));
+                ui.json(&super::json::Merged {
+                    merged: merged.clone(),
+                    refused: failed.clone(),
+                });
             }
             if !failed.is_empty() {
                 return Err(CliError::verdict(format!(
@@ -378,8 +425,15 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             let opened = s.open()?;
             let signer = s.signer()?;
             let files = identity::cosign(&s.ctx(), &opened, &signer, &branch)?;
-            for f in &files {
-                ui.out(f);
+            if ui.json {
+                ui.json(&super::json::Cosigned {
+                    branch: branch.clone(),
+                    files: files.clone(),
+                });
+            } else {
+                for f in &files {
+                    ui.out(f);
+                }
             }
             ui.status(format!("co-signed {} record(s) on {branch}; merge it with `cohort registry merge {branch}` once the threshold is met", files.len()));
         }
@@ -423,6 +477,12 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                 .expect("template has the hook");
             let dest = hooks.join("pre-receive");
             cohort::storage::write_atomic_mode(&dest, text.as_bytes(), Some(0o755))?;
+            if ui.json {
+                ui.json(&super::json::Wrote {
+                    files: vec![dest.clone()],
+                    commit: None,
+                });
+            }
             ui.status(format!("installed {}; pushes to main now run `cohort verify` (cohort must be on the PATH of the git server)", dest.display()));
         }
     }

@@ -27,6 +27,8 @@ enum ResultCommand {
         /// The results registered on main instead (= --state approved).
         #[arg(long)]
         registered: bool,
+        #[command(flatten)]
+        filter: super::filter::ListFilter,
     },
     /// Show a registered result (its values if you are a recipient).
     View {
@@ -57,10 +59,21 @@ enum ResultCommand {
 fn print_runs(settings: &Settings, runs: &[ModelRun]) {
     let ui = &settings.ui;
     if ui.json {
-        ui.json(&runs.iter().map(|r| serde_json::json!({
-            "model": r.model.name, "version": r.model.version, "priority": r.priority, "status": r.status,
-            "seconds": r.seconds, "metrics": r.result.metrics, "failure": r.result.failure, "key": r.result.key.to_string(),
-        })).collect::<Vec<_>>());
+        ui.json(
+            &runs
+                .iter()
+                .map(|r| super::json::RunRow {
+                    model: r.model.name.clone(),
+                    version: r.model.version,
+                    priority: r.priority,
+                    status: r.status.clone(),
+                    seconds: r.seconds,
+                    metrics: r.result.metrics.as_ref(),
+                    failure: r.result.failure.as_ref(),
+                    key: r.result.key.to_string(),
+                })
+                .collect::<Vec<_>>(),
+        );
         return;
     }
     let mut t = super::table::new(&["model", "priority", "status", "time", "metrics"]);
@@ -173,13 +186,37 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
         ResultCommand::Ls {
             benchmark,
             registered,
+            filter,
         } => {
+            use super::filter::State;
+            let f = filter.resolve(&s)?;
             let opened = s.open()?;
+            if f.off_main() {
+                return super::filter::print_submissions(
+                    &s,
+                    &opened,
+                    cohort::workflow::SubmissionKind::Result,
+                    &f,
+                    "result",
+                );
+            }
             let ix = opened.index()?;
-            if registered {
-                let rows = results::registered(&ix, benchmark.as_deref());
+            if registered || f.state == Some(State::Approved) {
+                let mut rows = results::registered(&ix, benchmark.as_deref());
+                rows.retain(|(_, r)| f.keeps(&r.owner));
                 if ui.json {
-                    ui.json(&rows.iter().map(|(p, r)| serde_json::json!({"path": p, "model": r.model.name, "dataset": r.dataset.id, "owner": r.owner, "status": r.status})).collect::<Vec<_>>());
+                    ui.json(
+                        &rows
+                            .iter()
+                            .map(|(p, r)| super::json::RegisteredResultRow {
+                                path: p.clone(),
+                                model: r.model.name.clone(),
+                                dataset: r.dataset.id.clone(),
+                                owner: r.owner.clone(),
+                                status: &r.status,
+                            })
+                            .collect::<Vec<_>>(),
+                    );
                 } else {
                     let mut t =
                         super::table::new(&["result", "model", "dataset", "owner", "status"]);
@@ -200,12 +237,24 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
             let rows: Vec<_> = execution::local_results(&ctx)
                 .into_iter()
                 .filter(|r| benchmark.as_deref().is_none_or(|b| b == r.benchmark.name))
+                .filter(|r| f.keeps(&r.owner))
                 .collect();
             if ui.json {
-                ui.json(&rows.iter().map(|r| serde_json::json!({
-                    "benchmark": r.benchmark.name, "dataset": r.dataset_name, "model": r.model.name, "status": r.status,
-                    "metrics": r.metrics, "failure": r.failure, "submitted": results::is_submitted(&ix, r), "key": r.key.to_string(),
-                })).collect::<Vec<_>>());
+                ui.json(
+                    &rows
+                        .iter()
+                        .map(|r| super::json::LocalResultRow {
+                            benchmark: r.benchmark.name.clone(),
+                            dataset: r.dataset_name.clone(),
+                            model: r.model.name.clone(),
+                            status: &r.status,
+                            metrics: r.metrics.as_ref(),
+                            failure: r.failure.as_ref(),
+                            submitted: results::is_submitted(&ix, r),
+                            key: r.key.to_string(),
+                        })
+                        .collect::<Vec<_>>(),
+                );
             } else {
                 let mut t = super::table::new(&[
                     "benchmark",
@@ -249,6 +298,20 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 CliError::user(format!("no file {path} on main"))
                     .hint("`cohort result ls --registered` lists results")
             })?;
+            if ui.json {
+                let signer = s.signer().ok();
+                let sealed = signer
+                    .as_ref()
+                    .and_then(|k| results::open_result(&ix, &path, k).ok());
+                ui.json(&super::json::SealedView {
+                    path: path.clone(),
+                    sha256: ix.sha(&path).map(|h| h.to_string()),
+                    record: super::json::toml_record(bytes),
+                    sealed,
+                    reader: signer.map(|k| k.handle.clone()),
+                });
+                return Ok(());
+            }
             ui.out(String::from_utf8_lossy(bytes));
             if let Ok(signer) = s.signer() {
                 match results::open_result(&ix, &path, &signer) {
@@ -282,6 +345,12 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                 .filter(|r| r.owner == signer.handle)
                 .collect();
             if mine.is_empty() {
+                if ui.json {
+                    ui.json(&super::json::Written {
+                        branch: None,
+                        files: Vec::new(),
+                    });
+                }
                 ui.status("no results to submit");
                 return Ok(());
             }
@@ -311,7 +380,10 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
             }
             let sub = results::submit_results(&ctx, &opened, &signer, &mine)?;
             if ui.json {
-                ui.json(&serde_json::json!({"branch": sub.branch, "files": sub.files}));
+                ui.json(&super::json::Written {
+                    branch: Some(sub.branch.clone()),
+                    files: sub.files.clone(),
+                });
             } else {
                 ui.out(&sub.branch);
                 ui.status(format!("{} result(s) written on {}; next: `cohort registry push` (a committee member merges them, after decrypting them)", mine.len(), sub.branch));

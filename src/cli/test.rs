@@ -69,9 +69,11 @@ pub fn run(settings: &Settings, args: TestArgs) -> CliResult {
     let ui = &settings.ui;
     super::steps::print(ui, &out.steps);
     if ui.json {
-        ui.json(
-            &serde_json::json!({"ok": out.report.ok, "report": out.report, "run_dir": out.run_dir}),
-        );
+        ui.json(&super::json::Tested {
+            ok: out.report.ok,
+            report: &out.report,
+            run_dir: out.run_dir.clone(),
+        });
     } else if let Some(m) = &out.metrics {
         ui.out(super::mlcube::fmt_metrics(m));
     }

@@ -9,7 +9,7 @@ use cohort::workflow::registry_ops;
 use serde::Serialize;
 
 use super::error::CliResult;
-use super::registry::{report_landed, report_proposal};
+use super::registry::report_proposal;
 use super::session::Session;
 use super::settings::Settings;
 
@@ -84,7 +84,7 @@ enum UserCommand {
     },
     /// List participants.
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(super::filter::ListFilter),
 }
 
 #[derive(Serialize)]
@@ -116,7 +116,11 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
             let signer = s.unlock(&handle)?;
             let sub = identity::user_request(&s.ctx(), &opened, &signer, &name, &email)?;
             if ui.json {
-                ui.json(&serde_json::json!({"branch": sub.branch, "commit": sub.commit.to_string(), "files": sub.files}));
+                ui.json(&super::json::Requested {
+                    branch: sub.branch.clone(),
+                    commit: sub.commit.to_string(),
+                    files: sub.files.clone(),
+                });
             } else {
                 ui.out(&sub.branch);
                 ui.status(format!(
@@ -145,15 +149,22 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
                 identity::branch_for(&opened, SubmissionKind::User, &format!("users/{handle}/"))?;
             let (sub, landed) = registry_ops::approve(&ctx, &opened, &signer, &branch, !no_merge)?;
             match landed {
-                Some(l) => {
-                    if ui.json {
-                        ui.json(&super::registry::landed_json(&l));
-                    }
-                    report_landed(&s, &format!("admitted {handle} ({})", sub.subject), &l);
+                Some(l) => super::registry::report_decided(
+                    &s,
+                    &format!("admitted {handle} ({})", sub.subject),
+                    &l,
+                ),
+                None => {
+                    super::registry::decided_json(
+                        &s,
+                        &format!("approved {handle}"),
+                        None,
+                        Some((&branch, 0)),
+                    );
+                    ui.status(format!(
+                        "approval pushed onto {branch}; merge its pull request once CI passes"
+                    ))
                 }
-                None => ui.status(format!(
-                    "approval pushed onto {branch}; merge its pull request once CI passes"
-                )),
             }
         }
         UserCommand::Reject { handle, reason } => {
@@ -164,7 +175,11 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
             let branch =
                 identity::branch_for(&opened, SubmissionKind::User, &format!("users/{handle}/"))?;
             let (_, landed) = registry_ops::reject(&ctx, &opened, &signer, &branch, reason)?;
-            report_landed(&s, &format!("rejected the request of {handle}"), &landed);
+            super::registry::report_decided(
+                &s,
+                &format!("rejected the request of {handle}"),
+                &landed,
+            );
         }
         UserCommand::Grant {
             handle,
@@ -190,9 +205,20 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
             let p = identity::revoke(&s.ctx(), &opened, &signer, &handle, reason)?;
             report_proposal(&s, &format!("revoked the key of {handle}"), &p);
         }
-        UserCommand::Ls => {
+        UserCommand::Ls(filter) => {
+            let f = filter.resolve(&s)?;
             let opened = s.open()?;
-            let rows = users(&opened.index_of(&["users/", "grants/"])?);
+            if f.off_main() {
+                return super::filter::print_submissions(
+                    &s,
+                    &opened,
+                    SubmissionKind::User,
+                    &f,
+                    "user",
+                );
+            }
+            let mut rows = users(&opened.index_of(&["users/", "grants/"])?);
+            rows.retain(|r| f.keeps(&r.handle));
             if ui.json {
                 ui.json(
                     &rows

@@ -87,10 +87,13 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
     let (submitted, record) = cubes::submit_cube(&s.ctx(), &opened, &signer, &sub)?;
     let ui = &settings.ui;
     if ui.json {
-        ui.json(&serde_json::json!({
-            "branch": submitted.branch, "name": record.name, "version": record.version,
-            "image_id": record.image.id, "config_sha256": record.config_file().1.to_string(),
-        }));
+        ui.json(&crate::cohort_cli::json::CubeSubmitted {
+            branch: submitted.branch.clone(),
+            name: record.name.clone(),
+            version: record.version,
+            image_id: record.image.id.clone(),
+            config_sha256: record.config_file().1.to_string(),
+        });
     } else {
         ui.out(&submitted.branch);
         ui.status(format!(
@@ -101,18 +104,37 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
     Ok(())
 }
 
-pub fn ls(settings: &Settings) -> CliResult {
+pub fn ls(settings: &Settings, filter: crate::cohort_cli::filter::ListFilter) -> CliResult {
     let s = Session::new(settings);
+    let f = filter.resolve(&s)?;
     let opened = s.open()?;
+    if f.off_main() {
+        return crate::cohort_cli::filter::print_submissions(
+            &s,
+            &opened,
+            cohort::workflow::SubmissionKind::Mlcube,
+            &f,
+            "cube",
+        );
+    }
     // The cube records alone: their yaml files and signatures are not listed.
     let ix = opened.index_of_files(&["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
-    let all = cubes::cubes(&ix);
+    let mut all = cubes::cubes(&ix);
+    all.retain(|(_, c)| f.keeps(&c.owner));
     let ui = &settings.ui;
     if ui.json {
-        ui.json(&all.iter().map(|(p, c)| serde_json::json!({
-            "name": c.name, "version": c.version, "owner": c.owner, "image_id": c.image.id,
-            "path": p, "sha256": ix.sha(p).map(|s| s.to_string()),
-        })).collect::<Vec<_>>());
+        ui.json(
+            &all.iter()
+                .map(|(p, c)| crate::cohort_cli::json::CubeRow {
+                    name: c.name.clone(),
+                    version: c.version,
+                    owner: c.owner.clone(),
+                    image_id: c.image.id.clone(),
+                    path: p.clone(),
+                    sha256: ix.sha(p).map(|s| s.to_string()),
+                })
+                .collect::<Vec<_>>(),
+        );
     } else {
         let mut t =
             crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
@@ -140,9 +162,12 @@ pub fn view(settings: &Settings, name: &str) -> CliResult {
     let ui = &settings.ui;
     let local_only = c.image.source == cohort::model::ImageSource::Local;
     if ui.json {
-        ui.json(&serde_json::json!({
-            "path": p, "sha256": r.sha256.to_string(), "record": c, "local_only": local_only,
-        }));
+        ui.json(&crate::cohort_cli::json::Viewed {
+            path: p.to_string(),
+            sha256: r.sha256.to_string(),
+            record: c,
+            local_only: Some(local_only),
+        });
     } else {
         ui.out(format!("# {p} (sha256 {})", r.sha256));
         ui.out(String::from_utf8_lossy(ix.bytes(p).unwrap_or_default()));
@@ -189,7 +214,10 @@ pub fn associate(settings: &Settings, a: AssociateArgs) -> CliResult {
                 ui.status(format!("metrics on the demo dataset: {}", fmt_metrics(m)));
             }
             if ui.json {
-                ui.json(&serde_json::json!({"branch": sub.branch, "report": compat.report}));
+                ui.json(&crate::cohort_cli::json::AssociationRequested {
+                    branch: sub.branch.clone(),
+                    report: &compat.report,
+                });
             } else {
                 ui.out(&sub.branch);
             }
