@@ -16,6 +16,9 @@ fn redact(v: &mut serde_json::Value, tmp: &str) {
                     && x.is_string()
                 {
                     *x = Value::String(format!("[{k}]"));
+                } else if k.ends_with("_ms") || k == "seconds" {
+                    // Durations.
+                    *x = Value::String("[duration]".into());
                 } else {
                     redact(x, tmp);
                 }
@@ -23,17 +26,37 @@ fn redact(v: &mut serde_json::Value, tmp: &str) {
         }
         Value::Array(a) => a.iter_mut().for_each(|x| redact(x, tmp)),
         Value::String(s) => {
-            let hex = |n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
-            if hex(64) {
-                *s = "[sha256]".into();
-            } else if hex(40) {
-                *s = "[commit]".into();
-            } else if s.contains(tmp) {
-                *s = s.replace(tmp, "[tmp]");
+            let t = s.as_bytes();
+            if t.len() >= 20 && t[4] == b'-' && s.contains('T') && s.contains(':') {
+                *s = "[time]".into();
+                return;
             }
+            *s = s.replace(tmp, "[tmp]");
+            *s = redact_hex(s);
         }
         _ => {}
     }
+}
+
+/// Runs of 12 or more hex digits (ids, hashes, commits, inside paths too) become `[hex]`.
+fn redact_hex(s: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in s.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        if run.len() >= 12 {
+            out.push_str("[hex]");
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 fn snapshot(env: &TestEnv, name: &str, stdout: &str) {
@@ -231,5 +254,125 @@ fn listing_filters_and_json_shapes() {
         )
         .ok()
         .stdout,
+    );
+}
+
+#[test]
+fn views_and_filters_over_real_records() {
+    if !crate::services::docker_or_skip("views_and_filters_over_real_records") {
+        return;
+    }
+    let w = World::people();
+    let e = &w.env;
+    w.benchmark(&[]);
+    w.hospital("hosp-a", "hospital-a", "ward-a");
+    w.as_(
+        "hosp-a",
+        &["benchmark", "run", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+    w.as_(
+        "hosp-a",
+        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+    w.as_("hosp-a", &["registry", "push"]).ok();
+    w.as_("carol", &["registry", "sync"]).ok();
+    let waiting = json(
+        &w.as_(
+            "carol",
+            &[
+                "result", "ls", "--state", "pending", "--owner", "hosp-a", "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(waiting.as_array().unwrap().len(), 1, "{waiting}");
+    assert_eq!(waiting[0]["owner"], "hosp-a");
+    w.committee_merges("hosp-a");
+
+    let registered = json(
+        &w.as_(
+            "dave",
+            &[
+                "result", "ls", "--state", "approved", "--owner", "hosp-a", "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(registered.as_array().unwrap().len(), 1, "{registered}");
+    let path = registered[0]["path"].as_str().unwrap().to_string();
+    // The committee reads the sealed part; anyone else sees the record and `sealed: null`.
+    let dave = w.as_("dave", &["result", "view", &path, "--json"]).ok();
+    assert!(json(&dave)["sealed"].is_object(), "{}", dave.stdout);
+    snapshot(e, "result_view_committee", &dave.stdout);
+    let mo = json(&w.as_("mo", &["result", "view", &path, "--json"]).ok());
+    assert!(mo["sealed"].is_null(), "{mo}");
+    snapshot(
+        e,
+        "dataset_view_committee",
+        &w.as_("dave", &["dataset", "view", "-d", "ward-a", "--json"])
+            .ok()
+            .stdout,
+    );
+    let positional = json(&w.as_("mo", &["dataset", "view", "ward-a", "--json"]).ok());
+    assert!(positional["sealed"].is_null(), "{positional}");
+
+    assert_eq!(
+        json(
+            &w.as_("mo", &["benchmark", "ls", "--owner", "carol", "--json"])
+                .ok()
+        )
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+    snapshot(
+        e,
+        "benchmark_ls",
+        &w.as_("mo", &["benchmark", "list", "--json"]).ok().stdout,
+    );
+    assert_eq!(
+        json(&w.as_("carol", &["mlcube", "ls", "--mine", "--json"]).ok())
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let assoc = json(
+        &w.as_(
+            "mo",
+            &[
+                "association",
+                "ls",
+                "-b",
+                "heart",
+                "--state",
+                "approved",
+                "--owner",
+                "hosp-a",
+                "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(assoc.as_array().unwrap().len(), 1, "{assoc}");
+    assert_eq!(assoc[0]["kind"], "dataset");
+    let mine = json(
+        &w.as_(
+            "hosp-a",
+            &["dataset", "ls", "--mine", "--state", "approved", "--json"],
+        )
+        .ok(),
+    );
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    snapshot(e, "dataset_ls_mine", &serde_json::to_string(&mine).unwrap());
+    snapshot(
+        e,
+        "benchmark_view",
+        &w.as_("mo", &["benchmark", "view", "-b", "heart", "--json"])
+            .ok()
+            .stdout,
     );
 }
