@@ -203,6 +203,37 @@ mod tests {
         }
     }
 
+    /// One grammar: kebab-case names, `list` beside every `ls`, and the listing filters on
+    /// every listing of registry records (local keys have no owner or state).
+    #[test]
+    fn names_aliases_and_filters_are_uniform() {
+        fn walk(cmd: &Command, path: &str, problems: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let name = sub.get_name();
+                let here = format!("{path} {name}");
+                if name.contains('_') || name.chars().any(|c| c.is_ascii_uppercase()) {
+                    problems.push(format!("{here}: not kebab-case"));
+                }
+                if name == "ls" {
+                    if !sub.get_all_aliases().any(|a| a == "list") {
+                        problems.push(format!("{here}: no `list` alias"));
+                    }
+                    let longs: Vec<&str> =
+                        sub.get_arguments().filter_map(|a| a.get_long()).collect();
+                    for f in ["mine", "owner", "state"] {
+                        if path != "cohort key" && !longs.contains(&f) {
+                            problems.push(format!("{here}: no --{f}"));
+                        }
+                    }
+                }
+                walk(sub, &here, problems);
+            }
+        }
+        let mut problems = Vec::new();
+        walk(&command(), "cohort", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
     #[test]
     fn the_command_tree_is_consistent() {
         command().debug_assert();
