@@ -133,6 +133,7 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 ),
             );
         }
+        sizes(path, l, e, v);
         for cell in &e.cells {
             if let Some(r) = &cell.result
                 && !covered_paths.contains(r.as_str())
@@ -144,5 +145,57 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 );
             }
         }
+    }
+}
+
+/// Size metrics (docs/format.md, layout 3): a total per listed model of a release that shows
+/// more than the primary metric, never a summary; older layouts have no totals at all.
+fn sizes(path: &str, l: &model::Leaderboard, e: &model::Entry, v: &mut Verdict) {
+    if !l.has_totals() {
+        if !e.totals.is_empty() {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "shows totals for {} without `layout = {}`",
+                    e.model.name,
+                    model::LAYOUT_TOTALS
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(m) = e.metrics.keys().find(|m| l.policy.is_size_metric(m)) {
+        v.fail(
+            path,
+            Rule::Sealed,
+            format!(
+                "summarises {m} for {}, a size metric: layout {} shows it as a total",
+                e.model.name,
+                model::LAYOUT_TOTALS
+            ),
+        );
+    }
+    if let Some(m) = e.totals.keys().find(|m| !l.policy.is_size_metric(m)) {
+        v.fail(
+            path,
+            Rule::Sealed,
+            format!(
+                "shows a total of {m} for {}, which is no size metric",
+                e.model.name
+            ),
+        );
+    }
+    if !e.totals.is_empty()
+        && (e.status != model::EntryStatus::Listed || l.policy.release == Release::Aggregate)
+    {
+        v.fail(
+            path,
+            Rule::Sealed,
+            format!(
+                "shows totals for {}, which its status or the aggregate policy keeps to no numbers beyond the primary metric",
+                e.model.name
+            ),
+        );
     }
 }
