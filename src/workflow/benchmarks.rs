@@ -339,3 +339,56 @@ pub fn test_run(
     };
     compatibility_test(ctx, &engine, &trio, demo)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(r: Result<(String, bool)>) -> (String, String) {
+        match r {
+            Err(WorkflowError::RefusedBecause { message, hint }) => (message, hint),
+            Err(e) => panic!("not a refusal with a hint: {e}"),
+            Ok(m) => panic!("accepted {m:?}"),
+        }
+    }
+
+    #[test]
+    fn the_primary_metric_is_one_the_reference_run_reports() {
+        let p = Policy::default();
+        // The only score besides the count of cases: chosen, and said so.
+        assert_eq!(
+            choose_primary(&p, None, &["accuracy", "n"]).unwrap(),
+            ("accuracy".into(), true)
+        );
+        assert_eq!(
+            choose_primary(&p, Some("auc"), &["accuracy", "auc", "n"]).unwrap(),
+            ("auc".into(), false)
+        );
+        // Several to choose from: refused, listing them (not `n`).
+        let (message, hint) = refusal(choose_primary(&p, None, &["accuracy", "auc", "n"]));
+        assert!(message.contains("nothing was submitted"), "{message}");
+        assert!(hint.ends_with("accuracy, auc"), "{hint}");
+        // Unknown: refused the same way.
+        let (message, hint) = refusal(choose_primary(&p, Some("auc"), &["accuracy", "n"]));
+        assert!(message.contains("reports no `auc`"), "{message}");
+        assert!(hint.contains("--primary-metric NAME`: accuracy"), "{hint}");
+        // A count of cases ranks nothing, declared or `n`.
+        let sized = Policy {
+            size_metrics: vec!["cases".into()],
+            ..Policy::default()
+        };
+        let (message, _) = refusal(choose_primary(&sized, Some("cases"), &["cases", "auc"]));
+        assert!(message.contains("counts cases"), "{message}");
+        let (message, _) = refusal(choose_primary(&sized, Some("n"), &["n", "auc", "cases"]));
+        assert!(message.contains("counts cases"), "{message}");
+        assert_eq!(
+            choose_primary(&sized, None, &["auc", "cases", "n"]).unwrap(),
+            ("auc".into(), true)
+        );
+        // Nothing to rank by, and a declared size metric the run does not report.
+        let (_, hint) = refusal(choose_primary(&p, None, &["n"]));
+        assert!(hint.contains("not a count of cases"), "{hint}");
+        let (message, _) = refusal(choose_primary(&sized, None, &["auc", "n"]));
+        assert!(message.contains("--size-metric cases"), "{message}");
+    }
+}

@@ -8,6 +8,7 @@ mod execution;
 mod forgery;
 mod foundation;
 mod medperf;
+mod metrics;
 mod refusals;
 mod release;
 mod sandbox;
