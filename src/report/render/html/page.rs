@@ -157,6 +157,17 @@ fn about(h: &mut String, page: &BenchmarkPage, latest: Option<&ReleaseInfo>) {
             .to_string(),
     };
     let _ = writeln!(h, "<dt>What is published</dt><dd>{released}</dd>");
+    if latest.is_some_and(|r| r.record.has_totals()) && policy.release != Release::Aggregate {
+        let mut counts = vec!["n".to_string()];
+        counts.extend(policy.size_metrics.iter().map(|m| E(m).to_string()));
+        let _ = writeln!(
+            h,
+            "<dt>Counts of cases</dt><dd>{} {} how many cases stand behind a model's values: \
+             shown as the total across its datasets, never averaged, charted or ranked.</dd>",
+            counts.join(", "),
+            if counts.len() == 1 { "counts" } else { "count" }
+        );
+    }
     let min = policy.min_datasets.max(1);
     let _ = writeln!(
         h,
