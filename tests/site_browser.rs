@@ -46,6 +46,7 @@ fn policy() -> Policy {
         primary_metric: "auc".into(),
         ranking: Ranking::HigherIsBetter,
         weighting: Weighting::Equal,
+        size_metrics: Vec::new(),
     }
 }
 
@@ -366,7 +367,8 @@ fn the_site_works_in_a_real_browser() {
          dots: c.querySelectorAll('circle.dot').length}; })",
     );
     let charts = charts.as_array().expect("charts");
-    assert_eq!(charts.len(), 5, "one chart per metric: {charts:?}");
+    // `n` counts cases: a total in the table, never a chart.
+    assert_eq!(charts.len(), 4, "one chart per score: {charts:?}");
     for c in charts {
         assert!(c["w"].as_f64().unwrap_or(0.0) > 100.0, "{c}");
         assert!(c["h"].as_f64().unwrap_or(0.0) > 50.0, "{c}");
@@ -389,12 +391,13 @@ fn the_site_works_in_a_real_browser() {
     );
     assert_eq!(sort, json!("ascending"));
     // Sorting by keyboard: auc, best first, then worst first; the unranked model stays last.
-    press_enter(&mut cdp, s, "#board thead th:nth-child(5) button");
+    // The primary metric is the third column, next to the model.
+    press_enter(&mut cdp, s, "#board thead th:nth-child(3) button");
     assert_eq!(
         rows(&mut cdp, s),
         ["model-good", "reference", "model-weak", "model-slow"]
     );
-    press_enter(&mut cdp, s, "#board thead th:nth-child(5) button");
+    press_enter(&mut cdp, s, "#board thead th:nth-child(3) button");
     assert_eq!(
         rows(&mut cdp, s),
         ["model-weak", "reference", "model-good", "model-slow"]
@@ -403,7 +406,7 @@ fn the_site_works_in_a_real_browser() {
         s,
         "Array.from(document.querySelectorAll('#board thead th')).map(t => t.getAttribute('aria-sort'))",
     );
-    assert_eq!(sorts[4], json!("ascending"));
+    assert_eq!(sorts[2], json!("ascending"));
     assert!(
         sorts
             .as_array()
@@ -426,6 +429,7 @@ fn the_site_works_in_a_real_browser() {
         "cohort registry clone https://git.example.org/cardio/registry.git",
         "sha256sum leaderboards/cvd-risk/1.toml",
         "cohort leaderboard cvd-risk",
+        "n (total)",
     ] {
         assert!(text.contains(must), "page text lacks {must:?}");
     }
@@ -470,6 +474,51 @@ fn the_site_works_in_a_real_browser() {
             Some(&format!("#{section}")),
         );
     }
+
+    // On a phone, the first screen shows rank, model and the primary metric of the leader.
+    cdp.call(
+        Some(s),
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 375, "height": 667, "deviceScaleFactor": 2, "mobile": true}),
+    );
+    cdp.eval(s, "window.scrollTo(0, 0)");
+    cdp.drain(Duration::from_millis(300));
+    let first = cdp.eval(
+        s,
+        "Array.from(document.querySelectorAll('#board tbody tr:first-child td')).slice(0, 3)\
+         .map(td => { const r = td.getBoundingClientRect(); return {text: td.textContent, \
+         right: r.right, bottom: r.bottom}; })",
+    );
+    let first = first.as_array().expect("cells");
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(
+        first[1]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("model-good"),
+        "{first:?}"
+    );
+    for c in first {
+        assert!(
+            c["right"].as_f64().unwrap_or(1e9) <= 375.0,
+            "off screen: {c}"
+        );
+        assert!(
+            c["bottom"].as_f64().unwrap_or(1e9) <= 667.0,
+            "below the fold: {c}"
+        );
+    }
+    screenshot(
+        &mut cdp,
+        s,
+        &artifacts.join("site-screenshot-phone.png"),
+        None,
+    );
+    cdp.call(
+        Some(s),
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    );
 
     // The index page links to the benchmark and loads cleanly too.
     let index_url = format!(

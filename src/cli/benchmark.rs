@@ -62,9 +62,14 @@ struct SubmitArgs {
     /// Datasets a model needs before any of its numbers are shown.
     #[arg(long, default_value_t = 1)]
     min_datasets: u32,
-    /// The metric models are ranked by.
-    #[arg(long, default_value = "auc")]
-    primary_metric: String,
+    /// The metric models are ranked by; it must be one the reference workflow reports on the
+    /// demo data. Default: the only one it reports that does not count cases.
+    #[arg(long, value_name = "METRIC")]
+    primary_metric: Option<String>,
+    /// A metric that counts cases, besides `n` (repeatable): shown as a total per model, never
+    /// ranked, averaged or charted.
+    #[arg(long = "size-metric", value_name = "METRIC")]
+    size_metrics: Vec<String>,
     /// Rank lower values first (e.g. an error rate).
     #[arg(long)]
     lower_is_better: bool,
@@ -153,7 +158,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                         DatasetNaming::Pseudonymised
                     },
                     min_datasets: a.min_datasets,
-                    primary_metric: a.primary_metric.clone(),
+                    primary_metric: a.primary_metric.clone().unwrap_or_default(),
                     ranking: if a.lower_is_better {
                         Ranking::LowerIsBetter
                     } else {
@@ -164,16 +169,24 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                     } else {
                         Weighting::Equal
                     },
+                    size_metrics: a.size_metrics.clone(),
                 },
+                primary_metric: a.primary_metric.clone(),
             };
             let out = benchmarks::submit_benchmark(&s.ctx(), &opened, &signer, &sub)?;
             super::steps::print(ui, &out.compat.steps);
+            if let Some(m) = &out.chosen_metric {
+                ui.status(format!(
+                    "primary metric: {m}, the only metric the reference workflow reports that does not count cases (`--primary-metric` chooses another)"
+                ));
+            }
             match out.submitted {
                 Some((submitted, record)) => {
                     if ui.json {
                         ui.json(&super::json::BenchmarkSubmitted {
                             branch: submitted.branch.clone(),
                             version: record.version,
+                            primary_metric: record.policy.primary_metric.clone(),
                             report: &record.report,
                         });
                     } else {

@@ -29,6 +29,7 @@ pub struct Requested {
 pub struct BenchmarkSubmitted<R> {
     pub branch: String,
     pub version: u32,
+    pub primary_metric: String,
     pub report: R,
 }
 

@@ -11,8 +11,16 @@ use super::records::{BenchRef, CubeRef, Policy};
 
 /// `layout` of the releases cohort writes now. Absent (1) in older releases, whose pseudonyms
 /// follow sorted dataset ids and whose cells name their result manifests (linkable); in layout
-/// 2, a pseudonymised release names no manifest next to a pseudonym (docs/format.md).
-pub const LEADERBOARD_LAYOUT: u32 = 2;
+/// 2, a pseudonymised release names no manifest next to a pseudonym; in layout 3, size metrics
+/// (`n` and the benchmark's `size_metrics`) are totals per model in `totals`, never summaries
+/// (docs/format.md). Older layouts stay valid and are recomputed by their own rules.
+pub const LEADERBOARD_LAYOUT: u32 = 3;
+
+/// The first layout whose pseudonymised releases are unlinked.
+pub const LAYOUT_UNLINKED: u32 = 2;
+
+/// The first layout that shows size metrics as totals (`Entry::totals`).
+pub const LAYOUT_TOTALS: u32 = 3;
 
 /// Summary of one metric across the datasets a model has results on (docs/aggregation.md).
 /// Every float is rounded to 6 decimal places so anyone holding the decrypted results
@@ -113,9 +121,14 @@ pub struct Entry {
     /// Datasets with a successful result (failure receipts do not count).
     pub datasets: u32,
     pub status: EntryStatus,
-    /// Metric name -> summary across datasets; empty when below the minimum.
+    /// Metric name -> summary across datasets; empty when below the minimum. From layout 3 on,
+    /// size metrics are never summarised here (see `totals`).
     #[serde(default)]
     pub metrics: BTreeMap<String, MetricSummary>,
+    /// Layout 3: size metric name -> its sum over the model's successful datasets (rounded
+    /// like a summary). Listed entries of `per-model` and `cross-product` releases only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub totals: BTreeMap<String, f64>,
     /// Per-dataset values (cross-product releases of listed models only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cells: Vec<Cell>,
@@ -242,10 +255,21 @@ pub struct Leaderboard {
 }
 
 impl Leaderboard {
+    /// The record's layout (absent: 1).
+    pub fn layout(&self) -> u32 {
+        self.layout.unwrap_or(1)
+    }
+
+    /// Whether this release shows size metrics as totals (layout 3 on) rather than as
+    /// summaries like any other metric (older layouts).
+    pub fn has_totals(&self) -> bool {
+        self.layout() >= LAYOUT_TOTALS
+    }
+
     /// Whether this release hides which dataset stands behind each pseudonym (layout 2 and a
     /// pseudonymised policy).
     pub fn is_unlinked(&self) -> bool {
-        self.layout.unwrap_or(1) >= LEADERBOARD_LAYOUT
+        self.layout.unwrap_or(1) >= LAYOUT_UNLINKED
             && self.policy.dataset_names == super::records::DatasetNaming::Pseudonymised
     }
 

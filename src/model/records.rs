@@ -276,7 +276,16 @@ pub struct Policy {
     pub primary_metric: String,
     pub ranking: Ranking,
     pub weighting: Weighting,
+    /// Metrics that count cases, besides `n` (always one): weights, never ranked, averaged
+    /// or charted; a layout-3 release shows their total per model. Absent in records written
+    /// before the declaration existed (docs/format.md "benchmark").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub size_metrics: Vec<String>,
 }
+
+/// The metric that counts a result's cases whatever the benchmark declares (and the weight of
+/// `weighting = "size"`).
+pub const SIZE_METRIC: &str = "n";
 
 impl Release {
     /// The policy's spelling (`aggregate`, `per-model`, `cross-product`).
@@ -290,6 +299,12 @@ impl Release {
 }
 
 impl Policy {
+    /// Whether `metric` counts cases (`n`, or one the benchmark declares in `size_metrics`):
+    /// a weight, shown as a total, never ranked, averaged or charted.
+    pub fn is_size_metric(&self, metric: &str) -> bool {
+        metric == SIZE_METRIC || self.size_metrics.iter().any(|m| m == metric)
+    }
+
     /// Why a release under `self` would show more than a result submitted under `agreed`
     /// allows, if it would: a higher release level, dataset names where the result agreed to
     /// pseudonyms, or a lower minimum number of datasets. A wider policy applies only to results
@@ -326,6 +341,7 @@ impl Default for Policy {
             primary_metric: "auc".into(),
             ranking: Ranking::HigherIsBetter,
             weighting: Weighting::Equal,
+            size_metrics: Vec::new(),
         }
     }
 }

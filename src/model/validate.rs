@@ -116,7 +116,32 @@ fn check_policy(c: &Ctx, p: &Policy) -> Result<(), ModelError> {
     c.ensure(
         !p.primary_metric.is_empty() && p.primary_metric.len() <= 64,
         "policy.primary_metric must name a metric",
-    )
+    )?;
+    // Declared with the field itself, so no older record breaks these rules. `n` always
+    // counts cases; listing it again would give one policy two spellings.
+    c.ensure(
+        p.size_metrics.len() <= 64,
+        "policy.size_metrics lists too many metrics",
+    )?;
+    for (i, m) in p.size_metrics.iter().enumerate() {
+        c.ensure(
+            !m.is_empty() && m.len() <= 64,
+            "policy.size_metrics must name metrics",
+        )?;
+        c.ensure(
+            m != super::SIZE_METRIC,
+            "policy.size_metrics need not list `n`: it always counts cases",
+        )?;
+        c.ensure(
+            !p.size_metrics[..i].contains(m),
+            "policy.size_metrics lists a metric twice",
+        )?;
+        c.ensure(
+            *m != p.primary_metric,
+            "policy.primary_metric cannot be a size metric: a count of cases ranks nothing",
+        )?;
+    }
+    Ok(())
 }
 
 fn check_report(c: &Ctx, r: &CompatReport) -> Result<(), ModelError> {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
     self, BenchRef, Cell, Covered, CubeRef, DatasetNaming, Entry, EntryStatus, Exclusion, Failure,
-    FailureNote, LEADERBOARD_LAYOUT, Leaderboard, MetricSummary, Policy, Release, Sealed, Sha256,
-    Weighting, metrics::Metrics, pseudonyms::Pseudonyms,
+    FailureNote, LAYOUT_TOTALS, LEADERBOARD_LAYOUT, Leaderboard, MetricSummary, Policy, Release,
+    Sealed, Sha256, Weighting, metrics::Metrics, pseudonyms::Pseudonyms,
 };
 
 use super::{ReportError, stats};
@@ -199,12 +199,6 @@ fn check_ok(policy: &Policy, input: &ResultInput, metrics: &Metrics) -> Result<f
             metric: name.clone(),
         });
     }
-    if !metrics.contains_key(&policy.primary_metric) {
-        return Err(ReportError::MissingPrimary {
-            path: input.path.clone(),
-            metric: policy.primary_metric.clone(),
-        });
-    }
     match policy.weighting {
         Weighting::Equal => Ok(1.0),
         Weighting::Size => metrics
@@ -226,14 +220,58 @@ pub fn datasets_used(inputs: &[ResultInput]) -> Result<BTreeSet<String>, ReportE
         .collect())
 }
 
-/// The entries of a release of `bench` under `policy` (docs/aggregation.md). A pseudonymised
-/// policy needs the committee's mapping (`pseudonyms`); a policy that shows names, none.
+/// Every successful result must report the primary metric: all those that do not are named
+/// at once (with what they report instead), so the committee fixes them in one go.
+fn check_primary(policy: &Policy, selected: &[&ResultInput]) -> Result<(), ReportError> {
+    let mut paths = Vec::new();
+    let mut reported = BTreeSet::new();
+    for input in selected {
+        if let Outcome::Ok(m) = &input.outcome
+            && !m.contains_key(&policy.primary_metric)
+        {
+            paths.push(input.path.clone());
+            reported.extend(m.keys().cloned());
+        }
+    }
+    if paths.is_empty() {
+        return Ok(());
+    }
+    paths.sort();
+    Err(ReportError::MissingPrimary {
+        paths,
+        metric: policy.primary_metric.clone(),
+        reported: reported.into_iter().collect(),
+    })
+}
+
+/// The entries of a release of `bench` under `policy` (docs/aggregation.md), in the layout
+/// cohort writes now. A pseudonymised policy needs the committee's mapping (`pseudonyms`); a
+/// policy that shows names, none.
 pub fn aggregate(
     bench: &BenchRef,
     policy: &Policy,
     inputs: &[ResultInput],
     pseudonyms: Option<&Pseudonyms>,
 ) -> Result<Vec<Entry>, ReportError> {
+    aggregate_in(LEADERBOARD_LAYOUT, bench, policy, inputs, pseudonyms)
+}
+
+/// [`aggregate`] by the rules of `layout`: before layout 3 ([`LAYOUT_TOTALS`]) size metrics
+/// are summarised like any other (how older releases were computed, so they still recompute
+/// byte for byte); from layout 3 on they are totals.
+pub fn aggregate_in(
+    layout: u32,
+    bench: &BenchRef,
+    policy: &Policy,
+    inputs: &[ResultInput],
+    pseudonyms: Option<&Pseudonyms>,
+) -> Result<Vec<Entry>, ReportError> {
+    let totals = layout >= LAYOUT_TOTALS;
+    if totals && policy.is_size_metric(&policy.primary_metric) {
+        return Err(ReportError::PrimaryIsSize {
+            metric: policy.primary_metric.clone(),
+        });
+    }
     let selected = select(inputs)?;
     for input in &selected {
         if let Some(why) = narrower(policy, &input.agreed_policy) {
@@ -243,6 +281,7 @@ pub fn aggregate(
             });
         }
     }
+    check_primary(policy, &selected)?;
     let labels = Labels::new(policy, &selected, pseudonyms)?;
     // With pseudonyms, nothing next to a label may name the dataset: no manifest path on
     // cells, and failure receipts (public on main) carry no label at all.
@@ -280,6 +319,7 @@ pub fn aggregate(
         }
         let listed = oks.len() as u32 >= min;
         let mut metrics = BTreeMap::new();
+        let mut sums = BTreeMap::new();
         let mut cells = Vec::new();
         if listed {
             let names: BTreeSet<&String> = match policy.release {
@@ -296,6 +336,13 @@ pub fn aggregate(
                 // A metric only some datasets report is held to the minimum on its own,
                 // or it would show a single site's number.
                 if (values.len() as u32) < min {
+                    continue;
+                }
+                if totals && policy.is_size_metric(name) {
+                    // A count of cases is a weight: its sum says how much data stands behind
+                    // the model's numbers; a mean or spread of it means nothing.
+                    let sum: f64 = values.iter().map(|(x, _)| x).sum();
+                    sums.insert(name.clone(), stats::round(sum));
                     continue;
                 }
                 let s = stats::summarize(&values).expect("values is not empty");
@@ -337,6 +384,7 @@ pub fn aggregate(
                 EntryStatus::BelowMinimum
             },
             metrics,
+            totals: sums,
             cells,
             failures,
         });
@@ -395,6 +443,28 @@ pub fn release_record(
     meta: &ReleaseMeta,
     policy: &Policy,
     entries: Vec<Entry>,
+    covered: Vec<Covered>,
+    pseudonyms: Option<(Sealed, u32)>,
+    excluded: Vec<Exclusion>,
+) -> Leaderboard {
+    record_in(
+        LEADERBOARD_LAYOUT,
+        meta,
+        policy,
+        entries,
+        covered,
+        pseudonyms,
+        excluded,
+    )
+}
+
+/// [`release_record`] in `layout` (2 or later: layout 1 had no `layout` field and is never
+/// written again).
+fn record_in(
+    layout: u32,
+    meta: &ReleaseMeta,
+    policy: &Policy,
+    entries: Vec<Entry>,
     mut covered: Vec<Covered>,
     pseudonyms: Option<(Sealed, u32)>,
     mut excluded: Vec<Exclusion>,
@@ -414,7 +484,7 @@ pub fn release_record(
     Leaderboard {
         format: model::FORMAT_VERSION,
         kind: model::Kind::Leaderboard.as_str().into(),
-        layout: Some(LEADERBOARD_LAYOUT),
+        layout: Some(layout),
         number: meta.number,
         benchmark: meta.bench.clone(),
         created: meta.created.clone(),
@@ -437,14 +507,36 @@ pub fn release(
     pseudonyms: Option<Unlinking>,
     excluded: Vec<Exclusion>,
 ) -> Result<Leaderboard, ReportError> {
-    let entries = aggregate(
+    release_in(
+        LEADERBOARD_LAYOUT,
+        meta,
+        policy,
+        inputs,
+        pseudonyms,
+        excluded,
+    )
+}
+
+/// [`release`] by the rules of `layout` (2 or later): how a committee member recomputes an
+/// older release to check it byte for byte.
+pub fn release_in(
+    layout: u32,
+    meta: &ReleaseMeta,
+    policy: &Policy,
+    inputs: &[ResultInput],
+    pseudonyms: Option<Unlinking>,
+    excluded: Vec<Exclusion>,
+) -> Result<Leaderboard, ReportError> {
+    let entries = aggregate_in(
+        layout,
         &meta.bench,
         policy,
         inputs,
         pseudonyms.as_ref().map(|u| u.mapping),
     )?;
     let covered = covered(inputs)?;
-    Ok(release_record(
+    Ok(record_in(
+        layout,
         meta,
         policy,
         entries,

@@ -149,6 +149,10 @@ fn release_levels_control_visibility() {
     let e = aggregate(&bench(), &agg, &fixture_inputs(&agg)).unwrap();
     let good = entry(&e, "model-good");
     assert_eq!(good.metrics.keys().collect::<Vec<_>>(), ["auc"]);
+    assert!(
+        good.totals.is_empty(),
+        "aggregate shows the primary metric only"
+    );
     let auc = &good.metrics["auc"];
     assert_eq!((auc.sd, auc.min, auc.max), (None, None, None));
     assert!(good.cells.is_empty());
@@ -156,14 +160,19 @@ fn release_levels_control_visibility() {
     let per = policy(R::PerModel, N::Pseudonymised, 1);
     let e = aggregate(&bench(), &per, &fixture_inputs(&per)).unwrap();
     let good = entry(&e, "model-good");
-    assert_eq!(good.metrics.len(), 5);
+    // `n` counts cases: a total, not a summary.
+    assert_eq!(good.metrics.len(), 4);
+    assert!(!good.metrics.contains_key("n"));
+    assert_eq!(good.totals["n"], 420.0);
     assert!(good.cells.is_empty());
 
     let cross = policy(R::CrossProduct, N::Pseudonymised, 1);
     let e = aggregate(&bench(), &cross, &fixture_inputs(&cross)).unwrap();
     let good = entry(&e, "model-good");
-    assert_eq!(good.metrics.len(), 5);
+    assert_eq!(good.metrics.len(), 4);
     assert_eq!(good.cells.len(), 2);
+    // Per dataset, the count is a plain value.
+    assert_eq!(good.cells[0].metrics["n"], 180.0);
     assert_eq!(good.cells[0].metrics["auc"], 0.795184);
 }
 
@@ -398,4 +407,74 @@ fn shown_names_that_collide_get_the_id() {
         labels,
         ["general-hospital (0b0b0b0b)", "general-hospital (a1a1a1a1)"]
     );
+}
+
+#[test]
+fn size_metrics_are_totals_from_layout_3_and_summaries_before() {
+    let mut p = policy(R::PerModel, N::Shown, 1);
+    let inputs: Vec<ResultInput> = fixture_inputs(&p)
+        .into_iter()
+        .map(|mut i| {
+            if let Outcome::Ok(m) = &mut i.outcome {
+                m.insert("cases".into(), 7.0);
+            }
+            i
+        })
+        .collect();
+    // Layout 2 (how older releases were made): `n` is averaged like any score.
+    let old = aggregate_in(2, &bench(), &p, &inputs, None).unwrap();
+    let good = entry(&old, "model-good");
+    assert_eq!(good.metrics["n"].mean, 210.0);
+    assert!(good.totals.is_empty());
+    // Layout 3: `n` always, and what the benchmark declares, are totals, never summaries.
+    p.size_metrics = vec!["cases".into()];
+    let new = aggregate_in(LEADERBOARD_LAYOUT, &bench(), &p, &inputs, None).unwrap();
+    let good = entry(&new, "model-good");
+    assert_eq!(
+        good.totals,
+        BTreeMap::from([("cases".to_string(), 14.0), ("n".to_string(), 420.0)])
+    );
+    assert!(!good.metrics.contains_key("n") && !good.metrics.contains_key("cases"));
+    // Not listed: no totals either (a single site's count could be read off).
+    let crash = entry(&new, "model-crash");
+    assert!(crash.totals.is_empty() && crash.metrics.is_empty());
+    // The same ranks as before: a total ranks nothing.
+    let ranks = |e: &[Entry]| e.iter().map(|e| e.rank).collect::<Vec<_>>();
+    assert_eq!(ranks(&old), ranks(&new));
+}
+
+#[test]
+fn a_size_metric_cannot_be_the_primary_metric() {
+    let mut p = policy(R::PerModel, N::Shown, 1);
+    p.primary_metric = "n".into();
+    let err =
+        aggregate_in(LEADERBOARD_LAYOUT, &bench(), &p, &fixture_inputs(&p), None).unwrap_err();
+    assert!(matches!(err, ReportError::PrimaryIsSize { .. }), "{err}");
+}
+
+#[test]
+fn every_result_without_the_primary_metric_is_named() {
+    let p = policy(R::PerModel, N::Shown, 1);
+    let mut inputs = fixture_inputs(&p);
+    let mut lacking = Vec::new();
+    for i in inputs.iter_mut().filter(|i| i.model.name == "model-good") {
+        if let Outcome::Ok(m) = &mut i.outcome {
+            m.remove("auc");
+            lacking.push(i.path.clone());
+        }
+    }
+    lacking.sort();
+    assert_eq!(lacking.len(), 2);
+    match aggregate(&bench(), &p, &inputs).unwrap_err() {
+        ReportError::MissingPrimary {
+            paths,
+            metric,
+            reported,
+        } => {
+            assert_eq!(paths, lacking);
+            assert_eq!(metric, "auc");
+            assert!(reported.contains(&"accuracy".to_string()), "{reported:?}");
+        }
+        other => panic!("{other}"),
+    }
 }

@@ -39,8 +39,8 @@ mod testdata;
 use std::path::PathBuf;
 
 pub use aggregate::{
-    Outcome, ReleaseMeta, ResultInput, Unlinking, aggregate, covered, datasets_used, release,
-    release_record,
+    Outcome, ReleaseMeta, ResultInput, Unlinking, aggregate, aggregate_in, covered, datasets_used,
+    release, release_in, release_record,
 };
 pub use history::{Change, ChangeKind, History, HistoryStep, history};
 pub use site::{BenchmarkPage, ReleaseInfo, SiteInput, write_site};
@@ -78,8 +78,23 @@ pub enum ReportError {
         "{path}: has no usable `n` metric (a positive number of cases), which `weighting = \"size\"` needs as the dataset's weight"
     )]
     MissingWeight { path: String },
-    #[error("{path}: reports no `{metric}`, the benchmark's primary metric")]
-    MissingPrimary { path: String, metric: String },
+    #[error(
+        "{} successful result(s) report no `{metric}`, the benchmark's primary metric: {}{}",
+        paths.len(),
+        paths.join(", "),
+        if reported.is_empty() { String::new() } else { format!(" (they report {})", reported.join(", ")) }
+    )]
+    MissingPrimary {
+        /// Every selected successful result without it, sorted.
+        paths: Vec<String>,
+        metric: String,
+        /// What those results report instead, sorted.
+        reported: Vec<String>,
+    },
+    #[error(
+        "the primary metric `{metric}` counts cases (a size metric): a weight ranks nothing; the benchmark needs a new version ranked by another metric"
+    )]
+    PrimaryIsSize { metric: String },
     #[error("{path}: metric `{metric}` is not a finite number")]
     NotFinite { path: String, metric: String },
     #[error("pseudonyms: {0}")]

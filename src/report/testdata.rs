@@ -99,6 +99,7 @@ pub fn policy(release: Release, names: DatasetNaming, min: u32) -> Policy {
         primary_metric: "auc".into(),
         ranking: Ranking::HigherIsBetter,
         weighting: Weighting::Equal,
+        size_metrics: Vec::new(),
     }
 }
 

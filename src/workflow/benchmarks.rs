@@ -25,13 +25,88 @@ pub struct BenchmarkSubmission {
     pub demo_hash: Option<Sha256>,
     pub committee: Vec<String>,
     pub release_threshold: u32,
+    /// The sharing policy; its `primary_metric` is decided by `primary_metric` below, checked
+    /// against the metrics the reference workflow reports.
     pub policy: Policy,
+    /// The metric models are ranked by; `None`: the one metric the reference workflow reports
+    /// that is not a size metric (refused when there are several, or none).
+    pub primary_metric: Option<String>,
 }
 
 /// What a benchmark submission did: the compatibility test always, the branch when it passed.
 pub struct BenchmarkOutcome {
     pub compat: CompatOutcome,
     pub submitted: Option<(Submitted, model::Benchmark)>,
+    /// The primary metric, when it was chosen from the reference run (none was given).
+    pub chosen_metric: Option<String>,
+}
+
+/// The primary metric of a new benchmark, checked against the metrics its reference workflow
+/// reported on the demo data (`reported`): the given one if the run reports it and it does not
+/// count cases; with none given, the only reported metric that does not count cases. Also
+/// refuses declared size metrics the run does not report (a typo would silently rank by a
+/// count). Returns the metric and whether it was chosen here.
+pub fn choose_primary(
+    policy: &Policy,
+    given: Option<&str>,
+    reported: &[&str],
+) -> Result<(String, bool)> {
+    let choices: Vec<&str> = reported
+        .iter()
+        .copied()
+        .filter(|m| !policy.is_size_metric(m))
+        .collect();
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let pick = if choices.is_empty() {
+        "its metrics cube must report a metric that is not a count of cases".to_string()
+    } else {
+        format!(
+            "choose one of the metrics it reports with `--primary-metric NAME`: {}",
+            choices.join(", ")
+        )
+    };
+    for m in &policy.size_metrics {
+        if !reported.contains(&m.as_str()) {
+            return Err(WorkflowError::RefusedBecause {
+                message: format!(
+                    "--size-metric {m}: the reference workflow reports no `{m}` on the demo data (it reports {}); nothing was submitted",
+                    list(reported)
+                ),
+                hint: "declare only metrics the metrics cube reports".into(),
+            });
+        }
+    }
+    match given {
+        Some(m) if policy.is_size_metric(m) => Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "--primary-metric {m}: `{m}` counts cases (a size metric), which ranks nothing; nothing was submitted"
+            ),
+            hint: pick,
+        }),
+        Some(m) if reported.contains(&m) => Ok((m.to_string(), false)),
+        Some(m) => Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "--primary-metric {m}: the reference workflow reports no `{m}` on the demo data (it reports {}); nothing was submitted",
+                list(reported)
+            ),
+            hint: pick,
+        }),
+        None if choices.len() == 1 => Ok((choices[0].to_string(), true)),
+        None => Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "the reference workflow reports {} metric(s) to rank by on the demo data ({}); nothing was submitted",
+                choices.len(),
+                list(&choices)
+            ),
+            hint: pick,
+        }),
+    }
 }
 
 /// The newest approved version of a benchmark.
@@ -124,8 +199,20 @@ pub fn submit_benchmark(
         return Ok(BenchmarkOutcome {
             compat,
             submitted: None,
+            chosen_metric: None,
         });
     }
+    // Checked here, before anything is written: a primary metric no result will report fails
+    // only at the very end otherwise, when the committee releases.
+    let reported: Vec<&str> = compat
+        .metrics
+        .iter()
+        .flat_map(|m| m.keys())
+        .map(String::as_str)
+        .collect();
+    let (primary, chosen) = choose_primary(&sub.policy, sub.primary_metric.as_deref(), &reported)?;
+    let mut policy = sub.policy.clone();
+    policy.primary_metric = primary;
     let record = model::Benchmark {
         format: FORMAT_VERSION,
         kind: "benchmark".into(),
@@ -143,7 +230,7 @@ pub fn submit_benchmark(
         // Sizes measured by the compatibility test, signed so every site bounds the download
         // and the extraction by them.
         demo_dataset: compat.demo.recorded_in(&demo.asset),
-        policy: sub.policy.clone(),
+        policy,
         report: compat.report.clone(),
     };
     let path = build::benchmark(&sub.name, version);
@@ -161,6 +248,7 @@ pub fn submit_benchmark(
         &format!("Submit benchmark {} v{version}", sub.name),
     )?;
     Ok(BenchmarkOutcome {
+        chosen_metric: chosen.then(|| record.policy.primary_metric.clone()),
         compat,
         submitted: Some((submitted, record)),
     })
@@ -250,4 +338,57 @@ pub fn test_run(
         },
     };
     compatibility_test(ctx, &engine, &trio, demo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(r: Result<(String, bool)>) -> (String, String) {
+        match r {
+            Err(WorkflowError::RefusedBecause { message, hint }) => (message, hint),
+            Err(e) => panic!("not a refusal with a hint: {e}"),
+            Ok(m) => panic!("accepted {m:?}"),
+        }
+    }
+
+    #[test]
+    fn the_primary_metric_is_one_the_reference_run_reports() {
+        let p = Policy::default();
+        // The only score besides the count of cases: chosen, and said so.
+        assert_eq!(
+            choose_primary(&p, None, &["accuracy", "n"]).unwrap(),
+            ("accuracy".into(), true)
+        );
+        assert_eq!(
+            choose_primary(&p, Some("auc"), &["accuracy", "auc", "n"]).unwrap(),
+            ("auc".into(), false)
+        );
+        // Several to choose from: refused, listing them (not `n`).
+        let (message, hint) = refusal(choose_primary(&p, None, &["accuracy", "auc", "n"]));
+        assert!(message.contains("nothing was submitted"), "{message}");
+        assert!(hint.ends_with("accuracy, auc"), "{hint}");
+        // Unknown: refused the same way.
+        let (message, hint) = refusal(choose_primary(&p, Some("auc"), &["accuracy", "n"]));
+        assert!(message.contains("reports no `auc`"), "{message}");
+        assert!(hint.contains("--primary-metric NAME`: accuracy"), "{hint}");
+        // A count of cases ranks nothing, declared or `n`.
+        let sized = Policy {
+            size_metrics: vec!["cases".into()],
+            ..Policy::default()
+        };
+        let (message, _) = refusal(choose_primary(&sized, Some("cases"), &["cases", "auc"]));
+        assert!(message.contains("counts cases"), "{message}");
+        let (message, _) = refusal(choose_primary(&sized, Some("n"), &["n", "auc", "cases"]));
+        assert!(message.contains("counts cases"), "{message}");
+        assert_eq!(
+            choose_primary(&sized, None, &["auc", "cases", "n"]).unwrap(),
+            ("auc".into(), true)
+        );
+        // Nothing to rank by, and a declared size metric the run does not report.
+        let (_, hint) = refusal(choose_primary(&p, None, &["n"]));
+        assert!(hint.contains("not a count of cases"), "{hint}");
+        let (message, _) = refusal(choose_primary(&sized, None, &["auc", "n"]));
+        assert!(message.contains("--size-metric cases"), "{message}");
+    }
 }

@@ -116,7 +116,20 @@ pub fn compute(
         created: created.to_string(),
         by: by.to_string(),
     };
-    let refused = |e: report::ReportError| WorkflowError::Refused(e.to_string());
+    let refused = |e: report::ReportError| match e {
+        report::ReportError::MissingPrimary { ref reported, .. } => WorkflowError::RefusedBecause {
+            hint: format!(
+                "the benchmark owner submits a new version of {bench} ranked by a metric every result reports (`cohort benchmark submit --name {bench} ... --primary-metric {}`), then a committee member releases again; or the data owners of these results run the benchmark again with a metrics cube that reports `{}`",
+                reported
+                    .iter()
+                    .find(|m| !b.policy.is_size_metric(m))
+                    .map_or("NAME", String::as_str),
+                b.policy.primary_metric
+            ),
+            message: format!("{e}; nothing was released"),
+        },
+        e => WorkflowError::Refused(e.to_string()),
+    };
     if b.policy.dataset_names != DatasetNaming::Pseudonymised {
         let record = report::release(&meta, &b.policy, &inputs, None, excluded).map_err(refused)?;
         return Ok(Computed {
@@ -215,6 +228,8 @@ pub fn release(ctx: &Ctx, opened: &Opened, signer: &Signer, bench: &str) -> Resu
         && digests(prev) == digests(&record)
         && prev.policy == record.policy
         && prev.excluded == record.excluded
+        // A release in an older layout may be made again in the new one (size metrics as totals).
+        && prev.layout == record.layout
     {
         return Err(WorkflowError::Refused(format!(
             "release {} of {bench} already shows exactly these results",

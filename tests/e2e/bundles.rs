@@ -427,6 +427,8 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
             "heart-logreg",
             "--metrics",
             "heart-metrics",
+            "--primary-metric",
+            "auc",
             "--demo-dataset",
             &e.data("demo.tar.gz"),
             "--committee",

@@ -9,6 +9,7 @@ mod forgery;
 mod foundation;
 mod grammar;
 mod medperf;
+mod metrics;
 mod refusals;
 mod release;
 mod sandbox;

@@ -159,6 +159,8 @@ fn releases_need_the_committee_and_respect_the_policy() {
             "heart-logreg",
             "--metrics",
             "heart-metrics",
+            "--primary-metric",
+            "auc",
             "--demo-dataset",
             &demo,
             "--committee",

@@ -218,6 +218,8 @@ fn sites_share_only_the_remote() {
             "heart-logreg",
             "--metrics",
             "heart-metrics",
+            "--primary-metric",
+            "auc",
             "--demo-dataset",
             &e.data("demo.tar.gz"),
             "--committee",

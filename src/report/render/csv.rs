@@ -6,6 +6,8 @@
 //! min,max,n,dataset,value,stage,exit_code,reason,result`
 //!
 //! - `summary`: one row per listed model x metric (`mean` .. `n`);
+//! - `total`: one row per listed model x size metric of a layout-3 release (`value`: the
+//!   count of cases across its datasets, `n`: how many datasets);
 //! - `cell`: one row per model x dataset x metric of a cross-product release (`dataset`,
 //!   `value`, `result`);
 //! - `failure`: one row per failure receipt (`dataset`, `stage`, `exit_code`, `reason`,
@@ -102,7 +104,7 @@ impl Row {
 pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
     writeln!(w, "{}", COLUMNS.join(","))?;
     for e in &lb.entries {
-        if e.metrics.is_empty() && e.cells.is_empty() {
+        if e.metrics.is_empty() && e.totals.is_empty() && e.cells.is_empty() {
             Row::new("unlisted", e).write(w)?;
         }
         for (name, s) in &e.metrics {
@@ -113,6 +115,12 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
             r.set("min", &num(s.min), false);
             r.set("max", &num(s.max), false);
             r.set("n", &s.n.to_string(), false);
+            r.write(w)?;
+        }
+        for (name, v) in &e.totals {
+            let mut r = Row::new("total", e);
+            r.set("metric", name, true);
+            r.set("value", &v.to_string(), false);
             r.write(w)?;
         }
         for c in &e.cells {

@@ -13,7 +13,9 @@ use crate::report::{ReportError, aggregate::release_name};
 /// The schema id written into every document.
 /// 2: cells and failure receipts may carry no `result` (and receipts no `dataset`) in
 /// pseudonymised releases; `layout`, `inputs` and `excluded` were added.
-pub const SCHEMA: &str = "cohort.leaderboard/2";
+/// 3: size metrics (`policy.size_metrics`, and `n`) of layout-3 releases are in an entry's
+/// `totals`, not in its `metrics`.
+pub const SCHEMA: &str = "cohort.leaderboard/3";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JsonLeaderboard {
@@ -21,7 +23,8 @@ pub struct JsonLeaderboard {
     pub benchmark: JsonRef,
     /// Release number.
     pub release: u32,
-    /// The record's layout (1: older releases, whose pseudonyms are linkable; 2).
+    /// The record's layout (1: older releases, whose pseudonyms are linkable; 2; 3: size
+    /// metrics as totals).
     pub layout: u32,
     pub created: String,
     pub by: String,
@@ -65,6 +68,8 @@ pub struct JsonPolicy {
     pub ranking: &'static str,
     /// `equal` or `size`.
     pub weighting: &'static str,
+    /// Metrics the benchmark declares as counts of cases, besides `n` (always one).
+    pub size_metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +84,8 @@ pub struct JsonEntry {
     /// Datasets with a successful result.
     pub datasets: u32,
     pub metrics: BTreeMap<String, JsonSummary>,
+    /// Layout 3: size metric -> the count of cases across the model's datasets.
+    pub totals: BTreeMap<String, f64>,
     /// Per-dataset values; empty unless the release is a cross-product.
     pub cells: Vec<JsonCell>,
     pub failures: Vec<JsonFailure>,
@@ -157,6 +164,7 @@ pub fn from_record(lb: &Leaderboard) -> JsonLeaderboard {
                 Weighting::Equal => "equal",
                 Weighting::Size => "size",
             },
+            size_metrics: p.size_metrics.clone(),
         },
         entries: lb
             .entries
@@ -182,6 +190,7 @@ pub fn from_record(lb: &Leaderboard) -> JsonLeaderboard {
                         (k.clone(), s)
                     })
                     .collect(),
+                totals: e.totals.clone(),
                 cells: e
                     .cells
                     .iter()

@@ -8,8 +8,8 @@ use crate::model::{Leaderboard, Release};
 use crate::report::ReportError;
 
 use super::{
-    below_minimum_text, dataset_labels, is_listed, mean_sd, metric_names, model_label, plain,
-    policy_line, rank_text, value,
+    below_minimum_text, dataset_labels, has_ties, is_listed, mean_sd, metric_names, model_label,
+    plain, policy_line, rank_text, size_heading, size_names, size_value, value,
 };
 
 /// Escapes Markdown and inline-HTML syntax in registry text (CommonMark backslash escapes;
@@ -67,9 +67,11 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
         .map(String::from)
         .to_vec();
     header.extend(metrics.iter().map(|m| escape(m)));
+    let sizes = size_names(lb);
+    header.extend(sizes.iter().map(|n| escape(&size_heading(lb, n))));
     row(w, &header)?;
     let mut align = vec![true, false, false, true];
-    align.extend(metrics.iter().map(|_| true));
+    align.extend(metrics.iter().chain(&sizes).map(|_| true));
     rule(w, &align)?;
     for e in &lb.entries {
         let mut name = format!("**{}**", escape(&model_label(&e.model)));
@@ -86,20 +88,32 @@ pub fn write(lb: &Leaderboard, w: &mut dyn Write) -> Result<(), ReportError> {
                 String::new()
             });
         }
+        for n in &sizes {
+            cells.push(if is_listed(e) {
+                size_value(lb, e, n)
+            } else {
+                String::new()
+            });
+        }
         row(w, &cells)?;
     }
     writeln!(w)?;
-    if lb.policy.release != Release::Aggregate {
-        writeln!(
-            w,
-            "Values are means across datasets; ± is the sample standard deviation. Ties share a rank (1, 1, 3)."
-        )?;
+    let spread = if lb.policy.release != Release::Aggregate {
+        "; ± is the sample standard deviation"
     } else {
-        writeln!(
-            w,
-            "Values are means across datasets. Ties share a rank (1, 1, 3)."
-        )?;
-    }
+        ""
+    };
+    let totals = if lb.has_totals() && !sizes.is_empty() {
+        " Totals count the cases behind each model's values."
+    } else {
+        ""
+    };
+    let ties = if has_ties(lb) {
+        " Ties share a rank (1, 1, 3)."
+    } else {
+        ""
+    };
+    writeln!(w, "Values are means across datasets{spread}.{totals}{ties}")?;
 
     if lb.policy.release == Release::CrossProduct {
         let labels = dataset_labels(lb);

@@ -48,17 +48,70 @@ pub fn mean_sd(s: &MetricSummary) -> String {
     }
 }
 
-/// The metrics a release shows: the primary metric first, then the others by name.
+/// The metrics a release shows as scores: the primary metric first, then the others by name.
+/// Size metrics are weights, not scores ([`size_names`]): never here, so never charted.
 pub fn metric_names(lb: &Leaderboard) -> Vec<String> {
     let others: BTreeSet<&String> = lb
         .entries
         .iter()
         .flat_map(|e| e.metrics.keys())
-        .filter(|k| **k != lb.policy.primary_metric)
+        .filter(|k| **k != lb.policy.primary_metric && !lb.policy.is_size_metric(k))
         .collect();
     std::iter::once(lb.policy.primary_metric.clone())
         .chain(others.into_iter().cloned())
         .collect()
+}
+
+/// The size metrics a release shows (counts of cases, by name): its totals (layout 3), or in
+/// older releases the size metrics it summarised like scores.
+pub fn size_names(lb: &Leaderboard) -> Vec<String> {
+    let names: BTreeSet<&String> = lb
+        .entries
+        .iter()
+        .flat_map(|e| {
+            e.totals.keys().chain(
+                e.metrics
+                    .keys()
+                    .filter(|k| !lb.has_totals() && lb.policy.is_size_metric(k)),
+            )
+        })
+        .filter(|k| **k != lb.policy.primary_metric)
+        .collect();
+    names.into_iter().cloned().collect()
+}
+
+/// A size metric's column heading: a total per model, or (releases before layout 3, which
+/// averaged it) the mean per dataset.
+pub fn size_heading(lb: &Leaderboard, name: &str) -> String {
+    if lb.has_totals() {
+        format!("{name} (total)")
+    } else {
+        format!("{name} (mean per dataset)")
+    }
+}
+
+/// An entry's value of a size metric, as a number ([`size_names`]).
+pub fn size_number(lb: &Leaderboard, e: &Entry, name: &str) -> Option<f64> {
+    if lb.has_totals() {
+        e.totals.get(name).copied()
+    } else {
+        e.metrics.get(name).map(|s| s.mean)
+    }
+}
+
+/// An entry's value of a size metric, for people.
+pub fn size_value(lb: &Leaderboard, e: &Entry, name: &str) -> String {
+    size_number(lb, e, name).map(value).unwrap_or_default()
+}
+
+/// Whether two ranked models share a rank, so the "ties share a rank" note has something to
+/// explain.
+pub fn has_ties(lb: &Leaderboard) -> bool {
+    let mut seen = BTreeSet::new();
+    lb.entries
+        .iter()
+        .filter_map(|e| e.rank)
+        .any(|r| !seen.insert(r))
 }
 
 /// Sort key that puts `site-2` before `site-10` and names alphabetically.
@@ -171,6 +224,72 @@ mod tests {
         let mut labels = vec!["site-10", "site-2", "alpha", "site-1"];
         labels.sort_by_key(|l| label_key(l));
         assert_eq!(labels, ["site-1", "site-2", "site-10", "alpha"]);
+    }
+
+    fn text(
+        f: fn(&Leaderboard, &mut dyn std::io::Write) -> Result<(), crate::report::ReportError>,
+        lb: &Leaderboard,
+    ) -> String {
+        let mut buf = Vec::new();
+        f(lb, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn ties_are_explained_only_when_there_is_one() {
+        use crate::model::{DatasetNaming as N, Release as R};
+        use crate::report::testdata::{fixture_release, policy};
+        // Minimum 2: model-good and model-slow tie for 1.
+        let tied = fixture_release(&policy(R::PerModel, N::Pseudonymised, 2));
+        assert!(has_ties(&tied));
+        let mut untied = tied.clone();
+        untied.entries.retain(|e| e.model.name != "model-slow");
+        assert!(!has_ties(&untied));
+        for f in [table::write, markdown::write] {
+            assert!(text(f, &tied).contains("Ties share a rank"));
+            assert!(!text(f, &untied).contains("Ties share a rank"));
+        }
+    }
+
+    #[test]
+    fn sizes_are_totals_never_scores_whatever_the_layout() {
+        use crate::model::{DatasetNaming as N, Release as R};
+        use crate::report::testdata::{fixture_release, policy};
+        let lb = fixture_release(&policy(R::PerModel, N::Pseudonymised, 2));
+        assert!(!metric_names(&lb).contains(&"n".to_string()));
+        assert_eq!(size_names(&lb), ["n"]);
+        let good = &lb.entries[0];
+        assert_eq!(size_value(&lb, good, "n"), "420");
+        let t = text(table::write, &lb);
+        assert!(t.contains("n (total)") && !t.contains("210 ±"), "{t}");
+        // A layout-2 release averaged `n`: shown as what it is, still not as a score.
+        let mut old = lb.clone();
+        old.layout = Some(2);
+        for e in &mut old.entries {
+            if let Some(total) = e.totals.remove("n") {
+                e.metrics.insert(
+                    "n".into(),
+                    MetricSummary {
+                        mean: total / 2.0,
+                        sd: Some(42.426407),
+                        min: None,
+                        max: None,
+                        n: 2,
+                    },
+                );
+            }
+        }
+        assert!(!metric_names(&old).contains(&"n".to_string()));
+        assert_eq!(size_names(&old), ["n"]);
+        assert_eq!(size_heading(&old, "n"), "n (mean per dataset)");
+        assert_eq!(size_value(&old, &old.entries[0], "n"), "210");
+        let html = String::from_utf8(html::benchmark_page(
+            &crate::report::testdata::site(&old.policy, vec![old.clone()]),
+            &crate::report::testdata::site(&old.policy, vec![old.clone()]).benchmarks[0],
+        ))
+        .unwrap();
+        assert!(!html.contains("<strong>n</strong>"), "no chart of n");
+        assert!(html.contains("n (mean per dataset)"));
     }
 }
 

@@ -10,8 +10,8 @@ use crate::model::{Leaderboard, Release};
 use crate::report::ReportError;
 
 use super::{
-    below_minimum_text, dataset_labels, is_listed, mean_sd, metric_names, model_label, plain,
-    policy_line, rank_text, value,
+    below_minimum_text, dataset_labels, has_ties, is_listed, mean_sd, metric_names, model_label,
+    plain, policy_line, rank_text, size_heading, size_names, size_value, value,
 };
 
 /// Layout options. The default is a fixed layout that ignores the terminal, which keeps
@@ -74,6 +74,8 @@ pub fn write_with(lb: &Leaderboard, opts: Options, w: &mut dyn Write) -> Result<
             m.clone()
         });
     }
+    let sizes = size_names(lb);
+    header.extend(sizes.iter().map(|n| size_heading(lb, n)));
     let mut t = new_table(header, opts);
     for e in &lb.entries {
         let mut name = plain(&model_label(&e.model));
@@ -89,6 +91,7 @@ pub fn write_with(lb: &Leaderboard, opts: Options, w: &mut dyn Write) -> Result<
                     None => String::new(),
                 });
             }
+            row.extend(sizes.iter().map(|n| size_value(lb, e, n)));
         } else {
             row.push(below_minimum_text(e, &lb.policy));
         }
@@ -155,7 +158,12 @@ pub fn write_with(lb: &Leaderboard, opts: Options, w: &mut dyn Write) -> Result<
     writeln!(w)?;
     writeln!(
         w,
-        "Ties share a rank (1, 1, 3). {} result manifest(s) covered; `--format json` lists them.",
+        "{}{} result manifest(s) covered; `--format json` lists them.",
+        if has_ties(lb) {
+            "Ties share a rank (1, 1, 3). "
+        } else {
+            ""
+        },
         lb.covered_digests().len()
     )?;
     Ok(())

@@ -133,6 +133,7 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 ),
             );
         }
+        sizes(path, l, e, v);
         for cell in &e.cells {
             if let Some(r) = &cell.result
                 && !covered_paths.contains(r.as_str())
@@ -144,5 +145,111 @@ pub(super) fn check_leaderboard(ctx: &Ctx, path: &str, v: &mut Verdict) {
                 );
             }
         }
+    }
+}
+
+/// Size metrics (docs/format.md, layout 3): a total per listed model of a release that shows
+/// more than the primary metric, never a summary; older layouts have no totals at all.
+fn sizes(path: &str, l: &model::Leaderboard, e: &model::Entry, v: &mut Verdict) {
+    for (rule, message) in size_problems(l, e) {
+        v.fail(path, rule, message);
+    }
+}
+
+fn size_problems(l: &model::Leaderboard, e: &model::Entry) -> Vec<(Rule, String)> {
+    let mut out = Vec::new();
+    if !l.has_totals() {
+        if !e.totals.is_empty() {
+            out.push((
+                Rule::Reference,
+                format!(
+                    "shows totals for {} without `layout = {}`",
+                    e.model.name,
+                    model::LAYOUT_TOTALS
+                ),
+            ));
+        }
+        return out;
+    }
+    if let Some(m) = e.metrics.keys().find(|m| l.policy.is_size_metric(m)) {
+        out.push((
+            Rule::Sealed,
+            format!(
+                "summarises {m} for {}, a size metric: layout {} shows it as a total",
+                e.model.name,
+                model::LAYOUT_TOTALS
+            ),
+        ));
+    }
+    if let Some(m) = e.totals.keys().find(|m| !l.policy.is_size_metric(m)) {
+        out.push((
+            Rule::Sealed,
+            format!(
+                "shows a total of {m} for {}, which is no size metric",
+                e.model.name
+            ),
+        ));
+    }
+    if !e.totals.is_empty()
+        && (e.status != model::EntryStatus::Listed || l.policy.release == Release::Aggregate)
+    {
+        out.push((
+            Rule::Sealed,
+            format!(
+                "shows totals for {}, which its status or the aggregate policy keeps to no numbers beyond the primary metric",
+                e.model.name
+            ),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(layout: Option<u32>, release: &str, entry: &str) -> model::Leaderboard {
+        let text = format!(
+            "format = 1\nkind = \"leaderboard\"\n{}number = 1\ncreated = \"2026-12-06T00:00:00Z\"\nby = \"carol\"\n\
+             [benchmark]\nname = \"heart\"\nversion = 1\nsha256 = \"ab9b0a56f51756f59da73b9ce06c5ae930b42f8bf6dbb612f740e6c6a770a53b\"\n\
+             [policy]\nrelease = \"{release}\"\ndataset_names = \"shown\"\nmin_datasets = 1\nprimary_metric = \"auc\"\nranking = \"higher-is-better\"\nweighting = \"equal\"\nsize_metrics = [\"cases\"]\n\
+             [[entries]]\nowner = \"carol\"\ndatasets = 2\nstatus = \"listed\"\n\
+             [entries.model]\nname = \"m\"\nversion = 1\nsha256 = \"6e4086f9a904d26401ffb37e0fdc3f784ff0e95eb9d232a1d33e6dae6a0c1229\"\n{entry}",
+            layout
+                .map(|n| format!("layout = {n}\n"))
+                .unwrap_or_default()
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn problems(l: &model::Leaderboard) -> Vec<String> {
+        size_problems(l, &l.entries[0])
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    #[test]
+    fn size_metrics_are_totals_in_layout_3_only() {
+        let auc = "[entries.metrics.auc]\nmean = 0.7\nn = 2\n";
+        let n = "[entries.metrics.n]\nmean = 210.0\nn = 2\n";
+        let totals = "[entries.totals]\nn = 420.0\ncases = 12.0\n";
+        // Layout 3: totals, never summaries of a count.
+        assert!(problems(&release(Some(3), "per-model", &format!("{auc}{totals}"))).is_empty());
+        let p = problems(&release(Some(3), "per-model", &format!("{auc}{n}")));
+        assert!(p[0].contains("summarises n"), "{p:?}");
+        let p = problems(&release(
+            Some(3),
+            "per-model",
+            &format!("{auc}[entries.totals]\nauc = 3.0\n"),
+        ));
+        assert!(p[0].contains("no size metric"), "{p:?}");
+        let p = problems(&release(Some(3), "aggregate", &format!("{auc}{totals}")));
+        assert!(p[0].contains("aggregate"), "{p:?}");
+        // Layout 2 (and 1): `n` summarised as it always was; no totals.
+        assert!(problems(&release(Some(2), "per-model", &format!("{auc}{n}"))).is_empty());
+        assert!(problems(&release(None, "per-model", &format!("{auc}{n}"))).is_empty());
+        let p = problems(&release(Some(2), "per-model", &format!("{auc}{totals}")));
+        assert!(p[0].contains("without `layout = 3`"), "{p:?}");
     }
 }

@@ -80,7 +80,8 @@ summary{cursor:pointer;font-weight:600}
 ol.steps li{margin:0 0 12px}
 footer{margin:48px 0 0;padding:18px 0 30px;border-top:1px solid var(--line);color:var(--muted);font-size:13px}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
-@media (max-width:640px){.charts{grid-template-columns:1fr}dl.facts{grid-template-columns:1fr}h1{font-size:24px}}
+p.intro-after{display:none;max-width:860px;font-size:15px}
+@media (max-width:640px){.charts{grid-template-columns:1fr}dl.facts{grid-template-columns:1fr}h1{font-size:24px}p.lead{font-size:16px}p.intro{display:none}p.intro-after{display:block}.wrap{padding:0 12px}th,td{padding:6px 5px}#board td.model{white-space:normal;min-width:8em}}
 "#;
 
 /// Sorts `table.sortable` by a header's column when its button is pressed (mouse or keyboard):

@@ -172,7 +172,14 @@ fn card(h: &mut String, page: &BenchmarkPage, lb: &Leaderboard, e: &Entry) {
 /// Every cell of a cross-product release with all its metrics and (unless pseudonymised) its
 /// manifest.
 pub fn all_cells(h: &mut String, lb: &Leaderboard, rows: &[&Entry]) {
-    let metrics = metric_names(lb);
+    // Per dataset, a count of cases is a plain value: shown with the scores.
+    let mut metrics = metric_names(lb);
+    let sizes: std::collections::BTreeSet<&String> = rows
+        .iter()
+        .flat_map(|e| e.cells.iter().flat_map(|c| c.metrics.keys()))
+        .filter(|k| lb.policy.is_size_metric(k) && !metrics.contains(k))
+        .collect();
+    metrics.extend(sizes.into_iter().cloned());
     let linked = !lb.is_unlinked();
     h.push_str(if linked {
         "<details><summary>All metrics for every model and dataset, with the result \

@@ -6,13 +6,22 @@ use std::fmt::Write;
 
 use crate::model::{DatasetNaming, Entry, Leaderboard, Ranking, Release, Weighting};
 use crate::report::render::{
-    covered_datasets, dataset_labels, is_listed, metric_names, model_label, ranking_text, value,
+    covered_datasets, dataset_labels, has_ties, is_listed, metric_names, model_label, ranking_text,
+    size_heading, size_names, size_number, value,
 };
 use crate::report::site::{BenchmarkPage, ReleaseInfo, SiteInput};
 
 use super::details;
 use super::svg::{Bar, bar_chart};
 use super::{E, escape, footer, shell, slug, verify_steps};
+
+/// What a federated benchmark is, in the header; on a phone after the leaderboard instead, so
+/// the first screen shows rank, model and the primary metric.
+const INTRO: &str = "A <strong>federated benchmark</strong>: each participating hospital \
+     ran every model below on its own patient data, on its own machines. The data never \
+     left the hospitals; only the scores did, encrypted to the benchmark committee, who \
+     combined them and signed this leaderboard. Every number here can be checked \
+     (<a href=\"#verify\">how</a>).";
 
 /// The page of one benchmark, as bytes.
 pub fn benchmark_page(site: &SiteInput, page: &BenchmarkPage) -> Vec<u8> {
@@ -72,13 +81,7 @@ fn header(h: &mut String, site: &SiteInput, page: &BenchmarkPage, latest: Option
             .as_deref()
             .unwrap_or("The committee gave no description of this benchmark."))
     );
-    h.push_str(
-        "<p class=\"intro\">A <strong>federated benchmark</strong>: each participating hospital \
-         ran every model below on its own patient data, on its own machines. The data never \
-         left the hospitals; only the scores did, encrypted to the benchmark committee, who \
-         combined them and signed this leaderboard. Every number here can be checked \
-         (<a href=\"#verify\">how</a>).</p>\n",
-    );
+    let _ = writeln!(h, "<p class=\"intro\">{INTRO}</p>");
     match latest {
         Some(r) => {
             let lb = &r.record;
@@ -154,6 +157,17 @@ fn about(h: &mut String, page: &BenchmarkPage, latest: Option<&ReleaseInfo>) {
             .to_string(),
     };
     let _ = writeln!(h, "<dt>What is published</dt><dd>{released}</dd>");
+    if latest.is_some_and(|r| r.record.has_totals()) && policy.release != Release::Aggregate {
+        let mut counts = vec!["n".to_string()];
+        counts.extend(policy.size_metrics.iter().map(|m| E(m).to_string()));
+        let _ = writeln!(
+            h,
+            "<dt>Counts of cases</dt><dd>{} {} how many cases stand behind a model's values: \
+             shown as the total across its datasets, never averaged, charted or ranked.</dd>",
+            counts.join(", "),
+            if counts.len() == 1 { "counts" } else { "count" }
+        );
+    }
     let min = policy.min_datasets.max(1);
     let _ = writeln!(
         h,
@@ -198,24 +212,20 @@ fn first_direction(lb: &Leaderboard, metric: &str) -> &'static str {
     }
 }
 
+/// The ranked table: rank, model and the primary metric first (all a phone's first screen
+/// has room for), then the other scores, the size totals, datasets and owner; how to read it
+/// follows the table.
 fn leaderboard(h: &mut String, lb: &Leaderboard) {
     let metrics = metric_names(lb);
+    let sizes = size_names(lb);
     h.push_str(
-        "<h2 id=\"leaderboard\">Leaderboard</h2>\n<p class=\"hint\">Select a column heading to \
-         sort (click it, or Tab to it and press Enter). Values are means across datasets",
+        "<h2 id=\"leaderboard\">Leaderboard</h2>\n<div class=\"scroll\"><table class=\"sortable\" id=\"board\">",
     );
-    if lb.policy.release != Release::Aggregate {
-        h.push_str("; ± is the standard deviation across datasets");
-    }
-    h.push_str(
-        ". Ties share a rank. <a href=\"#about\">How to read these results</a>.</p>\n<div class=\"scroll\"><table class=\"sortable\" id=\"board\">");
     let _ = write!(
         h,
         "<caption class=\"visually-hidden\">Models of {} ranked by {}</caption>\
          <thead><tr><th scope=\"col\" class=\"num\" data-type=\"num\" data-first=\"ascending\" aria-sort=\"ascending\"><button type=\"button\">Rank</button></th>\
-         <th scope=\"col\" data-first=\"ascending\"><button type=\"button\">Model</button></th>\
-         <th scope=\"col\" data-first=\"ascending\"><button type=\"button\">Owner</button></th>\
-         <th scope=\"col\" class=\"num\" data-type=\"num\" data-first=\"descending\"><button type=\"button\">Datasets</button></th>",
+         <th scope=\"col\" data-first=\"ascending\"><button type=\"button\">Model</button></th>",
         E(&lb.benchmark.name),
         E(&lb.policy.primary_metric)
     );
@@ -227,16 +237,50 @@ fn leaderboard(h: &mut String, lb: &Leaderboard) {
             E(m)
         );
     }
+    for n in &sizes {
+        let _ = write!(
+            h,
+            "<th scope=\"col\" class=\"num\" data-type=\"num\" data-first=\"descending\"><button type=\"button\">{}</button></th>",
+            E(&size_heading(lb, n))
+        );
+    }
+    h.push_str(
+        "<th scope=\"col\" class=\"num\" data-type=\"num\" data-first=\"descending\"><button type=\"button\">Datasets</button></th>\
+         <th scope=\"col\" data-first=\"ascending\"><button type=\"button\">Owner</button></th>",
+    );
     h.push_str("</tr></thead>\n<tbody>\n");
     for (i, e) in lb.entries.iter().enumerate() {
-        row(h, lb, &metrics, i, e);
+        row(h, lb, &metrics, &sizes, i, e);
     }
     h.push_str(
         "</tbody></table></div>\n<p id=\"board-status\" class=\"visually-hidden\" aria-live=\"polite\"></p>\n",
     );
+    h.push_str(
+        "<p class=\"hint\">Select a column heading to sort (click it, or Tab to it and press \
+         Enter). Values are means across datasets",
+    );
+    if lb.policy.release != Release::Aggregate {
+        h.push_str("; ± is the standard deviation across datasets");
+    }
+    h.push('.');
+    if lb.has_totals() && !sizes.is_empty() {
+        h.push_str(" Totals count the cases behind each model's values; they rank nothing.");
+    }
+    if has_ties(lb) {
+        h.push_str(" Ties share a rank.");
+    }
+    h.push_str(" <a href=\"#about\">How to read these results</a>.</p>\n");
+    let _ = writeln!(h, "<p class=\"intro-after\">{INTRO}</p>");
 }
 
-fn row(h: &mut String, lb: &Leaderboard, metrics: &[String], i: usize, e: &Entry) {
+fn row(
+    h: &mut String,
+    lb: &Leaderboard,
+    metrics: &[String],
+    sizes: &[String],
+    i: usize,
+    e: &Entry,
+) {
     let label = model_label(&e.model);
     let listed = is_listed(e);
     let _ = write!(
@@ -262,14 +306,7 @@ fn row(h: &mut String, lb: &Leaderboard, metrics: &[String], i: usize, e: &Entry
             if e.failures.len() == 1 { "" } else { "s" }
         );
     }
-    let _ = write!(
-        h,
-        "</td><td data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td>",
-        E(&e.owner),
-        E(&e.owner),
-        e.datasets,
-        e.datasets
-    );
+    h.push_str("</td>");
     for (k, m) in metrics.iter().enumerate() {
         match e.metrics.get(m) {
             Some(s) if listed => {
@@ -297,6 +334,22 @@ fn row(h: &mut String, lb: &Leaderboard, metrics: &[String], i: usize, e: &Entry
             _ => h.push_str("<td class=\"num\" data-v=\"\"></td>"),
         }
     }
+    for n in sizes {
+        match size_number(lb, e, n).filter(|_| listed) {
+            Some(v) => {
+                let _ = write!(h, "<td class=\"num\" data-v=\"{v}\">{}</td>", E(&value(v)));
+            }
+            None => h.push_str("<td class=\"num\" data-v=\"\"></td>"),
+        }
+    }
+    let _ = write!(
+        h,
+        "<td class=\"num\" data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td>",
+        e.datasets,
+        e.datasets,
+        E(&e.owner),
+        E(&e.owner)
+    );
     h.push_str("</tr>\n");
 }
 

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    self, CubeRef, DatasetNaming, ExclusionReason, LEADERBOARD_LAYOUT, Leaderboard, Record,
-    ResultManifest, ResultStatus, Sha256, pseudonyms::parse_label,
+    self, CubeRef, DatasetNaming, ExclusionReason, LAYOUT_UNLINKED, LEADERBOARD_LAYOUT,
+    Leaderboard, Record, ResultManifest, ResultStatus, Sha256, pseudonyms::parse_label,
 };
 
 use super::super::super::Rule;
@@ -129,8 +129,10 @@ pub(super) fn check_layout(
     let pseudonymised = l.policy.dataset_names == DatasetNaming::Pseudonymised;
     match l.layout {
         None => legacy(path, l, covered, v),
-        Some(LEADERBOARD_LAYOUT) if pseudonymised => unlinked(ctx, path, l, b, covered, t, v),
-        Some(LEADERBOARD_LAYOUT) => {
+        Some(LAYOUT_UNLINKED..=LEADERBOARD_LAYOUT) if pseudonymised => {
+            unlinked(ctx, path, l, b, covered, t, v)
+        }
+        Some(LAYOUT_UNLINKED..=LEADERBOARD_LAYOUT) => {
             if !l.inputs.is_empty() || l.pseudonyms.is_some() || l.datasets.is_some() {
                 v.fail(
                     path,
