@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod index;
+pub mod agent;
 pub mod keys;
 mod policy;
 pub mod sign;
@@ -37,6 +38,9 @@ pub enum TrustError {
     },
     #[error("cannot read {what}: {why}")]
     Read { what: String, why: String },
+    /// The key agent refused, failed or could not be reached.
+    #[error("key agent at {path}: {why}")]
+    Agent { path: PathBuf, why: String },
 }
 
 /// How a tree entry is stored.
