@@ -260,6 +260,9 @@ pub fn unlock(
     let age_bytes = fs::read(&age_path).map_err(io(&age_path))?;
     let (sk, age_secret) = if public.encrypted {
         let pass = passphrase()?;
+        if pass.is_empty() {
+            return Err(TrustError::EmptyPassphrase(handle.to_string()));
+        }
         let sk = minisign::SecretKey::from_box(sk_box, Some(pass.clone())).map_err(|e| {
             if e.to_string().contains("Wrong password") {
                 TrustError::WrongPassphrase(handle.to_string())
@@ -357,6 +360,8 @@ mod tests {
         assert_eq!(s.public, p);
         let e = unlock(&home, "alice", &mut || Ok("wrong".into())).unwrap_err();
         assert!(matches!(e, TrustError::WrongPassphrase(_)), "{e}");
+        let e = unlock(&home, "alice", &mut || Ok(String::new())).unwrap_err();
+        assert!(matches!(e, TrustError::EmptyPassphrase(_)), "{e}");
         let e = generate(&home, "alice", None, now).unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
         #[cfg(unix)]

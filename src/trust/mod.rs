@@ -3,9 +3,9 @@
 //! history, of every merge) into a report of problems. Reads through [`TreeRead`]; never writes
 //! to a registry.
 
+pub mod agent;
 pub mod cache;
 pub mod index;
-pub mod agent;
 pub mod keys;
 mod policy;
 pub mod sign;
@@ -31,6 +31,9 @@ pub enum TrustError {
     NoKey { handle: String, dir: PathBuf },
     #[error("wrong passphrase for the key of `{0}`")]
     WrongPassphrase(String),
+    /// Refused before any key derivation: an empty passphrase never opens a protected key.
+    #[error("the passphrase for the key of `{0}` is empty")]
+    EmptyPassphrase(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

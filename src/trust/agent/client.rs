@@ -9,7 +9,9 @@ use std::time::Duration;
 use age::DecryptError;
 use age_core::format::{FileKey, Stanza};
 
-use super::{AgentStatus, Request, Response, TrustError, WireStanza, agent_err, read_frame, write_frame};
+use super::{
+    AgentStatus, Request, Response, TrustError, WireStanza, agent_err, read_frame, write_frame,
+};
 use crate::storage::Home;
 use crate::trust::keys::{self, Secret, Signer};
 

@@ -55,11 +55,17 @@ pub(crate) struct WireStanza {
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub(crate) enum Response {
     Status(AgentStatus),
-    Signature { text: String },
+    Signature {
+        text: String,
+    },
     /// The file key (hex), or none when no stanza is for this identity.
-    FileKey { key: Option<String> },
+    FileKey {
+        key: Option<String>,
+    },
     Stopping,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What a running agent holds.

@@ -59,7 +59,10 @@ pub fn check_private_dir(dir: &Path) -> Result<(), TrustError> {
     if meta.uid() != own {
         return Err(agent_err(
             dir,
-            format!("the socket folder belongs to uid {}, not to you", meta.uid()),
+            format!(
+                "the socket folder belongs to uid {}, not to you",
+                meta.uid()
+            ),
         ));
     }
     let mode = meta.permissions().mode() & 0o777;

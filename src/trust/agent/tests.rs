@@ -62,7 +62,10 @@ fn signs_and_unwraps_through_the_socket_then_stops() {
     assert_eq!(status.keys[0].handle, "alice");
     assert_eq!(status.expires_in, None);
 
-    let signer = client.signer(&home, "alice").unwrap().expect("agent holds alice");
+    let signer = client
+        .signer(&home, "alice")
+        .unwrap()
+        .expect("agent holds alice");
     assert!(signer.via_agent());
     let reg = Sha256::of(b"registry");
     let bytes = b"format = 1\n";
@@ -104,9 +107,8 @@ fn expiry_wipes_and_exits() {
     let local = keys::unlock(&home, "bot", &mut || unreachable!()).unwrap();
     let sock = dir.path().join("agent/agent.sock");
     let listening = bind(&sock).unwrap();
-    let server = std::thread::spawn(move || {
-        serve(listening, vec![local], Some(Duration::from_millis(300)))
-    });
+    let server =
+        std::thread::spawn(move || serve(listening, vec![local], Some(Duration::from_millis(300))));
     // The serving thread ends on its own once the time limit has passed.
     server.join().unwrap();
     assert!(!sock.exists());
