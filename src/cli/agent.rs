@@ -112,11 +112,21 @@ fn start(settings: &Settings, ttl: Option<Duration>) -> CliResult {
     }
     let exe = std::env::current_exe()
         .map_err(|e| CliError::env(format!("cannot find the cohort binary: {e}")))?;
+    let home = std::path::absolute(settings.home.root()).map_err(|e| {
+        CliError::env(format!(
+            "cannot resolve {}: {e}",
+            settings.home.root().display()
+        ))
+    })?;
+    let sock_abs = std::path::absolute(sock)
+        .map_err(|e| CliError::env(format!("cannot resolve {}: {e}", sock.display())))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--home")
-        .arg(settings.home.root())
+    // The agent outlives this command: it keeps no folder busy.
+    cmd.current_dir("/")
+        .arg("--home")
+        .arg(home)
         .args(["agent", "serve", "--socket"])
-        .arg(sock);
+        .arg(&sock_abs);
     if let Some(h) = &settings.as_handle {
         cmd.args(["--as", h]);
     }
@@ -177,7 +187,7 @@ fn start(settings: &Settings, ttl: Option<Duration>) -> CliResult {
     let pid = child.id();
     // The agent lives on in its own session; nothing here waits for it.
     drop(child);
-    let quoted = shell_quote(&sock.to_string_lossy());
+    let quoted = shell_quote(&sock_abs.to_string_lossy());
     if ui.json {
         ui.json(&serde_json::json!({ "socket": sock, "pid": pid, "keys": handles.split(',').collect::<Vec<_>>() }));
     } else {
