@@ -3,8 +3,9 @@
 //! with bars, re-sorts its table by mouse and keyboard, and fetches nothing but itself. Keeps
 //! the site and screenshots in `tests/artifacts/` (gitignored) for a person to look at.
 //!
-//! Skipped, with a message, only when no Chromium binary exists (CI installs Debian's
-//! `chromium`); `COHORT_CHROMIUM` names a binary explicitly.
+//! Skipped, with a message, only when no Chromium binary exists and CI is not `true` (CI
+//! installs Debian's `chromium`; with CI=true a missing browser fails the test);
+//! `COHORT_CHROMIUM` names a binary explicitly.
 
 mod browser;
 
@@ -299,6 +300,10 @@ fn site() -> SiteInput {
 #[test]
 fn the_site_works_in_a_real_browser() {
     let Some(binary) = find_chromium() else {
+        // CI must never pass by skipping.
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but no chromium binary was found: this test needs a browser");
+        }
         eprintln!(
             "SKIPPED site_browser: no chromium binary on PATH (apt-get install chromium, or set COHORT_CHROMIUM)"
         );

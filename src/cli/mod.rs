@@ -1,6 +1,7 @@
 //! The thin shell around the core: clap definitions, one settings step, dispatch to one file
 //! per command group, and the mapping of errors to exit codes and hints.
 
+mod agent;
 mod association;
 mod benchmark;
 mod bundle;
@@ -52,6 +53,8 @@ pub enum Command {
     Doctor,
     /// Create and list your local keys.
     Key(key::KeyArgs),
+    /// Keep your unlocked keys in a background agent: one passphrase per session.
+    Agent(agent::AgentArgs),
     /// Create, clone, sync and push registries; merge and co-sign submissions.
     Registry(registry::RegistryArgs),
     /// Join a registry, admit users, grant roles, revoke keys.
@@ -120,6 +123,7 @@ pub fn main() -> ExitCode {
 fn run(settings: &Settings, command: Command) -> CliResult {
     match command {
         Command::Key(a) => key::run(settings, a),
+        Command::Agent(a) => agent::run(settings, a),
         Command::Registry(a) => registry::run(settings, a),
         Command::User(a) => user::run(settings, a),
         Command::Verify(a) => verify::run(settings, a),

@@ -187,11 +187,22 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             threshold,
         } => {
             let ctx = s.ctx();
+            // The unlock error itself (with its hint naming the passphrase source) is what
+            // the user sees, not the workflow's copy of its message.
+            let mut failed_unlock = None;
             let mut unlock = |h: &str| {
-                s.unlock(h)
-                    .map_err(|e| cohort::workflow::WorkflowError::Refused(e.message))
+                s.unlock(h).map_err(|e| {
+                    let refused = cohort::workflow::WorkflowError::Refused(e.message.clone());
+                    failed_unlock = Some(e);
+                    refused
+                })
             };
-            let init = identity::init_registry(&ctx, &path, &name, &admin, threshold, &mut unlock)?;
+            let init = identity::init_registry(&ctx, &path, &name, &admin, threshold, &mut unlock);
+            let init = match (init, failed_unlock) {
+                (Ok(init), _) => init,
+                (Err(_), Some(e)) => return Err(e),
+                (Err(e), None) => return Err(e.into()),
+            };
             if ui.json {
                 ui.json(&super::json::RegistryId {
                     registry_id: init.registry_id.to_string(),

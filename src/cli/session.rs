@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use cohort::progress::Cancel;
 use cohort::registry::{Registry, Transport};
 use cohort::storage::NetConfig;
+use cohort::trust::agent::AgentClient;
 use cohort::trust::{Signer, TrustError, keys};
 use cohort::workflow::Ctx;
 use cohort::workflow::registry_ops::{self, Opened};
@@ -163,17 +164,78 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Unlocks `handle`'s key, reading the passphrase from the configured source if needed.
+    /// `handle`'s key: through the key agent when one runs and holds it, else unlocked here,
+    /// reading the passphrase from the configured source (a few tries at the prompt).
     pub fn unlock(&self, handle: &str) -> CliResult<Signer> {
-        let source = self.settings.passphrase.clone();
-        let mut ask = || -> Result<String, TrustError> { read_passphrase(&source, handle, false) };
-        keys::unlock(&self.settings.home, handle, &mut ask).map_err(CliError::from)
+        let home = &self.settings.home;
+        if self.settings.agent_sock.exists()
+            && let Some(signer) = AgentClient::new(&self.settings.agent_sock)
+                .signer(home, handle)
+                .map_err(CliError::from)?
+        {
+            return Ok(signer);
+        }
+        let source = &self.settings.passphrase;
+        with_retries(
+            source,
+            || keys::unlock(home, handle, &mut || read_passphrase(source, handle, false)),
+            |why| self.settings.ui.warn(why),
+        )
+        .map_err(|e| passphrase_error(e, source))
     }
 
     pub fn signer(&self) -> CliResult<Signer> {
         let h = self.handle()?;
         self.unlock(&h)
     }
+}
+
+/// How many passphrases the prompt accepts before giving up.
+pub const PROMPT_TRIES: u32 = 3;
+
+/// Runs `attempt` again while it fails for a wrong or empty passphrase and the passphrase was
+/// typed at the prompt ([`PROMPT_TRIES`] in all); a file or COHORT_PASSPHRASE gets one try,
+/// since asking again would read the same value.
+pub fn with_retries<T>(
+    source: &Passphrase,
+    mut attempt: impl FnMut() -> Result<T, TrustError>,
+    mut warn: impl FnMut(String),
+) -> Result<T, TrustError> {
+    let tries = match source {
+        Passphrase::Prompt => PROMPT_TRIES,
+        _ => 1,
+    };
+    let mut n = 1;
+    loop {
+        match attempt() {
+            Err(e @ (TrustError::WrongPassphrase(_) | TrustError::EmptyPassphrase(_)))
+                if n < tries =>
+            {
+                warn(format!("{e}; try again ({} left)", tries - n));
+                n += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A passphrase failure with a hint naming where the passphrase came from.
+pub fn passphrase_error(e: TrustError, source: &Passphrase) -> CliError {
+    let hint = match (&e, source) {
+        (TrustError::WrongPassphrase(_), Passphrase::Prompt) => format!(
+            "the passphrase came from {} ({PROMPT_TRIES} tries); `cohort agent start` asks once per session",
+            source.source()
+        ),
+        (TrustError::WrongPassphrase(_), _) => {
+            format!("the passphrase came from {}; check it", source.source())
+        }
+        (TrustError::EmptyPassphrase(_), _) => format!(
+            "the passphrase came from {}; an empty passphrase is refused before any key derivation",
+            source.source()
+        ),
+        _ => return e.into(),
+    };
+    CliError::user(e.to_string()).hint(hint)
 }
 
 /// Reads a passphrase from a file, the environment value, or the terminal.
@@ -228,4 +290,78 @@ pub fn confirm(settings: &Settings, question: &str) -> CliResult<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrong() -> TrustError {
+        TrustError::WrongPassphrase("alice".into())
+    }
+
+    #[test]
+    fn the_prompt_gets_three_tries_then_the_last_error() {
+        let (mut calls, mut warnings) = (0, Vec::new());
+        let r: Result<(), _> = with_retries(
+            &Passphrase::Prompt,
+            || {
+                calls += 1;
+                Err(wrong())
+            },
+            |w| warnings.push(w),
+        );
+        assert!(matches!(r, Err(TrustError::WrongPassphrase(_))));
+        assert_eq!(calls, PROMPT_TRIES);
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[0].contains("2 left"), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_prompt_succeeds_on_a_later_try_and_empty_counts_as_a_try() {
+        let mut calls = 0;
+        let r = with_retries(
+            &Passphrase::Prompt,
+            || {
+                calls += 1;
+                match calls {
+                    1 => Err(TrustError::EmptyPassphrase("alice".into())),
+                    2 => Err(wrong()),
+                    _ => Ok(calls),
+                }
+            },
+            |_| {},
+        );
+        assert_eq!(r.unwrap(), 3);
+    }
+
+    #[test]
+    fn files_and_the_environment_get_one_try_and_other_errors_none() {
+        for source in [Passphrase::File("/p".into()), Passphrase::Value("v".into())] {
+            let mut calls = 0;
+            let r: Result<(), _> = with_retries(
+                &source,
+                || {
+                    calls += 1;
+                    Err(wrong())
+                },
+                |_| panic!("no retry"),
+            );
+            assert!(r.is_err());
+            assert_eq!(calls, 1);
+            let e = passphrase_error(wrong(), &source);
+            assert!(e.hints[0].contains(&source.source()), "{:?}", e.hints);
+        }
+        let mut calls = 0;
+        let r: Result<(), _> = with_retries(
+            &Passphrase::Prompt,
+            || {
+                calls += 1;
+                Err(TrustError::Key("unreadable key file".into()))
+            },
+            |_| panic!("no retry"),
+        );
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+    }
 }

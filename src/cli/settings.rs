@@ -86,11 +86,22 @@ fn env_flag(name: &str) -> CliResult<bool> {
 
 /// Where a passphrase comes from, resolved once; read only when a key is unlocked.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the key commands (a later issue)
 pub enum Passphrase {
     File(PathBuf),
+    /// COHORT_PASSPHRASE.
     Value(String),
     Prompt,
+}
+
+impl Passphrase {
+    /// Where the passphrase came from, for hints.
+    pub fn source(&self) -> String {
+        match self {
+            Passphrase::File(f) => format!("the first line of --passphrase-file {}", f.display()),
+            Passphrase::Value(_) => "COHORT_PASSPHRASE".into(),
+            Passphrase::Prompt => "the terminal prompt".into(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -112,6 +123,9 @@ pub struct Settings {
     pub offline: bool,
     /// `--max-unpacked-size`.
     pub max_unpacked: Option<u64>,
+    /// Where the key agent listens (`COHORT_AGENT_SOCK`, else `$XDG_RUNTIME_DIR/cohort/`,
+    /// else under the home).
+    pub agent_sock: PathBuf,
 }
 
 impl Settings {
@@ -132,8 +146,10 @@ impl Settings {
         };
         let cwd = std::env::current_dir()
             .map_err(|e| CliError::env(format!("cannot read the current directory: {e}")))?;
+        let agent_sock = agent_sock(&home);
         Ok(Settings {
             ui,
+            agent_sock,
             home: Home::new(home),
             registry: g
                 .registry
@@ -148,6 +164,18 @@ impl Settings {
             offline: g.offline || env_flag("COHORT_OFFLINE")?,
             max_unpacked: g.max_unpacked_size,
         })
+    }
+}
+
+/// The key agent's socket: `COHORT_AGENT_SOCK`, else `$XDG_RUNTIME_DIR/cohort/agent.sock`
+/// (a per-user, per-boot folder), else `<COHORT_HOME>/agent/agent.sock`.
+fn agent_sock(home: &std::path::Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("COHORT_AGENT_SOCK").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("cohort").join("agent.sock"),
+        None => home.join("agent").join("agent.sock"),
     }
 }
 

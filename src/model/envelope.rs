@@ -167,7 +167,7 @@ impl std::fmt::Display for Unreadable {
 pub fn open(
     sealed: &Sealed,
     ciphertext: &[u8],
-    identity: &age::x25519::Identity,
+    identity: &dyn age::Identity,
 ) -> Result<Vec<u8>, ModelError> {
     try_open(sealed, ciphertext, identity).map_err(|e| e.into_model(&sealed.file))
 }
@@ -176,7 +176,7 @@ pub fn open(
 pub fn try_open(
     sealed: &Sealed,
     ciphertext: &[u8],
-    identity: &age::x25519::Identity,
+    identity: &dyn age::Identity,
 ) -> Result<Vec<u8>, OpenError> {
     if Sha256::of(ciphertext) != sealed.ciphertext_sha256 {
         return Err(OpenError::BadCiphertextHash);
@@ -185,7 +185,7 @@ pub fn try_open(
     let decryptor =
         age::Decryptor::new(ciphertext).map_err(|e| OpenError::NotAgeFile(e.to_string()))?;
     let mut reader = decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .decrypt(std::iter::once(identity))
         .map_err(|_| OpenError::NotARecipient)?;
     let mut plain = Vec::new();
     reader

@@ -33,13 +33,58 @@ pub struct PublicIdentity {
     pub encrypted: bool,
 }
 
-/// An unlocked identity: can sign and decrypt.
+/// An unlocked identity: can sign and decrypt, either with its secrets in this process or
+/// through a key agent that holds them (the secrets never leave the agent).
 pub struct Signer {
     pub handle: String,
     pub public: PublicIdentity,
-    pub(crate) sk: minisign::SecretKey,
     pub(crate) pk: minisign::PublicKey,
-    pub age: age::x25519::Identity,
+    pub(crate) secret: Secret,
+}
+
+/// Where an unlocked identity's secrets are.
+pub(crate) enum Secret {
+    Local {
+        sk: minisign::SecretKey,
+        age: age::x25519::Identity,
+    },
+    Agent(super::agent::AgentKey),
+}
+
+impl Signer {
+    /// What opens age payloads sealed to this identity.
+    pub fn decryptor(&self) -> &dyn age::Identity {
+        match &self.secret {
+            Secret::Local { age, .. } => age,
+            Secret::Agent(k) => k,
+        }
+    }
+
+    /// Whether a key agent signs and decrypts for this identity.
+    pub fn via_agent(&self) -> bool {
+        matches!(self.secret, Secret::Agent(_))
+    }
+
+    /// A minisign signature (the text of a `.minisig` file) over `bytes`.
+    pub(crate) fn sign_detached(
+        &self,
+        bytes: &[u8],
+        trusted: &str,
+        untrusted: &str,
+    ) -> Result<String, TrustError> {
+        match &self.secret {
+            Secret::Local { sk, .. } => minisign::sign(
+                Some(&self.pk),
+                sk,
+                std::io::Cursor::new(bytes),
+                Some(trusted),
+                Some(untrusted),
+            )
+            .map(|b| b.into_string())
+            .map_err(|e| TrustError::Key(e.to_string())),
+            Secret::Agent(k) => k.sign(bytes, trusted, untrusted),
+        }
+    }
 }
 
 impl std::fmt::Debug for Signer {
@@ -215,6 +260,9 @@ pub fn unlock(
     let age_bytes = fs::read(&age_path).map_err(io(&age_path))?;
     let (sk, age_secret) = if public.encrypted {
         let pass = passphrase()?;
+        if pass.is_empty() {
+            return Err(TrustError::EmptyPassphrase(handle.to_string()));
+        }
         let sk = minisign::SecretKey::from_box(sk_box, Some(pass.clone())).map_err(|e| {
             if e.to_string().contains("Wrong password") {
                 TrustError::WrongPassphrase(handle.to_string())
@@ -255,9 +303,8 @@ pub fn unlock(
     Ok(Signer {
         handle: handle.to_string(),
         public,
-        sk,
         pk,
-        age,
+        secret: Secret::Local { sk, age },
     })
 }
 
@@ -313,6 +360,8 @@ mod tests {
         assert_eq!(s.public, p);
         let e = unlock(&home, "alice", &mut || Ok("wrong".into())).unwrap_err();
         assert!(matches!(e, TrustError::WrongPassphrase(_)), "{e}");
+        let e = unlock(&home, "alice", &mut || Ok(String::new())).unwrap_err();
+        assert!(matches!(e, TrustError::EmptyPassphrase(_)), "{e}");
         let e = generate(&home, "alice", None, now).unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
         #[cfg(unix)]

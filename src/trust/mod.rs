@@ -3,6 +3,7 @@
 //! history, of every merge) into a report of problems. Reads through [`TreeRead`]; never writes
 //! to a registry.
 
+pub mod agent;
 pub mod cache;
 pub mod index;
 pub mod keys;
@@ -30,6 +31,9 @@ pub enum TrustError {
     NoKey { handle: String, dir: PathBuf },
     #[error("wrong passphrase for the key of `{0}`")]
     WrongPassphrase(String),
+    /// Refused before any key derivation: an empty passphrase never opens a protected key.
+    #[error("the passphrase for the key of `{0}` is empty")]
+    EmptyPassphrase(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -37,6 +41,9 @@ pub enum TrustError {
     },
     #[error("cannot read {what}: {why}")]
     Read { what: String, why: String },
+    /// The key agent refused, failed or could not be reached.
+    #[error("key agent at {path}: {why}")]
+    Agent { path: PathBuf, why: String },
 }
 
 /// How a tree entry is stored.

@@ -2,8 +2,6 @@
 //! version, the repository path, the file's sha256, its kind and the signer, so a signature
 //! cannot be moved to another path, replayed into another registry or reused for other bytes.
 
-use std::io::Cursor;
-
 use crate::model::{FORMAT_VERSION, Sha256};
 
 use super::TrustError;
@@ -111,15 +109,11 @@ pub fn sign_as(
     }
     .render();
     check_comment_text(&comment)?;
-    let sig = minisign::sign(
-        Some(&signer.pk),
-        &signer.sk,
-        Cursor::new(bytes),
-        Some(&comment),
-        Some(&format!("signature from cohort key {}", key_id(&signer.pk))),
-    )
-    .map_err(|e| TrustError::Key(format!("cannot sign {path}: {e}")))?;
-    Ok(sig.into_string().into_bytes())
+    let untrusted = format!("signature from cohort key {}", key_id(&signer.pk));
+    let sig = signer
+        .sign_detached(bytes, &comment, &untrusted)
+        .map_err(|e| TrustError::Key(format!("cannot sign {path}: {e}")))?;
+    Ok(sig.into_bytes())
 }
 
 /// Why a signature does not count.
@@ -283,7 +277,7 @@ pub fn verify(
                 "legacy (non-prehashed) signatures are not accepted".into(),
             ));
         }
-        minisign::verify(pk, &sig, Cursor::new(bytes), true, false, false)
+        minisign::verify(pk, &sig, std::io::Cursor::new(bytes), true, false, false)
             .map_err(|_| SigProblem::BadSignature)?;
         sig.trusted_comment()
             .map_err(|e| SigProblem::Malformed(e.to_string()))

@@ -288,7 +288,7 @@ pub fn open_sealed(
     let bytes = ix
         .bytes(&file)
         .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
-    let plain = model::envelope::open(sealed, bytes, &signer.age)?;
+    let plain = model::envelope::open(sealed, bytes, signer.decryptor())?;
     Ok(model::metrics::from_canonical(&file, &plain)?)
 }
 

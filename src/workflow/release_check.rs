@@ -133,7 +133,7 @@ pub fn check_release(
             let ct = pseudonyms
                 .or_else(|| ix.bytes(&file))
                 .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
-            let plain = model::envelope::open(sealed, ct, &signer.age)?;
+            let plain = model::envelope::open(sealed, ct, signer.decryptor())?;
             Some(Pseudonyms::from_canonical(&file, &plain)?)
         }
         (None, true) => {

@@ -35,7 +35,8 @@ pub fn open_payload(
     signer: &Signer,
 ) -> Result<(), Unreadable> {
     let bytes = bytes.ok_or(Unreadable::MissingPayload)?;
-    let plain = model::envelope::try_open(sealed, bytes, &signer.age).map_err(|e| e.code())?;
+    let plain =
+        model::envelope::try_open(sealed, bytes, signer.decryptor()).map_err(|e| e.code())?;
     let ok = if sealed.schema == SCHEMA_PSEUDONYMS {
         Pseudonyms::from_canonical(&sealed.file, &plain).is_ok()
     } else {
@@ -59,7 +60,8 @@ pub fn read_result(
     let sealed = r.sealed.as_ref().ok_or(Unreadable::MissingPayload)?;
     let file = model::build::sealed(path, "result");
     let bytes = ix.bytes(&file).ok_or(Unreadable::MissingPayload)?;
-    let plain = model::envelope::try_open(sealed, bytes, &signer.age).map_err(|e| e.code())?;
+    let plain =
+        model::envelope::try_open(sealed, bytes, signer.decryptor()).map_err(|e| e.code())?;
     model::metrics::from_canonical(&file, &plain).map_err(|_| Unreadable::MalformedPayload)
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, real git repositories (a bare remote and one clone per
 //! role), real signatures, and (for the workflow) a real Docker Engine.
 
+mod agent;
 mod blobs;
 mod bundles;
 mod env;

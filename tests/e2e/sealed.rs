@@ -108,7 +108,8 @@ fn reseal_to_outsiders(
     }
     .unwrap_or_else(|| panic!("{record_path} carries nothing sealed"));
     assert_eq!(slot.recipients.len(), 3, "carol, dave and {role}");
-    let plain = model::envelope::open(slot, &read(&sealed_path), &w.env.signer(role).age).unwrap();
+    let plain =
+        model::envelope::open(slot, &read(&sealed_path), w.env.signer(role).decryptor()).unwrap();
     let outsider = |h: &str| model::SealedFor {
         handle: h.into(),
         age: age::x25519::Identity::generate().to_public().to_string(),
