@@ -556,6 +556,11 @@ pub struct ResultManifest {
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Sealed>,
+    /// The path of the earlier result of the same (benchmark, dataset, model) this one
+    /// replaces (`benchmark run --rerun`); absent in results that replace none, and in every
+    /// result written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
     pub provenance: Provenance,
 }
 

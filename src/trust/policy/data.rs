@@ -265,6 +265,9 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
+    if let Some(earlier) = &r.supersedes {
+        check_supersedes(ctx, path, r, earlier, t, v);
+    }
     if let Some(sealed) = &r.sealed {
         check_sealed(
             ctx,
@@ -273,6 +276,39 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
             sealed,
             &expected_recipients(ctx, b, &r.owner, t),
             v,
+        );
+    }
+}
+
+/// A result may replace only an earlier, valid result of the same model on the same dataset
+/// of the same benchmark, by the same dataset owner: anything else would let a release drop
+/// someone else's result, or one of another pairing.
+fn check_supersedes(
+    ctx: &Ctx,
+    path: &str,
+    r: &model::ResultManifest,
+    earlier: &str,
+    t: usize,
+    v: &mut Verdict,
+) {
+    let same = match ctx.ix.record(earlier) {
+        Some(Record::Result(e)) if ctx.is_valid(earlier) && ctx.intro(earlier) <= t => {
+            e.benchmark.name == r.benchmark.name
+                && e.dataset.id == r.dataset.id
+                && e.model.name == r.model.name
+                && e.owner == r.owner
+                && e.number < r.number
+        }
+        _ => false,
+    };
+    if !same {
+        v.fail(
+            path,
+            Rule::Reference,
+            format!(
+                "it supersedes {earlier}, which is not an earlier result of the same benchmark, dataset and model by {}",
+                r.owner
+            ),
         );
     }
 }
