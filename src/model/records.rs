@@ -552,15 +552,15 @@ pub struct ResultManifest {
     pub owner: String,
     pub created: String,
     pub status: ResultStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed: Option<Sealed>,
     /// The path of the earlier result of the same (benchmark, dataset, model) this one
     /// replaces (`benchmark run --rerun`); absent in results that replace none, and in every
     /// result written before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
     pub provenance: Provenance,
 }
 

@@ -440,7 +440,7 @@ pub fn infer_and_evaluate(
         return Ok(None);
     }
     // A model that floods its output folder fails here, before anything reads the flood.
-    let size = tree_size(&predictions);
+    let size = crate::storage::disk_usage(&predictions);
     if size > ctx.max_output_bytes {
         steps.cohort_check(
             "predictions size",
@@ -547,6 +547,9 @@ pub fn compatibility_test(
 /// The run's local record in its folder.
 pub const RUN_RECORD: &str = "run.json";
 
+/// The lock a run's process holds on its folder while it lives.
+pub const RUN_LOCK: &str = ".lock";
+
 /// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
 pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
     let base = ctx.home.runs_dir().join(kind);
@@ -561,6 +564,11 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
         .keep();
     private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
+    // Held until this process exits (the OS releases it, kill -9 included): `storage cleanup`
+    // never removes a run that is still being written.
+    let lock = crate::storage::DirLock::try_acquire(&dir.join(RUN_LOCK), "run")
+        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+    std::mem::forget(lock);
     // The local record of how this run was made: the site's device choices live here, never
     // in the signed result.
     let record = serde_json::json!({
@@ -576,25 +584,6 @@ pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
     )
     .map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
     Ok(dir)
-}
-
-/// Bytes under `dir` (files only; links are not followed).
-fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
 }
 
 /// Free space left below which a failing step is probably a full disk.

@@ -280,7 +280,7 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
     }
 }
 
-/// A result may replace only an earlier, valid result of the same model on the same dataset
+/// A result may replace only an earlier result of the same model on the same dataset
 /// of the same benchmark, by the same dataset owner: anything else would let a release drop
 /// someone else's result, or one of another pairing.
 fn check_supersedes(
@@ -291,8 +291,10 @@ fn check_supersedes(
     t: usize,
     v: &mut Verdict,
 ) {
+    // Results are checked side by side (one stage), so the earlier one's own validity is not
+    // known here; it is reported on its own when it fails.
     let same = match ctx.ix.record(earlier) {
-        Some(Record::Result(e)) if ctx.is_valid(earlier) && ctx.intro(earlier) <= t => {
+        Some(Record::Result(e)) if ctx.intro(earlier) <= t => {
             e.benchmark.name == r.benchmark.name
                 && e.dataset.id == r.dataset.id
                 && e.model.name == r.model.name
