@@ -454,6 +454,11 @@ pub struct Dataset {
     pub content_sha256: Sha256,
     /// `statistics.yaml` sealed to the committee and the owner.
     pub statistics: Sealed,
+    /// The description and location the owner gave the committee (`dataset submit
+    /// --description/--location`), sealed to the committee and the owner (`v<N>.about.age`,
+    /// schema `dataset-about/1`); absent when none was given and in records from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<Sealed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -378,6 +378,6 @@ pub fn find(
 }
 
 pub use super::dataset_registry::{
-    DatasetAssociation, DatasetPreview, associate_dataset, open_sealed, preview_dataset,
+    DatasetAssociation, DatasetPreview, about, associate_dataset, open_sealed, preview_dataset,
     recipients, registered, statistics, submit_dataset,
 };

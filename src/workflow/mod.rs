@@ -14,6 +14,7 @@ mod dataset_registry;
 pub mod datasets;
 pub mod engine;
 pub mod execution;
+pub mod housekeeping;
 pub mod identity;
 mod proposals;
 pub mod registry_ops;

@@ -92,3 +92,156 @@ fn a_rerun_supersedes_and_the_release_uses_the_newest() {
         .fails(1)
         .says("supersedes results/heart/elsewhere/heart-logreg/1.toml");
 }
+
+/// The image tag a cube folder's mlcube.yaml names.
+fn image_tag(cube: &str) -> String {
+    let yaml = std::fs::read_to_string(std::path::Path::new(cube).join("mlcube.yaml")).unwrap();
+    yaml.lines()
+        .find_map(|l| l.trim_start().strip_prefix("image:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn rows<'a>(items: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn test_run_on_a_prepared_dataset_and_storage_cleanup() {
+    if !docker_or_skip("test_run_on_a_prepared_dataset_and_storage_cleanup") {
+        return;
+    }
+    let w = World::people();
+    let e = &w.env;
+    w.benchmark(&[]);
+    w.hospital("hosp-a", "hospital-a", "ward-a");
+    w.as_(
+        "hosp-a",
+        &["benchmark", "run", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+    // A second prepared dataset, never registered, with no results.
+    w.as_(
+        "hosp-a",
+        &[
+            "dataset",
+            "prepare",
+            "-b",
+            "heart",
+            "--name",
+            "spare",
+            "--data-path",
+            &e.data("hospital-b/data"),
+            "--labels-path",
+            &e.data("hospital-b/labels"),
+        ],
+    )
+    .ok();
+
+    // test run -d: a local model (its own image, built here) on the prepared data.
+    let run = cohort::mlcube::docker::new_run_id();
+    let local = e.cube_variant("model-good", "habits-model", |d| {
+        let df = d.join("project/Dockerfile");
+        let text = std::fs::read_to_string(&df).unwrap();
+        std::fs::write(&df, crate::sites::label_first(&text, &run)).unwrap();
+    });
+    let out = w
+        .as_(
+            "hosp-a",
+            &["test", "run", "-b", "heart", "-d", "ward-a", "-m", &local],
+        )
+        .ok();
+    assert!(out.stdout.contains("auc="), "{}", out.all());
+    w.as_("hosp-a", &["test", "run", "-b", "heart", "-d", "nowhere"])
+        .fails(1)
+        .says("nowhere");
+    w.as_(
+        "hosp-a",
+        &["test", "run", "-b", "heart", "-d", "ward-a", "-p", &local],
+    )
+    .fails(2);
+    let docker = cohort::mlcube::DockerRuntime::connect(None).unwrap();
+    use cohort::mlcube::ContainerRuntime;
+    let local_id = docker.image_id(&image_tag(&local)).unwrap().unwrap();
+
+    // Things nothing needs, and a partial download that resumes.
+    let home = e.cohort_home("hosp-a");
+    let stale = "ab".repeat(32);
+    std::fs::create_dir_all(home.join("cache/sha256")).unwrap();
+    std::fs::write(home.join("cache/sha256").join(&stale), b"old asset").unwrap();
+    let partial = format!("{}.partial", "cd".repeat(32));
+    std::fs::write(home.join("cache/sha256").join(&partial), b"half").unwrap();
+    std::fs::create_dir_all(home.join("logs")).unwrap();
+    std::fs::write(home.join("logs/old.log"), b"log").unwrap();
+
+    let ls = json(&w.as_("hosp-a", &["storage", "ls", "--json"]).ok());
+    let images = rows(&ls, "image");
+    assert_eq!(images.len(), 1, "only the image cohort built here: {ls}");
+    assert_eq!(images[0]["name"], local_id.as_str());
+    assert_eq!(images[0]["removable"], true);
+    let datasets = rows(&ls, "dataset");
+    let ward = datasets.iter().find(|d| d["dataset"] == "ward-a").unwrap();
+    assert_eq!(ward["benchmark"], "heart");
+    assert_eq!(ward["removable"], false, "{ward}");
+    assert!(rows(&ls, "run").iter().all(|r| r["removable"] == true));
+    assert!(!rows(&ls, "run").is_empty());
+
+    // No terminal and no -y: nothing happens.
+    w.as_("hosp-a", &["storage", "cleanup"])
+        .fails(1)
+        .says("--yes");
+    assert!(docker.image_id(&local_id).unwrap().is_some());
+
+    w.as_("hosp-a", &["-y", "storage", "cleanup"])
+        .ok()
+        .says("freed");
+    assert!(
+        docker.image_id(&local_id).unwrap().is_none(),
+        "removed by id"
+    );
+    assert!(!home.join("cache/sha256").join(&stale).exists());
+    assert!(home.join("cache/sha256").join(&partial).exists());
+    assert!(!home.join("logs/old.log").exists());
+    assert_eq!(
+        std::fs::read_dir(home.join("runs/execute"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(
+        home.join("datasets/spare").exists(),
+        "datasets need --include-datasets"
+    );
+    assert!(home.join("keys").exists());
+    // tmp holds nothing half-removed.
+    assert_eq!(std::fs::read_dir(home.join("tmp")).unwrap().count(), 0);
+
+    w.as_(
+        "hosp-a",
+        &["-y", "storage", "cleanup", "--include-datasets"],
+    )
+    .ok();
+    assert!(!home.join("datasets/spare").exists());
+    assert!(
+        home.join("datasets/ward-a").exists(),
+        "its result is not submitted"
+    );
+
+    // What the approved benchmark needs is still here: its workflow runs on the dataset, and
+    // the pending result is submitted.
+    let again = w
+        .as_("hosp-a", &["test", "run", "-b", "heart", "-d", "ward-a"])
+        .ok();
+    assert!(again.stdout.contains("auc="), "{}", again.all());
+    w.as_(
+        "hosp-a",
+        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+}

@@ -175,14 +175,22 @@ pub(super) fn check_dataset(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
-    check_sealed(
-        ctx,
-        path,
-        "statistics",
-        &d.statistics,
-        &expected_recipients(ctx, b, &d.owner, t),
-        v,
-    );
+    let expected = expected_recipients(ctx, b, &d.owner, t);
+    check_sealed(ctx, path, "statistics", &d.statistics, &expected, v);
+    if let Some(about) = &d.about {
+        if about.schema != model::about::SCHEMA_ABOUT {
+            v.fail(
+                path,
+                Rule::Sealed,
+                format!(
+                    "its `about` payload has schema {}, not {}",
+                    about.schema,
+                    model::about::SCHEMA_ABOUT
+                ),
+            );
+        }
+        check_sealed(ctx, path, "about", about, &expected, v);
+    }
 }
 
 pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
