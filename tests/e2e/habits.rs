@@ -245,3 +245,74 @@ fn test_run_on_a_prepared_dataset_and_storage_cleanup() {
     )
     .ok();
 }
+
+#[test]
+fn dataset_description_and_location_reach_only_the_committee() {
+    if !docker_or_skip("dataset_description_and_location_reach_only_the_committee") {
+        return;
+    }
+    let w = World::people();
+    let e = &w.env;
+    w.benchmark(&[]);
+    w.as_(
+        "hosp-a",
+        &[
+            "dataset",
+            "prepare",
+            "-b",
+            "heart",
+            "--name",
+            "ward-a",
+            "--data-path",
+            &e.data("hospital-a/data"),
+            "--labels-path",
+            &e.data("hospital-a/labels"),
+        ],
+    )
+    .ok();
+    let (desc, place) = ("cardiology-cohort-2019-qx7", "st-elsewhere-ward-9-qx7");
+    w.as_(
+        "hosp-a",
+        &[
+            "--yes",
+            "dataset",
+            "submit",
+            "ward-a",
+            "--description",
+            desc,
+            "--location",
+            place,
+        ],
+    )
+    .ok()
+    .says("sealed to the same people");
+    w.committee_merges("hosp-a");
+
+    // Nowhere in the remote's history in plaintext, on any branch.
+    let remote = e.remote();
+    let history = e
+        .git("hosp-a", &remote, &["log", "-p", "--all", "--text"])
+        .ok()
+        .stdout;
+    assert!(history.contains("about.age"), "the sealed payload is there");
+    assert!(!history.contains(desc) && !history.contains(place));
+
+    // The committee reads them; someone else does not.
+    w.as_("dave", &["registry", "sync"]).ok();
+    let seen = w.as_("dave", &["dataset", "view", "ward-a"]).ok();
+    assert!(
+        seen.stdout.contains(&format!("description: {desc}")),
+        "{}",
+        seen.all()
+    );
+    assert!(
+        seen.stdout.contains(&format!("location: {place}")),
+        "{}",
+        seen.all()
+    );
+    w.as_("mo", &["registry", "sync"]).ok();
+    let hidden = w.as_("mo", &["dataset", "view", "ward-a"]).ok();
+    assert!(!hidden.all().contains(place), "{}", hidden.all());
+    hidden.says("sealed");
+    w.as_("mo", &["verify"]).ok();
+}

@@ -70,11 +70,12 @@ pub(super) fn check_sealed(
         );
         return;
     }
-    // A release's pseudonym mapping has its own schema; every other payload is metrics.
-    let want_schema = if purpose == "pseudonyms" {
-        model::envelope::SCHEMA_PSEUDONYMS
-    } else {
-        model::envelope::SCHEMA_METRICS
+    // A release's pseudonym mapping and a dataset's description have their own schemas;
+    // every other payload is metrics.
+    let want_schema = match purpose {
+        "pseudonyms" => model::envelope::SCHEMA_PSEUDONYMS,
+        "about" => model::about::SCHEMA_ABOUT,
+        _ => model::envelope::SCHEMA_METRICS,
     };
     if sealed.schema != want_schema {
         v.fail(
@@ -178,17 +179,6 @@ pub(super) fn check_dataset(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let expected = expected_recipients(ctx, b, &d.owner, t);
     check_sealed(ctx, path, "statistics", &d.statistics, &expected, v);
     if let Some(about) = &d.about {
-        if about.schema != model::about::SCHEMA_ABOUT {
-            v.fail(
-                path,
-                Rule::Sealed,
-                format!(
-                    "its `about` payload has schema {}, not {}",
-                    about.schema,
-                    model::about::SCHEMA_ABOUT
-                ),
-            );
-        }
         check_sealed(ctx, path, "about", about, &expected, v);
     }
 }
