@@ -249,7 +249,9 @@ pub fn test_run(
             asset: &b.demo_dataset,
         },
     };
-    compatibility_test(ctx, &engine, &trio, demo)
+    let out = compatibility_test(ctx, &engine, &trio, demo)?;
+    super::runs::label_run(&out.run_dir, bench, None);
+    Ok(out)
 }
 
 /// `cohort test run -d`: the benchmark's model and metrics cubes (either may be swapped) on a
@@ -296,6 +298,7 @@ pub fn test_run_on_dataset(
     let model = cube_for_test(ctx, &engine, &ix, model_spec, &b.reference_model)?;
     let metrics_cube = cube_for_test(ctx, &engine, &ix, metrics, &b.metrics)?;
     let run_dir = new_run_dir(ctx, "compat")?;
+    super::runs::label_run(&run_dir, bench, Some(&local.name));
     let mut steps = Steps::default();
     let st = Stage {
         ctx,

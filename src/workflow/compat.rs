@@ -11,7 +11,7 @@ use crate::model::metrics::Metrics;
 use crate::model::{Asset, CompatReport, Sha256, StepReport, StepStatus};
 use crate::storage::{ExtractLimits, Fetched, extract_tarball};
 
-use super::engine::{Engine, LocalCube, TaskRun, private_dir, read_metrics};
+use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
 use super::{Ctx, Result, WorkflowError};
 
 /// Where a run's steps execute: the context, the container engine, the run's folder.
@@ -544,47 +544,7 @@ pub fn compatibility_test(
     })
 }
 
-/// The run's local record in its folder.
-pub const RUN_RECORD: &str = "run.json";
-
-/// The lock a run's process holds on its folder while it lives.
-pub const RUN_LOCK: &str = ".lock";
-
-/// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
-pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
-    let base = ctx.home.runs_dir().join(kind);
-    // Runs hold private data and what is derived from it: the caller's alone.
-    private_dir(&ctx.home.runs_dir())
-        .and_then(|()| private_dir(&base))
-        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?;
-    let stamp = ctx.timestamp().replace([':', '-'], "");
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{stamp}-"))
-        .tempdir_in(&base)
-        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
-        .keep();
-    private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
-    // Held until this process exits (the OS releases it, kill -9 included): `storage cleanup`
-    // never removes a run that is still being written.
-    let lock = crate::storage::DirLock::try_acquire(&dir.join(RUN_LOCK), "run")
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
-    std::mem::forget(lock);
-    // The local record of how this run was made: the site's device choices live here, never
-    // in the signed result.
-    let record = serde_json::json!({
-        "kind": kind,
-        "started": ctx.timestamp(),
-        "gpus": ctx.devices.gpus,
-        "shm_size": ctx.devices.shm_size,
-    });
-    crate::storage::write_atomic_mode(
-        &dir.join(RUN_RECORD),
-        format!("{record:#}\n").as_bytes(),
-        Some(0o600),
-    )
-    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
-    Ok(dir)
-}
+pub use super::runs::{RUN_LOCK, RUN_RECORD, new_run_dir};
 
 /// Free space left below which a failing step is probably a full disk.
 const LOW_DISK_BYTES: u64 = 16 << 20;

@@ -233,7 +233,7 @@ pub fn associate_dataset(
     let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
     let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
     let prepared = prepared_data(ctx, &local.name);
-    let (_, steps, metrics) = run_model(
+    let (run_dir, steps, metrics) = run_model(
         ctx,
         &engine,
         &model_cube,
@@ -241,6 +241,7 @@ pub fn associate_dataset(
         &prepared,
         "associate",
     )?;
+    super::runs::label_run(&run_dir, bench, Some(&local.name));
     let Some(values) = metrics.clone() else {
         return Ok(DatasetAssociation {
             steps,

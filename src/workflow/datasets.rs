@@ -197,6 +197,7 @@ pub fn prepare_dataset(
     let prep = engine.registered(ctx, &ix, &b.data_preparator)?;
     let staging = staging_dir(ctx, name)?;
     let run_dir = new_run_dir(ctx, "prepare")?;
+    super::runs::label_run(&run_dir, bench, Some(name));
     let mut steps = Steps::default();
     let st = Stage {
         ctx,

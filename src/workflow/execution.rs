@@ -286,6 +286,7 @@ pub fn run_benchmark(
             &prepared,
             "execute",
         )?;
+        super::runs::label_run(&run_dir, bench, Some(&local.name));
         let ms = |step: &str| {
             steps
                 .steps

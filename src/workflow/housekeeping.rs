@@ -4,8 +4,9 @@
 //!
 //! Kept always: keys, verified state, local results (records, not caches), partial downloads
 //! (they resume), anything a running cohort process holds locked, prepared datasets with results
-//! not yet submitted, and every image, cached asset and kept image tarball of a cube that an
-//! approved benchmark uses or an active model association names.
+//! not yet submitted, the images of registered local-only cubes, and every image, cached asset
+//! and kept image tarball of a cube that an approved benchmark uses or an active model
+//! association names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,9 @@ impl Item {
 struct Needed {
     images: BTreeMap<String, BTreeSet<String>>,
     hashes: BTreeMap<String, BTreeSet<String>>,
+    /// Images of registered local-only cubes (`--local-only`): no site can fetch them again,
+    /// so a cube waiting for its association keeps its image, by cube label.
+    local_only: BTreeMap<String, String>,
 }
 
 fn needed(ix: &Index) -> Needed {
@@ -87,6 +91,16 @@ fn needed(ix: &Index) -> Needed {
     let add = |map: &mut BTreeMap<String, BTreeSet<String>>, k: &str, b: &str| {
         map.entry(k.to_string()).or_default().insert(b.to_string());
     };
+    for versions in ix.cubes.values() {
+        for p in versions.values() {
+            if let Some(crate::model::Record::Mlcube(c)) = ix.record(p)
+                && c.image.source == crate::model::ImageSource::Local
+            {
+                n.local_only
+                    .insert(c.image.id.clone(), format!("{} v{}", c.name, c.version));
+            }
+        }
+    }
     for name in ix.benchmarks.keys() {
         let Some((_, b)) = ix.latest_benchmark(name) else {
             continue;
@@ -183,11 +197,12 @@ pub fn usage(ctx: &Ctx, ix: &Index, runtime: Option<&dyn ContainerRuntime>) -> R
             continue;
         }
         for run in entries(&kind_dir) {
+            let (benchmark, dataset) = super::runs::run_labels(&run);
             items.push(Item {
                 kind: Kind::Run,
                 name: rel(ctx, &run),
-                benchmark: None,
-                dataset: None,
+                benchmark,
+                dataset,
                 bytes: disk_usage(&run),
                 kept: busy(&run.join(RUN_LOCK)).then(|| "running".into()),
             });
@@ -252,10 +267,15 @@ pub fn usage(ctx: &Ctx, ix: &Index, runtime: Option<&dyn ContainerRuntime>) -> R
                 }
             };
             let bench = joined(need.images.get(&e.id));
+            let kept = match (&bench, need.local_only.get(&e.id)) {
+                (Some(b), _) => Some(format!("needed by {b}")),
+                (None, Some(cube)) => Some(format!("the only copy of local-only cube {cube}")),
+                _ => None,
+            };
             items.push(Item {
                 kind: Kind::Image,
                 name: e.id.clone(),
-                kept: bench.as_ref().map(|b| format!("needed by {b}")),
+                kept,
                 benchmark: bench,
                 dataset: None,
                 bytes,

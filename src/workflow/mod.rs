@@ -21,6 +21,7 @@ pub mod registry_ops;
 pub mod release;
 mod release_check;
 pub mod results;
+pub mod runs;
 pub mod status;
 mod submission;
 pub mod unseal;

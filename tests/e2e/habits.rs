@@ -190,7 +190,12 @@ fn test_run_on_a_prepared_dataset_and_storage_cleanup() {
     assert_eq!(ward["benchmark"], "heart");
     assert_eq!(ward["removable"], false, "{ward}");
     assert!(rows(&ls, "run").iter().all(|r| r["removable"] == true));
-    assert!(!rows(&ls, "run").is_empty());
+    assert!(
+        rows(&ls, "run")
+            .iter()
+            .any(|r| r["benchmark"] == "heart" && r["dataset"] == "ward-a"),
+        "runs are grouped by benchmark and dataset: {ls}"
+    );
 
     // No terminal and no -y: nothing happens.
     w.as_("hosp-a", &["storage", "cleanup"])
