@@ -392,3 +392,68 @@ pub fn cleanup(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::{Cancel, Silent};
+    use crate::storage::{Home, NetConfig};
+
+    fn ctx(home: &Home) -> Ctx<'_> {
+        Ctx {
+            home,
+            reporter: &Silent,
+            now: std::time::SystemTime::now(),
+            git_available: false,
+            transport: None,
+            docker_host: None,
+            docker_config: None,
+            net: NetConfig::default(),
+            cancel: Cancel::new(),
+            task_timeout: None,
+            offline: true,
+            full: false,
+            max_output_bytes: 1,
+            max_unpacked: None,
+            devices: Default::default(),
+        }
+    }
+
+    #[test]
+    fn cleanup_removes_what_is_idle_and_keeps_what_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let ctx = ctx(&home);
+        let ix = Index::default();
+        let done = super::super::runs::new_run_dir(&ctx, "compat").unwrap();
+        // This process made `done` and holds its lock for as long as it lives (a lock is per
+        // open file, so cleanup's own attempt below is refused like another process's);
+        // `idle` is a run whose process is gone.
+        let idle = home.runs_dir().join("compat/idle");
+        std::fs::create_dir_all(&idle).unwrap();
+        std::fs::write(idle.join("x"), b"12345").unwrap();
+        let cache = home.cache_dir().join("sha256");
+        std::fs::create_dir_all(&cache).unwrap();
+        let stale = "ab".repeat(32);
+        std::fs::write(cache.join(&stale), b"old").unwrap();
+        std::fs::write(cache.join(format!("{}.partial", "cd".repeat(32))), b"half").unwrap();
+        std::fs::create_dir_all(home.keys_dir()).unwrap();
+
+        let items = usage(&ctx, &ix, None).unwrap();
+        let find = |name: &str| items.iter().find(|i| i.name.ends_with(name)).unwrap();
+        assert!(find("compat/idle").removable());
+        assert_eq!(find("compat/idle").bytes, 5);
+        let running = done.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(find(&running).kept.as_deref(), Some("running"));
+        assert!(find(&stale).removable());
+        assert_eq!(find(".partial").kind, Kind::PartialDownload);
+        assert!(!find(".partial").removable());
+        assert!(!find("keys").removable());
+
+        let cleaned = cleanup(&ctx, &ix, &items, None).unwrap();
+        assert_eq!(cleaned.removed.len(), 2, "{:?}", cleaned.removed);
+        assert!(!idle.exists() && !cache.join(&stale).exists());
+        assert!(done.exists(), "a run in progress stays");
+        assert_eq!(std::fs::read_dir(home.tmp_dir()).unwrap().count(), 0);
+    }
+}
