@@ -40,8 +40,10 @@ enum AgentCommand {
     /// The agent process itself (started by `agent start`).
     #[command(hide = true)]
     Serve {
+        /// The socket to listen on (resolved by `agent start`).
         #[arg(long)]
         socket: PathBuf,
+        /// Seconds until the agent wipes its keys and exits.
         #[arg(long)]
         ttl_secs: Option<u64>,
     },

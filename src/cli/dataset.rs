@@ -42,6 +42,12 @@ enum DatasetCommand {
     Submit {
         #[command(flatten)]
         name: super::entity::DatasetRef,
+        /// What the data is, for the committee only (sealed to it and you, never public).
+        #[arg(long)]
+        description: Option<String>,
+        /// Where the data comes from (a hospital, a ward), for the committee only (sealed).
+        #[arg(long)]
+        location: Option<String>,
     },
     /// Run the reference model and metrics on the prepared data and ask to join the benchmark.
     Associate {
@@ -135,12 +141,20 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 ))),
             }
         }
-        DatasetCommand::Submit { name } => {
+        DatasetCommand::Submit {
+            name,
+            description,
+            location,
+        } => {
             let name = name.name();
             let opened = s.open()?;
             let signer = s.signer()?;
             let ctx = s.ctx();
-            let preview = datasets::preview_dataset(&ctx, &opened, &signer, &name)?;
+            let about = cohort::model::About {
+                description,
+                location,
+            };
+            let preview = datasets::preview_dataset(&ctx, &opened, &signer, &name, &about)?;
             eprintln!(
                 "This record will be shared with everyone who can read the registry ({}):\n",
                 preview.path
@@ -158,6 +172,11 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            if preview.sealed_about.is_some() {
+                eprintln!(
+                    "The description and location are sealed to the same people; the record above does not show them."
+                );
+            }
             eprintln!("The data itself never leaves this machine.");
             if !super::session::confirm(settings, "Submit this dataset?")? {
                 return Err(CliError::user("not submitted"));
@@ -366,6 +385,23 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                     )),
                     Err(_) => ui.status(format!(
                         "the statistics are sealed; {} is not among their recipients",
+                        signer.handle
+                    )),
+                }
+                match datasets::about(&ix, &id, &signer) {
+                    Ok(Some(a)) => {
+                        let mut text = format!("# about (decrypted with {}'s key)", signer.handle);
+                        if let Some(d) = &a.description {
+                            text.push_str(&format!("\ndescription: {d}"));
+                        }
+                        if let Some(l) = &a.location {
+                            text.push_str(&format!("\nlocation: {l}"));
+                        }
+                        ui.out(text);
+                    }
+                    Ok(None) => {}
+                    Err(_) => ui.status(format!(
+                        "the description and location are sealed; {} is not among their recipients",
                         signer.handle
                     )),
                 }

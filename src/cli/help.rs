@@ -175,7 +175,7 @@ mod tests {
                     missing.push(format!("{path} {}", a.get_id()));
                 }
             }
-            for sub in cmd.get_subcommands() {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
                 walk(sub, &format!("{path} {}", sub.get_name()), missing);
             }
         }
@@ -204,7 +204,7 @@ mod tests {
     }
 
     /// One grammar: kebab-case names, `list` beside every `ls`, and the listing filters on
-    /// every listing of registry records (local keys have no owner or state).
+    /// every listing of registry records (local keys and local storage have no owner or state).
     #[test]
     fn names_aliases_and_filters_are_uniform() {
         fn walk(cmd: &Command, path: &str, problems: &mut Vec<String>) {
@@ -221,7 +221,8 @@ mod tests {
                     let longs: Vec<&str> =
                         sub.get_arguments().filter_map(|a| a.get_long()).collect();
                     for f in ["mine", "owner", "state"] {
-                        if path != "cohort key" && !longs.contains(&f) {
+                        let local = ["cohort key", "cohort storage"].contains(&path);
+                        if !local && !longs.contains(&f) {
                             problems.push(format!("{here}: no --{f}"));
                         }
                     }

@@ -22,6 +22,7 @@ mod result;
 mod session;
 mod settings;
 mod steps;
+mod storage;
 mod table;
 mod test;
 mod ui;
@@ -77,6 +78,8 @@ pub enum Command {
     Site(leaderboard::SiteArgs),
     /// Check every signature, approval and rule of a registry, offline.
     Verify(verify::VerifyArgs),
+    /// What cohort keeps on this machine; clean up what nothing approved needs.
+    Storage(storage::StorageArgs),
     /// Carry a registry, its images and artifacts to an air-gapped site, and its submissions
     /// back, as files.
     Bundle(bundle::BundleArgs),
@@ -138,6 +141,7 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Leaderboard(a) => leaderboard::run(settings, a),
         Command::Site(a) => leaderboard::site(settings, a),
         Command::Bundle(a) => bundle::run(settings, a),
+        Command::Storage(a) => storage::run(settings, a),
     }
 }
 

@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// Run again even when a result for the same inputs exists.
     #[arg(long)]
     pub no_cache: bool,
+    /// Run again (as --no-cache) and submit the new results as replacing the registered ones
+    /// (`supersedes`); releases use only the newest result of each model on each dataset.
+    #[arg(long)]
+    pub rerun: bool,
     /// Per-task time limit (e.g. 30m).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -135,6 +139,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         models,
         ignore_model_errors: ignore_errors,
         no_cache,
+        rerun,
         timeout,
         max_output,
         devices,
@@ -152,6 +157,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         models,
         ignore_errors,
         no_cache,
+        rerun,
     };
     match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
         Ok(runs) => {

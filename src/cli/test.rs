@@ -22,7 +22,12 @@ enum TestCommand {
         #[arg(short = 'b', long = "benchmark")]
         benchmark: String,
         /// Data preparator: a local cube folder or a registered NAME[:VERSION].
-        #[arg(short = 'p', long = "data-preparator", value_name = "CUBE_OR_PATH")]
+        #[arg(
+            short = 'p',
+            long = "data-preparator",
+            value_name = "CUBE_OR_PATH",
+            conflicts_with = "dataset"
+        )]
         prep: Option<String>,
         /// Model: a local cube folder or a registered NAME[:VERSION].
         #[arg(short = 'm', long = "model", value_name = "CUBE_OR_PATH")]
@@ -31,8 +36,12 @@ enum TestCommand {
         #[arg(short = 'e', long = "evaluator", value_name = "CUBE_OR_PATH")]
         metrics: Option<String>,
         /// Another demo dataset (tarball with paths.yaml).
-        #[arg(long, value_name = "URL_OR_PATH")]
+        #[arg(long, value_name = "URL_OR_PATH", conflicts_with = "dataset")]
         demo_dataset: Option<String>,
+        /// A dataset prepared on this machine (name, id or id prefix) instead of the demo
+        /// data: only infer and evaluate run; the metrics stay here.
+        #[arg(short = 'd', long = "dataset")]
+        dataset: Option<String>,
         /// Per-task time limit (e.g. 10m).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
@@ -48,6 +57,7 @@ pub fn run(settings: &Settings, args: TestArgs) -> CliResult {
         model,
         metrics,
         demo_dataset,
+        dataset,
         timeout,
         devices,
     } = args.command;
@@ -57,15 +67,25 @@ pub fn run(settings: &Settings, args: TestArgs) -> CliResult {
         s.task_timeout = timeout;
     }
     let opened = s.open()?;
-    let out = benchmarks::test_run(
-        &s.ctx(),
-        &opened,
-        &benchmark,
-        prep.as_deref(),
-        model.as_deref(),
-        metrics.as_deref(),
-        demo_dataset.as_deref(),
-    )?;
+    let out = match &dataset {
+        Some(d) => benchmarks::test_run_on_dataset(
+            &s.ctx(),
+            &opened,
+            &benchmark,
+            model.as_deref(),
+            metrics.as_deref(),
+            d,
+        )?,
+        None => benchmarks::test_run(
+            &s.ctx(),
+            &opened,
+            &benchmark,
+            prep.as_deref(),
+            model.as_deref(),
+            metrics.as_deref(),
+            demo_dataset.as_deref(),
+        )?,
+    };
     let ui = &settings.ui;
     super::steps::print(ui, &out.steps);
     if ui.json {

@@ -2,6 +2,7 @@
 //! digest rules, strict parsing with size and nesting limits, the sealed envelope and the
 //! metrics payload schema. Depends on no other cohort module.
 
+pub mod about;
 pub mod asset;
 pub mod envelope;
 pub mod ids;
@@ -15,6 +16,7 @@ mod validate;
 
 use std::fmt;
 
+pub use about::About;
 pub use asset::{Asset, AssetLocation, is_http_url};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;

@@ -274,6 +274,7 @@ pub const BLOB_DIR: &str = "blobs/sha256/";
 /// Sealed payload purposes and the record kinds that own them.
 pub const SEAL_PURPOSES: &[(&str, Kind)] = &[
     ("statistics", Kind::Dataset),
+    ("about", Kind::Dataset),
     ("report", Kind::Association),
     ("result", Kind::Result),
     ("pseudonyms", Kind::Leaderboard),

@@ -470,6 +470,11 @@ pub struct Dataset {
     pub content_sha256: Sha256,
     /// `statistics.yaml` sealed to the committee and the owner.
     pub statistics: Sealed,
+    /// The description and location the owner gave the committee (`dataset submit
+    /// --description/--location`), sealed to the committee and the owner (`v<N>.about.age`,
+    /// schema `dataset-about/1`); absent when none was given and in records from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<Sealed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -568,6 +573,11 @@ pub struct ResultManifest {
     pub owner: String,
     pub created: String,
     pub status: ResultStatus,
+    /// The path of the earlier result of the same (benchmark, dataset, model) this one
+    /// replaces (`benchmark run --rerun`); absent in results that replace none, and in every
+    /// result written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,6 +100,24 @@ impl Cache {
         }
     }
 
+    /// Removes the entry for `sha256` (via `tmp_dir`) unless another process holds its lock
+    /// (it is being fetched or read): returns whether it was removed.
+    pub fn remove_entry(&self, sha256: &Sha256, tmp_dir: &Path) -> Result<bool> {
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("sha256-{sha256}.lock"));
+        let _lock = match DirLock::try_acquire(&path, "cache entry") {
+            Ok(l) => l,
+            Err(LockError::Busy { .. }) => return Ok(false),
+            Err(e) => return Err(StorageError::Lock(e)),
+        };
+        let entry = self.path_for(sha256);
+        super::remove_via(tmp_dir, &entry)
+            .map_err(|e| StorageError::io("remove the cache entry", &entry, e))?;
+        Ok(true)
+    }
+
     /// Re-hashes the entry for `sha256`; removes it if it is not exactly those bytes.
     fn verified(&self, sha256: &Sha256, reporter: &dyn Reporter) -> Result<Option<Fetched>> {
         let path = self.path_for(sha256);

@@ -21,6 +21,8 @@
 //! - [`hash_tree`]`(root, threads, reporter) -> Result<`[`ContentHash`]`>`: the dataset
 //!   content hash (docs/content-hash.md), with per-file digests and [`ContentHash::diff`];
 //!   [`hash_file`] for one file.
+//! - [`ImageLedger`]: the images cohort put into the Docker Engine; [`disk_usage`] and
+//!   [`remove_via`] (rename into `tmp/`, then delete) for `storage ls` / `storage cleanup`.
 //! - [`StorageError`]: messages name the URL/file and what to do;
 //!   [`StorageError::is_environment`] is true for network, DNS, timeout, server and disk-full
 //!   failures (exit code 3).
@@ -33,9 +35,11 @@ mod error;
 mod extract;
 mod headers;
 mod http;
+mod ledger;
 mod lock;
 mod net;
 mod pace;
+mod usage;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
 pub use cache::Cache;
@@ -45,8 +49,10 @@ pub use error::{NetFailure, StorageError};
 pub use extract::{
     DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED, ExtractLimits, Extracted, extract_tarball,
 };
+pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};
 pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
+pub use usage::{disk_usage, remove_via};
 
 /// Feeds one string to every header-value and source parser downloads use (fuzzing).
 pub(crate) fn fuzz_header_values(text: &str) {
@@ -103,6 +109,10 @@ impl Home {
     /// site reloads an image from here (its config digest re-checked) instead of pulling it.
     pub fn images_dir(&self) -> PathBuf {
         self.root.join("images")
+    }
+    /// The images cohort pulled, built or loaded into the Docker Engine.
+    pub fn image_ledger(&self) -> ImageLedger {
+        ImageLedger::new(&self.images_dir())
     }
     /// Scratch space on the same filesystem as the rest, so renames stay atomic.
     pub fn tmp_dir(&self) -> PathBuf {

@@ -337,7 +337,83 @@ pub fn test_run(
             asset: &b.demo_dataset,
         },
     };
-    compatibility_test(ctx, &engine, &trio, demo)
+    let out = compatibility_test(ctx, &engine, &trio, demo)?;
+    super::runs::label_run(&out.run_dir, bench, None);
+    Ok(out)
+}
+
+/// `cohort test run -d`: the benchmark's model and metrics cubes (either may be swapped) on a
+/// dataset already prepared on this machine, so a site checks a model on its own data before
+/// associating anything. Nothing is submitted; the metrics come from private data and stay in
+/// the run folder.
+pub fn test_run_on_dataset(
+    ctx: &Ctx,
+    opened: &Opened,
+    bench: &str,
+    model_spec: Option<&str>,
+    metrics: Option<&str>,
+    dataset: &str,
+) -> Result<CompatOutcome> {
+    use super::compat::{DemoSizes, Stage, Steps, infer_and_evaluate, new_run_dir};
+    use super::datasets::{check_content, find, lock_dataset, prepared_data};
+    let ix = opened.index()?;
+    let (_, b, _) = approved(&ix, bench)?;
+    let (local, _) = find(ctx, &ix, dataset)?;
+    if local.preparator != b.data_preparator {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "dataset `{}` was prepared with {} v{}, not with {bench}'s preparator {} v{}",
+                local.name,
+                local.preparator.name,
+                local.preparator.version,
+                b.data_preparator.name,
+                b.data_preparator.version
+            ),
+            hint: format!(
+                "prepare the data for {bench} first: `cohort dataset prepare -b {bench} ...`"
+            ),
+        });
+    }
+    let _lock = lock_dataset(ctx, &local.name)?;
+    if let Err(changes) = check_content(ctx, &local, &local.content_sha256)? {
+        return Err(WorkflowError::Refused(format!(
+            "the prepared data of `{}` changed since it was prepared ({}); prepare it again",
+            local.name,
+            changes.join(", ")
+        )));
+    }
+    let engine = Engine::connect(ctx)?;
+    let model = cube_for_test(ctx, &engine, &ix, model_spec, &b.reference_model)?;
+    let metrics_cube = cube_for_test(ctx, &engine, &ix, metrics, &b.metrics)?;
+    let run_dir = new_run_dir(ctx, "compat")?;
+    super::runs::label_run(&run_dir, bench, Some(&local.name));
+    let mut steps = Steps::default();
+    let st = Stage {
+        ctx,
+        engine: &engine,
+        run_dir: &run_dir,
+    };
+    let values = infer_and_evaluate(
+        &st,
+        &model,
+        &metrics_cube,
+        &prepared_data(ctx, &local.name),
+        &run_dir.join("out"),
+        &mut steps,
+    )?;
+    let report = steps.report(format!("dataset:{}", local.id), values.clone());
+    Ok(CompatOutcome {
+        steps,
+        report,
+        metrics: values,
+        run_dir,
+        // The prepared data's own sizes: nothing was downloaded or unpacked.
+        demo: DemoSizes {
+            size: local.bytes,
+            unpacked_size: local.bytes,
+            files: local.files,
+        },
+    })
 }
 
 #[cfg(test)]

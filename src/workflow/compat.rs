@@ -11,7 +11,7 @@ use crate::model::metrics::Metrics;
 use crate::model::{Asset, CompatReport, Sha256, StepReport, StepStatus};
 use crate::storage::{ExtractLimits, Fetched, extract_tarball};
 
-use super::engine::{Engine, LocalCube, TaskRun, private_dir, read_metrics};
+use super::engine::{Engine, LocalCube, TaskRun, read_metrics};
 use super::{Ctx, Result, WorkflowError};
 
 /// Where a run's steps execute: the context, the container engine, the run's folder.
@@ -440,7 +440,7 @@ pub fn infer_and_evaluate(
         return Ok(None);
     }
     // A model that floods its output folder fails here, before anything reads the flood.
-    let size = tree_size(&predictions);
+    let size = crate::storage::disk_usage(&predictions);
     if size > ctx.max_output_bytes {
         steps.cohort_check(
             "predictions size",
@@ -544,58 +544,7 @@ pub fn compatibility_test(
     })
 }
 
-/// The run's local record in its folder.
-pub const RUN_RECORD: &str = "run.json";
-
-/// A fresh folder for one run's data and logs: `runs/<kind>/<timestamp>-<random>`.
-pub fn new_run_dir(ctx: &Ctx, kind: &str) -> Result<PathBuf> {
-    let base = ctx.home.runs_dir().join(kind);
-    // Runs hold private data and what is derived from it: the caller's alone.
-    private_dir(&ctx.home.runs_dir())
-        .and_then(|()| private_dir(&base))
-        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?;
-    let stamp = ctx.timestamp().replace([':', '-'], "");
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{stamp}-"))
-        .tempdir_in(&base)
-        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", base.display())))?
-        .keep();
-    private_dir(&dir).map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
-    // The local record of how this run was made: the site's device choices live here, never
-    // in the signed result.
-    let record = serde_json::json!({
-        "kind": kind,
-        "started": ctx.timestamp(),
-        "gpus": ctx.devices.gpus,
-        "shm_size": ctx.devices.shm_size,
-    });
-    crate::storage::write_atomic_mode(
-        &dir.join(RUN_RECORD),
-        format!("{record:#}\n").as_bytes(),
-        Some(0o600),
-    )
-    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-/// Bytes under `dir` (files only; links are not followed).
-fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
-}
+pub use super::runs::{RUN_LOCK, RUN_RECORD, new_run_dir};
 
 /// Free space left below which a failing step is probably a full disk.
 const LOW_DISK_BYTES: u64 = 16 << 20;

@@ -222,6 +222,7 @@ pub fn submit_cube(
                         ))
                     })?,
             };
+            super::engine::remember(ctx, &id, source, crate::storage::Acquired::Loaded);
             blobs.extend(resolved.blob);
             Image {
                 id,

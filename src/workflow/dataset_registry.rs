@@ -44,6 +44,8 @@ pub struct DatasetPreview {
     pub record: model::Dataset,
     pub bytes: Vec<u8>,
     pub sealed: Vec<u8>,
+    /// The sealed description and location, when given.
+    pub sealed_about: Option<Vec<u8>>,
 }
 
 pub fn preview_dataset(
@@ -51,6 +53,7 @@ pub fn preview_dataset(
     opened: &Opened,
     signer: &Signer,
     name: &str,
+    about: &model::About,
 ) -> Result<DatasetPreview> {
     let ix = opened.index()?;
     let local = load_local(ctx, name)?.ok_or_else(|| {
@@ -100,12 +103,29 @@ pub fn preview_dataset(
     }
     let path = build::dataset(&local.id, 1);
     let file = build::sealed_file_name(&path, "statistics");
+    let to = recipients(&ix, &b, &signer.handle)?;
     let (sealed, ciphertext) = model::envelope::seal(
         &model::metrics::to_canonical(&local.statistics),
-        &recipients(&ix, &b, &signer.handle)?,
+        &to,
         &file,
         model::envelope::SCHEMA_METRICS,
     )?;
+    // The description and location never appear in the public record: sealed like the
+    // statistics, to the same people.
+    let (about_sealed, sealed_about) = if about.is_empty() {
+        (None, None)
+    } else {
+        about
+            .check()
+            .map_err(|why| WorkflowError::Refused(format!("dataset `{name}`: {why}")))?;
+        let (s, c) = model::envelope::seal(
+            &about.to_canonical(),
+            &to,
+            &build::sealed_file_name(&path, "about"),
+            model::about::SCHEMA_ABOUT,
+        )?;
+        (Some(s), Some(c))
+    };
     let record = model::Dataset {
         format: FORMAT_VERSION,
         kind: "dataset".into(),
@@ -119,6 +139,7 @@ pub fn preview_dataset(
         preparator: local.preparator.clone(),
         content_sha256: local.content_sha256.clone(),
         statistics: sealed,
+        about: about_sealed,
     };
     let bytes = model::to_bytes(&record);
     Ok(DatasetPreview {
@@ -126,6 +147,7 @@ pub fn preview_dataset(
         record,
         bytes,
         sealed: ciphertext,
+        sealed_about,
     })
 }
 
@@ -139,8 +161,16 @@ pub fn submit_dataset(
         SubmissionKind::Dataset,
         &format!("{}-{}", preview.record.name, &preview.record.id[..12]),
     );
-    let sealed =
-        crate::registry::NewFile::new(build::sealed(&preview.path, "statistics"), preview.sealed);
+    let mut sealed = vec![crate::registry::NewFile::new(
+        build::sealed(&preview.path, "statistics"),
+        preview.sealed,
+    )];
+    if let Some(about) = preview.sealed_about {
+        sealed.push(crate::registry::NewFile::new(
+            build::sealed(&preview.path, "about"),
+            about,
+        ));
+    }
     submit(
         opened,
         signer,
@@ -149,7 +179,7 @@ pub fn submit_dataset(
             preview.path.clone(),
             preview.bytes,
         )],
-        vec![sealed],
+        sealed,
         &format!("Register dataset {}", preview.record.name),
     )
 }
@@ -203,7 +233,7 @@ pub fn associate_dataset(
     let model_cube = engine.registered(ctx, &ix, &b.reference_model)?;
     let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
     let prepared = prepared_data(ctx, &local.name);
-    let (_, steps, metrics) = run_model(
+    let (run_dir, steps, metrics) = run_model(
         ctx,
         &engine,
         &model_cube,
@@ -211,6 +241,7 @@ pub fn associate_dataset(
         &prepared,
         "associate",
     )?;
+    super::runs::label_run(&run_dir, bench, Some(&local.name));
     let Some(values) = metrics.clone() else {
         return Ok(DatasetAssociation {
             steps,
@@ -290,6 +321,23 @@ pub fn open_sealed(
         .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
     let plain = model::envelope::open(sealed, bytes, signer.decryptor())?;
     Ok(model::metrics::from_canonical(&file, &plain)?)
+}
+
+/// The description and location of a registered dataset, when `signer` is a recipient;
+/// `Ok(None)` when the owner gave none.
+pub fn about(ix: &Index, id: &str, signer: &Signer) -> Result<Option<model::About>> {
+    let (p, d) = ix
+        .dataset(id)
+        .ok_or_else(|| WorkflowError::NotFound(format!("no dataset {id}")))?;
+    let Some(sealed) = &d.about else {
+        return Ok(None);
+    };
+    let file = build::sealed(p, "about");
+    let bytes = ix
+        .bytes(&file)
+        .ok_or_else(|| WorkflowError::NotFound(format!("{file} is missing")))?;
+    let plain = model::envelope::open(sealed, bytes, signer.decryptor())?;
+    Ok(Some(model::About::from_canonical(&file, &plain)?))
 }
 
 /// The statistics of a registered dataset, when `signer` is a recipient.

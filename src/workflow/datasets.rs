@@ -197,6 +197,7 @@ pub fn prepare_dataset(
     let prep = engine.registered(ctx, &ix, &b.data_preparator)?;
     let staging = staging_dir(ctx, name)?;
     let run_dir = new_run_dir(ctx, "prepare")?;
+    super::runs::label_run(&run_dir, bench, Some(name));
     let mut steps = Steps::default();
     let st = Stage {
         ctx,
@@ -378,6 +379,6 @@ pub fn find(
 }
 
 pub use super::dataset_registry::{
-    DatasetAssociation, DatasetPreview, associate_dataset, open_sealed, preview_dataset,
+    DatasetAssociation, DatasetPreview, about, associate_dataset, open_sealed, preview_dataset,
     recipients, registered, statistics, submit_dataset,
 };

@@ -13,10 +13,26 @@ use crate::mlcube::{
     RunRequest, RunSpec, RunnerOptions,
 };
 use crate::model::{self, CubeFile, ImageSource, Mlcube, Sha256, build};
-use crate::storage::{ExtractLimits, extract_tarball};
+use crate::storage::{Acquired, ExtractLimits, LedgerEntry, extract_tarball};
 use crate::trust::Index;
 
 use super::{Ctx, Result, WorkflowError};
+
+/// Notes an image cohort put into the engine, so `storage cleanup` may remove it later. A
+/// failure to note it only costs that: the image stays until removed by hand.
+pub(super) fn remember(ctx: &Ctx, id: &str, reference: &str, how: Acquired) {
+    let entry = LedgerEntry {
+        id: id.to_string(),
+        reference: reference.to_string(),
+        how,
+        at: ctx.timestamp(),
+    };
+    if let Err(e) = ctx.home.image_ledger().record(entry) {
+        ctx.reporter.warn(&format!(
+            "image {id} not recorded for `cohort storage cleanup`: {e}"
+        ));
+    }
+}
 
 /// A cube ready to run: its configuration (rooted in a private folder), its workspace template
 /// and the image id containers are created from.
@@ -143,6 +159,7 @@ impl Engine {
         }
         // An air-gapped site: the image came in a bundle and a copy was kept.
         if super::bundle::reload_kept_image(ctx, &self.runtime, want)? {
+            remember(ctx, want, want, Acquired::Loaded);
             return Ok(want.clone());
         }
         match rec.image.source {
@@ -161,6 +178,7 @@ impl Engine {
                     self.runtime
                         .load_tarball(&got.path, asset.sha256.as_str(), ctx.reporter)?;
                 if ids.iter().any(|i| i == want) {
+                    remember(ctx, want, asset.describe(), Acquired::Loaded);
                     Ok(want.clone())
                 } else {
                     Err(WorkflowError::Refused(format!(
@@ -177,6 +195,7 @@ impl Engine {
                     .expect("validated: pulled images name a reference");
                 let got = self.runtime.pull(reference, ctx.reporter)?;
                 if &got == want {
+                    remember(ctx, &got, reference, Acquired::Pulled);
                     Ok(got)
                 } else {
                     Err(WorkflowError::Refused(format!(
@@ -209,7 +228,11 @@ impl Engine {
         let image_id = match self.runtime.image_id(&plan.invocation.image)? {
             Some(id) => id,
             None if plan.image_build.dockerfile.is_file() => self.build(ctx, &plan)?,
-            None => mlcube::ensure_image(&self.runtime, &plan, ctx.reporter)?,
+            None => {
+                let id = mlcube::ensure_image(&self.runtime, &plan, ctx.reporter)?;
+                remember(ctx, &id, &plan.invocation.image, Acquired::Pulled);
+                id
+            }
         };
         let dir = config.root().to_path_buf();
         Ok(LocalCube {
@@ -233,13 +256,15 @@ impl Engine {
                 b.dockerfile.display()
             )));
         }
-        Ok(self.runtime.build_image(
+        let id = self.runtime.build_image(
             &b.context,
             &b.dockerfile,
             &plan.invocation.image,
             &b.build_args,
             ctx.reporter,
-        )?)
+        )?;
+        remember(ctx, &id, &plan.invocation.image, Acquired::Built);
+        Ok(id)
     }
 
     /// Runs one task of `cube` in strict mode inside `run_dir` (which gets a fresh workspace),

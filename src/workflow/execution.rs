@@ -47,6 +47,9 @@ pub struct LocalResult {
     pub infer_ms: u64,
     pub evaluate_ms: u64,
     pub finished: String,
+    /// The registered result this run replaces (`benchmark run --rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// The cache key of a run: every input's content hash.
@@ -161,6 +164,9 @@ pub struct RunOptions {
     pub models: Vec<String>,
     pub ignore_errors: bool,
     pub no_cache: bool,
+    /// Run again (as `no_cache`) and mark each new result as superseding the newest registered
+    /// result of the same model on the dataset.
+    pub rerun: bool,
 }
 
 /// Runs the benchmark's models on a prepared, registered, associated dataset.
@@ -244,6 +250,7 @@ pub fn run_benchmark(
             &drec.content_sha256,
         );
         if !opts.no_cache
+            && !opts.rerun
             && let Some(cached) = load_result(ctx, &key)
         {
             let status = match cached.status {
@@ -279,6 +286,7 @@ pub fn run_benchmark(
             &prepared,
             "execute",
         )?;
+        super::runs::label_run(&run_dir, bench, Some(&local.name));
         let ms = |step: &str| {
             steps
                 .steps
@@ -319,6 +327,11 @@ pub fn run_benchmark(
             infer_ms: ms("infer"),
             evaluate_ms: ms("evaluate"),
             finished: ctx.timestamp(),
+            supersedes: if opts.rerun {
+                superseded(&ix, &bref.name, &drec.id, &mref.name, &local.owner)
+            } else {
+                None
+            },
         };
         save_result(ctx, &result)?;
         let ok = result.status == ResultStatus::Ok;
@@ -341,6 +354,17 @@ pub fn run_benchmark(
         }
     }
     Ok(runs)
+}
+
+/// The newest registered result of `model` on `dataset` by `owner`, which a rerun replaces.
+fn superseded(ix: &Index, bench: &str, dataset: &str, model: &str, owner: &str) -> Option<String> {
+    let versions = ix
+        .results
+        .get(&(bench.to_string(), dataset.to_string(), model.to_string()))?;
+    versions.values().rev().find_map(|p| match ix.record(p) {
+        Some(Record::Result(r)) if r.owner == owner => Some(p.clone()),
+        _ => None,
+    })
 }
 
 /// The failure reason recorded in a receipt (no data, just the kind of failure).

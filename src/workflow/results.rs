@@ -28,11 +28,12 @@ pub fn registered(ix: &Index, bench: Option<&str>) -> Vec<(String, ResultManifes
         .collect()
 }
 
-/// Whether a local result is already in the registry (same run key).
+/// Whether a local result is already in the registry (same run key and, for a rerun, the
+/// same superseded result: a rerun has the key of the result it replaces).
 pub fn is_submitted(ix: &Index, r: &LocalResult) -> bool {
     registered(ix, Some(&r.benchmark.name))
         .iter()
-        .any(|(_, m)| m.provenance.run_key == r.key)
+        .any(|(_, m)| m.provenance.run_key == r.key && m.supersedes == r.supersedes)
 }
 
 /// Whether the result's associations are both approved now (the model's, or it is the
@@ -160,6 +161,7 @@ pub fn submit_results(
             status: r.status,
             failure: r.failure.clone(),
             sealed,
+            supersedes: r.supersedes.clone(),
             provenance: Provenance {
                 cohort_version: crate::VERSION.to_string(),
                 model_image: r.model_image.clone(),

@@ -39,6 +39,8 @@ pub fn open_payload(
         model::envelope::try_open(sealed, bytes, signer.decryptor()).map_err(|e| e.code())?;
     let ok = if sealed.schema == SCHEMA_PSEUDONYMS {
         Pseudonyms::from_canonical(&sealed.file, &plain).is_ok()
+    } else if sealed.schema == model::about::SCHEMA_ABOUT {
+        model::About::from_canonical(&sealed.file, &plain).is_ok()
     } else {
         sealed.schema == model::envelope::SCHEMA_METRICS
             && model::metrics::from_canonical(&sealed.file, &plain).is_ok()
@@ -65,18 +67,29 @@ pub fn read_result(
     model::metrics::from_canonical(&file, &plain).map_err(|_| Unreadable::MalformedPayload)
 }
 
-/// The sealed payload a record carries, its purpose and the benchmark whose committee it is
-/// sealed for.
-fn sealed_of(record: &Record) -> Option<(&Sealed, &'static str, &model::BenchRef)> {
+/// The sealed payloads a record carries, their purposes and the benchmark whose committee
+/// they are sealed for.
+fn sealed_of(record: &Record) -> Vec<(&Sealed, &'static str, &model::BenchRef)> {
     match record {
-        Record::Dataset(d) => Some((&d.statistics, "statistics", &d.benchmark)),
-        Record::Association(a) => a.sealed.as_ref().map(|s| (s, "report", &a.benchmark)),
-        Record::Result(r) => r.sealed.as_ref().map(|s| (s, "result", &r.benchmark)),
+        Record::Dataset(d) => std::iter::once((&d.statistics, "statistics", &d.benchmark))
+            .chain(d.about.as_ref().map(|s| (s, "about", &d.benchmark)))
+            .collect(),
+        Record::Association(a) => a
+            .sealed
+            .iter()
+            .map(|s| (s, "report", &a.benchmark))
+            .collect(),
+        Record::Result(r) => r
+            .sealed
+            .iter()
+            .map(|s| (s, "result", &r.benchmark))
+            .collect(),
         Record::Leaderboard(l) => l
             .pseudonyms
-            .as_ref()
-            .map(|s| (s, "pseudonyms", &l.benchmark)),
-        _ => None,
+            .iter()
+            .map(|s| (s, "pseudonyms", &l.benchmark))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -102,38 +115,37 @@ pub fn gate(opened: &Opened, sub: &Submission, signer: &Signer) -> Result<()> {
         let Ok(record) = model::parse_record(p, &rp, &bytes) else {
             continue;
         };
-        let Some((sealed, purpose, bench)) = sealed_of(&record) else {
-            continue;
-        };
-        let file = model::build::sealed(p, purpose);
-        let Some((_, b)) = ix.benchmark(&bench.name, bench.version) else {
-            return Err(WorkflowError::Refused(format!(
-                "{file} is sealed for benchmark {} v{}, which is not approved on main",
-                bench.name, bench.version
-            )));
-        };
-        if !b.committee.contains(&signer.handle) {
-            return Err(WorkflowError::SealedRefused {
-                file,
-                code: SealRefusal::NotOnCommittee,
-                why: format!(
-                    "it is sealed for the {} committee ({}); {} is not on it, so decrypting it would not show the committee can",
-                    b.name,
-                    b.committee.join(", "),
-                    signer.handle
-                ),
-            });
-        }
-        let payload = tree.read_path(&file).ok();
-        if let Err(code) = open_payload(sealed, payload.as_deref(), signer) {
-            return Err(WorkflowError::SealedRefused {
-                file,
-                code: SealRefusal::Unreadable(code),
-                why: format!(
-                    "{} cannot read it ({code}), although its manifest in {p} lists them as a recipient",
-                    signer.handle
-                ),
-            });
+        for (sealed, purpose, bench) in sealed_of(&record) {
+            let file = model::build::sealed(p, purpose);
+            let Some((_, b)) = ix.benchmark(&bench.name, bench.version) else {
+                return Err(WorkflowError::Refused(format!(
+                    "{file} is sealed for benchmark {} v{}, which is not approved on main",
+                    bench.name, bench.version
+                )));
+            };
+            if !b.committee.contains(&signer.handle) {
+                return Err(WorkflowError::SealedRefused {
+                    file,
+                    code: SealRefusal::NotOnCommittee,
+                    why: format!(
+                        "it is sealed for the {} committee ({}); {} is not on it, so decrypting it would not show the committee can",
+                        b.name,
+                        b.committee.join(", "),
+                        signer.handle
+                    ),
+                });
+            }
+            let payload = tree.read_path(&file).ok();
+            if let Err(code) = open_payload(sealed, payload.as_deref(), signer) {
+                return Err(WorkflowError::SealedRefused {
+                    file,
+                    code: SealRefusal::Unreadable(code),
+                    why: format!(
+                        "{} cannot read it ({code}), although its manifest in {p} lists them as a recipient",
+                        signer.handle
+                    ),
+                });
+            }
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ mod execution;
 mod forgery;
 mod foundation;
 mod grammar;
+mod habits;
 mod medperf;
 mod metrics;
 mod refusals;

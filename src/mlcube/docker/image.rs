@@ -29,6 +29,15 @@ pub async fn image_id(docker: &Docker, reference: &str) -> Result<Option<String>
     }
 }
 
+/// The size the engine reports for an image, if present.
+pub async fn size(docker: &Docker, reference: &str) -> Result<Option<u64>, Error> {
+    match docker.inspect_image(reference).await {
+        Ok(img) => Ok(img.size.and_then(|s| u64::try_from(s).ok())),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(docker_err(&format!("inspecting image {reference}"), e)),
+    }
+}
+
 /// The repository tags of an image (empty when it has none or is absent).
 pub async fn tags(docker: &Docker, reference: &str) -> Result<Vec<String>, Error> {
     match docker.inspect_image(reference).await {

@@ -52,6 +52,10 @@ pub trait ContainerRuntime {
     fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<String, Error>;
     /// Removes an image (absent is fine).
     fn remove_image(&self, reference: &str) -> Result<(), Error>;
+    /// The size in bytes the engine reports for an image; `None` when absent or unknown.
+    fn image_size(&self, _reference: &str) -> Result<Option<u64>, Error> {
+        Ok(None)
+    }
     /// Runs a planned task: checks inputs and creates output folders ([`prepare_host`]),
     /// resolves and checks the image id, runs the container by id and removes it.
     fn run(
@@ -402,6 +406,10 @@ impl ContainerRuntime for DockerRuntime {
 
     fn remove_image(&self, reference: &str) -> Result<(), Error> {
         self.rt.block_on(image::remove(&self.docker, reference))
+    }
+
+    fn image_size(&self, reference: &str) -> Result<Option<u64>, Error> {
+        self.rt.block_on(image::size(&self.docker, reference))
     }
 
     fn run(

@@ -70,11 +70,12 @@ pub(super) fn check_sealed(
         );
         return;
     }
-    // A release's pseudonym mapping has its own schema; every other payload is metrics.
-    let want_schema = if purpose == "pseudonyms" {
-        model::envelope::SCHEMA_PSEUDONYMS
-    } else {
-        model::envelope::SCHEMA_METRICS
+    // A release's pseudonym mapping and a dataset's description have their own schemas;
+    // every other payload is metrics.
+    let want_schema = match purpose {
+        "pseudonyms" => model::envelope::SCHEMA_PSEUDONYMS,
+        "about" => model::about::SCHEMA_ABOUT,
+        _ => model::envelope::SCHEMA_METRICS,
     };
     if sealed.schema != want_schema {
         v.fail(
@@ -175,14 +176,11 @@ pub(super) fn check_dataset(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
-    check_sealed(
-        ctx,
-        path,
-        "statistics",
-        &d.statistics,
-        &expected_recipients(ctx, b, &d.owner, t),
-        v,
-    );
+    let expected = expected_recipients(ctx, b, &d.owner, t);
+    check_sealed(ctx, path, "statistics", &d.statistics, &expected, v);
+    if let Some(about) = &d.about {
+        check_sealed(ctx, path, "about", about, &expected, v);
+    }
 }
 
 pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
@@ -265,6 +263,9 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
+    if let Some(earlier) = &r.supersedes {
+        check_supersedes(ctx, path, r, earlier, t, v);
+    }
     if let Some(sealed) = &r.sealed {
         check_sealed(
             ctx,
@@ -273,6 +274,41 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
             sealed,
             &expected_recipients(ctx, b, &r.owner, t),
             v,
+        );
+    }
+}
+
+/// A result may replace only an earlier result of the same model on the same dataset
+/// of the same benchmark, by the same dataset owner: anything else would let a release drop
+/// someone else's result, or one of another pairing.
+fn check_supersedes(
+    ctx: &Ctx,
+    path: &str,
+    r: &model::ResultManifest,
+    earlier: &str,
+    t: usize,
+    v: &mut Verdict,
+) {
+    // Results are checked side by side (one stage), so the earlier one's own validity is not
+    // known here; it is reported on its own when it fails.
+    let same = match ctx.ix.record(earlier) {
+        Some(Record::Result(e)) if ctx.intro(earlier) <= t => {
+            e.benchmark.name == r.benchmark.name
+                && e.dataset.id == r.dataset.id
+                && e.model.name == r.model.name
+                && e.owner == r.owner
+                && e.number < r.number
+        }
+        _ => false,
+    };
+    if !same {
+        v.fail(
+            path,
+            Rule::Reference,
+            format!(
+                "it supersedes {earlier}, which is not an earlier result of the same benchmark, dataset and model by {}",
+                r.owner
+            ),
         );
     }
 }

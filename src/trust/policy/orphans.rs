@@ -43,7 +43,10 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
     }
     for (owner, files) in &ix.sealed {
         let referenced = match ix.record(owner) {
-            Some(Record::Dataset(d)) => vec![d.statistics.file.clone()],
+            Some(Record::Dataset(d)) => std::iter::once(&d.statistics)
+                .chain(&d.about)
+                .map(|s| s.file.clone())
+                .collect(),
             Some(Record::Association(a)) => a.sealed.iter().map(|s| s.file.clone()).collect(),
             Some(Record::Result(r)) => r.sealed.iter().map(|s| s.file.clone()).collect(),
             Some(Record::Leaderboard(l)) => l.pseudonyms.iter().map(|s| s.file.clone()).collect(),
