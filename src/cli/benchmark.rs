@@ -283,7 +283,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             let s = Session::new(settings);
             let opened = s.open()?;
             let ix = opened.index_of(&[&format!("benchmarks/{name}/")])?;
-            let (p, b, r) = benchmarks::approved(&ix, &name)?;
+            let (p, b, r) = benchmarks::approved_in(&opened, &ix, &name)?;
             if ui.json {
                 ui.json(
                     &serde_json::json!({"path": p, "sha256": r.sha256.to_string(), "record": b}),

@@ -187,6 +187,8 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                 CliError::user(format!("{file}: {why}; not merging it")).hint(hint)
             }
             W::NotFound(m) => CliError::user(m),
+            W::Denied(d) => CliError::user(d.to_string()).hint(d.hint()),
+            W::Unknown(u) => CliError::user(u.to_string()).hint(u.hint()),
             W::Bundle(b) => CliError::user(b.to_string()).hint(b.hint()),
             W::RefusedBecause { message, hint } => CliError::user(message).hint(hint),
             other => CliError::user(other.to_string()),

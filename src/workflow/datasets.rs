@@ -11,7 +11,7 @@ use crate::model::{self, CubeRef, Sha256, metrics::Metrics};
 use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree, write_atomic_mode};
 use crate::trust::Index;
 
-use super::benchmarks::approved;
+use super::benchmarks::approved_in;
 use super::compat::{Prepared, Stage, Steps, new_run_dir, prepare};
 use super::engine::{Engine, private_dir};
 use super::registry_ops::Opened;
@@ -171,7 +171,7 @@ pub fn prepare_dataset(
 ) -> Result<PrepareOutcome> {
     model::ids::check_name("dataset name", name)?;
     let ix = opened.index()?;
-    let (_, b, bref) = approved(&ix, bench)?;
+    let (_, b, bref) = approved_in(opened, &ix, bench)?;
     check_raw("--data-path", raw_data)?;
     check_raw("--labels-path", raw_labels)?;
     // Prepared data is private: only the caller may enter the datasets folder.

@@ -15,6 +15,8 @@ pub mod datasets;
 pub mod engine;
 pub mod execution;
 pub mod identity;
+pub mod lookup;
+pub mod permission;
 mod proposals;
 pub mod registry_ops;
 pub mod release;
@@ -111,6 +113,12 @@ pub enum WorkflowError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// The signer may not do this (checked before any work starts).
+    #[error(transparent)]
+    Denied(#[from] permission::Denied),
+    /// A named entity is not on main (does not exist, or waits on a branch).
+    #[error(transparent)]
+    Unknown(#[from] lookup::Unknown),
     /// A refusal with what to do instead (the CLI prints it as a `hint:` line).
     #[error("{message}")]
     RefusedBecause { message: String, hint: String },

@@ -127,6 +127,7 @@ pub fn approve(
     merge: bool,
 ) -> Result<(Submission, Option<Landed>)> {
     let sub = find_submission(opened, branch)?;
+    may_decide(opened, signer, &sub, "approve")?;
     // A sealed payload reaches main only once a committee member has read it.
     unseal::gate(opened, &sub, signer)?;
     let decision = sign_all(
@@ -191,6 +192,52 @@ pub fn approve(
     Ok((sub, Some(landed)))
 }
 
+/// Whether `signer` may approve or reject `sub` (the policy's deciders per kind), asked before
+/// anything is signed.
+fn may_decide(opened: &Opened, signer: &Signer, sub: &Submission, verb: &str) -> Result<()> {
+    use super::permission::{Needs, require};
+    use super::submission::SubmissionKind as K;
+    let ix = opened.index()?;
+    match sub.kind {
+        K::User => require(opened, &ix, signer, Needs::Admin, &format!("{verb} users")),
+        K::Benchmark => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Admin,
+            &format!("{verb} benchmarks"),
+        ),
+        K::Grant | K::Root => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Admin,
+            &format!("{verb} admin proposals"),
+        ),
+        K::Association | K::Leaderboard => {
+            // `associations/<bench>/...`, `leaderboards/<bench>/...`
+            let bench = sub.subject.split('/').nth(1).unwrap_or_default();
+            match ix.latest_benchmark(bench) {
+                Some((_, b)) => require(
+                    opened,
+                    &ix,
+                    signer,
+                    Needs::Committee(b),
+                    &format!("{verb} its submissions"),
+                ),
+                None => require(opened, &ix, signer, Needs::Member, verb),
+            }
+        }
+        K::Mlcube | K::Dataset | K::Result => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Member,
+            &format!("{verb} submissions"),
+        ),
+    }
+}
+
 /// Merges a submission that needs no approval (cubes, datasets, results) once it verifies.
 /// One that adds sealed payloads merges only if `who` is on their committee and decrypts each
 /// (`key` is asked for `who`'s unlocked key only then; the caller may keep it for the next).
@@ -236,6 +283,7 @@ pub fn reject(
     reason: Option<String>,
 ) -> Result<(Submission, Landed)> {
     let sub = find_submission(opened, branch)?;
+    may_decide(opened, signer, &sub, "reject")?;
     let record = decision_file(ctx, &sub, signer, DecisionKind::Rejection, reason);
     let landed = apply_to_main(
         ctx,
