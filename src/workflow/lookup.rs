@@ -161,8 +161,9 @@ pub fn unknown_on_main(ix: &Index, entity: Entity, name: &str) -> Unknown {
     }
 }
 
-/// The candidates closest to `name` (at most three), closest first: a typo is a few edits away,
-/// so anything further than a third of the name is no suggestion.
+/// The candidates closest to `name` (at most three, equally close): a typo is a few edits away,
+/// so anything further than a third of the name is no suggestion, and a closer name hides the
+/// others (names sharing a prefix are all a few edits apart).
 pub fn nearest(name: &str, candidates: &[String]) -> Vec<String> {
     let limit = (name.chars().count() / 3).max(1);
     let mut scored: Vec<(usize, &String)> = candidates
@@ -173,7 +174,13 @@ pub fn nearest(name: &str, candidates: &[String]) -> Vec<String> {
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.clone()).collect()
+    let best = scored.first().map(|(d, _)| *d);
+    scored
+        .into_iter()
+        .take_while(|(d, _)| Some(*d) == best)
+        .take(3)
+        .map(|(_, c)| c.clone())
+        .collect()
 }
 
 /// Levenshtein distance over chars.
@@ -207,7 +214,16 @@ mod tests {
         let all = names(&["heart", "lungs", "heart-v2", "brain"]);
         assert_eq!(nearest("hart", &all), names(&["heart"]));
         assert_eq!(nearest("hearts", &all), names(&["heart"]));
-        assert_eq!(nearest("heart-", &all), names(&["heart", "heart-v2"]));
+        assert_eq!(nearest("heart-", &all), names(&["heart"]));
+        assert_eq!(
+            nearest("heart-logreq", &names(&["heart-logreg", "heart-prep"])),
+            names(&["heart-logreg"])
+        );
+        assert_eq!(
+            nearest("lung", &names(&["lunge", "lungs"])),
+            names(&["lunge", "lungs"])
+        );
+        assert_eq!(nearest("hea", &names(&["heart-v2"])), names(&["heart-v2"]));
         assert_eq!(nearest("lung", &all), names(&["lungs"]));
         assert!(nearest("kidney", &all).is_empty());
         assert!(nearest("heart", &names(&["heart"])).is_empty());

@@ -313,23 +313,46 @@ fn cleanup_branch(ctx: &Ctx, opened: &Opened, branch: &str, online: bool) {
     }
 }
 
+/// What `registry push` did.
+pub struct Pushed {
+    /// Submission branches pushed.
+    pub pushed: Vec<String>,
+    /// Branches skipped because main already holds them: removed here, and on the remote when
+    /// they were one's own.
+    pub merged: Vec<String>,
+    /// Main, when it had commits to push.
+    pub landed: Option<Landed>,
+}
+
 /// Pushes pending submission branches (all of `handle`'s, or the one named) and unpushed
-/// commits on main. Returns the branches pushed.
+/// commits on main. A branch main already holds is not pushed again (that would reopen a
+/// merged submission) but cleaned up.
 pub fn push(
     ctx: &Ctx,
     opened: &Opened,
     handle: Option<&str>,
     branch: Option<&str>,
-) -> Result<(Vec<String>, Option<Landed>)> {
+) -> Result<Pushed> {
     let url = opened
         .reg
         .remote_url()
         .ok_or_else(|| WorkflowError::Refused("this registry has no remote to push to".into()))?;
     let transport: Transport = ctx.transport_for(&url)?;
     let mut pushed = Vec::new();
+    let mut merged = Vec::new();
+    let view = opened.view()?;
+    let repo = opened.reg.repo();
     for (name, tip) in opened.reg.submission_branches(false)? {
         let mine = handle.is_none_or(|h| name.starts_with(&format!("submit/{h}/")));
         if branch.is_some_and(|b| b != name) || (branch.is_none() && !mine) {
+            continue;
+        }
+        if tip == view || repo.graph_descendant_of(view, tip).unwrap_or(false) {
+            // Only one's own branch is deleted on the remote: others' are their owners' or
+            // their maintainers' to remove.
+            let own = handle.is_some_and(|h| name.starts_with(&format!("submit/{h}/")));
+            cleanup_branch(ctx, opened, &name, own);
+            merged.push(name);
             continue;
         }
         if opened
@@ -358,18 +381,22 @@ pub fn push(
     }
     if let Some(b) = branch
         && !pushed.iter().any(|p| p == b)
+        && !merged.iter().any(|p| p == b)
         && opened.reg.ref_target(&format!("refs/heads/{b}")).is_none()
     {
         return Err(WorkflowError::NotFound(format!(
             "no local submission branch `{b}`"
         )));
     }
-    let view = opened.view()?;
     let remote_main = opened.reg.ref_target(REMOTE_MAIN_REF);
     let landed = if remote_main != Some(view) {
         Some(land(ctx, opened, "push main", &|base| Ok(base))?)
     } else {
         None
     };
-    Ok((pushed, landed))
+    Ok(Pushed {
+        pushed,
+        merged,
+        landed,
+    })
 }

@@ -131,3 +131,127 @@ fn permission_problems_are_said_before_any_work() {
     .says("only admins and holders of the benchmark-owner right can submit benchmarks")
     .says("cohort user grant mia --role benchmark-owner");
 }
+
+#[test]
+fn names_not_found_say_where_they_are() {
+    if !crate::services::docker_or_skip("names_not_found_say_where_they_are") {
+        return;
+    }
+    let w = crate::world::World::people();
+    let e = &w.env;
+    w.benchmark(&[]);
+    // A typo: the nearest names.
+    w.as_("mo", &["benchmark", "view", "hart"])
+        .fails(1)
+        .says("error: no benchmark `hart` in this registry")
+        .says("hint: did you mean `heart`?");
+    w.as_("mo", &["leaderboard", "hearts"])
+        .fails(1)
+        .says("error: no benchmark `hearts` in this registry")
+        .says("hint: did you mean `heart`?");
+    w.as_("mo", &["mlcube", "view", "heart-logreq"])
+        .fails(1)
+        .says("did you mean `heart-logreg`?");
+    // An existing benchmark with nothing released.
+    w.as_("mo", &["leaderboard", "heart"])
+        .fails(1)
+        .says("error: benchmark heart has no release yet")
+        .says("cohort result release");
+
+    // Submitted, not approved: it waits on a branch.
+    w.as_(
+        "carol",
+        &[
+            "benchmark",
+            "submit",
+            "--name",
+            "lungs",
+            "--data-preparator",
+            "heart-prep",
+            "--reference-model",
+            "heart-logreg",
+            "--metrics",
+            "heart-metrics",
+            "--demo-dataset",
+            &e.data("demo.tar.gz"),
+        ],
+    )
+    .ok();
+    w.as_("carol", &["benchmark", "view", "lungs"])
+        .fails(1)
+        .says("error: benchmark `lungs` is not approved yet: it waits on submit/carol/benchmark-lungs-v1")
+        .says("cohort benchmark approve lungs");
+
+    // A cube submitted, not merged; push says what it pushed, then that nothing is left.
+    let weak = e.cube("model-weak");
+    let submit = [
+        "mlcube",
+        "submit",
+        weak.as_str(),
+        "--name",
+        "mo-weak",
+        "--build",
+        "--local-only",
+    ];
+    w.as_("mo", &submit).ok();
+    let branch = "submit/mo/mlcube-mo-weak-v1";
+    w.as_("mo", &["mlcube", "view", "mo-weak"])
+        .fails(1)
+        .says(&format!(
+            "error: cube `mo-weak` is not merged yet: it waits on {branch}"
+        ));
+    w.as_("mo", &["registry", "push"])
+        .ok()
+        .says(&format!("pushed {branch} to "));
+    w.as_("mo", &["registry", "push"])
+        .ok()
+        .says("nothing to push");
+    // The committee merges it; a second merge finds nothing and says so.
+    w.as_("carol", &["registry", "merge", "--all"])
+        .ok()
+        .says(branch);
+    w.as_("carol", &["registry", "merge", "--all"])
+        .ok()
+        .says("nothing to merge");
+    // mo's own copy of the branch is merged: push skips it and removes it.
+    assert!(w.branches("mo").contains("mlcube-mo-weak"));
+    w.as_("mo", &["registry", "push"])
+        .ok()
+        .says(&format!("skipped {branch}: main already holds it"));
+    assert!(
+        !w.branches("mo").contains("mlcube-mo-weak"),
+        "{}",
+        w.branches("mo")
+    );
+    w.as_("mo", &["mlcube", "view", "mo-weak"]).ok();
+}
+
+#[test]
+fn a_release_points_at_results_waiting_to_be_merged() {
+    if !crate::services::docker_or_skip("a_release_points_at_results_waiting_to_be_merged") {
+        return;
+    }
+    let w = crate::world::World::people();
+    w.benchmark(&[]);
+    w.hospital("hosp-a", "hospital-a", "ward-a");
+    w.as_(
+        "hosp-a",
+        &["benchmark", "run", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+    w.as_(
+        "hosp-a",
+        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
+    )
+    .ok();
+    w.as_("hosp-a", &["registry", "push"]).ok();
+    let r = w
+        .as_("carol", &["result", "release", "-b", "heart"])
+        .fails(1);
+    r.says("error: benchmark heart has no results on main to release; 1 submission(s) of results wait to be merged: submit/hosp-a/result-")
+        .says("hint: merge them first: `cohort registry merge --all`");
+    // mo is no committee member: told so before anything is computed.
+    w.as_("mo", &["result", "release", "-b", "heart"])
+        .fails(1)
+        .says("only members of the heart committee (carol, dave) can release its results; mo is not one");
+}
