@@ -543,3 +543,89 @@ fn configuration_bombs_are_refused_quickly() {
         );
     }
 }
+
+/// Ctrl-C during `mlcube run`: the container is stopped and removed, and the command exits 130
+/// (128 + SIGINT), so a script can tell an interruption from a failure.
+#[test]
+fn an_interrupted_run_exits_130_and_leaves_no_container() {
+    if !docker_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = SandboxCube::new(
+        tmp.path(),
+        "",
+        "  wait: {parameters: {outputs: {out: {type: directory, default: out}}}}\n",
+    );
+    // A cube name of its own: its containers are found by the label cohort gives them.
+    let name = format!("sigint-{}", &cohort::mlcube::docker::new_run_id()[..12]);
+    let yaml = cube.dir.join("mlcube.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replacen("name: sandbox", &format!("name: {name}"), 1),
+    )
+    .unwrap();
+    let script = cube.dir.join("build/run.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(
+        &script,
+        text.replacen(
+            "  *) exit 64 ;;",
+            "  wait) echo started > \"$p_out/started\"; trap 'exit 143' TERM; sleep 600 & wait ;;\n  *) exit 64 ;;",
+            1,
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(["mlcube", "run", cube.path(), "--task", "wait"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tmp.path())
+        .env("COHORT_HOME", tmp.path().join("cohort"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The task has started once its output folder holds `started` (the image is built first).
+    let started = cube.dir.join("workspace/out/started");
+    while !started.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended before the task started ({status}): {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(&format!("error: MLCube {name}, task wait: cancelled")),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the container was stopped and removed"),
+        "{err}"
+    );
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=org.cohort.cube={name}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(left.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "a container was left behind"
+    );
+}

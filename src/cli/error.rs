@@ -14,6 +14,8 @@ pub enum Exit {
     Environment = 3,
     /// A bug in cohort.
     Internal = 70,
+    /// Interrupted (Ctrl-C): what was running was stopped and cleaned up (128 + SIGINT).
+    Interrupted = 130,
 }
 
 #[derive(Debug)]
@@ -43,6 +45,9 @@ impl CliError {
     pub fn env(message: impl Into<String>) -> CliError {
         CliError::new(Exit::Environment, message)
     }
+    pub fn interrupted(message: impl Into<String>) -> CliError {
+        CliError::new(Exit::Interrupted, message)
+    }
     pub fn hint(mut self, hint: impl Into<String>) -> CliError {
         self.hints.push(hint.into());
         self
@@ -62,7 +67,19 @@ impl fmt::Display for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> CliError {
-        CliError::user(e.to_string())
+        CliError::user(cohort::storage::plain_io(&e)).hint(cohort::storage::io_hint(&e))
+    }
+}
+
+impl CliError {
+    /// An I/O error on `path`, in words, with what to do.
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> CliError {
+        CliError::user(format!(
+            "{}: {}",
+            path.display(),
+            cohort::storage::plain_io(e)
+        ))
+        .hint(cohort::storage::io_hint(e))
     }
 }
 

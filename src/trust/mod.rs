@@ -30,7 +30,7 @@ pub enum TrustError {
     NoKey { handle: String, dir: PathBuf },
     #[error("wrong passphrase for the key of `{0}`")]
     WrongPassphrase(String),
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::storage::plain_io(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
