@@ -121,6 +121,10 @@ impl From<cohort::trust::TrustError> for CliError {
             T::KeyExists { .. } => {
                 Some("choose another handle; an existing key is never overwritten".to_string())
             }
+            T::Io { source, .. } => Some(format!(
+                "{} (keys live under COHORT_HOME)",
+                cohort::storage::io_hint(source)
+            )),
             _ => None,
         };
         let err = CliError::user(e.to_string());
@@ -142,6 +146,9 @@ impl From<cohort::registry::RegistryError> for CliError {
             R::Conflict { .. } => CliError::user(e.to_string())
                 .hint("run `cohort registry sync`; someone added that file first"),
             R::Trust(t) => CliError::user(t.to_string()),
+            R::Io { source, .. } => {
+                CliError::user(e.to_string()).hint(cohort::storage::io_hint(source))
+            }
             _ => CliError::user(e.to_string()),
         }
     }

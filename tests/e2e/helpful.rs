@@ -255,3 +255,118 @@ fn a_release_points_at_results_waiting_to_be_merged() {
         .fails(1)
         .says("only members of the heart committee (carol, dave) can release its results; mo is not one");
 }
+
+/// One `error:` line and a `hint:`, in words: no OS error numbers, no library internals.
+#[track_caller]
+fn one_line_with_hint(r: &crate::env::Run) {
+    let errors = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .count();
+    assert_eq!(errors, 1, "one error line:\n{}", r.stderr);
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with("hint: ")),
+        "a hint:\n{}",
+        r.stderr
+    );
+    for raw in ["os error", "hyper", "client error (", "Os {"] {
+        assert!(
+            !r.stderr.contains(raw),
+            "`{raw}` reached the user:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn errors_are_one_line_in_words_with_a_hint() {
+    let e = TestEnv::new();
+    std::fs::create_dir_all(e.role_dir("x")).unwrap();
+    // A file where a folder is asked for.
+    let file = e.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let r = e.cohort("x", &["demo", "--keep", f]).fails(1);
+    one_line_with_hint(&r);
+    r.says(&format!("error: {f}: already exists"))
+        .says("hint: choose another path");
+    let r = e
+        .cohort_env("x", &["key", "ls"], &[("COHORT_HOME", f)])
+        .fails(1);
+    one_line_with_hint(&r);
+    r.says("is not a folder (a file is in the way)");
+    // The Docker Engine not listening where DOCKER_HOST says.
+    let cube = e.cube("model-good");
+    let data = e.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let r = e
+        .cohort_env(
+            "x",
+            &[
+                "mlcube",
+                "run",
+                &cube,
+                "--task",
+                "infer",
+                &format!("data_path={}", data.display()),
+            ],
+            &[("DOCKER_HOST", "tcp://127.0.0.1:1")],
+        )
+        .fails(3);
+    one_line_with_hint(&r);
+    r.says("error: cannot reach the Docker Engine at tcp://127.0.0.1:1: connection refused")
+        .says("hint: is it running?")
+        .says("cohort doctor");
+    // Outside any registry clone.
+    let r = e.cohort("x", &["benchmark", "view", "heart"]).fails(1);
+    one_line_with_hint(&r);
+}
+
+/// Ctrl-C during the demo: it stops after the step under way, removes its temporary folder and
+/// exits 130.
+#[test]
+fn an_interrupted_demo_removes_its_folder_and_exits_130() {
+    let e = TestEnv::new();
+    let tmp = e.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut child = std::process::Command::new(crate::env::bin())
+        .arg("demo")
+        .env("TMPDIR", &tmp)
+        .env("HOME", e.path())
+        .env_remove("COHORT_HOME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let demo_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("cohort-demo-")
+            })
+            .collect()
+    };
+    // Under way once the first role has a folder.
+    while !demo_dirs().iter().any(|d| d.join("admin").exists()) {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the demo ended early: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("error: the demo was interrupted"), "{err}");
+    assert!(demo_dirs().is_empty(), "the demo's folder was left behind");
+}
