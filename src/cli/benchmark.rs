@@ -242,7 +242,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                             sub.branch.clone(),
                         ]);
                     }
-                    ui.out(t.to_string());
+                    super::table::print(ui, &t, "no benchmark waits for approval");
                 }
                 return Ok(());
             }
@@ -274,7 +274,11 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                         format!("{} v{}", b.metrics.name, b.metrics.version),
                     ]);
                 }
-                ui.out(t.to_string());
+                super::table::print(
+                    ui,
+                    &t,
+                    "no benchmarks yet (`cohort benchmark ls --pending` shows submitted ones)",
+                );
             }
             Ok(())
         }

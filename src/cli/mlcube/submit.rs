@@ -124,7 +124,7 @@ pub fn ls(settings: &Settings) -> CliResult {
                 c.created.clone(),
             ]);
         }
-        ui.out(t.to_string());
+        crate::cohort_cli::table::print(ui, &t, "no cubes yet");
     }
     Ok(())
 }
