@@ -572,13 +572,13 @@ fn an_interrupted_run_exits_130_and_leaves_no_container() {
         &script,
         text.replacen(
             "  *) exit 64 ;;",
-            "  wait) echo started > \"$p_out/started\"; trap 'exit 143' TERM; sleep 600 & wait ;;\n  *) exit 64 ;;",
+            "  wait) echo waiting for a signal; echo started > \"$p_out/started\"; trap 'exit 143' TERM; sleep 600 & wait ;;\n  *) exit 64 ;;",
             1,
         ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .args(["mlcube", "run", cube.path(), "--task", "wait"])
+        .args(["-v", "mlcube", "run", cube.path(), "--task", "wait"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", tmp.path())
@@ -612,6 +612,8 @@ fn an_interrupted_run_exits_130_and_leaves_no_container() {
         err.contains("hint: the container was stopped and removed"),
         "{err}"
     );
+    // -v shows the container's output although stderr is a pipe here, not a terminal.
+    assert!(err.contains("  | waiting for a signal"), "{err}");
     let left = Command::new("docker")
         .args([
             "ps",

@@ -300,7 +300,13 @@ pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Resu
         }
         if kind == model::Kind::Grant {
             // Roots are co-signed by incoming admins too; grants by admins only.
-            require(opened, &opened.index()?, signer, Needs::Admin, "co-sign grants")?;
+            require(
+                opened,
+                &opened.index()?,
+                signer,
+                Needs::Admin,
+                "co-sign grants",
+            )?;
         }
         let bytes = tree.read_path(p)?;
         if kind == model::Kind::Leaderboard {

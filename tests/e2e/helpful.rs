@@ -73,6 +73,10 @@ fn permission_problems_are_said_before_any_work() {
         !image_exists(&image),
         "{image} was built before the refusal"
     );
+    // An empty listing says so instead of drawing an empty box.
+    let r = e.cohort("mia", &["benchmark", "ls"]).ok();
+    assert_eq!(r.stdout, "");
+    r.says("no benchmarks yet");
 
     // Once mia asked, the hint points at the request waiting for an admin.
     e.cohort(
