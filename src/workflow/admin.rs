@@ -65,9 +65,9 @@ pub fn grant(
     let verb = if revoke { "revoke" } else { "grant" };
     require(opened, &ix, admin, Needs::Admin, &format!("{verb} roles"))?;
     if ix.user(handle).is_none() {
-        return Err(WorkflowError::NotFound(format!(
-            "{handle} is not a registered user (approve their request first)"
-        )));
+        return Err(
+            super::lookup::unknown(opened, &ix, super::lookup::Entity::User, handle).into(),
+        );
     }
     let n = next_grant(&ix, handle);
     let g = model::Grant {
@@ -109,7 +109,7 @@ pub fn revoke(
     require(opened, &ix, admin, Needs::Admin, "revoke keys")?;
     let (_, user) = ix
         .user(handle)
-        .ok_or_else(|| WorkflowError::NotFound(format!("{handle} is not a registered user")))?;
+        .ok_or_else(|| super::lookup::unknown(opened, &ix, super::lookup::Entity::User, handle))?;
     let key = keys::key_id_of(&user.minisign)
         .ok_or_else(|| WorkflowError::Refused(format!("{handle}'s key does not parse")))?;
     let n = next_grant(&ix, handle);

@@ -342,9 +342,7 @@ pub fn resolve_dataset_id(ix: &Index, spec: &str) -> Result<String> {
     hits.dedup();
     match hits.len() {
         1 => Ok(hits.remove(0)),
-        0 => Err(WorkflowError::NotFound(format!(
-            "no registered dataset `{spec}` (name, id or id prefix)"
-        ))),
+        0 => Err(super::lookup::unknown_on_main(ix, super::lookup::Entity::Dataset, spec).into()),
         _ => Err(WorkflowError::Refused(format!(
             "`{spec}` matches several datasets; give the id"
         ))),
@@ -360,7 +358,21 @@ pub fn find(
     let local = match load_local(ctx, spec)? {
         Some(l) => l,
         None => {
-            let id = resolve_dataset_id(ix, spec)?;
+            let id = match resolve_dataset_id(ix, spec) {
+                Ok(id) => id,
+                Err(WorkflowError::Unknown(_)) => {
+                    let here: Vec<String> =
+                        local_datasets(ctx)?.into_iter().map(|l| l.name).collect();
+                    return Err(super::lookup::unknown_among(
+                        ix,
+                        super::lookup::Entity::Dataset,
+                        spec,
+                        &here,
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e),
+            };
             local_datasets(ctx)?
                 .into_iter()
                 .find(|l| l.id == id)

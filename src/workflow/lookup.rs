@@ -12,6 +12,7 @@ use super::submission::SubmissionKind;
 pub enum Entity {
     Benchmark,
     Cube,
+    Dataset,
     User,
 }
 
@@ -20,6 +21,7 @@ impl Entity {
         match self {
             Entity::Benchmark => "benchmark",
             Entity::Cube => "cube",
+            Entity::Dataset => "dataset",
             Entity::User => "user",
         }
     }
@@ -27,6 +29,7 @@ impl Entity {
         match self {
             Entity::Benchmark => "benchmarks/",
             Entity::Cube => "mlcubes/",
+            Entity::Dataset => "datasets/",
             Entity::User => "users/",
         }
     }
@@ -34,6 +37,7 @@ impl Entity {
         match self {
             Entity::Benchmark => SubmissionKind::Benchmark,
             Entity::Cube => SubmissionKind::Mlcube,
+            Entity::Dataset => SubmissionKind::Dataset,
             Entity::User => SubmissionKind::User,
         }
     }
@@ -41,6 +45,7 @@ impl Entity {
         match self {
             Entity::Benchmark => "cohort benchmark ls",
             Entity::Cube => "cohort mlcube ls",
+            Entity::Dataset => "cohort dataset ls",
             Entity::User => "cohort user ls",
         }
     }
@@ -49,6 +54,12 @@ impl Entity {
         match self {
             Entity::Benchmark => ix.benchmarks.keys().cloned().collect(),
             Entity::Cube => ix.cubes.keys().cloned().collect(),
+            // Datasets are named by their owners; the folder is their id.
+            Entity::Dataset => ix
+                .datasets
+                .keys()
+                .filter_map(|id| ix.dataset(id).map(|(_, d)| d.name.clone()))
+                .collect(),
             Entity::User => {
                 let mut all: Vec<String> = ix.users.keys().cloned().collect();
                 if let Some(r) = ix.root() {
@@ -113,7 +124,7 @@ impl Unknown {
                     "an admin approves it with `cohort benchmark approve {name}` (`cohort registry status` shows what waits)"
                 ),
                 Entity::User => format!("an admin admits them with `cohort user approve {name}`"),
-                Entity::Cube => {
+                Entity::Cube | Entity::Dataset => {
                     "a maintainer merges it with `cohort registry merge --all` (`cohort registry status` shows what waits)".to_string()
                 }
             },
@@ -150,13 +161,20 @@ pub fn unknown(opened: &Opened, ix: &Index, entity: Entity, name: &str) -> Unkno
     }
 }
 
-/// [`unknown`] knowing only main (no branches to look at).
+/// [`unknown`] knowing only main (no branches to look at), and any `more` names known here.
 pub fn unknown_on_main(ix: &Index, entity: Entity, name: &str) -> Unknown {
+    unknown_among(ix, entity, name, &[])
+}
+
+/// [`unknown_on_main`], suggesting also from `more` (e.g. datasets prepared on this machine).
+pub fn unknown_among(ix: &Index, entity: Entity, name: &str, more: &[String]) -> Unknown {
+    let mut names = entity.names(ix);
+    names.extend(more.iter().cloned());
     Unknown {
         entity,
         name: name.to_string(),
         place: Place::Nowhere {
-            nearest: nearest(name, &entity.names(ix)),
+            nearest: nearest(name, &names),
         },
     }
 }
@@ -183,22 +201,31 @@ pub fn nearest(name: &str, candidates: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Levenshtein distance over chars.
+/// Edit distance over chars where swapping two neighbours counts as one edit (optimal string
+/// alignment): `mai` is one typo away from `mia`.
 fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (diag + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diag = row[j + 1];
-            row[j + 1] = next;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j - 1] + cost)
+                .min(d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -229,6 +256,8 @@ mod tests {
         assert!(nearest("heart", &names(&["heart"])).is_empty());
         assert_eq!(distance("kitten", "sitting"), 3);
         assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("mai", "mia"), 1);
+        assert_eq!(nearest("mai", &names(&["mia", "admin"])), names(&["mia"]));
     }
 
     #[test]

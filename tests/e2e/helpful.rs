@@ -99,7 +99,22 @@ fn permission_problems_are_said_before_any_work() {
 
     // Admitted, mia is still not an admin: a grant is refused in words, nothing written.
     e.cohort("mia", &["registry", "push"]).ok();
+    // Users, like every kind, are unknown or waiting on a branch.
+    let grant = |who: &str| {
+        e.cohort(
+            "admin",
+            &["user", "grant", who, "--role", "benchmark-owner"],
+        )
+    };
+    grant("mia")
+        .fails(1)
+        .says("error: user `mia` is not approved yet: it waits on submit/mia/user-mia-v1")
+        .says("hint: an admin admits them with `cohort user approve mia`");
     e.cohort("admin", &["user", "approve", "mia"]).ok();
+    grant("mai")
+        .fails(1)
+        .says("error: no user `mai` in this registry")
+        .says("hint: did you mean `mia`?");
     e.cohort("mia", &["registry", "sync"]).ok();
     let before = branches("mia");
     let r = e
