@@ -178,7 +178,9 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                     },
                     st.to_string(),
                 );
-                if env {
+                if let cohort::storage::StorageError::Io { source, .. } = &st {
+                    err.hint(cohort::storage::io_hint(source))
+                } else if env {
                     err.hint("check the network, proxy settings (HTTPS_PROXY, NO_PROXY) and disk space, then run the command again: downloads resume")
                 } else {
                     err

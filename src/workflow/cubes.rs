@@ -115,8 +115,9 @@ pub fn submit_cube(
                 &super::assets::upload_hint("--additional-files"),
             )?;
             // The tarball must extract safely now, not at a hospital months later.
-            let probe = tempfile::tempdir_in(ctx.home.root())
-                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            let probe = tempfile::tempdir_in(ctx.home.root()).map_err(|e| {
+                crate::storage::StorageError::io("create a folder in", ctx.home.root(), e)
+            })?;
             let unpacked = extract_tarball(
                 &resolved.fetched.path,
                 &probe.path().join("x"),
@@ -160,8 +161,9 @@ pub fn submit_cube(
         }
         ImageChoice::Save { build } => {
             let id = local(*build)?;
-            let dir = tempfile::tempdir_in(ctx.home.root())
-                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            let dir = tempfile::tempdir_in(ctx.home.root()).map_err(|e| {
+                crate::storage::StorageError::io("create a folder in", ctx.home.root(), e)
+            })?;
             let file = dir.path().join("image.tar");
             engine.runtime.save(&id, &file)?;
             let resolved = super::assets::from_source(

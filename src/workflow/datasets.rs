@@ -189,10 +189,10 @@ pub fn prepare_dataset(
     clean_stale(ctx, name);
     let raw_data = raw_data
         .canonicalize()
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        .map_err(|e| crate::storage::StorageError::io("open", raw_data, e))?;
     let raw_labels = raw_labels
         .canonicalize()
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        .map_err(|e| crate::storage::StorageError::io("open", raw_labels, e))?;
     let engine = Engine::connect(ctx)?;
     let prep = engine.registered(ctx, &ix, &b.data_preparator)?;
     let staging = staging_dir(ctx, name)?;
