@@ -171,9 +171,7 @@ fn fallback_hint(exit: Exit, group: &str) -> String {
         }
         Exit::Interrupted => "run the command again to continue where it stopped".to_string(),
         Exit::Usage => format!("`cohort {group} --help` lists what the command accepts"),
-        Exit::Failure => format!(
-            "`cohort {group} --help` explains the command; `cohort registry status` shows where your submissions are"
-        ),
+        Exit::Failure => format!("`cohort {group} --help` explains the command and its options"),
     }
 }
 
