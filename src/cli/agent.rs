@@ -49,6 +49,14 @@ enum AgentCommand {
     },
 }
 
+/// `agent start --json`.
+#[derive(Serialize)]
+struct StartedJson {
+    socket: PathBuf,
+    pid: u32,
+    keys: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct StatusJson {
     socket: PathBuf,
@@ -191,7 +199,11 @@ fn start(settings: &Settings, ttl: Option<Duration>) -> CliResult {
     drop(child);
     let quoted = shell_quote(&sock_abs.to_string_lossy());
     if ui.json {
-        ui.json(&serde_json::json!({ "socket": sock, "pid": pid, "keys": handles.split(',').collect::<Vec<_>>() }));
+        ui.json(&StartedJson {
+            socket: sock.clone(),
+            pid,
+            keys: handles.split(',').map(str::to_string).collect(),
+        });
     } else {
         ui.out(format!(
             "COHORT_AGENT_SOCK={quoted}; export COHORT_AGENT_SOCK;\necho Agent pid {pid};"

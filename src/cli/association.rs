@@ -160,7 +160,7 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
                         r.priority.map(|p| p.to_string()).unwrap_or_default(),
                     ]);
                 }
-                ui.out(t.to_string());
+                super::table::print(ui, &t, "no associations yet");
             }
         }
         AssociationCommand::Approve(t) => decide(&s, t, true, None)?,

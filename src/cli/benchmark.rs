@@ -316,7 +316,11 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                         format!("{} v{}", b.metrics.name, b.metrics.version),
                     ]);
                 }
-                ui.out(t.to_string());
+                super::table::print(
+                    ui,
+                    &t,
+                    "no benchmarks yet (`cohort benchmark ls --pending` shows submitted ones)",
+                );
             }
             Ok(())
         }
@@ -326,7 +330,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             let s = Session::new(settings);
             let opened = s.open()?;
             let ix = opened.index_of(&[&format!("benchmarks/{name}/")])?;
-            let (p, b, r) = benchmarks::approved(&ix, &name)?;
+            let (p, b, r) = benchmarks::approved_in(&opened, &ix, &name)?;
             if ui.json {
                 ui.json(&super::json::Viewed {
                     path: p.clone(),

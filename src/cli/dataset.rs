@@ -350,7 +350,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 for r in rows {
                     t.add_row(vec![r.0, r.1, r.2, r.3, r.4]);
                 }
-                ui.out(t.to_string());
+                super::table::print(ui, &t, "no datasets yet");
             }
             Ok(())
         }

@@ -14,6 +14,8 @@ pub enum Exit {
     Environment = 3,
     /// A bug in cohort.
     Internal = 70,
+    /// Interrupted (Ctrl-C): what was running was stopped and cleaned up (128 + SIGINT).
+    Interrupted = 130,
 }
 
 #[derive(Debug)]
@@ -43,6 +45,9 @@ impl CliError {
     pub fn env(message: impl Into<String>) -> CliError {
         CliError::new(Exit::Environment, message)
     }
+    pub fn interrupted(message: impl Into<String>) -> CliError {
+        CliError::new(Exit::Interrupted, message)
+    }
     pub fn hint(mut self, hint: impl Into<String>) -> CliError {
         self.hints.push(hint.into());
         self
@@ -62,7 +67,19 @@ impl fmt::Display for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> CliError {
-        CliError::user(e.to_string())
+        CliError::user(cohort::storage::plain_io(&e)).hint(cohort::storage::io_hint(&e))
+    }
+}
+
+impl CliError {
+    /// An I/O error on `path`, in words, with what to do.
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> CliError {
+        CliError::user(format!(
+            "{}: {}",
+            path.display(),
+            cohort::storage::plain_io(e)
+        ))
+        .hint(cohort::storage::io_hint(e))
     }
 }
 
@@ -104,6 +121,10 @@ impl From<cohort::trust::TrustError> for CliError {
             T::KeyExists { .. } => {
                 Some("choose another handle; an existing key is never overwritten".to_string())
             }
+            T::Io { source, .. } => Some(format!(
+                "{} (keys live under COHORT_HOME)",
+                cohort::storage::io_hint(source)
+            )),
             _ => None,
         };
         let err = CliError::user(e.to_string());
@@ -125,6 +146,9 @@ impl From<cohort::registry::RegistryError> for CliError {
             R::Conflict { .. } => CliError::user(e.to_string())
                 .hint("run `cohort registry sync`; someone added that file first"),
             R::Trust(t) => CliError::user(t.to_string()),
+            R::Io { source, .. } => {
+                CliError::user(e.to_string()).hint(cohort::storage::io_hint(source))
+            }
             _ => CliError::user(e.to_string()),
         }
     }
@@ -154,7 +178,9 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                     },
                     st.to_string(),
                 );
-                if env {
+                if let cohort::storage::StorageError::Io { source, .. } = &st {
+                    err.hint(cohort::storage::io_hint(source))
+                } else if env {
                     err.hint("check the network, proxy settings (HTTPS_PROXY, NO_PROXY) and disk space, then run the command again: downloads resume")
                 } else {
                     err
@@ -187,6 +213,8 @@ impl From<cohort::workflow::WorkflowError> for CliError {
                 CliError::user(format!("{file}: {why}; not merging it")).hint(hint)
             }
             W::NotFound(m) => CliError::user(m),
+            W::Denied(d) => CliError::user(d.to_string()).hint(d.hint()),
+            W::Unknown(u) => CliError::user(u.to_string()).hint(u.hint()),
             W::Bundle(b) => CliError::user(b.to_string()).hint(b.hint()),
             W::RefusedBecause { message, hint } => CliError::user(message).hint(hint),
             other => CliError::user(other.to_string()),

@@ -181,10 +181,7 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
             .map(|(_, l)| l)
             .collect();
         if all.is_empty() {
-            return Err(
-                CliError::user(format!("benchmark {} has no release yet", benchmark))
-                    .hint("the committee releases results with `cohort result release`"),
-            );
+            return Err(no_release(&opened, &ix, &benchmark));
         }
         let h = report::history(&all).map_err(err)?;
         if settings.ui.json {
@@ -194,10 +191,8 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
             h.write_text(&mut buf).map_err(err)?;
         }
     } else {
-        let (_, l) = release::latest(&ix, &benchmark).ok_or_else(|| {
-            CliError::user(format!("benchmark {} has no release yet", benchmark))
-                .hint("the committee releases results with `cohort result release`")
-        })?;
+        let (_, l) =
+            release::latest(&ix, &benchmark).ok_or_else(|| no_release(&opened, &ix, &benchmark))?;
         let format = if settings.ui.json {
             Format::Json
         } else {
@@ -228,4 +223,23 @@ pub fn run(settings: &Settings, args: LeaderboardArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Why there is no leaderboard of `bench`: no such benchmark (nearest names, or waiting for
+/// approval), a release waiting for co-signatures, or none made yet.
+fn no_release(
+    opened: &cohort::workflow::registry_ops::Opened,
+    ix: &cohort::trust::Index,
+    bench: &str,
+) -> CliError {
+    if let Err(e) = cohort::workflow::benchmarks::approved_in(opened, ix, bench) {
+        return e.into();
+    }
+    let err = CliError::user(format!("benchmark {bench} has no release yet"));
+    match release::waiting_release(opened, bench) {
+        Some(branch) => err.hint(format!(
+            "a release waits on {branch} for co-signatures: committee members run `cohort registry cosign {branch}`"
+        )),
+        None => err.hint("the committee releases results with `cohort result release`"),
+    }
 }

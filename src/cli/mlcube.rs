@@ -51,7 +51,9 @@ pub fn run(settings: &Settings, args: Args) -> CliResult {
 
 impl From<mlcube::Error> for CliError {
     fn from(e: mlcube::Error) -> CliError {
-        let exit = if e.is_environment() {
+        let exit = if matches!(e, mlcube::Error::Cancelled { .. }) {
+            Exit::Interrupted
+        } else if e.is_environment() {
             Exit::Environment
         } else {
             Exit::Failure

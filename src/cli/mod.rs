@@ -117,9 +117,21 @@ pub fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return report(e),
     };
+    let group = cli.command.group();
     match run(&settings, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(e),
+        // Whatever a command failed with after Ctrl-C, it was interrupted: scripts see 130.
+        Err(e) if session::interrupted() && e.exit != Exit::Interrupted => report(
+            CliError::interrupted(format!("interrupted ({})", e.message)).hint(
+                "nothing was left running; run the command again to continue where it stopped",
+            ),
+        ),
+        Err(mut e) => {
+            if e.hints.is_empty() {
+                e.hints.push(fallback_hint(e.exit, group));
+            }
+            report(e)
+        }
     }
 }
 
@@ -142,6 +154,47 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Site(a) => leaderboard::site(settings, a),
         Command::Bundle(a) => bundle::run(settings, a),
         Command::Storage(a) => storage::run(settings, a),
+    }
+}
+
+impl Command {
+    /// The command group, for hints that point at its help.
+    fn group(&self) -> &'static str {
+        match self {
+            Command::Demo(_) => "demo",
+            Command::Doctor => "doctor",
+            Command::Key(_) => "key",
+            Command::Registry(_) => "registry",
+            Command::User(_) => "user",
+            Command::Mlcube(_) => "mlcube",
+            Command::Benchmark(_) => "benchmark",
+            Command::Test(_) => "test",
+            Command::Association(_) => "association",
+            Command::Dataset(_) => "dataset",
+            Command::Result(_) => "result",
+            Command::Leaderboard(_) => "leaderboard",
+            Command::Site(_) => "site",
+            Command::Verify(_) => "verify",
+            Command::Bundle(_) => "bundle",
+            Command::Agent(_) => "agent",
+            Command::Storage(_) => "storage",
+        }
+    }
+}
+
+/// Every error ends with a `hint:`; where the error itself names none, this one says where to
+/// look next.
+fn fallback_hint(exit: Exit, group: &str) -> String {
+    match exit {
+        Exit::Environment => {
+            "`cohort doctor` checks Docker, git and the keys of this machine".to_string()
+        }
+        Exit::Internal => {
+            "this is a bug in cohort: please report it with the command that caused it".to_string()
+        }
+        Exit::Interrupted => "run the command again to continue where it stopped".to_string(),
+        Exit::Usage => format!("`cohort {group} --help` lists what the command accepts"),
+        Exit::Failure => format!("`cohort {group} --help` explains the command and its options"),
     }
 }
 

@@ -297,8 +297,13 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
         RegistryCommand::Push { branch } => {
             let opened = s.open_local()?;
             let me = s.handle().ok();
-            let (pushed, landed) =
-                registry_ops::push(&s.ctx(), &opened, me.as_deref(), branch.as_deref())?;
+            // Fetch first, so branches merged since the last sync are recognised, not reopened.
+            registry_ops::sync(&s.ctx(), &opened).ok();
+            let registry_ops::Pushed {
+                pushed,
+                merged,
+                landed,
+            } = registry_ops::push(&s.ctx(), &opened, me.as_deref(), branch.as_deref())?;
             let url = opened.reg.remote_url().unwrap_or_default();
             if ui.json {
                 ui.json(&super::json::Pushed {
@@ -312,17 +317,29 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                     main: landed.as_ref().map(landed_json),
                 });
             } else {
+                for b in &merged {
+                    ui.status(format!(
+                        "skipped {b}: main already holds it (merged); removed the branch"
+                    ));
+                }
                 for b in &pushed {
                     ui.out(b);
+                    ui.status(format!("pushed {b} to {url}"));
                     if let Some(u) = forge_compare_url(&url, b) {
                         ui.status(format!("  open a pull request: {u}"));
                     }
                 }
                 if pushed.is_empty() && landed.is_none() {
-                    ui.status("nothing to push");
+                    ui.status("nothing to push: every submission and main are on the remote");
                 }
                 if let Some(l) = &landed {
-                    report_landed(&s, "main", l);
+                    match l.pushed {
+                        Some(true) => ui.status(format!(
+                            "pushed main ({}) to {url}",
+                            &l.commit.to_string()[..10]
+                        )),
+                        _ => report_landed(&s, "main", l),
+                    }
                 }
             }
         }
@@ -389,6 +406,9 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
             } else {
                 vec![branch.expect("clap requires a branch without --all")]
             };
+            if all && branches.is_empty() && !ui.json {
+                ui.status("nothing to merge: no cube, dataset or result submission waits (`cohort registry status` shows what does)");
+            }
             let mut merged = Vec::new();
             let mut failed = Vec::new();
             // Unlocked once, and only if a submission carries sealed data to decrypt.

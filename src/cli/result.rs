@@ -235,7 +235,7 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                             format!("{:?}", r.status).to_lowercase(),
                         ]);
                     }
-                    ui.out(t.to_string());
+                    super::table::print(ui, &t, "no results on main yet");
                 }
                 return Ok(());
             }
@@ -294,7 +294,11 @@ pub fn run(settings: &Settings, args: ResultArgs) -> CliResult {
                         values,
                     ]);
                 }
-                ui.out(t.to_string());
+                super::table::print(
+                    ui,
+                    &t,
+                    "no results here yet (`cohort benchmark run` makes them)",
+                );
             }
         }
         ResultCommand::View { path } => {

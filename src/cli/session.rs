@@ -36,10 +36,17 @@ pub struct Session<'s> {
 /// The default per-task time limit for registered cubes.
 pub const DEFAULT_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 
+/// Whether Ctrl-C was pressed during this process (the command exits 130, whatever it failed
+/// with on the way out).
+pub fn interrupted() -> bool {
+    CANCEL.get().is_some_and(|c| c.is_cancelled())
+}
+
+static CANCEL: std::sync::OnceLock<Cancel> = std::sync::OnceLock::new();
+
 /// One cancellation flag for the process: the first Ctrl-C sets it (containers are stopped and
 /// removed, partial outputs discarded), a second one exits at once.
-fn cancel_on_ctrl_c() -> Cancel {
-    static CANCEL: std::sync::OnceLock<Cancel> = std::sync::OnceLock::new();
+pub fn cancel_on_ctrl_c() -> Cancel {
     CANCEL
         .get_or_init(|| {
             let cancel = Cancel::new();

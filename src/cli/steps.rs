@@ -23,7 +23,7 @@ pub fn print(ui: &Ui, steps: &Steps) {
             r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
             s.log
                 .as_ref()
-                .map(|p| p.display().to_string())
+                .map(|p| super::table::shorten_middle(&p.display().to_string(), 48))
                 .unwrap_or_default(),
         ]);
     }

@@ -129,7 +129,13 @@ impl Reporter for BarReporter {
 
     fn line(&self, task: TaskId, line: &str) {
         if self.ui.verbose {
-            let _ = self.multi.println(format!("  | {line}"));
+            if self.ui.progress {
+                let _ = self.multi.println(format!("  | {line}"));
+            } else {
+                // indicatif prints nothing through a hidden draw target (no terminal, or
+                // --quiet): logs asked for with -v still reach stderr, e.g. in CI logs.
+                eprintln!("  | {line}");
+            }
         }
         if let Some(b) = self.bars.lock().expect("bars lock").get(&task) {
             b.set_message(line.chars().take(120).collect::<String>());

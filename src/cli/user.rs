@@ -244,7 +244,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
                     }
                     t.add_row(vec![r.handle, r.name, r.email, r.key_id, roles]);
                 }
-                ui.out(t.to_string());
+                super::table::print(ui, &t, "no users yet");
             }
         }
     }

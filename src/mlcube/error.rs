@@ -11,7 +11,7 @@ use super::strict::StrictViolation;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {}", crate::storage::plain_io(.source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -108,7 +108,7 @@ pub enum Error {
         message: String,
     },
     /// A host file or directory could not be created or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::storage::plain_io(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -317,10 +317,11 @@ impl Error {
                  label=user:|role:|type:|level:... and no-new-privileges"
                     .into()
             }
-            Error::Io { .. } => return None,
+            Error::Io { source, .. } => crate::storage::io_hint(source).into(),
             Error::DockerUnreachable { .. } => {
-                "start the Docker Engine, or set DOCKER_HOST to where it listens; your user must \
-                 be allowed to use its socket (the docker group)"
+                "is it running? Start the Docker Engine, or set DOCKER_HOST to where it listens; \
+                 your user must be allowed to use its socket (the docker group). `cohort doctor` \
+                 checks this machine"
                     .into()
             }
             Error::Docker { .. } => "check `docker info`; the Engine log may say more".into(),
@@ -352,7 +353,9 @@ impl Error {
                 "raise the limit with --timeout; the task's output is in {}",
                 log.display()
             ),
-            Error::Cancelled { .. } => return None,
+            Error::Cancelled { .. } => {
+                "the container was stopped and removed; run the command again to start over".into()
+            }
         })
     }
 }

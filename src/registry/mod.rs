@@ -51,7 +51,7 @@ pub enum RegistryError {
     },
     #[error("remote `{remote}`: {why}")]
     Remote { remote: String, why: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::storage::plain_io(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -103,7 +103,7 @@ pub enum ReportError {
     History(String),
     #[error("site: {0}")]
     Site(String),
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::storage::plain_io(.source))]
     File {
         path: PathBuf,
         #[source]

@@ -90,7 +90,7 @@ pub enum StorageError {
     #[error("{what} was cancelled; a rerun continues where it stopped")]
     Cancelled { what: String },
 
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}: {}", crate::storage::plain_io(.source))]
     Io {
         op: &'static str,
         path: PathBuf,

@@ -14,7 +14,7 @@ pub enum LockError {
         holder: String,
         path: PathBuf,
     },
-    #[error("cannot create lock file {path}: {source}")]
+    #[error("cannot create lock file {path}: {}", crate::storage::plain_io(.source))]
     Io { path: PathBuf, source: io::Error },
 }
 

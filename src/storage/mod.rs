@@ -40,6 +40,7 @@ mod lock;
 mod net;
 mod pace;
 mod usage;
+mod words;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
 pub use cache::Cache;
@@ -53,6 +54,7 @@ pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};
 pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
 pub use usage::{disk_usage, remove_via};
+pub use words::{innermost_io, io_hint, plain_io};
 
 /// Feeds one string to every header-value and source parser downloads use (fuzzing).
 pub(crate) fn fuzz_header_values(text: &str) {

@@ -441,6 +441,19 @@ impl Index {
         granted
     }
 
+    /// Whether an admin revoked `handle`'s key `key_id` (on a verified tree).
+    pub fn key_revoked(&self, handle: &str, key_id: &str) -> bool {
+        self.grants
+            .get(handle)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .any(|p| {
+                matches!(self.records.get(p), Some(Record::Grant(g))
+                    if g.action == crate::model::GrantAction::RevokeKey
+                        && g.key.as_deref() == Some(key_id))
+            })
+    }
+
     /// Whether `handle` is an admin now or a registered user.
     pub fn is_participant(&self, handle: &str) -> bool {
         self.root()

@@ -34,7 +34,7 @@ pub enum TrustError {
     /// Refused before any key derivation: an empty passphrase never opens a protected key.
     #[error("the passphrase for the key of `{0}` is empty")]
     EmptyPassphrase(String),
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::storage::plain_io(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,

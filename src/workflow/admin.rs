@@ -6,6 +6,7 @@ use crate::registry::{self, NewFile};
 use crate::trust::{Index, Signer, keys, next_number, sign};
 
 use super::identity::{holder, nonce};
+use super::permission::{Needs, require};
 use super::registry_ops::{Landed, Opened, apply_to_main, land};
 use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
 use super::{Ctx, Result, WorkflowError};
@@ -61,10 +62,12 @@ pub fn grant(
     revoke: bool,
 ) -> Result<Proposal> {
     let ix = opened.index()?;
+    let verb = if revoke { "revoke" } else { "grant" };
+    require(opened, &ix, admin, Needs::Admin, &format!("{verb} roles"))?;
     if ix.user(handle).is_none() {
-        return Err(WorkflowError::NotFound(format!(
-            "{handle} is not a registered user (approve their request first)"
-        )));
+        return Err(
+            super::lookup::unknown(opened, &ix, super::lookup::Entity::User, handle).into(),
+        );
     }
     let n = next_grant(&ix, handle);
     let g = model::Grant {
@@ -83,7 +86,6 @@ pub fn grant(
         by: admin.handle.clone(),
         at: ctx.timestamp(),
     };
-    let verb = if revoke { "revoke" } else { "grant" };
     land_or_propose(
         ctx,
         opened,
@@ -104,9 +106,10 @@ pub fn revoke(
     reason: Option<String>,
 ) -> Result<Proposal> {
     let ix = opened.index()?;
+    require(opened, &ix, admin, Needs::Admin, "revoke keys")?;
     let (_, user) = ix
         .user(handle)
-        .ok_or_else(|| WorkflowError::NotFound(format!("{handle} is not a registered user")))?;
+        .ok_or_else(|| super::lookup::unknown(opened, &ix, super::lookup::Entity::User, handle))?;
     let key = keys::key_id_of(&user.minisign)
         .ok_or_else(|| WorkflowError::Refused(format!("{handle}'s key does not parse")))?;
     let n = next_grant(&ix, handle);
@@ -149,6 +152,15 @@ pub fn rotate_root(
     let current = ix
         .root()
         .ok_or_else(|| WorkflowError::Refused("this registry has no root".into()))?;
+    // New admins may sign too, but the current admins' threshold needs at least one of them.
+    let action = "rotate the trust root";
+    if !signers
+        .iter()
+        .any(|s| super::permission::check(&ix, s, Needs::Admin, action).is_ok())
+        && let Some(first) = signers.first()
+    {
+        require(opened, &ix, first, Needs::Admin, action)?;
+    }
     let rotating = next.map(|_| signers[0].handle.as_str());
     if let Some(h) = rotating
         && !admins.iter().any(|a| a == h)
@@ -285,6 +297,16 @@ pub fn cosign(ctx: &Ctx, opened: &Opened, signer: &Signer, branch: &str) -> Resu
         let sig_path = build::signature(p, &signer.handle);
         if tree.contains(&sig_path) {
             continue;
+        }
+        if kind == model::Kind::Grant {
+            // Roots are co-signed by incoming admins too; grants by admins only.
+            require(
+                opened,
+                &opened.index()?,
+                signer,
+                Needs::Admin,
+                "co-sign grants",
+            )?;
         }
         let bytes = tree.read_path(p)?;
         if kind == model::Kind::Leaderboard {

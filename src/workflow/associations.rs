@@ -5,11 +5,12 @@
 use crate::model::{self, AssocKey, AssocSubject, DecisionKind, FORMAT_VERSION, Record, build};
 use crate::trust::{Index, Signer, next_number};
 
-use super::benchmarks::approved;
+use super::benchmarks::approved_in;
 use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
-use super::cubes::cube_ref;
+use super::cubes::cube_ref_in;
 use super::engine::Engine;
 use super::identity::branch_for;
+use super::permission::{Needs, require};
 use super::registry_ops::{self, Landed, Opened, Submitted, apply_to_main, submit};
 use super::submission::{Submission, SubmissionKind, branch_name, record_file};
 use super::{Ctx, Result, WorkflowError};
@@ -29,8 +30,9 @@ pub fn associate_model(
     model_spec: &str,
 ) -> Result<(CompatOutcome, Option<Submitted>)> {
     let ix = opened.index()?;
-    let (_, b, bref) = approved(&ix, bench)?;
-    let mref = cube_ref(&ix, model_spec)?;
+    require(opened, &ix, signer, Needs::Member, "request associations")?;
+    let (_, b, bref) = approved_in(opened, &ix, bench)?;
+    let mref = cube_ref_in(opened, &ix, model_spec)?;
     let (_, cube) = ix
         .cube(&mref.name, mref.version)
         .expect("cube_ref resolved it");
@@ -128,14 +130,13 @@ pub fn decide(
 ) -> Result<(Submission, Option<Landed>)> {
     let _ = registry_ops::sync(ctx, opened);
     let ix = opened.index()?;
-    let (_, b, _) = approved(&ix, bench)?;
-    if !b.committee.contains(&signer.handle) {
-        return Err(WorkflowError::Refused(format!(
-            "{} is not on the {bench} committee ({})",
-            signer.handle,
-            b.committee.join(", ")
-        )));
-    }
+    let (_, b, _) = approved_in(opened, &ix, bench)?;
+    let action = if approve {
+        "approve its associations"
+    } else {
+        "reject its associations"
+    };
+    require(opened, &ix, signer, Needs::Committee(&b), action)?;
     let branch = branch_for(opened, SubmissionKind::Association, &prefix(bench, key))?;
     let sub = registry_ops::find_submission(opened, &branch)?;
     let tree = opened.reg.tree(sub.tip)?;
@@ -169,13 +170,14 @@ pub fn set_priority(
     priority: i64,
 ) -> Result<Landed> {
     let ix = opened.index()?;
-    let (_, b, _) = approved(&ix, bench)?;
-    if !b.committee.contains(&signer.handle) {
-        return Err(WorkflowError::Refused(format!(
-            "{} is not on the {bench} committee",
-            signer.handle
-        )));
-    }
+    let (_, b, _) = approved_in(opened, &ix, bench)?;
+    require(
+        opened,
+        &ix,
+        signer,
+        Needs::Committee(&b),
+        "set its priorities",
+    )?;
     let is_ref = b.reference_model.name == model_name;
     let approved_assoc = ix
         .associations

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{self, FORMAT_VERSION, Policy, Record, Role, Sha256, build};
+use crate::model::{self, FORMAT_VERSION, Policy, Record, Sha256, build};
 use crate::trust::{Index, Signer};
 
 use super::compat::{CompatOutcome, Demo, Trio, compatibility_test};
-use super::cubes::cube_ref;
+use super::cubes::{cube_ref, cube_ref_in};
 use super::engine::Engine;
+use super::lookup::{self, Entity};
+use super::permission::{Needs, require};
 use super::registry_ops::{Opened, Submitted, submissions, submit};
 use super::status::SubState;
 use super::submission::{Submission, SubmissionKind, branch_name, record_file};
@@ -111,15 +113,27 @@ pub fn choose_primary(
 
 /// The newest approved version of a benchmark.
 pub fn approved(ix: &Index, name: &str) -> Result<(String, model::Benchmark, model::BenchRef)> {
-    let (path, b) = ix.latest_benchmark(name).ok_or_else(|| {
-        WorkflowError::NotFound(format!("benchmark `{name}` is not approved on main (`cohort benchmark ls --pending` shows submissions)"))
-    })?;
+    let (path, b) = ix
+        .latest_benchmark(name)
+        .ok_or_else(|| lookup::unknown_on_main(ix, Entity::Benchmark, name))?;
     let r = model::BenchRef {
         name: b.name.clone(),
         version: b.version,
         sha256: ix.sha(path).cloned().expect("indexed"),
     };
     Ok((path.to_string(), b.clone(), r))
+}
+
+/// [`approved`], saying when the benchmark waits on a branch (`opened`'s submissions).
+pub fn approved_in(
+    opened: &Opened,
+    ix: &Index,
+    name: &str,
+) -> Result<(String, model::Benchmark, model::BenchRef)> {
+    if ix.latest_benchmark(name).is_none() {
+        return Err(lookup::unknown(opened, ix, Entity::Benchmark, name).into());
+    }
+    approved(ix, name)
 }
 
 /// Runs the reference workflow on the demo dataset and, when it passes, submits the benchmark.
@@ -132,14 +146,13 @@ pub fn submit_benchmark(
     model::ids::check_name("benchmark name", &sub.name)?;
     let ix = opened.index()?;
     let me = &signer.handle;
-    let is_admin = ix
-        .root()
-        .is_some_and(|r| r.admins.iter().any(|a| &a.handle == me));
-    if !is_admin && !ix.has_role(me, Role::BenchmarkOwner) {
-        return Err(WorkflowError::Refused(format!(
-            "{me} does not hold the benchmark-owner right; an admin grants it with `cohort user grant {me} --role benchmark-owner`"
-        )));
-    }
+    require(
+        opened,
+        &ix,
+        signer,
+        Needs::BenchmarkOwner,
+        "submit benchmarks",
+    )?;
     let mut committee: Vec<String> = vec![me.clone()];
     for m in &sub.committee {
         if !committee.contains(m) {
@@ -169,9 +182,9 @@ pub fn submit_benchmark(
         }
         Some((p, b)) => (b.version + 1, ix.sha(p).cloned()),
     };
-    let prep = cube_ref(&ix, &sub.data_preparator)?;
-    let model_ref = cube_ref(&ix, &sub.reference_model)?;
-    let metrics = cube_ref(&ix, &sub.metrics)?;
+    let prep = cube_ref_in(opened, &ix, &sub.data_preparator)?;
+    let model_ref = cube_ref_in(opened, &ix, &sub.reference_model)?;
+    let metrics = cube_ref_in(opened, &ix, &sub.metrics)?;
     // The demo first: a file over the blob cap is refused before any image is fetched.
     let demo = super::assets::from_source(
         ctx,
@@ -309,7 +322,7 @@ pub fn test_run(
     demo: Option<&str>,
 ) -> Result<CompatOutcome> {
     let ix = opened.index()?;
-    let (_, b, _) = approved(&ix, bench)?;
+    let (_, b, _) = approved_in(opened, &ix, bench)?;
     let engine = Engine::connect(ctx)?;
     let trio = Trio {
         prep: cube_for_test(ctx, &engine, &ix, prep, &b.data_preparator)?,

@@ -13,6 +13,7 @@ use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::{Index, Signer};
 
 use super::engine::Engine;
+use super::permission::{Needs, require};
 use super::registry_ops::{Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file};
 use super::{Ctx, Result, WorkflowError};
@@ -99,6 +100,7 @@ pub fn submit_cube(
         }
     };
     let ix = opened.index()?;
+    require(opened, &ix, signer, Needs::Member, "submit cubes")?;
     let version = next_version(&ix, sub.name, &signer.handle)?;
     // Blobs to store with the record: local files given for its assets.
     let mut blobs = Vec::new();
@@ -113,8 +115,9 @@ pub fn submit_cube(
                 &super::assets::upload_hint("--additional-files"),
             )?;
             // The tarball must extract safely now, not at a hospital months later.
-            let probe = tempfile::tempdir_in(ctx.home.root())
-                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            let probe = tempfile::tempdir_in(ctx.home.root()).map_err(|e| {
+                crate::storage::StorageError::io("create a folder in", ctx.home.root(), e)
+            })?;
             let unpacked = extract_tarball(
                 &resolved.fetched.path,
                 &probe.path().join("x"),
@@ -158,8 +161,9 @@ pub fn submit_cube(
         }
         ImageChoice::Save { build } => {
             let id = local(*build)?;
-            let dir = tempfile::tempdir_in(ctx.home.root())
-                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            let dir = tempfile::tempdir_in(ctx.home.root()).map_err(|e| {
+                crate::storage::StorageError::io("create a folder in", ctx.home.root(), e)
+            })?;
             let file = dir.path().join("image.tar");
             engine.runtime.save(&id, &file)?;
             let resolved = super::assets::from_source(
@@ -337,6 +341,15 @@ fn check_push_repo(repo: &str) -> Result<()> {
     }
 }
 
+/// [`cube_ref`], saying when the cube waits on a branch (`opened`'s submissions).
+pub fn cube_ref_in(opened: &Opened, ix: &Index, spec: &str) -> Result<model::CubeRef> {
+    let name = spec.split_once(':').map_or(spec, |(n, _)| n);
+    if ix.latest_cube(name).is_none() {
+        return Err(super::lookup::unknown(opened, ix, super::lookup::Entity::Cube, name).into());
+    }
+    cube_ref(ix, spec)
+}
+
 /// Resolves `name` or `name:version` (latest when no version) to a cube reference.
 pub fn cube_ref(ix: &Index, spec: &str) -> Result<model::CubeRef> {
     let (name, version) = match spec.split_once(':') {
@@ -353,7 +366,14 @@ pub fn cube_ref(ix: &Index, spec: &str) -> Result<model::CubeRef> {
         None => ix.latest_cube(name),
     };
     let (path, c) = found.ok_or_else(|| {
-        WorkflowError::NotFound(format!("no cube `{spec}` on main (was it merged? `cohort registry status` shows pending submissions)"))
+        if ix.latest_cube(name).is_some() {
+            WorkflowError::NotFound(format!(
+                "no version {} of cube `{name}` on main",
+                version.unwrap_or_default()
+            ))
+        } else {
+            super::lookup::unknown_on_main(ix, super::lookup::Entity::Cube, name).into()
+        }
     })?;
     Ok(model::CubeRef {
         name: c.name.clone(),

@@ -6,10 +6,11 @@ use crate::model::{self, AssocKey, AssocSubject, FORMAT_VERSION, build, metrics:
 use crate::trust::{Index, Signer};
 
 use super::associations::next_version;
-use super::benchmarks::approved;
+use super::benchmarks::approved_in;
 use super::compat::{Steps, run_model};
 use super::datasets::{check_content, find, load_local, lock_dataset, prepared_data};
 use super::engine::Engine;
+use super::permission::{Needs, require};
 use super::registry_ops::{Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file};
 use super::{Ctx, Result, WorkflowError};
@@ -56,6 +57,7 @@ pub fn preview_dataset(
     about: &model::About,
 ) -> Result<DatasetPreview> {
     let ix = opened.index()?;
+    require(opened, &ix, signer, Needs::Member, "register datasets")?;
     let local = load_local(ctx, name)?.ok_or_else(|| {
         WorkflowError::NotFound(format!(
             "no prepared dataset `{name}` here; run `cohort dataset prepare` first"
@@ -84,7 +86,7 @@ pub fn preview_dataset(
             signer.handle
         )));
     }
-    let (_, b, bref) = approved(&ix, &local.benchmark.name)?;
+    let (_, b, bref) = approved_in(opened, &ix, &local.benchmark.name)?;
     if b.data_preparator != local.preparator {
         return Err(WorkflowError::Refused(format!(
             "dataset `{name}` was prepared with {} v{}, but benchmark {} now uses {} v{}; prepare it again",
@@ -201,6 +203,7 @@ pub fn associate_dataset(
     bench: &str,
 ) -> Result<DatasetAssociation> {
     let ix = opened.index()?;
+    require(opened, &ix, signer, Needs::Member, "request associations")?;
     let (local, registered) = find(ctx, &ix, spec)?;
     let (dpath, drec) = registered.ok_or_else(|| {
         WorkflowError::Refused(format!(
@@ -214,7 +217,7 @@ pub fn associate_dataset(
             local.name, drec.owner
         )));
     }
-    let (_, b, bref) = approved(&ix, bench)?;
+    let (_, b, bref) = approved_in(opened, &ix, bench)?;
     if b.data_preparator != drec.preparator {
         return Err(WorkflowError::Refused(format!(
             "dataset `{}` was prepared with another preparator than benchmark {bench}'s",

@@ -11,7 +11,7 @@ use crate::model::{self, CubeRef, Sha256, metrics::Metrics};
 use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree, write_atomic_mode};
 use crate::trust::Index;
 
-use super::benchmarks::approved;
+use super::benchmarks::approved_in;
 use super::compat::{Prepared, Stage, Steps, new_run_dir, prepare};
 use super::engine::{Engine, private_dir};
 use super::registry_ops::Opened;
@@ -171,7 +171,7 @@ pub fn prepare_dataset(
 ) -> Result<PrepareOutcome> {
     model::ids::check_name("dataset name", name)?;
     let ix = opened.index()?;
-    let (_, b, bref) = approved(&ix, bench)?;
+    let (_, b, bref) = approved_in(opened, &ix, bench)?;
     check_raw("--data-path", raw_data)?;
     check_raw("--labels-path", raw_labels)?;
     // Prepared data is private: only the caller may enter the datasets folder.
@@ -189,10 +189,10 @@ pub fn prepare_dataset(
     clean_stale(ctx, name);
     let raw_data = raw_data
         .canonicalize()
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        .map_err(|e| crate::storage::StorageError::io("open", raw_data, e))?;
     let raw_labels = raw_labels
         .canonicalize()
-        .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        .map_err(|e| crate::storage::StorageError::io("open", raw_labels, e))?;
     let engine = Engine::connect(ctx)?;
     let prep = engine.registered(ctx, &ix, &b.data_preparator)?;
     let staging = staging_dir(ctx, name)?;
@@ -343,9 +343,7 @@ pub fn resolve_dataset_id(ix: &Index, spec: &str) -> Result<String> {
     hits.dedup();
     match hits.len() {
         1 => Ok(hits.remove(0)),
-        0 => Err(WorkflowError::NotFound(format!(
-            "no registered dataset `{spec}` (name, id or id prefix)"
-        ))),
+        0 => Err(super::lookup::unknown_on_main(ix, super::lookup::Entity::Dataset, spec).into()),
         _ => Err(WorkflowError::Refused(format!(
             "`{spec}` matches several datasets; give the id"
         ))),
@@ -361,7 +359,21 @@ pub fn find(
     let local = match load_local(ctx, spec)? {
         Some(l) => l,
         None => {
-            let id = resolve_dataset_id(ix, spec)?;
+            let id = match resolve_dataset_id(ix, spec) {
+                Ok(id) => id,
+                Err(WorkflowError::Unknown(_)) => {
+                    let here: Vec<String> =
+                        local_datasets(ctx)?.into_iter().map(|l| l.name).collect();
+                    return Err(super::lookup::unknown_among(
+                        ix,
+                        super::lookup::Entity::Dataset,
+                        spec,
+                        &here,
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e),
+            };
             local_datasets(ctx)?
                 .into_iter()
                 .find(|l| l.id == id)

@@ -16,7 +16,7 @@ use crate::storage::write_atomic_mode;
 use crate::trust::Index;
 
 use super::associations::priority_of;
-use super::benchmarks::approved;
+use super::benchmarks::approved_in;
 use super::compat::{Steps, run_model};
 use super::datasets::{check_content, find, lock_dataset, prepared_data};
 use super::engine::{Engine, private_dir};
@@ -178,7 +178,7 @@ pub fn run_benchmark(
     opts: &RunOptions,
 ) -> Result<Vec<ModelRun>> {
     let ix = opened.index()?;
-    let (_, b, bref) = approved(&ix, bench)?;
+    let (_, b, bref) = approved_in(opened, &ix, bench)?;
     let (local, registered) = find(ctx, &ix, dataset)?;
     let (dpath, drec) = registered.ok_or_else(|| {
         WorkflowError::Refused(format!(

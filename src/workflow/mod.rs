@@ -17,6 +17,8 @@ pub mod execution;
 pub mod housekeeping;
 pub mod identity;
 pub mod listing;
+pub mod lookup;
+pub mod permission;
 mod proposals;
 pub mod registry_ops;
 pub mod release;
@@ -114,6 +116,12 @@ pub enum WorkflowError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// The signer may not do this (checked before any work starts).
+    #[error(transparent)]
+    Denied(#[from] permission::Denied),
+    /// A named entity is not on main (does not exist, or waits on a branch).
+    #[error(transparent)]
+    Unknown(#[from] lookup::Unknown),
     /// A refusal with what to do instead (the CLI prints it as a `hint:` line).
     #[error("{message}")]
     RefusedBecause { message: String, hint: String },

@@ -127,6 +127,7 @@ pub fn approve(
     merge: bool,
 ) -> Result<(Submission, Option<Landed>)> {
     let sub = find_submission(opened, branch)?;
+    may_decide(opened, signer, &sub, "approve")?;
     // A sealed payload reaches main only once a committee member has read it.
     unseal::gate(opened, &sub, signer)?;
     let decision = sign_all(
@@ -191,6 +192,52 @@ pub fn approve(
     Ok((sub, Some(landed)))
 }
 
+/// Whether `signer` may approve or reject `sub` (the policy's deciders per kind), asked before
+/// anything is signed.
+fn may_decide(opened: &Opened, signer: &Signer, sub: &Submission, verb: &str) -> Result<()> {
+    use super::permission::{Needs, require};
+    use super::submission::SubmissionKind as K;
+    let ix = opened.index()?;
+    match sub.kind {
+        K::User => require(opened, &ix, signer, Needs::Admin, &format!("{verb} users")),
+        K::Benchmark => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Admin,
+            &format!("{verb} benchmarks"),
+        ),
+        K::Grant | K::Root => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Admin,
+            &format!("{verb} admin proposals"),
+        ),
+        K::Association | K::Leaderboard => {
+            // `associations/<bench>/...`, `leaderboards/<bench>/...`
+            let bench = sub.subject.split('/').nth(1).unwrap_or_default();
+            match ix.latest_benchmark(bench) {
+                Some((_, b)) => require(
+                    opened,
+                    &ix,
+                    signer,
+                    Needs::Committee(b),
+                    &format!("{verb} its submissions"),
+                ),
+                None => require(opened, &ix, signer, Needs::Member, verb),
+            }
+        }
+        K::Mlcube | K::Dataset | K::Result => require(
+            opened,
+            &ix,
+            signer,
+            Needs::Member,
+            &format!("{verb} submissions"),
+        ),
+    }
+}
+
 /// Merges a submission that needs no approval (cubes, datasets, results) once it verifies.
 /// One that adds sealed payloads merges only if `who` is on their committee and decrypts each
 /// (`key` is asked for `who`'s unlocked key only then; the caller may keep it for the next).
@@ -236,6 +283,7 @@ pub fn reject(
     reason: Option<String>,
 ) -> Result<(Submission, Landed)> {
     let sub = find_submission(opened, branch)?;
+    may_decide(opened, signer, &sub, "reject")?;
     let record = decision_file(ctx, &sub, signer, DecisionKind::Rejection, reason);
     let landed = apply_to_main(
         ctx,
@@ -265,23 +313,46 @@ fn cleanup_branch(ctx: &Ctx, opened: &Opened, branch: &str, online: bool) {
     }
 }
 
+/// What `registry push` did.
+pub struct Pushed {
+    /// Submission branches pushed.
+    pub pushed: Vec<String>,
+    /// Branches skipped because main already holds them: removed here, and on the remote when
+    /// they were one's own.
+    pub merged: Vec<String>,
+    /// Main, when it had commits to push.
+    pub landed: Option<Landed>,
+}
+
 /// Pushes pending submission branches (all of `handle`'s, or the one named) and unpushed
-/// commits on main. Returns the branches pushed.
+/// commits on main. A branch main already holds is not pushed again (that would reopen a
+/// merged submission) but cleaned up.
 pub fn push(
     ctx: &Ctx,
     opened: &Opened,
     handle: Option<&str>,
     branch: Option<&str>,
-) -> Result<(Vec<String>, Option<Landed>)> {
+) -> Result<Pushed> {
     let url = opened
         .reg
         .remote_url()
         .ok_or_else(|| WorkflowError::Refused("this registry has no remote to push to".into()))?;
     let transport: Transport = ctx.transport_for(&url)?;
     let mut pushed = Vec::new();
+    let mut merged = Vec::new();
+    let view = opened.view()?;
+    let repo = opened.reg.repo();
     for (name, tip) in opened.reg.submission_branches(false)? {
         let mine = handle.is_none_or(|h| name.starts_with(&format!("submit/{h}/")));
         if branch.is_some_and(|b| b != name) || (branch.is_none() && !mine) {
+            continue;
+        }
+        if tip == view || repo.graph_descendant_of(view, tip).unwrap_or(false) {
+            // Only one's own branch is deleted on the remote: others' are their owners' or
+            // their maintainers' to remove.
+            let own = handle.is_some_and(|h| name.starts_with(&format!("submit/{h}/")));
+            cleanup_branch(ctx, opened, &name, own);
+            merged.push(name);
             continue;
         }
         if opened
@@ -310,18 +381,22 @@ pub fn push(
     }
     if let Some(b) = branch
         && !pushed.iter().any(|p| p == b)
+        && !merged.iter().any(|p| p == b)
         && opened.reg.ref_target(&format!("refs/heads/{b}")).is_none()
     {
         return Err(WorkflowError::NotFound(format!(
             "no local submission branch `{b}`"
         )));
     }
-    let view = opened.view()?;
     let remote_main = opened.reg.ref_target(REMOTE_MAIN_REF);
     let landed = if remote_main != Some(view) {
         Some(land(ctx, opened, "push main", &|base| Ok(base))?)
     } else {
         None
     };
-    Ok((pushed, landed))
+    Ok(Pushed {
+        pushed,
+        merged,
+        landed,
+    })
 }

@@ -514,5 +514,6 @@ pub fn apply_to_main(
 }
 
 pub use super::proposals::{
-    Submitted, approve, find_submission, merge_submission, push, reject, submissions, submit,
+    Pushed, Submitted, approve, find_submission, merge_submission, push, reject, submissions,
+    submit,
 };

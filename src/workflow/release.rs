@@ -15,7 +15,8 @@ use crate::registry::NewFile;
 use crate::report::{self, Outcome, ReleaseMeta, ResultInput};
 use crate::trust::{Index, Signer, next_number};
 
-use super::benchmarks::approved;
+use super::benchmarks::{approved, approved_in};
+use super::permission::{Needs, require};
 use super::registry_ops::{Landed, Opened, apply_to_main};
 use super::results::registered;
 use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
@@ -207,13 +208,26 @@ pub(super) fn input(
 /// co-signing. The record lists what it left out (`excluded`).
 pub fn release(ctx: &Ctx, opened: &Opened, signer: &Signer, bench: &str) -> Result<Released> {
     let ix = opened.index()?;
-    let (_, b, _) = approved(&ix, bench)?;
-    if !b.committee.contains(&signer.handle) {
-        return Err(WorkflowError::Refused(format!(
-            "{} is not on the {bench} committee ({})",
-            signer.handle,
-            b.committee.join(", ")
-        )));
+    let (_, b, _) = approved_in(opened, &ix, bench)?;
+    require(
+        opened,
+        &ix,
+        signer,
+        Needs::Committee(&b),
+        "release its results",
+    )?;
+    if registered(&ix, Some(bench)).is_empty() {
+        let branches = waiting(opened, SubmissionKind::Result, &format!("results/{bench}/"));
+        if !branches.is_empty() {
+            return Err(WorkflowError::RefusedBecause {
+                message: format!(
+                    "benchmark {bench} has no results on main to release; {} submission(s) of results wait to be merged: {}",
+                    branches.len(),
+                    branches.join(", ")
+                ),
+                hint: "merge them first: `cohort registry merge --all` (a committee member, who decrypts them)".into(),
+            });
+        }
     }
     let number = next_number(ix.leaderboards.get(bench));
     let Computed { record, pseudonyms } =
@@ -373,4 +387,25 @@ pub fn site_input(
         clone_url,
         benchmarks: pages,
     })
+}
+
+/// A release of `bench` waiting on a branch for committee co-signatures.
+pub fn waiting_release(opened: &Opened, bench: &str) -> Option<String> {
+    waiting(
+        opened,
+        SubmissionKind::Leaderboard,
+        &format!("leaderboards/{bench}/"),
+    )
+    .into_iter()
+    .next()
+}
+
+/// Branches of `kind` whose subject lies under `prefix`, still waiting.
+fn waiting(opened: &Opened, kind: SubmissionKind, prefix: &str) -> Vec<String> {
+    super::benchmarks::pending(opened, kind)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(s, _)| s.subject.starts_with(prefix))
+        .map(|(s, _)| s.branch)
+        .collect()
 }

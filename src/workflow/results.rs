@@ -11,6 +11,7 @@ use crate::trust::{Index, Signer, next_number};
 
 use super::datasets::{open_sealed, recipients};
 use super::execution::{LocalResult, local_results};
+use super::permission::{Needs, require};
 use super::registry_ops::{Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file};
 use super::{Ctx, Result, WorkflowError};
@@ -104,6 +105,7 @@ pub fn submit_results(
         ));
     }
     let ix = opened.index()?;
+    require(opened, &ix, signer, Needs::Member, "submit results")?;
     let mut records = Vec::new();
     let mut extra = Vec::new();
     let mut numbers: std::collections::BTreeMap<(String, String, String), u32> = Default::default();

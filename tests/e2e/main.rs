@@ -10,6 +10,7 @@ mod forgery;
 mod foundation;
 mod grammar;
 mod habits;
+mod helpful;
 mod medperf;
 mod metrics;
 mod refusals;

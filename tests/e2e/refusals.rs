@@ -146,7 +146,7 @@ fn cube_and_benchmark_submissions_refuse_bad_input() {
         &["mlcube", "associate", "-b", "nope", "-m", "bmi-only"],
     )
     .fails(1)
-    .says("not approved");
+    .says("no benchmark `nope` in this registry");
     // A committee member invites a model; she cannot approve her own invitation.
     w.as_(
         "carol",
@@ -245,7 +245,7 @@ fn dataset_preparation_refuses_and_recovers() {
         ],
     )
     .fails(1)
-    .says("not approved");
+    .says("no benchmark `nope` in this registry");
     run(prepare_args(e, "x", "/nonexistent", &labels))
         .fails(1)
         .says("does not exist");

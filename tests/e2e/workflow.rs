@@ -34,7 +34,7 @@ fn seed_workflow_end_to_end() {
         ],
     )
     .fails(1)
-    .says("does not hold the benchmark-owner right");
+    .says("only admins and holders of the benchmark-owner right can submit benchmarks");
 
     w.benchmark(&["--policy", "cross-product", "--min-datasets", "2"]);
     // Issue 14: the demo tarball's sizes are measured at submission and signed, so every site
@@ -76,7 +76,7 @@ fn seed_workflow_end_to_end() {
         &["association", "approve", "-b", "heart", "-m", "bmi-only"],
     )
     .fails(1)
-    .says("not on the heart committee");
+    .says("only members of the heart committee (carol, dave) can approve its associations");
     w.as_(
         "dave",
         &["association", "approve", "-b", "heart", "-m", "bmi-only"],

@@ -34,19 +34,24 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
     let _tmp;
     let root = match &args.keep {
         Some(d) => {
-            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+            let io = |e: std::io::Error| CliError::io(d, &e);
+            if d.is_dir() && std::fs::read_dir(d).map_err(io)?.next().is_some() {
                 return Err(CliError::user(format!("{} is not empty", d.display()))
                     .hint("give --keep a new or empty folder"));
             }
-            std::fs::create_dir_all(d)?;
-            d.canonicalize()?
+            std::fs::create_dir_all(d).map_err(io)?;
+            d.canonicalize().map_err(io)?
         }
         None => {
             _tmp = tempfile::Builder::new().prefix("cohort-demo-").tempdir()?;
             _tmp.path().to_path_buf()
         }
     };
+    // Ctrl-C stops the demo after the step under way; returning drops `_tmp`, which removes
+    // the temporary folder (a --keep folder stays for inspection).
+    let cancel = super::session::cancel_on_ctrl_c();
     let stage = Stage {
+        cancel,
         root: root.clone(),
         exe: std::env::current_exe()
             .map_err(|e| CliError::env(format!("cannot find the cohort binary: {e}")))?,

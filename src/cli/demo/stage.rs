@@ -10,6 +10,8 @@ use super::fixtures;
 
 /// The demo's stage: where everything lives, and how to run a command as a role.
 pub(super) struct Stage {
+    /// Set on Ctrl-C: the demo stops after the step under way.
+    pub(super) cancel: cohort::progress::Cancel,
     pub(super) root: PathBuf,
     pub(super) exe: PathBuf,
     pub(super) verbose: bool,
@@ -70,9 +72,10 @@ impl Stage {
 
     /// Runs cohort as `role`; `shown` prints the command and its output (the walkthrough).
     pub(super) fn run_cohort(&self, role: &str, args: &[&str], shown: bool) -> CliResult<String> {
+        self.stop_if_interrupted()?;
         std::fs::create_dir_all(self.role_dir(role))?;
         if shown {
-            println!("\n[{role}] $ cohort {}", args.join(" "));
+            println!("\n[{role}] $ cohort {}", shell_line(args));
         }
         let out = self
             .command(&self.exe, role)
@@ -91,18 +94,30 @@ impl Stage {
         {
             println!("    {l}");
         }
+        self.stop_if_interrupted()?;
         if !out.status.success() {
             return Err(CliError::user(format!(
                 "the demo step `cohort {}` failed (as {role})",
-                args.join(" ")
+                shell_line(args)
             ))
             .hint("re-run with --keep DIR to inspect every role's clone and home"));
         }
         Ok(stdout)
     }
 
+    /// After Ctrl-C: stop here (the caller's return removes a temporary demo folder).
+    fn stop_if_interrupted(&self) -> CliResult {
+        if self.cancel.is_cancelled() {
+            return Err(CliError::interrupted("the demo was interrupted").hint(
+                "its temporary folder was removed; with --keep DIR the folder stays for inspection",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn git(&self, role: &str, args: &[&str]) -> CliResult {
-        println!("\n[{role}] $ git {}", args.join(" "));
+        self.stop_if_interrupted()?;
+        println!("\n[{role}] $ git {}", shell_line(args));
         let out = self
             .command(Path::new("git"), role)
             .args(args)
@@ -111,7 +126,7 @@ impl Stage {
         if !out.status.success() {
             return Err(CliError::user(format!(
                 "`git {}` failed: {}",
-                args.join(" "),
+                shell_line(args),
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
@@ -153,6 +168,21 @@ impl Stage {
     }
 }
 
+/// `args` as one line a shell reads back as the same words, so a printed step can be pasted.
+pub(super) fn shell_line(args: &[&str]) -> String {
+    args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// One word for a POSIX shell: as is when every character is plain, else in single quotes.
+fn quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
 /// Writes the embedded fixtures under `dir`.
 pub(super) fn materialize(dir: &Path) -> CliResult {
     for (rel, bytes) in fixtures::FIXTURES {
@@ -163,4 +193,29 @@ pub(super) fn materialize(dir: &Path) -> CliResult {
         std::fs::write(p, bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_line;
+
+    #[test]
+    fn printed_steps_paste_back_as_the_same_words() {
+        assert_eq!(
+            shell_line(&[
+                "user",
+                "request",
+                "--name",
+                "Carol Smith",
+                "--email",
+                "c@x.org"
+            ]),
+            "user request --name 'Carol Smith' --email c@x.org"
+        );
+        assert_eq!(shell_line(&["it's", "", "a;b"]), "'it'\\''s' '' 'a;b'");
+        assert_eq!(
+            shell_line(&["/tmp/cohort-demo-1/x.tar.gz"]),
+            "/tmp/cohort-demo-1/x.tar.gz"
+        );
+    }
 }

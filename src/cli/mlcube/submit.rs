@@ -147,7 +147,7 @@ pub fn ls(settings: &Settings, filter: crate::cohort_cli::filter::ListFilter) ->
                 c.created.clone(),
             ]);
         }
-        ui.out(t.to_string());
+        crate::cohort_cli::table::print(ui, &t, "no cubes yet");
     }
     Ok(())
 }
@@ -157,7 +157,7 @@ pub fn view(settings: &Settings, name: &str) -> CliResult {
     let opened = s.open()?;
     let folder = format!("mlcubes/{}/", name.split(':').next().unwrap_or(name));
     let ix = opened.index_of(&[&folder])?;
-    let r = cubes::cube_ref(&ix, name)?;
+    let r = cubes::cube_ref_in(&opened, &ix, name)?;
     let (p, c) = ix.cube(&r.name, r.version).expect("resolved");
     let ui = &settings.ui;
     let local_only = c.image.source == cohort::model::ImageSource::Local;

@@ -533,18 +533,19 @@ fn describe(e: &bollard::errors::Error) -> String {
         B::SocketNotFoundError(path) => format!("no socket at {path}"),
         B::RequestTimeoutError => "the Engine did not answer in time".into(),
         other => {
-            let text = other.to_string();
-            // hyper wraps the OS error several levels deep; keep the innermost cause too.
+            // hyper wraps the OS error several levels deep ("Error in the hyper legacy
+            // client: client error (Connect): ..."): only the innermost cause means anything
+            // to a user.
+            if let Some(io) = crate::storage::innermost_io(other) {
+                return crate::storage::plain_io(io);
+            }
             let mut source = std::error::Error::source(other);
-            let mut inner = None;
+            let mut inner = other.to_string();
             while let Some(s) = source {
-                inner = Some(s.to_string());
+                inner = s.to_string();
                 source = s.source();
             }
-            match inner {
-                Some(i) if !text.contains(&i) => format!("{text}: {i}"),
-                _ => text,
-            }
+            format!("the Engine's answer could not be read ({inner})")
         }
     }
 }
