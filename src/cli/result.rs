@@ -130,10 +130,19 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         s.max_output_bytes = m;
     }
     let opened = s.open()?;
+    // The site's key only when a private model is among the benchmark's models.
+    let ix = opened.index()?;
+    let site_key = if execution::has_private_models(&ix, &bench) {
+        let signer = s.signer()?;
+        Some(cohort::workflow::private::SiteKey::of(&signer, None))
+    } else {
+        None
+    };
     let opts = RunOptions {
         models,
         ignore_errors,
         no_cache,
+        site_key,
     };
     match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
         Ok(runs) => {

@@ -9,6 +9,7 @@ pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
 pub mod prescan;
+pub mod private;
 pub mod pseudonyms;
 pub mod records;
 mod validate;
@@ -19,6 +20,7 @@ pub use asset::{Asset, AssetLocation, is_http_url};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
+pub use private::{Access, AccessAction, PrivateImage, SealedKey};
 pub use records::*;
 pub use validate::validate_against_path;
 
@@ -61,6 +63,7 @@ pub enum Kind {
     Dataset,
     Result,
     Leaderboard,
+    Access,
 }
 
 impl Kind {
@@ -80,6 +83,7 @@ impl Kind {
             Kind::Dataset => "dataset",
             Kind::Result => "result",
             Kind::Leaderboard => "leaderboard",
+            Kind::Access => "access",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -102,6 +106,7 @@ pub const ALL_KINDS: &[Kind] = &[
     Kind::Dataset,
     Kind::Result,
     Kind::Leaderboard,
+    Kind::Access,
 ];
 
 impl fmt::Display for Kind {
@@ -151,6 +156,7 @@ pub enum Record {
     Dataset(Dataset),
     Result(ResultManifest),
     Leaderboard(Leaderboard),
+    Access(Access),
 }
 
 impl Record {
@@ -165,6 +171,9 @@ impl Record {
                 }
                 if let Some(a) = &c.image.tarball {
                     v.push(("image.tarball", a));
+                }
+                if let Some(p) = &c.image.private {
+                    v.push(("image.private.ciphertext", &p.ciphertext));
                 }
                 v
             }
@@ -187,6 +196,7 @@ impl Record {
             Record::Dataset(_) => Kind::Dataset,
             Record::Result(_) => Kind::Result,
             Record::Leaderboard(_) => Kind::Leaderboard,
+            Record::Access(_) => Kind::Access,
         }
     }
 }
@@ -292,6 +302,7 @@ fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError
         Kind::Dataset => Record::Dataset(from_toml(path, text)?),
         Kind::Result => Record::Result(from_toml(path, text)?),
         Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
+        Kind::Access => Record::Access(from_toml(path, text)?),
     })
 }
 

@@ -298,6 +298,7 @@ fn revocation_counts_from_its_merge() {
             source: model::ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     };
     w.add(

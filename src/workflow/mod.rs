@@ -15,6 +15,7 @@ pub mod datasets;
 pub mod engine;
 pub mod execution;
 pub mod identity;
+pub mod private;
 mod proposals;
 pub mod registry_ops;
 pub mod release;
