@@ -8,6 +8,7 @@ mod execution;
 mod forgery;
 mod foundation;
 mod medperf;
+mod private;
 mod refusals;
 mod release;
 mod sandbox;
