@@ -256,6 +256,55 @@ fn private_models_run_only_where_granted() {
     );
     assert!(!images.present(&id));
 
+    // A grant arriving later lets the model run (the receipt submitted before does not stand
+    // for the run); a revocation merged before its result makes `verify` refuse that result.
+    w.as_("mo", &["registry", "sync"]).ok();
+    w.as_(
+        "mo",
+        &["mlcube", "grant", "-m", "secret-net", "-d", "ward-b"],
+    )
+    .ok();
+    w.as_("hosp-b", &["registry", "sync"]).ok();
+    w.as_(
+        "hosp-b",
+        &[
+            "benchmark",
+            "run",
+            "-b",
+            "heart",
+            "-d",
+            "ward-b",
+            "-m",
+            "secret-net",
+        ],
+    )
+    .ok();
+    assert_eq!(row(&w, "hosp-b", "secret-net")["status"], "ok");
+    assert!(!images.present(&id));
+    w.as_(
+        "hosp-b",
+        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-b"],
+    )
+    .ok();
+    w.as_("hosp-b", &["registry", "push"]).ok();
+    w.as_(
+        "mo",
+        &[
+            "mlcube",
+            "grant",
+            "-m",
+            "secret-net",
+            "-d",
+            "ward-b",
+            "--revoke",
+        ],
+    )
+    .ok();
+    w.as_("carol", &["registry", "sync"]).ok();
+    let refused = w.as_("carol", &["registry", "merge", "--all"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    refused.says("holds no grant");
+
     // The two-step path: the uploaded ciphertext is checked against the one made here; a
     // flipped byte is refused.
     let served = e.path().join("served");

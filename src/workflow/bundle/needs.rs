@@ -76,7 +76,11 @@ pub fn needs(ix: &Index, benches: &[String]) -> Result<Needs> {
                 add_asset(&mut out, format!("additional files of {label}"), a);
             }
             if let Some(p) = &rec.image.private {
-                add_asset(&mut out, format!("encrypted image of {label}"), &p.ciphertext);
+                add_asset(
+                    &mut out,
+                    format!("encrypted image of {label}"),
+                    &p.ciphertext,
+                );
             }
             out.cubes.push(CubeNeed {
                 cube: r,
