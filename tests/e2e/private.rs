@@ -152,6 +152,20 @@ fn private_models_run_only_where_granted() {
     w.hospital("hosp-a", "hospital-a", "ward-a");
     w.hospital("hosp-b", "hospital-b", "ward-b");
     w.as_("mo", &["registry", "sync"]).ok();
+    // `registry status` tells the owner which datasets joined and hold no decision yet.
+    let undecided = |w: &World| -> Vec<String> {
+        let st = json(&w.as_("mo", &["--json", "registry", "status"]).ok());
+        let mut names: Vec<String> = st["private"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["notice"] == "undecided")
+            .map(|n| n["dataset_name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(undecided(&w), ["ward-a", "ward-b"]);
     w.as_("mo", &["mlcube", "grant", "--help"])
         .ok()
         .says("cannot unshare");
@@ -161,6 +175,7 @@ fn private_models_run_only_where_granted() {
     )
     .ok()
     .says("/access/");
+    assert_eq!(undecided(&w), ["ward-b"]);
     // Only the owner grants.
     w.as_("hosp-b", &["registry", "sync"]).ok();
     w.as_(
