@@ -463,3 +463,6 @@ fn signed_counts_distinct_keys() {
 
 #[path = "blob_tests.rs"]
 mod blob_tests;
+
+#[path = "access_tests.rs"]
+mod access_tests;
