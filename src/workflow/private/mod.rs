@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 
 use crate::mlcube::DockerRuntime;
 use crate::model::{
-    self, Access, AccessAction, Asset, FORMAT_VERSION, Image, ImageSource, Mlcube, PrivateImage,
-    Sha256, build, private::SCHEME,
+    self, Access, AccessAction, Asset, Image, ImageSource, Mlcube, PrivateImage, Sha256, build,
+    private::SCHEME,
 };
 use crate::registry::NewFile;
-use crate::trust::{Index, Signer, next_number};
+use crate::trust::{Index, Signer};
 
-use super::cubes::cube_ref;
-use super::registry_ops::{Landed, Opened, apply_to_main};
-use super::submission::record_file;
 use super::{Ctx, Result, WorkflowError};
+
+mod grant;
+mod notices;
+
+pub use grant::{GrantTarget, Granted, grant};
+pub use notices::{AccessNotice, notices};
 
 /// Who is asking to decrypt a private model, and for which dataset.
 pub struct SiteKey {
@@ -111,6 +114,16 @@ pub fn encrypt_image(
     recipient: &age::x25519::Recipient,
     out: &Path,
 ) -> Result<Ciphertext> {
+    encrypt_to(recipient, out, &mut |w| Ok(runtime.save_to(image_id, w)?))
+}
+
+/// Encrypts what `produce` writes to `recipient` into `out`, written whole (a temporary file
+/// beside it, renamed) or not at all.
+fn encrypt_to(
+    recipient: &age::x25519::Recipient,
+    out: &Path,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<Ciphertext> {
     let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", out.display()));
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -124,9 +137,9 @@ pub fn encrypt_image(
             bytes: 0,
         };
         let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as _))
-            .map_err(|e| WorkflowError::Refused(format!("encrypting {image_id}: {e}")))?;
+            .map_err(|e| WorkflowError::Refused(format!("encrypting {}: {e}", out.display())))?;
         let mut w = encryptor.wrap_output(&mut hashing).map_err(io)?;
-        runtime.save_to(image_id, &mut w)?;
+        produce(&mut w)?;
         w.finish().map_err(io)?;
         hashing.flush().map_err(io)?;
         (
@@ -281,261 +294,59 @@ pub fn from_uploaded(ctx: &Ctx, signer: &Signer, url: &str) -> Result<Image> {
     Ok(private_image(&pending, asset))
 }
 
-/// Which datasets a grant covers.
-pub enum GrantTarget {
-    /// One dataset (name, id or id prefix).
-    Dataset(String),
-    /// Every dataset currently associated with the benchmark (approved, not withdrawn).
-    Benchmark(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `mlcube grant` / `--revoke`: what was decided.
-pub struct Granted {
-    /// The access records written, with the dataset each covers.
-    pub records: Vec<(String, Access)>,
-    pub landed: Landed,
-}
+    fn decrypt(path: &Path, key: &age::x25519::Identity) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let f = std::fs::File::open(path)?;
+        let d = age::Decryptor::new_buffered(std::io::BufReader::new(f))
+            .map_err(std::io::Error::other)?;
+        let mut r = d
+            .decrypt(std::iter::once(key as &dyn age::Identity))
+            .map_err(std::io::Error::other)?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)?;
+        Ok(out)
+    }
 
-/// The datasets with an association with `bench` on main that is not withdrawn.
-fn datasets_of(ix: &Index, bench: &str) -> Vec<String> {
-    ix.associations
-        .iter()
-        .filter_map(|((b, key), versions)| match key {
-            model::AssocKey::Dataset(id) if b == bench => {
-                let (_, p) = versions.last_key_value()?;
-                ix.decisions_on(p, model::DecisionKind::Withdrawal)
-                    .is_empty()
-                    .then(|| id.clone())
-            }
-            _ => None,
+    #[test]
+    fn a_ciphertext_round_trips_and_one_flipped_byte_fails_authentication() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let out = dir.path().join("image.age");
+        // Several of age's 64 KiB chunks, so the flip lands before the last one.
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let ct = encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(&plain)
+                .map_err(|e| WorkflowError::Refused(e.to_string()))
         })
-        .collect()
-}
+        .unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(Sha256::of(&bytes), ct.sha256);
+        assert_eq!(bytes.len() as u64, ct.bytes);
+        assert_eq!(decrypt(&out, &key).unwrap(), plain);
+        let other = model::private::new_model_key();
+        assert!(decrypt(&out, &other).is_err(), "another key opens nothing");
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 1;
+        std::fs::write(&out, &flipped).unwrap();
+        assert!(decrypt(&out, &key).is_err(), "a flipped byte is refused");
+    }
 
-/// Writes signed grants (the model key sealed to each dataset owner's age key at this commit)
-/// or revocations for one private cube version, and merges them (the owner's own records that
-/// need nobody else). A revocation cannot unshare a key already given: it makes cohort refuse
-/// to run the model for that dataset and `verify` refuse new results for the pair.
-pub fn grant(
-    ctx: &Ctx,
-    opened: &Opened,
-    signer: &Signer,
-    model_spec: &str,
-    target: &GrantTarget,
-    revoke: bool,
-) -> Result<Granted> {
-    let ix = opened.index()?;
-    let mref = cube_ref(&ix, model_spec)?;
-    let (_, rec) = ix.cube(&mref.name, mref.version).expect("resolved");
-    let Some(p) = rec.image.private.as_ref() else {
-        return Err(WorkflowError::Refused(format!(
-            "{} v{} is not a private model (submitted without --encrypt): everyone may run it already",
-            mref.name, mref.version
-        )));
-    };
-    if rec.owner != signer.handle {
-        return Err(WorkflowError::Refused(format!(
-            "only {} (the owner of {}) may grant or revoke access to it",
-            rec.owner, mref.name
-        )));
-    }
-    let ids = match target {
-        GrantTarget::Dataset(spec) => vec![super::datasets::resolve_dataset_id(&ix, spec)?],
-        GrantTarget::Benchmark(b) => {
-            let ids = datasets_of(&ix, b);
-            if ids.is_empty() {
-                return Err(WorkflowError::NotFound(format!(
-                    "no dataset is associated with benchmark `{b}` yet"
-                )));
-            }
-            ids
-        }
-    };
-    let model_key = if revoke {
-        None
-    } else {
-        Some(
-            model::private::open_key(&p.owner_key, &signer.age, &p.recipient).map_err(|_| {
-                WorkflowError::Refused(format!(
-                    "the model key of {} v{} is sealed to a key you no longer hold",
-                    mref.name, mref.version
-                ))
-            })?,
-        )
-    };
-    let mut records = Vec::new();
-    let mut files = Vec::new();
-    for id in ids {
-        let (_, drec) = ix.dataset(&id).expect("resolved");
-        let latest = latest_access(&ix, &mref.name, mref.version, &id).map(|(_, a)| a.action);
-        let wanted = if revoke {
-            AccessAction::Revoke
-        } else {
-            AccessAction::Grant
-        };
-        // Granting a granted dataset again re-seals to its owner's current key (a rotation).
-        if revoke && latest != Some(AccessAction::Grant) {
-            if matches!(target, GrantTarget::Dataset(_)) {
-                return Err(WorkflowError::Refused(format!(
-                    "dataset {} holds no grant for {} v{}; nothing to revoke",
-                    &id[..12],
-                    mref.name,
-                    mref.version
-                )));
-            }
-            continue;
-        }
-        let key = match &model_key {
-            None => None,
-            Some(k) => {
-                let to = ix.age_recipient(&drec.owner).ok_or_else(|| {
-                    WorkflowError::NotFound(format!(
-                        "{} (the owner of dataset {}) has no approved user record with an age key",
-                        drec.owner,
-                        &id[..12]
-                    ))
-                })?;
-                Some(model::private::seal_key(k, &drec.owner, &to)?)
-            }
-        };
-        let number = next_number(
-            ix.access
-                .get(&(mref.name.clone(), mref.version, id.clone())),
-        );
-        let record = Access {
-            format: FORMAT_VERSION,
-            kind: "access".into(),
-            number,
-            model: mref.clone(),
-            dataset: id.clone(),
-            action: wanted,
-            by: signer.handle.clone(),
-            created: ctx.timestamp(),
-            key,
-        };
-        let path = build::access(&mref.name, mref.version, &id, number);
-        files.push(record_file(path.clone(), &record));
-        records.push((path, record));
-    }
-    if files.is_empty() {
-        return Err(WorkflowError::Refused(format!(
-            "no dataset of that benchmark holds a grant for {} v{}; nothing to revoke",
-            mref.name, mref.version
-        )));
-    }
-    let landed = apply_to_main(
-        ctx,
-        opened,
-        signer,
-        files,
-        &format!(
-            "{} {} v{} for {} dataset(s)",
-            if revoke { "Revoke" } else { "Grant" },
-            mref.name,
-            mref.version,
-            records.len()
-        ),
-    )?;
-    Ok(Granted { records, landed })
-}
-
-/// Something the owner of a private model should act on (`registry status`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessNotice {
-    /// A dataset associated with a benchmark the model is associated with, that holds neither a
-    /// grant nor a revocation yet.
-    Undecided {
-        model: model::CubeRef,
-        bench: String,
-        dataset: String,
-        dataset_name: String,
-    },
-    /// A granted dataset's owner now has another age key than the grant sealed the key to: a
-    /// new grant re-seals it (`mlcube grant` again).
-    Rotated {
-        model: model::CubeRef,
-        dataset: String,
-        dataset_name: String,
-        handle: String,
-    },
-}
-
-/// The access decisions waiting for `me` on my private models.
-pub fn notices(ix: &Index, me: &str) -> Vec<AccessNotice> {
-    let mut out = Vec::new();
-    for (name, versions) in &ix.cubes {
-        for path in versions.values() {
-            let Some(model::Record::Mlcube(c)) = ix.record(path) else {
-                continue;
-            };
-            if c.owner != me || c.image.source != ImageSource::Encrypted {
-                continue;
-            }
-            let mref = model::CubeRef {
-                name: name.clone(),
-                version: c.version,
-                sha256: ix.sha(path).cloned().expect("indexed"),
-            };
-            notices_of(ix, c, &mref, &mut out);
-        }
-    }
-    out
-}
-
-fn notices_of(ix: &Index, c: &Mlcube, mref: &model::CubeRef, out: &mut Vec<AccessNotice>) {
-    let name_of = |id: &str| {
-        ix.dataset(id)
-            .map(|(_, d)| d.name.clone())
-            .unwrap_or_default()
-    };
-    // Benchmarks this version is associated with (not withdrawn).
-    let benches: Vec<&String> = ix
-        .associations
-        .iter()
-        .filter_map(|((b, key), versions)| {
-            let model::AssocKey::Model(m) = key else {
-                return None;
-            };
-            let (_, p) = versions.last_key_value()?;
-            let ok = m == &c.name
-                && ix.decisions_on(p, model::DecisionKind::Withdrawal).is_empty()
-                && matches!(ix.record(p), Some(model::Record::Association(a)) if a.model.as_ref() == Some(mref));
-            ok.then_some(b)
-        })
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for b in benches {
-        for id in datasets_of(ix, b) {
-            if latest_access(ix, &c.name, c.version, &id).is_none() && seen.insert(id.clone()) {
-                out.push(AccessNotice::Undecided {
-                    model: mref.clone(),
-                    bench: b.clone(),
-                    dataset_name: name_of(&id),
-                    dataset: id,
-                });
-            }
-        }
-    }
-    for ((n, v, id), _) in ix
-        .access
-        .range((c.name.clone(), c.version, String::new())..)
-    {
-        if n != &c.name || *v != c.version {
-            break;
-        }
-        let Some((_, a)) = latest_access(ix, n, *v, id) else {
-            continue;
-        };
-        let Some(k) = a.key.as_ref().filter(|_| a.action == AccessAction::Grant) else {
-            continue;
-        };
-        if ix.age_recipient(&k.handle).as_deref() != Some(k.age.as_str()) {
-            out.push(AccessNotice::Rotated {
-                model: mref.clone(),
-                dataset: id.clone(),
-                dataset_name: name_of(id),
-                handle: k.handle.clone(),
-            });
-        }
+    #[test]
+    fn a_failed_export_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let out = dir.path().join("image.age");
+        let r = encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(b"half an image").unwrap();
+            Err(WorkflowError::Refused("the Engine went away".into()))
+        });
+        assert!(r.is_err());
+        assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
