@@ -30,7 +30,8 @@ pub struct LocalCube {
     pub image_id: String,
     /// The registry record, for registered cubes.
     pub record: Option<Mlcube>,
-    /// Whether this run decrypted and loaded a private image: it is removed after the run.
+    /// Whether the image is a private model's, decrypted for this run (or left over at a site
+    /// other than its owner's): it is removed after the run.
     pub private_loaded: bool,
     /// The additional-files tarball in the cache (extracted into each run's workspace) and
     /// the limits its record sets on extraction.
@@ -172,7 +173,10 @@ impl Engine {
                 ),
             })?;
         if self.runtime.image_id(want)?.as_deref() == Some(want.as_str()) {
-            return Ok((want.clone(), false));
+            // The owner's own image stays; anywhere else it is a leftover (an interrupted
+            // run) and leaves with this run.
+            let owner = self.private.as_ref().is_some_and(|s| s.handle == rec.owner);
+            return Ok((want.clone(), !owner));
         }
         let got = super::assets::fetch(ctx, ix, &p.ciphertext)?;
         let ids = super::private::load(ctx, &self.runtime, &got.path, &key, &cube)?;
