@@ -320,6 +320,73 @@ fn private_models_run_only_where_granted() {
     assert_ne!(refused.code, 0, "{}", refused.all());
     refused.says("holds no grant");
 
+    // A grantee who changes their age key is named to the owner, who grants again.
+    w.as_("mo", &["registry", "sync"]).ok();
+    w.as_(
+        "mo",
+        &["mlcube", "grant", "-m", "secret-net", "-d", "ward-a"],
+    )
+    .ok();
+    w.as_(
+        "hosp-a",
+        &[
+            "key",
+            "generate",
+            "--handle",
+            "hosp-a-new",
+            "--no-passphrase",
+        ],
+    )
+    .ok();
+    w.as_(
+        "hosp-a",
+        &["key", "adopt", "hosp-a-new", "--handle", "hosp-a"],
+    )
+    .ok();
+    w.as_("hosp-a", &["registry", "sync"]).ok();
+    w.as_(
+        "hosp-a",
+        &[
+            "user",
+            "request",
+            "--name",
+            "hosp-a person",
+            "--email",
+            "hosp-a@example.org",
+        ],
+    )
+    .ok();
+    w.as_("hosp-a", &["registry", "push"]).ok();
+    w.as_("admin", &["registry", "sync"]).ok();
+    w.as_("admin", &["user", "approve", "hosp-a"]).ok();
+    w.as_("mo", &["registry", "sync"]).ok();
+    let st = json(&w.as_("mo", &["--json", "registry", "status"]).ok());
+    let rotated: Vec<&serde_json::Value> = st["private"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["notice"] == "rotated")
+        .collect();
+    assert_eq!(rotated.len(), 1, "{st}");
+    assert_eq!(rotated[0]["handle"], "hosp-a");
+    w.as_(
+        "mo",
+        &["mlcube", "grant", "-m", "secret-net", "-d", "ward-a"],
+    )
+    .ok();
+    let st = json(&w.as_("mo", &["--json", "registry", "status"]).ok());
+    assert!(
+        !st["private"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["notice"] == "rotated"),
+        "{st}"
+    );
+
+    w.as_("carol", &["registry", "sync"]).ok();
+    w.as_("carol", &["verify"]).ok();
+
     // The two-step path: the uploaded ciphertext is checked against the one made here; a
     // flipped byte is refused.
     let served = e.path().join("served");
