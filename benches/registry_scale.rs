@@ -129,6 +129,7 @@ fn cube_files(id: &Sha256, owner: &Signer, name: &str) -> Vec<NewFile> {
                 source: model::ImageSource::Local,
                 reference: None,
                 tarball: None,
+                private: None,
             },
         };
         let path = build::mlcube(name, version);

@@ -168,6 +168,7 @@ fn mlcube(name: &str, owner: &str, description: &str) -> Mlcube {
             source: ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     }
 }

@@ -55,6 +55,8 @@ pub struct CubeSubmitted {
     pub version: u32,
     pub image_id: String,
     pub config_sha256: String,
+    /// The encrypted image's sha256 (`--encrypt`), else null.
+    pub ciphertext_sha256: Option<String>,
 }
 
 /// `benchmark view`, `mlcube view`: the record as registered, where, and its hash.
@@ -275,6 +277,31 @@ pub struct Status {
     pub handle: String,
     pub mine: Vec<StatusRow>,
     pub awaiting_me: Vec<StatusRow>,
+    /// Access decisions waiting on the owner of a private model.
+    pub private: Vec<AccessNotice>,
+}
+
+/// A private model's owner should grant (`undecided`) or re-grant (`rotated`).
+#[derive(Serialize)]
+pub struct AccessNotice {
+    pub notice: &'static str,
+    pub model: String,
+    pub version: u32,
+    pub benchmark: Option<String>,
+    pub dataset: String,
+    pub dataset_name: String,
+    /// The grantee whose age key changed (`rotated`).
+    pub handle: Option<String>,
+}
+
+/// `mlcube submit --encrypt` whose ciphertext is too large for the registry: upload it, then
+/// submit with `--encrypted-image URL`.
+#[derive(Serialize)]
+pub struct CiphertextWritten {
+    pub ciphertext: std::path::PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    pub submitted: bool,
 }
 
 /// `registry merge`.

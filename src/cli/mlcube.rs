@@ -2,6 +2,7 @@
 //! under `mlcube/`; this file holds the group's clap enum, the dispatch, and the mapping of
 //! the engine's errors to exit codes and hints.
 
+mod grant;
 mod run;
 mod submit;
 
@@ -37,6 +38,13 @@ pub enum MlcubeCommand {
     },
     /// Ask to join a benchmark with a model: runs the compatibility test on the demo data first.
     Associate(submit::AssociateArgs),
+    /// Grant a dataset the key of your private model, or revoke it (--revoke).
+    ///
+    /// A grant seals the model key to the dataset owner's age key and lands a signed record on
+    /// main. A revocation makes cohort refuse to run the model for that dataset and `verify`
+    /// refuse new results for the pair, but it cannot unshare what was already shared: a site
+    /// that held the key may have kept it, and the image it decrypted.
+    Grant(grant::GrantArgs),
 }
 
 pub fn run(settings: &Settings, args: Args) -> CliResult {
@@ -46,6 +54,7 @@ pub fn run(settings: &Settings, args: Args) -> CliResult {
         MlcubeCommand::Ls(f) => submit::ls(settings, f),
         MlcubeCommand::View { name } => submit::view(settings, &name.name()),
         MlcubeCommand::Associate(a) => submit::associate(settings, a),
+        MlcubeCommand::Grant(a) => grant::grant(settings, a),
     }
 }
 

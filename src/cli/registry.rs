@@ -127,6 +127,68 @@ pub fn main_update_text(m: &MainUpdate) -> String {
     }
 }
 
+fn access_notice_json(n: &cohort::workflow::private::AccessNotice) -> super::json::AccessNotice {
+    use cohort::workflow::private::AccessNotice as N;
+    match n {
+        N::Undecided {
+            model,
+            bench,
+            dataset,
+            dataset_name,
+        } => super::json::AccessNotice {
+            notice: "undecided",
+            model: model.name.clone(),
+            version: model.version,
+            benchmark: Some(bench.clone()),
+            dataset: dataset.clone(),
+            dataset_name: dataset_name.clone(),
+            handle: None,
+        },
+        N::Rotated {
+            model,
+            dataset,
+            dataset_name,
+            handle,
+        } => super::json::AccessNotice {
+            notice: "rotated",
+            model: model.name.clone(),
+            version: model.version,
+            benchmark: None,
+            dataset: dataset.clone(),
+            dataset_name: dataset_name.clone(),
+            handle: Some(handle.clone()),
+        },
+    }
+}
+
+fn access_notice_text(n: &cohort::workflow::private::AccessNotice) -> String {
+    use cohort::workflow::private::AccessNotice as N;
+    match n {
+        N::Undecided {
+            model,
+            bench,
+            dataset,
+            dataset_name,
+        } => format!(
+            "private model {} v{}: dataset `{dataset_name}` ({}) joined {bench} and holds no grant; `cohort mlcube grant -m {}:{} -d {dataset}` (or leave it: it gets a no-access receipt)",
+            model.name,
+            model.version,
+            &dataset[..12],
+            model.name,
+            model.version
+        ),
+        N::Rotated {
+            model,
+            dataset,
+            dataset_name,
+            handle,
+        } => format!(
+            "private model {} v{}: {handle} (dataset `{dataset_name}`) changed their age key since your grant; grant again to re-seal it: `cohort mlcube grant -m {}:{} -d {dataset}`",
+            model.name, model.version, model.name, model.version
+        ),
+    }
+}
+
 /// Tells the user where a landed change went.
 pub fn report_landed(s: &Session, what: &str, l: &Landed) {
     let ui = &s.settings.ui;
@@ -360,6 +422,7 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                     handle: me.clone(),
                     mine: st.mine.iter().map(row).collect(),
                     awaiting_me: st.awaiting_me.iter().map(row).collect(),
+                    private: st.private.iter().map(access_notice_json).collect(),
                 });
             } else {
                 let mut t = super::table::new(&["my submissions", "kind", "state", "waiting for"]);
@@ -375,6 +438,9 @@ pub fn run(settings: &Settings, args: RegistryArgs) -> CliResult {
                     ui.status(format!("{me} has no submissions"));
                 } else {
                     ui.out(t.to_string());
+                }
+                for n in &st.private {
+                    ui.status(access_notice_text(n));
                 }
                 if st.awaiting_me.is_empty() {
                     ui.status("nothing waits for you");

@@ -153,11 +153,21 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         s.max_output_bytes = m;
     }
     let opened = s.open()?;
+    // The site's key only when a private model is among the benchmark's models (the records
+    // that decide it alone: no full index twice).
+    let ix = opened.index_of(&["mlcubes/", "benchmarks/", "associations/"])?;
+    let site_key = if execution::has_private_models(&ix, &bench) {
+        let signer = s.signer()?;
+        Some(cohort::workflow::private::SiteKey::of(&signer, None))
+    } else {
+        None
+    };
     let opts = RunOptions {
         models,
         ignore_errors,
         no_cache,
         rerun,
+        site_key,
     };
     match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
         Ok(runs) => {

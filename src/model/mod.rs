@@ -10,6 +10,7 @@ pub mod leaderboard;
 pub mod metrics;
 pub mod paths;
 pub mod prescan;
+pub mod private;
 pub mod pseudonyms;
 pub mod records;
 mod validate;
@@ -21,6 +22,7 @@ pub use asset::{Asset, AssetLocation, is_http_url};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
+pub use private::{Access, AccessAction, PrivateImage, SealedKey};
 pub use records::*;
 pub use validate::validate_against_path;
 
@@ -63,6 +65,7 @@ pub enum Kind {
     Dataset,
     Result,
     Leaderboard,
+    Access,
 }
 
 impl Kind {
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Dataset => "dataset",
             Kind::Result => "result",
             Kind::Leaderboard => "leaderboard",
+            Kind::Access => "access",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -104,6 +108,7 @@ pub const ALL_KINDS: &[Kind] = &[
     Kind::Dataset,
     Kind::Result,
     Kind::Leaderboard,
+    Kind::Access,
 ];
 
 impl fmt::Display for Kind {
@@ -153,6 +158,7 @@ pub enum Record {
     Dataset(Dataset),
     Result(ResultManifest),
     Leaderboard(Leaderboard),
+    Access(Access),
 }
 
 impl Record {
@@ -167,6 +173,9 @@ impl Record {
                 }
                 if let Some(a) = &c.image.tarball {
                     v.push(("image.tarball", a));
+                }
+                if let Some(p) = &c.image.private {
+                    v.push(("image.private.ciphertext", &p.ciphertext));
                 }
                 v
             }
@@ -189,6 +198,7 @@ impl Record {
             Record::Dataset(_) => Kind::Dataset,
             Record::Result(_) => Kind::Result,
             Record::Leaderboard(_) => Kind::Leaderboard,
+            Record::Access(_) => Kind::Access,
         }
     }
 }
@@ -294,6 +304,7 @@ fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError
         Kind::Dataset => Record::Dataset(from_toml(path, text)?),
         Kind::Result => Record::Result(from_toml(path, text)?),
         Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
+        Kind::Access => Record::Access(from_toml(path, text)?),
     })
 }
 

@@ -143,6 +143,14 @@ pub enum RecordPath {
         bench: String,
         number: u32,
     },
+    /// `mlcubes/<name>/v<N>/access/<dataset-id>/<n>.toml`: a private cube version's grant (or
+    /// revocation) for one dataset.
+    Access {
+        name: String,
+        version: u32,
+        dataset: String,
+        number: u32,
+    },
     /// `<subject stem>.<decision>.<by>.toml` next to the subject it decides on.
     Decision {
         subject: String,
@@ -187,6 +195,7 @@ impl RecordPath {
             RecordPath::Dataset { .. } => Kind::Dataset,
             RecordPath::Result { .. } => Kind::Result,
             RecordPath::Leaderboard { .. } => Kind::Leaderboard,
+            RecordPath::Access { .. } => Kind::Access,
             RecordPath::Decision { decision, .. } => decision.kind(),
             RecordPath::MlcubeFile { .. }
             | RecordPath::Sealed { .. }
@@ -236,6 +245,9 @@ pub mod build {
     }
     pub fn leaderboard(bench: &str, number: u32) -> String {
         format!("leaderboards/{bench}/{number}.toml")
+    }
+    pub fn access(name: &str, version: u32, dataset: &str, number: u32) -> String {
+        format!("mlcubes/{name}/v{version}/access/{dataset}/{number}.toml")
     }
     /// A decision about the record at `subject` (a `.toml` path).
     pub fn decision(subject: &str, decision: DecisionKind, by: &str) -> String {
@@ -551,6 +563,17 @@ pub fn classify(path: &str) -> Result<RecordPath, ModelError> {
                 bench: b.to_string(),
                 number: number_of(n)
                     .ok_or_else(|| unknown("releases are numbered 1.toml, 2.toml, ..."))?,
+            }
+        }
+        ["mlcubes", cube, v, "access", d, n] => {
+            name("mlcube name", cube)?;
+            hex("dataset id", d)?;
+            RecordPath::Access {
+                name: cube.to_string(),
+                version: version_of(v).ok_or_else(|| unknown("cube versions are v1, v2, ..."))?,
+                dataset: d.to_string(),
+                number: number_of(n)
+                    .ok_or_else(|| unknown("access records are numbered 1.toml, 2.toml, ..."))?,
             }
         }
         _ => return Err(unknown("not a file the registry format defines")),

@@ -151,6 +151,9 @@ pub enum ImageSource {
     Pull,
     /// Loaded from a tarball (`url` + `sha256`).
     Tarball,
+    /// A private model: an age ciphertext of the tarball (`[image.private]`), decrypted only by
+    /// the owner and the sites granted the key.
+    Encrypted,
 }
 
 /// The container image a cube runs, by id (the config digest `docker inspect` reports).
@@ -163,6 +166,9 @@ pub struct Image {
     pub reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tarball: Option<Asset>,
+    /// The ciphertext and the owner's key, for `source = "encrypted"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<super::private::PrivateImage>,
 }
 
 /// `mlcubes/<name>/v<N>/cube.toml`: one version of an MLCube, binding every asset by hash.
@@ -502,10 +508,12 @@ pub enum FailureReason {
     Cancelled,
     /// Anything else (the container could not be created or started, ...).
     Error,
+    /// A private model this dataset holds no (or a revoked) grant for: nothing ran.
+    NoAccess,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 7] = [
+    pub const ALL: [FailureReason; 8] = [
         FailureReason::ExitCode,
         FailureReason::Timeout,
         FailureReason::MalformedOutput,
@@ -513,6 +521,7 @@ impl FailureReason {
         FailureReason::InvalidResults,
         FailureReason::Cancelled,
         FailureReason::Error,
+        FailureReason::NoAccess,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -523,6 +532,7 @@ impl FailureReason {
             FailureReason::InvalidResults => "invalid-results",
             FailureReason::Cancelled => "cancelled",
             FailureReason::Error => "error",
+            FailureReason::NoAccess => "no-access",
         }
     }
     pub fn parse(s: &str) -> Option<FailureReason> {

@@ -175,6 +175,7 @@ pub fn validate_against_path(
         Record::Dataset(r) => (r.format, r.kind.as_str()),
         Record::Result(r) => (r.format, r.kind.as_str()),
         Record::Leaderboard(r) => (r.format, r.kind.as_str()),
+        Record::Access(r) => (r.format, r.kind.as_str()),
     };
     if format > FORMAT_VERSION {
         return Err(c.err(format!(
@@ -318,6 +319,32 @@ pub fn validate_against_path(
                     r.image.reference.is_none() && r.image.tarball.is_none(),
                     "a local image has no reference or tarball",
                 )?,
+                ImageSource::Encrypted => {
+                    let p = r.image.private.as_ref().ok_or_else(|| {
+                        c.err("an encrypted image names `[image.private]` (scheme, recipient, ciphertext, owner_key)")
+                    })?;
+                    c.ensure(
+                        r.image.reference.is_none() && r.image.tarball.is_none(),
+                        "an encrypted image has no reference or tarball",
+                    )?;
+                    c.ensure(
+                        p.scheme == super::private::SCHEME,
+                        format!(
+                            "image.private.scheme `{}` is not {} (a newer cohort wrote it; upgrade cohort)",
+                            p.scheme,
+                            super::private::SCHEME
+                        ),
+                    )?;
+                    check_age_recipient(&p.recipient)
+                        .map_err(|why| c.err(format!("image.private.recipient: {why}")))?;
+                    c.asset("image.private.ciphertext", &p.ciphertext)?;
+                    super::private::check_sealed_key(&p.owner_key)
+                        .map_err(|why| c.err(format!("image.private.owner_key: {why}")))?;
+                    c.ensure(
+                        p.owner_key.handle == r.owner,
+                        "image.private.owner_key is sealed to the cube's owner",
+                    )?;
+                }
                 ImageSource::Pull => c.ensure(
                     r.image
                         .reference
@@ -330,6 +357,12 @@ pub fn validate_against_path(
                     r.image.tarball.is_some() && r.image.reference.is_none(),
                     "a tarball image names `tarball` (url + sha256)",
                 )?,
+            }
+            if r.image.source != ImageSource::Encrypted {
+                c.ensure(
+                    r.image.private.is_none(),
+                    "only `source = \"encrypted\"` names `[image.private]`",
+                )?;
             }
             if let Some(a) = &r.additional_files {
                 c.asset("additional_files", a)?;
@@ -507,6 +540,42 @@ pub fn validate_against_path(
             c.name("by", &r.by)?;
             c.time("created", &r.created)?;
             check_policy(&c, &r.policy)?;
+        }
+        (
+            RecordPath::Access {
+                name,
+                version,
+                dataset,
+                number,
+            },
+            Record::Access(r),
+        ) => {
+            c.ensure(r.number == *number, "number differs from the file name")?;
+            c.ensure(&r.model.name == name, "model differs from the folder name")?;
+            c.ensure(
+                r.model.version == *version,
+                "model version differs from the folder name",
+            )?;
+            c.ensure(
+                &r.dataset == dataset,
+                "dataset differs from the folder name",
+            )?;
+            c.cube("model", &r.model)?;
+            c.name("by", &r.by)?;
+            c.time("created", &r.created)?;
+            match (&r.action, &r.key) {
+                (super::AccessAction::Grant, Some(k)) => super::private::check_sealed_key(k)
+                    .map_err(|why| c.err(format!("key: {why}")))?,
+                (super::AccessAction::Grant, None) => {
+                    return Err(c.err(
+                        "a grant carries the model key sealed to the dataset's owner (`key`)",
+                    ));
+                }
+                (super::AccessAction::Revoke, Some(_)) => {
+                    return Err(c.err("a revocation carries no key"));
+                }
+                (super::AccessAction::Revoke, None) => {}
+            }
         }
         _ => return Err(c.err("record does not match its path")),
     }

@@ -234,6 +234,7 @@ pub fn mlcube(c: &CubeRef, owner: &str, description: &str) -> Mlcube {
             source: ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     }
 }

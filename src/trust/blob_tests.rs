@@ -21,6 +21,7 @@ fn cube_with(w: &mut World, name: &str, additional: model::Asset) {
             source: model::ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     };
     w.add(

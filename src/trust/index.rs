@@ -46,6 +46,8 @@ pub struct Index {
     pub datasets: BTreeMap<String, Versions>,
     pub results: BTreeMap<(String, String, String), Versions>,
     pub leaderboards: BTreeMap<String, Versions>,
+    /// (cube name, cube version, dataset id) -> access record numbers.
+    pub access: BTreeMap<(String, u32, String), Versions>,
     /// subject path -> decision paths
     pub decisions: BTreeMap<String, Vec<String>>,
     /// signed path -> (signer, signature path)
@@ -251,6 +253,17 @@ impl Index {
             } => {
                 self.results
                     .entry((bench.clone(), dataset.clone(), model.clone()))
+                    .or_default()
+                    .insert(*number, p);
+            }
+            RecordPath::Access {
+                name,
+                version,
+                dataset,
+                number,
+            } => {
+                self.access
+                    .entry((name.clone(), *version, dataset.clone()))
                     .or_default()
                     .insert(*number, p);
             }

@@ -53,6 +53,15 @@ pub(crate) enum Secret {
 
 impl Signer {
     /// What opens age payloads sealed to this identity.
+    /// The age identity as an owned handle, for work that outlives this borrow (a benchmark
+    /// run unwrapping private model keys): a copy of a local key, or a reference to the agent's.
+    pub fn shared_decryptor(&self) -> std::sync::Arc<dyn age::Identity + Send + Sync> {
+        match &self.secret {
+            Secret::Local { age, .. } => std::sync::Arc::new(age.clone()),
+            Secret::Agent(k) => std::sync::Arc::new(k.clone()),
+        }
+    }
+
     pub fn decryptor(&self) -> &dyn age::Identity {
         match &self.secret {
             Secret::Local { age, .. } => age,

@@ -298,6 +298,7 @@ fn revocation_counts_from_its_merge() {
             source: model::ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     };
     w.add(
@@ -462,3 +463,6 @@ fn signed_counts_distinct_keys() {
 
 #[path = "blob_tests.rs"]
 mod blob_tests;
+
+#[path = "access_tests.rs"]
+mod access_tests;

@@ -49,7 +49,9 @@ pub fn associate_model(
             mref.name
         )));
     }
-    let engine = Engine::connect(ctx)?;
+    let mut engine = Engine::connect(ctx)?;
+    // A private model's compatibility test runs where its key is: with its owner.
+    engine.private = Some(super::private::SiteKey::of(signer, None));
     let trio = Trio {
         prep: engine.registered(ctx, &ix, &b.data_preparator)?,
         model: engine.registered(ctx, &ix, &mref)?,
@@ -64,7 +66,11 @@ pub fn associate_model(
             fetched: &demo,
             asset: &b.demo_dataset,
         },
-    )?;
+    );
+    if trio.model.private_loaded {
+        crate::mlcube::ContainerRuntime::remove_image(&engine.runtime, &trio.model.image_id)?;
+    }
+    let compat = compat?;
     if !compat.report.ok {
         return Ok((compat, None));
     }

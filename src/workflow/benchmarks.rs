@@ -185,6 +185,24 @@ pub fn submit_benchmark(
     let prep = cube_ref_in(opened, &ix, &sub.data_preparator)?;
     let model_ref = cube_ref_in(opened, &ix, &sub.reference_model)?;
     let metrics = cube_ref_in(opened, &ix, &sub.metrics)?;
+    for (role, r) in [
+        ("data preparator", &prep),
+        ("reference model", &model_ref),
+        ("metrics", &metrics),
+    ] {
+        if ix
+            .cube(&r.name, r.version)
+            .is_some_and(|(_, c)| c.image.source == model::ImageSource::Encrypted)
+        {
+            return Err(WorkflowError::RefusedBecause {
+                message: format!(
+                    "{} v{} is a private model (--encrypt); a benchmark's {role} must run at every site",
+                    r.name, r.version
+                ),
+                hint: "submit a version of it without --encrypt for the benchmark".into(),
+            });
+        }
+    }
     // The demo first: a file over the blob cap is refused before any image is fetched.
     let demo = super::assets::from_source(
         ctx,

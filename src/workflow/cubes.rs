@@ -35,6 +35,27 @@ pub enum ImageChoice {
     Tarball(String),
     /// `repo@sha256:...`, pulled by digest.
     Pull(String),
+    /// A private model: the local (or built) image encrypted under a fresh model key to `out`;
+    /// stored in the registry when the ciphertext fits in a blob.
+    Encrypt {
+        build: bool,
+        out: std::path::PathBuf,
+    },
+    /// A private model's ciphertext made earlier with `Encrypt`, uploaded to this URL.
+    Encrypted(String),
+}
+
+/// What `submit_cube` did.
+pub enum CubeSubmitted {
+    /// The submission is on its branch.
+    Submitted {
+        submitted: Submitted,
+        record: Box<model::Mlcube>,
+        ciphertext: Option<super::private::Ciphertext>,
+    },
+    /// The ciphertext is written but too large for the registry: upload it, then submit again
+    /// with `ImageChoice::Encrypted(URL)`.
+    Upload(super::private::Ciphertext),
 }
 
 /// What to submit.
@@ -78,7 +99,7 @@ pub fn submit_cube(
     opened: &Opened,
     signer: &Signer,
     sub: &CubeSubmission,
-) -> Result<(Submitted, model::Mlcube)> {
+) -> Result<CubeSubmitted> {
     model::ids::check_name("mlcube name", sub.name)?;
     let config = Config::load(sub.path)?;
     strict_or_refuse(&config)?;
@@ -141,7 +162,35 @@ pub fn submit_cube(
         .ok_or_else(|| WorkflowError::Refused(format!("{} has no tasks", config.label())))?;
     let plan = config.plan(&RunRequest::new(first), &|_| None, ctx.home.root())?;
     let local = |build: bool| local_image(ctx, &engine, &plan, sub.name, build);
+    let private = matches!(
+        sub.image,
+        ImageChoice::Encrypt { .. } | ImageChoice::Encrypted(_)
+    );
+    if private && sub.additional_files.is_some() {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "cube {}: a private model's additional files would be public (only the image is encrypted)",
+                sub.name
+            ),
+            hint: "put the weights into the image and submit without --additional-files".into(),
+        });
+    }
+    let mut ciphertext = None;
     let image = match &sub.image {
+        ImageChoice::Encrypt { build, out } => {
+            let id = local(*build)?;
+            let (ct, ready) =
+                super::private::encrypt_for_submission(ctx, &engine.runtime, signer, &id, out)?;
+            match ready {
+                None => return Ok(CubeSubmitted::Upload(ct)),
+                Some((image, blob)) => {
+                    blobs.push(blob);
+                    ciphertext = Some(ct);
+                    image
+                }
+            }
+        }
+        ImageChoice::Encrypted(url) => super::private::from_uploaded(ctx, signer, url)?,
         ImageChoice::Local { build, local_only } => {
             if !local_only {
                 return Err(WorkflowError::RefusedBecause {
@@ -157,6 +206,7 @@ pub fn submit_cube(
                 source: ImageSource::Local,
                 reference: None,
                 tarball: None,
+                private: None,
             }
         }
         ImageChoice::Save { build } => {
@@ -179,6 +229,7 @@ pub fn submit_cube(
                 source: ImageSource::Tarball,
                 reference: None,
                 tarball: Some(resolved.asset),
+                private: None,
             }
         }
         ImageChoice::Push { repo, build } => {
@@ -191,6 +242,7 @@ pub fn submit_cube(
                 source: ImageSource::Pull,
                 reference: Some(reference),
                 tarball: None,
+                private: None,
             }
         }
         ImageChoice::Tarball(source) => {
@@ -236,6 +288,7 @@ pub fn submit_cube(
                     size: Some(resolved.fetched.bytes),
                     ..resolved.asset
                 }),
+                private: None,
             }
         }
         ImageChoice::Pull(reference) => {
@@ -250,6 +303,7 @@ pub fn submit_cube(
                 source: ImageSource::Pull,
                 reference: Some(reference.clone()),
                 tarball: None,
+                private: None,
             }
         }
     };
@@ -300,7 +354,11 @@ pub fn submit_cube(
         extra,
         &format!("Submit cube {} v{version}", sub.name),
     )?;
-    Ok((submitted, record))
+    Ok(CubeSubmitted::Submitted {
+        submitted,
+        record: Box::new(record),
+        ciphertext,
+    })
 }
 
 /// The image a local cube names, built from its Dockerfile when missing and `build` is set.

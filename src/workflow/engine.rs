@@ -46,6 +46,9 @@ pub struct LocalCube {
     pub image_id: String,
     /// The registry record, for registered cubes.
     pub record: Option<Mlcube>,
+    /// Whether the image is a private model's, decrypted for this run (or left over at a site
+    /// other than its owner's): it is removed after the run.
+    pub private_loaded: bool,
     /// The additional-files tarball in the cache (extracted into each run's workspace) and
     /// the limits its record sets on extraction.
     additional: Option<(PathBuf, ExtractLimits)>,
@@ -61,6 +64,9 @@ pub struct TaskRun<'a> {
 /// The container runtime plus where runs and logs go.
 pub struct Engine {
     pub runtime: DockerRuntime,
+    /// The site's key for private models (their owner's copy, or a grant for this dataset);
+    /// `None`: private models are refused.
+    pub private: Option<super::private::SiteKey>,
 }
 
 impl Engine {
@@ -68,7 +74,10 @@ impl Engine {
         let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
         runtime.set_scratch_dir(ctx.home.tmp_dir());
         runtime.set_docker_config(ctx.docker_config.clone());
-        Ok(Engine { runtime })
+        Ok(Engine {
+            runtime,
+            private: None,
+        })
     }
 
     /// Materialises a registered cube version from the index, re-checking every asset.
@@ -132,8 +141,9 @@ impl Engine {
         };
         let mut config = Config::load(&config_path)?;
         config.set_label(format!("{} v{}", r.name, r.version));
-        let image_id = self.ensure_registered_image(ctx, ix, rec)?;
+        let (image_id, private_loaded) = self.ensure_registered_image(ctx, ix, rec)?;
         Ok(LocalCube {
+            private_loaded,
             name: r.name.clone(),
             label: format!("{} v{}", r.name, r.version),
             config,
@@ -144,8 +154,62 @@ impl Engine {
         })
     }
 
-    /// Makes sure the image of a registered cube is present with exactly the recorded id.
-    fn ensure_registered_image(&self, ctx: &Ctx, ix: &Index, rec: &Mlcube) -> Result<String> {
+    /// Makes sure the image of a registered cube is present with exactly the recorded id; says
+    /// whether a private image was decrypted into the Engine for this run.
+    fn ensure_registered_image(
+        &self,
+        ctx: &Ctx,
+        ix: &Index,
+        rec: &Mlcube,
+    ) -> Result<(String, bool)> {
+        if rec.image.source == ImageSource::Encrypted {
+            return self.ensure_private_image(ctx, ix, rec);
+        }
+        self.ensure_public_image(ctx, ix, rec).map(|id| (id, false))
+    }
+
+    /// A private image: decrypted with the site's key as a stream into the Engine.
+    fn ensure_private_image(&self, ctx: &Ctx, ix: &Index, rec: &Mlcube) -> Result<(String, bool)> {
+        let want = &rec.image.id;
+        let cube = format!("{} v{}", rec.name, rec.version);
+        let p = rec
+            .image
+            .private
+            .as_ref()
+            .expect("validated: encrypted images name [image.private]");
+        let key = self
+            .private
+            .as_ref()
+            .and_then(|site| super::private::model_key(ix, rec, site))
+            .ok_or_else(|| WorkflowError::RefusedBecause {
+                message: format!("cube {cube} is a private model and you hold no key for it here"),
+                hint: format!(
+                    "its owner {} grants it per dataset (`cohort mlcube grant`)",
+                    rec.owner
+                ),
+            })?;
+        if self.runtime.image_id(want)?.as_deref() == Some(want.as_str()) {
+            // The owner's own image stays; anywhere else it is a leftover (an interrupted
+            // run) and leaves with this run.
+            let owner = self.private.as_ref().is_some_and(|s| s.handle == rec.owner);
+            return Ok((want.clone(), !owner));
+        }
+        let got = super::assets::fetch(ctx, ix, &p.ciphertext)?;
+        let ids = super::private::load(ctx, &self.runtime, &got.path, &key, &cube)?;
+        if ids.iter().any(|i| i == want) {
+            Ok((want.clone(), true))
+        } else {
+            for id in &ids {
+                let _ = self.runtime.remove_image(id);
+            }
+            Err(WorkflowError::Refused(format!(
+                "cube {cube}: the ciphertext holds {}, not the recorded image {want}",
+                ids.join(", ")
+            )))
+        }
+    }
+
+    fn ensure_public_image(&self, ctx: &Ctx, ix: &Index, rec: &Mlcube) -> Result<String> {
         let want = &rec.image.id;
         let cube = format!("{} v{}", rec.name, rec.version);
         if self.runtime.image_id(want)?.as_deref() == Some(want.as_str()) {
@@ -187,6 +251,7 @@ impl Engine {
                     )))
                 }
             }
+            ImageSource::Encrypted => unreachable!("private images take ensure_private_image"),
             ImageSource::Pull => {
                 let reference = rec
                     .image
@@ -241,6 +306,7 @@ impl Engine {
             config,
             dir,
             image_id,
+            private_loaded: false,
             record: None,
             additional: None,
         })

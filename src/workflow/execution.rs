@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mlcube::ContainerRuntime;
 use crate::model::{
     self, AssocKey, BenchRef, CubeRef, DatasetRef, Failure, FailureReason, Record, ResultStatus,
     Sha256, metrics::Metrics,
@@ -167,6 +168,20 @@ pub struct RunOptions {
     /// Run again (as `no_cache`) and mark each new result as superseding the newest registered
     /// result of the same model on the dataset.
     pub rerun: bool,
+    /// The site's key, for private models granted to this dataset (`None`: every private
+    /// model yields a `no-access` receipt).
+    pub site_key: Option<super::private::SiteKey>,
+}
+
+/// Whether the benchmark's models include a private one (the CLI then unlocks the site's key).
+pub fn has_private_models(ix: &Index, bench: &str) -> bool {
+    let Ok((_, b, _)) = super::benchmarks::approved(ix, bench) else {
+        return false;
+    };
+    models_to_run(ix, &b).iter().any(|(r, _)| {
+        ix.cube(&r.name, r.version)
+            .is_some_and(|(_, c)| c.image.source == model::ImageSource::Encrypted)
+    })
 }
 
 /// Runs the benchmark's models on a prepared, registered, associated dataset.
@@ -232,7 +247,12 @@ pub fn run_benchmark(
         version: drec.version,
         sha256: ix.sha(&dpath).cloned().expect("indexed"),
     };
-    let engine = Engine::connect(ctx)?;
+    let mut engine = Engine::connect(ctx)?;
+    engine.private = opts.site_key.as_ref().map(|k| super::private::SiteKey {
+        handle: k.handle.clone(),
+        identity: k.identity.clone(),
+        dataset: Some(drec.id.clone()),
+    });
     let metrics_cube = engine.registered(ctx, &ix, &b.metrics)?;
     let prep_image = ix
         .cube(&b.data_preparator.name, b.data_preparator.version)
@@ -249,9 +269,68 @@ pub fn run_benchmark(
             &drec.id,
             &drec.content_sha256,
         );
+        // A private model runs only with a grant for this dataset that this site can open;
+        // checked before the cache, so a revocation also stops a cached result's reuse.
+        let private = ix
+            .cube(&mref.name, mref.version)
+            .filter(|(_, c)| c.image.source == model::ImageSource::Encrypted)
+            .map(|(_, c)| c.clone());
+        if let Some(rec) = &private {
+            let opens = super::private::granted(&ix, rec, &drec.id)
+                && engine
+                    .private
+                    .as_ref()
+                    .and_then(|k| super::private::model_key(&ix, rec, k))
+                    .is_some();
+            if !opens {
+                ctx.reporter.warn(&format!(
+                    "{} v{} is a private model with no grant for `{}`: recorded as a no-access receipt",
+                    mref.name, mref.version, local.name
+                ));
+                let result = LocalResult {
+                    key: key.clone(),
+                    benchmark: bref.clone(),
+                    dataset: dref.clone(),
+                    dataset_name: local.name.clone(),
+                    model: mref.clone(),
+                    metrics_cube: b.metrics.clone(),
+                    preparator: b.data_preparator.clone(),
+                    owner: local.owner.clone(),
+                    status: ResultStatus::Failed,
+                    metrics: None,
+                    failure: Some(Failure {
+                        stage: "load".into(),
+                        exit_code: None,
+                        duration_ms: 0,
+                        reason: FailureReason::NoAccess.as_str().to_string(),
+                    }),
+                    model_image: rec.image.id.clone(),
+                    metrics_image: metrics_cube.image_id.clone(),
+                    preparator_image: prep_image.clone(),
+                    infer_ms: 0,
+                    evaluate_ms: 0,
+                    finished: ctx.timestamp(),
+                    supersedes: None,
+                };
+                save_result(ctx, &result)?;
+                runs.push(ModelRun {
+                    model: mref.clone(),
+                    priority,
+                    status: "no access".into(),
+                    result,
+                    steps: Steps::default(),
+                    seconds: 0.0,
+                });
+                continue;
+            }
+        }
+        let cached = load_result(ctx, &key).filter(|c| {
+            // A no-access receipt is not a run: with a grant now, the model runs.
+            c.failure.as_ref().map(|f| f.reason.as_str()) != Some(FailureReason::NoAccess.as_str())
+        });
         if !opts.no_cache
             && !opts.rerun
-            && let Some(cached) = load_result(ctx, &key)
+            && let Some(cached) = cached
         {
             let status = match cached.status {
                 ResultStatus::Ok => "cached ok",
@@ -278,14 +357,19 @@ pub fn run_benchmark(
         ));
         let started = Instant::now();
         let model_cube = engine.registered(ctx, &ix, &mref)?;
-        let (run_dir, steps, metrics) = run_model(
+        let ran = run_model(
             ctx,
             &engine,
             &model_cube,
             &metrics_cube,
             &prepared,
             "execute",
-        )?;
+        );
+        // A decrypted private image leaves the Engine after its run, whatever the outcome.
+        if model_cube.private_loaded {
+            engine.runtime.remove_image(&model_cube.image_id)?;
+        }
+        let (run_dir, steps, metrics) = ran?;
         super::runs::label_run(&run_dir, bench, Some(&local.name));
         let ms = |step: &str| {
             steps

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod listing;
 pub mod lookup;
 pub mod permission;
+pub mod private;
 mod proposals;
 pub mod registry_ops;
 pub mod release;

@@ -30,11 +30,19 @@ pub fn registered(ix: &Index, bench: Option<&str>) -> Vec<(String, ResultManifes
 }
 
 /// Whether a local result is already in the registry (same run key and, for a rerun, the
-/// same superseded result: a rerun has the key of the result it replaces).
+/// same superseded result: a rerun has the key of the result it replaces). A `no-access`
+/// receipt (a private model that did not run) does not stand for a run made after a grant.
 pub fn is_submitted(ix: &Index, r: &LocalResult) -> bool {
+    let no_access = |f: Option<&model::Failure>| {
+        f.is_some_and(|f| f.reason == model::FailureReason::NoAccess.as_str())
+    };
     registered(ix, Some(&r.benchmark.name))
         .iter()
-        .any(|(_, m)| m.provenance.run_key == r.key && m.supersedes == r.supersedes)
+        .any(|(_, m)| {
+            m.provenance.run_key == r.key
+                && m.supersedes == r.supersedes
+                && no_access(m.failure.as_ref()) == no_access(r.failure.as_ref())
+        })
 }
 
 /// Whether the result's associations are both approved now (the model's, or it is the

@@ -40,6 +40,8 @@ pub struct StatusRow {
 pub struct Status {
     pub mine: Vec<StatusRow>,
     pub awaiting_me: Vec<StatusRow>,
+    /// Access decisions waiting on my private models.
+    pub private: Vec<super::private::AccessNotice>,
 }
 
 pub(super) fn state_of(ix: &Index, sub: &Submission, has_local: bool, pushed: bool) -> SubState {
@@ -174,5 +176,10 @@ pub fn status(opened: &Opened, me: &str) -> Result<Status> {
             });
         }
     }
-    Ok(Status { mine, awaiting_me })
+    let private = super::private::notices(&ix, me);
+    Ok(Status {
+        mine,
+        awaiting_me,
+        private,
+    })
 }

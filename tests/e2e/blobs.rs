@@ -73,6 +73,7 @@ fn forged_blobs_are_refused_by_the_hook_and_verify() {
             source: model::ImageSource::Local,
             reference: None,
             tarball: None,
+            private: None,
         },
     };
     let path = build::mlcube("dangling", 1);

@@ -13,6 +13,7 @@ mod habits;
 mod helpful;
 mod medperf;
 mod metrics;
+mod private;
 mod refusals;
 mod release;
 mod sandbox;

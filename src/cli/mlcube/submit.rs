@@ -51,6 +51,20 @@ pub struct SubmitArgs {
     /// Build the image from the cube's Dockerfile when it is not on this machine yet.
     #[arg(long)]
     pub build: bool,
+    /// A private model: export the local (or built) image and encrypt it under a fresh model
+    /// key (sealed to you in the cube record) into FILE (-o). A ciphertext of at most 25 MiB
+    /// is stored in the registry at once; a larger one is uploaded by you, then submitted with
+    /// --encrypted-image URL. Only sites you grant (`mlcube grant`) can run it. Never with
+    /// --push: an image registry would publish the plaintext layers.
+    #[arg(long, requires = "output", conflicts_with_all = ["push", "pull", "image_tarball", "save_image", "local_only", "encrypted_image"])]
+    pub encrypt: bool,
+    /// Where --encrypt writes the ciphertext.
+    #[arg(short = 'o', long, value_name = "FILE", requires = "encrypt")]
+    pub output: Option<PathBuf>,
+    /// The ciphertext `--encrypt -o FILE` wrote, uploaded to this http(s) URL: downloaded,
+    /// checked against the one made here (sha256, model key) and submitted.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["push", "pull", "image_tarball", "save_image", "local_only", "build"])]
+    pub encrypted_image: Option<String>,
 }
 
 pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
@@ -65,6 +79,13 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
         None => None,
     };
     let image = match (&a.image_tarball, &a.pull, &a.push) {
+        _ if a.encrypt => cubes::ImageChoice::Encrypt {
+            build: a.build,
+            out: a.output.clone().expect("clap: --encrypt requires -o"),
+        },
+        _ if a.encrypted_image.is_some() => {
+            cubes::ImageChoice::Encrypted(a.encrypted_image.clone().expect("checked"))
+        }
         (Some(t), _, _) => cubes::ImageChoice::Tarball(t.clone()),
         (_, Some(p), _) => cubes::ImageChoice::Pull(p.clone()),
         (_, _, Some(repo)) => cubes::ImageChoice::Push {
@@ -84,8 +105,49 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
         additional_files: a.additional_files.clone().map(|u| (u, expected)),
         image,
     };
-    let (submitted, record) = cubes::submit_cube(&s.ctx(), &opened, &signer, &sub)?;
     let ui = &settings.ui;
+    let (submitted, record, ciphertext) = match cubes::submit_cube(
+        &s.ctx(),
+        &opened,
+        &signer,
+        &sub,
+    )? {
+        cubes::CubeSubmitted::Submitted {
+            submitted,
+            record,
+            ciphertext,
+        } => (submitted, record, ciphertext),
+        cubes::CubeSubmitted::Upload(ct) => {
+            if ui.json {
+                ui.json(&crate::cohort_cli::json::CiphertextWritten {
+                    ciphertext: ct.path.clone(),
+                    sha256: ct.sha256.to_string(),
+                    bytes: ct.bytes,
+                    submitted: false,
+                });
+            } else {
+                ui.out(ct.sha256.to_string());
+            }
+            ui.status(format!(
+                    "encrypted image written to {} ({} bytes, sha256 {}), too large for the registry; next: upload it, then `cohort mlcube submit {} --name {} --encrypted-image URL`",
+                    ct.path.display(),
+                    ct.bytes,
+                    ct.sha256,
+                    a.path.display(),
+                    a.name
+                ));
+            return Ok(());
+        }
+    };
+    if let Some(ct) = &ciphertext {
+        ui.status(format!(
+            "encrypted image written to {} ({} bytes, sha256 {}) and stored in the registry; only you hold its key until you grant it: `cohort mlcube grant -m {} -d DATASET`",
+            ct.path.display(),
+            ct.bytes,
+            ct.sha256,
+            record.name
+        ));
+    }
     if ui.json {
         ui.json(&crate::cohort_cli::json::CubeSubmitted {
             branch: submitted.branch.clone(),
@@ -93,6 +155,7 @@ pub fn submit(settings: &Settings, a: SubmitArgs) -> CliResult {
             version: record.version,
             image_id: record.image.id.clone(),
             config_sha256: record.config_file().1.to_string(),
+            ciphertext_sha256: ciphertext.as_ref().map(|c| c.sha256.to_string()),
         });
     } else {
         ui.out(&submitted.branch);

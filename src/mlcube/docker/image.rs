@@ -219,10 +219,37 @@ pub async fn load_tarball(
     }
     file.rewind().map_err(io_err)?;
 
-    let task = reporter.begin(&format!("load {}", path.display()), None);
-    let body = bollard::body_try_stream(
-        verified_chunks(file, expected.clone(), path.to_path_buf()).map(|r| r.map(Into::into)),
-    );
+    let label = path.display().to_string();
+    import(
+        docker,
+        verified_chunks(file, expected.clone(), path.to_path_buf()),
+        &label,
+        reporter,
+    )
+    .await
+}
+
+/// Loads a `docker save` stream from a reader straight into the Engine (nothing is written to
+/// disk on the way: private models decrypt into this). A read error aborts the load before
+/// the Engine sees the end of the stream.
+pub async fn load_reader(
+    docker: &Docker,
+    reader: impl Read + Send + 'static,
+    label: &str,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Error> {
+    import(docker, reader_chunks(reader), label, reporter).await
+}
+
+/// Streams `body` into the Engine's image load; returns the loaded image ids.
+async fn import(
+    docker: &Docker,
+    chunks: impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
+    label: &str,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Error> {
+    let task = reporter.begin(&format!("load {label}"), None);
+    let body = bollard::body_try_stream(chunks.map(|r| r.map(Into::into)));
     let docker = docker
         .clone()
         .with_timeout(std::time::Duration::from_secs(3600));
@@ -249,9 +276,16 @@ pub async fn load_tarball(
                         }
                     }
                 }
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    result = Err(docker_err(
+                        &format!("loading {label}"),
+                        bollard::errors::Error::DockerStreamError { error: e },
+                    ));
+                    break;
+                }
             }
             Err(e) => {
-                result = Err(docker_err(&format!("loading {}", path.display()), e));
+                result = Err(docker_err(&format!("loading {label}"), e));
                 break;
             }
         }
@@ -270,6 +304,37 @@ pub async fn load_tarball(
         }
     }
     Ok(ids)
+}
+
+/// A reader as a body stream; a read error ends the body with that error.
+fn reader_chunks(
+    mut reader: impl Read + Send + 'static,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    let mut done = false;
+    futures_util::stream::poll_fn(move |_| {
+        if done {
+            return std::task::Poll::Ready(None);
+        }
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        // Fill whole chunks: the decrypting reader hands out small pieces.
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    done = true;
+                    return std::task::Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+        if filled == 0 {
+            done = true;
+            return std::task::Poll::Ready(None);
+        }
+        buf.truncate(filled);
+        std::task::Poll::Ready(Some(Ok(buf)))
+    })
 }
 
 /// A file body that re-hashes while streaming and withholds its final chunk unless the hash
@@ -463,6 +528,24 @@ pub async fn save(docker: &Docker, image_id: &str, dest: &Path) -> Result<(), Er
     }
     file.sync_all().map_err(io)?;
     std::fs::rename(&part, dest).map_err(io)
+}
+
+/// Streams `image_id` as a `docker save` tarball into `out` (private models: `out` encrypts, so
+/// no plaintext copy is ever written).
+pub async fn save_to(
+    docker: &Docker,
+    image_id: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    let mut stream = docker.export_image(image_id);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| docker_err(&format!("saving {image_id}"), e))?;
+        out.write_all(&chunk).map_err(|source| Error::Io {
+            path: PathBuf::from(format!("<encrypted export of {image_id}>")),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Removes an image (tests and cleanup).

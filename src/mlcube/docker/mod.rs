@@ -263,6 +263,24 @@ impl DockerRuntime {
         self.rt.block_on(image::save(&self.docker, image_id, dest))
     }
 
+    /// Streams the image `image_id` as a `docker save` tarball into `out`.
+    pub fn save_to(&self, image_id: &str, out: &mut dyn std::io::Write) -> Result<(), Error> {
+        self.rt
+            .block_on(image::save_to(&self.docker, image_id, out))
+    }
+
+    /// Loads a `docker save` stream read from `reader` (never written to disk); returns the
+    /// loaded image ids.
+    pub fn load_reader(
+        &self,
+        reader: impl std::io::Read + Send + 'static,
+        label: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<String>, Error> {
+        self.rt
+            .block_on(image::load_reader(&self.docker, reader, label, reporter))
+    }
+
     /// The address this runtime talks to.
     pub fn host(&self) -> &str {
         &self.host

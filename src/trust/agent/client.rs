@@ -94,6 +94,7 @@ impl AgentClient {
 }
 
 /// One key held by the agent, used by reference.
+#[derive(Clone)]
 pub struct AgentKey {
     client: AgentClient,
     handle: String,

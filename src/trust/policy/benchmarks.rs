@@ -107,6 +107,26 @@ pub(super) fn check_benchmark(ctx: &Ctx, path: &str, v: &mut Verdict) {
     cube_ok(ctx, path, "data preparator", &b.data_preparator, t, v);
     cube_ok(ctx, path, "reference model", &b.reference_model, t, v);
     cube_ok(ctx, path, "metrics", &b.metrics, t, v);
+    for (role, r) in [
+        ("data preparator", &b.data_preparator),
+        ("reference model", &b.reference_model),
+        ("metrics", &b.metrics),
+    ] {
+        if ctx
+            .ix
+            .cube(&r.name, r.version)
+            .is_some_and(|(_, c)| c.image.source == model::ImageSource::Encrypted)
+        {
+            v.fail(
+                path,
+                Rule::Reference,
+                format!(
+                    "its {role} {} v{} is a private model; every site must be able to run it",
+                    r.name, r.version
+                ),
+            );
+        }
+    }
     if !b.report.ok {
         v.fail(
             path,

@@ -225,7 +225,9 @@ pub(super) fn check_result(ctx: &Ctx, path: &str, v: &mut Verdict) {
             format!("only the dataset's owner ({}) submits its results", d.owner),
         );
     }
-    cube_ok(ctx, path, "model", &r.model, t, v);
+    if cube_ok(ctx, path, "model", &r.model, t, v) {
+        check_result_access(ctx, path, r, t, v);
+    }
     if b.metrics != r.metrics || b.data_preparator != r.preparator {
         v.fail(
             path,

@@ -9,6 +9,7 @@ use super::Rule;
 use super::index::Index;
 use super::verify::{Ctx, Verdict};
 
+mod access;
 mod benchmarks;
 mod blobs;
 mod data;
@@ -16,6 +17,7 @@ mod identity;
 mod orphans;
 mod release;
 
+use access::*;
 use benchmarks::*;
 pub(in crate::trust) use blobs::check_blobs;
 use data::*;
@@ -74,6 +76,11 @@ pub(super) const STAGES: &[Stage] = &[
     Stage {
         select: |ix| all(&ix.priorities),
         check: check_priority,
+        sequential: false,
+    },
+    Stage {
+        select: |ix| all(&ix.access),
+        check: check_access,
         sequential: false,
     },
     Stage {

@@ -99,7 +99,9 @@ pub fn create_registry_bundle(
     let mut engine: Option<Engine> = None;
     for c in &need.cubes {
         let id = &c.record.image.id;
-        if images.contains_key(id) {
+        // A private image never travels in plaintext: its ciphertext is an artifact of the
+        // record (a blob inside the registry, or a URL artifact below).
+        if images.contains_key(id) || c.record.image.source == ImageSource::Encrypted {
             continue;
         }
         let hex = id.trim_start_matches("sha256:");

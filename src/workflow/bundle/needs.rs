@@ -75,6 +75,13 @@ pub fn needs(ix: &Index, benches: &[String]) -> Result<Needs> {
             if let Some(a) = &rec.additional_files {
                 add_asset(&mut out, format!("additional files of {label}"), a);
             }
+            if let Some(p) = &rec.image.private {
+                add_asset(
+                    &mut out,
+                    format!("encrypted image of {label}"),
+                    &p.ciphertext,
+                );
+            }
             out.cubes.push(CubeNeed {
                 cube: r,
                 record: rec.clone(),

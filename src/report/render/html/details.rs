@@ -53,6 +53,9 @@ fn image_text(cube: &Mlcube) -> String {
                 ))
                 .unwrap_or_default()
         ),
+        ImageSource::Encrypted => {
+            "private: encrypted, run only where its owner granted the key".to_string()
+        }
     };
     format!("<code class=\"hash\">{}</code>, {source}", E(&img.id))
 }
