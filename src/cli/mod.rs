@@ -5,6 +5,7 @@ mod agent;
 mod association;
 mod benchmark;
 mod bundle;
+mod completions;
 mod dataset;
 mod demo;
 mod devices;
@@ -83,6 +84,10 @@ pub enum Command {
     /// Carry a registry, its images and artifacts to an air-gapped site, and its submissions
     /// back, as files.
     Bundle(bundle::BundleArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) for cohort.
+    Completions(completions::CompletionsArgs),
+    /// Print cohort's manual page, or write one page per command into a folder.
+    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -154,6 +159,8 @@ fn run(settings: &Settings, command: Command) -> CliResult {
         Command::Site(a) => leaderboard::site(settings, a),
         Command::Bundle(a) => bundle::run(settings, a),
         Command::Storage(a) => storage::run(settings, a),
+        Command::Completions(a) => completions::completions(settings, a),
+        Command::Man(a) => completions::man(settings, a),
     }
 }
 
@@ -178,6 +185,8 @@ impl Command {
             Command::Bundle(_) => "bundle",
             Command::Agent(_) => "agent",
             Command::Storage(_) => "storage",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 }
