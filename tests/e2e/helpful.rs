@@ -185,6 +185,8 @@ fn names_not_found_say_where_they_are() {
             "submit",
             "--name",
             "lungs",
+            "--primary-metric",
+            "auc",
             "--data-preparator",
             "heart-prep",
             "--reference-model",

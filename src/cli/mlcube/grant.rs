@@ -5,7 +5,7 @@ use cohort::workflow::private::{self, GrantTarget};
 
 use crate::cohort_cli::Settings;
 use crate::cohort_cli::error::CliResult;
-use crate::cohort_cli::registry::report_landed;
+use crate::cohort_cli::registry::{decided_json, report_landed};
 use crate::cohort_cli::session::Session;
 
 /// Grant a dataset the key of your private model (one cube version), or revoke it.
@@ -46,15 +46,16 @@ pub fn grant(settings: &Settings, a: GrantArgs) -> CliResult {
     };
     let done = private::grant(&s.ctx(), &opened, &signer, &a.model, &target, a.revoke)?;
     let ui = &settings.ui;
-    for (path, _) in &done.records {
-        ui.out(path);
-    }
     let verb = if a.revoke { "revoked" } else { "granted" };
-    report_landed(
-        &s,
-        &format!("{verb} {} for {} dataset(s)", a.model, done.records.len()),
-        &done.landed,
-    );
+    let what = format!("{verb} {} for {} dataset(s)", a.model, done.records.len());
+    // JSON: the decision object every approve/grant command prints; the records are on main.
+    decided_json(&s, &what, Some(&done.landed), None);
+    if !ui.json {
+        for (path, _) in &done.records {
+            ui.out(path);
+        }
+    }
+    report_landed(&s, &what, &done.landed);
     if a.revoke {
         ui.warn("a revocation stops new runs and results; it cannot unshare a key or image already shared");
     }
