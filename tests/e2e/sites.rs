@@ -483,7 +483,8 @@ fn failed_pushes_name_the_host_and_record_nothing() {
 }
 
 /// `cohort demo` plays the same separation (images travel as in-registry tarballs) and leaves
-/// no machine-local path on its shared main.
+/// no machine-local path on its shared main; with `--json` its walkthrough moves to stderr and
+/// stdout holds what it ran and the leaderboard it ended with.
 #[test]
 fn the_demo_registry_holds_no_local_path() {
     if !docker_or_skip("the_demo_registry_holds_no_local_path") {
@@ -491,14 +492,38 @@ fn the_demo_registry_holds_no_local_path() {
     }
     let e = crate::env::TestEnv::new();
     let keep = e.path().join("demo");
-    let run = e.cohort_in(
-        "viewer",
-        &e.role_dir("viewer"),
-        &["demo", "--keep", keep.to_str().unwrap()],
-        &[],
+    let run = e
+        .cohort_in(
+            "viewer",
+            &e.role_dir("viewer"),
+            &["demo", "--keep", keep.to_str().unwrap(), "--json"],
+            &[],
+        )
+        .ok();
+    run.says("loads them from the tarballs stored in the registry");
+    assert!(
+        run.stderr.contains("[admin] $ cohort registry init"),
+        "{}",
+        run.stderr
     );
-    run.ok()
-        .says("loads them from the tarballs stored in the registry");
+    let doc = crate::env::json(&run);
+    let steps = doc["steps"].as_array().unwrap();
+    let failed: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["ok"] == false)
+        .map(|s| s["command"].as_str().unwrap())
+        .collect();
+    // The one step meant to fail: a crashing model's association is refused.
+    assert_eq!(
+        failed,
+        ["cohort mlcube associate -b heart -m deep-risk"],
+        "{doc}"
+    );
+    assert!(steps.len() > 50, "{doc}");
+    assert_eq!(doc["leaderboard"]["benchmark"]["name"], "heart", "{doc}");
+    assert!(!doc["leaderboard"]["entries"].as_array().unwrap().is_empty());
+    assert_eq!(doc["kept"].as_str(), keep.to_str());
+    assert_eq!(doc["registry_id"].as_str().unwrap().len(), 64);
     let remote = keep.join("remote.git");
     let tmp = e.path().to_str().unwrap().to_string();
     for needle in [tmp.as_str(), "/tmp/", "file://", "source = \"local\""] {

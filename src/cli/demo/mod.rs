@@ -56,6 +56,8 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         exe: std::env::current_exe()
             .map_err(|e| CliError::env(format!("cannot find the cohort binary: {e}")))?,
         verbose: settings.ui.verbose,
+        json: settings.ui.json,
+        steps: Default::default(),
     };
     materialize(&stage.fixtures())?;
     let busybox = std::path::Path::new("/bin/busybox");
@@ -283,8 +285,8 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         ],
     )?;
     stage.cohort("nina", &["registry", "merge", "--all"])?;
-    println!(
-        "\n(nina's model crashes on the demo data: its compatibility test refuses the request)"
+    stage.line(
+        "\n(nina's model crashes on the demo data: its compatibility test refuses the request)",
     );
     if stage
         .cohort(
@@ -404,6 +406,23 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         "observer",
         &["site", "-o", site.to_str().expect("utf-8 path")],
     )?;
+    if stage.json {
+        let board = stage.run_cohort("observer", &["leaderboard", "heart", "--json"], false)?;
+        let leaderboard: serde_json::Value = serde_json::from_str(&board).map_err(|e| {
+            CliError::new(
+                super::error::Exit::Internal,
+                format!("the leaderboard's JSON: {e}"),
+            )
+        })?;
+        settings.ui.json(&DemoJson {
+            registry_id: id.clone(),
+            steps: stage.steps.take(),
+            leaderboard,
+            site: args.keep.as_ref().map(|_| site.join("index.html")),
+            kept: args.keep.clone(),
+        });
+        return Ok(());
+    }
     println!("\ndemo finished: registry {id}");
     if args.keep.is_some() {
         println!(
@@ -418,4 +437,15 @@ pub fn run(settings: &Settings, args: DemoArgs) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// `demo --json`: what ran, and the leaderboard it ended with (`leaderboard --json`'s shape).
+#[derive(serde::Serialize)]
+struct DemoJson {
+    registry_id: String,
+    steps: Vec<stage::DemoStep>,
+    leaderboard: serde_json::Value,
+    /// The static site's page, when the demo's folder is kept.
+    site: Option<PathBuf>,
+    kept: Option<PathBuf>,
 }

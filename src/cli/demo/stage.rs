@@ -15,6 +15,19 @@ pub(super) struct Stage {
     pub(super) root: PathBuf,
     pub(super) exe: PathBuf,
     pub(super) verbose: bool,
+    /// `--json`: the walkthrough goes to stderr and stdout gets one document at the end.
+    pub(super) json: bool,
+    /// Every step run so far, for that document.
+    pub(super) steps: std::cell::RefCell<Vec<DemoStep>>,
+}
+
+/// One command the demo ran as a role (`demo --json`).
+#[derive(serde::Serialize)]
+pub(super) struct DemoStep {
+    pub role: String,
+    /// The command line, shell-quoted so it can be pasted.
+    pub command: String,
+    pub ok: bool,
 }
 
 impl Stage {
@@ -75,7 +88,7 @@ impl Stage {
         self.stop_if_interrupted()?;
         std::fs::create_dir_all(self.role_dir(role))?;
         if shown {
-            println!("\n[{role}] $ cohort {}", shell_line(args));
+            self.line(&format!("\n[{role}] $ cohort {}", shell_line(args)));
         }
         let out = self
             .command(&self.exe, role)
@@ -85,14 +98,21 @@ impl Stage {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         for l in stdout.lines().filter(|_| shown) {
-            println!("    {l}");
+            self.line(&format!("    {l}"));
         }
         // What cohort tells the user (status, reports, hints) is part of the walkthrough.
         for l in stderr
             .lines()
             .filter(|l| shown && (self.verbose || !l.starts_with("  | ")))
         {
-            println!("    {l}");
+            self.line(&format!("    {l}"));
+        }
+        if shown {
+            self.steps.borrow_mut().push(DemoStep {
+                role: role.to_string(),
+                command: format!("cohort {}", shell_line(args)),
+                ok: out.status.success(),
+            });
         }
         self.stop_if_interrupted()?;
         if !out.status.success() {
@@ -117,12 +137,17 @@ impl Stage {
 
     pub(super) fn git(&self, role: &str, args: &[&str]) -> CliResult {
         self.stop_if_interrupted()?;
-        println!("\n[{role}] $ git {}", shell_line(args));
+        self.line(&format!("\n[{role}] $ git {}", shell_line(args)));
         let out = self
             .command(Path::new("git"), role)
             .args(args)
             .output()
             .map_err(|e| CliError::env(format!("cannot run git: {e}")).hint("install git"))?;
+        self.steps.borrow_mut().push(DemoStep {
+            role: role.to_string(),
+            command: format!("git {}", shell_line(args)),
+            ok: out.status.success(),
+        });
         if !out.status.success() {
             return Err(CliError::user(format!(
                 "`git {}` failed: {}",
@@ -164,7 +189,16 @@ impl Stage {
     }
 
     pub(super) fn say(&self, text: &str) {
-        println!("\n== {text}");
+        self.line(&format!("\n== {text}"));
+    }
+
+    /// One line of the walkthrough: stdout, or stderr when stdout carries the JSON document.
+    pub(super) fn line(&self, text: &str) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
     }
 }
 
