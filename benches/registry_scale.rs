@@ -154,19 +154,48 @@ struct Built {
     generate: Duration,
 }
 
-fn build_registry(entities: usize) -> Built {
+/// A registry built earlier under `COHORT_BENCH_FIXTURES/<entities>` (read here: this is a
+/// tool), or a new one, kept there when that variable is set: 10,000 entities take minutes to
+/// generate, and measuring them again should not.
+fn fixture(entities: usize) -> Built {
+    let Some(root) = std::env::var_os("COHORT_BENCH_FIXTURES") else {
+        return build_registry(entities, None);
+    };
+    let at = PathBuf::from(root).join(entities.to_string());
+    let ready = at.join("ready");
+    if let Ok(text) = std::fs::read_to_string(&ready) {
+        let mut n = text.split_whitespace().map(|w| w.parse::<usize>().unwrap());
+        eprintln!("  reusing {}", at.display());
+        return Built {
+            _dir: None,
+            home: at.join("home"),
+            reg: at.join("registry"),
+            files: n.next().unwrap(),
+            commits: n.next().unwrap(),
+            generate: Duration::ZERO,
+        };
+    }
+    let _ = std::fs::remove_dir_all(&at);
+    std::fs::create_dir_all(&at).unwrap();
+    let b = build_registry(entities, Some(&at));
+    std::fs::write(&ready, format!("{} {}", b.files, b.commits)).unwrap();
+    b
+}
+
+fn build_registry(entities: usize, keep_at: Option<&Path>) -> Built {
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let reg = dir.path().join("registry");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = keep_at.unwrap_or(tmp.path());
+    let home = dir.join("home");
+    let reg = dir.join("registry");
     cohort(
         &home,
-        dir.path(),
+        dir,
         &["key", "generate", "--handle", "admin", "--no-passphrase"],
     );
     cohort(
         &home,
-        dir.path(),
+        dir,
         &[
             "registry",
             "init",
@@ -181,7 +210,7 @@ fn build_registry(entities: usize) -> Built {
     let admin = unlock(&h, "admin");
     let users = (entities / 5).max(1);
     // Keys live in a separate home so `user ls` and friends see only the admin as local.
-    let key_home = Home::new(dir.path().join("user-keys"));
+    let key_home = Home::new(dir.join("user-keys"));
     let signers: Vec<Signer> = (0..users)
         .into_par_iter()
         .map(|i| {
@@ -232,12 +261,14 @@ fn build_registry(entities: usize) -> Built {
         assert!(status.success(), "git {args:?}");
     }
     // COHORT_BENCH_KEEP=1 keeps the registry for profiling (read here: this is a tool).
-    let dir = if std::env::var_os("COHORT_BENCH_KEEP").is_some() {
-        eprintln!("  keeping {}", dir.path().display());
-        let _ = dir.keep();
+    let dir = if keep_at.is_some() {
+        None
+    } else if std::env::var_os("COHORT_BENCH_KEEP").is_some() {
+        eprintln!("  keeping {}", tmp.path().display());
+        let _ = tmp.keep();
         None
     } else {
-        Some(dir)
+        Some(tmp)
     };
     Built {
         _dir: dir,
@@ -266,7 +297,7 @@ fn ms(d: Duration) -> String {
 
 fn measure(entities: usize) {
     eprintln!("building a registry of {entities} entities...");
-    let b = build_registry(entities);
+    let b = fixture(entities);
     let reg = Registry::open(&b.reg).unwrap();
     let main = reg.main().unwrap();
     eprintln!(

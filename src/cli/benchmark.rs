@@ -225,7 +225,6 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
         BenchmarkCommand::Ls { pending } => {
             let s = Session::new(settings);
             let opened = s.open()?;
-            let ix = opened.index_of(&["benchmarks/"])?;
             if pending {
                 let _ = registry_ops::sync(&s.ctx(), &opened);
                 let rows = benchmarks::pending(&opened, SubmissionKind::Benchmark)?;
@@ -246,6 +245,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                 }
                 return Ok(());
             }
+            let ix = opened.listing(&s.ctx(), &["benchmarks/"], &|_| true)?;
             let all = benchmarks::benchmarks(&ix);
             if ui.json {
                 ui.json(&all.iter().map(|(p, b)| serde_json::json!({

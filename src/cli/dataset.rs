@@ -52,7 +52,13 @@ enum DatasetCommand {
         devices: super::devices::DeviceArgs,
     },
     /// Recompute the prepared data's content hash and compare it with the registry.
-    Check { dataset: String },
+    Check {
+        dataset: String,
+        /// Re-hash only the files whose size, times or inode changed since the last check
+        /// (what `benchmark run` does); by default every byte is read.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Datasets prepared here and registered datasets.
     Ls,
     /// Show a dataset (name, id or id prefix); its statistics too if you may read them.
@@ -190,7 +196,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 ))),
             }
         }
-        DatasetCommand::Check { dataset } => {
+        DatasetCommand::Check { dataset, quick } => {
             let opened = s.open()?;
             let ix = opened.index()?;
             let ctx = s.ctx();
@@ -204,7 +210,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             } else {
                 "its preparation (not registered yet)"
             };
-            match datasets::check_content(&ctx, &local, &expected)? {
+            match datasets::check_content(&ctx, &local, &expected, quick)? {
                 Ok(()) => {
                     if ui.json {
                         ui.json(&serde_json::json!({"ok": true, "content_sha256": expected.to_string()}));

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// Run again even when a result for the same inputs exists.
     #[arg(long)]
     pub no_cache: bool,
+    /// Re-hash every byte of the prepared data instead of only the files whose size, times
+    /// or inode changed since the last check.
+    #[arg(long)]
+    pub full_check: bool,
     /// Per-task time limit (e.g. 30m).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -117,6 +121,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         models,
         ignore_model_errors: ignore_errors,
         no_cache,
+        full_check,
         timeout,
         max_output,
         devices,
@@ -134,6 +139,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         models,
         ignore_errors,
         no_cache,
+        full_check,
     };
     match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
         Ok(runs) => {

@@ -182,7 +182,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
         }
         UserCommand::Ls => {
             let opened = s.open()?;
-            let rows = users(&opened.index_of(&["users/", "grants/"])?);
+            let rows = users(&opened.listing(&s.ctx(), &["users/", "grants/"], &|_| true)?);
             if ui.json {
                 ui.json(
                     &rows

@@ -139,7 +139,7 @@ pub fn hash_tree(
 /// order of `files`. Workers take files largest first from a shared counter: a big file
 /// never starts last while the other cores sit idle (a rayon split of the path-sorted list
 /// did that: 1.4x instead of 1.9x on two cores in benches/content_hash.rs).
-fn hash_files(
+pub(super) fn hash_files(
     files: &[Listed],
     workers: usize,
     reporter: &dyn Reporter,
@@ -208,14 +208,51 @@ fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     })
 }
 
-struct Listed {
-    rel: String,
-    abs: PathBuf,
-    size: u64,
+pub(super) struct Listed {
+    pub rel: String,
+    pub abs: PathBuf,
+    pub size: u64,
+    /// What the stat cache compares (statcache.rs).
+    pub stat: Stat,
+}
+
+/// A file's identity and change stamps as `lstat` gives them (git's index keeps the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime: i128,
+    pub ctime: i128,
+}
+
+impl Stat {
+    pub fn of(m: &fs::Metadata) -> Stat {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+            Stat {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime: ns(m.mtime(), m.mtime_nsec()),
+                ctime: ns(m.ctime(), m.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Stat {
+                size: m.len(),
+                ..Stat::default()
+            }
+        }
+    }
 }
 
 /// Every regular file under `root`, sorted bytewise by relative path.
-fn list_files(root: &Path) -> Result<Vec<Listed>> {
+pub(super) fn list_files(root: &Path) -> Result<Vec<Listed>> {
     let meta = fs::metadata(root).map_err(|e| StorageError::io("read", root, e))?;
     if !meta.is_dir() {
         return Err(StorageError::Unhashable {
@@ -248,11 +285,16 @@ fn list_files(root: &Path) -> Result<Vec<Listed>> {
             if ft.is_dir() {
                 stack.push((abs, format!("{rel}/")));
             } else if ft.is_file() {
-                let size = entry
+                let meta = entry
                     .metadata()
-                    .map_err(|e| StorageError::io("inspect", &abs, e))?
-                    .len();
-                out.push(Listed { rel, abs, size });
+                    .map_err(|e| StorageError::io("inspect", &abs, e))?;
+                let stat = Stat::of(&meta);
+                out.push(Listed {
+                    rel,
+                    abs,
+                    size: meta.len(),
+                    stat,
+                });
             } else if ft.is_symlink() {
                 return Err(unhashable(
                     "is a symbolic link; datasets must hold regular files only (copy the target in place)",

@@ -36,6 +36,7 @@ mod http;
 mod lock;
 mod net;
 mod pace;
+mod statcache;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};
 pub use cache::Cache;
@@ -47,6 +48,7 @@ pub use extract::{
 };
 pub use lock::{DirLock, LockError};
 pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
+pub use statcache::{CacheUse, hash_tree_cached};
 
 /// Feeds one string to every header-value and source parser downloads use (fuzzing).
 pub(crate) fn fuzz_header_values(text: &str) {

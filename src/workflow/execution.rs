@@ -161,6 +161,8 @@ pub struct RunOptions {
     pub models: Vec<String>,
     pub ignore_errors: bool,
     pub no_cache: bool,
+    /// Hash every byte of the prepared data (else only files whose stat changed).
+    pub full_check: bool,
 }
 
 /// Runs the benchmark's models on a prepared, registered, associated dataset.
@@ -203,7 +205,7 @@ pub fn run_benchmark(
     }
     let _lock = lock_dataset(ctx, &local.name)?;
     // A prepared dataset edited after registration is caught before any model sees it.
-    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256, !opts.full_check)? {
         return Err(WorkflowError::Refused(format!(
             "the prepared data of `{}` no longer matches the registry ({}); prepare it again",
             local.name,

@@ -7,6 +7,7 @@ mod env;
 mod execution;
 mod forgery;
 mod foundation;
+mod listing;
 mod medperf;
 mod refusals;
 mod release;

@@ -104,7 +104,7 @@ pub fn ls(settings: &Settings) -> CliResult {
     let s = Session::new(settings);
     let opened = s.open()?;
     // The cube records alone: their yaml files and signatures are not listed.
-    let ix = opened.index_of_files(&["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
+    let ix = opened.listing(&s.ctx(), &["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
     let all = cubes::cubes(&ix);
     let ui = &settings.ui;
     if ui.json {
