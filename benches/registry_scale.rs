@@ -280,6 +280,18 @@ fn build_registry(entities: usize, keep_at: Option<&Path>) -> Built {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
 fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
     let mut best = f();
     for _ in 1..n {
@@ -369,6 +381,8 @@ fn measure(entities: usize) {
     // cryptography only, and `--full` runs without it.
     let (cli_verify_memo, _) = best_of(3, || cohort(&b.home, dir, &["verify"]));
     let (cli_verify_full, _) = cohort(&b.home, dir, &["verify", "--full"]);
+    let empty_home = tempfile::tempdir().unwrap();
+    let (cli_verify_empty, _) = cohort(empty_home.path(), dir, &["verify", "--full"]);
     // main moved under cohort's feet (the generator wrote it); `registry sync` would now move
     // the verified ref that reads come from. There is no remote here, so move it as sync does.
     set_ref(reg.repo(), VERIFIED_REF, main, "bench: verified").unwrap();
@@ -390,10 +404,30 @@ fn measure(entities: usize) {
         (t.elapsed(), tl.commits.len())
     });
 
-    // One submission: a new cube version's files as a commit on a branch.
+    // A sync that brings 10 new records: one more commit on main, verified by the binary
+    // with what the last verification left (memo, timeline, listing) in a copy of the home,
+    // then main and the home put back (the fixture is reused).
+    let sync_home = tempfile::tempdir().unwrap();
+    copy_dir(&b.home, sync_home.path());
     let owner_home = Home::new(b.reg.parent().unwrap().join("user-keys"));
     let owner = unlock(&owner_home, "user00000");
     let id = reg.registry_id(main).unwrap();
+    // Ten cubes of one version each: ten records, their signatures and files.
+    let added: Vec<NewFile> = (0..10)
+        .flat_map(|i| cube_files(&id, &owner, &format!("synced{i:02}")))
+        .filter(|f| f.path.contains("/v1/"))
+        .collect();
+    let next = commit_files(reg.repo(), main, &added, "Merge ten new records", "bench").unwrap();
+    reg.repo()
+        .reference("refs/heads/main", next, true, "bench: sync")
+        .unwrap();
+    let (sync_verify, _) = cohort(sync_home.path(), dir, &["verify"]);
+    reg.repo()
+        .reference("refs/heads/main", main, true, "bench: back")
+        .unwrap();
+    set_ref(reg.repo(), VERIFIED_REF, main, "bench: verified").unwrap();
+
+    // One submission: a new cube version's files as a commit on a branch.
     let mut submit_times: Vec<Duration> = (0..20)
         .map(|i| {
             let files = cube_files(&id, &owner, &format!("fresh{i:03}"));
@@ -436,6 +470,14 @@ fn measure(entities: usize) {
     println!(
         "| `cohort verify --full` (binary, no memo) | {} |",
         ms(cli_verify_full)
+    );
+    println!(
+        "| `cohort verify` after a commit of 10 new records (memo, timeline kept) | {} |",
+        ms(sync_verify)
+    );
+    println!(
+        "| `cohort verify --full` on an empty COHORT_HOME | {} |",
+        ms(cli_verify_empty)
     );
     println!("| `cohort user ls` | {} |", ms(user_ls));
     println!("| `cohort mlcube ls --json` | {} |", ms(cube_ls));

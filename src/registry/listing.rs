@@ -4,9 +4,11 @@
 //! from and is never read for another: a missing, stale or corrupt index is ignored and rebuilt
 //! from the git objects, so it can change how fast a listing is, never what it says.
 //!
-//! Format (`state/<registry id>.listing`): one header line
-//! `cohort listing index 1 <commit> <sha256 of the rest>`, then one line per record,
-//! `<path>\t<sha256 of the file>\t<the record as JSON>`, sorted by path.
+//! Format (the folder `state/<registry id>.listing/`): one file per top folder of the registry
+//! (`users`, `mlcubes`...), so a listing reads only the kinds it shows, and `folders`, naming
+//! them. Each starts with a header line `cohort listing index 1 <commit> <sha256 of the
+//! rest>`; a folder file then holds one line per record, `<path>\t<sha256 of the
+//! file>\t<the record as JSON>`, sorted by path, and `folders` one folder name a line.
 
 use std::path::Path;
 
@@ -55,10 +57,36 @@ fn from_json(kind: Kind, json: &str) -> serde_json::Result<Record> {
     })
 }
 
-/// The listing index of `ix`, the index of `commit`. `None` when a record does not
-/// serialize (then no index is kept: listings read git).
-pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<u8>> {
-    let lines: Vec<Option<String>> = ix
+/// `body` behind a header naming the commit it was built for and the body's digest.
+fn frame(commit: Oid, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{MAGIC} {commit} {}\n", Sha256::of(body)).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body of a framed file, when it was built for exactly `commit` and is whole.
+fn unframe(bytes: &[u8], commit: Oid) -> Option<&str> {
+    let nl = bytes.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let rest = header.strip_prefix(MAGIC)?.strip_prefix(' ')?;
+    let (built_for, body_sha) = rest.split_once(' ')?;
+    let body = &bytes[nl + 1..];
+    if built_for != commit.to_string() || body_sha != Sha256::of(body).as_str() {
+        return None;
+    }
+    std::str::from_utf8(body).ok()
+}
+
+/// The first component of a path: the file a record is kept in.
+fn top(p: &str) -> &str {
+    p.split('/').next().unwrap_or(p)
+}
+
+/// The listing files of `ix`, the index of `commit`: one per top folder, and `folders`, the
+/// list of them. `None` when a record does not serialize (then no index is kept: listings
+/// read git).
+pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<(String, Vec<u8>)>> {
+    let lines: Vec<Option<(&str, String)>> = ix
         .records
         .par_iter()
         .map(|(p, r)| {
@@ -67,79 +95,108 @@ pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<u8>> {
             if p.contains(['\t', '\n']) {
                 return None;
             }
-            Some(format!("{p}\t{sha}\t{}\n", to_json(r).ok()?))
+            Some((top(p), format!("{p}\t{sha}\t{}\n", to_json(r).ok()?)))
         })
         .collect();
-    let mut body = Vec::new();
+    let mut bodies: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
     for l in lines {
-        body.extend_from_slice(l?.as_bytes());
+        let (folder, line) = l?;
+        if folder.is_empty() || folder == FOLDERS || folder.starts_with('.') {
+            return None;
+        }
+        bodies
+            .entry(folder)
+            .or_default()
+            .extend_from_slice(line.as_bytes());
     }
-    let mut out = format!("{MAGIC} {commit} {}\n", Sha256::of(&body)).into_bytes();
-    out.extend_from_slice(&body);
+    let names: String = bodies.keys().map(|f| format!("{f}\n")).collect();
+    let mut out: Vec<(String, Vec<u8>)> = bodies
+        .into_iter()
+        .map(|(f, body)| (f.to_string(), frame(commit, &body)))
+        .collect();
+    // Written last: a reader that finds it for a commit finds that commit's folder files.
+    out.push((FOLDERS.to_string(), frame(commit, names.as_bytes())));
     Some(out)
 }
 
-/// The records under `folders` (and the root) that `keep` accepts, from a listing index
-/// built for exactly `commit`; `None` when `bytes` were built for another commit, are cut
-/// short, altered, or hold a line this cohort cannot read.
+/// The file listing the top folders an index holds.
+const FOLDERS: &str = "folders";
+
+/// The records under `folders` (and the root) that `keep` accepts, from the listing files
+/// `read` gives by name, built for exactly `commit`; `None` when any of them was built for
+/// another commit, is cut short, altered, or holds a line this cohort cannot read.
 pub fn decode(
-    bytes: &[u8],
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
     commit: Oid,
     folders: &[&str],
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<Index> {
-    let nl = bytes.iter().position(|&b| b == b'\n')?;
-    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
-    let rest = header.strip_prefix(MAGIC)?.strip_prefix(' ')?;
-    let (built_for, body_sha) = rest.split_once(' ')?;
-    if built_for != commit.to_string() {
-        return None;
-    }
-    let body = &bytes[nl + 1..];
-    if body_sha != Sha256::of(body).as_str() {
-        return None;
-    }
-    let body = std::str::from_utf8(body).ok()?;
-    let wanted =
+    let list = read(FOLDERS)?;
+    let present: Vec<&str> = unframe(&list, commit)?.lines().collect();
+    let mut wanted: Vec<&str> = folders.iter().map(|f| top(f)).collect();
+    wanted.push("root");
+    wanted.sort();
+    wanted.dedup();
+    let in_scope =
         |p: &str| p.starts_with("root/") || (folders.iter().any(|f| p.starts_with(f)) && keep(p));
-    let lines: Vec<&str> = body
-        .lines()
-        .filter(|l| l.split_once('\t').is_some_and(|(p, _)| wanted(p)))
-        .collect();
-    let parsed: Option<Vec<(String, Sha256, Record)>> = lines
-        .par_iter()
-        .map(|l| {
-            let mut parts = l.splitn(3, '\t');
-            let (p, sha, json) = (parts.next()?, parts.next()?, parts.next()?);
-            let kind = classify(p).ok()?.kind()?;
-            Some((
-                p.to_string(),
-                sha.parse().ok()?,
-                from_json(kind, json).ok()?,
-            ))
-        })
-        .collect();
-    Some(Index::from_records(parsed?))
+    let mut records = Vec::new();
+    for folder in wanted.into_iter().filter(|f| present.contains(f)) {
+        let bytes = read(folder)?;
+        let body = unframe(&bytes, commit)?;
+        let lines: Vec<&str> = body
+            .lines()
+            .filter(|l| l.split_once('\t').is_some_and(|(p, _)| in_scope(p)))
+            .collect();
+        let parsed: Option<Vec<(String, Sha256, Record)>> = lines
+            .par_iter()
+            .map(|l| {
+                let mut parts = l.splitn(3, '\t');
+                let (p, sha, json) = (parts.next()?, parts.next()?, parts.next()?);
+                if top(p) != folder {
+                    return None;
+                }
+                let kind = classify(p).ok()?.kind()?;
+                Some((
+                    p.to_string(),
+                    sha.parse().ok()?,
+                    from_json(kind, json).ok()?,
+                ))
+            })
+            .collect();
+        records.extend(parsed?);
+    }
+    Some(Index::from_records(records))
 }
 
-/// Reads the listing index at `path` for `commit` (see [`decode`]); `None` when there is none
-/// usable.
+/// Reads the listing index in the folder `dir` for `commit` (see [`decode`]); `None` when
+/// there is none usable.
 pub fn load(
-    path: &Path,
+    dir: &Path,
     commit: Oid,
     folders: &[&str],
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<Index> {
-    decode(&std::fs::read(path).ok()?, commit, folders, keep)
+    decode(
+        &|name| std::fs::read(dir.join(name)).ok(),
+        commit,
+        folders,
+        keep,
+    )
 }
 
-/// Saves the listing index of `ix` (the verified index of `commit`) atomically: a reader
-/// sees the old index or the new one, never half of one.
-pub fn save(path: &Path, commit: Oid, ix: &Index) -> std::io::Result<()> {
+/// Saves the listing index of `ix` (the verified index of `commit`) in the folder `dir`,
+/// each file atomically: a reader sees each file old or new, never half of one, and takes
+/// only files naming the commit it asks for.
+pub fn save(dir: &Path, commit: Oid, ix: &Index) -> std::io::Result<()> {
     match encode(commit, ix) {
-        Some(bytes) => write_atomic(path, &bytes),
+        Some(files) => {
+            for (name, bytes) in files {
+                write_atomic(&dir.join(name), &bytes)?;
+            }
+            Ok(())
+        }
         // An index that cannot hold every record is worse than none.
-        None => match std::fs::remove_file(path) {
+        None => match std::fs::remove_file(dir.join(FOLDERS)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         },

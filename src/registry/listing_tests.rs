@@ -3,6 +3,24 @@
 use git2::Oid;
 
 use super::{decode, encode};
+
+type Files = Vec<(String, Vec<u8>)>;
+
+fn files(commit: Oid, ix: &Index) -> Files {
+    encode(commit, ix).unwrap()
+}
+
+fn read(files: &Files, commit: Oid, folders: &[&str]) -> Option<Index> {
+    let get = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+    };
+    decode(&get, commit, folders, &|_| true)
+}
+
+const ALL: &[&str] = &["root/", "users/", "grants/", "mlcubes/"];
 use crate::model::{self, FORMAT_VERSION, Sha256, build};
 use crate::trust::{EntryMode, Index, Timeline, TreeEntry, TreeRead, TrustError};
 
@@ -127,8 +145,7 @@ fn commit(n: u8) -> Oid {
 #[test]
 fn every_record_comes_back_as_parsed() {
     let ix = fixture_index();
-    let bytes = encode(commit(1), &ix).unwrap();
-    let back = decode(&bytes, commit(1), &[""], &|_| true).unwrap();
+    let back = read(&files(commit(1), &ix), commit(1), ALL).unwrap();
     assert_eq!(back.records, ix.records);
     for p in ix.records.keys() {
         assert_eq!(back.sha(p), ix.sha(p), "{p}");
@@ -141,8 +158,8 @@ fn every_record_comes_back_as_parsed() {
 #[test]
 fn only_the_folders_asked_for_and_the_root() {
     let ix = fixture_index();
-    let bytes = encode(commit(1), &ix).unwrap();
-    let users = decode(&bytes, commit(1), &["users/"], &|_| true).unwrap();
+    let f = files(commit(1), &ix);
+    let users = read(&f, commit(1), &["users/"]).unwrap();
     assert!(
         users
             .records
@@ -151,45 +168,61 @@ fn only_the_folders_asked_for_and_the_root() {
     );
     assert_eq!(users.users, ix.users);
     assert!(users.cubes.is_empty());
+    // A folder the registry does not have yet lists nothing (and is no reason to rebuild).
+    let none = read(&f, commit(1), &["benchmarks/"]).unwrap();
+    assert!(none.benchmarks.is_empty());
 }
 
 #[test]
 fn never_read_for_another_commit() {
     let ix = fixture_index();
-    let bytes = encode(commit(1), &ix).unwrap();
-    assert!(decode(&bytes, commit(2), &[""], &|_| true).is_none());
+    assert!(read(&files(commit(1), &ix), commit(2), ALL).is_none());
+    // One folder's file left from another commit voids the listing of that folder.
+    let mut mixed = files(commit(2), &ix);
+    let old = files(commit(1), &ix);
+    let users = mixed.iter().position(|(n, _)| n == "users").unwrap();
+    mixed[users] = old.iter().find(|(n, _)| n == "users").unwrap().clone();
+    assert!(read(&mixed, commit(2), &["users/"]).is_none());
+    assert!(read(&mixed, commit(2), &["mlcubes/"]).is_some());
 }
 
 #[test]
 fn a_cut_short_or_altered_index_is_ignored() {
     let ix = fixture_index();
-    let bytes = encode(commit(1), &ix).unwrap();
-    for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
-        assert!(
-            decode(&bytes[..cut], commit(1), &[""], &|_| true).is_none(),
-            "cut at {cut}"
-        );
+    let f = files(commit(1), &ix);
+    for name in ["users", "folders"] {
+        let i = f.iter().position(|(n, _)| n == name).unwrap();
+        let bytes = f[i].1.clone();
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            let mut g = f.clone();
+            g[i].1.truncate(cut);
+            assert!(read(&g, commit(1), ALL).is_none(), "{name} cut at {cut}");
+        }
+        // One byte changed: the body no longer has the digest the header names.
+        let mut g = f.clone();
+        let at = g[i].1.len() - 3;
+        g[i].1[at] ^= 1;
+        assert!(read(&g, commit(1), ALL).is_none(), "{name} altered");
     }
-    // One byte changed in a record: the body no longer has the digest the header names.
-    let mut altered = bytes.clone();
-    let at = altered.len() - 5;
-    altered[at] ^= 1;
-    assert!(decode(&altered, commit(1), &[""], &|_| true).is_none());
-    assert!(decode(b"garbage\nmore", commit(1), &[""], &|_| true).is_none());
+    let mut g = f.clone();
+    g.retain(|(n, _)| n != "users");
+    assert!(read(&g, commit(1), ALL).is_none(), "a folder file missing");
 }
 
 #[test]
 fn an_unreadable_line_voids_the_whole_index() {
     let ix = fixture_index();
-    let bytes = encode(commit(1), &ix).unwrap();
-    let text = String::from_utf8(bytes).unwrap();
+    let mut f = files(commit(1), &ix);
+    let i = f.iter().position(|(n, _)| n == "users").unwrap();
+    let text = String::from_utf8(f[i].1.clone()).unwrap();
     let (_, body) = text.split_once('\n').unwrap();
     // A well-formed header over a body whose one record does not parse as its kind.
     let body = body.replacen("\t{", "\t{\"unknown\":1,", 1);
-    let forged = format!(
+    f[i].1 = format!(
         "cohort listing index 1 {} {}\n{body}",
         commit(1),
         Sha256::of(body.as_bytes())
-    );
-    assert!(decode(forged.as_bytes(), commit(1), &[""], &|_| true).is_none());
+    )
+    .into_bytes();
+    assert!(read(&f, commit(1), ALL).is_none());
 }

@@ -93,6 +93,7 @@ impl StateStore {
     }
 
     fn listing_path(&self, id: &Sha256) -> PathBuf {
+        // A folder: one file per top folder of the registry (see `listing`).
         self.dir.join(format!("{id}.listing"))
     }
 

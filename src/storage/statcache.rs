@@ -152,10 +152,15 @@ pub fn hash_tree_cached(
         hashed: fresh.len() as u64,
         reused: known.len() as u64,
     };
+    let unchanged =
+        fresh.is_empty() && old.as_ref().is_some_and(|c| c.entries.len() == known.len());
     let mut all: Vec<(&Listed, &Sha256)> = known.iter().map(|(f, s)| (f, s)).collect();
     all.extend(fresh.iter().zip(hashed.iter().map(|d| &d.sha256)));
-    // The cache only saves time: failing to save it changes nothing.
-    let _ = write_atomic(cache, &encode(start, &all));
+    if !unchanged {
+        // The cache only saves time: failing to save it changes nothing. An unchanged tree
+        // keeps the cache it was checked against (its entries hold under its own start).
+        let _ = write_atomic(cache, &encode(start, &all));
+    }
     let entries = all
         .iter()
         .map(|(f, sha)| FileDigest {

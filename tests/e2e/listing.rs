@@ -21,9 +21,9 @@ fn listing(env: &TestEnv, id: &str) -> PathBuf {
         .join(format!("{id}.listing"))
 }
 
-/// The commit a listing index says it was built for.
+/// The commit a listing index says it was built for (its list of folders says).
 fn built_for(p: &Path) -> String {
-    let text = std::fs::read_to_string(p).unwrap();
+    let text = std::fs::read_to_string(p.join("folders")).unwrap();
     let header = text.lines().next().unwrap();
     header.split(' ').nth(4).unwrap().to_string()
 }
@@ -91,27 +91,34 @@ fn a_stale_or_damaged_listing_index_is_never_shown() {
     let index = listing(&env, &id);
     assert!(handles(&env).contains(&"alice".to_string()));
     assert_eq!(built_for(&index), verified(&env));
-    let old = std::fs::read(&index).unwrap();
+    let old = std::fs::read(index.join("users")).unwrap();
+    let old_folders = std::fs::read(index.join("folders")).unwrap();
 
     // bob joins: the verified main moves on. The index of the older main, put back in place,
     // is not read for the new one; the listing shows bob and the index is rebuilt.
     join(&env, "bob");
-    std::fs::write(&index, &old).unwrap();
+    std::fs::write(index.join("users"), &old).unwrap();
+    std::fs::write(index.join("folders"), &old_folders).unwrap();
     assert_ne!(built_for(&index), verified(&env));
     let now = handles(&env);
     assert!(now.contains(&"bob".to_string()), "{now:?}");
     assert_eq!(built_for(&index), verified(&env));
 
+    // Only the users' file from the older main: the same.
+    std::fs::write(index.join("users"), &old).unwrap();
+    assert_eq!(built_for(&index), verified(&env));
+    assert_eq!(handles(&env), now);
+
     // A damaged index is ignored and rebuilt.
-    let mut bytes = std::fs::read(&index).unwrap();
+    let mut bytes = std::fs::read(index.join("users")).unwrap();
     let last = bytes.len() - 4;
     bytes[last] ^= 1;
-    std::fs::write(&index, &bytes).unwrap();
+    std::fs::write(index.join("users"), &bytes).unwrap();
     assert_eq!(handles(&env), now);
-    std::fs::write(&index, b"not an index").unwrap();
+    std::fs::write(index.join("folders"), b"not an index").unwrap();
     assert_eq!(handles(&env), now);
     assert_eq!(built_for(&index), verified(&env));
     // Gone: the same.
-    std::fs::remove_file(&index).unwrap();
+    std::fs::remove_dir_all(&index).unwrap();
     assert_eq!(handles(&env), now);
 }
