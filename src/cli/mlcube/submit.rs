@@ -105,14 +105,37 @@ pub fn ls(settings: &Settings) -> CliResult {
     let opened = s.open()?;
     // The cube records alone: their yaml files and signatures are not listed.
     let ix = opened.listing(&s.ctx(), &["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
-    let all = cubes::cubes(&ix);
     let ui = &settings.ui;
     if ui.json {
-        ui.json(&all.iter().map(|(p, c)| serde_json::json!({
-            "name": c.name, "version": c.version, "owner": c.owner, "image_id": c.image.id,
-            "path": p, "sha256": ix.sha(p).map(|s| s.to_string()),
-        })).collect::<Vec<_>>());
-    } else {
+        // Borrowed rows: a listing of tens of thousands of versions copies no record.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            version: u32,
+            owner: &'a str,
+            image_id: &'a str,
+            path: &'a str,
+            sha256: Option<&'a str>,
+        }
+        let rows: Vec<Row> = ix
+            .records_in(&ix.cubes)
+            .filter_map(|(p, r)| match r {
+                cohort::model::Record::Mlcube(c) => Some(Row {
+                    name: &c.name,
+                    version: c.version,
+                    owner: &c.owner,
+                    image_id: &c.image.id,
+                    path: p,
+                    sha256: ix.sha(p).map(|s| s.as_str()),
+                }),
+                _ => None,
+            })
+            .collect();
+        ui.json(&rows);
+        return Ok(());
+    }
+    let all = cubes::cubes(&ix);
+    {
         let mut t =
             crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
         for (_, c) in &all {
