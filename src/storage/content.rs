@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::model::Sha256;
@@ -251,6 +252,54 @@ impl Stat {
     }
 }
 
+/// The regular files in `dir` and its folders (to list next), with `prefix` before names.
+fn list_dir(dir: &Path, prefix: &str) -> Result<(Vec<Listed>, Vec<(PathBuf, String)>)> {
+    let (mut out, mut stack) = (Vec::new(), Vec::new());
+    let rd = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
+        let abs = entry.path();
+        let unhashable = |why: &str| StorageError::Unhashable {
+            path: abs.clone(),
+            why: why.to_string(),
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(unhashable(
+                "its name is not UTF-8 (content hashes use UTF-8 paths); rename it",
+            ));
+        };
+        let rel = format!("{prefix}{name}");
+        // file_type() does not follow symlinks, so a link is seen as a link.
+        let ft = entry
+            .file_type()
+            .map_err(|e| StorageError::io("inspect", &abs, e))?;
+        if ft.is_dir() {
+            stack.push((abs, format!("{rel}/")));
+        } else if ft.is_file() {
+            let meta = entry
+                .metadata()
+                .map_err(|e| StorageError::io("inspect", &abs, e))?;
+            let stat = Stat::of(&meta);
+            out.push(Listed {
+                rel,
+                abs,
+                size: meta.len(),
+                stat,
+            });
+        } else if ft.is_symlink() {
+            return Err(unhashable(
+                "is a symbolic link; datasets must hold regular files only (copy the target in place)",
+            ));
+        } else {
+            return Err(unhashable(
+                "is not a regular file (socket, fifo or device); remove it from the dataset",
+            ));
+        }
+    }
+    Ok((out, stack))
+}
+
 /// Every regular file under `root`, sorted bytewise by relative path.
 pub(super) fn list_files(root: &Path) -> Result<Vec<Listed>> {
     let meta = fs::metadata(root).map_err(|e| StorageError::io("read", root, e))?;
@@ -260,50 +309,20 @@ pub(super) fn list_files(root: &Path) -> Result<Vec<Listed>> {
             why: "is not a directory".into(),
         });
     }
+    // One level of folders at a time, the folders of a level on every core: a dataset of
+    // 100,000 files is mostly `lstat` calls, which two cores make in half the time.
     let mut out = Vec::new();
-    let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let rd = fs::read_dir(&dir).map_err(|e| StorageError::io("list", &dir, e))?;
-        for entry in rd {
-            let entry = entry.map_err(|e| StorageError::io("list", &dir, e))?;
-            let abs = entry.path();
-            let unhashable = |why: &str| StorageError::Unhashable {
-                path: abs.clone(),
-                why: why.to_string(),
-            };
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                return Err(unhashable(
-                    "its name is not UTF-8 (content hashes use UTF-8 paths); rename it",
-                ));
-            };
-            let rel = format!("{prefix}{name}");
-            // file_type() does not follow symlinks, so a link is seen as a link.
-            let ft = entry
-                .file_type()
-                .map_err(|e| StorageError::io("inspect", &abs, e))?;
-            if ft.is_dir() {
-                stack.push((abs, format!("{rel}/")));
-            } else if ft.is_file() {
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| StorageError::io("inspect", &abs, e))?;
-                let stat = Stat::of(&meta);
-                out.push(Listed {
-                    rel,
-                    abs,
-                    size: meta.len(),
-                    stat,
-                });
-            } else if ft.is_symlink() {
-                return Err(unhashable(
-                    "is a symbolic link; datasets must hold regular files only (copy the target in place)",
-                ));
-            } else {
-                return Err(unhashable(
-                    "is not a regular file (socket, fifo or device); remove it from the dataset",
-                ));
-            }
+    let mut level: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+    while !level.is_empty() {
+        let read: Vec<Result<(Vec<Listed>, Vec<(PathBuf, String)>)>> = level
+            .par_iter()
+            .map(|(dir, prefix)| list_dir(dir, prefix))
+            .collect();
+        level = Vec::new();
+        for r in read {
+            let (files, dirs) = r?;
+            out.extend(files);
+            level.extend(dirs);
         }
     }
     out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
