@@ -252,8 +252,11 @@ impl Stat {
     }
 }
 
+/// Folders to list, with the relative path their entries start with.
+type Folders = Vec<(PathBuf, String)>;
+
 /// The regular files in `dir` and its folders (to list next), with `prefix` before names.
-fn list_dir(dir: &Path, prefix: &str) -> Result<(Vec<Listed>, Vec<(PathBuf, String)>)> {
+fn list_dir(dir: &Path, prefix: &str) -> Result<(Vec<Listed>, Folders)> {
     let (mut out, mut stack) = (Vec::new(), Vec::new());
     let rd = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
     for entry in rd {
@@ -312,9 +315,9 @@ pub(super) fn list_files(root: &Path) -> Result<Vec<Listed>> {
     // One level of folders at a time, the folders of a level on every core: a dataset of
     // 100,000 files is mostly `lstat` calls, which two cores make in half the time.
     let mut out = Vec::new();
-    let mut level: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+    let mut level: Folders = vec![(root.to_path_buf(), String::new())];
     while !level.is_empty() {
-        let read: Vec<Result<(Vec<Listed>, Vec<(PathBuf, String)>)>> = level
+        let read: Vec<Result<(Vec<Listed>, Folders)>> = level
             .par_iter()
             .map(|(dir, prefix)| list_dir(dir, prefix))
             .collect();
