@@ -155,19 +155,48 @@ struct Built {
     generate: Duration,
 }
 
-fn build_registry(entities: usize) -> Built {
+/// A registry built earlier under `COHORT_BENCH_FIXTURES/<entities>` (read here: this is a
+/// tool), or a new one, kept there when that variable is set: 10,000 entities take minutes to
+/// generate, and measuring them again should not.
+fn fixture(entities: usize) -> Built {
+    let Some(root) = std::env::var_os("COHORT_BENCH_FIXTURES") else {
+        return build_registry(entities, None);
+    };
+    let at = PathBuf::from(root).join(entities.to_string());
+    let ready = at.join("ready");
+    if let Ok(text) = std::fs::read_to_string(&ready) {
+        let mut n = text.split_whitespace().map(|w| w.parse::<usize>().unwrap());
+        eprintln!("  reusing {}", at.display());
+        return Built {
+            _dir: None,
+            home: at.join("home"),
+            reg: at.join("registry"),
+            files: n.next().unwrap(),
+            commits: n.next().unwrap(),
+            generate: Duration::ZERO,
+        };
+    }
+    let _ = std::fs::remove_dir_all(&at);
+    std::fs::create_dir_all(&at).unwrap();
+    let b = build_registry(entities, Some(&at));
+    std::fs::write(&ready, format!("{} {}", b.files, b.commits)).unwrap();
+    b
+}
+
+fn build_registry(entities: usize, keep_at: Option<&Path>) -> Built {
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let reg = dir.path().join("registry");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = keep_at.unwrap_or(tmp.path());
+    let home = dir.join("home");
+    let reg = dir.join("registry");
     cohort(
         &home,
-        dir.path(),
+        dir,
         &["key", "generate", "--handle", "admin", "--no-passphrase"],
     );
     cohort(
         &home,
-        dir.path(),
+        dir,
         &[
             "registry",
             "init",
@@ -182,7 +211,7 @@ fn build_registry(entities: usize) -> Built {
     let admin = unlock(&h, "admin");
     let users = (entities / 5).max(1);
     // Keys live in a separate home so `user ls` and friends see only the admin as local.
-    let key_home = Home::new(dir.path().join("user-keys"));
+    let key_home = Home::new(dir.join("user-keys"));
     let signers: Vec<Signer> = (0..users)
         .into_par_iter()
         .map(|i| {
@@ -233,12 +262,14 @@ fn build_registry(entities: usize) -> Built {
         assert!(status.success(), "git {args:?}");
     }
     // COHORT_BENCH_KEEP=1 keeps the registry for profiling (read here: this is a tool).
-    let dir = if std::env::var_os("COHORT_BENCH_KEEP").is_some() {
-        eprintln!("  keeping {}", dir.path().display());
-        let _ = dir.keep();
+    let dir = if keep_at.is_some() {
+        None
+    } else if std::env::var_os("COHORT_BENCH_KEEP").is_some() {
+        eprintln!("  keeping {}", tmp.path().display());
+        let _ = tmp.keep();
         None
     } else {
-        Some(dir)
+        Some(tmp)
     };
     Built {
         _dir: dir,
@@ -247,6 +278,18 @@ fn build_registry(entities: usize) -> Built {
         files,
         commits: batches.len(),
         generate: started.elapsed(),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
     }
 }
 
@@ -267,7 +310,7 @@ fn ms(d: Duration) -> String {
 
 fn measure(entities: usize) {
     eprintln!("building a registry of {entities} entities...");
-    let b = build_registry(entities);
+    let b = fixture(entities);
     let reg = Registry::open(&b.reg).unwrap();
     let main = reg.main().unwrap();
     eprintln!(
@@ -339,6 +382,8 @@ fn measure(entities: usize) {
     // cryptography only, and `--full` runs without it.
     let (cli_verify_memo, _) = best_of(3, || cohort(&b.home, dir, &["verify"]));
     let (cli_verify_full, _) = cohort(&b.home, dir, &["verify", "--full"]);
+    let empty_home = tempfile::tempdir().unwrap();
+    let (cli_verify_empty, _) = cohort(empty_home.path(), dir, &["verify", "--full"]);
     // main moved under cohort's feet (the generator wrote it); `registry sync` would now move
     // the verified ref that reads come from. There is no remote here, so move it as sync does.
     set_ref(reg.repo(), VERIFIED_REF, main, "bench: verified").unwrap();
@@ -360,10 +405,30 @@ fn measure(entities: usize) {
         (t.elapsed(), tl.commits.len())
     });
 
-    // One submission: a new cube version's files as a commit on a branch.
+    // A sync that brings 10 new records: one more commit on main, verified by the binary
+    // with what the last verification left (memo, timeline, listing) in a copy of the home,
+    // then main and the home put back (the fixture is reused).
+    let sync_home = tempfile::tempdir().unwrap();
+    copy_dir(&b.home, sync_home.path());
     let owner_home = Home::new(b.reg.parent().unwrap().join("user-keys"));
     let owner = unlock(&owner_home, "user00000");
     let id = reg.registry_id(main).unwrap();
+    // Ten cubes of one version each: ten records, their signatures and files.
+    let added: Vec<NewFile> = (0..10)
+        .flat_map(|i| cube_files(&id, &owner, &format!("synced{i:02}")))
+        .filter(|f| f.path.contains("/v1/"))
+        .collect();
+    let next = commit_files(reg.repo(), main, &added, "Merge ten new records", "bench").unwrap();
+    reg.repo()
+        .reference("refs/heads/main", next, true, "bench: sync")
+        .unwrap();
+    let (sync_verify, _) = cohort(sync_home.path(), dir, &["verify"]);
+    reg.repo()
+        .reference("refs/heads/main", main, true, "bench: back")
+        .unwrap();
+    set_ref(reg.repo(), VERIFIED_REF, main, "bench: verified").unwrap();
+
+    // One submission: a new cube version's files as a commit on a branch.
     let mut submit_times: Vec<Duration> = (0..20)
         .map(|i| {
             let files = cube_files(&id, &owner, &format!("fresh{i:03}"));
@@ -406,6 +471,14 @@ fn measure(entities: usize) {
     println!(
         "| `cohort verify --full` (binary, no memo) | {} |",
         ms(cli_verify_full)
+    );
+    println!(
+        "| `cohort verify` after a commit of 10 new records (memo, timeline kept) | {} |",
+        ms(sync_verify)
+    );
+    println!(
+        "| `cohort verify --full` on an empty COHORT_HOME | {} |",
+        ms(cli_verify_empty)
     );
     println!("| `cohort user ls` | {} |", ms(user_ls));
     println!("| `cohort mlcube ls --json` | {} |", ms(cube_ls));

@@ -267,7 +267,6 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                 f.state = Some(super::filter::State::Pending);
             }
             let opened = s.open()?;
-            let ix = opened.index_of(&["benchmarks/"])?;
             if f.off_main() {
                 return super::filter::print_submissions(
                     &s,
@@ -277,6 +276,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                     "benchmark",
                 );
             }
+            let ix = opened.listing(&s.ctx(), &["benchmarks/"], &|_| true)?;
             let mut all = benchmarks::benchmarks(&ix);
             all.retain(|(_, b)| f.keeps(&b.owner));
             if ui.json {

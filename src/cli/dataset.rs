@@ -67,6 +67,10 @@ enum DatasetCommand {
     Check {
         #[command(flatten)]
         dataset: super::entity::DatasetRef,
+        /// Re-hash only the files whose size, times or inode changed since the last check
+        /// (what `benchmark run` does); by default every byte is read.
+        #[arg(long)]
+        quick: bool,
     },
     /// Datasets prepared here and registered datasets.
     #[command(visible_alias = "list")]
@@ -236,7 +240,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
                 ))),
             }
         }
-        DatasetCommand::Check { dataset } => {
+        DatasetCommand::Check { dataset, quick } => {
             let dataset = dataset.name();
             let opened = s.open()?;
             let ix = opened.index()?;
@@ -251,7 +255,7 @@ pub fn run(settings: &Settings, args: DatasetArgs) -> CliResult {
             } else {
                 "its preparation (not registered yet)"
             };
-            match datasets::check_content(&ctx, &local, &expected)? {
+            match datasets::check_content(&ctx, &local, &expected, quick)? {
                 Ok(()) => {
                     if ui.json {
                         ui.json(&super::json::DatasetChecked {

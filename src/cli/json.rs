@@ -98,13 +98,13 @@ pub struct BenchmarkRow<C, P> {
 
 /// One row of `mlcube ls`.
 #[derive(Serialize)]
-pub struct CubeRow {
-    pub name: String,
+pub struct CubeRow<'a> {
+    pub name: &'a str,
     pub version: u32,
-    pub owner: String,
-    pub image_id: String,
-    pub path: String,
-    pub sha256: Option<String>,
+    pub owner: &'a str,
+    pub image_id: &'a str,
+    pub path: &'a str,
+    pub sha256: Option<&'a str>,
 }
 
 /// One row of `association ls`.

@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// (`supersedes`); releases use only the newest result of each model on each dataset.
     #[arg(long)]
     pub rerun: bool,
+    /// Re-hash every byte of the prepared data instead of only the files whose size, times
+    /// or inode changed since the last check.
+    #[arg(long)]
+    pub full_check: bool,
     /// Per-task time limit (e.g. 30m).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -140,6 +144,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         ignore_model_errors: ignore_errors,
         no_cache,
         rerun,
+        full_check,
         timeout,
         max_output,
         devices,
@@ -168,6 +173,7 @@ pub fn run_benchmark(settings: &Settings, a: RunArgs) -> CliResult {
         no_cache,
         rerun,
         site_key,
+        full_check,
     };
     match execution::run_benchmark(&s.ctx(), &opened, &bench, &dataset, &opts) {
         Ok(runs) => {

@@ -217,7 +217,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
                     "user",
                 );
             }
-            let mut rows = users(&opened.index_of(&["users/", "grants/"])?);
+            let mut rows = users(&opened.listing(&s.ctx(), &["users/", "grants/"], &|_| true)?);
             rows.retain(|r| f.keeps(&r.handle));
             if ui.json {
                 ui.json(

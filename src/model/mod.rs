@@ -276,19 +276,31 @@ pub fn parse_record(path: &str, rp: &RecordPath, bytes: &[u8]) -> Result<Record,
 }
 
 fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError> {
-    // Look at the format version before the strict parse, so a record from a newer cohort says
-    // "upgrade" rather than "unknown field".
-    if let Ok(table) = text.parse::<toml::Table>()
-        && let Some(f) = table.get("format").and_then(toml::Value::as_integer)
-        && f > FORMAT_VERSION as i64
-    {
-        return Err(ModelError::Parse {
-            path: path.to_string(),
-            why: format!(
-                "format version {f} is newer than this cohort understands ({FORMAT_VERSION}); upgrade cohort"
-            ),
-        });
+    // A record from a newer cohort says "upgrade" rather than "unknown field". The loose parse
+    // that finds its format version runs only when the strict one refuses the file (a strict
+    // parse that succeeds has the version at hand): one TOML parse per record, not two.
+    let newer = |f: i64| ModelError::Parse {
+        path: path.to_string(),
+        why: format!(
+            "format version {f} is newer than this cohort understands ({FORMAT_VERSION}); upgrade cohort"
+        ),
+    };
+    let strict = strict_record(path, kind, text);
+    match &strict {
+        Ok(r) if r.format() > FORMAT_VERSION => Err(newer(i64::from(r.format()))),
+        Ok(_) => strict,
+        Err(_) => match text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("format").and_then(toml::Value::as_integer))
+        {
+            Some(f) if f > FORMAT_VERSION as i64 => Err(newer(f)),
+            _ => strict,
+        },
     }
+}
+
+fn strict_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError> {
     Ok(match kind {
         Kind::Root => Record::Root(from_toml(path, text)?),
         Kind::Meta => Record::Meta(from_toml(path, text)?),
@@ -306,6 +318,27 @@ fn typed_record(path: &str, kind: Kind, text: &str) -> Result<Record, ModelError
         Kind::Leaderboard => Record::Leaderboard(from_toml(path, text)?),
         Kind::Access => Record::Access(from_toml(path, text)?),
     })
+}
+
+impl Record {
+    /// The record's format version.
+    pub fn format(&self) -> u32 {
+        match self {
+            Record::Root(x) => x.format,
+            Record::Meta(x) => x.format,
+            Record::User(x) => x.format,
+            Record::Grant(x) => x.format,
+            Record::Decision(x) => x.format,
+            Record::Mlcube(x) => x.format,
+            Record::Benchmark(x) => x.format,
+            Record::Association(x) => x.format,
+            Record::Priority(x) => x.format,
+            Record::Dataset(x) => x.format,
+            Record::Result(x) => x.format,
+            Record::Leaderboard(x) => x.format,
+            Record::Access(x) => x.format,
+        }
+    }
 }
 
 /// Serializes a record to the exact bytes that get signed and committed.

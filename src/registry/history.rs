@@ -12,9 +12,27 @@ use super::Result;
 
 /// Walks the first-parent chain from the root commit to `head`.
 pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
+    timeline_from(repo, head, None)
+}
+
+/// Like [`timeline`], continuing `known` (the timeline of a commit it was built for, whose
+/// last commit is that commit) when that commit is on `head`'s first-parent chain: then only
+/// the commits after it are walked. A commit id names its whole history, so the result is the
+/// full walk's; `known` with problems, or off the chain, is not used.
+pub fn timeline_from(repo: &Repository, head: Oid, known: Option<Timeline>) -> Result<Timeline> {
+    let mut known = known.filter(|k| k.problems.is_empty());
+    let known_head = known
+        .as_ref()
+        .and_then(|k| k.commits.last())
+        .and_then(|c| Oid::from_str(c).ok());
     let mut chain = Vec::new();
+    let mut base = None;
     let mut cur = repo.find_commit(head)?;
     loop {
+        if Some(cur.id()) == known_head {
+            base = known.take();
+            break;
+        }
         chain.push(cur.id());
         match cur.parent(0) {
             Ok(p) => cur = p,
@@ -22,13 +40,15 @@ pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
         }
     }
     chain.reverse();
-    let mut tl = Timeline {
-        commits: chain.iter().map(|o| o.to_string()).collect(),
-        intro: HashMap::new(),
-        problems: Vec::new(),
+    let (mut tl, mut prev) = match (base, known_head) {
+        (Some(k), Some(h)) => (k, Some(repo.find_commit(h)?.tree()?)),
+        _ => (Timeline::default(), None),
     };
-    let mut prev: Option<Tree> = None;
-    for (i, oid) in chain.iter().enumerate() {
+    let offset = tl.commits.len();
+    tl.commits.extend(chain.iter().map(|o| o.to_string()));
+    let mut trees = Trees::default();
+    for (j, oid) in chain.iter().enumerate() {
+        let i = offset + j;
         let tree = repo.find_commit(*oid)?.tree()?;
         match &prev {
             None => {
@@ -36,11 +56,38 @@ pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
                     tl.intro.insert(path, i);
                 }
             }
-            Some(p) => apply_diff(repo, p, &tree, i, &oid.to_string(), &mut tl)?,
+            Some(p) => {
+                let changes = diff_trees(repo, Some(p), &tree, &mut trees)?;
+                record_changes(changes, i, &oid.to_string(), &mut tl);
+            }
         }
         prev = Some(tree);
+        trees.next_commit();
     }
     Ok(tl)
+}
+
+/// Subtrees read while diffing one commit, kept for the next: what a commit's diff reads as
+/// new is what the next one reads as old, and a large folder's tree (thousands of entries)
+/// is then parsed once per commit instead of twice.
+#[derive(Default)]
+struct Trees<'r> {
+    prev: HashMap<Oid, Tree<'r>>,
+    cur: HashMap<Oid, Tree<'r>>,
+}
+
+impl<'r> Trees<'r> {
+    fn get(&mut self, repo: &'r Repository, id: Oid) -> Result<Tree<'r>> {
+        if let Some(t) = self.cur.get(&id).or_else(|| self.prev.get(&id)) {
+            return Ok(t.clone());
+        }
+        let t = repo.find_tree(id)?;
+        self.cur.insert(id, t.clone());
+        Ok(t)
+    }
+    fn next_commit(&mut self) {
+        self.prev = std::mem::take(&mut self.cur);
+    }
 }
 
 /// How one path differs between two trees.
@@ -60,8 +107,17 @@ pub fn tree_changes(
     old: Option<&Tree>,
     new: &Tree,
 ) -> Result<Vec<(String, Change)>> {
+    diff_trees(repo, old, new, &mut Trees::default())
+}
+
+fn diff_trees<'r>(
+    repo: &'r Repository,
+    old: Option<&Tree>,
+    new: &Tree,
+    trees: &mut Trees<'r>,
+) -> Result<Vec<(String, Change)>> {
     let mut out = Vec::new();
-    diff_into(repo, old, Some(new), "", &mut out)?;
+    diff_into(repo, old, Some(new), "", &mut out, trees)?;
     Ok(out)
 }
 
@@ -95,12 +151,13 @@ fn all_files(
     Ok(())
 }
 
-fn diff_into(
-    repo: &Repository,
+fn diff_into<'r>(
+    repo: &'r Repository,
     old: Option<&Tree>,
     new: Option<&Tree>,
     dir: &str,
     out: &mut Vec<(String, Change)>,
+    trees: &mut Trees<'r>,
 ) -> Result<()> {
     if let Some(new) = new {
         for e in new.iter() {
@@ -113,9 +170,9 @@ fn diff_into(
             }
             match (is_tree(&o), is_tree(&e)) {
                 (true, true) => {
-                    let (ot, nt) = (repo.find_tree(o.id())?, repo.find_tree(e.id())?);
+                    let (ot, nt) = (trees.get(repo, o.id())?, trees.get(repo, e.id())?);
                     let sub = format!("{}/", entry_name(&e, dir));
-                    diff_into(repo, Some(&ot), Some(&nt), &sub, out)?;
+                    diff_into(repo, Some(&ot), Some(&nt), &sub, out, trees)?;
                 }
                 (false, false) => out.push((entry_name(&e, dir), Change::Modified)),
                 _ => {
@@ -144,7 +201,12 @@ pub fn apply_diff(
     commit: &str,
     tl: &mut Timeline,
 ) -> Result<()> {
-    for (path, change) in tree_changes(repo, Some(old), new)? {
+    record_changes(tree_changes(repo, Some(old), new)?, index, commit, tl);
+    Ok(())
+}
+
+fn record_changes(changes: Vec<(String, Change)>, index: usize, commit: &str, tl: &mut Timeline) {
+    for (path, change) in changes {
         let meta = matches!(classify(&path), Ok(RecordPath::MetaFile));
         let problem = |msg: &str| Problem {
             path: path.clone(),
@@ -177,7 +239,6 @@ pub fn apply_diff(
             }
         }
     }
-    Ok(())
 }
 
 /// What one commit adds relative to another.
@@ -301,6 +362,16 @@ mod tests {
         )
         .unwrap();
         let tl = timeline(&repo, second).unwrap();
+        // A known timeline off the chain (here: of a commit not on it) is not used.
+        let stray = Timeline {
+            commits: vec![Oid::from_bytes(&[7; 20]).unwrap().to_string()],
+            intro: [("users/x/v1.toml".to_string(), 0)].into(),
+            problems: Vec::new(),
+        };
+        let cont = timeline_from(&repo, second, Some(stray)).unwrap();
+        assert_eq!((&cont.commits, &cont.intro), (&tl.commits, &tl.intro));
+        let cont = timeline_from(&repo, second, Some(timeline(&repo, first).unwrap())).unwrap();
+        assert_eq!((&cont.commits, &cont.intro), (&tl.commits, &tl.intro));
         assert_eq!(tl.commits.len(), 3);
         assert_eq!(tl.intro("README.md"), 0);
         assert_eq!(tl.intro("users/a/v1.toml"), 1);
@@ -329,6 +400,10 @@ mod tests {
             )
             .unwrap();
         let tl = timeline(&repo, third).unwrap();
+        // Continuing the timeline of an earlier commit gives the full walk's.
+        let cont = timeline_from(&repo, third, Some(timeline(&repo, second).unwrap())).unwrap();
+        assert_eq!((&cont.commits, &cont.intro), (&tl.commits, &tl.intro));
+        assert_eq!(cont.problems, tl.problems);
         assert_eq!(tl.problems.len(), 1, "{:?}", tl.problems);
         assert_eq!(tl.problems[0].path, "users/a/v1.toml");
         assert_eq!(tl.problems[0].commit.as_deref(), Some(&*third.to_string()));

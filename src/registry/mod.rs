@@ -5,8 +5,10 @@
 mod bundle;
 mod history;
 mod init;
+pub mod listing;
 mod remote;
 mod state;
+mod timeline_file;
 mod tree;
 mod write;
 
@@ -18,7 +20,7 @@ use crate::model::Sha256;
 use crate::trust::{self, Index, Problem, Timeline};
 
 pub use bundle::{init_for_bundle, read_bundle, start_main, write_bundle};
-pub use history::timeline;
+pub use history::{timeline, timeline_from};
 pub use init::create;
 pub use remote::{Transport, clone, forge_compare_url, is_local};
 pub use state::{State, StateStore};
@@ -234,19 +236,31 @@ impl Registry {
         commit: Oid,
         opts: &trust::VerifyOptions,
     ) -> Result<(trust::Report, Index, Timeline)> {
+        self.verify_from(commit, opts, None)
+    }
+
+    /// `verify`, continuing `known`, the timeline of an earlier main (see
+    /// [`timeline_from`]): the history walk then costs the new commits only.
+    pub fn verify_from(
+        &self,
+        commit: Oid,
+        opts: &trust::VerifyOptions,
+        known: Option<Timeline>,
+    ) -> Result<(trust::Report, Index, Timeline)> {
         // The history walk is sequential and independent of reading the tree: it runs on its
         // own thread (with its own repository handle) while the tree is read and parsed.
         let Opener::Path(dir) = self.opener.clone() else {
             // A hook's quarantined objects are visible only through the handle git's
             // environment opened: everything on that handle, one thread.
             let tree = self.tree(commit)?;
-            let tl = timeline(&self.repo, commit)?;
+            let tl = timeline_from(&self.repo, commit, known)?;
             let (report, ix) = trust::verify(&tree, &tl, opts)?;
             return Ok((report, ix, tl));
         };
         let (tl, built) = std::thread::scope(|scope| {
-            let walk = scope
-                .spawn(move || -> Result<Timeline> { timeline(&Repository::open(&dir)?, commit) });
+            let walk = scope.spawn(move || -> Result<Timeline> {
+                timeline_from(&Repository::open(&dir)?, commit, known)
+            });
             let built = self
                 .tree(commit)
                 .and_then(|tree| Ok(Index::build(&tree, &Timeline::flat())?));

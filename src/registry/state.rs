@@ -92,6 +92,53 @@ impl StateStore {
         write_atomic(&p, &memo.to_bytes()).map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
+    fn listing_path(&self, id: &Sha256) -> PathBuf {
+        // A folder: one file per top folder of the registry (see `listing`).
+        self.dir.join(format!("{id}.listing"))
+    }
+
+    /// The records under `folders` (and the root) that `keep` accepts, from the listing index
+    /// of exactly `commit`; `None` when there is none for that commit (see [`super::listing`]).
+    pub fn listing(
+        &self,
+        id: &Sha256,
+        commit: git2::Oid,
+        folders: &[&str],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Option<crate::trust::Index> {
+        super::listing::load(&self.listing_path(id), commit, folders, keep)
+    }
+
+    /// Saves the listing index of `ix`, the index of the verified `commit`.
+    pub fn save_listing(
+        &self,
+        id: &Sha256,
+        commit: git2::Oid,
+        ix: &crate::trust::Index,
+    ) -> Result<()> {
+        let p = self.listing_path(id);
+        super::listing::save(&p, commit, ix).map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
+    fn timeline_path(&self, id: &Sha256) -> PathBuf {
+        self.dir.join(format!("{id}.timeline"))
+    }
+
+    /// The timeline of the main last verified here, if it is whole (see
+    /// [`super::timeline_from`] for how it is used: only for the commit it names).
+    pub fn timeline(&self, id: &Sha256) -> Option<crate::trust::Timeline> {
+        super::timeline_file::decode(&std::fs::read(self.timeline_path(id)).ok()?)
+    }
+
+    /// Saves the timeline of a verified main (one with history problems is not kept).
+    pub fn save_timeline(&self, id: &Sha256, tl: &crate::trust::Timeline) -> Result<()> {
+        let Some(bytes) = super::timeline_file::encode(tl) else {
+            return Ok(());
+        };
+        let p = self.timeline_path(id);
+        write_atomic(&p, &bytes).map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
     /// Every registry this machine has pinned.
     pub fn all(&self) -> Result<Vec<State>> {
         let mut out = Vec::new();

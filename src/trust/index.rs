@@ -485,3 +485,28 @@ impl Index {
         self.user(handle).map(|(_, u)| u.age.clone())
     }
 }
+
+impl Index {
+    /// An index of parsed records alone (no bytes, no signatures, no other files), from a
+    /// listing index written for a verified commit: what listings read.
+    pub fn from_records(records: impl IntoIterator<Item = (String, Sha256, Record)>) -> Index {
+        let mut ix = Index::default();
+        for (p, sha256, record) in records {
+            let Ok(rp) = classify(&p) else { continue };
+            ix.add(&p, &rp);
+            ix.records.insert(p.clone(), record);
+            let info = FileInfo {
+                path: p.clone(),
+                rp,
+                sha256,
+                intro: 0,
+                bytes: Vec::new(),
+            };
+            ix.files.insert(p, info);
+        }
+        if let Some(root1) = ix.files.get(&model::build::root(1)) {
+            ix.registry_id = Some(root1.sha256.clone());
+        }
+        ix
+    }
+}

@@ -406,7 +406,7 @@ pub fn test_run_on_dataset(
         });
     }
     let _lock = lock_dataset(ctx, &local.name)?;
-    if let Err(changes) = check_content(ctx, &local, &local.content_sha256)? {
+    if let Err(changes) = check_content(ctx, &local, &local.content_sha256, false)? {
         return Err(WorkflowError::Refused(format!(
             "the prepared data of `{}` changed since it was prepared ({}); prepare it again",
             local.name,

@@ -97,7 +97,7 @@ pub fn preview_dataset(
             b.data_preparator.version
         )));
     }
-    if let Err(changes) = check_content(ctx, &local, &local.content_sha256)? {
+    if let Err(changes) = check_content(ctx, &local, &local.content_sha256, false)? {
         return Err(WorkflowError::Refused(format!(
             "the prepared data of `{name}` changed since preparation: {}",
             changes.join(", ")
@@ -225,7 +225,7 @@ pub fn associate_dataset(
         )));
     }
     let _lock = lock_dataset(ctx, &local.name)?;
-    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256, false)? {
         return Err(WorkflowError::Refused(format!(
             "the prepared data of `{}` no longer matches the registry: {}",
             local.name,

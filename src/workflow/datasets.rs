@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{self, CubeRef, Sha256, metrics::Metrics};
-use crate::storage::{AtomicDir, DirLock, FileDigest, hash_tree, write_atomic_mode};
+use crate::storage::{
+    AtomicDir, DirLock, FileDigest, hash_tree, hash_tree_cached, write_atomic_mode,
+};
 use crate::trust::Index;
 
 use super::benchmarks::approved_in;
@@ -19,6 +21,8 @@ use super::{Ctx, Result, WorkflowError};
 
 const LOCAL_FILE: &str = "dataset.toml";
 const MANIFEST: &str = "files.toml";
+/// The stat cache of the prepared data (beside it, on the same filesystem, not hashed).
+const STAT_CACHE: &str = "statcache";
 
 /// What this site keeps about a prepared dataset (`datasets/<name>/dataset.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,13 +286,21 @@ fn staging_dir(ctx: &Ctx, name: &str) -> Result<AtomicDir> {
 }
 
 /// Re-hashes a prepared dataset and compares it with what was recorded; names changed files.
+/// `quick` re-hashes only the files whose stat changed since the last check (the dataset's
+/// stat cache, storage/statcache.rs); otherwise every byte is read (and the cache refreshed).
 pub fn check_content(
     ctx: &Ctx,
     local: &LocalDataset,
     expected: &Sha256,
+    quick: bool,
 ) -> Result<std::result::Result<(), Vec<String>>> {
     let dir = dataset_dir(ctx, &local.name);
-    let now = hash_tree(&prepared_dir(&dir), None, ctx.reporter)?;
+    let (now, _) = hash_tree_cached(
+        &prepared_dir(&dir),
+        &dir.join(STAT_CACHE),
+        !quick,
+        ctx.reporter,
+    )?;
     if &now.sha256 == expected {
         return Ok(Ok(()));
     }

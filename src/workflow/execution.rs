@@ -171,6 +171,8 @@ pub struct RunOptions {
     /// The site's key, for private models granted to this dataset (`None`: every private
     /// model yields a `no-access` receipt).
     pub site_key: Option<super::private::SiteKey>,
+    /// Hash every byte of the prepared data (else only files whose stat changed).
+    pub full_check: bool,
 }
 
 /// Whether the benchmark's models include a private one (the CLI then unlocks the site's key).
@@ -224,7 +226,7 @@ pub fn run_benchmark(
     }
     let _lock = lock_dataset(ctx, &local.name)?;
     // A prepared dataset edited after registration is caught before any model sees it.
-    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256)? {
+    if let Err(changes) = check_content(ctx, &local, &drec.content_sha256, !opts.full_check)? {
         return Err(WorkflowError::Refused(format!(
             "the prepared data of `{}` no longer matches the registry ({}); prepare it again",
             local.name,

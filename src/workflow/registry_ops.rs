@@ -45,6 +45,29 @@ impl Opened {
     ) -> Result<crate::trust::Index> {
         Ok(self.reg.index_of(self.view()?, folders, keep)?)
     }
+    /// The records (no other files, no bytes) under `folders` and the root that `keep`
+    /// accepts, for listings: from the listing index of the verified commit when there is one
+    /// for exactly that commit, else from git, rebuilding the listing index on the way.
+    pub fn listing(
+        &self,
+        ctx: &Ctx,
+        folders: &[&str],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<crate::trust::Index> {
+        let store = StateStore::new(ctx.home);
+        let view = self.view()?;
+        if let Some(ix) = store.listing(&self.id, view, folders, keep) {
+            return Ok(ix);
+        }
+        if self.reg.ref_target(VERIFIED_REF) != Some(view) {
+            // Nothing verified on this clone yet: no index is built for an unverified commit.
+            return self.index_of_files(folders, keep);
+        }
+        let ix = self.reg.index_at(view)?.0;
+        // The index only saves time: failing to save it changes nothing.
+        let _ = store.save_listing(&self.id, view, &ix);
+        Ok(ix)
+    }
 }
 
 /// Opens the registry at `path` (or the one containing it). A clone whose verified ref is
@@ -168,13 +191,22 @@ pub fn verify_commit(
         expected_registry: Some(opened.id.clone()),
         cache: memo.clone(),
     };
-    let (report, _, tl) = opened.reg.verify(commit, &opts)?;
+    // The timeline of the main verified last here: the history walk then covers new commits.
+    let known = (!ctx.full).then(|| store.timeline(&opened.id)).flatten();
+    let (report, ix, tl) = opened.reg.verify_from(commit, &opts, known)?;
     ctx.reporter.end(task, report.is_clean());
     if let Some(memo) = &memo {
         // The memo only saves time: failing to save it changes nothing.
         let _ = store.save_memo(&opened.id, memo);
     }
     let (rollback, after) = against_state(state.as_ref(), commit, &tl.commits);
+    if record && !ctx.full && report.is_clean() && rollback.is_none() {
+        // A main this machine accepts: listings read its records from here once it is
+        // cohort's view, and the next verification continues its timeline. Like the memo,
+        // both only save time.
+        let _ = store.save_listing(&opened.id, commit, &ix);
+        let _ = store.save_timeline(&opened.id, &tl);
+    }
     let new_warnings = match after {
         Some(i) => warnings_after(&report, &tl.commits, i),
         None => Vec::new(),

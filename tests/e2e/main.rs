@@ -11,6 +11,7 @@ mod foundation;
 mod grammar;
 mod habits;
 mod helpful;
+mod listing;
 mod medperf;
 mod metrics;
 mod private;

@@ -181,24 +181,32 @@ pub fn ls(settings: &Settings, filter: crate::cohort_cli::filter::ListFilter) ->
         );
     }
     // The cube records alone: their yaml files and signatures are not listed.
-    let ix = opened.index_of_files(&["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
-    let mut all = cubes::cubes(&ix);
-    all.retain(|(_, c)| f.keeps(&c.owner));
+    let ix = opened.listing(&s.ctx(), &["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
     let ui = &settings.ui;
     if ui.json {
-        ui.json(
-            &all.iter()
-                .map(|(p, c)| crate::cohort_cli::json::CubeRow {
-                    name: c.name.clone(),
-                    version: c.version,
-                    owner: c.owner.clone(),
-                    image_id: c.image.id.clone(),
-                    path: p.clone(),
-                    sha256: ix.sha(p).map(|s| s.to_string()),
-                })
-                .collect::<Vec<_>>(),
-        );
-    } else {
+        // Borrowed rows: a listing of tens of thousands of versions copies no record.
+        let rows: Vec<crate::cohort_cli::json::CubeRow> = ix
+            .records_in(&ix.cubes)
+            .filter_map(|(p, r)| match r {
+                cohort::model::Record::Mlcube(c) if f.keeps(&c.owner) => {
+                    Some(crate::cohort_cli::json::CubeRow {
+                        name: &c.name,
+                        version: c.version,
+                        owner: &c.owner,
+                        image_id: &c.image.id,
+                        path: p,
+                        sha256: ix.sha(p).map(|s| s.as_str()),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        ui.json(&rows);
+        return Ok(());
+    }
+    let mut all = cubes::cubes(&ix);
+    all.retain(|(_, c)| f.keeps(&c.owner));
+    {
         let mut t =
             crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
         for (_, c) in &all {

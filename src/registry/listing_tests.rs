@@ -1,0 +1,228 @@
+//! The listing index is used only for the commit it was built for, and only whole.
+
+use git2::Oid;
+
+use super::{decode, encode};
+
+type Files = Vec<(String, Vec<u8>)>;
+
+fn files(commit: Oid, ix: &Index) -> Files {
+    encode(commit, ix).unwrap()
+}
+
+fn read(files: &Files, commit: Oid, folders: &[&str]) -> Option<Index> {
+    let get = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+    };
+    decode(&get, commit, folders, &|_| true)
+}
+
+const ALL: &[&str] = &["root/", "users/", "grants/", "mlcubes/"];
+use crate::model::{self, FORMAT_VERSION, Sha256, build};
+use crate::trust::{EntryMode, Index, Timeline, TreeEntry, TreeRead, TrustError};
+
+/// A tree in memory.
+struct Mem(Vec<(String, Vec<u8>)>);
+
+impl TreeRead for Mem {
+    fn entries(&self) -> Result<Vec<TreeEntry>, TrustError> {
+        Ok(self
+            .0
+            .iter()
+            .map(|(p, b)| TreeEntry {
+                path: p.clone(),
+                mode: EntryMode::File,
+                size: b.len() as u64,
+            })
+            .collect())
+    }
+    fn read(&self, path: &str) -> Result<Vec<u8>, TrustError> {
+        Ok(self.0.iter().find(|(p, _)| p == path).unwrap().1.clone())
+    }
+}
+
+const AT: &str = "2026-01-01T00:00:00Z";
+
+/// Records of several kinds (the listing index holds parsed records; signatures play no part).
+fn fixture_index() -> Index {
+    let holder = |h: &str| model::KeyHolder {
+        handle: h.into(),
+        minisign: "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into(),
+        age: "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
+    };
+    let root = model::Root {
+        format: FORMAT_VERSION,
+        kind: "root".into(),
+        version: 1,
+        name: "t".into(),
+        created: AT.into(),
+        nonce: "0123456789abcdef0123456789abcdef".into(),
+        threshold: 1,
+        previous: None,
+        rules: Some(model::RULES_VERSION),
+        admins: vec![holder("admin")],
+    };
+    let mut files = vec![(build::root(1), model::to_bytes(&root))];
+    for h in ["alice", "bob"] {
+        let k = holder(h);
+        let u = model::User {
+            format: FORMAT_VERSION,
+            kind: "user".into(),
+            handle: h.into(),
+            version: 1,
+            name: format!("User {h}"),
+            email: format!("{h}@example.org"),
+            minisign: k.minisign,
+            age: k.age,
+            created: AT.into(),
+            previous: None,
+        };
+        let path = build::user(h, 1);
+        let bytes = model::to_bytes(&u);
+        let d = model::Decision {
+            format: FORMAT_VERSION,
+            kind: "approval".into(),
+            subject: path.clone(),
+            subject_sha256: Sha256::of(&bytes),
+            by: "admin".into(),
+            at: AT.into(),
+            reason: Some("known to us".into()),
+        };
+        files.push((
+            build::decision(&path, model::DecisionKind::Approval, "admin"),
+            model::to_bytes(&d),
+        ));
+        files.push((path, bytes));
+    }
+    let g = model::Grant {
+        format: FORMAT_VERSION,
+        kind: "grant".into(),
+        number: 1,
+        handle: "alice".into(),
+        action: model::GrantAction::GrantRole,
+        role: Some(model::Role::BenchmarkOwner),
+        key: None,
+        reason: None,
+        by: "admin".into(),
+        at: AT.into(),
+    };
+    files.push((build::grant("alice", 1), model::to_bytes(&g)));
+    for version in 1..=2 {
+        let c = model::Mlcube {
+            format: FORMAT_VERSION,
+            kind: "mlcube".into(),
+            name: "heart".into(),
+            version,
+            owner: "alice".into(),
+            created: AT.into(),
+            description: Some("a model".into()),
+            mlcube_yaml: Some(Sha256::of(b"yaml")),
+            container_config_yaml: None,
+            parameters_yaml: None,
+            additional_files: None,
+            image: model::Image {
+                id: format!("sha256:{}", Sha256::of(&[version as u8])),
+                source: model::ImageSource::Local,
+                reference: None,
+                tarball: None,
+            },
+        };
+        files.push((build::mlcube("heart", version), model::to_bytes(&c)));
+    }
+    let (ix, problems) = Index::build(&Mem(files), &Timeline::flat()).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(ix.records.len(), 8);
+    ix
+}
+
+fn commit(n: u8) -> Oid {
+    Oid::from_bytes(&[n; 20]).unwrap()
+}
+
+#[test]
+fn every_record_comes_back_as_parsed() {
+    let ix = fixture_index();
+    let back = read(&files(commit(1), &ix), commit(1), ALL).unwrap();
+    assert_eq!(back.records, ix.records);
+    for p in ix.records.keys() {
+        assert_eq!(back.sha(p), ix.sha(p), "{p}");
+    }
+    assert_eq!(back.registry_id, ix.registry_id);
+    assert_eq!(back.users, ix.users);
+    assert_eq!(back.cubes, ix.cubes);
+}
+
+#[test]
+fn only_the_folders_asked_for_and_the_root() {
+    let ix = fixture_index();
+    let f = files(commit(1), &ix);
+    let users = read(&f, commit(1), &["users/"]).unwrap();
+    assert!(
+        users
+            .records
+            .keys()
+            .all(|p| p.starts_with("users/") || p.starts_with("root/"))
+    );
+    assert_eq!(users.users, ix.users);
+    assert!(users.cubes.is_empty());
+    // A folder the registry does not have yet lists nothing (and is no reason to rebuild).
+    let none = read(&f, commit(1), &["benchmarks/"]).unwrap();
+    assert!(none.benchmarks.is_empty());
+}
+
+#[test]
+fn never_read_for_another_commit() {
+    let ix = fixture_index();
+    assert!(read(&files(commit(1), &ix), commit(2), ALL).is_none());
+    // One folder's file left from another commit voids the listing of that folder.
+    let mut mixed = files(commit(2), &ix);
+    let old = files(commit(1), &ix);
+    let users = mixed.iter().position(|(n, _)| n == "users").unwrap();
+    mixed[users] = old.iter().find(|(n, _)| n == "users").unwrap().clone();
+    assert!(read(&mixed, commit(2), &["users/"]).is_none());
+    assert!(read(&mixed, commit(2), &["mlcubes/"]).is_some());
+}
+
+#[test]
+fn a_cut_short_or_altered_index_is_ignored() {
+    let ix = fixture_index();
+    let f = files(commit(1), &ix);
+    for name in ["users", "folders"] {
+        let i = f.iter().position(|(n, _)| n == name).unwrap();
+        let bytes = f[i].1.clone();
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            let mut g = f.clone();
+            g[i].1.truncate(cut);
+            assert!(read(&g, commit(1), ALL).is_none(), "{name} cut at {cut}");
+        }
+        // One byte changed: the body no longer has the digest the header names.
+        let mut g = f.clone();
+        let at = g[i].1.len() - 3;
+        g[i].1[at] ^= 1;
+        assert!(read(&g, commit(1), ALL).is_none(), "{name} altered");
+    }
+    let mut g = f.clone();
+    g.retain(|(n, _)| n != "users");
+    assert!(read(&g, commit(1), ALL).is_none(), "a folder file missing");
+}
+
+#[test]
+fn an_unreadable_line_voids_the_whole_index() {
+    let ix = fixture_index();
+    let mut f = files(commit(1), &ix);
+    let i = f.iter().position(|(n, _)| n == "users").unwrap();
+    let text = String::from_utf8(f[i].1.clone()).unwrap();
+    let (_, body) = text.split_once('\n').unwrap();
+    // A well-formed header over a body whose one record does not parse as its kind.
+    let body = body.replacen("\t{", "\t{\"unknown\":1,", 1);
+    f[i].1 = format!(
+        "cohort listing index 1 {} {}\n{body}",
+        commit(1),
+        Sha256::of(body.as_bytes())
+    )
+    .into_bytes();
+    assert!(read(&f, commit(1), ALL).is_none());
+}
