@@ -128,6 +128,7 @@ fn fixture_index() -> Index {
                 source: model::ImageSource::Local,
                 reference: None,
                 tarball: None,
+                private: None,
             },
         };
         files.push((build::mlcube("heart", version), model::to_bytes(&c)));
