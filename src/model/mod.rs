@@ -176,6 +176,9 @@ impl Record {
                 }
                 if let Some(p) = &c.image.private {
                     v.push(("image.private.ciphertext", &p.ciphertext));
+                    if let Some(a) = &p.files {
+                        v.push(("image.private.files", a));
+                    }
                 }
                 v
             }

@@ -328,13 +328,28 @@ pub fn validate_against_path(
                         "an encrypted image has no reference or tarball",
                     )?;
                     c.ensure(
-                        p.scheme == super::private::SCHEME,
+                        p.scheme == super::private::SCHEME
+                            || p.scheme == super::private::SCHEME_FILES,
                         format!(
-                            "image.private.scheme `{}` is not {} (a newer cohort wrote it; upgrade cohort)",
+                            "image.private.scheme `{}` is not {} or {} (a newer cohort wrote it; upgrade cohort)",
                             p.scheme,
-                            super::private::SCHEME
+                            super::private::SCHEME,
+                            super::private::SCHEME_FILES
                         ),
                     )?;
+                    // Scheme 2 exists to keep the additional files secret: never beside a
+                    // public copy.
+                    c.ensure(
+                        (p.scheme == super::private::SCHEME_FILES)
+                            == (p.files.is_some() && r.additional_files.is_none()),
+                        format!(
+                            "image.private.files is named exactly by scheme {}, and then the cube has no public additional_files",
+                            super::private::SCHEME_FILES
+                        ),
+                    )?;
+                    if let Some(a) = &p.files {
+                        c.asset("image.private.files", a)?;
+                    }
                     check_age_recipient(&p.recipient)
                         .map_err(|why| c.err(format!("image.private.recipient: {why}")))?;
                     c.asset("image.private.ciphertext", &p.ciphertext)?;

@@ -21,6 +21,7 @@ fn cube(w: &mut World, name: &str, owner: &str, private: bool) -> model::CubeRef
                 recipient: key.to_public().to_string(),
                 ciphertext: model::Asset::in_blob(sha),
                 owner_key: model::private::seal_key(&key, owner, &owner_age).unwrap(),
+                files: None,
             }),
         }
     } else {

@@ -175,6 +175,89 @@ pub fn load(
     Ok(runtime.load_reader(reader, label, ctx.reporter)?)
 }
 
+/// Encrypts the additional-files tarball at `plain` to the model key that `image` names, as a
+/// blob (`measured`: its `unpacked_size` and `files`), and moves the record to
+/// [`model::private::SCHEME_FILES`]. The ciphertext is staged in cohort's scratch folder.
+pub fn encrypt_files(
+    ctx: &Ctx,
+    image: &mut Image,
+    plain: &Path,
+    measured: &Asset,
+) -> Result<NewFile> {
+    let p = image
+        .private
+        .as_mut()
+        .expect("an encrypted image names [image.private]");
+    let recipient: age::x25519::Recipient = p
+        .recipient
+        .parse()
+        .map_err(|e| WorkflowError::Refused(format!("model key `{}`: {e}", p.recipient)))?;
+    let io =
+        |at: &Path, e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", at.display()));
+    let tmp = ctx.home.tmp_dir();
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let dir = tempfile::tempdir_in(&tmp).map_err(|e| io(&tmp, e))?;
+    let out = dir.path().join("files.age");
+    let ct = encrypt_to(&recipient, &out, &mut |w| {
+        let mut f = std::fs::File::open(plain).map_err(|e| io(plain, e))?;
+        std::io::copy(&mut f, w).map_err(|e| io(plain, e))?;
+        Ok(())
+    })?;
+    if ct.bytes > model::MAX_BLOB_BYTES as u64 {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "{}: encrypted, the additional files take {} bytes, over the {} bytes a registry blob may hold",
+                plain.display(),
+                ct.bytes,
+                model::MAX_BLOB_BYTES
+            ),
+            hint: "put the larger weights into the image (it may be uploaded by URL), and keep the additional files small".into(),
+        });
+    }
+    let bytes = std::fs::read(&out).map_err(|e| io(&out, e))?;
+    if Sha256::of(&bytes) != ct.sha256 {
+        return Err(WorkflowError::Refused(format!(
+            "{} changed while it was read; try again",
+            out.display()
+        )));
+    }
+    p.scheme = model::private::SCHEME_FILES.to_string();
+    p.files = Some(Asset {
+        size: Some(ct.bytes),
+        unpacked_size: measured.unpacked_size,
+        files: measured.files,
+        ..Asset::in_blob(ct.sha256.clone())
+    });
+    Ok(NewFile::new(build::blob(ct.sha256.as_str()), bytes))
+}
+
+/// Decrypts the additional-files ciphertext at `path` with `key` as a stream straight into the
+/// tarball extractor (its limits and path checks hold): no plaintext tarball is ever written.
+/// A changed byte fails age's authentication and the extraction leaves nothing behind.
+pub fn extract_files(
+    path: &Path,
+    key: &age::x25519::Identity,
+    dest: &Path,
+    limits: &crate::storage::ExtractLimits,
+    label: &str,
+) -> Result<crate::storage::Extracted> {
+    let refuse = |why: String| WorkflowError::Refused(format!("{label}: {why}"));
+    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    let packed = file.metadata().map_err(|e| refuse(e.to_string()))?.len();
+    let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file))
+        .map_err(|e| refuse(format!("not an age ciphertext ({e})")))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(key as &dyn age::Identity))
+        .map_err(|e| refuse(format!("the model key does not open it ({e})")))?;
+    Ok(crate::storage::extract_reader(
+        Box::new(reader),
+        packed,
+        Path::new(label),
+        dest,
+        limits,
+    )?)
+}
+
 /// What a pending encryption keeps between `--encrypt -o FILE` and `--encrypted-image URL`
 /// (the model key only sealed to its owner), under `COHORT_HOME/private/<sha256>.toml`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -247,6 +330,7 @@ fn private_image(p: &Pending, ciphertext: Asset) -> Image {
             recipient: p.recipient.clone(),
             ciphertext,
             owner_key: p.owner_key.clone(),
+            files: None,
         }),
     }
 }
