@@ -133,6 +133,14 @@ pub fn submit_cube(
     let mut private_files = None;
     let additional_files = match &sub.additional_files {
         None => None,
+        Some((source, expected)) if private => {
+            private_files = Some(super::private::measure_files(
+                ctx,
+                source,
+                expected.as_ref(),
+            )?);
+            None
+        }
         Some((source, expected)) => {
             let resolved = super::assets::from_source(
                 ctx,
@@ -151,19 +159,13 @@ pub fn submit_cube(
                 &ExtractLimits::for_asset(None, None, ctx.max_unpacked),
             )?;
             // Measured now and signed, so every site bounds its download and extraction.
-            let asset = Asset {
+            blobs.extend(resolved.blob.clone());
+            Some(Asset {
                 size: Some(resolved.fetched.bytes),
                 unpacked_size: Some(unpacked.bytes),
                 files: Some(unpacked.files.len() as u64),
                 ..resolved.asset
-            };
-            if private {
-                private_files = Some((resolved.fetched.path.clone(), asset));
-                None
-            } else {
-                blobs.extend(resolved.blob.clone());
-                Some(asset)
-            }
+            })
         }
     };
     let engine = Engine::connect(ctx)?;

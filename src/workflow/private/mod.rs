@@ -175,6 +175,48 @@ pub fn load(
     Ok(runtime.load_reader(reader, label, ctx.reporter)?)
 }
 
+/// Checks a private model's additional-files tarball: a local file (it is encrypted here and
+/// never copied into the cache), at most `expected` when given, and safe to extract now rather
+/// than at a hospital months later. Returns its path and measured size, unpacked size and files.
+pub fn measure_files(
+    ctx: &Ctx,
+    source: &str,
+    expected: Option<&Sha256>,
+) -> Result<(PathBuf, Asset)> {
+    if source.contains("://") {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "--additional-files {source}: a private model's additional files are encrypted on this machine"
+            ),
+            hint: "give the tarball as a local file".into(),
+        });
+    }
+    let path = PathBuf::from(source);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", path.display())))?;
+    let sha = Sha256::of(&bytes);
+    if let Some(want) = expected.filter(|w| **w != sha) {
+        return Err(WorkflowError::Refused(format!(
+            "{} has sha256 {sha}, not {want}",
+            path.display()
+        )));
+    }
+    let probe = tempfile::tempdir_in(ctx.home.root())
+        .map_err(|e| crate::storage::StorageError::io("create a folder in", ctx.home.root(), e))?;
+    let unpacked = crate::storage::extract_tarball(
+        &path,
+        &probe.path().join("x"),
+        &crate::storage::ExtractLimits::for_asset(None, None, ctx.max_unpacked),
+    )?;
+    let asset = Asset {
+        size: Some(bytes.len() as u64),
+        unpacked_size: Some(unpacked.bytes),
+        files: Some(unpacked.files.len() as u64),
+        ..Asset::in_blob(sha)
+    };
+    Ok((path, asset))
+}
+
 /// Encrypts the additional-files tarball at `plain` to the model key that `image` names, as a
 /// blob (`measured`: its `unpacked_size` and `files`), and moves the record to
 /// [`model::private::SCHEME_FILES`]. The ciphertext is staged in cohort's scratch folder.
@@ -431,5 +473,47 @@ mod tests {
         assert!(r.is_err());
         assert!(!out.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn encrypted_files_extract_as_a_stream_and_a_flipped_byte_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let mut b = tar::Builder::new(Vec::new());
+        // Past several of age's 64 KiB chunks, so the flip lands inside the tar stream.
+        let weights: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(weights.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "weights.bin", &weights[..]).unwrap();
+        let tarball = b.into_inner().unwrap();
+        let out = dir.path().join("files.age");
+        encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(&tarball)
+                .map_err(|e| WorkflowError::Refused(e.to_string()))
+        })
+        .unwrap();
+        let limits = crate::storage::ExtractLimits::default();
+        let dest = dir.path().join("ws/additional_files");
+        let got = extract_files(&out, &key, &dest, &limits, "files").unwrap();
+        assert_eq!(got.files, vec![PathBuf::from("weights.bin")]);
+        assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), weights);
+        let other = model::private::new_model_key();
+        let elsewhere = dir.path().join("other");
+        assert!(extract_files(&out, &other, &elsewhere, &limits, "files").is_err());
+        assert!(!elsewhere.exists());
+        for at in [
+            std::fs::metadata(&out).unwrap().len() as usize / 2,
+            std::fs::metadata(&out).unwrap().len() as usize - 3,
+        ] {
+            let mut bytes = std::fs::read(&out).unwrap();
+            bytes[at] ^= 1;
+            let bad = dir.path().join("bad.age");
+            std::fs::write(&bad, &bytes).unwrap();
+            let dest = dir.path().join(format!("bad-{at}"));
+            let r = extract_files(&bad, &key, &dest, &limits, "files");
+            assert!(r.is_err(), "a byte flipped at {at} is refused");
+            assert!(!dest.exists(), "nothing extracted");
+        }
     }
 }
