@@ -179,6 +179,9 @@ impl Record {
                     if let Some(a) = &p.files {
                         v.push(("image.private.files", a));
                     }
+                    if let Some(a) = &p.parameters {
+                        v.push(("image.private.parameters", a));
+                    }
                 }
                 v
             }

@@ -13,8 +13,9 @@ use super::records::CubeRef;
 /// key's X25519 recipient) whose plaintext is the image's `docker save` tar stream.
 pub const SCHEME: &str = "cohort-private/1";
 
-/// Scheme 1 plus `files`: the additional-files tarball as a second age ciphertext under the
-/// same model key (the record then has no public `additional_files`).
+/// Scheme 1 plus `files` and/or `parameters`: the additional-files tarball and
+/// `parameters.yaml` as further age ciphertexts under the same model key (the record then has no
+/// public `additional_files` / `parameters_yaml`).
 pub const SCHEME_FILES: &str = "cohort-private/2";
 
 /// Largest sealed model key (an age file holding one X25519 identity), hex-encoded.
@@ -47,7 +48,11 @@ pub struct PrivateImage {
     /// [`SCHEME_FILES`] only: the additional-files tarball encrypted to `recipient` (`url` or
     /// `blob`, `sha256`, `size` of the ciphertext; `unpacked_size` and `files` of the tarball).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<Asset>,
+    pub files: Option<Box<Asset>>,
+    /// [`SCHEME_FILES`] only: `parameters.yaml` encrypted to `recipient` (`url` or `blob`,
+    /// `sha256`, `size` of the ciphertext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Box<Asset>>,
 }
 
 /// Whether an access record shares the key or withdraws the permission to run.

@@ -33,6 +33,7 @@ fn cube_edited(
                 ciphertext: model::Asset::in_blob(sha),
                 owner_key: model::private::seal_key(&key, owner, &owner_age).unwrap(),
                 files: None,
+                parameters: None,
             }),
         }
     } else {
@@ -128,7 +129,7 @@ fn encrypted_additional_files_verify_only_under_scheme_2() {
     let set = |c: &mut model::Mlcube, scheme: &str, a: Option<model::Asset>| {
         let p = c.image.private.as_mut().unwrap();
         p.scheme = scheme.into();
-        p.files = a;
+        p.files = a.map(Box::new);
     };
     let mut w = world();
     cube_edited(&mut w, "secret", "mo", true, |w, c| {
@@ -176,6 +177,27 @@ fn encrypted_additional_files_verify_only_under_scheme_2() {
             "{name}: {:#?}",
             r.problems
         );
+    }
+    // Parameters alone, or beside a public parameters.yaml.
+    for public in [false, true] {
+        let mut w = world();
+        cube_edited(&mut w, "params", "mo", true, |w, c| {
+            let a = files(w, true);
+            set(c, model::private::SCHEME_FILES, None);
+            c.image.private.as_mut().unwrap().parameters = Some(Box::new(a));
+            if public {
+                c.parameters_yaml = Some(Sha256::of(b"p"));
+            }
+        });
+        let r = w.verify();
+        let refused = r
+            .problems
+            .iter()
+            .any(|p| p.message.contains("image.private.parameters"));
+        assert_eq!(refused, public, "{:#?}", r.problems);
+        if !public {
+            assert!(r.problems.is_empty(), "{:#?}", r.problems);
+        }
     }
     let mut w = world();
     cube_edited(&mut w, "lost", "mo", true, |w, c| {

@@ -110,7 +110,7 @@ pub fn submit_cube(
     } else {
         config.root().join("workspace/parameters.yaml")
     };
-    let params = match std::fs::read(&params_path) {
+    let mut params = match std::fs::read(&params_path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
@@ -312,6 +312,10 @@ pub fn submit_cube(
         blobs.push(super::private::encrypt_files(
             ctx, &mut image, plain, measured,
         )?);
+    }
+    // A private model's parameters travel encrypted too, never beside the record in plain.
+    if private && let Some(p) = params.take() {
+        blobs.push(super::private::encrypt_parameters(ctx, &mut image, &p)?);
     }
     let record = model::Mlcube {
         format: FORMAT_VERSION,

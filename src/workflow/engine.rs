@@ -57,6 +57,9 @@ pub struct LocalCube {
     /// The additional-files tarball in the cache (extracted into each run's workspace) and
     /// the limits its record sets on extraction.
     additional: Option<Additional>,
+    /// A private model's decrypted `parameters.yaml`, held in memory and written into each
+    /// task's workspace only for that task.
+    secret_parameters: Option<Vec<u8>>,
 }
 
 /// Where a run's additional files come from.
@@ -182,6 +185,26 @@ impl Engine {
             }
             None => additional,
         };
+        let secret_parameters = match rec
+            .image
+            .private
+            .as_ref()
+            .and_then(|p| p.parameters.as_ref())
+        {
+            Some(asset) => match self
+                .private
+                .as_ref()
+                .and_then(|site| super::private::model_key(ix, rec, site))
+            {
+                Some(key) => {
+                    let got = super::assets::fetch(ctx, ix, asset)?;
+                    let label = format!("the encrypted parameters of {} v{}", r.name, r.version);
+                    Some(super::private::open_parameters(&got.path, &key, &label)?)
+                }
+                None => None,
+            },
+            None => None,
+        };
         let mut config = Config::load(&config_path)?;
         config.set_label(format!("{} v{}", r.name, r.version));
         let (image_id, private_loaded) = self.ensure_registered_image(ctx, ix, rec)?;
@@ -194,6 +217,7 @@ impl Engine {
             image_id,
             record: Some(rec.clone()),
             additional,
+            secret_parameters,
         })
     }
 
@@ -352,6 +376,7 @@ impl Engine {
             private_loaded: false,
             record: None,
             additional: None,
+            secret_parameters: None,
         })
     }
 
@@ -393,6 +418,13 @@ impl Engine {
             if std::fs::symlink_metadata(&files).is_ok() {
                 std::fs::remove_dir_all(&files)
                     .map_err(|e| WorkflowError::Refused(format!("{}: {e}", files.display())))?;
+            }
+        }
+        if cube.secret_parameters.is_some() {
+            let params = ws.join("parameters.yaml");
+            if std::fs::symlink_metadata(&params).is_ok() {
+                std::fs::remove_file(&params)
+                    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", params.display())))?;
             }
         }
         ran

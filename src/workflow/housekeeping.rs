@@ -114,7 +114,11 @@ fn needed(ix: &Index) -> Needed {
             };
             add(&mut n.images, &rec.image.id, name);
             let private = rec.image.private.iter();
-            let ciphertexts = private.flat_map(|p| std::iter::once(&p.ciphertext).chain(&p.files));
+            let ciphertexts = private.flat_map(|p| {
+                std::iter::once(&p.ciphertext)
+                    .chain(p.files.as_deref())
+                    .chain(p.parameters.as_deref())
+            });
             for asset in rec
                 .image
                 .tarball

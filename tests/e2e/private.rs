@@ -157,7 +157,8 @@ fn private_models_run_only_where_granted() {
         .ok()
         .says("source = \"encrypted\"")
         .says("scheme = \"cohort-private/2\"")
-        .says("[image.private.files]");
+        .says("[image.private.files]")
+        .says("[image.private.parameters]");
     // A private model is never a benchmark's reference model.
     w.as_(
         "carol",
@@ -287,10 +288,14 @@ fn private_models_run_only_where_granted() {
             "plaintext under {}: {found:?}",
             dir.display()
         );
-        // The decrypted additional files left the run folders with the run.
+        // The decrypted additional files and parameters left the run folders with the run.
         let extracted: Vec<_> = walk(&dir)
             .into_iter()
-            .filter(|p| p.ends_with("weights.txt"))
+            .filter(|p| {
+                p.ends_with("weights.txt")
+                    || (p.ends_with("parameters.yaml")
+                        && p.to_string_lossy().contains("secret-net"))
+            })
             .collect();
         assert!(
             extracted.is_empty(),

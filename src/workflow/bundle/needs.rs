@@ -88,6 +88,9 @@ pub fn needs(ix: &Index, benches: &[String]) -> Result<Needs> {
                         a,
                     );
                 }
+                if let Some(a) = &p.parameters {
+                    add_asset(&mut out, format!("encrypted parameters of {label}"), a);
+                }
             }
             out.cubes.push(CubeNeed {
                 cube: r,

@@ -45,6 +45,9 @@ pub(super) fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
     } else if template.is_dir() {
         copy_files(&template, ws).map_err(io)?;
     }
+    if let Some(bytes) = &cube.secret_parameters {
+        crate::storage::write_atomic(&ws.join("parameters.yaml"), bytes).map_err(io)?;
+    }
     let dest = ws.join("additional_files");
     match &cube.additional {
         Some(Additional::Plain(tarball, limits)) => {

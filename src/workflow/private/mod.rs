@@ -219,13 +219,47 @@ pub fn measure_files(
 
 /// Encrypts the additional-files tarball at `plain` to the model key that `image` names, as a
 /// blob (`measured`: its `unpacked_size` and `files`), and moves the record to
-/// [`model::private::SCHEME_FILES`]. The ciphertext is staged in cohort's scratch folder.
+/// [`model::private::SCHEME_FILES`].
 pub fn encrypt_files(
     ctx: &Ctx,
     image: &mut Image,
     plain: &Path,
     measured: &Asset,
 ) -> Result<NewFile> {
+    let (asset, blob) = encrypt_blob(ctx, image, &plain.display().to_string(), &mut |w| {
+        let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", plain.display()));
+        let mut f = std::fs::File::open(plain).map_err(io)?;
+        std::io::copy(&mut f, w).map_err(io)?;
+        Ok(())
+    })?;
+    let p = image.private.as_mut().expect("checked by encrypt_blob");
+    p.files = Some(Box::new(Asset {
+        unpacked_size: measured.unpacked_size,
+        files: measured.files,
+        ..asset
+    }));
+    Ok(blob)
+}
+
+/// Encrypts `parameters.yaml` to the model key that `image` names, as a blob, and moves the
+/// record to [`model::private::SCHEME_FILES`]; the record then names no public parameters.
+pub fn encrypt_parameters(ctx: &Ctx, image: &mut Image, plain: &[u8]) -> Result<NewFile> {
+    let (asset, blob) = encrypt_blob(ctx, image, "parameters.yaml", &mut |w| {
+        w.write_all(plain)
+            .map_err(|e| WorkflowError::Refused(format!("encrypting parameters.yaml: {e}")))
+    })?;
+    image.private.as_mut().expect("checked").parameters = Some(Box::new(asset));
+    Ok(blob)
+}
+
+/// Encrypts what `produce` writes to the model key of `image` into a blob (staged in cohort's
+/// scratch folder) and sets the record's scheme to [`model::private::SCHEME_FILES`].
+fn encrypt_blob(
+    ctx: &Ctx,
+    image: &mut Image,
+    what: &str,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<(Asset, NewFile)> {
     let p = image
         .private
         .as_mut()
@@ -239,17 +273,12 @@ pub fn encrypt_files(
     let tmp = ctx.home.tmp_dir();
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     let dir = tempfile::tempdir_in(&tmp).map_err(|e| io(&tmp, e))?;
-    let out = dir.path().join("files.age");
-    let ct = encrypt_to(&recipient, &out, &mut |w| {
-        let mut f = std::fs::File::open(plain).map_err(|e| io(plain, e))?;
-        std::io::copy(&mut f, w).map_err(|e| io(plain, e))?;
-        Ok(())
-    })?;
+    let out = dir.path().join("part.age");
+    let ct = encrypt_to(&recipient, &out, produce)?;
     if ct.bytes > model::MAX_BLOB_BYTES as u64 {
         return Err(WorkflowError::RefusedBecause {
             message: format!(
-                "{}: encrypted, the additional files take {} bytes, over the {} bytes a registry blob may hold",
-                plain.display(),
+                "{what}: encrypted, it takes {} bytes, over the {} bytes a registry blob may hold",
                 ct.bytes,
                 model::MAX_BLOB_BYTES
             ),
@@ -264,13 +293,35 @@ pub fn encrypt_files(
         )));
     }
     p.scheme = model::private::SCHEME_FILES.to_string();
-    p.files = Some(Asset {
+    let asset = Asset {
         size: Some(ct.bytes),
-        unpacked_size: measured.unpacked_size,
-        files: measured.files,
         ..Asset::in_blob(ct.sha256.clone())
-    });
-    Ok(NewFile::new(build::blob(ct.sha256.as_str()), bytes))
+    };
+    Ok((asset, NewFile::new(build::blob(ct.sha256.as_str()), bytes)))
+}
+
+/// Decrypts a private model's `parameters.yaml` (at most a cube file's size) into memory.
+pub fn open_parameters(path: &Path, key: &age::x25519::Identity, label: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |why: String| WorkflowError::Refused(format!("{label}: {why}"));
+    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file))
+        .map_err(|e| refuse(format!("not an age ciphertext ({e})")))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(key as &dyn age::Identity))
+        .map_err(|e| refuse(format!("the model key does not open it ({e})")))?;
+    let mut plain = Vec::new();
+    reader
+        .take(model::MAX_TEXT_BYTES as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| refuse(format!("it does not decrypt ({e})")))?;
+    if plain.len() > model::MAX_TEXT_BYTES {
+        return Err(refuse(format!(
+            "it holds more than {} bytes",
+            model::MAX_TEXT_BYTES
+        )));
+    }
+    Ok(plain)
 }
 
 /// Decrypts the additional-files ciphertext at `path` with `key` as a stream straight into the
@@ -373,6 +424,7 @@ fn private_image(p: &Pending, ciphertext: Asset) -> Image {
             ciphertext,
             owner_key: p.owner_key.clone(),
             files: None,
+            parameters: None,
         }),
     }
 }
