@@ -54,7 +54,7 @@ pub struct SubmitArgs {
     /// A private model: export the local (or built) image and encrypt it under a fresh model
     /// key (sealed to you in the cube record) into FILE (-o). A ciphertext of at most 25 MiB
     /// is stored in the registry at once; a larger one is uploaded by you, then submitted with
-    /// --encrypted-image URL. --additional-files (a local file) is encrypted under the same key.
+    /// --encrypted-image URL. --additional-files (a local file) and parameters.yaml are encrypted under the same key.
     /// Only sites you grant (`mlcube grant`) can run it. Never with --push: an image registry
     /// would publish the plaintext layers.
     #[arg(long, requires = "output", conflicts_with_all = ["push", "pull", "image_tarball", "save_image", "local_only", "encrypted_image"])]

@@ -568,4 +568,25 @@ mod tests {
             assert!(!dest.exists(), "nothing extracted");
         }
     }
+
+    #[test]
+    fn encrypted_parameters_open_only_whole_and_with_the_model_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let out = dir.path().join("params.age");
+        let plain = b"threshold: 0.5\n".to_vec();
+        encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(&plain)
+                .map_err(|e| WorkflowError::Refused(e.to_string()))
+        })
+        .unwrap();
+        assert_eq!(open_parameters(&out, &key, "p").unwrap(), plain);
+        let other = model::private::new_model_key();
+        assert!(open_parameters(&out, &other, "p").is_err());
+        let mut bytes = std::fs::read(&out).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&out, &bytes).unwrap();
+        assert!(open_parameters(&out, &key, "p").is_err(), "a flipped byte");
+    }
 }
