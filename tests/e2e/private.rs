@@ -2,9 +2,10 @@
 //! test with their own key, grants one hospital; that hospital's run decrypts the image as a
 //! stream into the Docker Engine and removes it afterwards, the other hospital gets a signed
 //! `no-access` receipt while its other models run, a revocation stops the next run, and a
-//! ciphertext with one flipped byte is refused. The model reads additional files and parameters, encrypted
-//! under the same model key and extracted from the decrypting stream. No plaintext image or
-//! tarball is left in the Engine or on disk, nor the extracted files after the run.
+//! ciphertext with one flipped byte is refused. The model reads additional files and
+//! parameters, encrypted under the same model key and decrypted as streams at run time. No
+//! plaintext image or tarball is left in the Engine or on disk, nor the decrypted files after
+//! the run.
 
 use std::path::Path;
 
