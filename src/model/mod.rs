@@ -176,6 +176,12 @@ impl Record {
                 }
                 if let Some(p) = &c.image.private {
                     v.push(("image.private.ciphertext", &p.ciphertext));
+                    if let Some(a) = &p.files {
+                        v.push(("image.private.files", a));
+                    }
+                    if let Some(a) = &p.parameters {
+                        v.push(("image.private.parameters", a));
+                    }
                 }
                 v
             }

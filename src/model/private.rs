@@ -13,6 +13,11 @@ use super::records::CubeRef;
 /// key's X25519 recipient) whose plaintext is the image's `docker save` tar stream.
 pub const SCHEME: &str = "cohort-private/1";
 
+/// Scheme 1 plus `files` and/or `parameters`: the additional-files tarball and
+/// `parameters.yaml` as further age ciphertexts under the same model key (the record then has no
+/// public `additional_files` / `parameters_yaml`).
+pub const SCHEME_FILES: &str = "cohort-private/2";
+
 /// Largest sealed model key (an age file holding one X25519 identity), hex-encoded.
 const MAX_SEALED_KEY_HEX: usize = 4096;
 
@@ -32,7 +37,7 @@ pub struct SealedKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivateImage {
-    /// [`SCHEME`]; a newer scheme is refused, never guessed at.
+    /// [`SCHEME`] or [`SCHEME_FILES`]; a newer scheme is refused, never guessed at.
     pub scheme: String,
     /// The model key's public half (`age1...`): what the ciphertext is encrypted to.
     pub recipient: String,
@@ -40,6 +45,14 @@ pub struct PrivateImage {
     pub ciphertext: Asset,
     /// The model key sealed to the owner.
     pub owner_key: SealedKey,
+    /// [`SCHEME_FILES`] only: the additional-files tarball encrypted to `recipient` (`url` or
+    /// `blob`, `sha256`, `size` of the ciphertext; `unpacked_size` and `files` of the tarball).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Box<Asset>>,
+    /// [`SCHEME_FILES`] only: `parameters.yaml` encrypted to `recipient` (`url` or `blob`,
+    /// `sha256`, `size` of the ciphertext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Box<Asset>>,
 }
 
 /// Whether an access record shares the key or withdraws the permission to run.

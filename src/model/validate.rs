@@ -328,13 +328,40 @@ pub fn validate_against_path(
                         "an encrypted image has no reference or tarball",
                     )?;
                     c.ensure(
-                        p.scheme == super::private::SCHEME,
+                        p.scheme == super::private::SCHEME
+                            || p.scheme == super::private::SCHEME_FILES,
                         format!(
-                            "image.private.scheme `{}` is not {} (a newer cohort wrote it; upgrade cohort)",
+                            "image.private.scheme `{}` is not {} or {} (a newer cohort wrote it; upgrade cohort)",
                             p.scheme,
-                            super::private::SCHEME
+                            super::private::SCHEME,
+                            super::private::SCHEME_FILES
                         ),
                     )?;
+                    // Scheme 2 exists to keep the additional files secret: never beside a
+                    // public copy.
+                    c.ensure(
+                        (p.scheme == super::private::SCHEME_FILES)
+                            == (p.files.is_some() || p.parameters.is_some()),
+                        format!(
+                            "image.private.files and image.private.parameters are named exactly by scheme {} (at least one of them)",
+                            super::private::SCHEME_FILES
+                        ),
+                    )?;
+                    // They exist to keep the files secret: never beside a public copy.
+                    c.ensure(
+                        p.files.is_none() || r.additional_files.is_none(),
+                        "a cube with image.private.files has no public additional_files",
+                    )?;
+                    c.ensure(
+                        p.parameters.is_none() || r.parameters_yaml.is_none(),
+                        "a cube with image.private.parameters has no public parameters_yaml",
+                    )?;
+                    if let Some(a) = &p.files {
+                        c.asset("image.private.files", a)?;
+                    }
+                    if let Some(a) = &p.parameters {
+                        c.asset("image.private.parameters", a)?;
+                    }
                     check_age_recipient(&p.recipient)
                         .map_err(|why| c.err(format!("image.private.recipient: {why}")))?;
                     c.asset("image.private.ciphertext", &p.ciphertext)?;

@@ -109,13 +109,37 @@ pub fn extract_tarball(archive: &Path, dest: &Path, limits: &ExtractLimits) -> R
         .metadata()
         .map_err(|e| StorageError::io("read", archive, e))?
         .len();
+    extract_from(Box::new(file), packed, archive, dest, limits, false)
+}
+
+/// [`extract_tarball`] from a stream (a decrypting reader: the tarball never exists as a file),
+/// under the same rules and limits, and read to its end. `packed` is the archive's size for the ratio rule and
+/// `archive` names it in messages.
+pub fn extract_reader(
+    source: Box<dyn Read>,
+    packed: u64,
+    archive: &Path,
+    dest: &Path,
+    limits: &ExtractLimits,
+) -> Result<Extracted> {
+    extract_from(source, packed, archive, dest, limits, true)
+}
+
+fn extract_from(
+    source: Box<dyn Read>,
+    packed: u64,
+    archive: &Path,
+    dest: &Path,
+    limits: &ExtractLimits,
+    drain: bool,
+) -> Result<Extracted> {
     let mut limits = limits.clone();
     if let Some(ratio) = limits.max_ratio {
         let by_ratio = packed.saturating_mul(ratio).max(1 << 20);
         limits.max_total_bytes = limits.max_total_bytes.min(by_ratio);
     }
     let limits = &limits;
-    let mut reader = BufReader::with_capacity(256 << 10, file);
+    let mut reader = BufReader::with_capacity(256 << 10, source);
     let head = reader
         .fill_buf()
         .map_err(|e| StorageError::io("read", archive, e))?;
@@ -134,7 +158,7 @@ pub fn extract_tarball(archive: &Path, dest: &Path, limits: &ExtractLimits) -> R
         over: over.clone(),
     });
     let staging = AtomicDir::new(dest).map_err(|e| StorageError::io("stage", dest, e))?;
-    let files = unpack(archive, input, staging.path(), limits).map_err(|e| {
+    let files = unpack(archive, input, staging.path(), limits, drain).map_err(|e| {
         if over.get() {
             StorageError::ArchiveLimit {
                 archive: archive.to_path_buf(),
@@ -197,6 +221,7 @@ fn unpack(
     input: Box<dyn Read>,
     root: &Path,
     limits: &ExtractLimits,
+    drain: bool,
 ) -> Result<Extracted> {
     let bad_archive = |e: io::Error| StorageError::BadArchive {
         archive: archive.to_path_buf(),
@@ -304,6 +329,11 @@ fn unpack(
         total += copied;
         made.insert(rel.clone(), Made::File);
         files.push(PathBuf::from(rel));
+    }
+    if drain {
+        // A stream is read to its end, so an authenticating reader (age) checks its last
+        // chunk too, past tar's end-of-archive blocks.
+        io::copy(&mut ar.into_inner(), &mut io::sink()).map_err(bad_archive)?;
     }
     Ok(Extracted {
         files,

@@ -49,7 +49,8 @@ pub use content::{CONTENT_HASH_HEADER, ContentHash, FileChange, FileDigest, hash
 pub use download::{Fetched, fetch};
 pub use error::{NetFailure, StorageError};
 pub use extract::{
-    DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED, ExtractLimits, Extracted, extract_tarball,
+    DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED, ExtractLimits, Extracted, extract_reader,
+    extract_tarball,
 };
 pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};

@@ -5,6 +5,17 @@ use super::*;
 
 /// A cube of `owner`'s; private (ciphertext stored as a blob) when `private` is set.
 fn cube(w: &mut World, name: &str, owner: &str, private: bool) -> model::CubeRef {
+    cube_edited(w, name, owner, private, |_, _| {})
+}
+
+/// [`cube`], with `edit` changing the record before it is signed.
+fn cube_edited(
+    w: &mut World,
+    name: &str,
+    owner: &str,
+    private: bool,
+    edit: impl FnOnce(&mut World, &mut model::Mlcube),
+) -> model::CubeRef {
     let image = if private {
         let ct = b"age-encryption.org/v1\n(ciphertext)".to_vec();
         let sha = Sha256::of(&ct);
@@ -21,6 +32,8 @@ fn cube(w: &mut World, name: &str, owner: &str, private: bool) -> model::CubeRef
                 recipient: key.to_public().to_string(),
                 ciphertext: model::Asset::in_blob(sha),
                 owner_key: model::private::seal_key(&key, owner, &owner_age).unwrap(),
+                files: None,
+                parameters: None,
             }),
         }
     } else {
@@ -32,7 +45,7 @@ fn cube(w: &mut World, name: &str, owner: &str, private: bool) -> model::CubeRef
             private: None,
         }
     };
-    let c = model::Mlcube {
+    let mut c = model::Mlcube {
         format: FORMAT_VERSION,
         kind: "mlcube".into(),
         name: name.into(),
@@ -50,6 +63,7 @@ fn cube(w: &mut World, name: &str, owner: &str, private: bool) -> model::CubeRef
         &build::mlcube_file(name, 1, model::CubeFile::MlcubeYaml),
         b"x".to_vec(),
     );
+    edit(w, &mut c);
     let path = build::mlcube(name, 1);
     w.record(&path, &c, &[owner]);
     model::CubeRef {
@@ -93,6 +107,109 @@ fn a_private_cube_with_its_ciphertext_blob_verifies() {
     cube(&mut w, "secret", "mo", true);
     let r = w.verify();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
+}
+
+/// Scheme 2: the additional files as a second ciphertext (a blob like the image's), and then
+/// never a public copy; scheme 1 names no files.
+#[test]
+fn encrypted_additional_files_verify_only_under_scheme_2() {
+    let files = |w: &mut World, store: bool| {
+        let ct = b"age-encryption.org/v1\n(files)".to_vec();
+        let sha = Sha256::of(&ct);
+        if store {
+            w.add(&build::blob(sha.as_str()), ct);
+        }
+        model::Asset {
+            size: Some(31),
+            unpacked_size: Some(10),
+            files: Some(1),
+            ..model::Asset::in_blob(sha)
+        }
+    };
+    let set = |c: &mut model::Mlcube, scheme: &str, a: Option<model::Asset>| {
+        let p = c.image.private.as_mut().unwrap();
+        p.scheme = scheme.into();
+        p.files = a.map(Box::new);
+    };
+    let mut w = world();
+    cube_edited(&mut w, "secret", "mo", true, |w, c| {
+        let a = files(w, true);
+        set(c, model::private::SCHEME_FILES, Some(a));
+    });
+    let r = w.verify();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    let cases: [(&str, &str, bool, bool, &str); 4] = [
+        (
+            "no-files",
+            model::private::SCHEME_FILES,
+            false,
+            false,
+            "image.private.files",
+        ),
+        (
+            "v1-files",
+            model::private::SCHEME,
+            true,
+            false,
+            "image.private.files",
+        ),
+        (
+            "public-too",
+            model::private::SCHEME_FILES,
+            true,
+            true,
+            "image.private.files",
+        ),
+        ("v3", "cohort-private/3", true, false, "upgrade cohort"),
+    ];
+    for (name, scheme, with_files, public, says) in cases {
+        let mut w = world();
+        cube_edited(&mut w, name, "mo", true, |w, c| {
+            let a = with_files.then(|| files(w, true));
+            if public {
+                c.additional_files = a.clone();
+            }
+            set(c, scheme, a);
+        });
+        let r = w.verify();
+        assert!(
+            r.problems.iter().any(|p| p.message.contains(says)),
+            "{name}: {:#?}",
+            r.problems
+        );
+    }
+    // Parameters alone, or beside a public parameters.yaml.
+    for public in [false, true] {
+        let mut w = world();
+        cube_edited(&mut w, "params", "mo", true, |w, c| {
+            let a = files(w, true);
+            set(c, model::private::SCHEME_FILES, None);
+            c.image.private.as_mut().unwrap().parameters = Some(Box::new(a));
+            if public {
+                c.parameters_yaml = Some(Sha256::of(b"p"));
+            }
+        });
+        let r = w.verify();
+        let refused = r
+            .problems
+            .iter()
+            .any(|p| p.message.contains("image.private.parameters"));
+        assert_eq!(refused, public, "{:#?}", r.problems);
+        if !public {
+            assert!(r.problems.is_empty(), "{:#?}", r.problems);
+        }
+    }
+    let mut w = world();
+    cube_edited(&mut w, "lost", "mo", true, |w, c| {
+        let a = files(w, false);
+        set(c, model::private::SCHEME_FILES, Some(a));
+    });
+    let r = w.verify();
+    assert!(
+        r.problems.iter().any(|p| p.code == Code::MissingBlob),
+        "{:#?}",
+        r.problems
+    );
 }
 
 #[test]

@@ -110,7 +110,7 @@ pub fn submit_cube(
     } else {
         config.root().join("workspace/parameters.yaml")
     };
-    let params = match std::fs::read(&params_path) {
+    let mut params = match std::fs::read(&params_path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
@@ -125,8 +125,22 @@ pub fn submit_cube(
     let version = next_version(&ix, sub.name, &signer.handle)?;
     // Blobs to store with the record: local files given for its assets.
     let mut blobs = Vec::new();
+    let private = matches!(
+        sub.image,
+        ImageChoice::Encrypt { .. } | ImageChoice::Encrypted(_)
+    );
+    // A private model's tarball is encrypted under its model key below, never stored plain.
+    let mut private_files = None;
     let additional_files = match &sub.additional_files {
         None => None,
+        Some((source, expected)) if private => {
+            private_files = Some(super::private::measure_files(
+                ctx,
+                source,
+                expected.as_ref(),
+            )?);
+            None
+        }
         Some((source, expected)) => {
             let resolved = super::assets::from_source(
                 ctx,
@@ -144,8 +158,8 @@ pub fn submit_cube(
                 &probe.path().join("x"),
                 &ExtractLimits::for_asset(None, None, ctx.max_unpacked),
             )?;
-            blobs.extend(resolved.blob.clone());
             // Measured now and signed, so every site bounds its download and extraction.
+            blobs.extend(resolved.blob.clone());
             Some(Asset {
                 size: Some(resolved.fetched.bytes),
                 unpacked_size: Some(unpacked.bytes),
@@ -162,21 +176,8 @@ pub fn submit_cube(
         .ok_or_else(|| WorkflowError::Refused(format!("{} has no tasks", config.label())))?;
     let plan = config.plan(&RunRequest::new(first), &|_| None, ctx.home.root())?;
     let local = |build: bool| local_image(ctx, &engine, &plan, sub.name, build);
-    let private = matches!(
-        sub.image,
-        ImageChoice::Encrypt { .. } | ImageChoice::Encrypted(_)
-    );
-    if private && sub.additional_files.is_some() {
-        return Err(WorkflowError::RefusedBecause {
-            message: format!(
-                "cube {}: a private model's additional files would be public (only the image is encrypted)",
-                sub.name
-            ),
-            hint: "put the weights into the image and submit without --additional-files".into(),
-        });
-    }
     let mut ciphertext = None;
-    let image = match &sub.image {
+    let mut image = match &sub.image {
         ImageChoice::Encrypt { build, out } => {
             let id = local(*build)?;
             let (ct, ready) =
@@ -307,6 +308,15 @@ pub fn submit_cube(
             }
         }
     };
+    if let Some((plain, measured)) = &private_files {
+        blobs.push(super::private::encrypt_files(
+            ctx, &mut image, plain, measured,
+        )?);
+    }
+    // A private model's parameters travel encrypted too, never beside the record in plain.
+    if private && let Some(p) = params.take() {
+        blobs.push(super::private::encrypt_parameters(ctx, &mut image, &p)?);
+    }
     let record = model::Mlcube {
         format: FORMAT_VERSION,
         kind: "mlcube".into(),

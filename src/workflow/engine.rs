@@ -13,10 +13,15 @@ use crate::mlcube::{
     RunRequest, RunSpec, RunnerOptions,
 };
 use crate::model::{self, CubeFile, ImageSource, Mlcube, Sha256, build};
-use crate::storage::{Acquired, ExtractLimits, LedgerEntry, extract_tarball};
+use crate::storage::{Acquired, ExtractLimits, LedgerEntry};
 use crate::trust::Index;
 
 use super::{Ctx, Result, WorkflowError};
+
+mod workspace;
+
+pub(crate) use workspace::private_dir;
+use workspace::{fresh_workspace, refuse_links};
 
 /// Notes an image cohort put into the engine, so `storage cleanup` may remove it later. A
 /// failure to note it only costs that: the image stays until removed by hand.
@@ -51,7 +56,23 @@ pub struct LocalCube {
     pub private_loaded: bool,
     /// The additional-files tarball in the cache (extracted into each run's workspace) and
     /// the limits its record sets on extraction.
-    additional: Option<(PathBuf, ExtractLimits)>,
+    additional: Option<Additional>,
+    /// A private model's decrypted `parameters.yaml`, held in memory and written into each
+    /// task's workspace only for that task.
+    secret_parameters: Option<Vec<u8>>,
+}
+
+/// Where a run's additional files come from.
+enum Additional {
+    /// A plain tarball in the cache.
+    Plain(PathBuf, ExtractLimits),
+    /// A private model's ciphertext in the cache, decrypted as a stream into the extractor
+    /// with the model key; the extracted files leave the workspace after each task.
+    Private {
+        ciphertext: PathBuf,
+        key: age::x25519::Identity,
+        limits: ExtractLimits,
+    },
 }
 
 /// One task to run with its data placed at host paths.
@@ -135,8 +156,53 @@ impl Engine {
                 let got = super::assets::fetch(ctx, ix, asset)?;
                 let limits =
                     ExtractLimits::for_asset(asset.unpacked_size, asset.files, ctx.max_unpacked);
-                Some((got.path, limits))
+                Some(Additional::Plain(got.path, limits))
             }
+            None => None,
+        };
+        let additional = match rec.image.private.as_ref().and_then(|p| p.files.as_ref()) {
+            Some(asset) => {
+                // No key: the image step below refuses with the reason.
+                let key = self
+                    .private
+                    .as_ref()
+                    .and_then(|site| super::private::model_key(ix, rec, site));
+                match key {
+                    Some(key) => {
+                        let got = super::assets::fetch(ctx, ix, asset)?;
+                        Some(Additional::Private {
+                            ciphertext: got.path,
+                            key,
+                            limits: ExtractLimits::for_asset(
+                                asset.unpacked_size,
+                                asset.files,
+                                ctx.max_unpacked,
+                            ),
+                        })
+                    }
+                    None => None,
+                }
+            }
+            None => additional,
+        };
+        let secret_parameters = match rec
+            .image
+            .private
+            .as_ref()
+            .and_then(|p| p.parameters.as_ref())
+        {
+            Some(asset) => match self
+                .private
+                .as_ref()
+                .and_then(|site| super::private::model_key(ix, rec, site))
+            {
+                Some(key) => {
+                    let got = super::assets::fetch(ctx, ix, asset)?;
+                    let label = format!("the encrypted parameters of {} v{}", r.name, r.version);
+                    Some(super::private::open_parameters(&got.path, &key, &label)?)
+                }
+                None => None,
+            },
             None => None,
         };
         let mut config = Config::load(&config_path)?;
@@ -151,6 +217,7 @@ impl Engine {
             image_id,
             record: Some(rec.clone()),
             additional,
+            secret_parameters,
         })
     }
 
@@ -309,6 +376,7 @@ impl Engine {
             private_loaded: false,
             record: None,
             additional: None,
+            secret_parameters: None,
         })
     }
 
@@ -343,7 +411,34 @@ impl Engine {
         t: &TaskRun,
     ) -> Result<RunOutcome> {
         let ws = run_dir.join(format!("workspace-{}", sanitize(&cube.name)));
-        fresh_workspace(cube, &ws)?;
+        let ran = self.run_in(ctx, cube, run_dir, &ws, t);
+        if matches!(cube.additional, Some(Additional::Private { .. })) {
+            // A private model's decrypted files stay only for the task, whatever its outcome.
+            let files = ws.join("additional_files");
+            if std::fs::symlink_metadata(&files).is_ok() {
+                std::fs::remove_dir_all(&files)
+                    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", files.display())))?;
+            }
+        }
+        if cube.secret_parameters.is_some() {
+            let params = ws.join("parameters.yaml");
+            if std::fs::symlink_metadata(&params).is_ok() {
+                std::fs::remove_file(&params)
+                    .map_err(|e| WorkflowError::Refused(format!("{}: {e}", params.display())))?;
+            }
+        }
+        ran
+    }
+
+    fn run_in(
+        &self,
+        ctx: &Ctx,
+        cube: &LocalCube,
+        run_dir: &Path,
+        ws: &Path,
+        t: &TaskRun,
+    ) -> Result<RunOutcome> {
+        fresh_workspace(cube, ws)?;
         let mut host_paths = BTreeMap::new();
         for (name, path, kind) in &t.paths {
             if cube.config.task_has_parameter(t.task, name) {
@@ -360,7 +455,7 @@ impl Engine {
             task: t.task.to_string(),
             overrides: Vec::new(),
             host_paths,
-            workspace: Some(ws),
+            workspace: Some(ws.to_path_buf()),
             // Everything a registered cube's run creates or mounts for writing lives in
             // COHORT_HOME; below it no symbolic link is followed.
             run_root: Some(ctx.home.root().to_path_buf()),
@@ -394,121 +489,6 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A run's private copy of the cube's workspace: parameters and the additional files, extracted
-/// again from the (re-hashed) cached tarball, so nothing a previous run did can leak in.
-fn fresh_workspace(cube: &LocalCube, ws: &Path) -> Result<()> {
-    let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", ws.display()));
-    if std::fs::symlink_metadata(ws).is_ok() {
-        // remove_dir_all removes a link itself, never what it points to.
-        std::fs::remove_dir_all(ws).map_err(io)?;
-    }
-    private_dir(ws).map_err(io)?;
-    let template = cube.dir.join("workspace");
-    if cube.record.is_some() {
-        let params = template.join("parameters.yaml");
-        match std::fs::symlink_metadata(&params) {
-            Ok(m) if m.file_type().is_file() => {
-                std::fs::copy(&params, ws.join("parameters.yaml")).map_err(io)?;
-            }
-            Ok(_) => {
-                return Err(WorkflowError::Refused(format!(
-                    "{} is not a plain file (links are refused)",
-                    params.display()
-                )));
-            }
-            Err(_) => {}
-        }
-    } else if cube.config.is_container() {
-        // A local container: MedPerf's `-p` parameters.yaml and additional_files/ sit beside
-        // the config.
-        let root = cube.config.root();
-        if root.join("parameters.yaml").is_file() {
-            std::fs::copy(root.join("parameters.yaml"), ws.join("parameters.yaml")).map_err(io)?;
-        }
-        if root.join("additional_files").is_dir() {
-            std::fs::create_dir_all(ws.join("additional_files")).map_err(io)?;
-            copy_files(&root.join("additional_files"), &ws.join("additional_files")).map_err(io)?;
-        }
-    } else if template.is_dir() {
-        copy_files(&template, ws).map_err(io)?;
-    }
-    if let Some((tarball, limits)) = &cube.additional {
-        let dest = ws.join("additional_files");
-        extract_tarball(tarball, &dest, limits)?;
-    }
-    // MedPerf always creates the cube's additional_files folder, so a container may declare it.
-    if cube.config.is_container() && !ws.join("additional_files").exists() {
-        std::fs::create_dir_all(ws.join("additional_files")).map_err(io)?;
-    }
-    // The run's folder is private as a whole; the container's user is handed what it reads
-    // for the run only (mlcube's access step).
-    restrict(ws).map_err(io)
-}
-
-/// Clears group and other permission bits below `dir` (links are left alone, not followed).
-fn restrict(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(dir)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o7077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
-    }
-    if meta.is_dir() {
-        for e in std::fs::read_dir(dir)? {
-            restrict(&e?.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a symbolic link on the way from `home` down to `path` (links above `home` are the
-/// user's choice).
-fn refuse_links(home: &Path, path: &Path) -> Result<()> {
-    let Ok(rel) = path.strip_prefix(home) else {
-        return Ok(());
-    };
-    let mut cur = home.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(WorkflowError::Refused(format!(
-                "{} is a symbolic link; cohort never follows links in its own folders (remove it; a container may have planted it)",
-                cur.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Creates a folder (and its parents) readable by the caller only.
-pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-/// Copies the plain files of a local cube's workspace template (not its run leftovers' links).
-fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let ft = e.file_type()?;
-        let dest = to.join(e.file_name());
-        if ft.is_dir() {
-            std::fs::create_dir_all(&dest)?;
-            copy_files(&e.path(), &dest)?;
-        } else if ft.is_file() {
-            std::fs::copy(e.path(), dest)?;
-        }
-    }
-    Ok(())
 }
 
 /// Reads a cube's flat metrics output (results.yaml, statistics.yaml), refusing links, special

@@ -113,7 +113,19 @@ fn needed(ix: &Index) -> Needed {
                 continue;
             };
             add(&mut n.images, &rec.image.id, name);
-            for asset in rec.image.tarball.iter().chain(&rec.additional_files) {
+            let private = rec.image.private.iter();
+            let ciphertexts = private.flat_map(|p| {
+                std::iter::once(&p.ciphertext)
+                    .chain(p.files.as_deref())
+                    .chain(p.parameters.as_deref())
+            });
+            for asset in rec
+                .image
+                .tarball
+                .iter()
+                .chain(&rec.additional_files)
+                .chain(ciphertexts)
+            {
                 add(&mut n.hashes, asset.sha256.as_str(), name);
             }
         }

@@ -2,14 +2,16 @@
 //! test with their own key, grants one hospital; that hospital's run decrypts the image as a
 //! stream into the Docker Engine and removes it afterwards, the other hospital gets a signed
 //! `no-access` receipt while its other models run, a revocation stops the next run, and a
-//! ciphertext with one flipped byte is refused. No plaintext image is left in the Engine or on
-//! disk.
+//! ciphertext with one flipped byte is refused. The model reads additional files and
+//! parameters, encrypted under the same model key and decrypted as streams at run time. No
+//! plaintext image or tarball is left in the Engine or on disk, nor the decrypted files after
+//! the run.
 
 use std::path::Path;
 
 use crate::env::json;
 use crate::services::{FileServer, docker_or_skip};
-use crate::sites::{Images, image_of, own_cube};
+use crate::sites::{Images, image_of, label_first};
 use crate::world::World;
 
 /// Every file under `dir` (none when it does not exist).
@@ -42,6 +44,44 @@ fn plaintext_images(dir: &Path, image_hex: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// A copy of model-weak (its image labelled for `run`) that needs `additional_files/weights.txt`
+/// and fails without it.
+fn cube_with_files(w: &World, run: &str) -> String {
+    w.env.cube_variant("model-weak", "private-weak", |d| {
+        let df = d.join("project/Dockerfile");
+        let text = std::fs::read_to_string(&df).unwrap();
+        std::fs::write(df, label_first(&text, run)).unwrap();
+        let yaml = std::fs::read_to_string(d.join("mlcube.yaml")).unwrap();
+        let declared = "        parameters_file: {type: file, default: parameters.yaml}\n";
+        assert!(yaml.contains(declared));
+        let yaml = yaml.replace(
+            declared,
+            &format!("{declared}        additional_files: {{type: directory, default: additional_files}}\n"),
+        );
+        std::fs::write(d.join("mlcube.yaml"), yaml).unwrap();
+        let sh = std::fs::read_to_string(d.join("project/cube.sh")).unwrap();
+        let args = "parse_args \"data_path parameters_file output_path\" \"$@\"\n";
+        assert!(sh.contains(args));
+        let sh = sh.replace(
+            args,
+            "parse_args \"data_path parameters_file additional_files output_path\" \"$@\"\n    need_file \"$arg_additional_files/weights.txt\" \"additional file weights.txt\"\n",
+        );
+        std::fs::write(d.join("project/cube.sh"), sh).unwrap();
+    })
+}
+
+/// A plain (uncompressed) tarball holding `weights.txt`, so a plaintext copy anywhere would show
+/// the `ustar` magic.
+fn weights_tarball(path: &Path) {
+    let mut b = tar::Builder::new(Vec::new());
+    let body = b"secret weights\n";
+    let mut h = tar::Header::new_ustar();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "weights.txt", &body[..]).unwrap();
+    std::fs::write(path, b.into_inner().unwrap()).unwrap();
+}
+
 /// The local result row of `model`.
 fn row(w: &World, role: &str, model: &str) -> serde_json::Value {
     w.results(role)
@@ -60,7 +100,10 @@ fn private_models_run_only_where_granted() {
     w.benchmark(&[]);
     let run = format!("{}-private", std::process::id());
     let mut images = Images::new();
-    let cube = own_cube(&w, "model-weak", "private-weak", &run);
+    let cube = cube_with_files(&w, &run);
+    let weights = e.path().join("weights.tar");
+    weights_tarball(&weights);
+    let weights_s = weights.to_str().unwrap();
     let out_dir = e.path().join("mo-out");
     std::fs::create_dir_all(&out_dir).unwrap();
     let ct = out_dir.join("secret.age");
@@ -98,6 +141,8 @@ fn private_models_run_only_where_granted() {
             "--encrypt",
             "-o",
             ct_s,
+            "--additional-files",
+            weights_s,
         ],
     )
     .ok()
@@ -112,7 +157,9 @@ fn private_models_run_only_where_granted() {
     w.as_("mo", &["mlcube", "view", "secret-net"])
         .ok()
         .says("source = \"encrypted\"")
-        .says("scheme = \"cohort-private/1\"");
+        .says("scheme = \"cohort-private/2\"")
+        .says("[image.private.files]")
+        .says("[image.private.parameters]");
     // A private model is never a benchmark's reference model.
     w.as_(
         "carol",
@@ -241,6 +288,19 @@ fn private_models_run_only_where_granted() {
             found.is_empty(),
             "plaintext under {}: {found:?}",
             dir.display()
+        );
+        // The decrypted additional files and parameters left the run folders with the run.
+        let extracted: Vec<_> = walk(&dir)
+            .into_iter()
+            .filter(|p| {
+                p.ends_with("weights.txt")
+                    || (p.ends_with("parameters.yaml")
+                        && p.to_string_lossy().contains("secret-net"))
+            })
+            .collect();
+        assert!(
+            extracted.is_empty(),
+            "extracted files remain: {extracted:?}"
         );
     }
 
@@ -425,6 +485,8 @@ fn private_models_run_only_where_granted() {
                 "secret-net",
                 "--encrypted-image",
                 &server.url("good.age"),
+                "--additional-files",
+                weights_s,
             ],
         )
         .ok();

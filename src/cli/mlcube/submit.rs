@@ -54,8 +54,9 @@ pub struct SubmitArgs {
     /// A private model: export the local (or built) image and encrypt it under a fresh model
     /// key (sealed to you in the cube record) into FILE (-o). A ciphertext of at most 25 MiB
     /// is stored in the registry at once; a larger one is uploaded by you, then submitted with
-    /// --encrypted-image URL. Only sites you grant (`mlcube grant`) can run it. Never with
-    /// --push: an image registry would publish the plaintext layers.
+    /// --encrypted-image URL. --additional-files (a local file) and parameters.yaml are encrypted under the same key.
+    /// Only sites you grant (`mlcube grant`) can run it. Never with --push: an image registry
+    /// would publish the plaintext layers.
     #[arg(long, requires = "output", conflicts_with_all = ["push", "pull", "image_tarball", "save_image", "local_only", "encrypted_image"])]
     pub encrypt: bool,
     /// Where --encrypt writes the ciphertext.

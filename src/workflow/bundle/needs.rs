@@ -81,6 +81,16 @@ pub fn needs(ix: &Index, benches: &[String]) -> Result<Needs> {
                     format!("encrypted image of {label}"),
                     &p.ciphertext,
                 );
+                if let Some(a) = &p.files {
+                    add_asset(
+                        &mut out,
+                        format!("encrypted additional files of {label}"),
+                        a,
+                    );
+                }
+                if let Some(a) = &p.parameters {
+                    add_asset(&mut out, format!("encrypted parameters of {label}"), a);
+                }
             }
             out.cubes.push(CubeNeed {
                 cube: r,

@@ -175,6 +175,182 @@ pub fn load(
     Ok(runtime.load_reader(reader, label, ctx.reporter)?)
 }
 
+/// Checks a private model's additional-files tarball: a local file (it is encrypted here and
+/// never copied into the cache), at most `expected` when given, and safe to extract now rather
+/// than at a hospital months later. Returns its path and measured size, unpacked size and files.
+pub fn measure_files(
+    ctx: &Ctx,
+    source: &str,
+    expected: Option<&Sha256>,
+) -> Result<(PathBuf, Asset)> {
+    if source.contains("://") {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "--additional-files {source}: a private model's additional files are encrypted on this machine"
+            ),
+            hint: "give the tarball as a local file".into(),
+        });
+    }
+    let path = PathBuf::from(source);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| WorkflowError::Refused(format!("{}: {e}", path.display())))?;
+    let sha = Sha256::of(&bytes);
+    if let Some(want) = expected.filter(|w| **w != sha) {
+        return Err(WorkflowError::Refused(format!(
+            "{} has sha256 {sha}, not {want}",
+            path.display()
+        )));
+    }
+    let probe = tempfile::tempdir_in(ctx.home.root())
+        .map_err(|e| crate::storage::StorageError::io("create a folder in", ctx.home.root(), e))?;
+    let unpacked = crate::storage::extract_tarball(
+        &path,
+        &probe.path().join("x"),
+        &crate::storage::ExtractLimits::for_asset(None, None, ctx.max_unpacked),
+    )?;
+    let asset = Asset {
+        size: Some(bytes.len() as u64),
+        unpacked_size: Some(unpacked.bytes),
+        files: Some(unpacked.files.len() as u64),
+        ..Asset::in_blob(sha)
+    };
+    Ok((path, asset))
+}
+
+/// Encrypts the additional-files tarball at `plain` to the model key that `image` names, as a
+/// blob (`measured`: its `unpacked_size` and `files`), and moves the record to
+/// [`model::private::SCHEME_FILES`].
+pub fn encrypt_files(
+    ctx: &Ctx,
+    image: &mut Image,
+    plain: &Path,
+    measured: &Asset,
+) -> Result<NewFile> {
+    let (asset, blob) = encrypt_blob(ctx, image, &plain.display().to_string(), &mut |w| {
+        let io = |e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", plain.display()));
+        let mut f = std::fs::File::open(plain).map_err(io)?;
+        std::io::copy(&mut f, w).map_err(io)?;
+        Ok(())
+    })?;
+    let p = image.private.as_mut().expect("checked by encrypt_blob");
+    p.files = Some(Box::new(Asset {
+        unpacked_size: measured.unpacked_size,
+        files: measured.files,
+        ..asset
+    }));
+    Ok(blob)
+}
+
+/// Encrypts `parameters.yaml` to the model key that `image` names, as a blob, and moves the
+/// record to [`model::private::SCHEME_FILES`]; the record then names no public parameters.
+pub fn encrypt_parameters(ctx: &Ctx, image: &mut Image, plain: &[u8]) -> Result<NewFile> {
+    let (asset, blob) = encrypt_blob(ctx, image, "parameters.yaml", &mut |w| {
+        w.write_all(plain)
+            .map_err(|e| WorkflowError::Refused(format!("encrypting parameters.yaml: {e}")))
+    })?;
+    image.private.as_mut().expect("checked").parameters = Some(Box::new(asset));
+    Ok(blob)
+}
+
+/// Encrypts what `produce` writes to the model key of `image` into a blob (staged in cohort's
+/// scratch folder) and sets the record's scheme to [`model::private::SCHEME_FILES`].
+fn encrypt_blob(
+    ctx: &Ctx,
+    image: &mut Image,
+    what: &str,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<(Asset, NewFile)> {
+    let p = image
+        .private
+        .as_mut()
+        .expect("an encrypted image names [image.private]");
+    let recipient: age::x25519::Recipient = p
+        .recipient
+        .parse()
+        .map_err(|e| WorkflowError::Refused(format!("model key `{}`: {e}", p.recipient)))?;
+    let io =
+        |at: &Path, e: std::io::Error| WorkflowError::Refused(format!("{}: {e}", at.display()));
+    let tmp = ctx.home.tmp_dir();
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let dir = tempfile::tempdir_in(&tmp).map_err(|e| io(&tmp, e))?;
+    let out = dir.path().join("part.age");
+    let ct = encrypt_to(&recipient, &out, produce)?;
+    if ct.bytes > model::MAX_BLOB_BYTES as u64 {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "{what}: encrypted, it takes {} bytes, over the {} bytes a registry blob may hold",
+                ct.bytes,
+                model::MAX_BLOB_BYTES
+            ),
+            hint: "put the larger weights into the image (it may be uploaded by URL), and keep the additional files small".into(),
+        });
+    }
+    let bytes = std::fs::read(&out).map_err(|e| io(&out, e))?;
+    if Sha256::of(&bytes) != ct.sha256 {
+        return Err(WorkflowError::Refused(format!(
+            "{} changed while it was read; try again",
+            out.display()
+        )));
+    }
+    p.scheme = model::private::SCHEME_FILES.to_string();
+    let asset = Asset {
+        size: Some(ct.bytes),
+        ..Asset::in_blob(ct.sha256.clone())
+    };
+    Ok((asset, NewFile::new(build::blob(ct.sha256.as_str()), bytes)))
+}
+
+/// Decrypts a private model's `parameters.yaml` (at most a cube file's size) into memory.
+pub fn open_parameters(path: &Path, key: &age::x25519::Identity, label: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |why: String| WorkflowError::Refused(format!("{label}: {why}"));
+    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file))
+        .map_err(|e| refuse(format!("not an age ciphertext ({e})")))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(key as &dyn age::Identity))
+        .map_err(|e| refuse(format!("the model key does not open it ({e})")))?;
+    let mut plain = Vec::new();
+    reader
+        .take(model::MAX_TEXT_BYTES as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| refuse(format!("it does not decrypt ({e})")))?;
+    if plain.len() > model::MAX_TEXT_BYTES {
+        return Err(refuse(format!(
+            "it holds more than {} bytes",
+            model::MAX_TEXT_BYTES
+        )));
+    }
+    Ok(plain)
+}
+
+/// Decrypts the additional-files ciphertext at `path` with `key` as a stream straight into the
+/// tarball extractor (its limits and path checks hold): no plaintext tarball is ever written.
+/// A changed byte fails age's authentication and the extraction leaves nothing behind.
+pub fn extract_files(
+    path: &Path,
+    key: &age::x25519::Identity,
+    dest: &Path,
+    limits: &crate::storage::ExtractLimits,
+    label: &str,
+) -> Result<crate::storage::Extracted> {
+    let refuse = |why: String| WorkflowError::Refused(format!("{label}: {why}"));
+    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    let packed = file.metadata().map_err(|e| refuse(e.to_string()))?.len();
+    let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file))
+        .map_err(|e| refuse(format!("not an age ciphertext ({e})")))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(key as &dyn age::Identity))
+        .map_err(|e| refuse(format!("the model key does not open it ({e})")))?;
+    Ok(crate::storage::extract_reader(
+        Box::new(reader),
+        packed,
+        Path::new(label),
+        dest,
+        limits,
+    )?)
+}
+
 /// What a pending encryption keeps between `--encrypt -o FILE` and `--encrypted-image URL`
 /// (the model key only sealed to its owner), under `COHORT_HOME/private/<sha256>.toml`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -247,6 +423,8 @@ fn private_image(p: &Pending, ciphertext: Asset) -> Image {
             recipient: p.recipient.clone(),
             ciphertext,
             owner_key: p.owner_key.clone(),
+            files: None,
+            parameters: None,
         }),
     }
 }
@@ -347,5 +525,68 @@ mod tests {
         assert!(r.is_err());
         assert!(!out.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn encrypted_files_extract_as_a_stream_and_a_flipped_byte_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let mut b = tar::Builder::new(Vec::new());
+        // Past several of age's 64 KiB chunks, so the flip lands inside the tar stream.
+        let weights: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(weights.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "weights.bin", &weights[..]).unwrap();
+        let tarball = b.into_inner().unwrap();
+        let out = dir.path().join("files.age");
+        encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(&tarball)
+                .map_err(|e| WorkflowError::Refused(e.to_string()))
+        })
+        .unwrap();
+        let limits = crate::storage::ExtractLimits::default();
+        let dest = dir.path().join("ws/additional_files");
+        let got = extract_files(&out, &key, &dest, &limits, "files").unwrap();
+        assert_eq!(got.files, vec![PathBuf::from("weights.bin")]);
+        assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), weights);
+        let other = model::private::new_model_key();
+        let elsewhere = dir.path().join("other");
+        assert!(extract_files(&out, &other, &elsewhere, &limits, "files").is_err());
+        assert!(!elsewhere.exists());
+        for at in [
+            std::fs::metadata(&out).unwrap().len() as usize / 2,
+            std::fs::metadata(&out).unwrap().len() as usize - 3,
+        ] {
+            let mut bytes = std::fs::read(&out).unwrap();
+            bytes[at] ^= 1;
+            let bad = dir.path().join("bad.age");
+            std::fs::write(&bad, &bytes).unwrap();
+            let dest = dir.path().join(format!("bad-{at}"));
+            let r = extract_files(&bad, &key, &dest, &limits, "files");
+            assert!(r.is_err(), "a byte flipped at {at} is refused");
+            assert!(!dest.exists(), "nothing extracted");
+        }
+    }
+
+    #[test]
+    fn encrypted_parameters_open_only_whole_and_with_the_model_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = model::private::new_model_key();
+        let out = dir.path().join("params.age");
+        let plain = b"threshold: 0.5\n".to_vec();
+        encrypt_to(&key.to_public(), &out, &mut |w| {
+            w.write_all(&plain)
+                .map_err(|e| WorkflowError::Refused(e.to_string()))
+        })
+        .unwrap();
+        assert_eq!(open_parameters(&out, &key, "p").unwrap(), plain);
+        let other = model::private::new_model_key();
+        assert!(open_parameters(&out, &other, "p").is_err());
+        let mut bytes = std::fs::read(&out).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&out, &bytes).unwrap();
+        assert!(open_parameters(&out, &key, "p").is_err(), "a flipped byte");
     }
 }
