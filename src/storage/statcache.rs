@@ -22,7 +22,7 @@ use crate::progress::Reporter;
 
 use super::content::{ContentHash, FileDigest, Listed, Stat, hash_files, list_files};
 use super::error::{Result, StorageError};
-use super::write_atomic;
+use super::write_atomic_mode;
 
 const MAGIC: &str = "cohort stat cache 1";
 
@@ -159,7 +159,8 @@ pub fn hash_tree_cached(
     if !unchanged {
         // The cache only saves time: failing to save it changes nothing. An unchanged tree
         // keeps the cache it was checked against (its entries hold under its own start).
-        let _ = write_atomic(cache, &encode(start, &all));
+        // It names the site's files, so it is private like the data it describes.
+        let _ = write_atomic_mode(cache, &encode(start, &all), Some(0o600));
     }
     let entries = all
         .iter()
