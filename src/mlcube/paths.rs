@@ -109,8 +109,8 @@ mod tests {
         assert_eq!(join_workspace("/r/workspace", "data/"), "/r/workspace/data");
         assert_eq!(join_workspace("/r/workspace", "/abs/x"), "/abs/x");
         assert_eq!(
-            join_workspace("/r/workspace", "../shared"),
-            "/r/workspace/../shared"
+            join_workspace("/r/workspace", "../models"),
+            "/r/workspace/../models"
         );
     }
 

@@ -408,27 +408,10 @@ pub fn cleanup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::{Cancel, Silent};
-    use crate::storage::{Home, NetConfig};
+    use crate::storage::Home;
 
     fn ctx(home: &Home) -> Ctx<'_> {
-        Ctx {
-            home,
-            reporter: &Silent,
-            now: std::time::SystemTime::now(),
-            git_available: false,
-            transport: None,
-            docker_host: None,
-            docker_config: None,
-            net: NetConfig::default(),
-            cancel: Cancel::new(),
-            task_timeout: None,
-            offline: true,
-            full: false,
-            max_output_bytes: 1,
-            max_unpacked: None,
-            devices: Default::default(),
-        }
+        Ctx::offline_for_tests(home)
     }
 
     #[test]

@@ -87,6 +87,30 @@ pub struct Devices {
 /// The default cap on a model's predictions.
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 30;
 
+#[cfg(test)]
+impl<'a> Ctx<'a> {
+    /// An offline, silent context over `home` for unit tests that need no Docker or remote.
+    pub(crate) fn offline_for_tests(home: &'a Home) -> Ctx<'a> {
+        Ctx {
+            home,
+            reporter: &crate::progress::Silent,
+            now: SystemTime::now(),
+            git_available: false,
+            transport: None,
+            docker_host: None,
+            docker_config: None,
+            net: NetConfig::default(),
+            cancel: Cancel::new(),
+            task_timeout: None,
+            offline: true,
+            full: false,
+            max_output_bytes: 1,
+            max_unpacked: None,
+            devices: Default::default(),
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub fn timestamp(&self) -> String {
         crate::model::ids::timestamp(self.now)

@@ -1,27 +1,10 @@
 //! Malformed bundles: every way a bundle file can be wrong is refused in one line naming it.
 
 use super::*;
-use crate::progress::{Cancel, Silent};
-use crate::storage::{Home, NetConfig};
+use crate::storage::Home;
 
 fn ctx(home: &Home) -> Ctx<'_> {
-    Ctx {
-        home,
-        reporter: &Silent,
-        now: std::time::SystemTime::now(),
-        git_available: false,
-        transport: None,
-        docker_host: None,
-        docker_config: None,
-        net: NetConfig::default(),
-        cancel: Cancel::new(),
-        task_timeout: None,
-        offline: true,
-        full: false,
-        max_output_bytes: 1,
-        max_unpacked: None,
-        devices: Default::default(),
-    }
+    Ctx::offline_for_tests(home)
 }
 
 fn tar_of(path: &Path, entries: &[(&str, &[u8])]) {
