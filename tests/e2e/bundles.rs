@@ -414,30 +414,7 @@ fn an_air_gapped_hospital_takes_part_through_bundles() {
     for i in [&prep_id, &ref_id, &metrics_id] {
         images.add(i);
     }
-    w.as_(
-        "carol",
-        &[
-            "benchmark",
-            "submit",
-            "--name",
-            "heart",
-            "--data-preparator",
-            "heart-prep",
-            "--reference-model",
-            "heart-logreg",
-            "--metrics",
-            "heart-metrics",
-            "--primary-metric",
-            "auc",
-            "--demo-dataset",
-            &e.data("demo.tar.gz"),
-            "--committee",
-            "dave",
-        ],
-    )
-    .ok();
-    w.as_("carol", &["registry", "push"]).ok();
-    w.as_("admin", &["benchmark", "approve", "heart"]).ok();
+    w.submit_heart(&[]);
 
     // The gateway pulls what it lacks (by digest, with its login) and saves every image.
     images.forget_all_but(&[]);

@@ -129,12 +129,7 @@ fn the_primary_metric_is_checked_from_submission_to_release() {
         &["benchmark", "run", "-b", "heart", "-d", "ward-a"],
     )
     .ok();
-    w.as_(
-        "hosp-a",
-        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
-    )
-    .ok();
-    w.committee_merges("hosp-a");
+    w.results_land("hosp-a", "ward-a");
 
     // v2 switches to a metrics cube that reports accuracy: its results would, but v1's do not.
     submit(&w, "acc-metrics", &[])

@@ -37,12 +37,7 @@ fn releases_need_the_committee_and_respect_the_policy() {
         &["benchmark", "run", "-b", "heart", "-d", "ward-a"],
     )
     .ok();
-    w.as_(
-        "hosp-a",
-        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
-    )
-    .ok();
-    w.committee_merges("hosp-a");
+    w.results_land("hosp-a", "ward-a");
 
     // carol proposes; the threshold is two committee signatures.
     w.as_("carol", &["result", "release", "-b", "heart"])

@@ -4,6 +4,8 @@
 //! loopback HTTP server and as an in-registry blob; the demo dataset given as a local file
 //! reaches model owners as a blob. Nothing machine-local lands on the shared main.
 
+use std::path::Path;
+
 use cohort::mlcube::{ContainerRuntime, DockerRuntime};
 
 use crate::env::json;
@@ -205,30 +207,7 @@ fn sites_share_only_the_remote() {
     view.says(&format!("{repo}@sha256:"))
         .says("source = \"pull\"");
     // The demo dataset, a local file, becomes a blob of the benchmark.
-    w.as_(
-        "carol",
-        &[
-            "benchmark",
-            "submit",
-            "--name",
-            "heart",
-            "--data-preparator",
-            "heart-prep",
-            "--reference-model",
-            "heart-logreg",
-            "--metrics",
-            "heart-metrics",
-            "--primary-metric",
-            "auc",
-            "--demo-dataset",
-            &e.data("demo.tar.gz"),
-            "--committee",
-            "dave",
-        ],
-    )
-    .ok();
-    w.as_("carol", &["registry", "push"]).ok();
-    w.as_("admin", &["benchmark", "approve", "heart"]).ok();
+    w.submit_heart(&[]);
 
     // mo, on another machine: only his own model image; the rest comes from the registry.
     w.as_("mo", &["registry", "sync"]).ok();
@@ -318,12 +297,7 @@ fn sites_share_only_the_remote() {
         images.present(&weak_id),
         "hosp-a pulled mo's model by digest"
     );
-    w.as_(
-        "hosp-a",
-        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
-    )
-    .ok();
-    w.committee_merges("hosp-a");
+    w.results_land("hosp-a", "ward-a");
 
     // The committee releases; a stranger's fresh clone verifies it.
     w.as_("carol", &["registry", "sync"]).ok();
@@ -350,31 +324,17 @@ fn sites_share_only_the_remote() {
     // Nothing machine-local on the shared main.
     let remote = e.remote();
     let tmp = e.path().to_str().unwrap().to_string();
-    for needle in [
+    let local = [
         tmp.as_str(),
         "/tmp/",
         "file://",
         "/home/",
         "source = \"local\"",
-    ] {
-        let g = e.git(
-            "stranger",
-            &remote,
-            &["grep", "-I", "-n", "-F", needle, "main"],
-        );
-        assert_eq!(g.code, 1, "`{needle}` on main:\n{}", g.stdout);
-    }
-    let blobs = e
-        .git(
-            "stranger",
-            &remote,
-            &["ls-tree", "-r", "--name-only", "main", "blobs/"],
-        )
-        .ok();
+    ];
+    let blobs = main_holds_no_local_path(e, "stranger", &remote, &local);
     assert!(
-        blobs.stdout.lines().count() >= 2,
-        "demo data and the metrics image are blobs:\n{}",
-        blobs.stdout
+        blobs.len() >= 2,
+        "demo data and the metrics image are blobs:\n{blobs:?}"
     );
     eprintln!("sites_share_only_the_remote: {:?}", started.elapsed());
 }
@@ -526,21 +486,32 @@ fn the_demo_registry_holds_no_local_path() {
     assert_eq!(doc["registry_id"].as_str().unwrap().len(), 64);
     let remote = keep.join("remote.git");
     let tmp = e.path().to_str().unwrap().to_string();
-    for needle in [tmp.as_str(), "/tmp/", "file://", "source = \"local\""] {
-        let g = e.git(
-            "viewer",
-            &remote,
-            &["grep", "-I", "-n", "-F", needle, "main"],
-        );
-        assert_eq!(g.code, 1, "`{needle}` on the demo's main:\n{}", g.stdout);
-    }
-    let blobs = e
-        .git(
-            "viewer",
-            &remote,
-            &["ls-tree", "-r", "--name-only", "main", "blobs/"],
-        )
-        .ok();
+    let local = [tmp.as_str(), "/tmp/", "file://", "source = \"local\""];
+    let blobs = main_holds_no_local_path(&e, "viewer", &remote, &local);
     // The demo dataset and the five cube images.
-    assert_eq!(blobs.stdout.lines().count(), 6, "{}", blobs.stdout);
+    assert_eq!(blobs.len(), 6, "{blobs:?}");
+}
+
+/// Asserts that no file on `remote`'s main contains any of `needles` (paths of one machine),
+/// and returns the blobs main holds.
+fn main_holds_no_local_path(
+    e: &crate::env::TestEnv,
+    role: &str,
+    remote: &Path,
+    needles: &[&str],
+) -> Vec<String> {
+    for needle in needles {
+        let g = e.git(role, remote, &["grep", "-I", "-n", "-F", needle, "main"]);
+        assert_eq!(g.code, 1, "`{needle}` on main:\n{}", g.stdout);
+    }
+    e.git(
+        role,
+        remote,
+        &["ls-tree", "-r", "--name-only", "main", "blobs/"],
+    )
+    .ok()
+    .stdout
+    .lines()
+    .map(str::to_string)
+    .collect()
 }

@@ -58,7 +58,14 @@ impl World {
             .ok();
         }
         self.as_("carol", &["registry", "merge", "--all"]).ok();
-        let demo = e.data("demo.tar.gz");
+        self.submit_heart(policy);
+    }
+
+    /// carol submits the benchmark `heart` over the registered fixture cubes (committee carol +
+    /// dave, extra flags in `policy`, `auc` unless it names a primary metric); the admin
+    /// approves it.
+    pub fn submit_heart(&self, policy: &[&str]) {
+        let demo = self.env.data("demo.tar.gz");
         let mut args = vec![
             "benchmark",
             "submit",
@@ -138,6 +145,16 @@ impl World {
 
     /// `role` pushes its submissions and carol (committee) merges them: sealed statistics and
     /// results reach main only through a committee member who decrypts them first.
+    /// `role` submits its results for `heart` on `dataset`, and the committee merges them.
+    pub fn results_land(&self, role: &str, dataset: &str) {
+        self.as_(
+            role,
+            &["--yes", "result", "submit", "-b", "heart", "-d", dataset],
+        )
+        .ok();
+        self.committee_merges(role);
+    }
+
     pub fn committee_merges(&self, role: &str) {
         self.as_(role, &["registry", "push"]).ok();
         self.as_("carol", &["registry", "merge", "--all"]).ok();
