@@ -80,6 +80,19 @@ fn help_usage_and_unknown_flags() {
         .ok()
         .says("COHORT_HOME")
         .says("--offline");
+    // Manual pages: one per command into a folder; a path that is a file is refused as it is.
+    let man = env.path().join("man");
+    env.cohort("u", &["man", "--dir", man.to_str().unwrap()])
+        .ok();
+    assert!(man.join("cohort-registry-push.1").is_file());
+    let file = env.path().join("not-a-folder");
+    std::fs::write(&file, "mine").unwrap();
+    env.cohort("u", &["man", "--dir", file.to_str().unwrap()])
+        .fails(1)
+        .says("not-a-folder: already exists")
+        .says("hint:");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    env.cohort("u", &["completions", "tcsh"]).fails(2);
     // An environment variable never makes an option look typed in a usage line.
     let usage = env
         .cohort_env(

@@ -231,6 +231,16 @@ fn private_models_run_only_where_granted() {
     )
     .fails(1)
     .says("only mo");
+    // A public model has no key to grant; nothing lands on main.
+    let main_before = e.git("mo", &e.remote(), &["rev-parse", "main"]).ok().stdout;
+    w.as_(
+        "carol",
+        &["mlcube", "grant", "-m", "heart-logreg", "-d", "ward-b"],
+    )
+    .fails(1)
+    .says("not a private model");
+    let main_after = e.git("mo", &e.remote(), &["rev-parse", "main"]).ok().stdout;
+    assert_eq!(main_before, main_after, "a refused grant changed main");
 
     // The granted hospital runs it; the image is loaded for the run and removed after it.
     w.as_("hosp-a", &["registry", "sync"]).ok();
@@ -241,12 +251,7 @@ fn private_models_run_only_where_granted() {
     .ok();
     assert_eq!(row(&w, "hosp-a", "secret-net")["status"], "ok");
     assert!(!images.present(&id), "no decrypted image remains");
-    w.as_(
-        "hosp-a",
-        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-a"],
-    )
-    .ok();
-    w.committee_merges("hosp-a");
+    w.results_land("hosp-a", "ward-a");
 
     // The ungranted hospital: a no-access receipt, and its other models still run.
     w.as_(
@@ -259,12 +264,7 @@ fn private_models_run_only_where_granted() {
     assert_eq!(denied["status"], "failed");
     assert_eq!(denied["failure"]["reason"], "no-access");
     assert_eq!(row(&w, "hosp-b", "heart-logreg")["status"], "ok");
-    w.as_(
-        "hosp-b",
-        &["--yes", "result", "submit", "-b", "heart", "-d", "ward-b"],
-    )
-    .ok();
-    w.committee_merges("hosp-b");
+    w.results_land("hosp-b", "ward-b");
 
     // The granted result reaches the leaderboard; the registry verifies.
     w.as_("carol", &["registry", "sync"]).ok();
