@@ -3,26 +3,22 @@
 //! site's `--gpus`/`--shm-size`, and refusals with the file, task and label named. Refusals that
 //! depend on existing paths run without `--dry-run`; none of these needs a Docker Engine.
 
+#[path = "support/cli.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use support::stderr;
 
 fn cohort(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("COHORT_HOME", home.join("cohort"))
-        // Nothing here may need the Engine.
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("the cohort binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    // Nothing here may need the Engine.
+    support::cohort(
+        home,
+        args,
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    )
 }
 
 /// A copy of a corpus case's container_config.yaml (and parameters.yaml) in a fresh folder.

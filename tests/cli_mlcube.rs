@@ -3,28 +3,14 @@
 //! real run through the Docker Engine (skipped only when /var/run/docker.sock is absent and CI
 //! is not `true`), and the sandbox: a planted link, a cube's own security options.
 
+#[path = "support/cli.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use cohort::mlcube::{ContainerRuntime, DockerRuntime};
 use serde_json::Value;
-
-fn cohort(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cohort"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("COHORT_HOME", home.join("cohort"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the cohort binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::{cohort, stderr};
 
 fn case(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
