@@ -52,13 +52,16 @@ pub fn timeline_from(repo: &Repository, head: Oid, known: Option<Timeline>) -> R
         let tree = repo.find_commit(*oid)?.tree()?;
         match &prev {
             None => {
-                for (path, _) in tree_changes(repo, None, &tree)? {
+                let (changes, bad) = diff_trees(repo, None, &tree, &mut trees)?;
+                for (path, _) in changes {
                     tl.intro.insert(path, i);
                 }
+                record_malformed(bad, &oid.to_string(), &mut tl);
             }
             Some(p) => {
-                let changes = diff_trees(repo, Some(p), &tree, &mut trees)?;
+                let (changes, bad) = diff_trees(repo, Some(p), &tree, &mut trees)?;
                 record_changes(changes, i, &oid.to_string(), &mut tl);
+                record_malformed(bad, &oid.to_string(), &mut tl);
             }
         }
         prev = Some(tree);
@@ -107,18 +110,41 @@ pub fn tree_changes(
     old: Option<&Tree>,
     new: &Tree,
 ) -> Result<Vec<(String, Change)>> {
-    diff_trees(repo, old, new, &mut Trees::default())
+    Ok(diff_trees(repo, old, new, &mut Trees::default())?.0)
 }
 
+/// Folders (with why) whose tree object git never writes, among the new trees a diff read.
+type Malformed = Vec<(String, String)>;
+
+/// The changes, and the malformed folders among the trees of `new` the diff read (every tree
+/// that differs from `old`: each commit's new trees are checked as the walk reaches it).
 fn diff_trees<'r>(
     repo: &'r Repository,
     old: Option<&Tree>,
     new: &Tree,
     trees: &mut Trees<'r>,
-) -> Result<Vec<(String, Change)>> {
+) -> Result<(Vec<(String, Change)>, Malformed)> {
     let mut out = Vec::new();
-    diff_into(repo, old, Some(new), "", &mut out, trees)?;
-    Ok(out)
+    let mut bad = Vec::new();
+    diff_into(repo, old, Some(new), "", &mut out, &mut bad, trees)?;
+    Ok((out, bad))
+}
+
+/// A commit of main's history holding a tree git never writes: readers disagree on it.
+fn record_malformed(bad: Malformed, commit: &str, tl: &mut Timeline) {
+    for (folder, why) in bad {
+        tl.problems.push(Problem {
+            path: if folder.is_empty() {
+                "/".into()
+            } else {
+                folder
+            },
+            rule: Rule::DefaultDeny,
+            code: Code::MalformedTree,
+            message: why,
+            commit: Some(commit.to_string()),
+        });
+    }
 }
 
 fn is_tree(e: &TreeEntry) -> bool {
@@ -130,20 +156,27 @@ fn entry_name(e: &TreeEntry, dir: &str) -> String {
     format!("{dir}{}", String::from_utf8_lossy(e.name_bytes()))
 }
 
-/// Every file under `e` (a file or a subtree), reported as `change`.
+/// Every file under `e` (a file or a subtree), reported as `change`; the malformed folders
+/// among those added go to `bad`.
 fn all_files(
     repo: &Repository,
     e: &TreeEntry,
     dir: &str,
     change: Change,
     out: &mut Vec<(String, Change)>,
+    bad: &mut Malformed,
 ) -> Result<()> {
     let path = entry_name(e, dir);
     if is_tree(e) {
         let t = repo.find_tree(e.id())?;
         let sub = format!("{path}/");
+        if change == Change::Added
+            && let Some(why) = super::tree::malformed_tree(&t)
+        {
+            bad.push((sub.clone(), why));
+        }
         for child in t.iter() {
-            all_files(repo, &child, &sub, change, out)?;
+            all_files(repo, &child, &sub, change, out, bad)?;
         }
     } else {
         out.push((path, change));
@@ -157,12 +190,16 @@ fn diff_into<'r>(
     new: Option<&Tree>,
     dir: &str,
     out: &mut Vec<(String, Change)>,
+    bad: &mut Malformed,
     trees: &mut Trees<'r>,
 ) -> Result<()> {
     if let Some(new) = new {
+        if let Some(why) = super::tree::malformed_tree(new) {
+            bad.push((dir.to_string(), why));
+        }
         for e in new.iter() {
             let Some(o) = old.and_then(|o| o.get_name_bytes(e.name_bytes())) else {
-                all_files(repo, &e, dir, Change::Added, out)?;
+                all_files(repo, &e, dir, Change::Added, out, bad)?;
                 continue;
             };
             if o.id() == e.id() && o.filemode() == e.filemode() {
@@ -172,12 +209,12 @@ fn diff_into<'r>(
                 (true, true) => {
                     let (ot, nt) = (trees.get(repo, o.id())?, trees.get(repo, e.id())?);
                     let sub = format!("{}/", entry_name(&e, dir));
-                    diff_into(repo, Some(&ot), Some(&nt), &sub, out, trees)?;
+                    diff_into(repo, Some(&ot), Some(&nt), &sub, out, bad, trees)?;
                 }
                 (false, false) => out.push((entry_name(&e, dir), Change::Modified)),
                 _ => {
-                    all_files(repo, &o, dir, Change::Deleted, out)?;
-                    all_files(repo, &e, dir, Change::Added, out)?;
+                    all_files(repo, &o, dir, Change::Deleted, out, bad)?;
+                    all_files(repo, &e, dir, Change::Added, out, bad)?;
                 }
             }
         }
@@ -185,7 +222,7 @@ fn diff_into<'r>(
     if let Some(old) = old {
         for o in old.iter() {
             if new.is_none_or(|n| n.get_name_bytes(o.name_bytes()).is_none()) {
-                all_files(repo, &o, dir, Change::Deleted, out)?;
+                all_files(repo, &o, dir, Change::Deleted, out, bad)?;
             }
         }
     }

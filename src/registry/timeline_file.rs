@@ -3,7 +3,7 @@
 //! names its whole first-parent history, so the timeline of one commit never changes: the
 //! file is read only for the commit its header names, and only when whole (its digest checks).
 //!
-//! Format (`state/<registry id>.timeline`): one header line `cohort timeline 1 <last commit>
+//! Format (`state/<registry id>.timeline`): one header line `cohort timeline 2 <last commit>
 //! <commits> <sha256 of the rest>`, then the first-parent commits oldest first, one a line,
 //! then one line per file, `<index of its commit>\t<path>`.
 
@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use crate::model::Sha256;
 use crate::trust::Timeline;
 
-const MAGIC: &str = "cohort timeline 1";
+/// Version 2: the walk that wrote it also refused malformed trees in every commit it passed, so
+/// a version 1 file (whose walk did not) is walked again.
+const MAGIC: &str = "cohort timeline 2";
 
 /// The file's bytes; `None` for a timeline with problems (those are walked again).
 pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {

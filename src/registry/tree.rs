@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Oid, Repository};
 use rayon::prelude::*;
 
 use crate::trust::{EntryMode, TreeEntry, TreeRead, TrustError};
@@ -14,17 +14,21 @@ pub struct GitTree<'r> {
     repo: &'r Repository,
     files: BTreeMap<String, (Oid, EntryMode)>,
     opener: Opener,
+    /// Folders whose tree object git itself would not write (see [`malformed`]).
+    malformed: Vec<(String, String)>,
 }
 
 impl<'r> GitTree<'r> {
     pub fn at(repo: &'r Repository, commit: Oid) -> Result<GitTree<'r>> {
         let tree = repo.find_commit(commit)?.tree()?;
         let mut files = BTreeMap::new();
-        walk(&tree, "", &mut files)?;
+        let mut malformed = Vec::new();
+        walk(repo, &tree, "", &mut files, &mut malformed)?;
         Ok(GitTree {
             repo,
             files,
             opener: Opener::Path(repo.path().to_path_buf()),
+            malformed,
         })
     }
 
@@ -38,6 +42,7 @@ impl<'r> GitTree<'r> {
     ) -> Result<GitTree<'r>> {
         let tree = repo.find_commit(commit)?.tree()?;
         let mut files = BTreeMap::new();
+        let mut malformed = Vec::new();
         for folder in folders {
             let Some(dir) = folder.strip_suffix('/') else {
                 return Err(RegistryError::Refused(format!(
@@ -48,7 +53,7 @@ impl<'r> GitTree<'r> {
                 continue;
             };
             if let Ok(sub) = repo.find_tree(entry.id()) {
-                walk(&sub, folder, &mut files)?;
+                walk(repo, &sub, folder, &mut files, &mut malformed)?;
             }
         }
         files.retain(|p, _| keep(p));
@@ -56,6 +61,7 @@ impl<'r> GitTree<'r> {
             repo,
             files,
             opener: Opener::Path(repo.path().to_path_buf()),
+            malformed,
         })
     }
 
@@ -86,34 +92,77 @@ impl<'r> GitTree<'r> {
     }
 }
 
-/// Adds every file under `tree` to `files`, with `prefix` before its path.
+/// Adds every file under `tree` to `files`, with `prefix` before its path, and every folder
+/// whose tree object is malformed to `malformed` (folder, why).
 fn walk(
+    repo: &Repository,
     tree: &git2::Tree,
     prefix: &str,
     files: &mut BTreeMap<String, (Oid, EntryMode)>,
+    malformed: &mut Vec<(String, String)>,
 ) -> Result<()> {
-    let mut bad_name = None;
-    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+    if let Some(why) = malformed_tree(tree) {
+        malformed.push((prefix.to_string(), why));
+    }
+    for entry in tree.iter() {
         let Ok(name) = entry.name() else {
-            bad_name = Some(format!("{prefix}{dir}<non-UTF-8 name>"));
-            return TreeWalkResult::Skip;
+            return Err(RegistryError::Refused(format!(
+                "{prefix}<non-UTF-8 name>: file names in a registry are ASCII"
+            )));
         };
+        let path = format!("{prefix}{name}");
         let mode = match (entry.kind(), entry.filemode()) {
-            (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
+            (Some(ObjectType::Tree), _) => {
+                let sub = repo.find_tree(entry.id())?;
+                walk(repo, &sub, &format!("{path}/"), files, malformed)?;
+                continue;
+            }
             (_, 0o120000) => EntryMode::Symlink,
             (Some(ObjectType::Commit), _) | (_, 0o160000) => EntryMode::Submodule,
             (_, 0o100755) => EntryMode::Executable,
             _ => EntryMode::File,
         };
-        files.insert(format!("{prefix}{dir}{name}"), (entry.id(), mode));
-        TreeWalkResult::Ok
-    })?;
-    if let Some(n) = bad_name {
-        return Err(RegistryError::Refused(format!(
-            "{n}: file names in a registry are ASCII"
-        )));
+        files.insert(path, (entry.id(), mode));
     }
     Ok(())
+}
+
+/// Why git itself would never write this tree object, if it would not: an entry name that is
+/// empty, `.`, `..` or holds a `/`, two entries of one name, or entries out of git's order.
+/// Such a tree reads differently to different readers (a lookup by name finds one of two
+/// entries, a walk sees both, a misplaced entry is missed by the lookup's binary search), so
+/// what cohort verified would not be what git, a forge or another reader shows.
+pub(super) fn malformed_tree(tree: &git2::Tree) -> Option<String> {
+    let mut names = std::collections::HashSet::new();
+    let mut previous: Option<Vec<u8>> = None;
+    for e in tree.iter() {
+        let name = e.name_bytes();
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+            return Some(format!(
+                "holds an entry named `{}`, which git never writes",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        if !names.insert(name.to_vec()) {
+            return Some(format!(
+                "holds two entries named `{}`",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        // git sorts a folder as if its name ended in `/`.
+        let mut key = name.to_vec();
+        if e.kind() == Some(ObjectType::Tree) {
+            key.push(b'/');
+        }
+        if previous.as_ref().is_some_and(|p| *p >= key) {
+            return Some(format!(
+                "lists `{}` out of git's order",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        previous = Some(key);
+    }
+    None
 }
 
 /// Files per parallel batch: each batch opens its own handle on the repository (a libgit2
@@ -153,6 +202,10 @@ impl GitTree<'_> {
 }
 
 impl TreeRead for GitTree<'_> {
+    fn malformed(&self) -> Vec<(String, String)> {
+        self.malformed.clone()
+    }
+
     fn entries(&self) -> std::result::Result<Vec<TreeEntry>, TrustError> {
         let files: Vec<(&String, &(Oid, EntryMode))> = self.files.iter().collect();
         self.par_batches(&files, |repo, (path, (oid, mode))| {
@@ -255,5 +308,75 @@ mod tests {
         let got: Vec<&str> = records.paths().collect();
         assert_eq!(got, ["mlcubes/a/v1/cube.toml", "mlcubes/ab/v1/cube.toml"]);
         assert!(GitTree::at_folders(&repo, head, &["mlcubes"], &|_| true).is_err());
+    }
+
+    /// A tree object written byte by byte, as a hostile client can push one.
+    fn raw_tree(repo: &Repository, entries: &[(&str, &str, Oid)]) -> Oid {
+        let mut raw = Vec::new();
+        for (mode, name, oid) in entries {
+            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            raw.extend_from_slice(oid.as_bytes());
+        }
+        repo.odb().unwrap().write(ObjectType::Tree, &raw).unwrap()
+    }
+
+    #[test]
+    fn trees_git_never_writes_are_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let a = repo.blob(b"a").unwrap();
+        let b = repo.blob(b"b").unwrap();
+        let sub = raw_tree(&repo, &[("100644", "v1.toml", a)]);
+        let why = |entries: &[(&str, &str, Oid)]| {
+            malformed_tree(&repo.find_tree(raw_tree(&repo, entries)).unwrap())
+        };
+        // What git writes: sorted, a folder ordered as if its name ended in `/`.
+        assert_eq!(
+            why(&[
+                ("100644", "a", a),
+                ("100644", "a-b", b),
+                ("40000", "a", sub)
+            ]),
+            Some("holds two entries named `a`".into())
+        );
+        assert_eq!(
+            why(&[
+                ("100644", "a-b", b),
+                ("40000", "a", sub),
+                ("100644", "a0", a)
+            ]),
+            None
+        );
+        assert_eq!(
+            why(&[("100644", "v1.toml", a), ("100644", "v1.toml", b)]),
+            Some("holds two entries named `v1.toml`".into())
+        );
+        assert_eq!(
+            why(&[("100644", "b", a), ("100644", "a", b)]),
+            Some("lists `a` out of git's order".into())
+        );
+        for name in ["users/x", ".", ".."] {
+            assert!(
+                why(&[("100644", name, a)])
+                    .unwrap()
+                    .contains("git never writes"),
+                "{name}"
+            );
+        }
+        // The walk reports the folder and still lists what it holds.
+        let top = raw_tree(&repo, &[("40000", "users", sub), ("40000", "users", sub)]);
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let c = repo
+            .commit(None, &sig, &sig, "dup", &repo.find_tree(top).unwrap(), &[])
+            .unwrap();
+        let t = GitTree::at(&repo, c).unwrap();
+        assert_eq!(
+            t.malformed(),
+            [(
+                "".to_string(),
+                "holds two entries named `users`".to_string()
+            )]
+        );
+        assert_eq!(t.paths().collect::<Vec<_>>(), ["users/v1.toml"]);
     }
 }

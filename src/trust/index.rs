@@ -77,6 +77,17 @@ impl Index {
         let mut ix = Index::default();
         let mut problems = Vec::new();
         let entries = tree.entries()?;
+        for (folder, why) in tree.malformed() {
+            let path = if folder.is_empty() {
+                "/".to_string()
+            } else {
+                folder
+            };
+            problems.push(Problem {
+                code: super::Code::MalformedTree,
+                ..problem(&path, Rule::DefaultDeny, why)
+            });
+        }
         let mut lower: HashMap<String, String> = HashMap::new();
         for e in &entries {
             if let Some(other) = lower.insert(e.path.to_ascii_lowercase(), e.path.clone()) {

@@ -74,6 +74,11 @@ pub trait TreeRead {
     fn read_many(&self, paths: &[&str]) -> Result<Vec<Vec<u8>>, TrustError> {
         paths.iter().map(|p| self.read(p)).collect()
     }
+    /// Folders (`""` for the top) stored in a shape git itself never writes, with why: such a
+    /// folder reads differently to different readers, so it is refused.
+    fn malformed(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// When each file entered main: the index of the first-parent commit that added it. Files are
@@ -180,6 +185,9 @@ pub enum Code {
     ReleaseMismatch,
     /// A blob whose content does not hash to its name.
     BlobDigest,
+    /// A folder whose git tree object git itself never writes (two entries of one name,
+    /// entries out of order, a name with `/`, `.` or `..`): readers would disagree on it.
+    MalformedTree,
     /// A blob no record references (or only records that arrived after it).
     OrphanBlob,
     /// A record naming a blob that is not in the registry (or arrived after the record).

@@ -460,6 +460,16 @@ pub fn verify_index(
             p.commit = timeline.commit(info.intro).map(str::to_string);
         }
     }
+    // A malformed folder shows both in the tree verified and in the history walk that met
+    // it: reported once, with the commit.
+    let dated: HashSet<(String, Code, String)> = problems
+        .iter()
+        .filter(|p| p.commit.is_some())
+        .map(|p| (p.path.clone(), p.code, p.message.clone()))
+        .collect();
+    problems.retain(|p| {
+        p.commit.is_some() || !dated.contains(&(p.path.clone(), p.code, p.message.clone()))
+    });
     problems.sort();
     problems.dedup();
     warnings.sort();

@@ -12,13 +12,13 @@ use cohort::trust::sign::Comment;
 use crate::env::{TestEnv, json};
 
 /// A minisign key made outside cohort, as an attacker makes one.
-struct RawKey {
+pub struct RawKey {
     pk: minisign::PublicKey,
     sk: minisign::SecretKey,
 }
 
 impl RawKey {
-    fn new() -> RawKey {
+    pub fn new() -> RawKey {
         let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
         RawKey {
             pk: kp.pk,
@@ -27,7 +27,7 @@ impl RawKey {
     }
 
     /// The public key in base64, labelled with key id `label` instead of its own.
-    fn public(&self, label: Option<&[u8]>) -> String {
+    pub fn public(&self, label: Option<&[u8]>) -> String {
         let mut b = self.pk.to_bytes();
         if let Some(l) = label {
             b[2..10].copy_from_slice(l);
@@ -35,12 +35,12 @@ impl RawKey {
         minisign::PublicKey::from_bytes(&b).unwrap().to_base64()
     }
 
-    fn key_id(&self) -> String {
+    pub fn key_id(&self) -> String {
         key_id_of(self.pk.keynum())
     }
 
     /// A signature file in cohort's format, its key id field set to `label` when given.
-    fn sign(
+    pub fn sign(
         &self,
         id: &str,
         path: &str,
@@ -122,13 +122,13 @@ mod b64 {
 }
 
 /// A shared registry (bare remote with the hook), its admin, and a hospital that verified it.
-struct Stage {
-    env: TestEnv,
-    id: String,
+pub struct Stage {
+    pub env: TestEnv,
+    pub id: String,
 }
 
 impl Stage {
-    fn new() -> Stage {
+    pub fn new() -> Stage {
         let env = TestEnv::new();
         let id = env.init_shared("admin");
         env.join("hosp", &id);
@@ -139,11 +139,11 @@ impl Stage {
         Stage { env, id }
     }
 
-    fn read(&self, path: &str) -> Vec<u8> {
+    pub fn read(&self, path: &str) -> Vec<u8> {
         std::fs::read(self.env.clone_dir("admin").join(path)).unwrap()
     }
 
-    fn root(&self, version: u32) -> (Vec<u8>, model::Root) {
+    pub fn root(&self, version: u32) -> (Vec<u8>, model::Root) {
         let path = build::root(version);
         let bytes = self.read(&path);
         match model::parse_record(&path, &model::classify(&path).unwrap(), &bytes).unwrap() {
@@ -153,7 +153,7 @@ impl Stage {
     }
 
     /// Root v2 as the next version of v1, everything else kept (the caller changes admins).
-    fn next_root(&self, nonce: &str) -> model::Root {
+    pub fn next_root(&self, nonce: &str) -> model::Root {
         let (v1_bytes, v1) = self.root(1);
         model::Root {
             version: 2,
@@ -166,7 +166,7 @@ impl Stage {
 
     /// bob is admitted, then revoked; hosp syncs the revocation. Returns main before and
     /// after the revocation.
-    fn revoke_bob(&self) -> (String, String) {
+    pub fn revoke_bob(&self) -> (String, String) {
         let env = &self.env;
         env.join("bob", &self.id);
         env.cohort("admin", &["user", "approve", "bob"]).ok();
@@ -177,7 +177,7 @@ impl Stage {
         (before, self.git(&["rev-parse", "main"]))
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub fn git(&self, args: &[&str]) -> String {
         self.env
             .git("admin", &self.env.clone_dir("admin"), args)
             .ok()
@@ -187,14 +187,14 @@ impl Stage {
     }
 
     /// Adds `files` on the admin clone's main with plain git.
-    fn commit(&self, files: &[(String, Vec<u8>)], msg: &str) {
+    pub fn commit(&self, files: &[(String, Vec<u8>)], msg: &str) {
         for (p, bytes) in files {
             self.env.write("admin", p, bytes);
         }
         self.env.commit_all("admin", msg);
     }
 
-    fn push_main(&self) -> crate::env::Run {
+    pub fn push_main(&self) -> crate::env::Run {
         self.env.git(
             "admin",
             &self.env.clone_dir("admin"),
@@ -204,7 +204,7 @@ impl Stage {
 
     /// The admin clone's main reaches no one (see the module comment). `fresh` is what a new
     /// machine's clone says, or None where a new machine cannot know (a dropped record).
-    fn refused_everywhere(&self, hook_says: &str, verify_says: &str, fresh: Option<&str>) {
+    pub fn refused_everywhere(&self, hook_says: &str, verify_says: &str, fresh: Option<&str>) {
         let env = &self.env;
         let run = self.push_main();
         assert_ne!(run.code, 0, "the hook took the forgery:\n{}", run.all());

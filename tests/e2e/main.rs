@@ -7,6 +7,7 @@ mod bundles;
 mod env;
 mod execution;
 mod forgery;
+mod forgery_git;
 mod foundation;
 mod grammar;
 mod habits;

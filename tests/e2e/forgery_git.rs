@@ -1,0 +1,99 @@
+//! Forgeries beyond the records' contents: git objects shaped so that readers disagree, keys
+//! relabelled to slip past a revocation, signatures that arrive after what they vouch for. Each
+//! is attacked through the real binary: the hook, a site's `registry sync`, a fresh clone and
+//! `verify` with and without this machine's caches (see `forgery::Stage::refused_everywhere`).
+
+use git2::{ObjectType, Oid, Repository};
+
+use crate::forgery::Stage;
+
+/// A tree object written byte by byte (git's own tools refuse to write these).
+fn raw_tree(repo: &Repository, entries: &[(&str, String, Oid)]) -> Oid {
+    let mut raw = Vec::new();
+    for (mode, name, oid) in entries {
+        raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        raw.extend_from_slice(oid.as_bytes());
+    }
+    repo.odb().unwrap().write(ObjectType::Tree, &raw).unwrap()
+}
+
+/// `tree` with the entry at `path` (a folder path, `/`-separated) replaced by what `edit`
+/// makes of that folder's entries.
+fn rewrite(
+    repo: &Repository,
+    tree: &git2::Tree,
+    path: &[&str],
+    edit: &dyn Fn(Vec<(&'static str, String, Oid)>) -> Vec<(&'static str, String, Oid)>,
+) -> Oid {
+    let mut entries: Vec<(&str, String, Oid)> = tree
+        .iter()
+        .map(|e| {
+            let mode = if e.kind() == Some(ObjectType::Tree) {
+                "40000"
+            } else {
+                "100644"
+            };
+            (mode, e.name().unwrap().to_string(), e.id())
+        })
+        .collect();
+    match path.split_first() {
+        None => entries = edit(entries),
+        Some((first, rest)) => {
+            let e = entries.iter_mut().find(|e| e.1 == *first).unwrap();
+            let sub = repo.find_tree(e.2).unwrap();
+            e.2 = rewrite(repo, &sub, rest, edit);
+        }
+    }
+    raw_tree(repo, &entries)
+}
+
+/// A newly admitted user's record carried twice in its folder: first a forged copy (git's
+/// lookups, `git show` and forges read that one), then the signed one. Whichever a reader
+/// takes, readers disagree on what main holds; the folder is refused.
+#[test]
+fn a_folder_with_two_entries_of_one_name_is_refused() {
+    let s = Stage::new();
+    let env = &s.env;
+    env.join("carol", &s.id);
+    env.cohort("admin", &["--offline", "user", "approve", "carol"])
+        .ok();
+    let repo = Repository::open(env.clone_dir("admin")).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let real = String::from_utf8(s.read("users/carol/v1.toml")).unwrap();
+    let forged = repo
+        .blob(real.replace("carol person", "someone else").as_bytes())
+        .unwrap();
+    let tree = rewrite(
+        &repo,
+        &head.tree().unwrap(),
+        &["users", "carol"],
+        &|mut e| {
+            let at = e.iter().position(|x| x.1 == "v1.toml").unwrap();
+            e.insert(at, ("100644", "v1.toml".into(), forged));
+            e
+        },
+    );
+    let parents: Vec<git2::Commit> = head.parents().collect();
+    let sig = head.author();
+    let commit = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            "admit carol",
+            &repo.find_tree(tree).unwrap(),
+            &parents.iter().collect::<Vec<_>>(),
+        )
+        .unwrap();
+    s.git(&["reset", "--quiet", "--hard", &commit.to_string()]);
+    let shown = s.git(&["show", "main:users/carol/v1.toml"]);
+    assert!(
+        shown.contains("someone else"),
+        "git reads the first: {shown}"
+    );
+    s.refused_everywhere(
+        "holds two entries named `v1.toml`",
+        "malformed-tree",
+        Some("holds two entries named `v1.toml`"),
+    );
+}
