@@ -465,16 +465,41 @@ impl Index {
         granted
     }
 
-    /// Whether an admin revoked `handle`'s key `key_id` (on a verified tree).
-    pub fn key_revoked(&self, handle: &str, key_id: &str) -> bool {
+    /// Whether an admin revoked the key `minisign` (base64) of `handle`, or the same raw key
+    /// under any handle or label (on a verified tree). Key ids are labels: a revocation ends
+    /// the raw keys its handle had registered under that id, wherever they show up again.
+    pub fn key_revoked(&self, handle: &str, minisign: &str) -> bool {
+        let id = super::keys::key_id_of(minisign);
+        let raw = super::keys::raw_key_of(minisign);
+        self.revoked_keys()
+            .any(|(h, key_id, r)| (h == handle && Some(key_id) == id.as_deref()) || Some(r) == raw)
+    }
+
+    /// Every revoke-key grant, with the raw keys its handle registered under the id it names.
+    fn revoked_keys(&self) -> impl Iterator<Item = (&str, &str, [u8; 32])> + '_ {
         self.grants
-            .get(handle)
-            .into_iter()
+            .values()
             .flat_map(|m| m.values())
-            .any(|p| {
-                matches!(self.records.get(p), Some(Record::Grant(g))
-                    if g.action == crate::model::GrantAction::RevokeKey
-                        && g.key.as_deref() == Some(key_id))
+            .flat_map(move |p| {
+                let g = match self.records.get(p) {
+                    Some(Record::Grant(g)) if g.action == crate::model::GrantAction::RevokeKey => g,
+                    _ => return Vec::new(),
+                };
+                let id = g.key.as_deref().unwrap_or_default();
+                self.users
+                    .get(&g.handle)
+                    .into_iter()
+                    .flat_map(|v| v.values())
+                    .filter_map(|up| match self.records.get(up) {
+                        Some(Record::User(u))
+                            if super::keys::key_id_of(&u.minisign).as_deref() == Some(id) =>
+                        {
+                            super::keys::raw_key_of(&u.minisign)
+                        }
+                        _ => None,
+                    })
+                    .map(|r| (g.handle.as_str(), id, r))
+                    .collect()
             })
     }
 

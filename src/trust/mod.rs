@@ -170,6 +170,8 @@ pub enum Code {
     RootThreshold,
     /// Two handles with the same raw public key where distinct people are required.
     SharedKey,
+    /// A user version registering a raw key revoked before it, under any handle or label.
+    RevokedKey,
     /// A decision whose subject or digest names nothing it may decide on.
     StrayDecision,
     /// No root v1 in the tree.

@@ -324,6 +324,74 @@ fn revocation_counts_from_its_merge() {
     );
 }
 
+/// A cube `name` owned and signed by `owner`, merged in the current commit.
+fn cube_by(w: &mut World, name: &str, owner: &str) -> String {
+    let cube = model::Mlcube {
+        format: FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: name.into(),
+        version: 1,
+        owner: owner.into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        description: None,
+        mlcube_yaml: Some(Sha256::of(b"x")),
+        container_config_yaml: None,
+        parameters_yaml: None,
+        additional_files: None,
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(b"img")),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+            private: None,
+        },
+    };
+    w.add(
+        &build::mlcube_file(name, 1, model::CubeFile::MlcubeYaml),
+        b"x".to_vec(),
+    );
+    w.record(&build::mlcube(name, 1), &cube, &[owner]);
+    build::mlcube(name, 1)
+}
+
+/// A revocation ends a raw key, not a handle's label: the same key admitted again under
+/// another handle (an admin deceived by a fresh name) signs nothing, and its record is refused.
+#[test]
+fn a_revoked_raw_key_stays_revoked_under_another_handle() {
+    let mut w = World::new(&["admin", "alice"]);
+    let mut stolen = keys::unlock(&w.home, "alice", &mut || unreachable!()).unwrap();
+    stolen.handle = "mallory".into();
+    w.root(1, &["admin"], 1, &["admin"]);
+    w.next_commit();
+    w.user("alice", "admin");
+    w.next_commit();
+    w.grant(
+        1,
+        "alice",
+        model::GrantAction::RevokeKey,
+        "admin",
+        &["admin"],
+    );
+    w.next_commit();
+    w.signers.insert("mallory".into(), stolen);
+    w.user("mallory", "admin");
+    w.next_commit();
+    let cube = cube_by(&mut w, "stolen", "mallory");
+    let r = w.verify();
+    assert!(
+        has_code(&r, &build::user("mallory", 1), Code::RevokedKey),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path.starts_with(&cube) && p.rule == Rule::Authority),
+        "{:#?}",
+        r.problems
+    );
+}
+
 #[test]
 fn grants_need_the_admin_threshold_and_admins() {
     let mut w = World::new(&["a1", "a2", "alice"]);

@@ -2,7 +2,7 @@
 //! order (roots, users, grants, cubes, benchmarks, datasets, associations, priorities, results,
 //! releases, meta), each kind's records in parallel, and collects every problem.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -38,6 +38,10 @@ pub(super) struct Ctx<'a> {
     pub memo: Arc<SigCache>,
     /// Whether `memo` holds earlier runs' checks (hits are then reported as cached).
     pub memo_is_persistent: bool,
+    /// Raw keys revoked by valid revoke-key grants, with the commit index of the earliest
+    /// revocation (filled once grants are checked). A key id is a label: the revocation ends
+    /// the raw key, under whatever handle or label it shows up again.
+    pub revoked: HashMap<[u8; 32], usize>,
 }
 
 /// The outcome of checking one record.
@@ -155,13 +159,19 @@ impl<'a> Ctx<'a> {
                 _ => None,
             })?;
         let pk = minisign::PublicKey::from_base64(&user.minisign).ok()?;
-        if self.key_revoked(handle, &key_id(&pk), t) {
+        if self.key_revoked(handle, &pk, t) {
             return None;
         }
         Some(pk)
     }
 
-    pub fn key_revoked(&self, handle: &str, key: &str, t: usize) -> bool {
+    /// Whether `handle`'s key `pk` is revoked at `t`: by its label for that handle, or as a raw
+    /// key revoked for anyone.
+    pub fn key_revoked(&self, handle: &str, pk: &minisign::PublicKey, t: usize) -> bool {
+        if self.revoked.get(&raw_key(pk)).is_some_and(|&r| r <= t) {
+            return true;
+        }
+        let key = key_id(pk);
         self.ix
             .grants
             .get(handle)
@@ -171,7 +181,7 @@ impl<'a> Ctx<'a> {
                 self.is_valid(p)
                     && self.intro(p) <= t
                     && matches!(self.ix.record(p), Some(Record::Grant(g))
-                    if g.action == model::GrantAction::RevokeKey && g.key.as_deref() == Some(key))
+                    if g.action == model::GrantAction::RevokeKey && g.key.as_deref() == Some(key.as_str()))
             })
     }
 
@@ -399,6 +409,7 @@ pub fn verify_index(
         sigs_cached: AtomicUsize::new(0),
         memo: opts.cache.clone().unwrap_or_default(),
         memo_is_persistent: opts.cache.is_some(),
+        revoked: HashMap::new(),
     };
     let mut warnings = Vec::new();
     match (&ix.registry_id, &opts.expected_registry) {
@@ -450,7 +461,14 @@ pub fn verify_index(
             problems.extend(v.problems);
             warnings.extend(v.warnings);
         }
+        if stage.then_revocations {
+            ctx.revoked = super::policy::revocations(&ctx);
+        }
     }
+    let mut v = Verdict::default();
+    super::policy::check_revoked_users(&ctx, &mut v);
+    problems.extend(v.problems);
+    warnings.extend(v.warnings);
     super::policy::check_orphans(&ctx, &mut problems);
     super::policy::check_blobs(&ctx, &mut problems);
     for p in problems.iter_mut().chain(warnings.iter_mut()) {

@@ -367,7 +367,7 @@ pub fn users(ix: &Index) -> Vec<UserRow> {
         };
         let key_id = keys::key_id_of(&u.minisign).unwrap_or_default();
         let mut roles = BTreeSet::new();
-        let mut revoked = false;
+        let revoked = ix.key_revoked(handle, &u.minisign);
         for p in ix.grants.get(handle).into_iter().flat_map(|m| m.values()) {
             if let Some(Record::Grant(g)) = ix.record(p) {
                 match (g.action, g.role) {
@@ -376,9 +376,6 @@ pub fn users(ix: &Index) -> Vec<UserRow> {
                     }
                     (GrantAction::RevokeRole, Some(r)) => {
                         roles.remove(r.as_str());
-                    }
-                    (GrantAction::RevokeKey, _) if g.key.as_deref() == Some(key_id.as_str()) => {
-                        revoked = true
                     }
                     _ => {}
                 }

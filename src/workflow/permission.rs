@@ -142,7 +142,7 @@ pub fn check(ix: &Index, signer: &Signer, needs: Needs, action: &str) -> Result<
             registered: key_id(&registered),
         });
     }
-    if ix.key_revoked(me, &signer.public.key_id) {
+    if ix.key_revoked(me, &signer.public.minisign) {
         return Err(Denied::KeyRevoked {
             handle: me.to_string(),
             key: signer.public.key_id.clone(),

@@ -80,7 +80,7 @@ fn key_id_of(keynum: &[u8]) -> String {
 }
 
 /// Plain base64 (the tests need it only to relabel signatures).
-mod b64 {
+pub mod b64 {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     pub fn encode(data: &[u8]) -> String {

@@ -97,3 +97,72 @@ fn a_folder_with_two_entries_of_one_name_is_refused() {
         Some("holds two entries named `v1.toml`"),
     );
 }
+
+/// bob's key is revoked; a "new key" bob asks to register is his revoked key relabelled with
+/// another id (the id is not signed), and an admin approves it. Key ids are labels: the raw
+/// key stays revoked, and the version registering it is refused.
+#[test]
+fn a_revoked_key_relabelled_as_a_new_key_is_refused() {
+    use cohort::model::{self, Record, Sha256, build};
+    use cohort::trust::sign;
+    let s = Stage::new();
+    s.revoke_bob();
+    let bob = s.env.signer("bob");
+    let admin = s.env.signer("admin");
+    let id: Sha256 = s.id.parse().unwrap();
+    let label = [0x42u8; 8];
+    let mut pk = minisign::PublicKey::from_base64(&bob.public.minisign)
+        .unwrap()
+        .to_bytes();
+    pk[2..10].copy_from_slice(&label);
+    let v1_path = build::user("bob", 1);
+    let v1_bytes = s.read(&v1_path);
+    let Record::User(v1) =
+        model::parse_record(&v1_path, &model::classify(&v1_path).unwrap(), &v1_bytes).unwrap()
+    else {
+        unreachable!()
+    };
+    let v2 = model::User {
+        version: 2,
+        previous: Some(Sha256::of(&v1_bytes)),
+        minisign: minisign::PublicKey::from_bytes(&pk).unwrap().to_base64(),
+        ..v1
+    };
+    let path = build::user("bob", 2);
+    let bytes = model::to_bytes(&v2);
+    // Signed with bob's (revoked) key, the signature relabelled to match.
+    let sig = String::from_utf8(sign::sign(&bob, &id, &path, "user", &bytes).unwrap()).unwrap();
+    let mut lines: Vec<String> = sig.lines().map(str::to_string).collect();
+    let mut raw = crate::forgery::b64::decode(&lines[1]);
+    raw[2..10].copy_from_slice(&label);
+    lines[1] = crate::forgery::b64::encode(&raw);
+    let approval = model::Decision {
+        format: model::FORMAT_VERSION,
+        kind: "approval".into(),
+        subject: path.clone(),
+        subject_sha256: Sha256::of(&bytes),
+        by: "admin".into(),
+        at: "2026-01-02T00:00:00Z".into(),
+        reason: None,
+    };
+    let dpath = build::decision(&path, model::DecisionKind::Approval, "admin");
+    let dbytes = model::to_bytes(&approval);
+    let dsig = sign::sign(&admin, &id, &dpath, "approval", &dbytes).unwrap();
+    s.commit(
+        &[
+            (
+                build::signature(&path, "bob"),
+                format!("{}\n", lines.join("\n")).into_bytes(),
+            ),
+            (path.clone(), bytes),
+            (build::signature(&dpath, "admin"), dsig),
+            (dpath, dbytes),
+        ],
+        "bob's new key",
+    );
+    s.refused_everywhere(
+        "was revoked before it",
+        "revoked-key",
+        Some("was revoked before it"),
+    );
+}

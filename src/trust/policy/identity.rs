@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{self, DecisionKind, Record, RecordPath, build};
 
 use super::super::index::Index;
-use super::super::keys::{key_id, raw_key};
+use super::super::keys::{key_id, key_id_of, raw_key, raw_key_of};
 use super::super::verify::{Ctx, Signed, Verdict};
 use super::super::{Code, Rule};
 use super::*;
@@ -351,7 +351,7 @@ pub(super) fn check_grant(ctx: &Ctx, path: &str, v: &mut Verdict) {
     if let (model::GrantAction::RevokeKey, Some(key)) = (g.action, &g.key)
         && !user_versions
             .iter()
-            .any(|u| super::super::keys::key_id_of(&u.minisign).as_deref() == Some(key))
+            .any(|u| key_id_of(&u.minisign).as_deref() == Some(key))
     {
         v.fail(
             path,
@@ -492,5 +492,61 @@ fn check_rejection_authority(
             Rule::Authority,
             format!("{} may not reject {}", d.by, d.subject),
         );
+    }
+}
+
+/// The raw keys valid revoke-key grants end, with the commit index of the earliest: each grant
+/// revokes the raw keys its handle registered (by then) under the id it names.
+pub(in crate::trust) fn revocations(ctx: &Ctx) -> std::collections::HashMap<[u8; 32], usize> {
+    let mut out = std::collections::HashMap::new();
+    for p in ctx.ix.grants.values().flat_map(|m| m.values()) {
+        let Some(Record::Grant(g)) = ctx.ix.record(p) else {
+            continue;
+        };
+        if g.action != model::GrantAction::RevokeKey || !ctx.is_valid(p) {
+            continue;
+        }
+        let t = ctx.intro(p);
+        for up in ctx
+            .ix
+            .users
+            .get(&g.handle)
+            .into_iter()
+            .flatten()
+            .map(|(_, up)| up)
+        {
+            if let Some(Record::User(u)) = ctx.ix.record(up)
+                && ctx.intro(up) <= t
+                && key_id_of(&u.minisign) == g.key
+                && let Some(raw) = raw_key_of(&u.minisign)
+            {
+                let e = out.entry(raw).or_insert(t);
+                *e = (*e).min(t);
+            }
+        }
+    }
+    out
+}
+
+/// A user version registering, under any handle or label, a raw key revoked before it arrived:
+/// a revoked key never comes back (it could never sign anyway; the record would mislead).
+pub(in crate::trust) fn check_revoked_users(ctx: &Ctx, v: &mut Verdict) {
+    for (path, record) in ctx.ix.records_in(&ctx.ix.users) {
+        let Record::User(u) = record else { continue };
+        let t = ctx.intro(path);
+        if let Some(raw) = raw_key_of(&u.minisign)
+            && ctx.revoked.get(&raw).is_some_and(|&r| r < t)
+        {
+            v.fail_since_rules2(
+                ctx.rules_at(t),
+                path,
+                Rule::Authority,
+                Code::RevokedKey,
+                format!(
+                    "registers a key that was revoked before it (key ids are labels: the raw key {} is revoked, whatever its id or handle)",
+                    key_id_of(&u.minisign).unwrap_or_default()
+                ),
+            );
+        }
     }
 }

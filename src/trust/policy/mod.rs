@@ -22,6 +22,7 @@ use benchmarks::*;
 pub(in crate::trust) use blobs::check_blobs;
 use data::*;
 use identity::*;
+pub(in crate::trust) use identity::{check_revoked_users, revocations};
 pub(in crate::trust) use orphans::check_orphans;
 use release::*;
 
@@ -29,6 +30,8 @@ pub(super) struct Stage {
     pub select: fn(&Index) -> Vec<String>,
     pub check: fn(&Ctx, &str, &mut Verdict),
     pub sequential: bool,
+    /// Once this stage is checked, the revoked raw keys are known (see [`revocations`]).
+    pub then_revocations: bool,
 }
 
 pub(super) fn all(
@@ -42,66 +45,79 @@ pub(super) const STAGES: &[Stage] = &[
         select: |ix| ix.roots.values().cloned().collect(),
         check: check_root,
         sequential: true,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.users),
         check: check_user,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.grants),
         check: check_grant,
         sequential: false,
+        then_revocations: true,
     },
     Stage {
         select: |ix| all(&ix.cubes),
         check: check_cube,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.benchmarks),
         check: check_benchmark,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.datasets),
         check: check_dataset,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.associations),
         check: check_association,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.priorities),
         check: check_priority,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.access),
         check: check_access,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.results),
         check: check_result,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.leaderboards),
         check: check_leaderboard,
         sequential: false,
+        then_revocations: false,
     },
     Stage {
         select: |ix| ix.metas.values().cloned().collect(),
         check: check_meta,
         sequential: true,
+        then_revocations: false,
     },
     Stage {
         select: select_decisions,
         check: check_decision,
         sequential: false,
+        then_revocations: false,
     },
 ];
 
