@@ -7,8 +7,11 @@ use git2::{ObjectType, Oid, Repository};
 
 use crate::forgery::Stage;
 
+/// One tree entry: mode, name, object.
+type Entry = (&'static str, String, Oid);
+
 /// A tree object written byte by byte (git's own tools refuse to write these).
-fn raw_tree(repo: &Repository, entries: &[(&str, String, Oid)]) -> Oid {
+fn raw_tree(repo: &Repository, entries: &[Entry]) -> Oid {
     let mut raw = Vec::new();
     for (mode, name, oid) in entries {
         raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
@@ -23,9 +26,9 @@ fn rewrite(
     repo: &Repository,
     tree: &git2::Tree,
     path: &[&str],
-    edit: &dyn Fn(Vec<(&'static str, String, Oid)>) -> Vec<(&'static str, String, Oid)>,
+    edit: &dyn Fn(Vec<Entry>) -> Vec<Entry>,
 ) -> Oid {
-    let mut entries: Vec<(&str, String, Oid)> = tree
+    let mut entries: Vec<Entry> = tree
         .iter()
         .map(|e| {
             let mode = if e.kind() == Some(ObjectType::Tree) {
