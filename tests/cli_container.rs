@@ -300,3 +300,51 @@ fn refusals_name_the_file_and_say_what_to_do() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_label_never_leaves_the_workspace() {
+    // A label names the default host folder `workspace/<label>` of a local run: one that is
+    // a path (`../../victim`, `/abs`, `..`) would mount a folder anywhere, writable when it is
+    // an output. Refused when the file is read, dry run or not.
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("f"), "precious").unwrap();
+    let abs = tmp.path().join("abs");
+    for label in [
+        "../../victim".to_string(),
+        abs.display().to_string(),
+        "..".into(),
+        ".".into(),
+        "\"\"".into(),
+        "a=b".into(),
+    ] {
+        let dir = tmp.path().join("cube");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("container_config.yaml"),
+            format!(
+                "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      \
+                 {label}: {{mount_path: /out, type: directory}}\n"
+            ),
+        )
+        .unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["mlcube", "run", dir.to_str().unwrap(), "--task", "infer"];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{label}: {e}");
+            assert!(
+                e.contains("task infer, label") && e.contains("is not a plain name"),
+                "{label}: {e}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(!abs.exists());
+    let names: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
+    assert_eq!(names.len(), 1, "nothing was created beside the victim's file");
+}

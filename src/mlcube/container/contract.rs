@@ -79,8 +79,10 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         id: "mp-mount-paths",
         quirk: "Q3",
         mlcube: "accepts a label in both sections (mounted twice), duplicate mount paths, /tmp \
-                 (docker then refuses), relative paths and paths with ':'",
-        cohort: "refuses them when reading the config, naming the task and label",
+                 (docker then refuses), relative paths and paths with ':', and any label",
+        cohort: "refuses them when reading the config, naming the task and label; a label must \
+                 be a plain name (not empty, . or .., no /, = or NUL), because a local run's \
+                 default host path is workspace/<label>",
     },
     Deviation {
         id: "mp-empty-argument",
