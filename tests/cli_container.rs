@@ -348,3 +348,61 @@ fn a_label_never_leaves_the_workspace() {
     let names: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
     assert_eq!(names.len(), 1, "nothing was created beside the victim's file");
 }
+
+#[test]
+fn yaml_merge_keys_read_as_medperf_reads_them() {
+    // PyYAML (MedPerf's reader) applies `<<: *anchor`; the merged task plans like the
+    // original, and a merge that puts a label in both sections is refused like writing it so.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cube");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("container_config.yaml");
+    std::fs::write(
+        &cfg,
+        "container_type: DockerImage\nimage: x:1\ntasks:\n  infer: &t\n    input_volumes: &in\n      \
+         data_path: {mount_path: /in/data, type: directory}\n    output_volumes:\n      \
+         output_path: {mount_path: /out, type: directory}\n    run_args: {command: [a]}\n  \
+         evaluate:\n    <<: *t\n    run_args: {command: [b]}\n  statistics:\n    \
+         input_volumes: *in\n    output_volumes:\n      <<: *in\n      \
+         output_path: {mount_path: /o, type: file}\n",
+    )
+    .unwrap();
+    let run = |task: &str| {
+        cohort(
+            tmp.path(),
+            &[
+                "mlcube",
+                "run",
+                cfg.to_str().unwrap(),
+                "--task",
+                task,
+                "--dry-run",
+                "--json",
+            ],
+        )
+    };
+    let (infer, eval) = (run("infer"), run("evaluate"));
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let (infer, eval): (Value, Value) = (
+        serde_json::from_slice(&infer.stdout).unwrap(),
+        serde_json::from_slice(&eval.stdout).unwrap(),
+    );
+    assert_eq!(infer["mounts"], eval["mounts"]);
+    assert_eq!(eval["cmd"], serde_json::json!(["b"]));
+    let stats = run("statistics");
+    assert_eq!(stats.status.code(), Some(1));
+    assert!(
+        stderr(&stats).contains("task statistics, label data_path: is declared in both"),
+        "{}",
+        stderr(&stats)
+    );
+    // Duplicate keys are refused (PyYAML silently keeps the last one).
+    std::fs::write(&cfg, "container_type: DockerImage\nimage: x:1\nimage: y:2\ntasks: {}\n").unwrap();
+    let dup = run("infer");
+    assert!(
+        stderr(&dup).contains("container_config.yaml: not valid YAML")
+            && stderr(&dup).contains("duplicate entry with key \"image\""),
+        "{}",
+        stderr(&dup)
+    );
+}

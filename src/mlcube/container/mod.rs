@@ -105,10 +105,8 @@ impl ContainerConfig {
             label: None,
             message,
         };
-        let tree = Node::parse_yaml(text).map_err(|message| Error::Yaml {
-            path: file.to_path_buf(),
-            message,
-        })?;
+        let tree = Node::parse_yaml(text)
+            .map_err(|m| bad(format!("not valid YAML (MedPerf reads it with PyYAML): {m}")))?;
         let top = tree
             .as_map()
             .ok_or_else(|| bad("the top level must be a mapping".into()))?;
