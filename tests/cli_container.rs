@@ -346,7 +346,11 @@ fn a_label_never_leaves_the_workspace() {
     }
     assert!(!abs.exists());
     let names: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
-    assert_eq!(names.len(), 1, "nothing was created beside the victim's file");
+    assert_eq!(
+        names.len(),
+        1,
+        "nothing was created beside the victim's file"
+    );
 }
 
 #[test]
@@ -397,12 +401,83 @@ fn yaml_merge_keys_read_as_medperf_reads_them() {
         stderr(&stats)
     );
     // Duplicate keys are refused (PyYAML silently keeps the last one).
-    std::fs::write(&cfg, "container_type: DockerImage\nimage: x:1\nimage: y:2\ntasks: {}\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "container_type: DockerImage\nimage: x:1\nimage: y:2\ntasks: {}\n",
+    )
+    .unwrap();
     let dup = run("infer");
     assert!(
         stderr(&dup).contains("container_config.yaml: not valid YAML")
             && stderr(&dup).contains("duplicate entry with key \"image\""),
         "{}",
         stderr(&dup)
+    );
+}
+
+#[test]
+fn the_sites_device_options_follow_one_rule_for_both_formats() {
+    // What `mlcube run` accepts is what the workflow commands accept and what both planners
+    // apply; a bad value is a usage error naming the option, never blamed on the config.
+    let tmp = tempfile::tempdir().unwrap();
+    let container = case_copy(tmp.path(), "chestxray_tutorial-model_mobilenetv2");
+    let mlcube = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance/mlcube/mlcube_examples-hello_world");
+    let container_args = ["--task", "infer"];
+    let mlcube_args = ["--task", "hello"];
+    for (path, task) in [(&container, &container_args), (&mlcube, &mlcube_args)] {
+        let p = path.to_str().unwrap();
+        for (flag, value) in [
+            ("--gpus", "count=2,capabilities=compute"),
+            ("--gpus", "-1"),
+            ("--gpus", "device="),
+            ("--shm-size", "lots"),
+            ("--shm-size", "99999999999999999999g"),
+        ] {
+            let option = format!("{flag}={value}");
+            let mut args = vec!["mlcube", "run", p, "--dry-run", &option];
+            args.extend_from_slice(task);
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {e}");
+            assert!(
+                e.contains(&format!("{flag} {value}: ")) && !e.contains("run_args"),
+                "{e}"
+            );
+        }
+        // 02 is the count 2; 00 is no GPUs, as 0.
+        for (value, devices) in [("02", Some(2)), ("00", None)] {
+            let mut args = vec!["--json", "mlcube", "run", p, "--dry-run", "--gpus", value];
+            args.extend_from_slice(task);
+            let out = cohort(tmp.path(), &args);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let count = plan["hardening"]["gpus"]["count"].as_i64();
+            assert_eq!(count, devices, "--gpus {value}: {plan}");
+        }
+    }
+    // A config's own bad shm_size names the file, the task and the key.
+    std::fs::write(
+        container.join("container_config.yaml"),
+        "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      \
+         output_path: {mount_path: /out, type: directory}\n    run_args: {shm_size: 1g --privileged}\n",
+    )
+    .unwrap();
+    let out = cohort(
+        tmp.path(),
+        &[
+            "mlcube",
+            "run",
+            container.to_str().unwrap(),
+            "--task",
+            "infer",
+            "--dry-run",
+        ],
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("container_config.yaml, task infer: run_args.shm_size: invalid size"),
+        "{e}"
     );
 }

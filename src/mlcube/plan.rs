@@ -260,13 +260,23 @@ pub fn plan(
     // The site's --gpus replaces the cube's own choice (MedPerf #238): a request for GPUs
     // selects gpu_args (through platform.accelerator_count, as 0.0.9 chooses them), `0`
     // selects cpu_args and removes every GPU request.
-    let site_gpus = o.gpus.as_deref().map(str::trim);
+    // `site_gpus`: None without --gpus, Some(None) for `--gpus 0`.
+    let site_gpus = o
+        .gpus
+        .as_deref()
+        .map(|g| {
+            super::args::site_gpus(g).map_err(|m| Error::Override {
+                cube: cube.clone(),
+                message: format!("--gpus {g}: {m}"),
+            })
+        })
+        .transpose()?;
     let mut platform = o.platform.clone();
-    if let Some(g) = site_gpus {
-        let count = g.parse::<u32>().unwrap_or(1);
+    if let Some(g) = &site_gpus {
+        let count = g.as_deref().map_or(0, |g| g.parse::<u32>().unwrap_or(1));
         platform.push(format!("platform.accelerator_count={count}"));
     }
-    let gpus_flag = o.gpus.clone().filter(|_| site_gpus != Some("0"));
+    let gpus_flag = site_gpus.clone().flatten();
     for (flag, value) in [
         ("--network", &o.network),
         ("--security-opt", &o.security),
@@ -324,13 +334,13 @@ pub fn plan(
         .map(Node::python_str)
         .unwrap_or_default();
     let mut run = run_args(cfg, &effective)?;
-    if let Some(g) = site_gpus {
-        if g == "0" {
+    match &site_gpus {
+        None => {}
+        Some(None) => {
             run.parsed.gpus = None;
             drop_flag(&mut run.extra_run_args, "--gpus");
-        } else {
-            run.parsed.gpus = Some(super::args::quote_device_list(g));
         }
+        Some(Some(g)) => run.parsed.gpus = Some(super::args::quote_device_list(g)),
     }
     let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &req.task, task_def, task_args)?;
 

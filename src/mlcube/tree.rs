@@ -362,7 +362,11 @@ mod tests {
         .unwrap();
         assert_eq!(n.get("b").unwrap().to_string(), "{x: 1, y: 3, z: 0}");
         assert_eq!(n.get("c").unwrap().to_string(), "{w: 5, x: 1, y: 9, z: 0}");
-        assert!(Node::parse_yaml("a: {<<: 1}\n").unwrap_err().contains("merge key"));
+        assert!(
+            Node::parse_yaml("a: {<<: 1}\n")
+                .unwrap_err()
+                .contains("merge key")
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub struct RunArgs {
 }
 
 pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
+    crate::cohort_cli::devices::check(a.gpus.as_deref(), a.shm_size.as_deref())?;
     let cfg = Config::load(&a.path)?;
     let task = pick_task(&cfg, a.task.as_deref())?;
     let mut req = RunRequest::new(task);

@@ -105,8 +105,11 @@ impl ContainerConfig {
             label: None,
             message,
         };
-        let tree = Node::parse_yaml(text)
-            .map_err(|m| bad(format!("not valid YAML (MedPerf reads it with PyYAML): {m}")))?;
+        let tree = Node::parse_yaml(text).map_err(|m| {
+            bad(format!(
+                "not valid YAML (MedPerf reads it with PyYAML): {m}"
+            ))
+        })?;
         let top = tree
             .as_map()
             .ok_or_else(|| bad("the top level must be a mapping".into()))?;
@@ -302,11 +305,7 @@ fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
     // A label names a host path: a local run's default is `<folder>/workspace/<label>`. A
     // label that is not one plain name (`..`, `/etc`, `../../root`) would put that mount,
     // writable if it is an output, anywhere on the host.
-    if label.is_empty()
-        || label == "."
-        || label == ".."
-        || label.contains(['/', '=', '\0'])
-    {
+    if label.is_empty() || label == "." || label == ".." || label.contains(['/', '=', '\0']) {
         return Err(format!(
             "the label {label:?} is not a plain name (a label may not be empty, . or .., nor \
              contain /, = or NUL: it names the folder workspace/<label> of a local run and \

@@ -134,7 +134,8 @@ fn the_sites_gpus_and_shm_size_replace_the_containers_own() {
     let hc = container_body(&p, "sha256:abc", "r").host_config.unwrap();
     assert!(hc.device_requests.is_none());
     let e = strict_prepare(dir.path(), Some("many"), None).unwrap_err();
-    assert!(e.to_string().contains("run_args.gpus"), "{e}");
+    // The site's value is named as the site's, not as the config's run_args.
+    assert!(e.to_string().contains("task prepare: --gpus many:"), "{e}");
 }
 
 #[test]
