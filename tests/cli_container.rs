@@ -481,3 +481,56 @@ fn the_sites_device_options_follow_one_rule_for_both_formats() {
         "{e}"
     );
 }
+
+#[test]
+fn what_the_engine_would_refuse_at_start_is_refused_when_planned() {
+    // An environment name holding `=` sets another variable; NUL makes runc fail the start,
+    // which reads as the Engine failing (exit 3). Both formats: a usage of the config, exit 1,
+    // before any Engine is asked (DOCKER_HOST points nowhere).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    run_args:\n      environment: {\"HOME=/x\": y}\n",
+            "environment name \"HOME=/x\"",
+        ),
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    run_args:\n      command: [\"a\\0b\"]\n",
+            "holds a NUL character",
+        ),
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      o: {mount_path: \"/o\\0\", type: file}\n",
+            "holds a NUL character",
+        ),
+        (
+            "mlcube.yaml",
+            "name: m\ndocker:\n  image: x:1\n  env_args: {X: \"a\\0b\"}\ntasks:\n  infer: {parameters: {}}\n",
+            "environment value of X holds a NUL character",
+        ),
+        (
+            "mlcube.yaml",
+            "name: m\ndocker:\n  image: x:1\n  env_args: {\"\": b}\ntasks:\n  infer: {parameters: {}}\n",
+            "environment name \"\"",
+        ),
+    ];
+    for (file, text, want) in cases {
+        for f in ["container_config.yaml", "mlcube.yaml"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        std::fs::write(dir.join(file), text).unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["mlcube", "run", dir.to_str().unwrap(), "--task", "infer"];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{text}: {e}");
+            assert!(e.contains("task infer") && e.contains(want), "{text}: {e}");
+        }
+    }
+}

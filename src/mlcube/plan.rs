@@ -144,6 +144,35 @@ pub struct Invocation {
     pub created_dirs: Vec<PathBuf>,
 }
 
+impl Invocation {
+    /// What runc refuses only once the container starts (reported as the Engine failing),
+    /// caught when the task is planned: an environment name that is empty or holds `=` (it
+    /// would set another variable) or NUL, and NUL in a value, an argument or a mount path.
+    pub(crate) fn engine_problem(&self) -> Option<String> {
+        let nul = |s: &str| s.contains('\0');
+        if let Some((k, _)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k.is_empty() || k.contains('=') || nul(k))
+        {
+            return Some(format!(
+                "environment name {k:?} is not a name (empty, or holds = or NUL)"
+            ));
+        }
+        if let Some((k, _)) = self.env.iter().find(|(_, v)| nul(v)) {
+            return Some(format!("environment value of {k} holds a NUL character"));
+        }
+        let words = self.entrypoint.iter().flatten().chain(&self.cmd);
+        if let Some(w) = words.into_iter().find(|w| nul(w)) {
+            return Some(format!("argument {w:?} holds a NUL character"));
+        }
+        self.mounts
+            .iter()
+            .find(|m| nul(&m.container) || nul(&m.host.to_string_lossy()))
+            .map(|m| format!("mount path {:?} holds a NUL character", m.container))
+    }
+}
+
 /// `docker.build_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,6 +389,12 @@ pub fn plan(
         extra_run_args: run.extra_run_args.clone(),
         created_dirs: created_dirs(&workspace, &params),
     };
+    if let Some(problem) = invocation.engine_problem() {
+        return Err(Error::Config {
+            cube,
+            message: format!("task {}: {problem}", req.task),
+        });
+    }
     let hardening = hardening::harden(&hardening::HardenInputs {
         cube: &cube,
         strict,

@@ -340,6 +340,9 @@ fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
     if !mount_path.starts_with('/') {
         return Err(format!("mount_path {mount_path:?} is not an absolute path"));
     }
+    if mount_path.contains('\0') {
+        return Err(format!("mount_path {mount_path:?} holds a NUL character"));
+    }
     if mount_path.contains(':') || mount_path.contains(',') {
         return Err(format!(
             "mount_path {mount_path:?} contains ':' or ',', which Docker reads as a separator"

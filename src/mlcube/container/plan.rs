@@ -187,6 +187,9 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         extra_run_args,
         created_dirs,
     };
+    if let Some(problem) = invocation.engine_problem() {
+        return Err(err(None, format!("run_args: {problem}")));
+    }
     let parsed = RunArgs {
         gpus: ra.gpus.as_deref().map(args::quote_device_list),
         shm_size: ra.shm_size,
