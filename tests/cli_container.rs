@@ -186,6 +186,24 @@ fn mounts_are_checked_against_the_task_and_the_format() {
         ) && e.contains("hint: --mount takes the labels"),
         "{e}"
     );
+    // A label has one host path.
+    let out = cohort(
+        tmp.path(),
+        &[
+            "mlcube",
+            "run",
+            &d,
+            "--task",
+            "infer",
+            "--mount",
+            "data_path=/a",
+            "--mount",
+            "data_path=/b",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--mount data_path=... is given twice"));
     // MLCube parameters stay NAME=VALUE; --mount is for container configurations.
     let mlcube = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/conformance/mlcube/mlcube_examples-hello_world");
