@@ -108,8 +108,9 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
                  checked only when a task runs; `mlcube` is listed as an expected \
                  container_type",
         cohort: "every refusal names the file, the task and the label; run_args, volumes and \
-                 types are checked for the whole file when it is read (so submission refuses \
-                 them); unknown keys anywhere are refused",
+                 types are checked for the whole file when it is read, and so are labels MedPerf \
+                 never gives a task of the contract (so submission refuses them); unknown keys \
+                 anywhere are refused",
     },
     Deviation {
         id: "mp-singularity",

@@ -245,6 +245,13 @@ fn strict_runs_refuse_labels_medperf_does_not_supply() {
             && e.contains("can declare data_path, output_path"),
         "{e}"
     );
+    // Submission refuses it too, rather than every site's run.
+    let v = cfg.check_strict().unwrap_err();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].task.as_deref(), v[0].field.as_str()),
+        (Some("infer"), "labels_path")
+    );
 }
 
 #[test]
