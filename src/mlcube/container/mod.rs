@@ -272,10 +272,16 @@ fn parse_task(body: &Node) -> Result<ContainerTask, TaskProblem> {
                         .collect();
                     bad.sort();
                     if !bad.is_empty() {
+                        // As for mlcube.yaml's --ipc: shared memory has a safe way.
+                        let shm = if bad.iter().any(|k| k.contains("ipc") || k.contains("shm")) {
+                            "; shared memory for data loaders is shm_size, or the site's --shm-size"
+                        } else {
+                            ""
+                        };
                         return Err(err(
                             None,
                             format!(
-                                "run_args {} not allowed (allowed: {})",
+                                "run_args {} not allowed (allowed: {}){shm}",
                                 bad.join(", "),
                                 RUN_ARG_KEYS.join(", ")
                             ),

@@ -342,3 +342,22 @@ fn the_ipc_refusal_points_to_shm_size() {
     assert!(e.to_string().contains("--ipc"), "{e}");
     assert!(e.hint().unwrap().contains("--shm-size"), "{:?}", e.hint());
 }
+
+#[test]
+fn a_containers_ipc_run_arg_points_to_shm_size_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "container_config.yaml",
+        "container_type: DockerImage\nimage: x\ntasks:\n  infer:\n    run_args: {ipc: host}\n",
+    );
+    let e = Config::load(&f)
+        .unwrap()
+        .plan(&RunRequest::new("infer"), &|_| None, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("task infer: run_args ipc not allowed") && e.contains("--shm-size"),
+        "{e}"
+    );
+}
