@@ -80,7 +80,9 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         quirk: "Q3",
         mlcube: "accepts a label in both sections (mounted twice), duplicate mount paths, /tmp \
                  (docker then refuses), relative paths and paths with ':', and any label",
-        cohort: "refuses them when reading the config, naming the task and label; a label must \
+        cohort: "refuses them when reading the config, naming the task and label, and mount \
+                 paths in /proc, /sys or /dev (runc fails the start or the mount hides what the \
+                 runtime provides); a label must \
                  be a plain name (not empty, . or .., no /, = or NUL), because a local run's \
                  default host path is workspace/<label>",
     },

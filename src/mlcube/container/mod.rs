@@ -355,6 +355,18 @@ fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
         ));
     }
     let normal = super::paths::lexical(mount_path);
+    // The kernel's and the runtime's own folders: runc refuses some of these only when the
+    // container starts, others silently hide what processes rely on (and /dev/shm would
+    // replace the shared memory --shm-size sizes with a host folder).
+    if let Some(system) = ["/proc", "/sys", "/dev"]
+        .into_iter()
+        .find(|s| super::paths::is_within(s, &normal))
+    {
+        return Err(format!(
+            "mount_path {mount_path:?} lies in the container's {system}, which the runtime \
+             provides"
+        ));
+    }
     if normal == "/" || normal == "/tmp" {
         return Err(format!(
             "mount_path {mount_path:?} would cover the container's {normal} (cohort mounts a \

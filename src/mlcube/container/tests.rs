@@ -361,3 +361,37 @@ fn a_containers_ipc_run_arg_points_to_shm_size_too() {
         "{e}"
     );
 }
+
+#[test]
+fn mount_paths_stay_out_of_what_the_runtime_provides() {
+    let dir = tempfile::tempdir().unwrap();
+    for (mount, refused) in [
+        ("/proc", true),
+        ("/sys/fs/cgroup", true),
+        ("//dev/shm", true),
+        ("/dev", true),
+        ("/a/../proc/x", true),
+        ("/devices", false),
+        ("/procedures/x", false),
+    ] {
+        let f = write(
+            dir.path(),
+            "container_config.yaml",
+            &format!(
+                "container_type: DockerImage\nimage: x\ntasks:\n  infer:\n    output_volumes:\n      output_path: {{mount_path: {mount}, type: directory}}\n"
+            ),
+        );
+        let got = Config::load(&f)
+            .unwrap()
+            .plan(&RunRequest::new("infer"), &|_| None, dir.path());
+        match got {
+            Err(e) if refused => assert!(
+                e.to_string().contains("label output_path")
+                    && e.to_string().contains("which the runtime provides"),
+                "{mount}: {e}"
+            ),
+            Ok(_) if !refused => {}
+            other => panic!("{mount}: {:?}", other.map(|p| p.invocation)),
+        }
+    }
+}
