@@ -186,6 +186,24 @@ fn mounts_are_checked_against_the_task_and_the_format() {
         ) && e.contains("hint: --mount takes the labels"),
         "{e}"
     );
+    // A label has one host path.
+    let out = cohort(
+        tmp.path(),
+        &[
+            "mlcube",
+            "run",
+            &d,
+            "--task",
+            "infer",
+            "--mount",
+            "data_path=/a",
+            "--mount",
+            "data_path=/b",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--mount data_path=... is given twice"));
     // MLCube parameters stay NAME=VALUE; --mount is for container configurations.
     let mlcube = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/conformance/mlcube/mlcube_examples-hello_world");
@@ -299,4 +317,238 @@ fn refusals_name_the_file_and_say_what_to_do() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_label_never_leaves_the_workspace() {
+    // A label names the default host folder `workspace/<label>` of a local run: one that is
+    // a path (`../../victim`, `/abs`, `..`) would mount a folder anywhere, writable when it is
+    // an output. Refused when the file is read, dry run or not.
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("f"), "precious").unwrap();
+    let abs = tmp.path().join("abs");
+    for label in [
+        "../../victim".to_string(),
+        abs.display().to_string(),
+        "..".into(),
+        ".".into(),
+        "\"\"".into(),
+        "a=b".into(),
+    ] {
+        let dir = tmp.path().join("cube");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("container_config.yaml"),
+            format!(
+                "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      \
+                 {label}: {{mount_path: /out, type: directory}}\n"
+            ),
+        )
+        .unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["mlcube", "run", dir.to_str().unwrap(), "--task", "infer"];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{label}: {e}");
+            assert!(
+                e.contains("task infer, label") && e.contains("is not a plain name"),
+                "{label}: {e}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(!abs.exists());
+    let names: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "nothing was created beside the victim's file"
+    );
+}
+
+#[test]
+fn yaml_merge_keys_read_as_medperf_reads_them() {
+    // PyYAML (MedPerf's reader) applies `<<: *anchor`; the merged task plans like the
+    // original, and a merge that puts a label in both sections is refused like writing it so.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cube");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("container_config.yaml");
+    std::fs::write(
+        &cfg,
+        "container_type: DockerImage\nimage: x:1\ntasks:\n  infer: &t\n    input_volumes: &in\n      \
+         data_path: {mount_path: /in/data, type: directory}\n    output_volumes:\n      \
+         output_path: {mount_path: /out, type: directory}\n    run_args: {command: [a]}\n  \
+         evaluate:\n    <<: *t\n    run_args: {command: [b]}\n  statistics:\n    \
+         input_volumes: *in\n    output_volumes:\n      <<: *in\n      \
+         output_path: {mount_path: /o, type: file}\n",
+    )
+    .unwrap();
+    let run = |task: &str| {
+        cohort(
+            tmp.path(),
+            &[
+                "mlcube",
+                "run",
+                cfg.to_str().unwrap(),
+                "--task",
+                task,
+                "--dry-run",
+                "--json",
+            ],
+        )
+    };
+    let (infer, eval) = (run("infer"), run("evaluate"));
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let (infer, eval): (Value, Value) = (
+        serde_json::from_slice(&infer.stdout).unwrap(),
+        serde_json::from_slice(&eval.stdout).unwrap(),
+    );
+    assert_eq!(infer["mounts"], eval["mounts"]);
+    assert_eq!(eval["cmd"], serde_json::json!(["b"]));
+    let stats = run("statistics");
+    assert_eq!(stats.status.code(), Some(1));
+    assert!(
+        stderr(&stats).contains("task statistics, label data_path: is declared in both"),
+        "{}",
+        stderr(&stats)
+    );
+    // Duplicate keys are refused (PyYAML silently keeps the last one).
+    std::fs::write(
+        &cfg,
+        "container_type: DockerImage\nimage: x:1\nimage: y:2\ntasks: {}\n",
+    )
+    .unwrap();
+    let dup = run("infer");
+    assert!(
+        stderr(&dup).contains("container_config.yaml: not valid YAML")
+            && stderr(&dup).contains("duplicate entry with key \"image\""),
+        "{}",
+        stderr(&dup)
+    );
+}
+
+#[test]
+fn the_sites_device_options_follow_one_rule_for_both_formats() {
+    // What `mlcube run` accepts is what the workflow commands accept and what both planners
+    // apply; a bad value is a usage error naming the option, never blamed on the config.
+    let tmp = tempfile::tempdir().unwrap();
+    let container = case_copy(tmp.path(), "chestxray_tutorial-model_mobilenetv2");
+    let mlcube = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance/mlcube/mlcube_examples-hello_world");
+    let container_args = ["--task", "infer"];
+    let mlcube_args = ["--task", "hello"];
+    for (path, task) in [(&container, &container_args), (&mlcube, &mlcube_args)] {
+        let p = path.to_str().unwrap();
+        for (flag, value) in [
+            ("--gpus", "count=2,capabilities=compute"),
+            ("--gpus", "-1"),
+            ("--gpus", "device="),
+            ("--shm-size", "lots"),
+            ("--shm-size", "99999999999999999999g"),
+        ] {
+            let option = format!("{flag}={value}");
+            let mut args = vec!["mlcube", "run", p, "--dry-run", &option];
+            args.extend_from_slice(task);
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {e}");
+            assert!(
+                e.contains(&format!("{flag} {value}: ")) && !e.contains("run_args"),
+                "{e}"
+            );
+        }
+        // 02 is the count 2; 00 is no GPUs, as 0.
+        for (value, devices) in [("02", Some(2)), ("00", None)] {
+            let mut args = vec!["--json", "mlcube", "run", p, "--dry-run", "--gpus", value];
+            args.extend_from_slice(task);
+            let out = cohort(tmp.path(), &args);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let count = plan["hardening"]["gpus"]["count"].as_i64();
+            assert_eq!(count, devices, "--gpus {value}: {plan}");
+        }
+    }
+    // A config's own bad shm_size names the file, the task and the key.
+    std::fs::write(
+        container.join("container_config.yaml"),
+        "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      \
+         output_path: {mount_path: /out, type: directory}\n    run_args: {shm_size: 1g --privileged}\n",
+    )
+    .unwrap();
+    let out = cohort(
+        tmp.path(),
+        &[
+            "mlcube",
+            "run",
+            container.to_str().unwrap(),
+            "--task",
+            "infer",
+            "--dry-run",
+        ],
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("container_config.yaml, task infer: run_args.shm_size: invalid size"),
+        "{e}"
+    );
+}
+
+#[test]
+fn what_the_engine_would_refuse_at_start_is_refused_when_planned() {
+    // An environment name holding `=` sets another variable; NUL makes runc fail the start,
+    // which reads as the Engine failing (exit 3). Both formats: a usage of the config, exit 1,
+    // before any Engine is asked (DOCKER_HOST points nowhere).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    run_args:\n      environment: {\"HOME=/x\": y}\n",
+            "environment name \"HOME=/x\"",
+        ),
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    run_args:\n      command: [\"a\\0b\"]\n",
+            "holds a NUL character",
+        ),
+        (
+            "container_config.yaml",
+            "container_type: DockerImage\nimage: x:1\ntasks:\n  infer:\n    output_volumes:\n      o: {mount_path: \"/o\\0\", type: file}\n",
+            "holds a NUL character",
+        ),
+        (
+            "mlcube.yaml",
+            "name: m\ndocker:\n  image: x:1\n  env_args: {X: \"a\\0b\"}\ntasks:\n  infer: {parameters: {}}\n",
+            "environment value of X holds a NUL character",
+        ),
+        (
+            "mlcube.yaml",
+            "name: m\ndocker:\n  image: x:1\n  env_args: {\"\": b}\ntasks:\n  infer: {parameters: {}}\n",
+            "environment name \"\"",
+        ),
+    ];
+    for (file, text, want) in cases {
+        for f in ["container_config.yaml", "mlcube.yaml"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        std::fs::write(dir.join(file), text).unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["mlcube", "run", dir.to_str().unwrap(), "--task", "infer"];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = cohort(tmp.path(), &args);
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{text}: {e}");
+            assert!(e.contains("task infer") && e.contains(want), "{text}: {e}");
+        }
+    }
 }

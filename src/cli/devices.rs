@@ -21,21 +21,27 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     /// Checked now, so a typo fails before any cube is fetched or run.
     pub fn devices(&self) -> CliResult<Devices> {
-        if let Some(g) = self.gpus.as_deref().filter(|g| *g != "0") {
-            cohort::mlcube::parse_gpus(&cohort::mlcube::quote_device_list(g)).map_err(|e| {
-                CliError::usage(format!("--gpus {g}: {e}"))
-                    .hint("write all, a count (2) or device=0,1")
-            })?;
-        }
-        if let Some(s) = &self.shm_size {
-            cohort::mlcube::parse_bytes(s).map_err(|e| {
-                CliError::usage(format!("--shm-size {s}: {e}"))
-                    .hint("write a size such as 512m or 2g")
-            })?;
-        }
+        check(self.gpus.as_deref(), self.shm_size.as_deref())?;
         Ok(Devices {
             gpus: self.gpus.clone(),
             shm_size: self.shm_size.clone(),
         })
     }
+}
+
+/// The site's `--gpus` and `--shm-size`, checked by the one rule every planner applies (so
+/// `mlcube run` and the workflow commands accept the same values): a usage error otherwise.
+pub fn check(gpus: Option<&str>, shm_size: Option<&str>) -> CliResult<()> {
+    if let Some(g) = gpus {
+        cohort::mlcube::site_gpus(g).map_err(|e| {
+            CliError::usage(format!("--gpus {g}: {e}"))
+                .hint("write all, a count (2), device=0,1, or 0 for none")
+        })?;
+    }
+    if let Some(s) = shm_size {
+        cohort::mlcube::parse_bytes(s).map_err(|e| {
+            CliError::usage(format!("--shm-size {s}: {e}")).hint("write a size such as 512m or 2g")
+        })?;
+    }
+    Ok(())
 }

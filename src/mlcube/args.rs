@@ -272,6 +272,35 @@ pub struct GpuRequest {
     pub options: Vec<(String, String)>,
 }
 
+/// The site's `--gpus` (and a container configuration's `gpus`), as MedPerf reads it: `all`, a
+/// count, or `device=ID[,ID]`; `0` (and an empty value) means no GPUs (`None`). One rule for
+/// every command and both formats, so a value the command line accepts is one every planner
+/// applies. A count comes back as a bare number (`02` is `2`, as Docker needs it).
+pub fn site_gpus(value: &str) -> Result<Option<String>, String> {
+    let s = value.trim();
+    let bad = || format!("{value:?} is not all, a count or device=ID[,ID]");
+    if s == "all" {
+        return Ok(Some(s.to_string()));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u32 = s.parse().map_err(|_| bad())?;
+        return Ok((n > 0).then(|| n.to_string()));
+    }
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let ids = s.strip_prefix("device=").ok_or_else(bad)?;
+    let id_ok = |x: &str| {
+        !x.is_empty()
+            && x.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+    };
+    if !ids.split(',').all(id_ok) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_string()))
+}
+
 /// A site's `--gpus device=0,1` as Docker's CSV syntax reads it (`"device=0,1"`): unquoted, the
 /// `1` would be a second field (a count), which Docker refuses next to device ids.
 pub fn quote_device_list(value: &str) -> String {
@@ -394,7 +423,12 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
     let n: f64 = num
         .parse()
         .map_err(|_| format!("invalid size {s:?} (use e.g. 512m, 2g)"))?;
-    Ok((n * mult) as i64)
+    let bytes = n * mult;
+    // A size past what the Engine takes is an error, not silently the largest one.
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        return Err(format!("size {s:?} is too large"));
+    }
+    Ok(bytes as i64)
 }
 
 /// `--cpus 1.5` as NanoCPUs.
@@ -486,12 +520,40 @@ mod tests {
     }
 
     #[test]
+    fn site_gpus_are_all_a_count_or_devices() {
+        assert_eq!(site_gpus("all").unwrap().as_deref(), Some("all"));
+        assert_eq!(site_gpus(" 02 ").unwrap().as_deref(), Some("2"));
+        assert_eq!(site_gpus("0").unwrap(), None);
+        assert_eq!(site_gpus("00").unwrap(), None);
+        assert_eq!(site_gpus("").unwrap(), None);
+        assert_eq!(
+            site_gpus("device=0,GPU-8f6d_1,MIG-GPU-a/1/0")
+                .unwrap()
+                .as_deref(),
+            Some("device=0,GPU-8f6d_1,MIG-GPU-a/1/0")
+        );
+        for bad in [
+            "-1",
+            "count=2,capabilities=compute",
+            "device=",
+            "device=0,,1",
+            "device=\"0,1\"",
+            "all,driver=x",
+            "99999999999",
+            "cuda",
+        ] {
+            assert!(site_gpus(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn sizes_and_cpus() {
         assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
         assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
         assert_eq!(parse_bytes("1.5GB").unwrap(), 3 << 29);
         assert_eq!(parse_bytes("100").unwrap(), 100);
         assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("99999999999999999999g").is_err());
         assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
         assert!(parse_cpus("0").is_err());
     }

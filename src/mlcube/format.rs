@@ -79,6 +79,31 @@ impl Config {
                         message: p.message,
                     })
                     .collect();
+                // A label MedPerf's commands never give a task of the contract would fail
+                // every run of it (MedPerf: KeyError): refused at submission, not at the site.
+                for task in c.tasks() {
+                    let supplied = super::container::supplied(&task);
+                    let Some(Ok(t)) = c.task(&task) else { continue };
+                    if supplied.is_empty() {
+                        continue;
+                    }
+                    for vol in &t.volumes {
+                        let label = vol.label.as_str();
+                        if !supplied.contains(&label)
+                            && !matches!(label, "parameters_file" | "additional_files")
+                        {
+                            v.push(StrictViolation {
+                                task: Some(task.clone()),
+                                field: vol.label.clone(),
+                                message: format!(
+                                    "MedPerf supplies no {label} to task {task} (it can declare \
+                                     {}, parameters_file and additional_files)",
+                                    supplied.join(", ")
+                                ),
+                            });
+                        }
+                    }
+                }
                 if !matches!(
                     c.container_type(),
                     ContainerType::DockerImage | ContainerType::DockerArchive

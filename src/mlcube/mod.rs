@@ -61,7 +61,7 @@ mod prepare;
 mod strict;
 mod tree;
 
-pub use args::{GpuRequest, parse_bytes, parse_gpus, quote_device_list};
+pub use args::{GpuRequest, parse_bytes, parse_gpus, quote_device_list, site_gpus};
 pub use config::CubeConfig;
 pub use container::{CONTAINER_DEVIATIONS, CONTAINER_FILE, ContainerConfig, ContainerType};
 pub use deviations::{DEVIATIONS, Deviation, deviation};

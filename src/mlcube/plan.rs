@@ -144,6 +144,35 @@ pub struct Invocation {
     pub created_dirs: Vec<PathBuf>,
 }
 
+impl Invocation {
+    /// What runc refuses only once the container starts (reported as the Engine failing),
+    /// caught when the task is planned: an environment name that is empty or holds `=` (it
+    /// would set another variable) or NUL, and NUL in a value, an argument or a mount path.
+    pub(crate) fn engine_problem(&self) -> Option<String> {
+        let nul = |s: &str| s.contains('\0');
+        if let Some((k, _)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k.is_empty() || k.contains('=') || nul(k))
+        {
+            return Some(format!(
+                "environment name {k:?} is not a name (empty, or holds = or NUL)"
+            ));
+        }
+        if let Some((k, _)) = self.env.iter().find(|(_, v)| nul(v)) {
+            return Some(format!("environment value of {k} holds a NUL character"));
+        }
+        let words = self.entrypoint.iter().flatten().chain(&self.cmd);
+        if let Some(w) = words.into_iter().find(|w| nul(w)) {
+            return Some(format!("argument {w:?} holds a NUL character"));
+        }
+        self.mounts
+            .iter()
+            .find(|m| nul(&m.container) || nul(&m.host.to_string_lossy()))
+            .map(|m| format!("mount path {:?} holds a NUL character", m.container))
+    }
+}
+
 /// `docker.build_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -260,13 +289,23 @@ pub fn plan(
     // The site's --gpus replaces the cube's own choice (MedPerf #238): a request for GPUs
     // selects gpu_args (through platform.accelerator_count, as 0.0.9 chooses them), `0`
     // selects cpu_args and removes every GPU request.
-    let site_gpus = o.gpus.as_deref().map(str::trim);
+    // `site_gpus`: None without --gpus, Some(None) for `--gpus 0`.
+    let site_gpus = o
+        .gpus
+        .as_deref()
+        .map(|g| {
+            super::args::site_gpus(g).map_err(|m| Error::Override {
+                cube: cube.clone(),
+                message: format!("--gpus {g}: {m}"),
+            })
+        })
+        .transpose()?;
     let mut platform = o.platform.clone();
-    if let Some(g) = site_gpus {
-        let count = g.parse::<u32>().unwrap_or(1);
+    if let Some(g) = &site_gpus {
+        let count = g.as_deref().map_or(0, |g| g.parse::<u32>().unwrap_or(1));
         platform.push(format!("platform.accelerator_count={count}"));
     }
-    let gpus_flag = o.gpus.clone().filter(|_| site_gpus != Some("0"));
+    let gpus_flag = site_gpus.clone().flatten();
     for (flag, value) in [
         ("--network", &o.network),
         ("--security-opt", &o.security),
@@ -324,13 +363,13 @@ pub fn plan(
         .map(Node::python_str)
         .unwrap_or_default();
     let mut run = run_args(cfg, &effective)?;
-    if let Some(g) = site_gpus {
-        if g == "0" {
+    match &site_gpus {
+        None => {}
+        Some(None) => {
             run.parsed.gpus = None;
             drop_flag(&mut run.extra_run_args, "--gpus");
-        } else {
-            run.parsed.gpus = Some(super::args::quote_device_list(g));
         }
+        Some(Some(g)) => run.parsed.gpus = Some(super::args::quote_device_list(g)),
     }
     let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &req.task, task_def, task_args)?;
 
@@ -350,6 +389,12 @@ pub fn plan(
         extra_run_args: run.extra_run_args.clone(),
         created_dirs: created_dirs(&workspace, &params),
     };
+    if let Some(problem) = invocation.engine_problem() {
+        return Err(Error::Config {
+            cube,
+            message: format!("task {}: {problem}", req.task),
+        });
+    }
     let hardening = hardening::harden(&hardening::HardenInputs {
         cube: &cube,
         strict,

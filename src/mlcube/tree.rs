@@ -11,6 +11,8 @@ use crate::model::prescan;
 /// [`crate::model::MAX_TEXT_BYTES`]).
 pub const MAX_YAML_BYTES: usize = 1 << 20;
 
+const MERGE_ERR: &str = "a merge key (<<) takes a mapping or a list of mappings";
+
 /// One node of the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -59,8 +61,44 @@ impl Node {
                     .collect::<Result<_, _>>()?,
             ),
             Value::Mapping(map) => {
-                let mut out: Vec<(String, Node)> = Vec::with_capacity(map.len());
+                // PyYAML's merge keys (`<<: *base`, `<<: [*a, *b]`), which both MLCube
+                // (OmegaConf) and MedPerf read: the merged entries come first (of a list, the
+                // last mapping first), then the mapping's own; a later key wins in the first
+                // one's position.
+                let mut merged: Vec<(String, Node)> = Vec::new();
+                let mut own = Vec::with_capacity(map.len());
                 for (k, v) in map {
+                    if matches!(&k, Value::String(s) if s == "<<") {
+                        let sources = match Node::from_yaml(v)? {
+                            Node::Map(m) => vec![m],
+                            Node::Seq(items) => items
+                                .into_iter()
+                                .rev()
+                                .map(|n| match n {
+                                    Node::Map(m) => Ok(m),
+                                    _ => Err(MERGE_ERR.to_string()),
+                                })
+                                .collect::<Result<_, _>>()?,
+                            _ => return Err(MERGE_ERR.to_string()),
+                        };
+                        merged.extend(sources.into_iter().flatten());
+                    } else {
+                        own.push((k, v));
+                    }
+                }
+                let mut out: Vec<(String, Node)> = Vec::with_capacity(merged.len() + own.len());
+                let mut put = |key: String, value: Node| {
+                    // PyYAML keeps the last of duplicate keys, in the first key's position.
+                    if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key) {
+                        slot.1 = value;
+                    } else {
+                        out.push((key, value));
+                    }
+                };
+                for (k, v) in merged {
+                    put(k, v);
+                }
+                for (k, v) in own {
                     let key = match Node::from_yaml(k)? {
                         Node::Str(s) => s,
                         Node::Int(i) => i.to_string(),
@@ -73,13 +111,7 @@ impl Node {
                                 .to_string());
                         }
                     };
-                    let value = Node::from_yaml(v)?;
-                    // PyYAML keeps the last of duplicate keys, in the first key's position.
-                    if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key) {
-                        slot.1 = value;
-                    } else {
-                        out.push((key, value));
-                    }
+                    put(key, Node::from_yaml(v)?);
                 }
                 Node::Map(out)
             }
@@ -319,6 +351,22 @@ mod tests {
         assert_eq!(n.get("b"), Some(&Node::Int(1)));
         assert_eq!(n.get("d").unwrap().python_str(), "1.5");
         assert_eq!(n.get("e").unwrap().python_str(), "None");
+    }
+
+    #[test]
+    fn merge_keys_are_applied_as_pyyaml_does() {
+        // What PyYAML's safe_load gives for the same text (MLCube and MedPerf read it so).
+        let n = Node::parse_yaml(
+            "a: &v {x: 1, y: 2}\nb:\n  z: 0\n  <<: *v\n  y: 3\nc: {z: 0, y: 9, <<: [*v, {w: 5, x: 7}]}\n",
+        )
+        .unwrap();
+        assert_eq!(n.get("b").unwrap().to_string(), "{x: 1, y: 3, z: 0}");
+        assert_eq!(n.get("c").unwrap().to_string(), "{w: 5, x: 1, y: 9, z: 0}");
+        assert!(
+            Node::parse_yaml("a: {<<: 1}\n")
+                .unwrap_err()
+                .contains("merge key")
+        );
     }
 
     #[test]

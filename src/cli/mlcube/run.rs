@@ -72,6 +72,7 @@ pub struct RunArgs {
 }
 
 pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
+    crate::cohort_cli::devices::check(a.gpus.as_deref(), a.shm_size.as_deref())?;
     let cfg = Config::load(&a.path)?;
     let task = pick_task(&cfg, a.task.as_deref())?;
     let mut req = RunRequest::new(task);
@@ -89,6 +90,12 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
     }
     for item in &a.mounts {
         let (label, path) = parse_mount(item)?;
+        if req.host_paths.contains_key(&label) {
+            // One label, one host path: the later one silently won.
+            return Err(CliError::usage(format!(
+                "--mount {label}=... is given twice; a label has one host path"
+            )));
+        }
         // The kind is the config's own declaration; this one is not read for containers.
         req.host_paths.insert(
             label,

@@ -79,8 +79,12 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         id: "mp-mount-paths",
         quirk: "Q3",
         mlcube: "accepts a label in both sections (mounted twice), duplicate mount paths, /tmp \
-                 (docker then refuses), relative paths and paths with ':'",
-        cohort: "refuses them when reading the config, naming the task and label",
+                 (docker then refuses), relative paths and paths with ':', and any label",
+        cohort: "refuses them when reading the config, naming the task and label, and mount \
+                 paths in /proc, /sys or /dev (runc fails the start or the mount hides what the \
+                 runtime provides); a label must \
+                 be a plain name (not empty, . or .., no /, = or NUL), because a local run's \
+                 default host path is workspace/<label>",
     },
     Deviation {
         id: "mp-empty-argument",
@@ -106,8 +110,9 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
                  checked only when a task runs; `mlcube` is listed as an expected \
                  container_type",
         cohort: "every refusal names the file, the task and the label; run_args, volumes and \
-                 types are checked for the whole file when it is read (so submission refuses \
-                 them); unknown keys anywhere are refused",
+                 types are checked for the whole file when it is read, and so are labels MedPerf \
+                 never gives a task of the contract (so submission refuses them); unknown keys \
+                 anywhere are refused",
     },
     Deviation {
         id: "mp-singularity",

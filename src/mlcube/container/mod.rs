@@ -105,9 +105,10 @@ impl ContainerConfig {
             label: None,
             message,
         };
-        let tree = Node::parse_yaml(text).map_err(|message| Error::Yaml {
-            path: file.to_path_buf(),
-            message,
+        let tree = Node::parse_yaml(text).map_err(|m| {
+            bad(format!(
+                "not valid YAML (MedPerf reads it with PyYAML): {m}"
+            ))
         })?;
         let top = tree
             .as_map()
@@ -271,10 +272,16 @@ fn parse_task(body: &Node) -> Result<ContainerTask, TaskProblem> {
                         .collect();
                     bad.sort();
                     if !bad.is_empty() {
+                        // As for mlcube.yaml's --ipc: shared memory has a safe way.
+                        let shm = if bad.iter().any(|k| k.contains("ipc") || k.contains("shm")) {
+                            "; shared memory for data loaders is shm_size, or the site's --shm-size"
+                        } else {
+                            ""
+                        };
                         return Err(err(
                             None,
                             format!(
-                                "run_args {} not allowed (allowed: {})",
+                                "run_args {} not allowed (allowed: {}){shm}",
                                 bad.join(", "),
                                 RUN_ARG_KEYS.join(", ")
                             ),
@@ -301,6 +308,16 @@ fn parse_task(body: &Node) -> Result<ContainerTask, TaskProblem> {
 }
 
 fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
+    // A label names a host path: a local run's default is `<folder>/workspace/<label>`. A
+    // label that is not one plain name (`..`, `/etc`, `../../root`) would put that mount,
+    // writable if it is an output, anywhere on the host.
+    if label.is_empty() || label == "." || label == ".." || label.contains(['/', '=', '\0']) {
+        return Err(format!(
+            "the label {label:?} is not a plain name (a label may not be empty, . or .., nor \
+             contain /, = or NUL: it names the folder workspace/<label> of a local run and \
+             --mount LABEL=PATH)"
+        ));
+    }
     let (Some(mount), Some(kind)) = (v.get("mount_path"), v.get("type")) else {
         return Err("a volume needs both mount_path and type".into());
     };
@@ -329,12 +346,27 @@ fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
     if !mount_path.starts_with('/') {
         return Err(format!("mount_path {mount_path:?} is not an absolute path"));
     }
+    if mount_path.contains('\0') {
+        return Err(format!("mount_path {mount_path:?} holds a NUL character"));
+    }
     if mount_path.contains(':') || mount_path.contains(',') {
         return Err(format!(
             "mount_path {mount_path:?} contains ':' or ',', which Docker reads as a separator"
         ));
     }
     let normal = super::paths::lexical(mount_path);
+    // The kernel's and the runtime's own folders: runc refuses some of these only when the
+    // container starts, others silently hide what processes rely on (and /dev/shm would
+    // replace the shared memory --shm-size sizes with a host folder).
+    if let Some(system) = ["/proc", "/sys", "/dev"]
+        .into_iter()
+        .find(|s| super::paths::is_within(s, &normal))
+    {
+        return Err(format!(
+            "mount_path {mount_path:?} lies in the container's {system}, which the runtime \
+             provides"
+        ));
+    }
     if normal == "/" || normal == "/tmp" {
         return Err(format!(
             "mount_path {mount_path:?} would cover the container's {normal} (cohort mounts a \

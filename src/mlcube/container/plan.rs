@@ -147,9 +147,12 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         });
     }
 
-    let ra = RunArgsOut::from_task(&task.run_args, o, &|key, message| {
-        err(None, format!("run_args.{key}: {message}"))
-    })?;
+    let ra = RunArgsOut::from_task(
+        &task.run_args,
+        o,
+        &|key, message| err(None, format!("run_args.{key}: {message}")),
+        &|message| err(None, message),
+    )?;
     // MedPerf's env wins over the config's, keeping the config's order (its dict update).
     let mut env = ra.env;
     for (k, v) in task_env(&req.task) {
@@ -184,6 +187,9 @@ pub(crate) fn plan_container(cfg: &ContainerConfig, req: &RunRequest) -> Result<
         extra_run_args,
         created_dirs,
     };
+    if let Some(problem) = invocation.engine_problem() {
+        return Err(err(None, format!("run_args: {problem}")));
+    }
     let parsed = RunArgs {
         gpus: ra.gpus.as_deref().map(args::quote_device_list),
         shm_size: ra.shm_size,
@@ -232,18 +238,29 @@ impl RunArgsOut {
         run_args: &[(String, Node)],
         o: &crate::mlcube::plan::RunnerOptions,
         err: &dyn Fn(&str, String) -> Error,
+        site_err: &dyn Fn(String) -> Error,
     ) -> Result<RunArgsOut, Error> {
         let get = |k: &str| run_args.iter().find(|(n, _)| n == k).map(|(_, v)| v);
         // The site's --gpus replaces the container's own request, as MedPerf's option does.
+        // The site's values were checked by the command line; an error here names them.
         let gpus = match &o.gpus {
-            Some(g) => normalise_gpus(&Node::Str(g.clone())),
-            None => get("gpus").map(normalise_gpus).unwrap_or(Ok(None)),
-        }
-        .map_err(|m| err("gpus", m))?;
+            Some(g) => args::site_gpus(g).map_err(|m| site_err(format!("--gpus {g}: {m}")))?,
+            None => get("gpus")
+                .map(normalise_gpus)
+                .unwrap_or(Ok(None))
+                .map_err(|m| err("gpus", m))?,
+        };
         let shm_size = match (&o.shm_size, get("shm_size")) {
-            (Some(s), _) => Some(s.clone()),
+            (Some(s), _) => {
+                args::parse_bytes(s).map_err(|m| site_err(format!("--shm-size {s}: {m}")))?;
+                Some(s.clone())
+            }
             (None, None | Some(Node::Null)) => None,
-            (None, Some(v)) => Some(scalar_text(v).map_err(|m| err("shm_size", m))?),
+            (None, Some(v)) => {
+                let s = scalar_text(v).map_err(|m| err("shm_size", m))?;
+                args::parse_bytes(&s).map_err(|m| err("shm_size", m))?;
+                Some(s)
+            }
         };
         let mut env = Vec::new();
         match get("environment") {
@@ -304,34 +321,13 @@ fn words(items: &[Node]) -> Result<Vec<String>, String> {
 /// MedPerf's gpus rule: 0, "0", "" and null give no GPUs; "all", a count or "device=a,b"
 /// pass on; anything else (and a boolean, which MedPerf passes as `True`) is refused.
 fn normalise_gpus(v: &Node) -> Result<Option<String>, String> {
-    let s = match v {
-        Node::Null => return Ok(None),
-        Node::Int(i) if *i >= 0 => i.to_string(),
-        Node::Str(s) => s.trim().to_string(),
-        other => {
-            return Err(format!(
-                "{} is not all, a count or device=IDS",
-                other.python_str()
-            ));
-        }
-    };
-    if s.is_empty() || s == "0" {
-        return Ok(None);
+    match v {
+        Node::Null => Ok(None),
+        Node::Int(i) if *i >= 0 => args::site_gpus(&i.to_string()),
+        Node::Str(s) => args::site_gpus(s),
+        other => Err(format!(
+            "{} is not all, a count or device=ID[,ID]",
+            other.python_str()
+        )),
     }
-    let ok = s == "all"
-        || s.parse::<u32>().is_ok()
-        || s.strip_prefix("device=").is_some_and(|d| {
-            !d.is_empty()
-                && d.split(',').all(|x| {
-                    !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                })
-        });
-    if !ok {
-        return Err(format!("{s:?} is not all, a count or device=IDS"));
-    }
-    // A count Docker reads as a string must be a bare number: "2", not "02".
-    Ok(Some(match s.parse::<u32>() {
-        Ok(n) => n.to_string(),
-        Err(_) => s,
-    }))
 }

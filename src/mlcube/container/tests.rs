@@ -134,7 +134,8 @@ fn the_sites_gpus_and_shm_size_replace_the_containers_own() {
     let hc = container_body(&p, "sha256:abc", "r").host_config.unwrap();
     assert!(hc.device_requests.is_none());
     let e = strict_prepare(dir.path(), Some("many"), None).unwrap_err();
-    assert!(e.to_string().contains("run_args.gpus"), "{e}");
+    // The site's value is named as the site's, not as the config's run_args.
+    assert!(e.to_string().contains("task prepare: --gpus many:"), "{e}");
 }
 
 #[test]
@@ -244,6 +245,13 @@ fn strict_runs_refuse_labels_medperf_does_not_supply() {
             && e.contains("can declare data_path, output_path"),
         "{e}"
     );
+    // Submission refuses it too, rather than every site's run.
+    let v = cfg.check_strict().unwrap_err();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].task.as_deref(), v[0].field.as_str()),
+        (Some("infer"), "labels_path")
+    );
 }
 
 #[test]
@@ -333,4 +341,57 @@ fn the_ipc_refusal_points_to_shm_size() {
         .unwrap_err();
     assert!(e.to_string().contains("--ipc"), "{e}");
     assert!(e.hint().unwrap().contains("--shm-size"), "{:?}", e.hint());
+}
+
+#[test]
+fn a_containers_ipc_run_arg_points_to_shm_size_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "container_config.yaml",
+        "container_type: DockerImage\nimage: x\ntasks:\n  infer:\n    run_args: {ipc: host}\n",
+    );
+    let e = Config::load(&f)
+        .unwrap()
+        .plan(&RunRequest::new("infer"), &|_| None, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("task infer: run_args ipc not allowed") && e.contains("--shm-size"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mount_paths_stay_out_of_what_the_runtime_provides() {
+    let dir = tempfile::tempdir().unwrap();
+    for (mount, refused) in [
+        ("/proc", true),
+        ("/sys/fs/cgroup", true),
+        ("//dev/shm", true),
+        ("/dev", true),
+        ("/a/../proc/x", true),
+        ("/devices", false),
+        ("/procedures/x", false),
+    ] {
+        let f = write(
+            dir.path(),
+            "container_config.yaml",
+            &format!(
+                "container_type: DockerImage\nimage: x\ntasks:\n  infer:\n    output_volumes:\n      output_path: {{mount_path: {mount}, type: directory}}\n"
+            ),
+        );
+        let got = Config::load(&f)
+            .unwrap()
+            .plan(&RunRequest::new("infer"), &|_| None, dir.path());
+        match got {
+            Err(e) if refused => assert!(
+                e.to_string().contains("label output_path")
+                    && e.to_string().contains("which the runtime provides"),
+                "{mount}: {e}"
+            ),
+            Ok(_) if !refused => {}
+            other => panic!("{mount}: {:?}", other.map(|p| p.invocation)),
+        }
+    }
 }
