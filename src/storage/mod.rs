@@ -106,6 +106,11 @@ impl Home {
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
+    /// Records of what running tasks handed the container's user (private to the caller):
+    /// a run killed before taking it back is finished by the next.
+    pub fn access_dir(&self) -> PathBuf {
+        self.root.join("access")
+    }
     /// Per-task logs.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
