@@ -54,7 +54,7 @@ pub use extract::{
 };
 pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};
-pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
+pub use net::{DEFAULT_MAX_UNRECORDED, DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
 pub use statcache::{CacheUse, hash_tree_cached};
 pub use usage::{disk_usage, remove_via};
 pub use words::{innermost_io, io_hint, plain_io};
