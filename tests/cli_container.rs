@@ -300,3 +300,38 @@ fn refusals_name_the_file_and_say_what_to_do() {
         stderr(&out)
     );
 }
+
+/// A label is a name, never a path: for a label nobody fills, a local run mounts
+/// `<workspace>/<label>`, so `/etc` or `../x` as a label would create and mount a host folder
+/// outside the workspace read-write. Refused when the file is read, before anything is made.
+#[test]
+fn a_label_that_is_a_path_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    for label in [outside.to_str().unwrap(), "../outside", "..", "a/b"] {
+        let dir = tmp.path().join("cube");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("container_config.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "container_type: DockerImage\nimage: x/y:1\ntasks:\n  infer:\n    \
+                 output_volumes:\n      '{label}': {{mount_path: /out, type: directory}}\n"
+            ),
+        )
+        .unwrap();
+        for extra in [&["--dry-run"][..], &[]] {
+            let mut args = vec!["mlcube", "run", file.to_str().unwrap(), "--task", "infer"];
+            args.extend_from_slice(extra);
+            let out = cohort(tmp.path(), &args);
+            assert_eq!(out.status.code(), Some(1), "{label}");
+            assert!(
+                stderr(&out).contains("is not a plain name"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert!(!outside.exists(), "{label}: nothing made outside");
+        assert!(!dir.join("workspace").exists(), "{label}: nothing made");
+    }
+}

@@ -80,7 +80,9 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         quirk: "Q3",
         mlcube: "accepts a label in both sections (mounted twice), duplicate mount paths, /tmp \
                  (docker then refuses), relative paths and paths with ':'",
-        cohort: "refuses them when reading the config, naming the task and label",
+        cohort: "refuses them when reading the config, naming the task and label; a label \
+                 is a plain name, since a local run mounts an unfilled label at \
+                 <workspace>/<label>",
     },
     Deviation {
         id: "mp-empty-argument",

@@ -301,6 +301,20 @@ fn parse_task(body: &Node) -> Result<ContainerTask, TaskProblem> {
 }
 
 fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
+    // A label names a host path MedPerf fills in; for a label nobody fills, a local run uses
+    // `<workspace>/<label>`, so a label is one plain name: `/etc` or `../x` as a label would
+    // mount (and create) a host folder outside the workspace read-write.
+    let plain = !label.is_empty()
+        && label != "."
+        && label != ".."
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !plain {
+        return Err(format!(
+            "label {label:?} is not a plain name (letters, digits, `_`, `-`, `.`)"
+        ));
+    }
     let (Some(mount), Some(kind)) = (v.get("mount_path"), v.get("type")) else {
         return Err("a volume needs both mount_path and type".into());
     };
