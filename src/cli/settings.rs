@@ -51,8 +51,9 @@ pub struct GlobalArgs {
     /// cohort's local storage (keys, caches, prepared data, state). Environment: COHORT_HOME.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Largest unpacked size of a tarball (cube additional files, demo datasets) whose record
-    /// does not state its own (e.g. 5G; default 1G and at most 100 times the archive).
+    /// Largest unpacked size of a tarball (cube additional files, demo datasets), and largest
+    /// download of an asset, whose record does not state its own (e.g. 5G; default 1G, and at
+    /// most 100 times the archive unpacked).
     #[arg(
         long,
         global = true,

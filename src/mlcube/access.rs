@@ -22,6 +22,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid};
 
 use super::error::{Error, HostPathProblem};
 use super::hostfs::{self, Issue};
+use super::journal::{self, Handed, Journal, TreeRecord};
 use super::paths;
 use super::plan::{Mode as RunMode, Plan};
 
@@ -44,14 +45,37 @@ pub(crate) struct Access {
     saved: HashMap<(u64, u64), (u32, u32)>,
     container: (u32, u32),
     caller: (u32, u32),
+    /// The run's record of what was handed over (when the caller keeps one): a run killed
+    /// before it takes access back is finished by the next (`journal`).
+    journal: Option<Journal>,
+    /// Finishing a killed run: only what is still the container's user's is taken back.
+    recovering: bool,
 }
 
 fn lexical(p: &Path) -> String {
     paths::lexical(&p.to_string_lossy())
 }
 
-/// Checks every mount of `plan` and hands the container's user what it needs.
-pub(crate) fn grant(plan: &Plan) -> Result<Access, Error> {
+/// Where a run keeps the record of its hand-over (`journal`), and its container label.
+pub(crate) struct Record<'a> {
+    pub dir: &'a Path,
+    pub run_id: &'a str,
+}
+
+/// Checks every mount of `plan` and hands the container's user what it needs. With a
+/// `record`, what is handed over is written down first (and runs killed earlier are finished:
+/// their labels are returned in `leftovers` for the caller to remove their containers).
+pub(crate) fn grant(
+    plan: &Plan,
+    record: Option<&Record<'_>>,
+    leftovers: &mut Vec<String>,
+) -> Result<Access, Error> {
+    if let Some(r) = record {
+        leftovers.extend(journal::recover(r.dir, &|rec| {
+            // Best effort: what is gone or changed since is left as it is.
+            let _ = Access::from_record(rec).revoke();
+        })?);
+    }
     let trees = check_mounts(plan)?;
     let caller = (
         rustix::process::getuid().as_raw(),
@@ -66,29 +90,74 @@ pub(crate) fn grant(plan: &Plan) -> Result<Access, Error> {
         saved: HashMap::new(),
         container: super::hardening::container_user(),
         caller,
+        journal: None,
+        recovering: false,
     };
-    if access.container.0 == caller.0 {
-        return Ok(access);
-    }
     let (cuid, cgid) = access.container;
+    // What the container's user needs, written down before anything changes owner.
+    let mut handed: Vec<Handed> = Vec::new();
     let mut saved = HashMap::new();
-    for t in &access.trees {
-        let root_writable = t.writable;
-        access
-            .walk(t, &mut |e: &Entry, is_root: bool| {
+    if cuid != caller.0 {
+        for t in &access.trees {
+            let root_writable = t.writable;
+            access.walk(t, &mut |e: &Entry, is_root: bool| {
                 let key = (e.st.st_dev, e.st.st_ino);
                 let needs =
                     (is_root && root_writable && e.st.st_uid != cuid) || !readable_by(&e.st, cuid);
                 if needs && !saved.contains_key(&key) {
                     saved.insert(key, (e.st.st_uid, e.st.st_gid));
-                    e.chown(cuid, cgid)?;
+                    handed.push(Handed {
+                        dev: key.0,
+                        ino: key.1,
+                        uid: e.st.st_uid,
+                        gid: e.st.st_gid,
+                        path: e.path.clone(),
+                    });
                 }
                 Ok(())
-            })
-            .inspect_err(|_| {
-                // Take back what was already handed over before reporting the failure.
-                let _ = restore_saved(&access, &saved);
             })?;
+        }
+    }
+    if let Some(r) = record {
+        let rec = journal::Record {
+            run_id: r.run_id.to_string(),
+            anchor: access.anchor.clone(),
+            strict: access.strict,
+            container: access.container,
+            caller: access.caller,
+            trees: access
+                .trees
+                .iter()
+                .map(|t| TreeRecord {
+                    path: t.path.clone(),
+                    writable: t.writable,
+                    file: t.file,
+                })
+                .collect(),
+            saved: handed,
+        };
+        access.journal = Some(Journal::begin(r.dir, &rec)?);
+    }
+    if saved.is_empty() {
+        return Ok(access);
+    }
+    let handed_over = access.trees.iter().try_for_each(|t| {
+        access.walk(t, &mut |e: &Entry, _| {
+            // The same inode, still with the owner written down.
+            match saved.get(&(e.st.st_dev, e.st.st_ino)) {
+                Some(&(u, _)) if e.st.st_uid == u && u != cuid => e.chown(cuid, cgid),
+                _ => Ok(()),
+            }
+        })
+    });
+    if let Err(e) = handed_over {
+        // Take back what was already handed over before reporting the failure.
+        if restore_saved(&access, &saved).is_ok()
+            && let Some(j) = access.journal.take()
+        {
+            let _ = j.finish();
+        }
+        return Err(e);
     }
     access.saved = saved;
     Ok(access)
@@ -107,9 +176,37 @@ fn restore_saved(access: &Access, saved: &HashMap<(u64, u64), (u32, u32)>) -> Re
 }
 
 impl Access {
+    /// The access a killed run left, from its record.
+    fn from_record(r: journal::Record) -> Access {
+        Access {
+            cube: format!("the run {} (killed)", r.run_id),
+            task: String::new(),
+            anchor: r.anchor,
+            strict: r.strict,
+            trees: r
+                .trees
+                .into_iter()
+                .map(|t| Tree {
+                    path: t.path,
+                    writable: t.writable,
+                    file: t.file,
+                })
+                .collect(),
+            saved: r
+                .saved
+                .iter()
+                .map(|h| ((h.dev, h.ino), (h.uid, h.gid)))
+                .collect(),
+            container: r.container,
+            caller: r.caller,
+            journal: None,
+            recovering: true,
+        }
+    }
+
     /// Takes back what [`grant`] handed over; see the module documentation. Every tree is
     /// walked even when one fails; the first failure is returned.
-    pub(crate) fn revoke(self) -> Result<(), Error> {
+    pub(crate) fn revoke(mut self) -> Result<(), Error> {
         let (cuid, _) = self.container;
         let (uid, gid) = self.caller;
         let handed_over = cuid != uid;
@@ -120,7 +217,12 @@ impl Access {
             let sweep = handed_over && (t.writable || (self.strict && self.is_ours(&t.path)));
             let private = self.strict && t.writable;
             let r = self.walk(t, &mut |e: &Entry, _| {
-                if let Some((u, g)) = self.saved.get(&(e.st.st_dev, e.st.st_ino)) {
+                let still_handed = !self.recovering || e.st.st_uid == cuid;
+                if let Some((u, g)) = self
+                    .saved
+                    .get(&(e.st.st_dev, e.st.st_ino))
+                    .filter(|_| still_handed)
+                {
                     e.chown(*u, *g)?;
                 } else if sweep && e.st.st_uid == cuid {
                     e.chown(uid, gid)?;
@@ -133,6 +235,10 @@ impl Access {
             if let Err(e) = r {
                 first.get_or_insert(e);
             }
+        }
+        // A failed walk keeps the record: the next run finishes the job.
+        if let (None, Some(j)) = (&first, self.journal.take()) {
+            j.finish()?;
         }
         first.map_or(Ok(()), Err)
     }
@@ -412,7 +518,7 @@ mod tests {
         );
         let me = rustix::process::getuid().as_raw();
         let (cuid, _) = super::super::hardening::container_user();
-        let a = grant(&p).unwrap();
+        let a = grant(&p, None, &mut Vec::new()).unwrap();
         let owner = |rel: &str| std::fs::symlink_metadata(home.join(rel)).unwrap().uid();
         assert_eq!(owner("run/out"), cuid, "the container may write its output");
         assert_eq!(owner("data/x.csv"), cuid, "and read the private input");
@@ -468,7 +574,7 @@ mod tests {
         std::fs::create_dir(&elsewhere).unwrap();
         std::fs::remove_dir(home.join("run/out")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, home.join("run/out")).unwrap();
-        let e = grant(&p).err().expect("refused");
+        let e = grant(&p, None, &mut Vec::new()).err().expect("refused");
         assert!(
             matches!(&e, Error::HostPath { problem: HostPathProblem::Symlink, path, .. } if path == &home.join("run/out")),
             "{e}"

@@ -54,6 +54,7 @@ mod format;
 mod hardening;
 mod hostfs;
 mod interp;
+mod journal;
 mod params;
 mod paths;
 mod plan;

@@ -58,8 +58,9 @@ pub enum StorageError {
     },
 
     #[error(
-        "{url} is larger than the {limit}-byte download limit ({size}); nothing was kept. Raise the \
-         limit if this asset is expected to be that big"
+        "{url} is larger than the {limit}-byte download limit ({size}); nothing was kept. An \
+         asset's record states its size; for one that does not (1 GiB by default), \
+         --max-unpacked-size raises the limit"
     )]
     TooLarge {
         url: String,

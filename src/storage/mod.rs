@@ -54,7 +54,7 @@ pub use extract::{
 };
 pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};
-pub use net::{DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
+pub use net::{DEFAULT_MAX_UNRECORDED, DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};
 pub use statcache::{CacheUse, hash_tree_cached};
 pub use usage::{disk_usage, remove_via};
 pub use words::{innermost_io, io_hint, plain_io};
@@ -105,6 +105,11 @@ impl Home {
     /// Predictions and results keyed by content hashes.
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
+    }
+    /// Records of what running tasks handed the container's user (private to the caller):
+    /// a run killed before taking it back is finished by the next.
+    pub fn access_dir(&self) -> PathBuf {
+        self.root.join("access")
     }
     /// Per-task logs.
     pub fn logs_dir(&self) -> PathBuf {

@@ -72,6 +72,10 @@ impl Default for NetConfig {
     }
 }
 
+/// Largest download of an asset whose record states no size, unless the user raises it (the
+/// same default as the unpacked size of such an asset).
+pub const DEFAULT_MAX_UNRECORDED: u64 = 1 << 30;
+
 /// Default [`NetConfig::min_rate`]: 16 KiB/s, far below any usable link.
 pub const DEFAULT_MIN_RATE: u64 = 16 << 10;
 
@@ -84,6 +88,14 @@ impl NetConfig {
             net.max_bytes = net.max_bytes.min(s);
         }
         net
+    }
+
+    /// These settings for a recorded asset: bounded by the size its record states, or, for a
+    /// record that states none (older records, or one written to leave it out), by `ceiling`
+    /// (the user's `--max-unpacked-size`) or [`DEFAULT_MAX_UNRECORDED`]. Without it a crafted
+    /// record and a server streaming without a length filled the disk up to the 64 GiB cap.
+    pub fn for_asset(&self, size: Option<u64>, ceiling: Option<u64>) -> NetConfig {
+        self.bounded_to(Some(size.or(ceiling).unwrap_or(DEFAULT_MAX_UNRECORDED)))
     }
 
     /// Proxy and CA settings from environment-style variables. `lookup` is the CLI's

@@ -77,8 +77,9 @@ pub fn fetch(ctx: &Ctx, ix: &Index, asset: &Asset) -> Result<Fetched> {
         AssetLocation::Url(url) => Ok(cache.get_or_fetch(
             url,
             Some(&asset.sha256),
-            // A recorded size bounds the download (a server streaming forever stops there).
-            &ctx.net.bounded_to(asset.size),
+            // A recorded size bounds the download (a server streaming forever stops there);
+            // a record without one gets the default, which only the user may raise.
+            &ctx.net.for_asset(asset.size, ctx.max_unpacked),
             ctx.reporter,
             &ctx.cancel,
         )?),

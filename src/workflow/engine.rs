@@ -475,6 +475,7 @@ impl Engine {
         )));
         spec.image = Some(cube.image_id.clone());
         spec.expected_image_id = Some(cube.image_id.clone());
+        spec.access_records = Some(ctx.home.access_dir());
         Ok(self.runtime.run(&plan, &spec, ctx.reporter, &ctx.cancel)?)
     }
 }

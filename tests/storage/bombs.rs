@@ -160,12 +160,25 @@ fn an_endless_stream_stops_at_the_recorded_size() {
     );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing kept");
-    // Without a recorded size, the minimum rate still ends a stream that never finishes
-    // slowly enough, and the overall cap a fast one.
-    let capped = NetConfig {
-        max_bytes: 8 << 20,
-        ..net()
-    };
-    let e = get(&srv.url("/endless"), None, &dest, &capped).unwrap_err();
-    assert!(matches!(e, StorageError::TooLarge { .. }), "{e}");
+    // A record that states no size (crafted to leave it out) gets the 1 GiB default, which
+    // only the user raises (--max-unpacked-size), never past a size a record states.
+    assert_eq!(
+        net().for_asset(None, None).max_bytes,
+        DEFAULT_MAX_UNRECORDED
+    );
+    assert_eq!(net().for_asset(Some(112), Some(1 << 40)).max_bytes, 112);
+    let e = get(
+        &srv.url("/endless"),
+        None,
+        &dest,
+        &net().for_asset(None, Some(8 << 20)),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, StorageError::TooLarge { limit, .. } if limit == 8 << 20)
+            && msg.contains("--max-unpacked-size"),
+        "{msg}"
+    );
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing kept");
 }

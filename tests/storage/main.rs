@@ -20,7 +20,8 @@ use std::time::Duration;
 use cohort::model::Sha256;
 use cohort::progress::{Cancel, Reporter, Silent, TaskId};
 use cohort::storage::{
-    Cache, ExtractLimits, NetConfig, StorageError, extract_tarball, fetch, hash_tree,
+    Cache, DEFAULT_MAX_UNRECORDED, ExtractLimits, NetConfig, StorageError, extract_tarball, fetch,
+    hash_tree,
 };
 use http::{Proxy, Served, Server};
 

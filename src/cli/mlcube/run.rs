@@ -156,6 +156,7 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
         .unwrap_or_else(|| default_log(settings, &plan));
     let mut spec = RunSpec::new(&log_path);
     spec.image = Some(image_id);
+    spec.access_records = Some(settings.home.access_dir());
     let outcome = runtime.run(&plan, &spec, &reporter, &cancel)?;
     drop(reporter);
     if ui.json {

@@ -83,7 +83,7 @@ pub const CONTAINER_DEVIATIONS: &[Deviation] = &[
         cohort: "refuses them when reading the config, naming the task and label, and mount \
                  paths in /proc, /sys or /dev (runc fails the start or the mount hides what the \
                  runtime provides); a label must \
-                 be a plain name (not empty, . or .., no /, = or NUL), because a local run's \
+                 be a plain name (letters, digits, _, - and .; not . or ..), because a local run's \
                  default host path is workspace/<label>",
     },
     Deviation {

@@ -311,11 +311,17 @@ fn parse_volume(label: &str, v: &Node, output: bool) -> Result<Volume, String> {
     // A label names a host path: a local run's default is `<folder>/workspace/<label>`. A
     // label that is not one plain name (`..`, `/etc`, `../../root`) would put that mount,
     // writable if it is an output, anywhere on the host.
-    if label.is_empty() || label == "." || label == ".." || label.contains(['/', '=', '\0']) {
+    let plain = !label.is_empty()
+        && label != "."
+        && label != ".."
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !plain {
         return Err(format!(
-            "the label {label:?} is not a plain name (a label may not be empty, . or .., nor \
-             contain /, = or NUL: it names the folder workspace/<label> of a local run and \
-             --mount LABEL=PATH)"
+            "the label {label:?} is not a plain name (letters, digits, `_`, `-` and `.`, not \
+             . or ..: it names the folder workspace/<label> of a local run and --mount \
+             LABEL=PATH)"
         ));
     }
     let (Some(mount), Some(kind)) = (v.get("mount_path"), v.get("type")) else {

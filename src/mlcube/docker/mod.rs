@@ -82,6 +82,10 @@ pub struct RunSpec {
     pub stop_grace: Duration,
     /// The value of the container's `org.cohort.run` label; random when `None`.
     pub run_id: Option<String>,
+    /// A folder only the caller can enter (in cohort's home) for the record of what each run
+    /// hands the container's user: a run killed with SIGKILL is finished by the next one
+    /// (owners given back, its container removed). `None` keeps no record.
+    pub access_records: Option<PathBuf>,
 }
 
 impl RunSpec {
@@ -93,6 +97,7 @@ impl RunSpec {
             log_limit: DEFAULT_LOG_LIMIT,
             stop_grace: Duration::from_secs(5),
             run_id: None,
+            access_records: None,
         }
     }
 }

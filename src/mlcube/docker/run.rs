@@ -49,7 +49,17 @@ pub async fn run(
     let body = container_body(plan, image_id, run_id);
     // Immediately before the container exists: every mount is checked again (no link, inside
     // the run's folders) and the container's user gets what it needs, for this run only.
-    let access = access::grant(plan)?;
+    let record = spec
+        .access_records
+        .as_deref()
+        .map(|dir| access::Record { dir, run_id });
+    let mut leftovers = Vec::new();
+    let granted = access::grant(plan, record.as_ref(), &mut leftovers);
+    // Containers of runs killed before they could remove them (found by their records).
+    for run in &leftovers {
+        remove_labelled(docker, run).await?;
+    }
+    let access = granted?;
     let created = match docker
         .create_container(
             Some(CreateContainerOptions {
@@ -281,6 +291,26 @@ async fn stop(docker: &Docker, id: &str, grace: Duration) {
 
 /// Waits (when `exited`) for the Engine's auto-removal, then removes the container by force
 /// if it is still there. Succeeds once the container is gone.
+/// Removes every container carrying this run's label, running or not.
+async fn remove_labelled(docker: &Docker, run_id: &str) -> Result<(), Error> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={run_id}", super::RUN_LABEL)],
+    )]);
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| docker_err("listing containers", e))?;
+    for id in list.into_iter().filter_map(|c| c.id) {
+        ensure_removed(docker, &id, false).await?;
+    }
+    Ok(())
+}
+
 pub async fn ensure_removed(docker: &Docker, id: &str, exited: bool) -> Result<(), Error> {
     let until = Instant::now()
         + if exited {
