@@ -95,6 +95,7 @@ impl Engine {
         let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
         runtime.set_scratch_dir(ctx.home.tmp_dir());
         runtime.set_docker_config(ctx.docker_config.clone());
+        runtime.set_offline(ctx.offline);
         Ok(Engine {
             runtime,
             private: None,

@@ -14,6 +14,7 @@ mod helpful;
 mod listing;
 mod medperf;
 mod metrics;
+mod offline;
 mod private;
 mod refusals;
 mod release;
