@@ -82,7 +82,10 @@ impl<'s> Session<'s> {
             reporter: settings.ui.reporter(),
             git_available,
             transport,
-            net: NetConfig::from_env_lookup(|k| std::env::var(k).ok()),
+            net: NetConfig {
+                offline: settings.offline,
+                ..NetConfig::from_env_lookup(|k| std::env::var(k).ok())
+            },
             cancel: cancel_on_ctrl_c(),
             task_timeout: Some(DEFAULT_TASK_TIMEOUT),
             max_output_bytes: cohort::workflow::DEFAULT_MAX_OUTPUT_BYTES,

@@ -37,8 +37,9 @@ pub struct GlobalArgs {
     /// More detail: container logs and git steps on stderr.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
-    /// Do not contact the remote: work from the last synced state (commands that write keep
-    /// their changes locally until `cohort registry push`). Environment: COHORT_OFFLINE=1.
+    /// Never use the network: no git fetch or push, no download, no image pull or push; work
+    /// from the last synced state and the local caches (commands that write keep their changes
+    /// locally until `cohort registry push`). Environment: COHORT_OFFLINE=1.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub offline: bool,
     /// Answer yes to confirmations (for automation).

@@ -126,6 +126,11 @@ pub enum Error {
         message: String,
         hint: String,
     },
+    /// Offline (`--offline`): the image would have to come from an image registry.
+    #[error(
+        "image {image} is not pulled or pushed: offline (--offline or COHORT_OFFLINE=1), and {host} is an image registry"
+    )]
+    Offline { image: String, host: String },
     /// Pushing an image to a registry failed (down, login refused, manifest rejected).
     #[error("pushing {reference} to {host} failed: {message}")]
     Push {
@@ -223,7 +228,10 @@ impl Error {
     pub fn is_environment(&self) -> bool {
         matches!(
             self,
-            Error::DockerUnreachable { .. } | Error::Docker { .. } | Error::Push { .. }
+            Error::DockerUnreachable { .. }
+                | Error::Docker { .. }
+                | Error::Push { .. }
+                | Error::Offline { .. }
         )
     }
 
@@ -326,6 +334,9 @@ impl Error {
             }
             Error::Docker { .. } => "check `docker info`; the Engine log may say more".into(),
             Error::ImageUnavailable { hint, .. } => hint.clone(),
+            Error::Offline { .. } => {
+                "an air-gapped site gets its images in a registry bundle (`cohort bundle import`); otherwise go online".into()
+            }
             Error::Push {
                 host, logged_in, ..
             } => {

@@ -88,3 +88,52 @@ pub fn is_http_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     (lower.starts_with("http://") && s.len() > 7) || (lower.starts_with("https://") && s.len() > 8)
 }
+
+/// Whether `s` is an image repository as the Docker Engine spells one, without tag or digest:
+/// an optional registry host (`registry.example.org`, `127.0.0.1:5000`, `localhost`) and
+/// lower-case path components (`team/model`). Nothing else (a local path, a URL, spaces)
+/// names an image other sites can pull.
+pub fn is_image_repository(s: &str) -> bool {
+    if s.is_empty() || s.len() > 255 {
+        return false;
+    }
+    let mut parts: Vec<&str> = s.split('/').collect();
+    let first = parts[0];
+    if parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost") {
+        let (host, port) = match first.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (first, None),
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !host.split('.').all(label_ok)
+            || port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return false;
+        }
+        parts.remove(0);
+    }
+    parts.iter().all(|c| {
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        !c.is_empty()
+            && c.bytes().all(|b| alnum(b) || b"._-".contains(&b))
+            && c.bytes().next().is_some_and(alnum)
+            && c.bytes().last().is_some_and(alnum)
+            && !c.contains("..")
+    })
+}
+
+/// Whether `s` is `REPO@sha256:<64 lower-case hex>` (REPO as [`is_image_repository`]): the only
+/// image reference a record names, pulled by digest so every site gets the same bytes.
+pub fn is_image_digest_reference(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(repo, digest)| {
+        is_image_repository(repo)
+            && digest
+                .strip_prefix("sha256:")
+                .is_some_and(super::ids::is_sha256_hex)
+    })
+}

@@ -18,7 +18,9 @@ mod validate;
 use std::fmt;
 
 pub use about::About;
-pub use asset::{Asset, AssetLocation, is_http_url};
+pub use asset::{
+    Asset, AssetLocation, is_http_url, is_image_digest_reference, is_image_repository,
+};
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
@@ -375,6 +377,34 @@ mod tests {
             rest = &body[end..];
         }
         assert!(n >= 12, "found {n} examples");
+    }
+
+    /// A result's provenance names image ids only: the format.md example with a site's path
+    /// in one of them is refused, naming the field.
+    #[test]
+    fn provenance_names_image_ids_only() {
+        let doc = include_str!("../../docs/format.md");
+        let start = doc.find("```toml path=results/").expect("a result example");
+        let after = &doc[start + "```toml path=".len()..];
+        let (path, body) = after.split_once('\n').expect("fence line");
+        let text = format!("{}\n", &body[..body.find("\n```").expect("closing fence")]);
+        let rp = classify(path).unwrap();
+        assert!(parse_record(path, &rp, text.as_bytes()).is_ok());
+        for (field, bad) in [
+            ("model_image", "/home/hosp/images/model.tar"),
+            ("metrics_image", "cohort-e2e/metrics:latest"),
+            ("preparator_image", ""),
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{field} = ")))
+                .expect("the field is in the example");
+            let edited = text.replace(line, &format!("{field} = \"{bad}\""));
+            let e = parse_record(path, &rp, edited.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("provenance.{field}")), "{e}");
+        }
     }
 
     #[test]

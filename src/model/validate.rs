@@ -376,9 +376,9 @@ pub fn validate_against_path(
                     r.image
                         .reference
                         .as_deref()
-                        .is_some_and(|s| s.contains("@sha256:"))
+                        .is_some_and(super::asset::is_image_digest_reference)
                         && r.image.tarball.is_none(),
-                    "a pulled image names `reference` as repo@sha256:<digest>",
+                    "a pulled image names `reference` as repo@sha256:<64 hex digits>, an image registry's repository (never a local path, a tag or a URL)",
                 )?,
                 ImageSource::Tarball => c.ensure(
                     r.image.tarball.is_some() && r.image.reference.is_none(),
@@ -556,6 +556,20 @@ pub fn validate_against_path(
                 )?;
                 c.line("failure stage", &f.stage, 64)?;
             }
+            // Image ids only: a free string here could carry a site's local path or more.
+            let p = &r.provenance;
+            for (what, id) in [
+                ("provenance.model_image", &p.model_image),
+                ("provenance.metrics_image", &p.metrics_image),
+                ("provenance.preparator_image", &p.preparator_image),
+            ] {
+                c.ensure(
+                    check_image_id(id),
+                    format!("{what} must be an image id (`sha256:` and 64 hex digits)"),
+                )?;
+            }
+            c.line("provenance.cohort_version", &p.cohort_version, 64)?;
+            c.time("provenance.finished", &p.finished)?;
         }
         (RecordPath::Leaderboard { bench, number }, Record::Leaderboard(r)) => {
             c.ensure(

@@ -126,6 +126,9 @@ pub fn fetch(
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| StorageError::io("create", parent, e))?;
     match Source::parse(source)? {
+        Source::Http(_) if net.offline => Err(StorageError::Offline {
+            url: source.to_string(),
+        }),
         Source::Http(url) => fetch_http(&url, expected, dest, net, reporter, cancel),
         Source::Local(path) => copy_local(source, &path, expected, dest, net, reporter, cancel),
     }

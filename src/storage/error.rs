@@ -79,6 +79,12 @@ pub enum StorageError {
         min_rate: u64,
     },
 
+    #[error(
+        "not downloading {url}: offline (--offline or COHORT_OFFLINE=1) and it is not in the local \
+         cache; import a registry bundle that carries it (`cohort bundle import`), or go online"
+    )]
+    Offline { url: String },
+
     #[error("`{given}` is not a usable download source: {why}")]
     BadSource { given: String, why: String },
 
@@ -153,7 +159,7 @@ impl StorageError {
                 *status >= 500 || *status == 408 || *status == 429 || *status == 407
             }
             StorageError::Io { source, .. } => is_disk_full(source),
-            StorageError::TooSlow { .. } => true,
+            StorageError::TooSlow { .. } | StorageError::Offline { .. } => true,
             _ => false,
         }
     }

@@ -50,6 +50,9 @@ pub struct NetConfig {
     pub rate_grace: Duration,
     /// The User-Agent header.
     pub user_agent: String,
+    /// Never download (`--offline`, an air-gapped site): a URL that is not in the cache is
+    /// refused before any connection is made.
+    pub offline: bool,
 }
 
 impl Default for NetConfig {
@@ -68,6 +71,7 @@ impl Default for NetConfig {
             min_rate: DEFAULT_MIN_RATE,
             rate_grace: Duration::from_secs(120),
             user_agent: format!("cohort/{}", crate::VERSION),
+            offline: false,
         }
     }
 }

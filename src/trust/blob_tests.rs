@@ -5,6 +5,19 @@ use super::*;
 
 fn cube_with(w: &mut World, name: &str, additional: model::Asset) {
     let cube = model::Mlcube {
+        additional_files: Some(additional),
+        ..cube_record(name)
+    };
+    w.add(
+        &build::mlcube_file(name, 1, model::CubeFile::MlcubeYaml),
+        b"x".to_vec(),
+    );
+    w.record(&build::mlcube(name, 1), &cube, &["alice"]);
+}
+
+/// alice's cube `name` v1 with a local image and nothing else.
+fn cube_record(name: &str) -> model::Mlcube {
+    model::Mlcube {
         format: FORMAT_VERSION,
         kind: "mlcube".into(),
         name: name.into(),
@@ -15,7 +28,7 @@ fn cube_with(w: &mut World, name: &str, additional: model::Asset) {
         mlcube_yaml: Some(Sha256::of(b"x")),
         container_config_yaml: None,
         parameters_yaml: None,
-        additional_files: Some(additional),
+        additional_files: None,
         image: model::Image {
             id: format!("sha256:{}", Sha256::of(b"img")),
             source: model::ImageSource::Local,
@@ -23,12 +36,7 @@ fn cube_with(w: &mut World, name: &str, additional: model::Asset) {
             tarball: None,
             private: None,
         },
-    };
-    w.add(
-        &build::mlcube_file(name, 1, model::CubeFile::MlcubeYaml),
-        b"x".to_vec(),
-    );
-    w.record(&build::mlcube(name, 1), &cube, &["alice"]);
+    }
 }
 
 fn world() -> World {
@@ -128,6 +136,46 @@ fn records_never_name_a_local_path() {
             "{url}: {:#?}",
             r.problems
         );
+    }
+}
+
+#[test]
+fn a_pulled_image_is_named_only_by_repository_and_digest() {
+    let hex = "ab".repeat(32);
+    let cube = build::mlcube("pulled", 1);
+    for (reference, ok) in [
+        (
+            format!("registry.example.org/team/model@sha256:{hex}"),
+            true,
+        ),
+        (format!("127.0.0.1:5000/mo/model@sha256:{hex}"), true),
+        (format!("/tmp/image.tar@sha256:{hex}"), false),
+        (format!("../image@sha256:{hex}"), false),
+        (format!("~/images/model@sha256:{hex}"), false),
+        (format!("C:\\images\\model@sha256:{hex}"), false),
+        (format!("file:///tmp/model@sha256:{hex}"), false),
+        (format!("team/model:v1@sha256:{hex}"), false),
+        ("team/model@sha256:abc".to_string(), false),
+        (format!("team/model @sha256:{hex}"), false),
+    ] {
+        let mut w = world();
+        let mut rec = cube_record("pulled");
+        rec.image.source = model::ImageSource::Pull;
+        rec.image.reference = Some(reference.clone());
+        w.add(
+            &build::mlcube_file("pulled", 1, model::CubeFile::MlcubeYaml),
+            b"x".to_vec(),
+        );
+        w.record(&cube, &rec, &["alice"]);
+        let r = w.verify();
+        assert_eq!(r.problems.is_empty(), ok, "{reference}: {:#?}", r.problems);
+        if !ok {
+            assert!(
+                has(&r, &cube, "repo@sha256:"),
+                "{reference}: {:#?}",
+                r.problems
+            );
+        }
     }
 }
 

@@ -293,9 +293,9 @@ pub fn submit_cube(
             }
         }
         ImageChoice::Pull(reference) => {
-            if !reference.contains("@sha256:") {
+            if !model::is_image_digest_reference(reference) {
                 return Err(WorkflowError::Refused(format!(
-                    "--pull {reference}: pull by digest (repo@sha256:...), never by tag"
+                    "--pull {reference}: give an image registry's repository by digest (repo@sha256:<64 hex digits>), never a tag or a local path"
                 )));
             }
             let id = engine.runtime.pull(reference, ctx.reporter)?;
@@ -392,15 +392,7 @@ fn local_image(
 
 /// `--push REPO` takes a repository without tag or digest: cohort chooses the tag.
 fn check_push_repo(repo: &str) -> Result<()> {
-    let last = repo.rsplit('/').next().unwrap_or(repo);
-    let ok = !repo.is_empty()
-        && !repo.contains('@')
-        && !last.contains(':')
-        && !repo.contains("://")
-        && repo
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b));
-    if ok {
+    if model::is_image_repository(repo) {
         Ok(())
     } else {
         Err(WorkflowError::Refused(format!(
@@ -479,6 +471,10 @@ mod tests {
             "127.0.0.1:5000/mo/model@sha256:abc",
             "https://registry.example.org/x",
             "Registry/Upper",
+            "/tmp/model",
+            "../model",
+            "team//model",
+            "127.0.0.1:5000",
         ] {
             assert!(check_push_repo(bad).is_err(), "{bad}");
         }

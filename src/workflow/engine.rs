@@ -95,6 +95,7 @@ impl Engine {
         let mut runtime = DockerRuntime::connect(ctx.docker_host.as_deref())?;
         runtime.set_scratch_dir(ctx.home.tmp_dir());
         runtime.set_docker_config(ctx.docker_config.clone());
+        runtime.set_offline(ctx.offline);
         Ok(Engine {
             runtime,
             private: None,
@@ -305,6 +306,17 @@ impl Engine {
                     .as_ref()
                     .expect("validated: tarball images name a tarball");
                 let got = super::assets::fetch(ctx, ix, asset)?;
+                // The id is computed from a plain `docker save` tarball first: one that is not
+                // the recorded image is never loaded. (A compressed one, which the Engine also
+                // loads, is checked after loading.)
+                if let Ok(held) = super::bundle::image_id_of_tarball(&got.path)
+                    && !held.contains(want)
+                {
+                    return Err(WorkflowError::Refused(format!(
+                        "cube {cube}: the image tarball holds {}, not the recorded image {want}",
+                        held.join(", ")
+                    )));
+                }
                 let ids =
                     self.runtime
                         .load_tarball(&got.path, asset.sha256.as_str(), ctx.reporter)?;
@@ -325,11 +337,16 @@ impl Engine {
                     .reference
                     .as_deref()
                     .expect("validated: pulled images name a reference");
+                let had = self.runtime.image_id(reference)?;
                 let got = self.runtime.pull(reference, ctx.reporter)?;
                 if &got == want {
                     remember(ctx, &got, reference, Acquired::Pulled);
                     Ok(got)
                 } else {
+                    // Not the recorded image: it leaves the store unless it was already here.
+                    if had.is_none() {
+                        let _ = self.runtime.remove_image(&got);
+                    }
                     Err(WorkflowError::Refused(format!(
                         "cube {cube}: {reference} is image {got}, not the recorded {want}"
                     )))

@@ -115,7 +115,16 @@ impl Ctx<'_> {
     pub fn timestamp(&self) -> String {
         crate::model::ids::timestamp(self.now)
     }
+    /// How to reach the remote at `url`. Offline (`--offline`), the remote is never contacted:
+    /// the refusal is an environment error, so writes stay local as for an unreachable remote.
     pub fn transport_for(&self, url: &str) -> Result<Transport, WorkflowError> {
+        if self.offline {
+            return Err(RegistryError::Remote {
+                remote: url.to_string(),
+                why: "not contacted: offline (--offline or COHORT_OFFLINE=1)".into(),
+            }
+            .into());
+        }
         match self.transport {
             Some(t) => Ok(t),
             None => Ok(Transport::for_url(url, self.git_available)?),

@@ -98,27 +98,61 @@ fn verified(e: &TestEnv) -> String {
     .stdout
 }
 
-/// Rewrites the bundle tar at `from` into `to`, letting `edit` change entries (name, bytes).
-fn rewrite(from: &str, to: &Path, edit: &mut dyn FnMut(&str, Vec<u8>) -> Vec<u8>) {
-    let mut ar = tar::Archive::new(std::fs::File::open(from).unwrap());
-    let mut entries = Vec::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        e.read_to_end(&mut bytes).unwrap();
-        entries.push((name, bytes));
+/// The (name, bytes) entries of a tar.
+fn entries(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ar = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for en in ar.entries().unwrap() {
+        let mut en = en.unwrap();
+        let mut b = Vec::new();
+        en.read_to_end(&mut b).unwrap();
+        out.push((en.path().unwrap().display().to_string(), b));
     }
-    let mut b = tar::Builder::new(std::fs::File::create(to).unwrap());
-    for (name, bytes) in entries {
-        let bytes = edit(&name, bytes);
+    out
+}
+
+fn tar_of(files: Vec<(String, Vec<u8>)>) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
         b.append_data(&mut h, &name, bytes.as_slice()).unwrap();
     }
-    b.finish().unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Rewrites the bundle tar at `from` into `to`, letting `edit` change entries (name, bytes).
+fn rewrite(from: &str, to: &Path, edit: &mut dyn FnMut(&str, Vec<u8>) -> Vec<u8>) {
+    let files = entries(&std::fs::read(from).unwrap())
+        .into_iter()
+        .map(|(n, b)| {
+            let b = edit(&n, b);
+            (n, b)
+        })
+        .collect();
+    std::fs::write(to, tar_of(files)).unwrap();
+}
+
+/// The bundle at `from` with image entry `entry` replaced by `tar`, its manifest's hash fixed up.
+fn with_image(from: &str, to: &Path, entry: &str, tar: &[u8]) {
+    rewrite(from, to, &mut |name, b| {
+        if name == entry {
+            return tar.to_vec();
+        }
+        if name == "manifest.toml" {
+            let mut m: toml::Value = toml::from_str(std::str::from_utf8(&b).unwrap()).unwrap();
+            for img in m["images"].as_array_mut().unwrap() {
+                if img["path"].as_str() == Some(entry) {
+                    img["sha256"] = toml::Value::String(sha256_hex(tar));
+                    img["bytes"] = toml::Value::Integer(tar.len() as i64);
+                }
+            }
+            return toml::to_string(&m).unwrap().into_bytes();
+        }
+        b
+    });
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -181,39 +215,48 @@ fn refusals(
     // The preparator's image replaced by the metrics image, the manifest's hashes fixed up:
     // the id computed from the tarball gives it away before anything is loaded.
     let prep_hex = prep_id.trim_start_matches("sha256:");
-    let metrics_tar: Vec<u8> = {
-        let mut ar = tar::Archive::new(std::fs::File::open(good).unwrap());
-        let mut found = None;
-        for en in ar.entries().unwrap() {
-            let mut en = en.unwrap();
-            let name = en.path().unwrap().display().to_string();
-            if name == format!("images/{}.tar", metrics_id.trim_start_matches("sha256:")) {
-                let mut b = Vec::new();
-                en.read_to_end(&mut b).unwrap();
-                found = Some(b);
-            }
-        }
-        found.expect("the metrics image is in the bundle")
+    let bundle = entries(&std::fs::read(good).unwrap());
+    let image = |id: &str| -> Vec<u8> {
+        let name = format!("images/{}.tar", id.trim_start_matches("sha256:"));
+        bundle.iter().find(|(n, _)| *n == name).unwrap().1.clone()
     };
+    let (metrics_tar, prep_tar) = (image(metrics_id), image(prep_id));
     let swapped = dir.join("swapped.bundle");
     let prep_entry = format!("images/{prep_hex}.tar");
-    rewrite(good, &swapped, &mut |name, b| {
-        if name == prep_entry {
-            return metrics_tar.clone();
-        }
-        if name == "manifest.toml" {
-            let mut m: toml::Value = toml::from_str(std::str::from_utf8(&b).unwrap()).unwrap();
-            for img in m["images"].as_array_mut().unwrap() {
-                if img["path"].as_str() == Some(prep_entry.as_str()) {
-                    img["sha256"] = toml::Value::String(sha256_hex(&metrics_tar));
-                    img["bytes"] = toml::Value::Integer(metrics_tar.len() as i64);
-                }
-            }
-            return toml::to_string(&m).unwrap().into_bytes();
-        }
-        b
-    });
+    with_image(good, &swapped, &prep_entry, &metrics_tar);
     refused(&swapped, "not sha256:");
+    // The preparator's tarball given a second image (the metrics image), or a tag: an unsigned
+    // bundle may not add images to the site's Engine or move its tags.
+    let manifests = |t: &[u8]| -> Vec<serde_json::Value> {
+        let (_, m) = entries(t)
+            .into_iter()
+            .find(|(n, _)| n == "manifest.json")
+            .unwrap();
+        serde_json::from_slice(&m).unwrap()
+    };
+    let mut both = manifests(&prep_tar);
+    both.extend(manifests(&metrics_tar));
+    let mut tagged = manifests(&prep_tar);
+    tagged[0]["RepoTags"] = serde_json::json!(["busybox:latest"]);
+    for (name, images, needle) in [
+        ("two", both, "holds 2 images"),
+        ("tagged", tagged, "busybox:latest"),
+    ] {
+        let mut files = entries(&prep_tar);
+        for (n, b) in entries(&metrics_tar) {
+            if !files.iter().any(|(m, _)| *m == n) {
+                files.push((n, b));
+            }
+        }
+        for (n, b) in files.iter_mut() {
+            if n == "manifest.json" {
+                *b = serde_json::to_vec(&images).unwrap();
+            }
+        }
+        let file = dir.join(format!("{name}.bundle"));
+        with_image(good, &file, &prep_entry, &tar_of(files));
+        refused(&file, needle);
+    }
     // A submissions bundle where a registry bundle belongs is refused by kind (in a new folder).
     let r = hosp(
         e,

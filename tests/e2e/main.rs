@@ -15,6 +15,7 @@ mod helpful;
 mod listing;
 mod medperf;
 mod metrics;
+mod offline;
 mod private;
 mod refusals;
 mod release;

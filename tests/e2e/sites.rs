@@ -9,7 +9,7 @@ use std::path::Path;
 use cohort::mlcube::{ContainerRuntime, DockerRuntime};
 
 use crate::env::json;
-use crate::services::{FileServer, ImageRegistry, PASSWORD, docker_or_skip};
+use crate::services::{FileServer, ImageRegistry, PASSWORD, USER, docker_or_skip};
 use crate::world::World;
 
 /// Image ids this test created; removed (and only they) when it ends.
@@ -440,6 +440,43 @@ fn failed_pushes_name_the_host_and_record_nothing() {
         .ok()
         .says("source = \"local\"")
         .says("other sites cannot get it");
+    // Credentials from a credential helper (`credsStore`), as `docker login` leaves them on a
+    // desktop: the helper protocol run for real, the push recorded by digest.
+    let bin = e.path().join("helper-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-cohorttest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n[ \"$server\" = {} ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let store = e.path().join("store-config");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("config.json"), r#"{"credsStore": "cohorttest"}"#).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        std::path::Path::new(crate::env::bin())
+            .parent()
+            .unwrap()
+            .display(),
+        std::env::var("PATH").unwrap()
+    );
+    let repo = format!("{}/mo/weak", reg.host());
+    e.cohort_env(
+        "mo",
+        &["mlcube", "submit", &cube, "--name", "weak", "--push", &repo],
+        &[("DOCKER_CONFIG", store.to_str().unwrap()), ("PATH", &path)],
+    )
+    .ok();
+    w.as_("mo", &["registry", "merge", "--all"]).ok();
+    w.as_("mo", &["mlcube", "view", "weak"])
+        .ok()
+        .says(&format!("{repo}@sha256:"));
 }
 
 /// `cohort demo` plays the same separation (images travel as in-registry tarballs) and leaves

@@ -142,6 +142,7 @@ pub fn run(settings: &Settings, a: RunArgs) -> CliResult {
     let mut runtime = DockerRuntime::connect(docker_host.as_deref())?;
     runtime.set_scratch_dir(settings.home.tmp_dir());
     runtime.set_docker_config(settings.docker_config.clone());
+    runtime.set_offline(settings.offline);
     let reporter = ui.reporter();
     let image_id = mlcube::ensure_image(&runtime, &plan, &reporter)?;
 

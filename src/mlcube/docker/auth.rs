@@ -92,7 +92,14 @@ pub fn credentials_for(
     {
         return Ok(Some(c));
     }
-    let Some(entry) = keys.iter().find_map(|k| cfg.auths.get(k)) else {
+    // The docker CLI then takes any key that names the host once its scheme and path are
+    // dropped (`http://127.0.0.1:5000/v2/`, as older `docker login`s wrote them).
+    let Some(entry) = keys.iter().find_map(|k| cfg.auths.get(k)).or_else(|| {
+        cfg.auths
+            .iter()
+            .find(|(k, _)| key_host(k) == host)
+            .map(|(_, e)| e)
+    }) else {
         return Ok(None);
     };
     let (mut username, mut password) = (entry.username.clone(), entry.password.clone());
@@ -135,6 +142,15 @@ fn host_keys(host: &str) -> Vec<String> {
         format!("https://{host}/v1/"),
         format!("https://{host}/v2/"),
     ]
+}
+
+/// The host an `auths` key names: without `http(s)://` and anything after the first `/`.
+fn key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
 }
 
 /// Asks `docker-credential-<helper>` for `host`'s credentials (the docker credential-helper
@@ -264,6 +280,16 @@ mod tests {
             .unwrap();
         assert_eq!(t.identitytoken.as_deref(), Some("tok"));
         assert!(credentials_for(Some(&path), "other:1").unwrap().is_none());
+        std::fs::write(
+            &path,
+            r#"{"auths": {"http://10.0.0.5:5000/v2/": {"auth": "dXNlcjpwYXNz"}}}"#,
+        )
+        .unwrap();
+        let c = credentials_for(Some(&path), "10.0.0.5:5000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.username.as_deref(), Some("user"));
+        assert!(credentials_for(Some(&path), "10.0.0.5").unwrap().is_none());
         assert!(credentials_for(None, "127.0.0.1:5000").unwrap().is_none());
         assert!(
             credentials_for(Some(&dir.path().join("absent.json")), "x")

@@ -475,6 +475,9 @@ pub async fn push(
         credentials,
     );
     let mut result = Ok(());
+    // The registry's answer for this tag (`<tag>: digest: sha256:... size: N`), as `docker push`
+    // prints it: the digest of what was just pushed, never an older one the image carries.
+    let mut pushed: Option<String> = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
@@ -484,6 +487,9 @@ pub async fn push(
                     break;
                 }
                 if let Some(status) = info.status {
+                    if let Some(rest) = status.strip_prefix(&format!("{tag}: digest: ")) {
+                        pushed = rest.split_whitespace().next().map(str::to_string);
+                    }
                     reporter.line(task, &status);
                 }
             }
@@ -499,6 +505,9 @@ pub async fn push(
     }
     reporter.end(task, result.is_ok());
     result?;
+    if let Some(digest) = pushed {
+        return Ok(format!("{repo}@{digest}"));
+    }
     let inspect = docker
         .inspect_image(image_id)
         .await

@@ -160,6 +160,8 @@ pub struct DockerRuntime {
     scratch: Option<PathBuf>,
     /// The Docker client configuration credentials come from (None: no credentials).
     docker_config: Option<PathBuf>,
+    /// Never pull or push (`--offline`): the Engine would reach an image registry.
+    offline: bool,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -213,6 +215,7 @@ impl DockerRuntime {
             host,
             scratch: None,
             docker_config: None,
+            offline: false,
         })
     }
 
@@ -226,6 +229,22 @@ impl DockerRuntime {
     /// CLI resolves `$DOCKER_CONFIG` or `~/.docker` and passes the file in.
     pub fn set_docker_config(&mut self, path: Option<PathBuf>) {
         self.docker_config = path;
+    }
+
+    /// Offline (`--offline`, an air-gapped site): pulls and pushes are refused before the
+    /// Engine is asked, since the Engine would reach an image registry for them.
+    pub fn set_offline(&mut self, offline: bool) {
+        self.offline = offline;
+    }
+
+    fn refuse_offline(&self, reference: &str) -> Result<(), Error> {
+        if !self.offline {
+            return Ok(());
+        }
+        Err(Error::Offline {
+            image: reference.to_string(),
+            host: auth::registry_host(reference),
+        })
     }
 
     fn credentials(
@@ -247,6 +266,7 @@ impl DockerRuntime {
         tag: &str,
         reporter: &dyn Reporter,
     ) -> Result<String, Error> {
+        self.refuse_offline(repo)?;
         let creds = self.credentials(repo)?;
         self.rt.block_on(image::push(
             &self.docker,
@@ -422,6 +442,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     fn pull(&self, reference: &str, reporter: &dyn Reporter) -> Result<String, Error> {
+        self.refuse_offline(reference)?;
         let creds = self.credentials(reference)?;
         self.rt
             .block_on(image::pull(&self.docker, reference, creds, reporter))

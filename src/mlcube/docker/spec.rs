@@ -115,16 +115,7 @@ pub fn pull_options(reference: &str) -> CreateImageOptions {
 
 /// True for `repo@sha256:<64 hex>`, the only pull references registered cubes use.
 pub fn is_digest_reference(reference: &str) -> bool {
-    reference
-        .split_once('@')
-        .and_then(|(repo, d)| (!repo.is_empty()).then_some(d))
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .is_some_and(|hex| {
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        })
+    crate::model::is_image_digest_reference(reference)
 }
 
 /// Image ids as `docker inspect` prints them (`sha256:<hex>`); a bare hex id gets the prefix.

@@ -21,7 +21,7 @@ use super::super::registry_ops::{Opened, Synced, adopt_main};
 use super::super::{Ctx, Result, WorkflowError};
 use super::BundleError;
 use super::create::sha_of;
-use super::image_tar::image_id_of_tarball;
+use super::image_tar::{image_id_of_tarball, saved_images};
 use super::manifest::{BundleKind, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest};
 use super::needs::needs;
 
@@ -222,8 +222,35 @@ fn check_artifacts(u: &Unpacked, reg: &registry::Registry, commit: Oid) -> Resul
             }
             .into());
         }
-        let ids = image_id_of_tarball(&u.path(&e.path))
+        let saved = saved_images(&u.path(&e.path))
             .map_err(|why| u.malformed(format!("{}: {why}", e.path)))?;
+        // A tarball some cube record publishes (`source = "tarball"`, its sha256 signed) loads
+        // as its owner made it. Any other is a `docker save` of exactly this image, untagged:
+        // an unsigned bundle may not add images to the site's Engine or move its tags.
+        let published = need.cubes.iter().any(|c| {
+            c.record.image.id == claimed
+                && c.record
+                    .image
+                    .tarball
+                    .as_ref()
+                    .is_some_and(|t| t.sha256.as_str() == e.sha256)
+        });
+        if !published {
+            if saved.len() != 1 {
+                return Err(u.malformed(format!(
+                    "{} holds {} images; a bundle's image tarball holds exactly its one image",
+                    e.path,
+                    saved.len()
+                )));
+            }
+            if let Some(tag) = saved[0].tags.first() {
+                return Err(u.malformed(format!(
+                    "{} would tag the image as {tag}; a bundle's image tarball carries no tags",
+                    e.path
+                )));
+            }
+        }
+        let ids: Vec<String> = saved.into_iter().map(|i| i.id).collect();
         if !ids.contains(&claimed) {
             return Err(BundleError::ImageIdMismatch {
                 file: u.file.clone(),
