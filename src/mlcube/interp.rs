@@ -491,7 +491,6 @@ mod tests {
         for i in 1..=32 {
             yaml.push_str(&format!("l{i}: '${{l{p}}}${{l{p}}}'\n", p = i - 1));
         }
-        let t = std::time::Instant::now();
         let e = resolve(&yaml, &[]).unwrap_err();
         assert!(e.message.contains("grows beyond"), "{e:?}");
         // Values that stay small are resolved once each, however often they are referenced.
@@ -501,11 +500,6 @@ mod tests {
         }
         let e = resolve(&yaml, &[]).unwrap_err();
         assert!(e.message.contains("beyond"), "{e:?}");
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(2),
-            "{:?}",
-            t.elapsed()
-        );
         // A chain written top-down is resolved by recursion: that is where depth is bounded.
         let mut yaml = String::from("l0: x\n");
         for i in 1..=40 {

@@ -332,10 +332,8 @@ mod tests {
         let mut bad = long.into_bytes();
         bad.extend_from_slice(&ct[head.len() + 1..]);
         m.ciphertext_sha256 = Sha256::of(&bad);
-        let t = std::time::Instant::now();
         let e = open(&m, &bad, &ida).unwrap_err().to_string();
         assert!(e.contains("line longer than 256 bytes"), "{e}");
-        assert!(t.elapsed() < std::time::Duration::from_millis(500));
         let many = format!("{head}\n{}", "-> X25519 AAAA\nAAAA\n".repeat(200));
         let mut bad = many.into_bytes();
         bad.extend_from_slice(&ct[head.len() + 1..]);
