@@ -58,6 +58,8 @@ fn a_folder_with_two_entries_of_one_name_is_refused() {
     let s = Stage::new();
     let env = &s.env;
     env.join("carol", &s.id);
+    // Fetch carol's request, then approve without pushing: the forged main is pushed below.
+    env.cohort("admin", &["registry", "sync"]).ok();
     env.cohort("admin", &["--offline", "user", "approve", "carol"])
         .ok();
     let repo = Repository::open(env.clone_dir("admin")).unwrap();
