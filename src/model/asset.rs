@@ -89,6 +89,14 @@ pub fn is_http_url(s: &str) -> bool {
     (lower.starts_with("http://") && s.len() > 7) || (lower.starts_with("https://") && s.len() > 8)
 }
 
+/// Whether the http(s) URL `s` carries credentials (`https://user:secret@host/...`): a
+/// signed record is published to every clone for ever, so a URL in one must not.
+pub fn url_has_credentials(s: &str) -> bool {
+    let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
 /// Whether `s` is an image repository as the Docker Engine spells one, without tag or digest:
 /// an optional registry host (`registry.example.org`, `127.0.0.1:5000`, `localhost`) and
 /// lower-case path components (`team/model`). Nothing else (a local path, a URL, spaces)
@@ -136,4 +144,28 @@ pub fn is_image_digest_reference(s: &str) -> bool {
                 .strip_prefix("sha256:")
                 .is_some_and(super::ids::is_sha256_hex)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_seen_wherever_the_authority_ends() {
+        for bad in [
+            "https://user:secret@example.org/x.tar.gz",
+            "http://token@example.org",
+            "HTTPS://u:p@127.0.0.1:8080/a?b=c",
+        ] {
+            assert!(url_has_credentials(bad), "{bad}");
+        }
+        for good in [
+            "https://example.org/x.tar.gz",
+            "https://example.org/a@b/c.tar.gz",
+            "https://example.org/x?mail=a@b",
+            "https://example.org/x#a@b",
+        ] {
+            assert!(!url_has_credentials(good), "{good}");
+        }
+    }
 }

@@ -20,6 +20,7 @@ use std::fmt;
 pub use about::About;
 pub use asset::{
     Asset, AssetLocation, is_http_url, is_image_digest_reference, is_image_repository,
+    url_has_credentials,
 };
 pub use envelope::{Sealed, SealedFor};
 pub use ids::Sha256;

@@ -20,6 +20,20 @@ pub struct Resolved {
     pub fetched: Fetched,
 }
 
+/// Refuses a URL that carries credentials before anything is fetched or recorded: the signed
+/// record would publish them to every clone.
+pub fn refuse_credentials(what: &str, url: &str) -> Result<()> {
+    if is_http_url(url) && crate::model::url_has_credentials(url) {
+        return Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "{what}: the URL holds a user name or password, which the signed record would publish to every clone"
+            ),
+            hint: "host the file where sites can download it without credentials in the URL (or store a small file in the registry by giving its local path)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Resolves `source` (an `http(s)` URL or a local file) for the record field `what`. A local
 /// file is stored as a blob when at most [`MAX_BLOB_BYTES`]; `too_big_hint` says what to do
 /// instead (upload it and give the URL, or push the image).
@@ -37,6 +51,7 @@ pub fn from_source(
             "{what} {source}: records locate files by http(s) URL or as in-registry blobs; give an https:// URL or a local file"
         )));
     }
+    refuse_credentials(what, source)?;
     let fetched = cache.get_or_fetch(source, expected, &ctx.net, ctx.reporter, &ctx.cancel)?;
     if remote {
         return Ok(Resolved {

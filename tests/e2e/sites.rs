@@ -170,6 +170,27 @@ fn sites_share_only_the_remote() {
     images.add(&ref_id);
     images.rt.save(&ref_id, &served.join("ref.tar")).unwrap();
     let server = FileServer::start(served.clone());
+    // A URL with credentials in it would publish them in the signed record: refused, and
+    // nothing is recorded.
+    let before = w.branches("carol");
+    let with_secret = server
+        .url("ref.tar")
+        .replacen("http://", "http://carol:s3cret@", 1);
+    w.as_(
+        "carol",
+        &[
+            "mlcube",
+            "submit",
+            &reference,
+            "--name",
+            "heart-logreg",
+            "--image-tarball",
+            &with_secret,
+        ],
+    )
+    .fails(1)
+    .says("user name or password");
+    assert_eq!(w.branches("carol"), before);
     w.as_(
         "carol",
         &[

@@ -438,6 +438,7 @@ pub fn from_uploaded(ctx: &Ctx, signer: &Signer, url: &str) -> Result<Image> {
             "--encrypted-image {url}: give the http(s) URL the ciphertext was uploaded to"
         )));
     }
+    crate::workflow::assets::refuse_credentials("--encrypted-image", url)?;
     let cache = crate::storage::Cache::new(ctx.home);
     let got = cache.get_or_fetch(url, None, &ctx.net, ctx.reporter, &ctx.cancel)?;
     let p = pending_path(ctx, &got.sha256);
