@@ -25,6 +25,7 @@ pub mod registry_ops;
 pub mod release;
 mod release_check;
 pub mod results;
+mod rows;
 pub mod runs;
 pub mod status;
 mod submission;
@@ -39,6 +40,7 @@ use crate::registry::{RegistryError, Transport};
 use crate::storage::{Home, NetConfig, StorageError};
 use crate::trust::{Problem, TrustError};
 
+pub use rows::CubeRowsSource;
 pub use submission::{Submission, SubmissionKind, sign_all as sign_records};
 
 /// Settings every workflow operation needs, resolved once by the CLI.
