@@ -88,6 +88,7 @@ pub fn user_rows(ix: &Index) -> Vec<UserRow> {
             });
         }
     }
+    let admins = rows.len();
     for handle in ix.users.keys() {
         let Some((_, u)) = ix.user(handle) else {
             continue;
@@ -111,7 +112,8 @@ pub fn user_rows(ix: &Index) -> Vec<UserRow> {
                 }
             }
         }
-        if let Some(row) = rows.iter_mut().find(|r| &r.handle == handle) {
+        // An admin with a user record too: one row, the admin's, with the user's details.
+        if let Some(row) = rows[..admins].iter_mut().find(|r| &r.handle == handle) {
             row.name = u.name.clone();
             row.email = u.email.clone();
             continue;
