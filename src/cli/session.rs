@@ -8,8 +8,8 @@ use cohort::registry::{Registry, Transport};
 use cohort::storage::NetConfig;
 use cohort::trust::agent::AgentClient;
 use cohort::trust::{Signer, TrustError, keys};
-use cohort::workflow::Ctx;
 use cohort::workflow::registry_ops::{self, Opened};
+use cohort::workflow::{Ctx, GitProgram};
 
 use super::error::{CliError, CliResult};
 use super::settings::{Passphrase, Settings};
@@ -19,7 +19,7 @@ use super::ui::BarReporter;
 pub struct Session<'s> {
     pub settings: &'s Settings,
     pub reporter: BarReporter,
-    git_available: bool,
+    git: GitProgram,
     transport: Option<Transport>,
     net: NetConfig,
     pub cancel: Cancel,
@@ -65,13 +65,6 @@ pub fn cancel_on_ctrl_c() -> Cancel {
 
 impl<'s> Session<'s> {
     pub fn new(settings: &'s Settings) -> Session<'s> {
-        let git_available = std::process::Command::new("git")
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
         let transport = match std::env::var("COHORT_GIT_TRANSPORT").as_deref() {
             Ok("libgit2") => Some(Transport::Libgit2),
             Ok("cli") => Some(Transport::GitCli),
@@ -80,7 +73,7 @@ impl<'s> Session<'s> {
         Session {
             settings,
             reporter: settings.ui.reporter(),
-            git_available,
+            git: GitProgram::ask(),
             transport,
             net: NetConfig {
                 offline: settings.offline,
@@ -99,7 +92,7 @@ impl<'s> Session<'s> {
             home: &self.settings.home,
             reporter: &self.reporter,
             now: SystemTime::now(),
-            git_available: self.git_available,
+            git: &self.git,
             transport: self.transport,
             docker_host: self.settings.docker_host.clone(),
             docker_config: self.settings.docker_config.clone(),

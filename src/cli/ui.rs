@@ -50,8 +50,16 @@ impl Ui {
 
     /// JSON data on stdout, pretty-printed.
     pub fn json<T: serde::Serialize>(&self, value: &T) {
-        let text = serde_json::to_string_pretty(value).expect("json output structs serialize");
-        self.out(text);
+        // Straight to stdout: a listing of tens of thousands of rows is never held as text.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match serde_json::to_writer_pretty(&mut out, value) {
+            // Like `out`: a closed stdout (`| head`) is not an error of the command.
+            Err(e) if !e.is_io() => panic!("json output structs serialize: {e}"),
+            _ => {
+                let _ = writeln!(out);
+                let _ = out.flush();
+            }
+        }
     }
 
     pub fn paint(&self, text: &str, ansi: &str) -> String {

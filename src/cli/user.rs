@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use cohort::model::Role;
 use cohort::registry::forge_compare_url;
 use cohort::workflow::SubmissionKind;
-use cohort::workflow::identity::{self, users};
+use cohort::workflow::identity;
 use cohort::workflow::registry_ops;
 use serde::Serialize;
 
@@ -217,7 +217,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
                     "user",
                 );
             }
-            let mut rows = users(&opened.listing(&s.ctx(), &["users/", "grants/"], &|_| true)?);
+            let mut rows = opened.user_rows(&s.ctx())?;
             rows.retain(|r| f.keeps(&r.handle));
             if ui.json {
                 ui.json(

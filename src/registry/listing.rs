@@ -8,7 +8,9 @@
 //! (`users`, `mlcubes`...), so a listing reads only the kinds it shows, and `folders`, naming
 //! them. Each starts with a header line `cohort listing index 1 <commit> <sha256 of the
 //! rest>`; a folder file then holds one line per record, `<path>\t<sha256 of the
-//! file>\t<the record as JSON>`, sorted by path, and `folders` one folder name a line.
+//! file>\t<the record as JSON>`, sorted by path, and `folders` one folder name a line. Beside
+//! them, the rows `mlcube ls` and `user ls` print (`cubes.rows`, `users.rows`: see `rows`),
+//! read only while `folders` names the same commit. `folders` is written last.
 
 use std::path::Path;
 
@@ -59,18 +61,19 @@ fn from_json(kind: Kind, json: &str) -> serde_json::Result<Record> {
     })
 }
 
-/// `body` behind a header naming the commit it was built for and the body's digest.
-fn frame(commit: Oid, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{MAGIC} {commit} {}\n", Sha256::of(body)).into_bytes();
+/// `body` behind a header `magic`, naming the commit it was built for and the body's digest.
+pub(super) fn frame(magic: &str, commit: Oid, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{magic} {commit} {}\n", Sha256::of(body)).into_bytes();
     out.extend_from_slice(body);
     out
 }
 
-/// The body of a framed file, when it was built for exactly `commit` and is whole.
-fn unframe(bytes: &[u8], commit: Oid) -> Option<&str> {
+/// The body of a file framed with `magic`, when it was built for exactly `commit` and is
+/// whole.
+pub(super) fn unframe<'a>(magic: &str, bytes: &'a [u8], commit: Oid) -> Option<&'a str> {
     let nl = bytes.iter().position(|&b| b == b'\n')?;
     let header = std::str::from_utf8(&bytes[..nl]).ok()?;
-    let rest = header.strip_prefix(MAGIC)?.strip_prefix(' ')?;
+    let rest = header.strip_prefix(magic)?.strip_prefix(' ')?;
     let (built_for, body_sha) = rest.split_once(' ')?;
     let body = &bytes[nl + 1..];
     if built_for != commit.to_string() || body_sha != Sha256::of(body).as_str() {
@@ -114,10 +117,16 @@ pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<(String, Vec<u8>)>> {
     let names: String = bodies.keys().map(|f| format!("{f}\n")).collect();
     let mut out: Vec<(String, Vec<u8>)> = bodies
         .into_iter()
-        .map(|(f, body)| (f.to_string(), frame(commit, &body)))
+        .map(|(f, body)| (f.to_string(), frame(MAGIC, commit, &body)))
         .collect();
-    // Written last: a reader that finds it for a commit finds that commit's folder files.
-    out.push((FOLDERS.to_string(), frame(commit, names.as_bytes())));
+    // The rows listings print (see `rows`), derived from the same records.
+    for (name, bytes) in super::rows::encode(commit, ix) {
+        if let Some(bytes) = bytes {
+            out.push((name.to_string(), bytes));
+        }
+    }
+    // Written last: a reader that finds it for a commit finds that commit's other files.
+    out.push((FOLDERS.to_string(), frame(MAGIC, commit, names.as_bytes())));
     Some(out)
 }
 
@@ -134,7 +143,7 @@ pub fn decode(
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<Index> {
     let list = read(FOLDERS)?;
-    let present: Vec<&str> = unframe(&list, commit)?.lines().collect();
+    let present: Vec<&str> = unframe(MAGIC, &list, commit)?.lines().collect();
     let mut wanted: Vec<&str> = folders.iter().map(|f| top(f)).collect();
     wanted.push("root");
     wanted.sort();
@@ -144,7 +153,7 @@ pub fn decode(
     let mut records = Vec::new();
     for folder in wanted.into_iter().filter(|f| present.contains(f)) {
         let bytes = read(folder)?;
-        let body = unframe(&bytes, commit)?;
+        let body = unframe(MAGIC, &bytes, commit)?;
         let lines: Vec<&str> = body
             .lines()
             .filter(|l| l.split_once('\t').is_some_and(|(p, _)| in_scope(p)))
@@ -184,6 +193,19 @@ pub fn load(
         folders,
         keep,
     )
+}
+
+/// The bytes of the rows file `name` (see `rows`) in the folder `dir`, when the listing there
+/// was written for `commit`: the caller still checks that the file itself was.
+pub fn load_rows(dir: &Path, commit: Oid, name: &str) -> Option<Vec<u8>> {
+    unframe(MAGIC, &std::fs::read(dir.join(FOLDERS)).ok()?, commit)?;
+    std::fs::read(dir.join(name)).ok()
+}
+
+/// Saves the rows file `name` (see `rows`) of the listing in `dir`, alone: for a listing
+/// written before rows existed, once its rows were computed from its records.
+pub fn save_rows(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(&dir.join(name), bytes)
 }
 
 /// Saves the listing index of `ix` (the verified index of `commit`) in the folder `dir`,

@@ -227,3 +227,118 @@ fn an_unreadable_line_voids_the_whole_index() {
     .into_bytes();
     assert!(read(&f, commit(1), ALL).is_none());
 }
+
+// The rows files: what `mlcube ls` and `user ls` print, kept with the listing.
+
+use super::super::rows::{self, CUBES, USERS};
+
+fn file<'a>(files: &'a Files, name: &str) -> &'a [u8] {
+    &files.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+#[test]
+fn rows_are_what_the_records_give() {
+    let ix = fixture_index();
+    let f = files(commit(1), &ix);
+    let cubes = rows::decode_cubes(file(&f, CUBES), commit(1)).unwrap();
+    assert_eq!(cubes, rows::cube_rows(&ix));
+    let names: Vec<(&str, u32, &str)> = cubes
+        .iter()
+        .map(|r| (&*r.name, r.version, &*r.path))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("heart", 1, "mlcubes/heart/v1/cube.toml"),
+            ("heart", 2, "mlcubes/heart/v2/cube.toml")
+        ]
+    );
+    assert_eq!(
+        cubes[1].sha256,
+        ix.sha("mlcubes/heart/v2/cube.toml").unwrap().as_str()
+    );
+    let users = rows::decode_users(file(&f, USERS), commit(1)).unwrap();
+    assert_eq!(users, rows::user_rows(&ix));
+    let who: Vec<(&str, bool, Vec<String>)> = users
+        .iter()
+        .map(|u| (u.handle.as_str(), u.admin, u.roles.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("admin", true, vec!["admin".to_string()]),
+            ("alice", false, vec!["benchmark-owner".to_string()]),
+            ("bob", false, vec![])
+        ]
+    );
+    // The rows a listing computes when the rows file is missing (from the records of its
+    // folders alone) are the rows written from the whole index.
+    let mine = read(&f, commit(1), &["mlcubes/"]).unwrap();
+    assert_eq!(rows::cube_rows(&mine), cubes);
+    let people = read(&f, commit(1), &["users/", "grants/"]).unwrap();
+    assert_eq!(rows::user_rows(&people), users);
+}
+
+#[test]
+fn rows_are_never_read_for_another_commit_or_damaged() {
+    let ix = fixture_index();
+    let f = files(commit(1), &ix);
+    for name in [CUBES, USERS] {
+        let bytes = file(&f, name);
+        let ok = |b: &[u8], c: Oid| match name {
+            CUBES => rows::decode_cubes(b, c).is_some(),
+            _ => rows::decode_users(b, c).is_some(),
+        };
+        assert!(ok(bytes, commit(1)), "{name}");
+        assert!(!ok(bytes, commit(2)), "{name} for another commit");
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(!ok(&bytes[..cut], commit(1)), "{name} cut at {cut}");
+        }
+        let mut altered = bytes.to_vec();
+        let at = altered.len() - 3;
+        altered[at] ^= 1;
+        assert!(!ok(&altered, commit(1)), "{name} altered");
+        // A line with a field too few, under a header that matches it.
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let (header, body) = text.split_once('\n').unwrap();
+        let body = body.replacen('\t', "", 1);
+        let magic = header.rsplitn(3, ' ').nth(2).unwrap();
+        let short = format!(
+            "{magic} {} {}\n{body}",
+            commit(1),
+            Sha256::of(body.as_bytes())
+        );
+        assert!(!ok(short.as_bytes(), commit(1)), "{name} short line");
+    }
+}
+
+#[test]
+fn free_text_comes_back_as_written() {
+    let ix = fixture_index();
+    let mut users = rows::user_rows(&ix);
+    users[1].name = "Alice\tB.\\ \"Al\"\r\nsecond line \\t".into();
+    users[2].email = String::new();
+    let bytes = rows::encode_users(commit(1), &users).unwrap();
+    assert_eq!(rows::decode_users(&bytes, commit(1)).unwrap(), users);
+    // A role that would not come back whole: no rows file, listings use the records.
+    users[1].roles.push("a,b".into());
+    assert!(rows::encode_users(commit(1), &users).is_none());
+}
+
+#[test]
+fn rows_are_read_only_beside_the_listing_of_their_commit() {
+    let ix = fixture_index();
+    let dir = tempfile::tempdir().unwrap();
+    let listing = dir.path().join("x.listing");
+    super::save(&listing, commit(1), &ix).unwrap();
+    let cubes = super::load_rows(&listing, commit(1), CUBES).unwrap();
+    assert!(rows::decode_cubes(&cubes, commit(1)).is_some());
+    assert!(super::load_rows(&listing, commit(2), CUBES).is_none());
+    // The listing of another commit saved over it: its rows, not these, are what is there.
+    super::save(&listing, commit(2), &ix).unwrap();
+    let now = super::load_rows(&listing, commit(2), CUBES).unwrap();
+    assert!(rows::decode_cubes(&now, commit(1)).is_none());
+    // A damaged list of folders voids the rows with the rest.
+    std::fs::write(listing.join("folders"), b"not an index").unwrap();
+    assert!(super::load_rows(&listing, commit(2), CUBES).is_none());
+}

@@ -7,6 +7,7 @@ mod history;
 mod init;
 pub mod listing;
 mod remote;
+pub mod rows;
 mod state;
 mod timeline_file;
 mod tree;

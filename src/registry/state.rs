@@ -120,6 +120,20 @@ impl StateStore {
         super::listing::save(&p, commit, ix).map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
+    /// The bytes of the rows file `name` (see [`super::rows`]) of the listing index of
+    /// `commit`, when that listing is the one kept; the rows' own header still has to name
+    /// `commit` (their decoders check).
+    pub fn rows(&self, id: &Sha256, commit: git2::Oid, name: &str) -> Option<Vec<u8>> {
+        super::listing::load_rows(&self.listing_path(id), commit, name)
+    }
+
+    /// Saves one rows file beside the listing index it was derived from.
+    pub fn save_rows(&self, id: &Sha256, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.listing_path(id);
+        super::listing::save_rows(&p, name, bytes)
+            .map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
     fn timeline_path(&self, id: &Sha256) -> PathBuf {
         self.dir.join(format!("{id}.timeline"))
     }

@@ -5,17 +5,17 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use rayon::prelude::*;
 use sha2::Digest;
 
 use crate::model::Sha256;
 use crate::progress::{Reporter, TaskId};
 
 use super::error::{Result, StorageError};
+use super::walk::{Listed, list_files};
 
 /// The first line of the hashed pre-image; bump the number if the format ever changes.
 pub const CONTENT_HASH_HEADER: &[u8] = b"cohort-content/1\n";
@@ -121,27 +121,29 @@ pub fn hash_tree(
     reporter: &dyn Reporter,
 ) -> Result<ContentHash> {
     let files = list_files(root)?;
+    let all: Vec<&Listed> = files.iter().collect();
     let total: u64 = files.iter().map(|f| f.size).sum();
     let task = reporter.begin(&format!("hashing {}", root.display()), Some(total));
     let result = match threads {
-        None => hash_files(&files, rayon::current_num_threads(), reporter, task),
+        None => hash_files(root, &all, rayon::current_num_threads(), reporter, task),
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .thread_name(|i| format!("cohort-hash-{i}"))
             .build()
             .map_err(|e| StorageError::io("start hashing threads for", root, io::Error::other(e)))?
-            .install(|| hash_files(&files, n.max(1), reporter, task)),
+            .install(|| hash_files(root, &all, n.max(1), reporter, task)),
     };
     reporter.end(task, result.is_ok());
     Ok(ContentHash::from_entries(result?))
 }
 
-/// Hashes `files` on `workers` tasks of the current rayon pool, returning digests in the
+/// Hashes `files` (under `root`) on `workers` tasks of the current rayon pool, returning digests in the
 /// order of `files`. Workers take files largest first from a shared counter: a big file
 /// never starts last while the other cores sit idle (a rayon split of the path-sorted list
 /// did that: 1.4x instead of 1.9x on two cores in benches/content_hash.rs).
 pub(super) fn hash_files(
-    files: &[Listed],
+    root: &Path,
+    files: &[&Listed],
     workers: usize,
     reporter: &dyn Reporter,
     task: TaskId,
@@ -160,8 +162,9 @@ pub(super) fn hash_files(
                         break;
                     };
                     let f = &files[i];
+                    let abs = root.join(&f.rel);
                     let hashed =
-                        with_buffer(|buf| hash_path(&f.abs, buf, &|n| reporter.advance(task, n)));
+                        with_buffer(|buf| hash_path(&abs, buf, &|n| reporter.advance(task, n)));
                     match hashed {
                         Ok((sha256, bytes)) => {
                             digests.lock().expect("no panics while held")[i] = Some(FileDigest {
@@ -207,129 +210,6 @@ fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
         }
         f(&mut b)
     })
-}
-
-pub(super) struct Listed {
-    pub rel: String,
-    pub abs: PathBuf,
-    pub size: u64,
-    /// What the stat cache compares (statcache.rs).
-    pub stat: Stat,
-}
-
-/// A file's identity and change stamps as `lstat` gives them (git's index keeps the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    /// Nanoseconds since the epoch.
-    pub mtime: i128,
-    pub ctime: i128,
-}
-
-impl Stat {
-    pub fn of(m: &fs::Metadata) -> Stat {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-            Stat {
-                dev: m.dev(),
-                ino: m.ino(),
-                size: m.size(),
-                mtime: ns(m.mtime(), m.mtime_nsec()),
-                ctime: ns(m.ctime(), m.ctime_nsec()),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Stat {
-                size: m.len(),
-                ..Stat::default()
-            }
-        }
-    }
-}
-
-/// Folders to list, with the relative path their entries start with.
-type Folders = Vec<(PathBuf, String)>;
-
-/// The regular files in `dir` and its folders (to list next), with `prefix` before names.
-fn list_dir(dir: &Path, prefix: &str) -> Result<(Vec<Listed>, Folders)> {
-    let (mut out, mut stack) = (Vec::new(), Vec::new());
-    let rd = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        let abs = entry.path();
-        let unhashable = |why: &str| StorageError::Unhashable {
-            path: abs.clone(),
-            why: why.to_string(),
-        };
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(unhashable(
-                "its name is not UTF-8 (content hashes use UTF-8 paths); rename it",
-            ));
-        };
-        let rel = format!("{prefix}{name}");
-        // file_type() does not follow symlinks, so a link is seen as a link.
-        let ft = entry
-            .file_type()
-            .map_err(|e| StorageError::io("inspect", &abs, e))?;
-        if ft.is_dir() {
-            stack.push((abs, format!("{rel}/")));
-        } else if ft.is_file() {
-            let meta = entry
-                .metadata()
-                .map_err(|e| StorageError::io("inspect", &abs, e))?;
-            let stat = Stat::of(&meta);
-            out.push(Listed {
-                rel,
-                abs,
-                size: meta.len(),
-                stat,
-            });
-        } else if ft.is_symlink() {
-            return Err(unhashable(
-                "is a symbolic link; datasets must hold regular files only (copy the target in place)",
-            ));
-        } else {
-            return Err(unhashable(
-                "is not a regular file (socket, fifo or device); remove it from the dataset",
-            ));
-        }
-    }
-    Ok((out, stack))
-}
-
-/// Every regular file under `root`, sorted bytewise by relative path.
-pub(super) fn list_files(root: &Path) -> Result<Vec<Listed>> {
-    let meta = fs::metadata(root).map_err(|e| StorageError::io("read", root, e))?;
-    if !meta.is_dir() {
-        return Err(StorageError::Unhashable {
-            path: root.to_path_buf(),
-            why: "is not a directory".into(),
-        });
-    }
-    // One level of folders at a time, the folders of a level on every core: a dataset of
-    // 100,000 files is mostly `lstat` calls, which two cores make in half the time.
-    let mut out = Vec::new();
-    let mut level: Folders = vec![(root.to_path_buf(), String::new())];
-    while !level.is_empty() {
-        let read: Vec<Result<(Vec<Listed>, Folders)>> = level
-            .par_iter()
-            .map(|(dir, prefix)| list_dir(dir, prefix))
-            .collect();
-        level = Vec::new();
-        for r in read {
-            let (files, dirs) = r?;
-            out.extend(files);
-            level.extend(dirs);
-        }
-    }
-    out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
-    Ok(out)
 }
 
 /// Streams the file at `path` through sha256 with `buf`, calling `progress` per chunk.
@@ -423,6 +303,36 @@ mod tests {
         let h = hash_tree(d.path(), None, &Silent).unwrap();
         let paths: Vec<_> = h.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["A", "a.b", "a/b"]);
+    }
+
+    #[test]
+    fn folders_whose_names_prefix_others_list_in_bytewise_order() {
+        // Each folder is listed on its own: its entries must sort as the full paths do, a
+        // folder `a` as `a/` (after `a-b`, `a.txt`, before `a0`, `ab`).
+        let files = [
+            "a/x", "a-b", "a.txt", "a0", "ab/c", "a/b/c", "a/b.c", "a/b-c/d", "b", "a/ b",
+        ];
+        let d = tree(&files.map(|p| (p, &b"x"[..])));
+        let h = hash_tree(d.path(), None, &Silent).unwrap();
+        let paths: Vec<&str> = h.entries.iter().map(|e| e.path.as_str()).collect();
+        let mut want = files.to_vec();
+        want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(paths, want);
+    }
+
+    #[test]
+    fn a_link_anywhere_is_refused() {
+        let d = tree(&[("deep/er/file", b"1"), ("other", b"2")]);
+        std::os::unix::fs::symlink(d.path().join("other"), d.path().join("deep/er/link")).unwrap();
+        let e = hash_tree(d.path(), None, &Silent).unwrap_err().to_string();
+        assert!(e.contains("link") && e.contains("symbolic link"), "{e}");
+        fs::remove_file(d.path().join("deep/er/link")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("deep"), d.path().join("folder-link")).unwrap();
+        let e = hash_tree(d.path(), None, &Silent).unwrap_err().to_string();
+        assert!(
+            e.contains("folder-link") && e.contains("symbolic link"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod net;
 mod pace;
 mod statcache;
 mod usage;
+mod walk;
 mod words;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_mode};

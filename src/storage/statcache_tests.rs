@@ -177,3 +177,55 @@ fn a_damaged_cache_is_ignored() {
     fs::write(&cache, b"garbage").unwrap();
     assert_eq!(check(d.path(), false), used(2, 0));
 }
+
+#[test]
+fn an_unchanged_check_leaves_the_cache_and_a_deleted_file_leaves_it() {
+    let d = tree(&[("a", b"1"), ("b/c", b"2"), ("b/d", b"3")]);
+    settle(d.path());
+    check(d.path(), false);
+    let cache = d.path().join("statcache");
+    let written = fs::read(&cache).unwrap();
+    assert_eq!(check(d.path(), false), used(0, 3));
+    assert_eq!(
+        fs::read(&cache).unwrap(),
+        written,
+        "nothing changed, nothing written"
+    );
+    // A deleted file: the others still come from the cache, which stops naming it.
+    fs::remove_file(d.path().join("data/b/c")).unwrap();
+    assert_eq!(check(d.path(), false), used(0, 2));
+    let now = fs::read(&cache).unwrap();
+    assert_ne!(now, written);
+    assert!(!now.windows(3).any(|w| w == b"b/c"));
+    assert_eq!(check(d.path(), false), used(0, 2));
+}
+
+#[test]
+fn a_cache_of_the_first_format_is_hashed_over_once() {
+    let d = tree(&[("a", b"1"), ("b", b"2")]);
+    settle(d.path());
+    let cache = d.path().join("statcache");
+    // What the first format said of these files, whole and well-formed: not read.
+    let mut body = Vec::new();
+    for p in ["a", "b"] {
+        let s = Stat::of(&fs::symlink_metadata(d.path().join("data").join(p)).unwrap());
+        let sha = crate::model::Sha256::of(b"not the content");
+        body.extend_from_slice(
+            format!(
+                "{} {} {} {} {} {sha} {p}\0",
+                s.dev, s.ino, s.size, s.mtime, s.ctime
+            )
+            .as_bytes(),
+        );
+    }
+    let mut old = format!(
+        "cohort stat cache 1 {} {}\n",
+        fs_now(d.path()).unwrap() + 1_000_000_000,
+        crate::model::Sha256::of(&body)
+    )
+    .into_bytes();
+    old.extend_from_slice(&body);
+    fs::write(&cache, &old).unwrap();
+    assert_eq!(check(d.path(), false), used(2, 0));
+    assert_eq!(check(d.path(), false), used(0, 2));
+}

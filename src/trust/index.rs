@@ -476,7 +476,7 @@ impl Index {
     }
 
     /// Every revoke-key grant, with the raw keys its handle registered under the id it names.
-    fn revoked_keys(&self) -> impl Iterator<Item = (&str, &str, [u8; 32])> + '_ {
+    pub(crate) fn revoked_keys(&self) -> impl Iterator<Item = (&str, &str, [u8; 32])> + '_ {
         self.grants
             .values()
             .flat_map(|m| m.values())

@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use crate::mlcube::{self, Config, ContainerRuntime, RunRequest};
-use crate::model::{
-    self, Asset, CubeFile, FORMAT_VERSION, Image, ImageSource, Record, Sha256, build,
-};
+use crate::model::{self, Asset, CubeFile, FORMAT_VERSION, Image, ImageSource, Sha256, build};
 use crate::registry::NewFile;
 use crate::storage::{ExtractLimits, extract_tarball};
 use crate::trust::{Index, Signer};
@@ -440,16 +438,6 @@ pub fn cube_ref(ix: &Index, spec: &str) -> Result<model::CubeRef> {
         version: c.version,
         sha256: ix.sha(path).cloned().expect("indexed file has a digest"),
     })
-}
-
-/// Every cube version on main.
-pub fn cubes(ix: &Index) -> Vec<(String, model::Mlcube)> {
-    ix.records_in(&ix.cubes)
-        .filter_map(|(p, r)| match r {
-            Record::Mlcube(c) => Some((p.to_string(), c.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[cfg(test)]

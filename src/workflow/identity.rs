@@ -2,14 +2,13 @@
 //! admissions, role grants, key revocations, root rotation and co-signing, and the view of who
 //! is who.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use git2::Oid;
 
-use crate::model::{self, FORMAT_VERSION, GrantAction, KeyHolder, Record, Sha256, build};
+use crate::model::{self, FORMAT_VERSION, KeyHolder, Sha256, build};
 use crate::registry::{self, NewFile, Registry, State, StateStore, VERIFIED_REF};
-use crate::trust::{Index, Signer, keys, sign};
+use crate::trust::{Signer, keys, sign};
 
 use super::registry_ops::{self, Opened, Submitted, submit};
 use super::submission::{SubmissionKind, branch_name, record_file, sign_all};
@@ -331,74 +330,8 @@ pub fn branch_for(opened: &Opened, kind: SubmissionKind, prefix: &str) -> Result
     }
 }
 
-/// One row of `user ls`.
-#[derive(Debug, Clone)]
-pub struct UserRow {
-    pub handle: String,
-    pub name: String,
-    pub email: String,
-    pub key_id: String,
-    pub admin: bool,
-    pub roles: Vec<String>,
-    pub revoked: bool,
-    pub version: u32,
-}
-
-/// Everyone in the registry (on a verified tree).
-pub fn users(ix: &Index) -> Vec<UserRow> {
-    let mut rows = Vec::new();
-    if let Some(root) = ix.root() {
-        for a in &root.admins {
-            rows.push(UserRow {
-                handle: a.handle.clone(),
-                name: String::new(),
-                email: String::new(),
-                key_id: keys::key_id_of(&a.minisign).unwrap_or_default(),
-                admin: true,
-                roles: vec!["admin".into()],
-                revoked: false,
-                version: root.version,
-            });
-        }
-    }
-    for handle in ix.users.keys() {
-        let Some((_, u)) = ix.user(handle) else {
-            continue;
-        };
-        let key_id = keys::key_id_of(&u.minisign).unwrap_or_default();
-        let mut roles = BTreeSet::new();
-        let revoked = ix.key_revoked(handle, &u.minisign);
-        for p in ix.grants.get(handle).into_iter().flat_map(|m| m.values()) {
-            if let Some(Record::Grant(g)) = ix.record(p) {
-                match (g.action, g.role) {
-                    (GrantAction::GrantRole, Some(r)) => {
-                        roles.insert(r.as_str().to_string());
-                    }
-                    (GrantAction::RevokeRole, Some(r)) => {
-                        roles.remove(r.as_str());
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(row) = rows.iter_mut().find(|r| &r.handle == handle) {
-            row.name = u.name.clone();
-            row.email = u.email.clone();
-            continue;
-        }
-        rows.push(UserRow {
-            handle: handle.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-            key_id,
-            admin: false,
-            roles: roles.into_iter().collect(),
-            revoked,
-            version: u.version,
-        });
-    }
-    rows
-}
+/// Everyone in the registry (on a verified tree): one row of `user ls` each.
+pub use crate::registry::rows::{UserRow, user_rows as users};
 
 /// Opens a registry from a path, for convenience.
 pub fn open_path(ctx: &Ctx, path: &Path) -> Result<Opened> {

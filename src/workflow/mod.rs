@@ -25,6 +25,7 @@ pub mod registry_ops;
 pub mod release;
 mod release_check;
 pub mod results;
+mod rows;
 pub mod runs;
 pub mod status;
 mod submission;
@@ -39,6 +40,7 @@ use crate::registry::{RegistryError, Transport};
 use crate::storage::{Home, NetConfig, StorageError};
 use crate::trust::{Problem, TrustError};
 
+pub use rows::CubeRowsSource;
 pub use submission::{Submission, SubmissionKind, sign_all as sign_records};
 
 /// Settings every workflow operation needs, resolved once by the CLI.
@@ -47,7 +49,7 @@ pub struct Ctx<'a> {
     pub reporter: &'a dyn Reporter,
     pub now: SystemTime,
     /// Whether the `git` program can be used for remotes.
-    pub git_available: bool,
+    pub git: &'a GitProgram,
     /// Force a transport (tests use libgit2 to exercise it).
     pub transport: Option<Transport>,
     /// DOCKER_HOST (None: the local socket).
@@ -87,6 +89,38 @@ pub struct Devices {
 /// The default cap on a model's predictions.
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 30;
 
+/// Whether the `git` program can run, found out the first time a remote needs to know: a
+/// command that never talks to a remote (a listing, a view) starts no process to ask.
+#[derive(Debug)]
+pub enum GitProgram {
+    Known(bool),
+    Ask(std::sync::OnceLock<bool>),
+}
+
+impl GitProgram {
+    /// Asked on first use (`git --version`).
+    pub fn ask() -> GitProgram {
+        GitProgram::Ask(std::sync::OnceLock::new())
+    }
+
+    pub fn available(&self) -> bool {
+        match self {
+            GitProgram::Known(known) => *known,
+            GitProgram::Ask(answer) => *answer.get_or_init(|| {
+                std::process::Command::new("git")
+                    .arg("--version")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+static NO_GIT: GitProgram = GitProgram::Known(false);
+
 #[cfg(test)]
 impl<'a> Ctx<'a> {
     /// An offline, silent context over `home` for unit tests that need no Docker or remote.
@@ -95,7 +129,7 @@ impl<'a> Ctx<'a> {
             home,
             reporter: &crate::progress::Silent,
             now: SystemTime::now(),
-            git_available: false,
+            git: &NO_GIT,
             transport: None,
             docker_host: None,
             docker_config: None,
@@ -127,7 +161,7 @@ impl Ctx<'_> {
         }
         match self.transport {
             Some(t) => Ok(t),
-            None => Ok(Transport::for_url(url, self.git_available)?),
+            None => Ok(Transport::for_url(url, self.git.available())?),
         }
     }
 }

@@ -23,7 +23,13 @@ fn listing(env: &TestEnv, id: &str) -> PathBuf {
 
 /// The commit a listing index says it was built for (its list of folders says).
 fn built_for(p: &Path) -> String {
-    let text = std::fs::read_to_string(p.join("folders")).unwrap();
+    header_commit(&p.join("folders"))
+}
+
+/// The commit named by the header of a file of the listing index (`cohort listing <what> 1
+/// <commit> <sha256>`).
+fn header_commit(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
     let header = text.lines().next().unwrap();
     header.split(' ').nth(4).unwrap().to_string()
 }
@@ -93,6 +99,9 @@ fn a_stale_or_damaged_listing_index_is_never_shown() {
     assert_eq!(built_for(&index), verified(&env));
     let old = std::fs::read(index.join("users")).unwrap();
     let old_folders = std::fs::read(index.join("folders")).unwrap();
+    let rows = index.join("users.rows");
+    assert_eq!(header_commit(&rows), verified(&env));
+    let old_rows = std::fs::read(&rows).unwrap();
 
     // bob joins: the verified main moves on. The index of the older main, put back in place,
     // is not read for the new one; the listing shows bob and the index is rebuilt.
@@ -108,6 +117,23 @@ fn a_stale_or_damaged_listing_index_is_never_shown() {
     std::fs::write(index.join("users"), &old).unwrap();
     assert_eq!(built_for(&index), verified(&env));
     assert_eq!(handles(&env), now);
+
+    // The rows `user ls` prints, from the older main, beside the listing of the new one: not
+    // shown, and written again for the new main.
+    std::fs::write(&rows, &old_rows).unwrap();
+    assert_eq!(handles(&env), now);
+    assert_eq!(header_commit(&rows), verified(&env));
+    let good_rows = std::fs::read(&rows).unwrap();
+    // Damaged, or gone: the same.
+    let mut bytes = good_rows.clone();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(&rows, &bytes).unwrap();
+    assert_eq!(handles(&env), now);
+    assert_eq!(std::fs::read(&rows).unwrap(), good_rows);
+    std::fs::remove_file(&rows).unwrap();
+    assert_eq!(handles(&env), now);
+    assert_eq!(std::fs::read(&rows).unwrap(), good_rows);
 
     // A damaged index is ignored and rebuilt.
     let mut bytes = std::fs::read(index.join("users")).unwrap();

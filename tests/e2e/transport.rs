@@ -198,11 +198,12 @@ fn racing_pushes_retry() {
 
     let home = cohort::storage::Home::new(env.cohort_home("admin"));
     let notes = Notes::default();
+    let git = cohort::workflow::GitProgram::Known(true);
     let ctx = Ctx {
         home: &home,
         reporter: &notes,
         now: std::time::SystemTime::now(),
-        git_available: true,
+        git: &git,
         transport: None,
         docker_host: None,
         docker_config: None,

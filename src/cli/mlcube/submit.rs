@@ -181,46 +181,38 @@ pub fn ls(settings: &Settings, filter: crate::cohort_cli::filter::ListFilter) ->
             "cube",
         );
     }
-    // The cube records alone: their yaml files and signatures are not listed.
-    let ix = opened.listing(&s.ctx(), &["mlcubes/"], &|p| p.ends_with("/cube.toml"))?;
+    // The rows kept with the verified main: a listing of tens of thousands of versions reads
+    // one file and copies no field.
+    let mut source = cohort::workflow::CubeRowsSource::default();
+    let mut rows = opened.cube_rows(&s.ctx(), &mut source)?;
+    rows.retain(|r| f.keeps(&r.owner));
     let ui = &settings.ui;
     if ui.json {
-        // Borrowed rows: a listing of tens of thousands of versions copies no record.
-        let rows: Vec<crate::cohort_cli::json::CubeRow> = ix
-            .records_in(&ix.cubes)
-            .filter_map(|(p, r)| match r {
-                cohort::model::Record::Mlcube(c) if f.keeps(&c.owner) => {
-                    Some(crate::cohort_cli::json::CubeRow {
-                        name: &c.name,
-                        version: c.version,
-                        owner: &c.owner,
-                        image_id: &c.image.id,
-                        path: p,
-                        sha256: ix.sha(p).map(|s| s.as_str()),
-                    })
-                }
-                _ => None,
+        let rows: Vec<crate::cohort_cli::json::CubeRow> = rows
+            .iter()
+            .map(|r| crate::cohort_cli::json::CubeRow {
+                name: &r.name,
+                version: r.version,
+                owner: &r.owner,
+                image_id: &r.image_id,
+                path: &r.path,
+                sha256: Some(&r.sha256),
             })
             .collect();
         ui.json(&rows);
         return Ok(());
     }
-    let mut all = cubes::cubes(&ix);
-    all.retain(|(_, c)| f.keeps(&c.owner));
-    {
-        let mut t =
-            crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
-        for (_, c) in &all {
-            t.add_row(vec![
-                c.name.clone(),
-                c.version.to_string(),
-                c.owner.clone(),
-                c.image.id[..19].to_string(),
-                c.created.clone(),
-            ]);
-        }
-        crate::cohort_cli::table::print(ui, &t, "no cubes yet");
+    let mut t = crate::cohort_cli::table::new(&["name", "version", "owner", "image", "created"]);
+    for r in &rows {
+        t.add_row(vec![
+            r.name.to_string(),
+            r.version.to_string(),
+            r.owner.to_string(),
+            r.image_id.get(..19).unwrap_or(&r.image_id).to_string(),
+            r.created.to_string(),
+        ]);
     }
+    crate::cohort_cli::table::print(ui, &t, "no cubes yet");
     Ok(())
 }
 
