@@ -89,20 +89,14 @@ pub fn user_rows(ix: &Index) -> Vec<UserRow> {
         }
     }
     let admins = rows.len();
-    // Revocations end a raw key under any label or handle (as `Index::key_revoked` decides),
-    // collected once rather than per user.
-    let revocations: Vec<(&str, &str, [u8; 32])> = ix.revoked_keys().collect();
+    let revocations = ix.revocations();
     for handle in ix.users.keys() {
         let Some((_, u)) = ix.user(handle) else {
             continue;
         };
         let key_id = keys::key_id_of(&u.minisign).unwrap_or_default();
         let mut roles = BTreeSet::new();
-        let raw = keys::raw_key_of(&u.minisign);
-        let revoked = revocations.iter().any(|(h, id, r)| {
-            (*h == handle.as_str() && !key_id.is_empty() && *id == key_id.as_str())
-                || Some(*r) == raw
-        });
+        let revoked = revocations.cover(handle, &u.minisign);
         for p in ix.grants.get(handle).into_iter().flat_map(|m| m.values()) {
             if let Some(Record::Grant(g)) = ix.record(p) {
                 match (g.action, g.role) {

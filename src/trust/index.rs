@@ -469,14 +469,16 @@ impl Index {
     /// under any handle or label (on a verified tree). Key ids are labels: a revocation ends
     /// the raw keys its handle had registered under that id, wherever they show up again.
     pub fn key_revoked(&self, handle: &str, minisign: &str) -> bool {
-        let id = super::keys::key_id_of(minisign);
-        let raw = super::keys::raw_key_of(minisign);
-        self.revoked_keys()
-            .any(|(h, key_id, r)| (h == handle && Some(key_id) == id.as_deref()) || Some(r) == raw)
+        self.revocations().cover(handle, minisign)
+    }
+
+    /// Every key revocation, gathered once for callers that ask about many keys.
+    pub fn revocations(&self) -> Revocations<'_> {
+        Revocations(self.revoked_keys().collect())
     }
 
     /// Every revoke-key grant, with the raw keys its handle registered under the id it names.
-    pub(crate) fn revoked_keys(&self) -> impl Iterator<Item = (&str, &str, [u8; 32])> + '_ {
+    fn revoked_keys(&self) -> impl Iterator<Item = (&str, &str, [u8; 32])> + '_ {
         self.grants
             .values()
             .flat_map(|m| m.values())
@@ -544,5 +546,20 @@ impl Index {
             ix.registry_id = Some(root1.sha256.clone());
         }
         ix
+    }
+}
+
+/// The key revocations of a verified tree: (handle, key id it names, raw key it ends).
+pub struct Revocations<'a>(Vec<(&'a str, &'a str, [u8; 32])>);
+
+impl Revocations<'_> {
+    /// Whether the key `minisign` (base64) of `handle` is revoked: by its handle and key id,
+    /// or as the same raw key under any handle or label.
+    pub fn cover(&self, handle: &str, minisign: &str) -> bool {
+        let id = super::keys::key_id_of(minisign);
+        let raw = super::keys::raw_key_of(minisign);
+        self.0.iter().any(|(h, key_id, r)| {
+            (*h == handle && Some(*key_id) == id.as_deref()) || Some(*r) == raw
+        })
     }
 }

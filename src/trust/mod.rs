@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use cache::SigCache;
-pub use index::{FileInfo, Index, next_number};
+pub use index::{FileInfo, Index, Revocations, next_number};
 pub use keys::{PublicIdentity, Signer};
 pub use verify::{VerifyOptions, verify, verify_index};
 
