@@ -2,13 +2,15 @@
 //! commit that changed or deleted a file instead of only adding (history is append-only).
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
+use git2::{Oid, Repository, Tree};
 
 use crate::model::{RecordPath, classify};
 use crate::trust::{Code, Problem, Rule, Timeline};
 
 use super::Result;
+use super::rawtree::{Entry, RawTree};
 
 /// Walks the first-parent chain from the root commit to `head`.
 pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
@@ -41,25 +43,25 @@ pub fn timeline_from(repo: &Repository, head: Oid, known: Option<Timeline>) -> R
     }
     chain.reverse();
     let (mut tl, mut prev) = match (base, known_head) {
-        (Some(k), Some(h)) => (k, Some(repo.find_commit(h)?.tree()?)),
+        (Some(k), Some(h)) => (k, Some(repo.find_commit(h)?.tree_id())),
         _ => (Timeline::default(), None),
     };
     let offset = tl.commits.len();
     tl.commits.extend(chain.iter().map(|o| o.to_string()));
-    let mut trees = Trees::default();
+    let mut trees = Trees::new(repo)?;
     for (j, oid) in chain.iter().enumerate() {
         let i = offset + j;
-        let tree = repo.find_commit(*oid)?.tree()?;
-        match &prev {
+        let tree = repo.find_commit(*oid)?.tree_id();
+        match prev {
             None => {
-                let (changes, bad) = diff_trees(repo, None, &tree, &mut trees)?;
+                let (changes, bad) = diff_trees(None, tree, &mut trees)?;
                 for (path, _) in changes {
                     tl.intro.insert(path, i);
                 }
                 record_malformed(bad, &oid.to_string(), &mut tl);
             }
             Some(p) => {
-                let (changes, bad) = diff_trees(repo, Some(p), &tree, &mut trees)?;
+                let (changes, bad) = diff_trees(Some(p), tree, &mut trees)?;
                 record_changes(changes, i, &oid.to_string(), &mut tl);
                 record_malformed(bad, &oid.to_string(), &mut tl);
             }
@@ -70,21 +72,30 @@ pub fn timeline_from(repo: &Repository, head: Oid, known: Option<Timeline>) -> R
     Ok(tl)
 }
 
-/// Subtrees read while diffing one commit, kept for the next: what a commit's diff reads as
-/// new is what the next one reads as old, and a large folder's tree (thousands of entries)
-/// is then parsed once per commit instead of twice.
-#[derive(Default)]
+/// Trees read while diffing one commit, kept for the next: what a commit's diff reads as new
+/// is what the next one reads as old, so a large folder's tree (thousands of entries) is read
+/// once per commit instead of twice.
 struct Trees<'r> {
-    prev: HashMap<Oid, Tree<'r>>,
-    cur: HashMap<Oid, Tree<'r>>,
+    odb: git2::Odb<'r>,
+    prev: HashMap<Oid, Rc<RawTree>>,
+    cur: HashMap<Oid, Rc<RawTree>>,
 }
 
 impl<'r> Trees<'r> {
-    fn get(&mut self, repo: &'r Repository, id: Oid) -> Result<Tree<'r>> {
+    fn new(repo: &'r Repository) -> Result<Trees<'r>> {
+        Ok(Trees {
+            odb: repo.odb()?,
+            prev: HashMap::new(),
+            cur: HashMap::new(),
+        })
+    }
+    fn get(&mut self, id: Oid) -> Result<Rc<RawTree>> {
         if let Some(t) = self.cur.get(&id).or_else(|| self.prev.get(&id)) {
-            return Ok(t.clone());
+            let t = t.clone();
+            self.cur.insert(id, t.clone());
+            return Ok(t);
         }
-        let t = repo.find_tree(id)?;
+        let t = Rc::new(RawTree::read(&self.odb, id)?);
         self.cur.insert(id, t.clone());
         Ok(t)
     }
@@ -103,14 +114,14 @@ pub enum Change {
 
 /// The files that differ between `old` and `new` (`old` = None: everything in `new` is added).
 /// Subtrees with equal ids are skipped without being read, so a merge that adds a few files
-/// costs the trees on their paths, not the size of the registry (libgit2's tree diff walks
-/// every entry of every changed tree and was the bulk of a 1,000-commit history walk).
+/// costs the trees on their paths, not the size of the registry.
 pub fn tree_changes(
     repo: &Repository,
     old: Option<&Tree>,
     new: &Tree,
 ) -> Result<Vec<(String, Change)>> {
-    Ok(diff_trees(repo, old, new, &mut Trees::default())?.0)
+    let mut trees = Trees::new(repo)?;
+    Ok(diff_trees(old.map(Tree::id), new.id(), &mut trees)?.0)
 }
 
 /// Folders (with why) whose tree object git never writes, among the new trees a diff read.
@@ -118,16 +129,16 @@ type Malformed = Vec<(String, String)>;
 
 /// The changes, and the malformed folders among the trees of `new` the diff read (every tree
 /// that differs from `old`: each commit's new trees are checked as the walk reaches it).
-fn diff_trees<'r>(
-    repo: &'r Repository,
-    old: Option<&Tree>,
-    new: &Tree,
-    trees: &mut Trees<'r>,
+fn diff_trees(
+    old: Option<Oid>,
+    new: Oid,
+    trees: &mut Trees,
 ) -> Result<(Vec<(String, Change)>, Malformed)> {
-    let mut out = Vec::new();
-    let mut bad = Vec::new();
-    diff_into(repo, old, Some(new), "", &mut out, &mut bad, trees)?;
-    Ok((out, bad))
+    let mut d = Diff::default();
+    let old = old.map(|o| trees.get(o)).transpose()?;
+    let new = trees.get(new)?;
+    d.trees(trees, old.as_deref(), &new, "")?;
+    Ok((d.out, d.bad))
 }
 
 /// A commit of main's history holding a tree git never writes: readers disagree on it.
@@ -147,86 +158,105 @@ fn record_malformed(bad: Malformed, commit: &str, tl: &mut Timeline) {
     }
 }
 
-fn is_tree(e: &TreeEntry) -> bool {
-    e.kind() == Some(ObjectType::Tree)
+/// One tree diff's findings.
+#[derive(Default)]
+struct Diff {
+    out: Vec<(String, Change)>,
+    bad: Malformed,
 }
 
-fn entry_name(e: &TreeEntry, dir: &str) -> String {
+fn entry_name(t: &RawTree, e: &Entry, dir: &str) -> String {
     // Non-UTF-8 names are refused by the tree reader; here they only need a stable spelling.
-    format!("{dir}{}", String::from_utf8_lossy(e.name_bytes()))
+    format!("{dir}{}", String::from_utf8_lossy(t.name(e)))
 }
 
-/// Every file under `e` (a file or a subtree), reported as `change`; the malformed folders
-/// among those added go to `bad`.
-fn all_files(
-    repo: &Repository,
-    e: &TreeEntry,
-    dir: &str,
-    change: Change,
-    out: &mut Vec<(String, Change)>,
-    bad: &mut Malformed,
-) -> Result<()> {
-    let path = entry_name(e, dir);
-    if is_tree(e) {
-        let t = repo.find_tree(e.id())?;
-        let sub = format!("{path}/");
+impl Diff {
+    /// Every file under entry `e` of `t` (a file or a subtree), reported as `change`; the
+    /// malformed folders among those added are reported too.
+    fn all_files(
+        &mut self,
+        trees: &mut Trees,
+        t: &RawTree,
+        e: &Entry,
+        dir: &str,
+        change: Change,
+    ) -> Result<()> {
+        let path = entry_name(t, e, dir);
+        if !e.is_tree() {
+            self.out.push((path, change));
+            return Ok(());
+        }
+        let sub = trees.get(t.id(e))?;
+        let dir = format!("{path}/");
         if change == Change::Added
-            && let Some(why) = super::tree::malformed_tree(&t)
+            && let Some(why) = sub.malformed()
         {
-            bad.push((sub.clone(), why));
+            self.bad.push((dir.clone(), why.to_string()));
         }
-        for child in t.iter() {
-            all_files(repo, &child, &sub, change, out, bad)?;
+        for child in &sub.entries {
+            self.all_files(trees, &sub, child, &dir, change)?;
         }
-    } else {
-        out.push((path, change));
+        Ok(())
     }
-    Ok(())
-}
 
-fn diff_into<'r>(
-    repo: &'r Repository,
-    old: Option<&Tree>,
-    new: Option<&Tree>,
-    dir: &str,
-    out: &mut Vec<(String, Change)>,
-    bad: &mut Malformed,
-    trees: &mut Trees<'r>,
-) -> Result<()> {
-    if let Some(new) = new {
-        if let Some(why) = super::tree::malformed_tree(new) {
-            bad.push((dir.to_string(), why));
+    /// Walks both trees' entries together in git's order (a merge join): equal subtrees are
+    /// skipped by id, and no entry is looked up by name. An entry that turns from file to
+    /// folder has two names in that order (`x`, `x/`): it is deleted and added.
+    fn trees(
+        &mut self,
+        trees: &mut Trees,
+        old: Option<&RawTree>,
+        new: &RawTree,
+        dir: &str,
+    ) -> Result<()> {
+        let (head, tail) = old.map_or((0, 0), |o| o.shared_ends(new));
+        let why = match old {
+            Some(o) => new.malformed_beside(o, (head, tail)),
+            None => new.malformed(),
+        };
+        if let Some(why) = why {
+            self.bad.push((dir.to_string(), why.to_string()));
         }
-        for e in new.iter() {
-            let Some(o) = old.and_then(|o| o.get_name_bytes(e.name_bytes())) else {
-                all_files(repo, &e, dir, Change::Added, out, bad)?;
-                continue;
+        let empty = [];
+        let olds = old.map_or(&empty[..], |o| &o.entries[..]);
+        let olds = &olds[head..olds.len() - tail];
+        let news = &new.entries[head..new.entries.len() - tail];
+        let (mut i, mut j) = (0, 0);
+        while i < olds.len() || j < news.len() {
+            let order = match (olds.get(i), news.get(j)) {
+                (Some(o), Some(n)) => old.expect("entries come from a tree").order(o, new, n),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
             };
-            if o.id() == e.id() && o.filemode() == e.filemode() {
-                continue;
-            }
-            match (is_tree(&o), is_tree(&e)) {
-                (true, true) => {
-                    let (ot, nt) = (trees.get(repo, o.id())?, trees.get(repo, e.id())?);
-                    let sub = format!("{}/", entry_name(&e, dir));
-                    diff_into(repo, Some(&ot), Some(&nt), &sub, out, bad, trees)?;
+            match order {
+                std::cmp::Ordering::Less => {
+                    let ot = old.expect("entries come from a tree");
+                    self.all_files(trees, ot, &olds[i], dir, Change::Deleted)?;
+                    i += 1;
                 }
-                (false, false) => out.push((entry_name(&e, dir), Change::Modified)),
-                _ => {
-                    all_files(repo, &o, dir, Change::Deleted, out, bad)?;
-                    all_files(repo, &e, dir, Change::Added, out, bad)?;
+                std::cmp::Ordering::Greater => {
+                    self.all_files(trees, new, &news[j], dir, Change::Added)?;
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let ot = old.expect("entries come from a tree");
+                    let (o, n) = (&olds[i], &news[j]);
+                    if ot.id_bytes(o) != new.id_bytes(n) || o.mode != n.mode {
+                        if n.is_tree() {
+                            let (a, b) = (trees.get(ot.id(o))?, trees.get(new.id(n))?);
+                            let sub = format!("{}/", entry_name(new, n, dir));
+                            self.trees(trees, Some(&a), &b, &sub)?;
+                        } else {
+                            self.out.push((entry_name(new, n, dir), Change::Modified));
+                        }
+                    }
+                    i += 1;
+                    j += 1;
                 }
             }
         }
+        Ok(())
     }
-    if let Some(old) = old {
-        for o in old.iter() {
-            if new.is_none_or(|n| n.get_name_bytes(o.name_bytes()).is_none()) {
-                all_files(repo, &o, dir, Change::Deleted, out, bad)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Records what `new` adds over `old` as introduced at `index`, and reports edits and deletions.
@@ -244,7 +274,7 @@ pub fn apply_diff(
 
 fn record_changes(changes: Vec<(String, Change)>, index: usize, commit: &str, tl: &mut Timeline) {
     for (path, change) in changes {
-        let meta = matches!(classify(&path), Ok(RecordPath::MetaFile));
+        let meta = || matches!(classify(&path), Ok(RecordPath::MetaFile));
         let problem = |msg: &str| Problem {
             path: path.clone(),
             rule: Rule::History,
@@ -256,10 +286,10 @@ fn record_changes(changes: Vec<(String, Change)>, index: usize, commit: &str, tl
             Change::Added => {
                 tl.intro.insert(path, index);
             }
-            Change::Modified if meta => {
+            Change::Modified if meta() => {
                 tl.intro.insert(path, index);
             }
-            Change::Deleted if meta => {
+            Change::Deleted if meta() => {
                 tl.intro.remove(&path);
             }
             Change::Modified => {

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::trust::{EntryMode, TreeEntry, TreeRead, TrustError};
 
+use super::rawtree::RawTree;
 use super::{Opener, RegistryError, Result};
 
 /// The files of one commit's tree.
@@ -20,10 +21,10 @@ pub struct GitTree<'r> {
 
 impl<'r> GitTree<'r> {
     pub fn at(repo: &'r Repository, commit: Oid) -> Result<GitTree<'r>> {
-        let tree = repo.find_commit(commit)?.tree()?;
+        let tree = repo.find_commit(commit)?.tree_id();
         let mut files = BTreeMap::new();
         let mut malformed = Vec::new();
-        walk(repo, &tree, "", &mut files, &mut malformed)?;
+        walk(&repo.odb()?, tree, "", &mut files, &mut malformed)?;
         Ok(GitTree {
             repo,
             files,
@@ -52,8 +53,8 @@ impl<'r> GitTree<'r> {
             let Ok(entry) = tree.get_path(std::path::Path::new(dir)) else {
                 continue;
             };
-            if let Ok(sub) = repo.find_tree(entry.id()) {
-                walk(repo, &sub, folder, &mut files, &mut malformed)?;
+            if entry.kind() == Some(ObjectType::Tree) {
+                walk(&repo.odb()?, entry.id(), folder, &mut files, &mut malformed)?;
             }
         }
         files.retain(|p, _| keep(p));
@@ -92,77 +93,42 @@ impl<'r> GitTree<'r> {
     }
 }
 
-/// Adds every file under `tree` to `files`, with `prefix` before its path, and every folder
-/// whose tree object is malformed to `malformed` (folder, why).
+/// Adds every file under tree `id` to `files`, with `prefix` before its path, and every
+/// folder whose tree object git itself would not write to `malformed` (folder, why): such a
+/// tree reads differently to different readers (a lookup by name finds one of two entries, a
+/// walk sees both, a misplaced entry is missed by the lookup's binary search), so what cohort
+/// verified would not be what git, a forge or another reader shows.
 fn walk(
-    repo: &Repository,
-    tree: &git2::Tree,
+    odb: &git2::Odb,
+    id: Oid,
     prefix: &str,
     files: &mut BTreeMap<String, (Oid, EntryMode)>,
     malformed: &mut Vec<(String, String)>,
 ) -> Result<()> {
-    if let Some(why) = malformed_tree(tree) {
-        malformed.push((prefix.to_string(), why));
+    let tree = RawTree::read(odb, id)?;
+    if let Some(why) = tree.malformed() {
+        malformed.push((prefix.to_string(), why.to_string()));
     }
-    for entry in tree.iter() {
-        let Ok(name) = entry.name() else {
+    for entry in &tree.entries {
+        let Ok(name) = std::str::from_utf8(tree.name(entry)) else {
             return Err(RegistryError::Refused(format!(
                 "{prefix}<non-UTF-8 name>: file names in a registry are ASCII"
             )));
         };
         let path = format!("{prefix}{name}");
-        let mode = match (entry.kind(), entry.filemode()) {
-            (Some(ObjectType::Tree), _) => {
-                let sub = repo.find_tree(entry.id())?;
-                walk(repo, &sub, &format!("{path}/"), files, malformed)?;
+        let mode = match entry.mode {
+            0o040000 => {
+                walk(odb, tree.id(entry), &format!("{path}/"), files, malformed)?;
                 continue;
             }
-            (_, 0o120000) => EntryMode::Symlink,
-            (Some(ObjectType::Commit), _) | (_, 0o160000) => EntryMode::Submodule,
-            (_, 0o100755) => EntryMode::Executable,
+            0o120000 => EntryMode::Symlink,
+            0o160000 => EntryMode::Submodule,
+            0o100755 => EntryMode::Executable,
             _ => EntryMode::File,
         };
-        files.insert(path, (entry.id(), mode));
+        files.insert(path, (tree.id(entry), mode));
     }
     Ok(())
-}
-
-/// Why git itself would never write this tree object, if it would not: an entry name that is
-/// empty, `.`, `..` or holds a `/`, two entries of one name, or entries out of git's order.
-/// Such a tree reads differently to different readers (a lookup by name finds one of two
-/// entries, a walk sees both, a misplaced entry is missed by the lookup's binary search), so
-/// what cohort verified would not be what git, a forge or another reader shows.
-pub(super) fn malformed_tree(tree: &git2::Tree) -> Option<String> {
-    let mut names = std::collections::HashSet::new();
-    let mut previous: Option<Vec<u8>> = None;
-    for e in tree.iter() {
-        let name = e.name_bytes();
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-            return Some(format!(
-                "holds an entry named `{}`, which git never writes",
-                String::from_utf8_lossy(name)
-            ));
-        }
-        if !names.insert(name.to_vec()) {
-            return Some(format!(
-                "holds two entries named `{}`",
-                String::from_utf8_lossy(name)
-            ));
-        }
-        // git sorts a folder as if its name ended in `/`.
-        let mut key = name.to_vec();
-        if e.kind() == Some(ObjectType::Tree) {
-            key.push(b'/');
-        }
-        if previous.as_ref().is_some_and(|p| *p >= key) {
-            return Some(format!(
-                "lists `{}` out of git's order",
-                String::from_utf8_lossy(name)
-            ));
-        }
-        previous = Some(key);
-    }
-    None
 }
 
 /// Files per parallel batch: each batch opens its own handle on the repository (a libgit2
@@ -327,8 +293,12 @@ mod tests {
         let a = repo.blob(b"a").unwrap();
         let b = repo.blob(b"b").unwrap();
         let sub = raw_tree(&repo, &[("100644", "v1.toml", a)]);
+        let odb = repo.odb().unwrap();
         let why = |entries: &[(&str, &str, Oid)]| {
-            malformed_tree(&repo.find_tree(raw_tree(&repo, entries)).unwrap())
+            RawTree::read(&odb, raw_tree(&repo, entries))
+                .unwrap()
+                .malformed()
+                .map(str::to_string)
         };
         // What git writes: sorted, a folder ordered as if its name ended in `/`.
         assert_eq!(
