@@ -32,10 +32,9 @@ impl TreeRead for Mem {
         Ok(self
             .0
             .iter()
-            .map(|(p, b)| TreeEntry {
+            .map(|(p, _)| TreeEntry {
                 path: p.clone(),
                 mode: EntryMode::File,
-                size: b.len() as u64,
             })
             .collect())
     }

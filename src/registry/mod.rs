@@ -275,9 +275,10 @@ impl Registry {
             let walk = scope.spawn(move || -> Result<Timeline> {
                 timeline_from(&Repository::open(&dir)?, commit, known)
             });
-            let built = self
-                .tree(commit)
-                .and_then(|tree| Ok(Index::build(&tree, &Timeline::flat())?));
+            let built = self.tree(commit).and_then(|tree| {
+                let memo = opts.cache.as_deref();
+                Ok(Index::build_checking(&tree, &Timeline::flat(), memo)?)
+            });
             let tl = walk.join().expect("the history walk does not panic");
             (tl, built)
         });

@@ -195,9 +195,7 @@ impl RawTree {
                 if let Some(why) = (head..t0).find_map(|i| self.entry_problem(i)) {
                     return Some(why);
                 }
-                let Some(first) = self.entries.get(t0) else {
-                    return None;
-                };
+                let first = self.entries.get(t0)?;
                 // A folder `p` of the tail pairs with a file `p` before the tail only if every
                 // entry between is named `p` and a byte below `/`, the tail's first included:
                 // `p` is then a prefix of that name, at least its shortest such prefix.

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use git2::{ObjectType, Oid, Repository};
-use rayon::prelude::*;
 
-use crate::trust::{EntryMode, TreeEntry, TreeRead, TrustError};
+use crate::trust::{ChunkSink, EntryMode, Limited, TreeEntry, TreeRead, TrustError};
 
 use super::rawtree::RawTree;
 use super::{Opener, RegistryError, Result};
@@ -131,9 +130,9 @@ fn walk(
     Ok(())
 }
 
-/// Files per parallel batch: each batch opens its own handle on the repository (a libgit2
-/// repository is not shared between threads), so batches are large enough to amortise that.
-const BATCH: usize = 2048;
+/// Files per chunk handed to the sink: large enough that the hand-over costs nothing, small
+/// enough that parsing starts soon after reading does.
+const CHUNK: usize = 1024;
 
 impl GitTree<'_> {
     fn read_error(what: &str, e: &git2::Error) -> TrustError {
@@ -143,27 +142,35 @@ impl GitTree<'_> {
         }
     }
 
-    /// Runs `f` over `items` on every core, each batch with its own repository handle.
-    fn par_batches<T: Sync, R: Send>(
-        &self,
-        items: &[T],
-        f: impl Fn(&Repository, &T) -> std::result::Result<R, TrustError> + Sync,
-    ) -> std::result::Result<Vec<R>, TrustError> {
-        // In a pre-receive hook the pushed objects sit in git's quarantine, visible through
-        // the handle git's environment opened: read on that handle, on this thread.
-        let Opener::Path(dir) = &self.opener else {
-            return items.iter().map(|item| f(self.repo, item)).collect();
-        };
-        let dir = dir.as_path();
-        let batches: Vec<Vec<R>> = items
-            .par_chunks(BATCH)
-            .map(|chunk| {
-                let repo =
-                    Repository::open(dir).map_err(|e| Self::read_error("the repository", &e))?;
-                chunk.iter().map(|item| f(&repo, item)).collect()
+    /// Reads one chunk of files on `repo`: each file's size from its object header first,
+    /// so a file over its limit is never read.
+    fn read_chunk(
+        repo: &Repository,
+        files: &[(&str, Oid, usize)],
+    ) -> std::result::Result<Vec<Limited>, TrustError> {
+        let odb = repo
+            .odb()
+            .map_err(|e| Self::read_error("the object database", &e))?;
+        files
+            .iter()
+            .map(|(path, oid, limit)| {
+                let not_blob = |kind: ObjectType| TrustError::Read {
+                    what: path.to_string(),
+                    why: format!("the tree names a {}, where a file was expected", kind.str()),
+                };
+                let (size, kind) = odb
+                    .read_header(*oid)
+                    .map_err(|e| Self::read_error(path, &e))?;
+                if kind != ObjectType::Blob {
+                    return Err(not_blob(kind));
+                }
+                if size > *limit {
+                    return Ok(Limited::Over(size as u64));
+                }
+                let obj = odb.read(*oid).map_err(|e| Self::read_error(path, &e))?;
+                Ok(Limited::Bytes(obj.data().to_vec()))
             })
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(batches.into_iter().flatten().collect())
+            .collect()
     }
 }
 
@@ -173,25 +180,14 @@ impl TreeRead for GitTree<'_> {
     }
 
     fn entries(&self) -> std::result::Result<Vec<TreeEntry>, TrustError> {
-        let files: Vec<(&String, &(Oid, EntryMode))> = self.files.iter().collect();
-        self.par_batches(&files, |repo, (path, (oid, mode))| {
-            let size = match mode {
-                EntryMode::Submodule => 0,
-                _ => {
-                    let odb = repo
-                        .odb()
-                        .map_err(|e| Self::read_error("the object database", &e))?;
-                    odb.read_header(*oid)
-                        .map(|(size, _)| size as u64)
-                        .map_err(|e| Self::read_error(path, &e))?
-                }
-            };
-            Ok(TreeEntry {
-                path: (*path).clone(),
+        Ok(self
+            .files
+            .iter()
+            .map(|(path, (_, mode))| TreeEntry {
+                path: path.clone(),
                 mode: *mode,
-                size,
             })
-        })
+            .collect())
     }
 
     fn read(&self, path: &str) -> std::result::Result<Vec<u8>, TrustError> {
@@ -201,22 +197,57 @@ impl TreeRead for GitTree<'_> {
         })
     }
 
-    fn read_many(&self, paths: &[&str]) -> std::result::Result<Vec<Vec<u8>>, TrustError> {
-        let items: Vec<(&str, Oid)> = paths
+    /// One thread reads, with its own repository handle, while the sink works on the chunks
+    /// before: libgit2 reads no faster on two threads than on one (its pack and window locks
+    /// are shared), and parsing takes the other core.
+    fn read_limited(
+        &self,
+        files: &[(&str, usize)],
+        sink: &mut ChunkSink,
+    ) -> std::result::Result<(), TrustError> {
+        let items: Vec<(&str, Oid, usize)> = files
             .iter()
-            .map(|p| {
+            .map(|(p, limit)| {
                 self.oid(p)
-                    .map(|o| (*p, o))
+                    .map(|o| (*p, o, *limit))
                     .ok_or_else(|| TrustError::Read {
                         what: p.to_string(),
                         why: "not in this commit".into(),
                     })
             })
             .collect::<std::result::Result<_, _>>()?;
-        self.par_batches(&items, |repo, (path, oid)| {
-            repo.find_blob(*oid)
-                .map(|b| b.content().to_vec())
-                .map_err(|e| Self::read_error(path, &e))
+        // In a pre-receive hook the pushed objects sit in git's quarantine, visible through
+        // the handle git's environment opened: read on that handle, on this thread.
+        let Opener::Path(dir) = &self.opener else {
+            for (n, chunk) in items.chunks(CHUNK).enumerate() {
+                sink(n * CHUNK, Self::read_chunk(self.repo, chunk)?)?;
+            }
+            return Ok(());
+        };
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            let items = &items;
+            scope.spawn(move || {
+                let repo = match Repository::open(dir) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(Self::read_error("the repository", &e)));
+                        return;
+                    }
+                };
+                for chunk in items.chunks(CHUNK) {
+                    let read = Self::read_chunk(&repo, chunk);
+                    let failed = read.is_err();
+                    // The receiver stops listening after an error of its own.
+                    if tx.send(read).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (n, chunk) in rx.into_iter().enumerate() {
+                sink(n * CHUNK, chunk?)?;
+            }
+            Ok(())
         })
     }
 }
@@ -265,7 +296,7 @@ mod tests {
                 "root/v1.toml"
             ]
         );
-        assert_eq!(one.read_many(&got).unwrap()[0], b"mlcubes/a/v1/cube.toml");
+        assert_eq!(one.read(got[0]).unwrap(), b"mlcubes/a/v1/cube.toml");
 
         let records = GitTree::at_folders(&repo, head, &["mlcubes/", "nothing/"], &|p| {
             p.ends_with("/cube.toml")

@@ -2,13 +2,12 @@
 //! the lookups (versions by id, decisions by subject, signatures by file) that verification and
 //! the workflow share. Building an index checks only what one file can show on its own.
 
-use std::collections::{BTreeMap, HashMap};
-
-use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 use crate::model::{self, AssocKey, DecisionKind, Record, RecordPath, Sha256, classify};
 
-use super::{EntryMode, Problem, Rule, Timeline, TreeRead, TrustError};
+use super::cache::SigCache;
+use super::{Problem, Rule, Timeline};
 
 /// One classified file.
 #[derive(Debug, Clone)]
@@ -55,9 +54,12 @@ pub struct Index {
     /// owner record path -> sealed payload paths
     pub sealed: BTreeMap<String, Vec<String>>,
     pub meta_files: Vec<String>,
+    /// Signature checks made while the files were read ([`Index::build_checking`]): facts of
+    /// cryptography only, like the memo's; the policy stages still decide which key counts.
+    pub early: SigCache,
 }
 
-fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
+pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_string(),
         rule,
@@ -68,135 +70,7 @@ fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
 }
 
 impl Index {
-    /// Reads and parses every file of `tree`. Files that cannot be classified, read or parsed
-    /// are reported and left out of the index.
-    pub fn build(
-        tree: &dyn TreeRead,
-        timeline: &Timeline,
-    ) -> Result<(Index, Vec<Problem>), TrustError> {
-        let mut ix = Index::default();
-        let mut problems = Vec::new();
-        let entries = tree.entries()?;
-        for (folder, why) in tree.malformed() {
-            let path = if folder.is_empty() {
-                "/".to_string()
-            } else {
-                folder
-            };
-            problems.push(Problem {
-                code: super::Code::MalformedTree,
-                ..problem(&path, Rule::DefaultDeny, why)
-            });
-        }
-        let mut lower: HashMap<String, String> = HashMap::new();
-        for e in &entries {
-            if let Some(other) = lower.insert(e.path.to_ascii_lowercase(), e.path.clone()) {
-                for (a, b) in [(&e.path, &other), (&other, &e.path)] {
-                    problems.push(problem(
-                        a,
-                        Rule::DefaultDeny,
-                        format!(
-                            "differs from `{b}` only in case; ids are case-insensitively unique"
-                        ),
-                    ));
-                }
-            }
-        }
-        let mut wanted: Vec<(String, RecordPath)> = Vec::with_capacity(entries.len());
-        for e in entries {
-            let p = &e.path;
-            match e.mode {
-                EntryMode::File => {}
-                EntryMode::Executable => {
-                    problems.push(problem(
-                        p,
-                        Rule::DefaultDeny,
-                        "is executable; registry files are plain files (chmod -x and commit)",
-                    ));
-                    continue;
-                }
-                EntryMode::Symlink => {
-                    problems.push(problem(
-                        p,
-                        Rule::DefaultDeny,
-                        "is a symbolic link; registries hold no links",
-                    ));
-                    continue;
-                }
-                EntryMode::Submodule => {
-                    problems.push(problem(
-                        p,
-                        Rule::DefaultDeny,
-                        "is a submodule; registries hold no submodules",
-                    ));
-                    continue;
-                }
-            }
-            let rp = match classify(p) {
-                Ok(rp) => rp,
-                Err(err) => {
-                    let msg = match &err {
-                        model::ModelError::UnknownPath { why, .. } => {
-                            format!("unknown file: {why}")
-                        }
-                        other => other.to_string(),
-                    };
-                    problems.push(problem(p, Rule::DefaultDeny, msg));
-                    continue;
-                }
-            };
-            let limit = model::size_limit(&rp);
-            if e.size as usize > limit {
-                problems.push(problem(
-                    p,
-                    Rule::Limits,
-                    format!(
-                        "is {} bytes, over the {limit}-byte limit for this kind of file",
-                        e.size
-                    ),
-                ));
-                continue;
-            }
-            wanted.push((e.path, rp));
-        }
-        // Reading, hashing and parsing are independent per file: done on every core.
-        let paths: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
-        let blobs = tree.read_many(&paths)?;
-        let parsed: Vec<_> = wanted
-            .par_iter()
-            .zip(blobs.par_iter())
-            .map(|((p, rp), bytes)| {
-                let record = rp.kind().map(|_| model::parse_record(p, rp, bytes));
-                (Sha256::of(bytes), record)
-            })
-            .collect();
-        for (((p, rp), bytes), (sha256, record)) in wanted.into_iter().zip(blobs).zip(parsed) {
-            match record {
-                Some(Ok(r)) => {
-                    ix.records.insert(p.clone(), r);
-                }
-                Some(Err(err)) => {
-                    problems.push(problem(&p, Rule::Limits, strip_path(&p, &err.to_string())));
-                }
-                None => {}
-            }
-            ix.add(&p, &rp);
-            let info = FileInfo {
-                intro: timeline.intro(&p),
-                path: p.clone(),
-                rp,
-                sha256,
-                bytes,
-            };
-            ix.files.insert(p, info);
-        }
-        if let Some(root1) = ix.files.get(&model::build::root(1)) {
-            ix.registry_id = Some(root1.sha256.clone());
-        }
-        Ok((ix, problems))
-    }
-
-    fn add(&mut self, p: &str, rp: &RecordPath) {
+    pub(super) fn add(&mut self, p: &str, rp: &RecordPath) {
         let p = p.to_string();
         match rp {
             RecordPath::Root { version } => {
@@ -440,7 +314,7 @@ impl Index {
 }
 
 /// Parser messages start with the path; problems already carry it.
-fn strip_path(path: &str, msg: &str) -> String {
+pub(super) fn strip_path(path: &str, msg: &str) -> String {
     msg.strip_prefix(path)
         .and_then(|m| m.strip_prefix(": "))
         .unwrap_or(msg)

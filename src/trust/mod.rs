@@ -4,6 +4,7 @@
 //! to a registry.
 
 pub mod agent;
+mod build;
 pub mod cache;
 pub mod index;
 pub mod keys;
@@ -60,8 +61,19 @@ pub enum EntryMode {
 pub struct TreeEntry {
     pub path: String,
     pub mode: EntryMode,
-    pub size: u64,
 }
+
+/// A file read with a size limit: its bytes, or its size when that is over the limit (the
+/// bytes are then never read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limited {
+    Bytes(Vec<u8>),
+    Over(u64),
+}
+
+/// Receives consecutive chunks of the files a [`TreeRead::read_limited`] call reads: the index
+/// of the chunk's first file, and the files.
+pub type ChunkSink<'a> = dyn FnMut(usize, Vec<Limited>) -> Result<(), TrustError> + 'a;
 
 /// Read-only access to the files of one registry tree (a commit, in practice). The registry
 /// module implements it over git's object database; tests implement it over a map.
@@ -70,9 +82,26 @@ pub trait TreeRead {
     fn entries(&self) -> Result<Vec<TreeEntry>, TrustError>;
     /// The exact bytes of a file.
     fn read(&self, path: &str) -> Result<Vec<u8>, TrustError>;
-    /// The bytes of many files, in order. Implementations that can read in parallel do.
-    fn read_many(&self, paths: &[&str]) -> Result<Vec<Vec<u8>>, TrustError> {
-        paths.iter().map(|p| self.read(p)).collect()
+    /// Reads `files` (path, size limit in bytes) in order and hands them to `sink` in
+    /// consecutive chunks. Implementations that can read while the sink works on the chunks
+    /// before do (reading a registry's files and parsing them take about as long).
+    fn read_limited(
+        &self,
+        files: &[(&str, usize)],
+        sink: &mut ChunkSink,
+    ) -> Result<(), TrustError> {
+        let read = files
+            .iter()
+            .map(|(p, limit)| {
+                let bytes = self.read(p)?;
+                Ok(if bytes.len() > *limit {
+                    Limited::Over(bytes.len() as u64)
+                } else {
+                    Limited::Bytes(bytes)
+                })
+            })
+            .collect::<Result<Vec<_>, TrustError>>()?;
+        sink(0, read)
     }
     /// Folders (`""` for the top) stored in a shape git itself never writes, with why: such a
     /// folder reads differently to different readers, so it is refused.

@@ -22,11 +22,10 @@ impl TreeRead for Mem {
     fn entries(&self) -> Result<Vec<TreeEntry>, TrustError> {
         Ok(self
             .files
-            .iter()
-            .map(|(p, (b, _))| TreeEntry {
+            .keys()
+            .map(|p| TreeEntry {
                 path: p.clone(),
                 mode: EntryMode::File,
-                size: b.len() as u64,
             })
             .collect())
     }
@@ -534,3 +533,55 @@ mod blob_tests;
 
 #[path = "access_tests.rs"]
 mod access_tests;
+
+/// Signatures checked while the index is read are facts of cryptography only: a signature
+/// by a key no valid record admits verifies then, and is still refused; the report is the
+/// one a build without early checks gives.
+#[test]
+fn early_checks_change_speed_never_verdicts() {
+    let mut w = World::new(&["admin", "alice", "mallory"]);
+    w.root(1, &["admin"], 1, &["admin"]);
+    w.next_commit();
+    w.user("alice", "admin");
+    // mallory's record, signed by mallory only: nobody admitted the key.
+    let p = w.signers["mallory"].public.clone();
+    let u = model::User {
+        format: FORMAT_VERSION,
+        kind: "user".into(),
+        handle: "mallory".into(),
+        version: 1,
+        name: "m".into(),
+        email: "m@example.org".into(),
+        minisign: p.minisign.clone(),
+        age: p.age.clone(),
+        created: "2026-01-01T00:00:00Z".into(),
+        previous: None,
+    };
+    w.record(&build::user("mallory", 1), &u, &["mallory"]);
+    w.next_commit();
+    cube_by(&mut w, "good", "alice");
+    let bad = cube_by(&mut w, "forged", "mallory");
+    let mut tl = Timeline::default();
+    for i in 0..=w.tree.commit {
+        tl.commits.push(format!("c{i}"));
+    }
+    for (p, (_, c)) in &w.tree.files {
+        tl.intro.insert(p.clone(), *c);
+    }
+    let (early, ix) = verify(&w.tree, &tl, &VerifyOptions::default()).unwrap();
+    let mallory = minisign::PublicKey::from_base64(&p.minisign).unwrap();
+    let sig = ix.bytes(&build::signature(&bad, "mallory")).unwrap();
+    let k = crate::trust::SigCache::key(&mallory, sig, ix.sha(&bad).unwrap());
+    assert!(ix.early.contains(&k), "mallory's signature was checked early");
+    assert!(
+        early.problems.iter().any(|p| p.path.starts_with(&bad)),
+        "{:#?}",
+        early.problems
+    );
+    let plain = super::Index::build(&w.tree, &tl).unwrap();
+    assert!(plain.0.early.is_empty());
+    let (late, _) = super::verify_index(plain, &tl, &VerifyOptions::default());
+    assert_eq!(early.problems, late.problems);
+    assert_eq!(early.warnings, late.warnings);
+    assert_eq!(early.signatures_checked, late.signatures_checked);
+}

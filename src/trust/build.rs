@@ -1,0 +1,311 @@
+//! Building the index of a tree: every file read, hashed and parsed, and (for verification)
+//! each signature's cryptography checked while the rest of the tree is still being read, so
+//! both cores stay busy: reading is one thread's work, and the signatures are most of a
+//! verification's.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::model::{self, Record, RecordPath, Sha256, classify};
+
+use super::cache::SigCache;
+use super::index::{problem, strip_path};
+use super::{
+    EntryMode, FileInfo, Index, Limited, Problem, Rule, Timeline, TreeEntry, TreeRead, TrustError,
+    sign,
+};
+
+type Parsed = (Sha256, Option<Result<Record, model::ModelError>>);
+/// A file read and parsed, or its size when over its limit.
+type Read = Result<(Vec<u8>, Parsed), u64>;
+/// Called after each chunk with the chunk's file indices and every slot filled so far.
+type AfterChunk<'a> = dyn FnMut(&[usize], &[Option<Read>]) + 'a;
+
+impl Index {
+    /// Reads and parses every file of `tree`. Files that cannot be classified, read or parsed
+    /// are reported and left out of the index.
+    pub fn build(
+        tree: &dyn TreeRead,
+        timeline: &Timeline,
+    ) -> Result<(Index, Vec<Problem>), TrustError> {
+        build(tree, timeline, None)
+    }
+
+    /// [`Index::build`] for a verification: the root and user records (the keys) are read
+    /// first, then every signature is checked against the keys its signer's records name as
+    /// soon as the signature and its file are read, skipping those `memo` already holds. The
+    /// checks that verify land in [`Index::early`]; which key may sign what, and when, is
+    /// still decided by the policy, which finds the cryptography done.
+    pub fn build_checking(
+        tree: &dyn TreeRead,
+        timeline: &Timeline,
+        memo: Option<&SigCache>,
+    ) -> Result<(Index, Vec<Problem>), TrustError> {
+        build(tree, timeline, Some(memo))
+    }
+}
+
+fn build(
+    tree: &dyn TreeRead,
+    timeline: &Timeline,
+    check: Option<Option<&SigCache>>,
+) -> Result<(Index, Vec<Problem>), TrustError> {
+    let mut ix = Index::default();
+    let mut problems = Vec::new();
+    let entries = tree.entries()?;
+    for (folder, why) in tree.malformed() {
+        let path = if folder.is_empty() {
+            "/".to_string()
+        } else {
+            folder
+        };
+        problems.push(Problem {
+            code: super::Code::MalformedTree,
+            ..problem(&path, Rule::DefaultDeny, why)
+        });
+    }
+    case_collisions(&entries, &mut problems);
+    let wanted = wanted_files(entries, &mut problems);
+    let read = match check {
+        None => read_all(tree, &wanted, (0..wanted.len()).collect(), &mut |_, _| {})?,
+        Some(memo) => read_checking(tree, &wanted, memo, &ix.early)?,
+    };
+    for ((p, rp), got) in wanted.into_iter().zip(read) {
+        let (bytes, (sha256, record)) = match got {
+            Ok(got) => got,
+            Err(size) => {
+                let limit = model::size_limit(&rp);
+                problems.push(problem(
+                    &p,
+                    Rule::Limits,
+                    format!("is {size} bytes, over the {limit}-byte limit for this kind of file"),
+                ));
+                continue;
+            }
+        };
+        match record {
+            Some(Ok(r)) => {
+                ix.records.insert(p.clone(), r);
+            }
+            Some(Err(err)) => {
+                problems.push(problem(&p, Rule::Limits, strip_path(&p, &err.to_string())));
+            }
+            None => {}
+        }
+        ix.add(&p, &rp);
+        let info = FileInfo {
+            intro: timeline.intro(&p),
+            path: p.clone(),
+            rp,
+            sha256,
+            bytes,
+        };
+        ix.files.insert(p, info);
+    }
+    if let Some(root1) = ix.files.get(&model::build::root(1)) {
+        ix.registry_id = Some(root1.sha256.clone());
+    }
+    Ok((ix, problems))
+}
+
+/// The plain files of a known kind, classified; everything else is reported.
+fn wanted_files(entries: Vec<TreeEntry>, problems: &mut Vec<Problem>) -> Vec<(String, RecordPath)> {
+    let mut wanted = Vec::with_capacity(entries.len());
+    for e in entries {
+        let p = &e.path;
+        let refused = match e.mode {
+            EntryMode::File => None,
+            EntryMode::Executable => {
+                Some("is executable; registry files are plain files (chmod -x and commit)")
+            }
+            EntryMode::Symlink => Some("is a symbolic link; registries hold no links"),
+            EntryMode::Submodule => Some("is a submodule; registries hold no submodules"),
+        };
+        if let Some(why) = refused {
+            problems.push(problem(p, Rule::DefaultDeny, why));
+            continue;
+        }
+        match classify(p) {
+            Ok(rp) => wanted.push((e.path, rp)),
+            Err(err) => {
+                let msg = match &err {
+                    model::ModelError::UnknownPath { why, .. } => format!("unknown file: {why}"),
+                    other => other.to_string(),
+                };
+                problems.push(problem(p, Rule::DefaultDeny, msg));
+            }
+        }
+    }
+    wanted
+}
+
+/// Reads the files of `wanted` at `order` (indices, read in that order) and hashes and parses
+/// each chunk on every core while the tree reads the next; `then` sees each chunk's indices
+/// once they are in the result. Returns a slot per file of `wanted` (None: not in `order`).
+fn read_all(
+    tree: &dyn TreeRead,
+    wanted: &[(String, RecordPath)],
+    order: Vec<usize>,
+    then: &mut AfterChunk,
+) -> Result<Vec<Read>, TrustError> {
+    let mut slots: Vec<Option<Read>> = Vec::new();
+    read_into(tree, wanted, &order, &mut slots, then)?;
+    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(0))).collect())
+}
+
+fn read_into(
+    tree: &dyn TreeRead,
+    wanted: &[(String, RecordPath)],
+    order: &[usize],
+    slots: &mut Vec<Option<Read>>,
+    then: &mut AfterChunk,
+) -> Result<(), TrustError> {
+    slots.resize_with(wanted.len(), || None);
+    let limited: Vec<(&str, usize)> = order
+        .iter()
+        .map(|&i| (wanted[i].0.as_str(), model::size_limit(&wanted[i].1)))
+        .collect();
+    tree.read_limited(&limited, &mut |start, chunk| {
+        let at = &order[start..start + chunk.len()];
+        let parsed: Vec<Read> = chunk
+            .into_par_iter()
+            .zip(at.par_iter())
+            .map(|(blob, &i)| {
+                let (p, rp) = &wanted[i];
+                match blob {
+                    Limited::Bytes(bytes) => {
+                        let record = rp.kind().map(|_| model::parse_record(p, rp, &bytes));
+                        let sha = Sha256::of(&bytes);
+                        Ok((bytes, (sha, record)))
+                    }
+                    Limited::Over(size) => Err(size),
+                }
+            })
+            .collect();
+        for (&i, r) in at.iter().zip(parsed) {
+            slots[i] = Some(r);
+        }
+        then(at, slots);
+        Ok(())
+    })
+}
+
+/// Reads the key files (`root/`, `users/`) first, then the rest, checking the signatures of
+/// each chunk (and, with the first, those of the key files) against their signers' keys.
+fn read_checking(
+    tree: &dyn TreeRead,
+    wanted: &[(String, RecordPath)],
+    memo: Option<&SigCache>,
+    early: &SigCache,
+) -> Result<Vec<Read>, TrustError> {
+    let is_key_file = |p: &str| p.starts_with("root/") || p.starts_with("users/");
+    let (keys_first, rest): (Vec<usize>, Vec<usize>) =
+        (0..wanted.len()).partition(|&i| is_key_file(&wanted[i].0));
+    let mut slots: Vec<Option<Read>> = Vec::new();
+    read_into(tree, wanted, &keys_first, &mut slots, &mut |_, _| {})?;
+    let keys = signer_keys(&keys_first, &slots);
+    let by_path: HashMap<&str, usize> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.as_str(), i))
+        .collect();
+    let mut pending: Vec<usize> = keys_first;
+    let mut check = |at: &[usize], slots: &[Option<Read>]| {
+        pending.extend_from_slice(at);
+        let sigs = std::mem::take(&mut pending);
+        sigs.par_iter().for_each(|&i| {
+            let RecordPath::Signature { signed, signer, .. } = &wanted[i].1 else {
+                return;
+            };
+            let (Some(Some(Ok((sig, _)))), Some(&j)) = (slots.get(i), by_path.get(signed.as_str()))
+            else {
+                return;
+            };
+            // The signed file sorts before its signatures, so it is usually read by now.
+            let Some(Some(Ok((bytes, (sha, _))))) = slots.get(j) else {
+                return;
+            };
+            for key in keys.get(signer.as_str()).into_iter().flatten() {
+                let k = SigCache::key(key, sig, sha);
+                if memo.is_some_and(|m| m.contains(&k)) || early.contains(&k) {
+                    continue;
+                }
+                if sign::verify(key, sig, bytes).is_ok() {
+                    early.insert(k);
+                }
+            }
+        });
+    };
+    read_into(tree, wanted, &rest, &mut slots, &mut check)?;
+    // No other files: the key files' own signatures are still waiting.
+    check(&[], &slots);
+    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(0))).collect())
+}
+
+/// Every key a handle's records name (any version of its user record, any root naming it as
+/// an admin), whether or not the policy will find it valid.
+fn signer_keys(
+    files: &[usize],
+    slots: &[Option<Read>],
+) -> HashMap<String, Vec<minisign::PublicKey>> {
+    let mut keys: HashMap<String, Vec<minisign::PublicKey>> = HashMap::new();
+    let mut add = |handle: &str, b64: &str| {
+        if let Ok(pk) = minisign::PublicKey::from_base64(b64) {
+            let list = keys.entry(handle.to_string()).or_default();
+            if !list.iter().any(|k| k.to_bytes() == pk.to_bytes()) {
+                list.push(pk);
+            }
+        }
+    };
+    for &i in files {
+        match slots.get(i) {
+            Some(Some(Ok((_, (_, Some(Ok(Record::User(u)))))))) => add(&u.handle, &u.minisign),
+            Some(Some(Ok((_, (_, Some(Ok(Record::Root(r)))))))) => {
+                for a in &r.admins {
+                    add(&a.handle, &a.minisign);
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+/// Paths that differ only in case (ids are case-insensitively unique), both ways round, each
+/// with the one before it in `entries`' order. Two such paths hold an upper-case letter
+/// between them, so only those paths are folded: the rest are looked up as they are.
+fn case_collisions(entries: &[TreeEntry], problems: &mut Vec<Problem>) {
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.path.bytes().any(|b| b.is_ascii_uppercase()) {
+            groups
+                .entry(e.path.to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(g) = groups.get_mut(&e.path) {
+            g.push(i);
+        }
+    }
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for g in groups.values_mut() {
+        g.sort_unstable();
+        pairs.extend(g.windows(2).map(|w| (w[1], w[0])));
+    }
+    pairs.sort_unstable();
+    for (cur, prev) in pairs {
+        let (cur, prev) = (&entries[cur].path, &entries[prev].path);
+        for (a, b) in [(cur, prev), (prev, cur)] {
+            problems.push(problem(
+                a,
+                Rule::DefaultDeny,
+                format!("differs from `{b}` only in case; ids are case-insensitively unique"),
+            ));
+        }
+    }
+}
