@@ -18,8 +18,9 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// A folder, by the mode's type bits, as git and libgit2 read it.
     pub fn is_tree(&self) -> bool {
-        self.mode == TREE
+        self.mode & 0o170000 == TREE
     }
     /// Where the entry's bytes start (its mode) and end (after its id).
     fn start(&self) -> usize {
@@ -96,13 +97,8 @@ impl RawTree {
         while at < data.len() {
             // Modes and names are short: a plain scan beats a vectorised search's set-up.
             let space = find(b' ', &data[at..]).ok_or("an entry has no mode")?;
+            // Any octal mode parses, as libgit2 parses it; one git never writes is malformed.
             let mode = octal(&data[at..at + space]).ok_or("an entry has a bad file mode")?;
-            if !matches!(
-                mode,
-                TREE | 0o100644 | 0o100664 | 0o100755 | 0o120000 | 0o160000
-            ) {
-                return Err(format!("an entry has file mode {mode:o}"));
-            }
             let name_start = at + space + 1;
             let nul = find(0, &data[name_start..]).ok_or("an entry's name is not ended")?;
             let id = name_start + nul + 1;
@@ -226,6 +222,10 @@ impl RawTree {
         let name = self.name(e);
         if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
             return named("holds an entry named", name, ", which git never writes");
+        }
+        if !matches!(e.mode, TREE | 0o100644 | 0o100755 | 0o120000 | 0o160000) {
+            let after = format!(" with file mode {:o}, which git never writes", e.mode);
+            return named("holds", name, &after);
         }
         let prev = &self.entries[..i];
         if let Some(p) = prev.last()
@@ -453,7 +453,13 @@ mod tests {
     fn unparseable_trees_are_errors() {
         assert!(RawTree::parse(b"100644 a".to_vec()).is_err());
         assert!(RawTree::parse(b"100644 a\0short".to_vec()).is_err());
-        assert!(RawTree::parse(raw(&[("100666", "a")])).is_err());
+        // A mode git never writes parses (as libgit2 parses it) and is malformed.
+        let odd = RawTree::parse(raw(&[("100664", "a")])).unwrap();
+        assert!(odd.malformed().unwrap().contains("file mode 100664"));
+        assert!(
+            why(&[("040000", "a")]).is_none(),
+            "zero-padded modes read as git reads them"
+        );
         assert!(RawTree::parse(raw(&[("10x644", "a")])).is_err());
         assert!(RawTree::parse(Vec::new()).unwrap().entries.is_empty());
     }

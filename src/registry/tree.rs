@@ -115,11 +115,11 @@ fn walk(
             )));
         };
         let path = format!("{prefix}{name}");
+        if entry.is_tree() {
+            walk(odb, tree.id(entry), &format!("{path}/"), files, malformed)?;
+            continue;
+        }
         let mode = match entry.mode {
-            0o040000 => {
-                walk(odb, tree.id(entry), &format!("{path}/"), files, malformed)?;
-                continue;
-            }
             0o120000 => EntryMode::Symlink,
             0o160000 => EntryMode::Submodule,
             0o100755 => EntryMode::Executable,
@@ -356,6 +356,11 @@ mod tests {
             why(&[("100644", "b", a), ("100644", "a", b)]),
             Some("lists `a` out of git's order".into())
         );
+        // Modes git never writes (old gits' group-writable files, permission bits on links).
+        for mode in ["100664", "120777", "100775"] {
+            let m = why(&[(mode, "a", a)]).unwrap();
+            assert!(m.contains(&format!("file mode {mode}")), "{m}");
+        }
         for name in ["users/x", ".", ".."] {
             assert!(
                 why(&[("100644", name, a)])

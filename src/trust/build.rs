@@ -226,7 +226,12 @@ fn read_checking(
             let Some(Some(Ok((bytes, (sha, _))))) = slots.get(j) else {
                 return;
             };
-            for key in keys.get(signer.as_str()).into_iter().flatten() {
+            // A key's id is a label anyone can set: a signer's records could name many keys
+            // under one id. The early check tries at most two; the policy checks the rest.
+            let id = sign::signature_key_id(sig);
+            let candidates = keys.get(signer.as_str()).into_iter().flatten();
+            let matching = candidates.filter(|k| id.is_some_and(|id| id[..] == *k.keynum()));
+            for key in matching.take(2) {
                 let k = SigCache::key(key, sig, sha);
                 if memo.is_some_and(|m| m.contains(&k)) || early.contains(&k) {
                     continue;

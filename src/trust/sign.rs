@@ -167,6 +167,12 @@ struct SigShape {
 /// Checks the four lines of a signature box: both comment prefixes, a strictly base64 signature
 /// line of exactly 74 bytes with the prehashed algorithm, a strictly base64 global signature of
 /// exactly 64 bytes, and nothing after them but one final newline.
+/// The key id a signature file names, if it has a signature file's shape.
+pub fn signature_key_id(sig_text: &[u8]) -> Option<[u8; 8]> {
+    let text = std::str::from_utf8(sig_text).ok()?;
+    check_shape(text).ok().map(|s| s.key_id)
+}
+
 fn check_shape(text: &str) -> Result<SigShape, String> {
     let body = text.strip_suffix('\n').unwrap_or(text);
     let lines: Vec<&str> = body.split('\n').collect();

@@ -572,7 +572,10 @@ fn early_checks_change_speed_never_verdicts() {
     let mallory = minisign::PublicKey::from_base64(&p.minisign).unwrap();
     let sig = ix.bytes(&build::signature(&bad, "mallory")).unwrap();
     let k = crate::trust::SigCache::key(&mallory, sig, ix.sha(&bad).unwrap());
-    assert!(ix.early.contains(&k), "mallory's signature was checked early");
+    assert!(
+        ix.early.contains(&k),
+        "mallory's signature was checked early"
+    );
     assert!(
         early.problems.iter().any(|p| p.path.starts_with(&bad)),
         "{:#?}",
