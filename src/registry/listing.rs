@@ -208,10 +208,30 @@ pub fn save_rows(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(&dir.join(name), bytes)
 }
 
+/// Whether the listing in `dir` is whole and built for `commit`: its list of folders and
+/// every file it names (checked against their digests, not parsed).
+fn is_whole(dir: &Path, commit: Oid) -> bool {
+    let Some(list) = std::fs::read(dir.join(FOLDERS)).ok() else {
+        return false;
+    };
+    let Some(names) = unframe(MAGIC, &list, commit) else {
+        return false;
+    };
+    names.lines().all(|folder| {
+        std::fs::read(dir.join(folder))
+            .ok()
+            .is_some_and(|b| unframe(MAGIC, &b, commit).is_some())
+    })
+}
+
 /// Saves the listing index of `ix` (the verified index of `commit`) in the folder `dir`,
 /// each file atomically: a reader sees each file old or new, never half of one, and takes
-/// only files naming the commit it asks for.
+/// only files naming the commit it asks for. A listing already whole for `commit` is kept
+/// (verifying an unchanged main rewrote 19 MB at 10,000 entities).
 pub fn save(dir: &Path, commit: Oid, ix: &Index) -> std::io::Result<()> {
+    if is_whole(dir, commit) {
+        return Ok(());
+    }
     match encode(commit, ix) {
         Some(files) => {
             for (name, bytes) in files {

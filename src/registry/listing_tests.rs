@@ -341,3 +341,31 @@ fn rows_are_read_only_beside_the_listing_of_their_commit() {
     std::fs::write(listing.join("folders"), b"not an index").unwrap();
     assert!(super::load_rows(&listing, commit(2), CUBES).is_none());
 }
+
+/// Saving the listing of the commit already kept writes nothing; a damaged or missing file of
+/// it makes the next save write it whole again.
+#[test]
+fn a_whole_listing_is_kept_and_a_damaged_one_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    std::fs::create_dir(&d).unwrap();
+    let ix = fixture_index();
+    super::save(&d, commit(1), &ix).unwrap();
+    let users = d.join("users");
+    let first = std::fs::metadata(&users).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    super::save(&d, commit(1), &ix).unwrap();
+    assert_eq!(
+        std::fs::metadata(&users).unwrap().modified().unwrap(),
+        first
+    );
+    std::fs::write(&users, b"cut").unwrap();
+    super::save(&d, commit(1), &ix).unwrap();
+    assert!(super::load(&d, commit(1), ALL, &|_| true).is_some());
+    std::fs::remove_file(d.join("mlcubes")).unwrap();
+    super::save(&d, commit(1), &ix).unwrap();
+    assert!(super::load(&d, commit(1), ALL, &|_| true).is_some());
+    // Another commit's listing is replaced.
+    super::save(&d, commit(2), &ix).unwrap();
+    assert!(super::load(&d, commit(2), ALL, &|_| true).is_some());
+}

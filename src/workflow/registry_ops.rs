@@ -193,6 +193,9 @@ pub fn verify_commit(
     };
     // The timeline of the main verified last here: the history walk then covers new commits.
     let known = (!ctx.full).then(|| store.timeline(&opened.id)).flatten();
+    let unchanged = known
+        .as_ref()
+        .is_some_and(|k| k.commits.last() == Some(&commit.to_string()));
     let (report, ix, tl) = opened.reg.verify_from(commit, &opts, known)?;
     ctx.reporter.end(task, report.is_clean());
     if let Some(memo) = &memo {
@@ -205,7 +208,9 @@ pub fn verify_commit(
         // cohort's view, and the next verification continues its timeline. Like the memo,
         // both only save time.
         let _ = store.save_listing(&opened.id, commit, &ix);
-        let _ = store.save_timeline(&opened.id, &tl);
+        if !unchanged {
+            let _ = store.save_timeline(&opened.id, &tl);
+        }
     }
     let new_warnings = match after {
         Some(i) => warnings_after(&report, &tl.commits, i),
