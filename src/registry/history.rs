@@ -10,7 +10,7 @@ use crate::model::{RecordPath, classify};
 use crate::trust::{Code, Problem, Rule, Timeline};
 
 use super::Result;
-use super::rawtree::{Entry, RawTree};
+use super::rawtree::{Entry, RawTree, check_depth};
 
 /// Walks the first-parent chain from the root commit to `head`.
 pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
@@ -186,8 +186,9 @@ impl Diff {
             self.out.push((path, change));
             return Ok(());
         }
-        let sub = trees.get(t.id(e))?;
         let dir = format!("{path}/");
+        check_depth(&dir)?;
+        let sub = trees.get(t.id(e))?;
         if change == Change::Added
             && let Some(why) = sub.malformed()
         {
@@ -209,6 +210,7 @@ impl Diff {
         new: &RawTree,
         dir: &str,
     ) -> Result<()> {
+        check_depth(dir)?;
         let (head, tail) = old.map_or((0, 0), |o| o.shared_ends(new));
         let why = match old {
             Some(o) => new.malformed_beside(o, (head, tail)),
