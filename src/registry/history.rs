@@ -10,7 +10,7 @@ use crate::model::{RecordPath, classify};
 use crate::trust::{Code, Problem, Rule, Timeline};
 
 use super::Result;
-use super::rawtree::{Entry, RawTree};
+use super::rawtree::{Entry, RawTree, check_depth};
 
 /// Walks the first-parent chain from the root commit to `head`.
 pub fn timeline(repo: &Repository, head: Oid) -> Result<Timeline> {
@@ -30,16 +30,26 @@ pub fn timeline_from(repo: &Repository, head: Oid, known: Option<Timeline>) -> R
     let mut chain = Vec::new();
     let mut base = None;
     let mut cur = repo.find_commit(head)?;
+    // Object reads are not re-hashed (see `read_objects_as_git_does`): a commit stored under
+    // the id of one of its descendants (a store written by hand, not by git's transports) would
+    // make this walk endless.
+    let mut seen = std::collections::HashSet::new();
     loop {
         if Some(cur.id()) == known_head {
             base = known.take();
             break;
         }
-        chain.push(cur.id());
-        match cur.parent(0) {
-            Ok(p) => cur = p,
-            Err(_) => break,
+        if !seen.insert(cur.id()) {
+            return Err(super::RegistryError::Refused(format!(
+                "commit {} is its own ancestor: the object store is corrupt",
+                cur.id()
+            )));
         }
+        chain.push(cur.id());
+        if cur.parent_count() == 0 {
+            break;
+        }
+        cur = cur.parent(0)?;
     }
     chain.reverse();
     let (mut tl, mut prev) = match (base, known_head) {
@@ -186,8 +196,9 @@ impl Diff {
             self.out.push((path, change));
             return Ok(());
         }
-        let sub = trees.get(t.id(e))?;
         let dir = format!("{path}/");
+        check_depth(&dir)?;
+        let sub = trees.get(t.id(e))?;
         if change == Change::Added
             && let Some(why) = sub.malformed()
         {
@@ -209,6 +220,7 @@ impl Diff {
         new: &RawTree,
         dir: &str,
     ) -> Result<()> {
+        check_depth(dir)?;
         let (head, tail) = old.map_or((0, 0), |o| o.shared_ends(new));
         let why = match old {
             Some(o) => new.malformed_beside(o, (head, tail)),
@@ -474,5 +486,45 @@ mod tests {
         assert_eq!(tl.problems.len(), 1, "{:?}", tl.problems);
         assert_eq!(tl.problems[0].path, "users/a/v1.toml");
         assert_eq!(tl.problems[0].commit.as_deref(), Some(&*third.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Objects are read without re-hashing, as git reads them: a loose commit written by hand
+    /// under its own id names itself as its parent. The first-parent walks must refuse it, not
+    /// loop (growing the chain without bound).
+    #[test]
+    fn a_commit_that_is_its_own_parent_is_refused_not_walked_forever() {
+        git2::opts::strict_hash_verification(false);
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let empty = repo.treebuilder(None).unwrap().write().unwrap();
+        let id = "1111111111111111111111111111111111111111";
+        let body = format!(
+            "tree {empty}\nparent {id}\nauthor t <t@example.org> 0 +0000\n\
+             committer t <t@example.org> 0 +0000\n\nloop\n"
+        );
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(format!("commit {}\0{body}", body.len()).as_bytes())
+            .unwrap();
+        let obj = dir.path().join("objects").join(&id[..2]);
+        std::fs::create_dir_all(&obj).unwrap();
+        std::fs::write(obj.join(&id[2..]), z.finish().unwrap()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let repo = Repository::open(&path).unwrap();
+            let oid = Oid::from_str(id).unwrap();
+            let walked = timeline(&repo, oid).map(|t| t.commits.len());
+            let zero = Oid::from_str("2222222222222222222222222222222222222222").unwrap();
+            let chain = crate::registry::on_first_parent_chain(&repo, oid, zero);
+            let _ = tx.send((walked.is_err(), chain.ok()));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok((true, Some(false))));
     }
 }

@@ -357,14 +357,16 @@ impl Registry {
 /// main.
 pub fn on_first_parent_chain(repo: &Repository, head: Oid, ancestor: Oid) -> Result<bool> {
     let mut cur = repo.find_commit(head)?;
+    // A commit stored under a descendant's id (objects are not re-hashed) must not loop.
+    let mut seen = std::collections::HashSet::new();
     loop {
         if cur.id() == ancestor {
             return Ok(true);
         }
-        match cur.parent(0) {
-            Ok(p) => cur = p,
-            Err(_) => return Ok(false),
+        if !seen.insert(cur.id()) || cur.parent_count() == 0 {
+            return Ok(false);
         }
+        cur = cur.parent(0)?;
     }
 }
 

@@ -8,6 +8,23 @@ use super::{RegistryError, Result};
 
 const TREE: u32 = 0o040000;
 
+/// How deep folders may nest: registry paths are a few folders deep, and a hostile tree can
+/// nest one folder in the next as deep as it likes (a ~30-byte object a level), which a
+/// recursive walk would follow until the stack overflows.
+pub(super) const MAX_DEPTH: usize = 32;
+
+/// Refuses folder `dir` (a path ending in `/`) when it is nested deeper than [`MAX_DEPTH`].
+pub(super) fn check_depth(dir: &str) -> Result<()> {
+    if dir.bytes().filter(|&b| b == b'/').count() <= MAX_DEPTH {
+        return Ok(());
+    }
+    let start: String = dir.chars().take(40).collect();
+    Err(RegistryError::Refused(format!(
+        "{start}...: folders nested more than {MAX_DEPTH} deep; registry paths are a few \
+         folders deep"
+    )))
+}
+
 /// One entry of a raw tree: where its name and id sit in the tree's bytes.
 #[derive(Clone, Copy)]
 pub(super) struct Entry {
@@ -447,6 +464,13 @@ mod tests {
             out.extend_from_slice(&[id; 20]);
         }
         RawTree::parse(out).unwrap()
+    }
+
+    #[test]
+    fn folders_nest_at_most_max_depth() {
+        assert!(check_depth("").is_ok());
+        assert!(check_depth(&"d/".repeat(MAX_DEPTH)).is_ok());
+        assert!(check_depth(&"d/".repeat(MAX_DEPTH + 1)).is_err());
     }
 
     #[test]

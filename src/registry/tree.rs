@@ -6,7 +6,7 @@ use git2::{ObjectType, Oid, Repository};
 
 use crate::trust::{ChunkSink, EntryMode, Limited, TreeEntry, TreeRead, TrustError};
 
-use super::rawtree::RawTree;
+use super::rawtree::{RawTree, check_depth};
 use super::{Opener, RegistryError, Result};
 
 /// The files of one commit's tree.
@@ -104,6 +104,7 @@ fn walk(
     files: &mut BTreeMap<String, (Oid, EntryMode)>,
     malformed: &mut Vec<(String, String)>,
 ) -> Result<()> {
+    check_depth(prefix)?;
     let tree = RawTree::read(odb, id)?;
     if let Some(why) = tree.malformed() {
         malformed.push((prefix.to_string(), why.to_string()));
@@ -384,5 +385,45 @@ mod tests {
             )]
         );
         assert_eq!(t.paths().collect::<Vec<_>>(), ["users/v1.toml"]);
+    }
+}
+
+#[cfg(test)]
+mod deep_tests {
+    use super::*;
+
+    /// A hostile push can nest folders as deep as it likes (a tree object of ~30 bytes a
+    /// level): reading it must end in a refusal, not overflow the stack or hold a path string
+    /// per level (depth squared bytes).
+    #[test]
+    fn deeply_nested_folders_are_refused_not_overflowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let odb = repo.odb().unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let mut raw = b"100644 v1.toml\0".to_vec();
+        raw.extend_from_slice(blob.as_bytes());
+        let mut id = odb.write(ObjectType::Tree, &raw).unwrap();
+        for _ in 0..5_000 {
+            let mut raw = b"40000 d\0".to_vec();
+            raw.extend_from_slice(id.as_bytes());
+            id = odb.write(ObjectType::Tree, &raw).unwrap();
+        }
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let c = repo
+            .commit(None, &sig, &sig, "deep", &repo.find_tree(id).unwrap(), &[])
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        // The stack of the thread `verify_from` walks history on (Rust's default, 2 MiB).
+        let run = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let repo = Repository::open(&path).unwrap();
+                let at = GitTree::at(&repo, c).map(|t| t.paths().count());
+                let tl = crate::registry::timeline(&repo, c).map(|t| t.intro.len());
+                (at.is_err(), tl.is_err())
+            })
+            .unwrap();
+        assert_eq!(run.join().unwrap(), (true, true));
     }
 }

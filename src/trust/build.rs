@@ -228,10 +228,11 @@ fn read_checking(
             };
             // A key's id is a label anyone can set: a signer's records could name many keys
             // under one id. The early check tries at most two; the policy checks the rest.
-            let id = sign::signature_key_id(sig);
-            let candidates = keys.get(signer.as_str()).into_iter().flatten();
-            let matching = candidates.filter(|k| id.is_some_and(|id| id[..] == *k.keynum()));
-            for key in matching.take(2) {
+            let Some(id) = sign::signature_key_id(sig) else {
+                return;
+            };
+            let candidates = keys.get(signer.as_str()).and_then(|ids| ids.get(&id));
+            for key in candidates.into_iter().flatten() {
                 let k = SigCache::key(key, sig, sha);
                 if memo.is_some_and(|m| m.contains(&k)) || early.contains(&k) {
                     continue;
@@ -248,19 +249,32 @@ fn read_checking(
     Ok(slots.into_iter().map(|s| s.unwrap_or(Err(0))).collect())
 }
 
-/// Every key a handle's records name (any version of its user record, any root naming it as
-/// an admin), whether or not the policy will find it valid.
-fn signer_keys(
-    files: &[usize],
-    slots: &[Option<Read>],
-) -> HashMap<String, Vec<minisign::PublicKey>> {
-    let mut keys: HashMap<String, Vec<minisign::PublicKey>> = HashMap::new();
+/// The keys tried early, by handle and key id.
+type SignerKeys = HashMap<String, HashMap<[u8; 8], Vec<minisign::PublicKey>>>;
+
+/// Keys tried early per (handle, key id): at most this many, the first its records name.
+const EARLY_KEYS_PER_ID: usize = 2;
+
+/// The keys a handle's records name (any version of its user record, any root naming it as
+/// an admin), whether or not the policy will find them valid, by handle and key id: at most
+/// [`EARLY_KEYS_PER_ID`] each, so hostile records naming many keys under one id (or one
+/// handle) cost a lookup each, not a scan of the others.
+fn signer_keys(files: &[usize], slots: &[Option<Read>]) -> SignerKeys {
+    let mut keys = SignerKeys::new();
     let mut add = |handle: &str, b64: &str| {
-        if let Ok(pk) = minisign::PublicKey::from_base64(b64) {
-            let list = keys.entry(handle.to_string()).or_default();
-            if !list.iter().any(|k| k.to_bytes() == pk.to_bytes()) {
-                list.push(pk);
-            }
+        let Ok(pk) = minisign::PublicKey::from_base64(b64) else {
+            return;
+        };
+        let Ok(id) = <[u8; 8]>::try_from(pk.keynum()) else {
+            return;
+        };
+        let list = keys
+            .entry(handle.to_string())
+            .or_default()
+            .entry(id)
+            .or_default();
+        if list.len() < EARLY_KEYS_PER_ID && !list.iter().any(|k| k.to_bytes() == pk.to_bytes()) {
+            list.push(pk);
         }
     };
     for &i in files {
@@ -276,6 +290,7 @@ fn signer_keys(
     }
     keys
 }
+
 /// Paths that differ only in case (ids are case-insensitively unique), both ways round, each
 /// with the one before it in `entries`' order. Two such paths hold an upper-case letter
 /// between them, so only those paths are folded: the rest are looked up as they are.

@@ -588,3 +588,48 @@ fn early_checks_change_speed_never_verdicts() {
     assert_eq!(early.warnings, late.warnings);
     assert_eq!(early.signatures_checked, late.signatures_checked);
 }
+
+/// Hostile input: many versions of one user record, each naming its own key (anyone can push
+/// such a submission). Gathering the keys for the early checks must cost about what reading
+/// the records costs, not its square (4,000 versions took 10 times the whole read).
+#[test]
+fn many_user_versions_do_not_make_early_checks_quadratic() {
+    let mut w = World::new(&["admin"]);
+    w.root(1, &["admin"], 1, &["admin"]);
+    let n: u32 = 4000;
+    for v in 1..=n {
+        let mut raw = [0u8; 42];
+        raw[..2].copy_from_slice(b"Ed");
+        raw[2..6].copy_from_slice(&v.to_le_bytes());
+        raw[10..14].copy_from_slice(&v.to_le_bytes());
+        let u = model::User {
+            format: FORMAT_VERSION,
+            kind: "user".into(),
+            handle: "mallory".into(),
+            version: v,
+            name: "m".into(),
+            email: "m@example.org".into(),
+            minisign: minisign::PublicKey::from_bytes(&raw).unwrap().to_base64(),
+            age: w.signers["admin"].public.age.clone(),
+            created: "2026-01-01T00:00:00Z".into(),
+            previous: (v > 1).then(|| Sha256::of(&w.tree.files[&build::user("mallory", v - 1)].0)),
+        };
+        w.add(&build::user("mallory", v), model::to_bytes(&u));
+    }
+    let tl = Timeline::flat();
+    let t = std::time::Instant::now();
+    let (_, problems) = super::Index::build(&w.tree, &tl).unwrap();
+    let plain = t.elapsed();
+    assert!(
+        problems.is_empty(),
+        "every version parses: {:?}",
+        problems.first()
+    );
+    let t = std::time::Instant::now();
+    super::Index::build_checking(&w.tree, &tl, None).unwrap();
+    let early = t.elapsed();
+    assert!(
+        early < plain * 3 + std::time::Duration::from_millis(300),
+        "build {plain:?}, build_checking {early:?}"
+    );
+}
