@@ -154,17 +154,40 @@ fn diff_trees(
 /// A commit of main's history holding a tree git never writes: readers disagree on it.
 fn record_malformed(bad: Malformed, commit: &str, tl: &mut Timeline) {
     for (folder, why) in bad {
-        tl.problems.push(Problem {
-            path: if folder.is_empty() {
-                "/".into()
-            } else {
-                folder
+        note(
+            tl,
+            Problem {
+                path: if folder.is_empty() {
+                    "/".into()
+                } else {
+                    folder
+                },
+                rule: Rule::DefaultDeny,
+                code: Code::MalformedTree,
+                message: why,
+                commit: Some(commit.to_string()),
             },
-            rule: Rule::DefaultDeny,
-            code: Code::MalformedTree,
-            message: why,
-            commit: Some(commit.to_string()),
-        });
+        );
+    }
+}
+
+/// History problems listed at most: commits that add and delete the same folder over and
+/// over cost a push little, and would otherwise make a report (and the hook's memory) grow
+/// with commits x files. The verdict is a failure either way.
+const MAX_HISTORY_PROBLEMS: usize = 10_000;
+
+/// Records a history problem, up to [`MAX_HISTORY_PROBLEMS`] and then one saying more exist.
+fn note(tl: &mut Timeline, p: Problem) {
+    match tl.problems.len() {
+        n if n < MAX_HISTORY_PROBLEMS => tl.problems.push(p),
+        MAX_HISTORY_PROBLEMS => tl.problems.push(Problem {
+            path: "/".into(),
+            message: format!(
+                "main's history holds more than {MAX_HISTORY_PROBLEMS} problems; the rest are not listed"
+            ),
+            ..p
+        }),
+        _ => {}
     }
 }
 
@@ -305,15 +328,17 @@ fn record_changes(changes: Vec<(String, Change)>, index: usize, commit: &str, tl
                 tl.intro.remove(&path);
             }
             Change::Modified => {
-                tl.problems.push(problem(
-                    "was changed after it was merged; registry files are append-only",
-                ));
+                note(
+                    tl,
+                    problem("was changed after it was merged; registry files are append-only"),
+                );
                 tl.intro.insert(path, index);
             }
             Change::Deleted => {
-                tl.problems.push(problem(
-                    "was deleted after it was merged; registry files are append-only",
-                ));
+                note(
+                    tl,
+                    problem("was deleted after it was merged; registry files are append-only"),
+                );
                 tl.intro.remove(&path);
             }
         }
@@ -397,6 +422,25 @@ mod tests {
             index.add(&entry).unwrap();
         }
         index.write_tree_to(repo).unwrap()
+    }
+
+    #[test]
+    fn history_problems_are_listed_up_to_a_bound() {
+        let mut tl = Timeline::default();
+        let deleted: Vec<(String, Change)> = (0..MAX_HISTORY_PROBLEMS + 50)
+            .map(|i| (format!("mlcubes/c{i}/v1/cube.toml"), Change::Deleted))
+            .collect();
+        record_changes(deleted, 1, "c1", &mut tl);
+        record_changes(
+            vec![("users/a/v1.toml".into(), Change::Modified)],
+            2,
+            "c2",
+            &mut tl,
+        );
+        assert_eq!(tl.problems.len(), MAX_HISTORY_PROBLEMS + 1);
+        let last = tl.problems.last().unwrap();
+        assert!(last.message.contains("the rest are not listed"), "{last:?}");
+        assert_eq!(last.code, Code::Rewritten);
     }
 
     #[test]
