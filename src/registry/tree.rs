@@ -386,11 +386,6 @@ mod tests {
         );
         assert_eq!(t.paths().collect::<Vec<_>>(), ["users/v1.toml"]);
     }
-}
-
-#[cfg(test)]
-mod deep_tests {
-    use super::*;
 
     /// A hostile push can nest folders as deep as it likes (a tree object of ~30 bytes a
     /// level): reading it must end in a refusal, not overflow the stack or hold a path string
@@ -399,15 +394,10 @@ mod deep_tests {
     fn deeply_nested_folders_are_refused_not_overflowed() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init_bare(dir.path()).unwrap();
-        let odb = repo.odb().unwrap();
         let blob = repo.blob(b"x").unwrap();
-        let mut raw = b"100644 v1.toml\0".to_vec();
-        raw.extend_from_slice(blob.as_bytes());
-        let mut id = odb.write(ObjectType::Tree, &raw).unwrap();
+        let mut id = raw_tree(&repo, &[("100644", "v1.toml", blob)]);
         for _ in 0..5_000 {
-            let mut raw = b"40000 d\0".to_vec();
-            raw.extend_from_slice(id.as_bytes());
-            id = odb.write(ObjectType::Tree, &raw).unwrap();
+            id = raw_tree(&repo, &[("40000", "d", id)]);
         }
         let sig = git2::Signature::now("t", "t@example.org").unwrap();
         let c = repo

@@ -68,7 +68,7 @@ fn build(
     case_collisions(&entries, &mut problems);
     let wanted = wanted_files(entries, &mut problems);
     let read = match check {
-        None => read_all(tree, &wanted, (0..wanted.len()).collect(), &mut |_, _| {})?,
+        None => read_all(tree, &wanted)?,
         Some(memo) => read_checking(tree, &wanted, memo, &ix.early)?,
     };
     for ((p, rp), got) in wanted.into_iter().zip(read) {
@@ -140,20 +140,25 @@ fn wanted_files(entries: Vec<TreeEntry>, problems: &mut Vec<Problem>) -> Vec<(St
     wanted
 }
 
-/// Reads the files of `wanted` at `order` (indices, read in that order) and hashes and parses
-/// each chunk on every core while the tree reads the next; `then` sees each chunk's indices
-/// once they are in the result. Returns a slot per file of `wanted` (None: not in `order`).
-fn read_all(
-    tree: &dyn TreeRead,
-    wanted: &[(String, RecordPath)],
-    order: Vec<usize>,
-    then: &mut AfterChunk,
-) -> Result<Vec<Read>, TrustError> {
+/// Reads every file of `wanted`, in order.
+fn read_all(tree: &dyn TreeRead, wanted: &[(String, RecordPath)]) -> Result<Vec<Read>, TrustError> {
+    let order: Vec<usize> = (0..wanted.len()).collect();
     let mut slots: Vec<Option<Read>> = Vec::new();
-    read_into(tree, wanted, &order, &mut slots, then)?;
-    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(0))).collect())
+    read_into(tree, wanted, &order, &mut slots, &mut |_, _| {})?;
+    Ok(filled(slots))
 }
 
+/// The slots once every file is read (both readers read each file of `wanted` once).
+fn filled(slots: Vec<Option<Read>>) -> Vec<Read> {
+    slots
+        .into_iter()
+        .map(|s| s.expect("every file is read"))
+        .collect()
+}
+
+/// Reads the files of `wanted` at `order` (indices, read in that order) into their slots,
+/// hashing and parsing each chunk on every core while the tree reads the next; `then` sees
+/// each chunk's indices once they are in their slots.
 fn read_into(
     tree: &dyn TreeRead,
     wanted: &[(String, RecordPath)],
@@ -246,7 +251,7 @@ fn read_checking(
     read_into(tree, wanted, &rest, &mut slots, &mut check)?;
     // No other files: the key files' own signatures are still waiting.
     check(&[], &slots);
-    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(0))).collect())
+    Ok(filled(slots))
 }
 
 /// The keys tried early, by handle and key id.

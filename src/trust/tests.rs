@@ -121,20 +121,28 @@ impl World {
         }
     }
 
-    fn user(&mut self, h: &str, approver: &str) {
-        let p = &self.signers[h].public;
-        let u = model::User {
+    /// `h`'s user record `version` naming `minisign` and `age` (chained to the version
+    /// before it in the tree).
+    fn user_record(&self, h: &str, version: u32, minisign: String, age: String) -> model::User {
+        let previous =
+            (version > 1).then(|| Sha256::of(&self.tree.files[&build::user(h, version - 1)].0));
+        model::User {
             format: FORMAT_VERSION,
             kind: "user".into(),
             handle: h.into(),
-            version: 1,
+            version,
             name: h.into(),
             email: format!("{h}@example.org"),
-            minisign: p.minisign.clone(),
-            age: p.age.clone(),
+            minisign,
+            age,
             created: "2026-01-01T00:00:00Z".into(),
-            previous: None,
-        };
+            previous,
+        }
+    }
+
+    fn user(&mut self, h: &str, approver: &str) {
+        let p = self.signers[h].public.clone();
+        let u = self.user_record(h, 1, p.minisign, p.age);
         let path = build::user(h, 1);
         self.record(&path, &u, &[h]);
         let sha = Sha256::of(&self.tree.files[&path].0);
@@ -545,18 +553,7 @@ fn early_checks_change_speed_never_verdicts() {
     w.user("alice", "admin");
     // mallory's record, signed by mallory only: nobody admitted the key.
     let p = w.signers["mallory"].public.clone();
-    let u = model::User {
-        format: FORMAT_VERSION,
-        kind: "user".into(),
-        handle: "mallory".into(),
-        version: 1,
-        name: "m".into(),
-        email: "m@example.org".into(),
-        minisign: p.minisign.clone(),
-        age: p.age.clone(),
-        created: "2026-01-01T00:00:00Z".into(),
-        previous: None,
-    };
+    let u = w.user_record("mallory", 1, p.minisign.clone(), p.age.clone());
     w.record(&build::user("mallory", 1), &u, &["mallory"]);
     w.next_commit();
     cube_by(&mut w, "good", "alice");
@@ -602,18 +599,8 @@ fn many_user_versions_do_not_make_early_checks_quadratic() {
         raw[..2].copy_from_slice(b"Ed");
         raw[2..6].copy_from_slice(&v.to_le_bytes());
         raw[10..14].copy_from_slice(&v.to_le_bytes());
-        let u = model::User {
-            format: FORMAT_VERSION,
-            kind: "user".into(),
-            handle: "mallory".into(),
-            version: v,
-            name: "m".into(),
-            email: "m@example.org".into(),
-            minisign: minisign::PublicKey::from_bytes(&raw).unwrap().to_base64(),
-            age: w.signers["admin"].public.age.clone(),
-            created: "2026-01-01T00:00:00Z".into(),
-            previous: (v > 1).then(|| Sha256::of(&w.tree.files[&build::user("mallory", v - 1)].0)),
-        };
+        let key = minisign::PublicKey::from_bytes(&raw).unwrap().to_base64();
+        let u = w.user_record("mallory", v, key, w.signers["admin"].public.age.clone());
         w.add(&build::user("mallory", v), model::to_bytes(&u));
     }
     let tl = Timeline::flat();

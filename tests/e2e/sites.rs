@@ -173,37 +173,28 @@ fn sites_share_only_the_remote() {
     // A URL with credentials in it would publish them in the signed record: refused, and
     // nothing is recorded.
     let before = w.branches("carol");
+    let submit_with = |url: &str| {
+        w.as_(
+            "carol",
+            &[
+                "mlcube",
+                "submit",
+                &reference,
+                "--name",
+                "heart-logreg",
+                "--image-tarball",
+                url,
+            ],
+        )
+    };
     let with_secret = server
         .url("ref.tar")
         .replacen("http://", "http://carol:s3cret@", 1);
-    w.as_(
-        "carol",
-        &[
-            "mlcube",
-            "submit",
-            &reference,
-            "--name",
-            "heart-logreg",
-            "--image-tarball",
-            &with_secret,
-        ],
-    )
-    .fails(1)
-    .says("user name or password");
+    submit_with(&with_secret)
+        .fails(1)
+        .says("user name or password");
     assert_eq!(w.branches("carol"), before);
-    w.as_(
-        "carol",
-        &[
-            "mlcube",
-            "submit",
-            &reference,
-            "--name",
-            "heart-logreg",
-            "--image-tarball",
-            &server.url("ref.tar"),
-        ],
-    )
-    .ok();
+    submit_with(&server.url("ref.tar")).ok();
     // The metrics image, small, stored in the registry itself.
     w.as_(
         "carol",
