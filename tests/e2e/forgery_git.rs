@@ -50,12 +50,9 @@ fn rewrite(
     raw_tree(repo, &entries)
 }
 
-/// A newly admitted user's record carried twice in its folder: first a forged copy (git's
-/// lookups, `git show` and forges read that one), then the signed one. Whichever a reader
-/// takes, readers disagree on what main holds; the folder is refused.
-#[test]
-fn a_folder_with_two_entries_of_one_name_is_refused() {
-    let s = Stage::new();
+/// carol admitted by the admin, with main's tip replaced by the same commit over a tree in
+/// which `edit` rewrote carol's folder; the admin's clone is reset to it, ready to push.
+fn admit_carol_with_folder(s: &Stage, edit: &dyn Fn(&Repository, Vec<Entry>) -> Vec<Entry>) {
     let env = &s.env;
     env.join("carol", &s.id);
     // Fetch carol's request, then approve without pushing: the forged main is pushed below.
@@ -64,20 +61,9 @@ fn a_folder_with_two_entries_of_one_name_is_refused() {
         .ok();
     let repo = Repository::open(env.clone_dir("admin")).unwrap();
     let head = repo.head().unwrap().peel_to_commit().unwrap();
-    let real = String::from_utf8(s.read("users/carol/v1.toml")).unwrap();
-    let forged = repo
-        .blob(real.replace("carol person", "someone else").as_bytes())
-        .unwrap();
-    let tree = rewrite(
-        &repo,
-        &head.tree().unwrap(),
-        &["users", "carol"],
-        &|mut e| {
-            let at = e.iter().position(|x| x.1 == "v1.toml").unwrap();
-            e.insert(at, ("100644", "v1.toml".into(), forged));
-            e
-        },
-    );
+    let tree = rewrite(&repo, &head.tree().unwrap(), &["users", "carol"], &|e| {
+        edit(&repo, e)
+    });
     let parents: Vec<git2::Commit> = head.parents().collect();
     let sig = head.author();
     let commit = repo
@@ -91,6 +77,23 @@ fn a_folder_with_two_entries_of_one_name_is_refused() {
         )
         .unwrap();
     s.git(&["reset", "--quiet", "--hard", &commit.to_string()]);
+}
+
+/// A newly admitted user's record carried twice in its folder: first a forged copy (git's
+/// lookups, `git show` and forges read that one), then the signed one. Whichever a reader
+/// takes, readers disagree on what main holds; the folder is refused.
+#[test]
+fn a_folder_with_two_entries_of_one_name_is_refused() {
+    let s = Stage::new();
+    admit_carol_with_folder(&s, &|repo, mut e| {
+        let real = String::from_utf8(s.read("users/carol/v1.toml")).unwrap();
+        let forged = repo
+            .blob(real.replace("carol person", "someone else").as_bytes())
+            .unwrap();
+        let at = e.iter().position(|x| x.1 == "v1.toml").unwrap();
+        e.insert(at, ("100644", "v1.toml".into(), forged));
+        e
+    });
     let shown = s.git(&["show", "main:users/carol/v1.toml"]);
     assert!(
         shown.contains("someone else"),
@@ -100,6 +103,24 @@ fn a_folder_with_two_entries_of_one_name_is_refused() {
         "holds two entries named `v1.toml`",
         "malformed-tree",
         Some("holds two entries named `v1.toml`"),
+    );
+}
+
+/// The signed record under a file mode git never writes (old gits' group-writable `100664`):
+/// libgit2 reads it as a plain file and verification used to take it; `git fsck` flags it, and
+/// what a tree holds must be what git itself writes. Refused as a malformed tree.
+#[test]
+fn a_file_mode_git_never_writes_is_refused() {
+    let s = Stage::new();
+    admit_carol_with_folder(&s, &|_, mut e| {
+        let record = e.iter_mut().find(|x| x.1 == "v1.toml").unwrap();
+        record.0 = "100664";
+        e
+    });
+    s.refused_everywhere(
+        "file mode 100664",
+        "malformed-tree",
+        Some("file mode 100664"),
     );
 }
 
