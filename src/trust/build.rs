@@ -255,23 +255,39 @@ fn read_checking(
 }
 
 /// The keys tried early, by handle and key id.
-type SignerKeys = HashMap<String, HashMap<[u8; 8], Vec<minisign::PublicKey>>>;
+pub(super) type SignerKeys = HashMap<String, HashMap<[u8; 8], Vec<minisign::PublicKey>>>;
 
 /// Keys tried early per (handle, key id): at most this many, the first its records name.
-const EARLY_KEYS_PER_ID: usize = 2;
+pub(super) const EARLY_KEYS_PER_ID: usize = 2;
 
 /// The keys a handle's records name (any version of its user record, any root naming it as
 /// an admin), whether or not the policy will find them valid, by handle and key id: at most
 /// [`EARLY_KEYS_PER_ID`] each, so hostile records naming many keys under one id (or one
 /// handle) cost a lookup each, not a scan of the others.
 fn signer_keys(files: &[usize], slots: &[Option<Read>]) -> SignerKeys {
+    let named = files.iter().flat_map(|&i| match slots.get(i) {
+        Some(Some(Ok((_, (_, Some(Ok(Record::User(u)))))))) => {
+            vec![(u.handle.as_str(), u.minisign.as_str())]
+        }
+        Some(Some(Ok((_, (_, Some(Ok(Record::Root(r)))))))) => r
+            .admins
+            .iter()
+            .map(|a| (a.handle.as_str(), a.minisign.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    });
+    gather_keys(named)
+}
+
+/// The (handle, base64 key) pairs grouped as [`signer_keys`] describes.
+pub(super) fn gather_keys<'a>(named: impl Iterator<Item = (&'a str, &'a str)>) -> SignerKeys {
     let mut keys = SignerKeys::new();
-    let mut add = |handle: &str, b64: &str| {
+    for (handle, b64) in named {
         let Ok(pk) = minisign::PublicKey::from_base64(b64) else {
-            return;
+            continue;
         };
         let Ok(id) = <[u8; 8]>::try_from(pk.keynum()) else {
-            return;
+            continue;
         };
         let list = keys
             .entry(handle.to_string())
@@ -280,17 +296,6 @@ fn signer_keys(files: &[usize], slots: &[Option<Read>]) -> SignerKeys {
             .or_default();
         if list.len() < EARLY_KEYS_PER_ID && !list.iter().any(|k| k.to_bytes() == pk.to_bytes()) {
             list.push(pk);
-        }
-    };
-    for &i in files {
-        match slots.get(i) {
-            Some(Some(Ok((_, (_, Some(Ok(Record::User(u)))))))) => add(&u.handle, &u.minisign),
-            Some(Some(Ok((_, (_, Some(Ok(Record::Root(r)))))))) => {
-                for a in &r.admins {
-                    add(&a.handle, &a.minisign);
-                }
-            }
-            _ => {}
         }
     }
     keys

@@ -6,6 +6,7 @@
 pub mod agent;
 mod build;
 pub mod cache;
+mod fastsig;
 pub mod index;
 pub mod keys;
 mod policy;

@@ -283,8 +283,15 @@ pub fn verify(
                 "legacy (non-prehashed) signatures are not accepted".into(),
             ));
         }
-        minisign::verify(pk, &sig, std::io::Cursor::new(bytes), true, false, false)
-            .map_err(|_| SigProblem::BadSignature)?;
+        let good = match super::fastsig::verify(pk, &sig, bytes) {
+            Some(good) => good,
+            None => {
+                minisign::verify(pk, &sig, std::io::Cursor::new(bytes), true, false, false).is_ok()
+            }
+        };
+        if !good {
+            return Err(SigProblem::BadSignature);
+        }
         sig.trusted_comment()
             .map_err(|e| SigProblem::Malformed(e.to_string()))
     })
