@@ -92,11 +92,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks a minisign public key in the base64 form minisign prints.
+/// Checks a minisign public key in the base64 form minisign prints. The key must be a point
+/// of Ed25519 outside its small subgroup: minisign accepts signatures that anyone can make
+/// under a key of small order (eight such keys exist; no key generator produces one).
 pub fn check_minisign_key(s: &str) -> Result<(), String> {
-    minisign::PublicKey::from_base64(s)
-        .map(|_| ())
-        .map_err(|e| format!("`{s}` is not a minisign public key ({e})"))
+    let pk = minisign::PublicKey::from_base64(s)
+        .map_err(|e| format!("`{s}` is not a minisign public key ({e})"))?;
+    let bytes = pk.to_bytes();
+    // Serialized as algorithm (2 bytes), key id (8), key (32).
+    let raw: [u8; 32] = bytes[bytes.len() - 32..]
+        .try_into()
+        .map_err(|_| format!("`{s}` is not a minisign public key"))?;
+    match curve25519_dalek::edwards::CompressedEdwardsY(raw).decompress() {
+        None => Err(format!(
+            "`{s}` is not an Ed25519 public key (no point of the curve has these bytes)"
+        )),
+        Some(p) if p.is_small_order() => Err(format!(
+            "`{s}` is a key of small order: anyone can make signatures that verify under it; generate a real key with `cohort key generate`"
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Checks an age X25519 recipient.

@@ -633,3 +633,39 @@ fn many_user_versions_keep_early_key_lookups_bounded() {
     assert_eq!(early_problems, problems);
     assert_eq!(early.users["mallory"].len(), plain.users["mallory"].len());
 }
+
+/// A user record naming a key of small order is refused whoever approved it: minisign accepts
+/// signatures under such a key that anyone can make (src/trust/fastsig_tests.rs forges some).
+#[test]
+fn a_key_of_small_order_is_refused() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    for t in EIGHT_TORSION {
+        let mut raw = [0u8; 42];
+        raw[..2].copy_from_slice(b"Ed");
+        raw[2..10].copy_from_slice(b"weakkey!");
+        raw[10..].copy_from_slice(t.compress().as_bytes());
+        let key = minisign::PublicKey::from_bytes(&raw).unwrap().to_base64();
+        let why = model::check_minisign_key(&key).unwrap_err();
+        assert!(why.contains("small order"), "{why}");
+    }
+    let mut w = World::new(&["admin", "mallory"]);
+    w.root(1, &["admin"], 1, &["admin"]);
+    let real = w.signers["mallory"].public.clone();
+    assert_eq!(model::check_minisign_key(&real.minisign), Ok(()));
+    let mut raw = [0u8; 42];
+    raw[..2].copy_from_slice(b"Ed");
+    raw[10..].copy_from_slice(EIGHT_TORSION[4].compress().as_bytes());
+    let weak = minisign::PublicKey::from_bytes(&raw).unwrap().to_base64();
+    let u = w.user_record("mallory", 1, weak, real.age);
+    let path = build::user("mallory", 1);
+    w.record(&path, &u, &["admin"]);
+    let report = w.verify();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains("small order")),
+        "{:#?}",
+        report.problems
+    );
+}
