@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bollard::Docker;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, EventsOptions, RemoveContainerOptions,
-    StopContainerOptions,
+    StopContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -318,6 +318,21 @@ pub async fn ensure_removed(docker: &Docker, id: &str, exited: bool) -> Result<(
         } else {
             Duration::ZERO
         };
+    if exited {
+        // The Engine answers this when its auto-remove is done, as `docker run --rm` waits;
+        // polling alone added up to one poll interval (50 ms) to every task. Whatever it
+        // answers (the container may already be gone), the checks below decide.
+        let mut removed = docker
+            .wait_container(
+                id,
+                Some(WaitContainerOptions {
+                    condition: "removed".into(),
+                }),
+            )
+            .boxed();
+        let _ =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(until), removed.next()).await;
+    }
     loop {
         match docker.inspect_container(id, None).await {
             Err(e) if is_not_found(&e) => return Ok(()),
