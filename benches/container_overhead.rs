@@ -1,5 +1,5 @@
 //! Container task overhead against docs/design.md's target: a task run by `cohort mlcube run` within
-//! 10% of a bare `docker run` of the same image, command and mounts.
+//! 5% of a bare `docker run` of the same image, command and mounts.
 //!
 //! `cargo bench --bench container_overhead` (needs the Docker Engine and busybox-static). Builds a
 //! busybox image `FROM scratch`, then interleaves ROUNDS (default 15, env COHORT_BENCH_RUNS) of:

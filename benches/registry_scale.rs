@@ -1,5 +1,5 @@
 //! Registry scale against docs/design.md's targets: verify at 10,000 entities / 100,000 signed files
-//! within 2x of bare minisign verification of the same bytes, listing and viewing under 100 ms,
+//! within 1.5x of bare minisign verification of the same bytes, listing and viewing under 100 ms,
 //! and a submission commit whose cost does not grow with the registry.
 //!
 //! `cargo bench --bench registry_scale [-- ENTITIES...]` (default: 1000 10000). For each size it
