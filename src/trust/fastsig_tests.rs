@@ -491,3 +491,37 @@ fn the_key_cache_keeps_each_key_apart() {
     KEYS.with(|keys| assert!(keys.borrow().len() <= KEYS_KEPT));
     check();
 }
+
+/// Text minisign reads more loosely than cohort's shape check (which refuses all of these
+/// before either check runs): bytes after the 74 of line 2, CRLF line ends, blanks around the
+/// base64 lines and the trusted comment. The fast check reads what minisign parsed, so both
+/// accept each variant of a good signature and refuse each variant of a damaged one.
+#[test]
+fn loosely_written_signatures_read_alike() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let a = Scalar::from_bytes_mod_order(rng.r#gen());
+    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let data = b"record".to_vec();
+    let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut long_line = decode(lines[1]).unwrap();
+    long_line.extend_from_slice(b"trailing bytes");
+    let variants = [
+        format!(
+            "{}\n{}\n{}\n{}\n",
+            lines[0],
+            b64(&long_line),
+            lines[2],
+            lines[3]
+        ),
+        text.replace('\n', "\r\n"),
+        format!(
+            "{}\n  {}\t\n{} \n {}\n",
+            lines[0], lines[1], lines[2], lines[3]
+        ),
+    ];
+    for v in &variants {
+        assert_eq!(both(&pk, v, &data), (true, Some(true)), "{v:?}");
+        assert_eq!(both(&pk, v, b"other"), (false, Some(false)), "{v:?}");
+    }
+}
