@@ -1,6 +1,7 @@
 //! The fast check against minisign itself: real signatures, every kind of damage, and the
 //! points where Ed25519 verifiers are known to disagree (small-order keys, torsion in `R`,
-//! encodings that are not canonical, `s` not reduced).
+//! encodings that are not canonical, `s` not reduced, keys with a torsion part), and the records'
+//! key check against every key minisign accepts forgeries under.
 
 use blake2::Digest as _;
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
@@ -300,4 +301,244 @@ fn a_global_signature_of_another_length_is_left_to_minisign() {
     );
     let sig = minisign::SignatureBox::from_string(&longer).unwrap();
     assert_eq!(verify(&public_key(&pk), &sig, &data), None);
+}
+
+/// s = 0 and `R` one of the small-order points, over 64 messages: how many verify under `pk`
+/// according to minisign (the fast check, where it answers, must agree).
+fn forgeries_under(pk: &[u8; 32]) -> usize {
+    (0..64usize)
+        .filter(|&attempt| {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&EIGHT_TORSION[attempt % 8].compress().to_bytes());
+            let mut global = [0u8; 64];
+            global[..32].copy_from_slice(&EIGHT_TORSION[attempt / 8].compress().to_bytes());
+            let text = sig_text(&sig, &format!("c{attempt}"), &global);
+            agree(pk, &text, format!("forged {attempt}").as_bytes())
+        })
+        .count()
+}
+
+/// The records' key check against every byte string minisign reads as a point of small order:
+/// the canonical encodings, the sign bit set on x = 0, and y not reduced (p, p + 1). minisign
+/// accepts forgeries under most of them, so the check must not ask for canonical bytes (as
+/// the fast check does before decoding) or it would let the non-canonical ones through.
+#[test]
+fn every_encoding_of_a_small_order_point_is_refused_as_a_key() {
+    let mut encodings: Vec<[u8; 32]> = Vec::new();
+    for t in EIGHT_TORSION {
+        let c = t.compress().to_bytes();
+        encodings.push(c);
+        let mut flipped = c;
+        flipped[31] ^= 0x80;
+        encodings.push(flipped);
+    }
+    // y = p and y = p + 1: the points y = 0 (order 4) and y = 1 (the identity), not reduced.
+    for low in [0xed, 0xee] {
+        for high in [0x7f, 0xff] {
+            let mut y = [0xffu8; 32];
+            y[0] = low;
+            y[31] = high;
+            encodings.push(y);
+        }
+    }
+    let mut forgeable = 0;
+    for pk in &encodings {
+        forgeable += (forgeries_under(pk) > 0) as usize;
+        let b64 = public_key(pk).to_base64();
+        let why = crate::model::check_minisign_key(&b64).unwrap_err();
+        assert!(why.contains("small order"), "{pk:02x?}: {why}");
+    }
+    // Among them the identity with y not reduced, which minisign's identity test misses.
+    let mut identity = [0xffu8; 32];
+    identity[0] = 0xee;
+    identity[31] = 0x7f;
+    assert!(forgeries_under(&identity) > 0);
+    assert!(forgeable >= 8, "only {forgeable} encodings were forgeable");
+}
+
+/// Keys with a torsion part (a large point plus one of small order) pass the records' key
+/// check. Their holder's signatures verify when the torsion in `R` cancels `k` times the key's,
+/// both checks agree on every one (the key is canonical: no deferring), and without the
+/// scalar no signature verifies: neither s = 0 with `R` of small order nor the large part's own
+/// signature.
+#[test]
+fn mixed_order_keys_agree_and_only_their_holder_signs() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let (mut accepted, mut refused) = (0, 0);
+    for round in 0..56 {
+        let a = Scalar::from_bytes_mod_order(rng.r#gen());
+        let large = ED25519_BASEPOINT_POINT * a;
+        let pk = (large + EIGHT_TORSION[1 + round % 7]).compress().to_bytes();
+        assert_eq!(
+            crate::model::check_minisign_key(&public_key(&pk).to_base64()),
+            Ok(())
+        );
+        let data = format!("record {round}").into_bytes();
+        for t in EIGHT_TORSION {
+            let text = minisign_text(a, &pk, t, &data, &mut rng);
+            let (slow, fast) = both(&pk, &text, &data);
+            assert_eq!(fast, Some(slow), "key {pk:02x?}\n{text}");
+            if slow {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        let own = minisign_text(
+            a,
+            &large.compress().to_bytes(),
+            EdwardsPoint::default(),
+            &data,
+            &mut rng,
+        );
+        assert_eq!(both(&pk, &own, &data), (false, Some(false)));
+        assert_eq!(forgeries_under(&pk), 0, "key {pk:02x?}");
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// `s` not reduced in every way 32 bytes allow (s + jL, the top bits set) and `R` a
+/// non-canonical encoding of the point the equation gives: refused by both, without deferring.
+#[test]
+fn unreduced_s_and_non_canonical_r_are_refused_alike() {
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let add = |s: &mut [u8], times: u32| {
+        for _ in 0..times {
+            let mut carry = 0u16;
+            for (b, l) in s.iter_mut().zip(L) {
+                let v = *b as u16 + l as u16 + carry;
+                *b = v as u8;
+                carry = v >> 8;
+            }
+        }
+    };
+    let mut rng = StdRng::seed_from_u64(23);
+    for round in 0..24 {
+        let a = Scalar::from_bytes_mod_order(rng.r#gen());
+        let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+        let data = format!("record {round}").into_bytes();
+        let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
+        assert_eq!(both(&pk, &text, &data), (true, Some(true)));
+        let lines: Vec<&str> = text.lines().collect();
+        let with_sig =
+            |bones: &[u8]| format!("{}\n{}\n{}\n{}\n", lines[0], b64(bones), lines[2], lines[3]);
+        let bones = decode(lines[1]).unwrap();
+        // s + jL while it fits in 32 bytes (s < L < 2^253, so j up to 15 always does).
+        for j in 1..=15 {
+            let mut b = bones.clone();
+            add(&mut b[42..74], j);
+            assert_eq!(
+                both(&pk, &with_sig(&b), &data),
+                (false, Some(false)),
+                "j={j}"
+            );
+        }
+        for bit in 253..256 {
+            let mut b = bones.clone();
+            b[42 + bit / 8] |= 1 << (bit % 8);
+            assert_eq!(
+                both(&pk, &with_sig(&b), &data),
+                (false, Some(false)),
+                "bit {bit}"
+            );
+        }
+    }
+    // Under the order-2 key (y = -1) with s = 0, the equation gives the identity for every
+    // even k: `R` written as the identity with y = p + 1 or with the sign bit set never counts.
+    let order_two = EIGHT_TORSION[4].compress().to_bytes();
+    let mut identity_p1 = [0xffu8; 32];
+    identity_p1[0] = 0xee;
+    identity_p1[31] = 0x7f;
+    let mut identity_signed = [0u8; 32];
+    identity_signed[0] = 1;
+    identity_signed[31] = 0x80;
+    let mut equation_held = 0;
+    for r in [identity_p1, identity_signed] {
+        for attempt in 0..16 {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&r);
+            let text = sig_text(&sig, "c", &sig);
+            let data = format!("forged {attempt}").into_bytes();
+            assert_eq!(both(&order_two, &text, &data), (false, Some(false)));
+            let k = Scalar::from_bytes_mod_order_wide(
+                &Sha512::new()
+                    .chain_update(r)
+                    .chain_update(order_two)
+                    .chain_update(Blake2b512::digest(&data))
+                    .finalize()
+                    .into(),
+            );
+            equation_held += k.as_bytes()[0].is_multiple_of(2) as usize;
+        }
+    }
+    assert!(
+        equation_held > 0,
+        "the points never matched: the bytes were not tested"
+    );
+}
+
+/// The key cache answers for the exact bytes asked about: a key and its negation (one bit
+/// apart) keep their own verdicts, and once the cache has been emptied for being full every
+/// key decodes again to the same verdict.
+#[test]
+fn the_key_cache_keeps_each_key_apart() {
+    let mut rng = StdRng::seed_from_u64(29);
+    let a = Scalar::from_bytes_mod_order(rng.r#gen());
+    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let mut negated = pk;
+    negated[31] ^= 0x80;
+    let data = b"record".to_vec();
+    let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
+    let check = || {
+        assert_eq!(both(&pk, &text, &data), (true, Some(true)));
+        assert_eq!(both(&negated, &text, &data), (false, Some(false)));
+    };
+    check();
+    check();
+    for i in 0..=KEYS_KEPT as u64 {
+        let other = (ED25519_BASEPOINT_POINT * Scalar::from(i + 2)).compress();
+        assert!(negated_key(other.as_bytes()).is_some());
+    }
+    KEYS.with(|keys| assert!(keys.borrow().len() <= KEYS_KEPT));
+    check();
+}
+
+/// Text minisign reads more loosely than cohort's shape check (which refuses all of these
+/// before either check runs): bytes after the 74 of line 2, CRLF line ends, blanks around the
+/// base64 lines and the trusted comment. The fast check reads what minisign parsed, so both
+/// accept each variant of a good signature and refuse each variant of a damaged one.
+#[test]
+fn loosely_written_signatures_read_alike() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let a = Scalar::from_bytes_mod_order(rng.r#gen());
+    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let data = b"record".to_vec();
+    let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut long_line = decode(lines[1]).unwrap();
+    long_line.extend_from_slice(b"trailing bytes");
+    let variants = [
+        format!(
+            "{}\n{}\n{}\n{}\n",
+            lines[0],
+            b64(&long_line),
+            lines[2],
+            lines[3]
+        ),
+        text.replace('\n', "\r\n"),
+        format!(
+            "{}\n  {}\t\n{} \n {}\n",
+            lines[0], lines[1], lines[2], lines[3]
+        ),
+    ];
+    for v in &variants {
+        assert_eq!(both(&pk, v, &data), (true, Some(true)), "{v:?}");
+        assert_eq!(both(&pk, v, b"other"), (false, Some(false)), "{v:?}");
+    }
 }
