@@ -352,22 +352,63 @@ impl Registry {
     }
 }
 
+/// The first-parent chain from `head` back to its root commit, newest first: main's history.
+/// Objects are read without re-hashing (see `read_objects_as_git_does`), so a store written by
+/// hand can name a commit as its own ancestor; the chain then ends in an error rather than
+/// going round for ever. Every first-parent walk goes through here for that reason. A parent
+/// that cannot be read is an error too.
+pub fn first_parents(repo: &Repository, head: Oid) -> FirstParents<'_> {
+    FirstParents {
+        repo,
+        next: Some(head),
+        seen: std::collections::HashSet::new(),
+    }
+}
+
+/// See [`first_parents`].
+pub struct FirstParents<'r> {
+    repo: &'r Repository,
+    next: Option<Oid>,
+    seen: std::collections::HashSet<Oid>,
+}
+
+impl<'r> Iterator for FirstParents<'r> {
+    type Item = Result<git2::Commit<'r>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.next.take()?;
+        if !self.seen.insert(id) {
+            return Some(Err(RegistryError::Refused(format!(
+                "commit {id} is its own ancestor: the object store is corrupt"
+            ))));
+        }
+        let commit = match self.repo.find_commit(id) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e.into())),
+        };
+        if commit.parent_count() > 0 {
+            match commit.parent_id(0) {
+                Ok(p) => self.next = Some(p),
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+        Some(Ok(commit))
+    }
+}
+
 /// Whether `ancestor` is on the first-parent chain of `head` (or is `head`): main's history
 /// is its first-parent chain, and a commit reached only through a second parent was never
-/// main.
+/// main. A chain that comes round to itself does not hold it.
 pub fn on_first_parent_chain(repo: &Repository, head: Oid, ancestor: Oid) -> Result<bool> {
-    let mut cur = repo.find_commit(head)?;
-    // A commit stored under a descendant's id (objects are not re-hashed) must not loop.
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        if cur.id() == ancestor {
-            return Ok(true);
+    for commit in first_parents(repo, head) {
+        match commit {
+            Ok(c) if c.id() == ancestor => return Ok(true),
+            Ok(_) => {}
+            Err(RegistryError::Refused(_)) => return Ok(false),
+            Err(e) => return Err(e),
         }
-        if !seen.insert(cur.id()) || cur.parent_count() == 0 {
-            return Ok(false);
-        }
-        cur = cur.parent(0)?;
     }
+    Ok(false)
 }
 
 pub fn short(oid: Oid) -> String {

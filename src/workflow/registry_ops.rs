@@ -294,14 +294,23 @@ pub struct Synced {
 fn replay(opened: &Opened, from: Oid, to: Oid, onto: Oid) -> Result<Oid> {
     let repo = opened.reg.repo();
     let mut commits = Vec::new();
-    let mut cur = repo.find_commit(to).map_err(RegistryError::from)?;
-    while cur.id() != from {
-        commits.push(cur.id());
-        cur = cur.parent(0).map_err(|_| {
-            WorkflowError::Refused(
-                "cannot replay local commits: they do not descend from the remote's main".into(),
-            )
-        })?;
+    let mut reached = false;
+    repo.find_commit(to).map_err(RegistryError::from)?;
+    for commit in registry::first_parents(repo, to) {
+        // An unreadable parent (or a chain that comes round) ends the chain short of `from`.
+        let Ok(id) = commit.map(|c| c.id()) else {
+            break;
+        };
+        if id == from {
+            reached = true;
+            break;
+        }
+        commits.push(id);
+    }
+    if !reached {
+        return Err(WorkflowError::Refused(
+            "cannot replay local commits: they do not descend from the remote's main".into(),
+        ));
     }
     commits.reverse();
     let mut base = onto;

@@ -141,22 +141,20 @@ pub fn describe(reg: &Registry, base: Oid, branch: &str, tip: Oid) -> Result<Sub
 fn fork_point(reg: &Registry, main: Oid, tip: Oid) -> Result<Oid> {
     let repo = reg.repo();
     let err = crate::registry::RegistryError::from;
-    let mut on_main = std::collections::HashSet::new();
-    let mut cur = Some(repo.find_commit(main).map_err(err)?);
-    while let Some(c) = cur {
-        on_main.insert(c.id());
-        cur = c.parent(0).ok();
-    }
-    let mut cur = repo.find_commit(tip).map_err(err)?;
-    loop {
-        if on_main.contains(&cur.id()) {
-            return Ok(cur.id());
-        }
-        match cur.parent(0) {
-            Ok(p) => cur = p,
-            Err(_) => return Ok(repo.merge_base(main, tip).map_err(err)?),
+    repo.find_commit(main).map_err(err)?;
+    repo.find_commit(tip).map_err(err)?;
+    // Main's chain as far as it can be read (a parent missing here ends it, as before).
+    let on_main: std::collections::HashSet<Oid> = crate::registry::first_parents(repo, main)
+        .map_while(|c| c.ok().map(|c| c.id()))
+        .collect();
+    for commit in crate::registry::first_parents(repo, tip) {
+        match commit {
+            Ok(c) if on_main.contains(&c.id()) => return Ok(c.id()),
+            Ok(_) => {}
+            Err(_) => break,
         }
     }
+    Ok(repo.merge_base(main, tip).map_err(err)?)
 }
 
 /// Serializes a record and returns it as a file at `path`.
