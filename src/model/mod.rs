@@ -27,7 +27,7 @@ pub use ids::Sha256;
 pub use paths::{AssocKey, CubeFile, DecisionKind, RecordPath, build, classify};
 pub use private::{Access, AccessAction, PrivateImage, SealedKey};
 pub use records::*;
-pub use validate::{check_minisign_key, validate_against_path};
+pub use validate::{check_minisign_key, raw_key, validate_against_path};
 
 /// The format version written into every record. Readers refuse versions they do not know.
 pub const FORMAT_VERSION: u32 = 1;

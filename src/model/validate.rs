@@ -98,11 +98,7 @@ impl Ctx<'_> {
 pub fn check_minisign_key(s: &str) -> Result<(), String> {
     let pk = minisign::PublicKey::from_base64(s)
         .map_err(|e| format!("`{s}` is not a minisign public key ({e})"))?;
-    let bytes = pk.to_bytes();
-    // Serialized as algorithm (2 bytes), key id (8), key (32).
-    let raw: [u8; 32] = bytes[bytes.len() - 32..]
-        .try_into()
-        .map_err(|_| format!("`{s}` is not a minisign public key"))?;
+    let raw = raw_key(&pk);
     // Bytes that are no point at all verify nothing (minisign refuses every signature under
     // them), so only the small subgroup is refused here.
     match curve25519_dalek::edwards::CompressedEdwardsY(raw).decompress() {
@@ -111,6 +107,16 @@ pub fn check_minisign_key(s: &str) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The raw 32-byte Ed25519 public key: what identifies a key (key ids are labels anyone can
+/// choose).
+pub fn raw_key(pk: &minisign::PublicKey) -> [u8; 32] {
+    let bytes = pk.to_bytes();
+    let mut raw = [0u8; 32];
+    // Serialized as algorithm (2 bytes), key id (8), key (32).
+    raw.copy_from_slice(&bytes[bytes.len() - 32..]);
+    raw
 }
 
 /// Checks an age X25519 recipient.

@@ -13,6 +13,9 @@ use crate::storage::{Home, write_atomic, write_atomic_mode};
 
 use super::TrustError;
 
+/// The raw 32-byte Ed25519 key (defined beside the records' key check, which needs it too).
+pub use crate::model::raw_key;
+
 const SECRET_KEY: &str = "minisign.key";
 const AGE_KEY: &str = "age.key";
 const IDENTITY: &str = "identity.toml";
@@ -110,16 +113,6 @@ pub fn key_id(pk: &minisign::PublicKey) -> String {
     let mut le = [0u8; 8];
     le.copy_from_slice(&b[..8]);
     format!("{:016X}", u64::from_le_bytes(le))
-}
-
-/// The raw 32-byte Ed25519 public key: what identifies a key (key ids are labels anyone can
-/// choose).
-pub fn raw_key(pk: &minisign::PublicKey) -> [u8; 32] {
-    let bytes = pk.to_bytes();
-    let mut raw = [0u8; 32];
-    // Serialized as algorithm (2 bytes), key id (8), key (32).
-    raw.copy_from_slice(&bytes[bytes.len() - 32..]);
-    raw
 }
 
 /// The raw key of a base64 public key.
