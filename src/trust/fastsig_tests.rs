@@ -57,17 +57,53 @@ fn agree(pk: &[u8; 32], text: &str, data: &[u8]) -> bool {
     slow
 }
 
-/// An Ed25519 signature computed from the equation, so that keys and nonces can be anything.
-fn sign_raw(a: Scalar, pk: &[u8; 32], r: Scalar, torsion: EdwardsPoint, msg: &[u8]) -> [u8; 64] {
-    let big_r = (ED25519_BASEPOINT_POINT * r + torsion).compress();
-    let k = Scalar::from_bytes_mod_order_wide(
+/// A scalar and its key `aB`, from `rng`.
+fn keypair(rng: &mut StdRng) -> (Scalar, [u8; 32]) {
+    let a = Scalar::from_bytes_mod_order(rng.r#gen());
+    (a, (ED25519_BASEPOINT_POINT * a).compress().to_bytes())
+}
+
+/// Ed25519's challenge `k = H(R || A || M)`, reduced.
+fn challenge(r: &[u8; 32], pk: &[u8; 32], msg: &[u8]) -> Scalar {
+    Scalar::from_bytes_mod_order_wide(
         &Sha512::new()
-            .chain_update(big_r.as_bytes())
+            .chain_update(r)
             .chain_update(pk)
             .chain_update(msg)
             .finalize()
             .into(),
-    );
+    )
+}
+
+/// `text` with its line `index` (0 to 3) replaced by `line`.
+fn with_line(text: &str, index: usize, line: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[index] = line;
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The group order, little-endian.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Adds `times` L to the 32-byte little-endian `s` (modulo 2^256).
+fn add_l(s: &mut [u8], times: u32) {
+    for _ in 0..times {
+        let mut carry = 0u16;
+        for (b, l) in s.iter_mut().zip(L) {
+            let v = *b as u16 + l as u16 + carry;
+            *b = v as u8;
+            carry = v >> 8;
+        }
+    }
+}
+
+/// An Ed25519 signature computed from the equation, so that keys and nonces can be anything.
+fn sign_raw(a: Scalar, pk: &[u8; 32], r: Scalar, torsion: EdwardsPoint, msg: &[u8]) -> [u8; 64] {
+    let big_r = (ED25519_BASEPOINT_POINT * r + torsion).compress();
+    let k = challenge(big_r.as_bytes(), pk, msg);
     let s = r + k * a;
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(big_r.as_bytes());
@@ -155,24 +191,9 @@ fn real_minisign_signatures_agree_and_damage_is_refused_alike() {
 fn equation_edge_cases_agree_with_minisign() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut valid = 0;
-    let mut mixed_valid = 0;
     for round in 0..200 {
-        let a = Scalar::from_bytes_mod_order(rng.r#gen());
-        let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+        let (a, pk) = keypair(&mut rng);
         let data = format!("record {round}").into_bytes();
-        // A key with a torsion part (aB + T, canonical, not of small order): the holder of `a`
-        // signs; cofactorless checks pass only when k.T vanishes, for both libraries alike.
-        let mixed = (ED25519_BASEPOINT_POINT * a + EIGHT_TORSION[1 + round % 7])
-            .compress()
-            .to_bytes();
-        let text = minisign_text(a, &mixed, EdwardsPoint::default(), &data, &mut rng);
-        let (slow, fast) = both(&mixed, &text, &data);
-        assert_eq!(
-            fast,
-            Some(slow),
-            "a canonical mixed-order key is checked here, not deferred"
-        );
-        mixed_valid += slow as usize;
         // Plain signatures verify; a torsion part in R (which only cofactored verifiers accept)
         // is refused by both.
         valid += agree(
@@ -188,33 +209,11 @@ fn equation_edge_cases_agree_with_minisign() {
         ));
         // s + L (not reduced) is refused by both.
         let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
-        let sig = minisign::SignatureBox::from_string(&text).unwrap();
-        let mut bones = decode(sig.to_string().lines().nth(1).unwrap()).unwrap();
-        let s = &mut bones[42..74];
-        let mut carry = 0u16;
-        const L: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-        ];
-        for (b, l) in s.iter_mut().zip(L) {
-            let v = *b as u16 + l as u16 + carry;
-            *b = v as u8;
-            carry = v >> 8;
-        }
-        let lines: Vec<&str> = text.lines().collect();
-        let unreduced = format!(
-            "{}\n{}\n{}\n{}\n",
-            lines[0],
-            b64(&bones),
-            lines[2],
-            lines[3]
-        );
-        assert!(!agree(&pk, &unreduced, &data));
+        let mut bones = decode(text.lines().nth(1).unwrap()).unwrap();
+        add_l(&mut bones[42..74], 1);
+        assert!(!agree(&pk, &with_line(&text, 1, &b64(&bones)), &data));
     }
     assert_eq!(valid, 200);
-    // Both signatures of a file pass only when both k.T vanish (about 1 in 16 to 64 here):
-    // some do and most do not, and the two libraries agreed on each.
-    assert!(mixed_valid > 0 && mixed_valid < 100, "{mixed_valid} of 200");
 }
 
 #[test]
@@ -250,31 +249,15 @@ fn unusual_keys_agree_with_minisign() {
     for _ in 0..60 {
         keys.push(rng.r#gen());
     }
-    let mut deferred = 0;
-    let mut forged = 0;
-    for pk in &keys {
-        // Signatures made with s = 0 and R among the small-order points: under a small-order
-        // key some of them satisfy the equation (and minisign accepts them).
-        for attempt in 0..64u32 {
-            let data = format!("forged {attempt}").into_bytes();
-            let mut sig = [0u8; 64];
-            sig[..32].copy_from_slice(&EIGHT_TORSION[attempt as usize % 8].compress().to_bytes());
-            let comment = format!("c{attempt}");
-            let mut global = [0u8; 64];
-            global[..32].copy_from_slice(
-                &EIGHT_TORSION[(attempt as usize / 8) % 8]
-                    .compress()
-                    .to_bytes(),
-            );
-            let text = sig_text(&sig, &comment, &global);
-            let (slow, fast) = both(pk, &text, &data);
-            match fast {
-                Some(f) => assert_eq!(f, slow, "key {pk:02x?}"),
-                None => deferred += 1,
-            }
-            forged += slow as usize;
-        }
-    }
+    // Signatures made with s = 0 and R among the small-order points: under a small-order key
+    // some of them satisfy the equation (and minisign accepts them).
+    let forged: usize = keys.iter().map(forgeries_under).sum();
+    // Whether the fast check answers depends on the key alone: the non-canonical ones defer.
+    let zero = sig_text(&[0; 64], "c", &[0; 64]);
+    let deferred = keys
+        .iter()
+        .filter(|pk| both(pk, &zero, b"x").1.is_none())
+        .count();
     assert!(forged > 0, "no small-order case was exercised");
     assert!(
         deferred > 0,
@@ -285,20 +268,12 @@ fn unusual_keys_agree_with_minisign() {
 #[test]
 fn a_global_signature_of_another_length_is_left_to_minisign() {
     let mut rng = StdRng::seed_from_u64(17);
-    let a = Scalar::from_bytes_mod_order(rng.r#gen());
-    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let (a, pk) = keypair(&mut rng);
     let data = b"x".to_vec();
     let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
-    let lines: Vec<&str> = text.lines().collect();
-    let mut global = decode(lines[3]).unwrap();
+    let mut global = decode(text.lines().nth(3).unwrap()).unwrap();
     global.extend_from_slice(b"trailing");
-    let longer = format!(
-        "{}\n{}\n{}\n{}\n",
-        lines[0],
-        lines[1],
-        lines[2],
-        b64(&global)
-    );
+    let longer = with_line(&text, 3, &b64(&global));
     let sig = minisign::SignatureBox::from_string(&longer).unwrap();
     assert_eq!(verify(&public_key(&pk), &sig, &data), None);
 }
@@ -395,7 +370,7 @@ fn mixed_order_keys_agree_and_only_their_holder_signs() {
         assert_eq!(forgeries_under(&pk), 0, "key {pk:02x?}");
     }
     assert!(
-        accepted > 0 && refused > 0,
+        accepted > 0 && accepted < refused,
         "{accepted} accepted, {refused} refused"
     );
 }
@@ -404,35 +379,18 @@ fn mixed_order_keys_agree_and_only_their_holder_signs() {
 /// non-canonical encoding of the point the equation gives: refused by both, without deferring.
 #[test]
 fn unreduced_s_and_non_canonical_r_are_refused_alike() {
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
-    let add = |s: &mut [u8], times: u32| {
-        for _ in 0..times {
-            let mut carry = 0u16;
-            for (b, l) in s.iter_mut().zip(L) {
-                let v = *b as u16 + l as u16 + carry;
-                *b = v as u8;
-                carry = v >> 8;
-            }
-        }
-    };
     let mut rng = StdRng::seed_from_u64(23);
     for round in 0..24 {
-        let a = Scalar::from_bytes_mod_order(rng.r#gen());
-        let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+        let (a, pk) = keypair(&mut rng);
         let data = format!("record {round}").into_bytes();
         let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
         assert_eq!(both(&pk, &text, &data), (true, Some(true)));
-        let lines: Vec<&str> = text.lines().collect();
-        let with_sig =
-            |bones: &[u8]| format!("{}\n{}\n{}\n{}\n", lines[0], b64(bones), lines[2], lines[3]);
-        let bones = decode(lines[1]).unwrap();
+        let with_sig = |bones: &[u8]| with_line(&text, 1, &b64(bones));
+        let bones = decode(text.lines().nth(1).unwrap()).unwrap();
         // s + jL while it fits in 32 bytes (s < L < 2^253, so j up to 15 always does).
         for j in 1..=15 {
             let mut b = bones.clone();
-            add(&mut b[42..74], j);
+            add_l(&mut b[42..74], j);
             assert_eq!(
                 both(&pk, &with_sig(&b), &data),
                 (false, Some(false)),
@@ -466,14 +424,7 @@ fn unreduced_s_and_non_canonical_r_are_refused_alike() {
             let text = sig_text(&sig, "c", &sig);
             let data = format!("forged {attempt}").into_bytes();
             assert_eq!(both(&order_two, &text, &data), (false, Some(false)));
-            let k = Scalar::from_bytes_mod_order_wide(
-                &Sha512::new()
-                    .chain_update(r)
-                    .chain_update(order_two)
-                    .chain_update(Blake2b512::digest(&data))
-                    .finalize()
-                    .into(),
-            );
+            let k = challenge(&r, &order_two, &Blake2b512::digest(&data));
             equation_held += k.as_bytes()[0].is_multiple_of(2) as usize;
         }
     }
@@ -489,8 +440,7 @@ fn unreduced_s_and_non_canonical_r_are_refused_alike() {
 #[test]
 fn the_key_cache_keeps_each_key_apart() {
     let mut rng = StdRng::seed_from_u64(29);
-    let a = Scalar::from_bytes_mod_order(rng.r#gen());
-    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let (a, pk) = keypair(&mut rng);
     let mut negated = pk;
     negated[31] ^= 0x80;
     let data = b"record".to_vec();
@@ -516,21 +466,14 @@ fn the_key_cache_keeps_each_key_apart() {
 #[test]
 fn loosely_written_signatures_read_alike() {
     let mut rng = StdRng::seed_from_u64(31);
-    let a = Scalar::from_bytes_mod_order(rng.r#gen());
-    let pk = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+    let (a, pk) = keypair(&mut rng);
     let data = b"record".to_vec();
     let text = minisign_text(a, &pk, EdwardsPoint::default(), &data, &mut rng);
     let lines: Vec<&str> = text.lines().collect();
     let mut long_line = decode(lines[1]).unwrap();
     long_line.extend_from_slice(b"trailing bytes");
     let variants = [
-        format!(
-            "{}\n{}\n{}\n{}\n",
-            lines[0],
-            b64(&long_line),
-            lines[2],
-            lines[3]
-        ),
+        with_line(&text, 1, &b64(&long_line)),
         text.replace('\n', "\r\n"),
         format!(
             "{}\n  {}\t\n{} \n {}\n",
