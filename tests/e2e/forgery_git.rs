@@ -124,23 +124,14 @@ fn a_file_mode_git_never_writes_is_refused() {
     );
 }
 
-/// bob's key is revoked; a "new key" bob asks to register is his revoked key relabelled with
-/// another id (the id is not signed), and an admin approves it. Key ids are labels: the raw
-/// key stays revoked, and the version registering it is refused.
-#[test]
-fn a_revoked_key_relabelled_as_a_new_key_is_refused() {
+/// Commits a version 2 of bob's user record naming the key `minisign`, with the signature
+/// `bob_signs` makes over it (given its path and bytes) and the admin's signed approval, as a
+/// merge would.
+fn commit_bob_v2(s: &Stage, minisign: String, bob_signs: &dyn Fn(&str, &[u8]) -> Vec<u8>) {
     use cohort::model::{self, Record, Sha256, build};
     use cohort::trust::sign;
-    let s = Stage::new();
-    s.revoke_bob();
-    let bob = s.env.signer("bob");
     let admin = s.env.signer("admin");
     let id: Sha256 = s.id.parse().unwrap();
-    let label = [0x42u8; 8];
-    let mut pk = minisign::PublicKey::from_base64(&bob.public.minisign)
-        .unwrap()
-        .to_bytes();
-    pk[2..10].copy_from_slice(&label);
     let v1_path = build::user("bob", 1);
     let v1_bytes = s.read(&v1_path);
     let Record::User(v1) =
@@ -151,17 +142,11 @@ fn a_revoked_key_relabelled_as_a_new_key_is_refused() {
     let v2 = model::User {
         version: 2,
         previous: Some(Sha256::of(&v1_bytes)),
-        minisign: minisign::PublicKey::from_bytes(&pk).unwrap().to_base64(),
+        minisign,
         ..v1
     };
     let path = build::user("bob", 2);
     let bytes = model::to_bytes(&v2);
-    // Signed with bob's (revoked) key, the signature relabelled to match.
-    let sig = String::from_utf8(sign::sign(&bob, &id, &path, "user", &bytes).unwrap()).unwrap();
-    let mut lines: Vec<String> = sig.lines().map(str::to_string).collect();
-    let mut raw = crate::forgery::b64::decode(&lines[1]);
-    raw[2..10].copy_from_slice(&label);
-    lines[1] = crate::forgery::b64::encode(&raw);
     let approval = model::Decision {
         format: model::FORMAT_VERSION,
         kind: "approval".into(),
@@ -176,19 +161,94 @@ fn a_revoked_key_relabelled_as_a_new_key_is_refused() {
     let dsig = sign::sign(&admin, &id, &dpath, "approval", &dbytes).unwrap();
     s.commit(
         &[
-            (
-                build::signature(&path, "bob"),
-                format!("{}\n", lines.join("\n")).into_bytes(),
-            ),
-            (path.clone(), bytes),
+            (build::signature(&path, "bob"), bob_signs(&path, &bytes)),
+            (path, bytes),
             (build::signature(&dpath, "admin"), dsig),
             (dpath, dbytes),
         ],
         "bob's new key",
     );
+}
+
+/// bob's signature over `bytes` at `path` with line 2 (algorithm, key id, signature) replaced
+/// by what `edit` makes of its bytes.
+fn bob_signature_edited(
+    s: &Stage,
+    path: &str,
+    bytes: &[u8],
+    edit: &dyn Fn(&mut Vec<u8>),
+) -> Vec<u8> {
+    let id: cohort::model::Sha256 = s.id.parse().unwrap();
+    let bob = s.env.signer("bob");
+    let sig = cohort::trust::sign::sign(&bob, &id, path, "user", bytes).unwrap();
+    let mut lines: Vec<String> = String::from_utf8(sig)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut raw = crate::forgery::b64::decode(&lines[1]);
+    edit(&mut raw);
+    lines[1] = crate::forgery::b64::encode(&raw);
+    format!("{}\n", lines.join("\n")).into_bytes()
+}
+
+/// bob's key is revoked; a "new key" bob asks to register is his revoked key relabelled with
+/// another id (the id is not signed), and an admin approves it. Key ids are labels: the raw
+/// key stays revoked, and the version registering it is refused.
+#[test]
+fn a_revoked_key_relabelled_as_a_new_key_is_refused() {
+    let s = Stage::new();
+    s.revoke_bob();
+    let bob = s.env.signer("bob");
+    let label = [0x42u8; 8];
+    let mut pk = minisign::PublicKey::from_base64(&bob.public.minisign)
+        .unwrap()
+        .to_bytes();
+    pk[2..10].copy_from_slice(&label);
+    let key = minisign::PublicKey::from_bytes(&pk).unwrap().to_base64();
+    // Signed with bob's (revoked) key, the signature relabelled to match.
+    commit_bob_v2(&s, key, &|path, bytes| {
+        bob_signature_edited(&s, path, bytes, &|raw| raw[2..10].copy_from_slice(&label))
+    });
     s.refused_everywhere(
         "was revoked before it",
         "revoked-key",
         Some("was revoked before it"),
     );
+}
+
+/// A "new key" whose bytes are the identity point written with y = p + 1: minisign misses it
+/// in its identity test and accepts, under it, a signature anyone can write without any secret
+/// (R the identity, s = 0). An admin approves the version naming it; from then on anyone could
+/// sign as bob. The key is refused as one of small order, so the forged version is too (the
+/// code before this check verified it clean).
+#[test]
+fn a_key_of_small_order_is_refused_though_its_forged_signatures_verify() {
+    let s = Stage::new();
+    s.env.join("bob", &s.id);
+    s.env.cohort("admin", &["user", "approve", "bob"]).ok();
+    let label = [0x77u8; 8];
+    let mut weak = [0xffu8; 32];
+    weak[0] = 0xee;
+    weak[31] = 0x7f;
+    let key = minisign::PublicKey::from_bytes(&[&b"Ed"[..], &label, &weak].concat())
+        .unwrap()
+        .to_base64();
+    // No secret involved: R = the identity (canonical), s = 0, for both signatures.
+    let mut nothing = [0u8; 64];
+    nothing[0] = 1;
+    commit_bob_v2(&s, key, &|path, bytes| {
+        let sig = bob_signature_edited(&s, path, bytes, &|raw| {
+            raw[2..10].copy_from_slice(&label);
+            raw[10..74].copy_from_slice(&nothing);
+        });
+        let mut lines: Vec<String> = String::from_utf8(sig)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines[3] = crate::forgery::b64::encode(&nothing);
+        format!("{}\n", lines.join("\n")).into_bytes()
+    });
+    s.refused_everywhere("small order", "limits", Some("small order"));
 }
