@@ -1,5 +1,7 @@
 //! Embeds the fixture cubes and datasets so `cohort demo` works from any directory: writes
 //! `$OUT_DIR/fixtures.rs` with one `(relative path, bytes)` entry per file under `fixtures/`.
+//! Also names the code that parses records (`COHORT_PARSE_FINGERPRINT`): records parsed by
+//! another build are never carried into a verification (see `trust::carry`).
 
 use std::path::Path;
 
@@ -35,7 +37,45 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// Every file under `dir`, sorted.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("source dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// A digest of the record parser: the model's sources, the locked dependency versions
+/// (serde, toml) and the crate's version.
+fn parse_fingerprint(manifest: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut files = Vec::new();
+    files_under(&manifest.join("src/model"), &mut files);
+    files.push(manifest.join("Cargo.lock"));
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    for f in &files {
+        f.strip_prefix(manifest).unwrap_or(f).hash(&mut h);
+        std::fs::read(f).unwrap_or_default().hash(&mut h);
+    }
+    let first = h.finish();
+    first.hash(&mut h);
+    format!("{first:016x}{:016x}", h.finish())
+}
+
 fn main() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed=src/model");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!(
+        "cargo:rustc-env=COHORT_PARSE_FINGERPRINT={}",
+        parse_fingerprint(manifest)
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     println!("cargo:rerun-if-changed=fixtures");
     let mut files = Vec::new();

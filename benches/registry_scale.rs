@@ -424,8 +424,6 @@ fn measure(entities: usize) {
     // A sync that brings 10 new records: one more commit on main, verified by the binary
     // with what the last verification left (memo, timeline, listing) in a copy of the home,
     // then main and the home put back (the fixture is reused).
-    let sync_home = tempfile::tempdir().unwrap();
-    copy_dir(&b.home, sync_home.path());
     let owner_home = Home::new(b.reg.parent().unwrap().join("user-keys"));
     let owner = unlock(&owner_home, "user00000");
     let id = reg.registry_id(main).unwrap();
@@ -438,7 +436,34 @@ fn measure(entities: usize) {
     reg.repo()
         .reference("refs/heads/main", next, true, "bench: sync")
         .unwrap();
-    let (sync_verify, _) = cohort(sync_home.path(), dir, &["verify"]);
+    // Each run starts from a fresh copy of the home the last verification left.
+    let (sync_verify, _) = best_of(3, || {
+        let sync_home = tempfile::tempdir().unwrap();
+        copy_dir(&b.home, sync_home.path());
+        cohort(sync_home.path(), dir, &["verify"])
+    });
+    // The same without the carry (every file read and parsed again), as before it existed.
+    let (sync_uncarried, _) = best_of(3, || {
+        let sync_home = tempfile::tempdir().unwrap();
+        copy_dir(&b.home, sync_home.path());
+        let state = sync_home.path().join("state");
+        for e in std::fs::read_dir(&state).unwrap().flatten() {
+            if e.file_name().to_string_lossy().ends_with(".carry") {
+                std::fs::remove_dir_all(e.path()).unwrap();
+            }
+        }
+        cohort(sync_home.path(), dir, &["verify"])
+    });
+    // COHORT_BENCH_SYNC_KEEP=DIR leaves that home in DIR/home and the new main as
+    // `refs/bench/sync` for profiling (read here: this is a tool).
+    if let Some(keep) = std::env::var_os("COHORT_BENCH_SYNC_KEEP") {
+        let keep = PathBuf::from(keep).join(entities.to_string());
+        copy_dir(&b.home, &keep.join("home"));
+        reg.repo()
+            .reference("refs/bench/sync", next, true, "bench: sync kept")
+            .unwrap();
+        eprintln!("sync setup kept in {}", keep.display());
+    }
     reg.repo()
         .reference("refs/heads/main", main, true, "bench: back")
         .unwrap();
@@ -489,7 +514,7 @@ fn measure(entities: usize) {
         ms(cli_verify)
     );
     println!(
-        "| `cohort verify` (binary, memo of earlier checks) | {} |",
+        "| `cohort verify` (binary, memo and carry of earlier checks) | {} |",
         ms(cli_verify_memo)
     );
     println!(
@@ -497,8 +522,16 @@ fn measure(entities: usize) {
         ms(cli_verify_full)
     );
     println!(
-        "| `cohort verify` after a commit of 10 new records (memo, timeline kept) | {} |",
+        "| `cohort verify` after a commit of 10 new records (memo, timeline, carry kept) | {} |",
         ms(sync_verify)
+    );
+    println!(
+        "| the same without the carry (every file read and parsed) | {} |",
+        ms(sync_uncarried)
+    );
+    println!(
+        "| ratio sync / sync without the carry | {:.2}x |",
+        sync_verify.as_secs_f64() / sync_uncarried.as_secs_f64()
     );
     println!(
         "| `cohort verify --full` on an empty COHORT_HOME | {} |",

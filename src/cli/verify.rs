@@ -68,6 +68,9 @@ struct VerifyJson<'a> {
     records: usize,
     signatures_checked: usize,
     signatures_cached: usize,
+    /// Files taken from what the last verification on this machine read (same path, same
+    /// git blob) instead of being read from git again.
+    files_carried: usize,
     problems: Vec<ProblemJson<'a>>,
     warnings: Vec<ProblemJson<'a>>,
     /// Whether this machine now records the commit as the last verified main.
@@ -95,6 +98,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
             records: report.records,
             signatures_checked: report.signatures_checked,
             signatures_cached: report.signatures_cached,
+            files_carried: report.files_carried,
             problems: report.problems.iter().map(ProblemJson::from).collect(),
             warnings: report.warnings.iter().map(ProblemJson::from).collect(),
             recorded: v.recorded,
@@ -119,9 +123,16 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
                     report.signatures_checked + n
                 ),
             };
+            let files = match report.files_carried {
+                0 => format!("{} files", report.files),
+                n => format!(
+                    "{} files ({n} of them as the last verification read them)",
+                    report.files
+                ),
+            };
             ui.status(format!(
-                "{} verifies: {} files, {} records, {sigs}",
-                v.what, report.files, report.records
+                "{} verifies: {files}, {} records, {sigs}",
+                v.what, report.records
             ));
         }
     }

@@ -17,49 +17,11 @@ use std::path::Path;
 use git2::Oid;
 use rayon::prelude::*;
 
-use crate::model::{Kind, Record, Sha256, classify};
+use crate::model::{Record, Sha256, classify};
 use crate::storage::write_atomic;
 use crate::trust::Index;
 
 const MAGIC: &str = "cohort listing index 1";
-
-fn to_json(r: &Record) -> serde_json::Result<String> {
-    match r {
-        Record::Root(x) => serde_json::to_string(x),
-        Record::Meta(x) => serde_json::to_string(x),
-        Record::User(x) => serde_json::to_string(x),
-        Record::Grant(x) => serde_json::to_string(x),
-        Record::Decision(x) => serde_json::to_string(x),
-        Record::Mlcube(x) => serde_json::to_string(x),
-        Record::Benchmark(x) => serde_json::to_string(x),
-        Record::Association(x) => serde_json::to_string(x),
-        Record::Priority(x) => serde_json::to_string(x),
-        Record::Dataset(x) => serde_json::to_string(x),
-        Record::Result(x) => serde_json::to_string(x),
-        Record::Leaderboard(x) => serde_json::to_string(x),
-        Record::Access(x) => serde_json::to_string(x),
-    }
-}
-
-fn from_json(kind: Kind, json: &str) -> serde_json::Result<Record> {
-    Ok(match kind {
-        Kind::Root => Record::Root(serde_json::from_str(json)?),
-        Kind::Meta => Record::Meta(serde_json::from_str(json)?),
-        Kind::User => Record::User(serde_json::from_str(json)?),
-        Kind::Grant => Record::Grant(serde_json::from_str(json)?),
-        Kind::Approval | Kind::Rejection | Kind::Withdrawal => {
-            Record::Decision(serde_json::from_str(json)?)
-        }
-        Kind::Mlcube => Record::Mlcube(serde_json::from_str(json)?),
-        Kind::Benchmark => Record::Benchmark(serde_json::from_str(json)?),
-        Kind::Association => Record::Association(serde_json::from_str(json)?),
-        Kind::Priority => Record::Priority(serde_json::from_str(json)?),
-        Kind::Dataset => Record::Dataset(serde_json::from_str(json)?),
-        Kind::Result => Record::Result(serde_json::from_str(json)?),
-        Kind::Leaderboard => Record::Leaderboard(serde_json::from_str(json)?),
-        Kind::Access => Record::Access(serde_json::from_str(json)?),
-    })
-}
 
 /// `body` behind a header `magic`, naming the commit it was built for and the body's digest.
 pub(super) fn frame(magic: &str, commit: Oid, body: &[u8]) -> Vec<u8> {
@@ -100,7 +62,13 @@ pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<(String, Vec<u8>)>> {
             if p.contains(['\t', '\n']) {
                 return None;
             }
-            Some((top(p), format!("{p}\t{sha}\t{}\n", to_json(r).ok()?)))
+            // The JSON the carry kept is what `to_json` writes (the same record, this parser).
+            let carried = ix.files.get(p).map(|f| &f.json).filter(|j| !j.is_empty());
+            let json = match carried {
+                Some(j) => std::str::from_utf8(j).ok()?.to_string(),
+                None => r.to_json().ok()?,
+            };
+            Some((top(p), format!("{p}\t{sha}\t{json}\n")))
         })
         .collect();
     let mut bodies: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
@@ -170,7 +138,7 @@ pub fn decode(
                 Some((
                     p.to_string(),
                     sha.parse().ok()?,
-                    from_json(kind, json).ok()?,
+                    Record::from_json(kind, json).ok()?,
                 ))
             })
             .collect();

@@ -35,6 +35,7 @@ impl TreeRead for Mem {
             .map(|(p, _)| TreeEntry {
                 path: p.clone(),
                 mode: EntryMode::File,
+                blob: None,
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 //! branches without touching the work tree, merges, and talks to the shared remote.
 
 mod bundle;
+pub mod carry;
 mod history;
 mod init;
 pub mod listing;
@@ -28,6 +29,15 @@ pub use remote::{Transport, clone, forge_compare_url, is_local};
 pub use state::{State, StateStore};
 pub use tree::GitTree;
 pub use write::{MainUpdate, NewFile, advance_main, commit_files, merge, set_branch, set_ref};
+
+/// What [`Registry::verify_carrying`] found, with the tree it verified (whose blob ids say
+/// what to carry into the next verification).
+pub struct Verified<'r> {
+    pub report: trust::Report,
+    pub index: Index,
+    pub timeline: Timeline,
+    pub tree: GitTree<'r>,
+}
 
 /// The ref cohort reads from: the last main commit it verified.
 pub const VERIFIED_REF: &str = "refs/cohort/verified";
@@ -261,6 +271,19 @@ impl Registry {
         opts: &trust::VerifyOptions,
         known: Option<Timeline>,
     ) -> Result<(trust::Report, Index, Timeline)> {
+        let v = self.verify_carrying(commit, opts, known, trust::Carried::default())?;
+        Ok((v.report, v.index, v.timeline))
+    }
+
+    /// `verify_from`, taking from `carried` the files an earlier verification read that the
+    /// tree still holds unchanged (same path, same blob): the rest is read from git.
+    pub fn verify_carrying(
+        &self,
+        commit: Oid,
+        opts: &trust::VerifyOptions,
+        known: Option<Timeline>,
+        carried: trust::Carried,
+    ) -> Result<Verified<'_>> {
         // The history walk is sequential and independent of reading the tree: it runs on its
         // own thread (with its own repository handle) while the tree is read and parsed.
         let Opener::Path(dir) = self.opener.clone() else {
@@ -268,8 +291,15 @@ impl Registry {
             // environment opened: everything on that handle, one thread.
             let tree = self.tree(commit)?;
             let tl = timeline_from(&self.repo, commit, known)?;
-            let (report, ix) = trust::verify(&tree, &tl, opts)?;
-            return Ok((report, ix, tl));
+            let memo = opts.cache.as_deref();
+            let built = Index::build_carrying(&tree, &tl, memo, carried)?;
+            let (report, index) = trust::verify_index(built, &tl, opts);
+            return Ok(Verified {
+                report,
+                index,
+                timeline: tl,
+                tree,
+            });
         };
         let (tl, built) = std::thread::scope(|scope| {
             let walk = scope.spawn(move || -> Result<Timeline> {
@@ -277,15 +307,21 @@ impl Registry {
             });
             let built = self.tree(commit).and_then(|tree| {
                 let memo = opts.cache.as_deref();
-                Ok(Index::build_checking(&tree, &Timeline::flat(), memo)?)
+                let built = Index::build_carrying(&tree, &Timeline::flat(), memo, carried)?;
+                Ok((built, tree))
             });
             let tl = walk.join().expect("the history walk does not panic");
             (tl, built)
         });
-        let (tl, (mut ix, problems)) = (tl?, built?);
+        let (tl, ((mut ix, problems), tree)) = (tl?, built?);
         ix.set_arrivals(&tl);
-        let (report, ix) = trust::verify_index((ix, problems), &tl, opts);
-        Ok((report, ix, tl))
+        let (report, index) = trust::verify_index((ix, problems), &tl, opts);
+        Ok(Verified {
+            report,
+            index,
+            timeline: tl,
+            tree,
+        })
     }
 
     /// Verifies a proposed change `base..head`: everything `head` adds relative to `base` is

@@ -134,6 +134,24 @@ impl StateStore {
             .map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
+    /// The files of the mains accepted here, carried into the next verification (empty when
+    /// there are none usable: the carry only saves time, see [`super::carry`]).
+    pub fn carry(&self, id: &Sha256) -> crate::trust::Carried {
+        super::carry::load(&super::carry::dir(&self.dir, id))
+    }
+
+    /// Saves what the verification of an accepted main read, for the next one to carry.
+    pub fn save_carry(
+        &self,
+        id: &Sha256,
+        ix: &crate::trust::Index,
+        tree: &super::GitTree,
+    ) -> Result<()> {
+        let p = super::carry::dir(&self.dir, id);
+        let blob = |path: &str| tree.blob_id(path);
+        super::carry::save(&p, ix, &blob).map_err(|e| RegistryError::Io { path: p, source: e })
+    }
+
     fn timeline_path(&self, id: &Sha256) -> PathBuf {
         self.dir.join(format!("{id}.timeline"))
     }

@@ -79,6 +79,11 @@ impl<'r> GitTree<'r> {
         self.files.get(path).map(|(o, _)| *o)
     }
 
+    /// The git blob id of a file, as the carry keeps it.
+    pub fn blob_id(&self, path: &str) -> Option<[u8; 20]> {
+        self.oid(path).and_then(|o| o.as_bytes().try_into().ok())
+    }
+
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
     }
@@ -184,9 +189,10 @@ impl TreeRead for GitTree<'_> {
         Ok(self
             .files
             .iter()
-            .map(|(path, (_, mode))| TreeEntry {
+            .map(|(path, (oid, mode))| TreeEntry {
                 path: path.clone(),
                 mode: *mode,
+                blob: oid.as_bytes().try_into().ok(),
             })
             .collect())
     }

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::model::{self, Record, RecordPath, Sha256, classify};
 
 use super::cache::SigCache;
+use super::carry::{Carried, CarriedFile};
 use super::index::{problem, strip_path};
 use super::{
     EntryMode, FileInfo, Index, Limited, Problem, Rule, Timeline, TreeEntry, TreeRead, TrustError,
@@ -18,7 +20,9 @@ use super::{
 
 type Parsed = (Sha256, Option<Result<Record, model::ModelError>>);
 /// A file read and parsed, or its size when over its limit.
-type Read = Result<(Vec<u8>, Parsed), u64>;
+type Read = Result<(Bytes, Parsed), u64>;
+/// Files to index, classified.
+type Wanted = Vec<(String, RecordPath)>;
 /// Called after each chunk with the chunk's file indices and every slot filled so far.
 type AfterChunk<'a> = dyn FnMut(&[usize], &[Option<Read>]) + 'a;
 
@@ -29,7 +33,7 @@ impl Index {
         tree: &dyn TreeRead,
         timeline: &Timeline,
     ) -> Result<(Index, Vec<Problem>), TrustError> {
-        build(tree, timeline, None)
+        build(tree, timeline, None, Carried::default())
     }
 
     /// [`Index::build`] for a verification: the root and user records (the keys) are read
@@ -42,7 +46,19 @@ impl Index {
         timeline: &Timeline,
         memo: Option<&SigCache>,
     ) -> Result<(Index, Vec<Problem>), TrustError> {
-        build(tree, timeline, Some(memo))
+        build(tree, timeline, Some(memo), Carried::default())
+    }
+
+    /// [`Index::build_checking`], taking from `carried` every file whose path and blob id are
+    /// those `tree` names: only the others are read, hashed and parsed ([`Index::fresh`]
+    /// names them). A carried record is the one its bytes parse to at its path.
+    pub fn build_carrying(
+        tree: &dyn TreeRead,
+        timeline: &Timeline,
+        memo: Option<&SigCache>,
+        carried: Carried,
+    ) -> Result<(Index, Vec<Problem>), TrustError> {
+        build(tree, timeline, Some(memo), carried)
     }
 }
 
@@ -50,6 +66,7 @@ fn build(
     tree: &dyn TreeRead,
     timeline: &Timeline,
     check: Option<Option<&SigCache>>,
+    carried: Carried,
 ) -> Result<(Index, Vec<Problem>), TrustError> {
     let mut ix = Index::default();
     let mut problems = Vec::new();
@@ -66,12 +83,42 @@ fn build(
         });
     }
     case_collisions(&entries, &mut problems);
-    let wanted = wanted_files(entries, &mut problems);
-    let read = match check {
-        None => read_all(tree, &wanted)?,
-        Some(memo) => read_checking(tree, &wanted, memo, &ix.early)?,
+    let (wanted, blobs) = wanted_files(entries, &mut problems);
+    let had_carry = !carried.is_empty();
+    let (kept, to_read) = if had_carry {
+        take_carried(&wanted, &blobs, &carried)
+    } else {
+        (
+            (0..wanted.len()).map(|_| None).collect(),
+            (0..wanted.len()).collect(),
+        )
     };
-    for ((p, rp), got) in wanted.into_iter().zip(read) {
+    drop(carried);
+    let unread: Vec<(String, RecordPath)> = to_read.iter().map(|&i| wanted[i].clone()).collect();
+    let read = match check {
+        None => read_all(tree, &unread)?,
+        Some(memo) => read_checking(tree, &unread, memo, &ix.early)?,
+    };
+    ix.carried = kept.iter().filter(|k| k.is_some()).count();
+    if had_carry {
+        ix.fresh = Some(unread.into_iter().map(|(p, _)| p).collect());
+    }
+    // Every file in the tree's order, as if all had been read (decisions and signatures are
+    // listed in that order).
+    let mut read = read.into_iter();
+    let got_all: Vec<(Read, Bytes)> = kept
+        .into_iter()
+        .map(|k| match k {
+            Some(got) => got,
+            None => (
+                read.next().expect("every unread file is read"),
+                Bytes::new(),
+            ),
+        })
+        .collect();
+    let mut files = Vec::with_capacity(wanted.len());
+    let mut records = Vec::new();
+    for ((p, rp), (got, json)) in wanted.into_iter().zip(got_all) {
         let (bytes, (sha256, record)) = match got {
             Ok(got) => got,
             Err(size) => {
@@ -86,7 +133,7 @@ fn build(
         };
         match record {
             Some(Ok(r)) => {
-                ix.records.insert(p.clone(), r);
+                records.push((p.clone(), r));
             }
             Some(Err(err)) => {
                 problems.push(problem(&p, Rule::Limits, strip_path(&p, &err.to_string())));
@@ -100,18 +147,67 @@ fn build(
             rp,
             sha256,
             bytes,
+            json,
         };
-        ix.files.insert(p, info);
+        files.push((p, info));
     }
+    // Built from sorted runs: faster than one insertion at a time.
+    ix.files = files.into_iter().collect();
+    ix.records = records.into_iter().collect();
     if let Some(root1) = ix.files.get(&model::build::root(1)) {
         ix.registry_id = Some(root1.sha256.clone());
     }
     Ok((ix, problems))
 }
 
-/// The plain files of a known kind, classified; everything else is reported.
-fn wanted_files(entries: Vec<TreeEntry>, problems: &mut Vec<Problem>) -> Vec<(String, RecordPath)> {
+/// The files of `wanted` taken from `carried` (see [`super::carry::take`]) with their
+/// records' JSON, by position, and the positions of the rest, which are read from the tree.
+fn take_carried(
+    wanted: &[(String, RecordPath)],
+    blobs: &[Option<[u8; 20]>],
+    carried: &Carried,
+) -> (Vec<Option<(Read, Bytes)>>, Vec<usize>) {
+    let files = &carried.files;
+    // Both are usually sorted by path: one step each, with a search where they part.
+    let mut next = 0;
+    let candidates: Vec<Option<(CarriedFile, [u8; 20])>> = wanted
+        .iter()
+        .zip(blobs)
+        .map(|((p, _), blob)| {
+            let blob = (*blob)?;
+            let at = if files.get(next).is_some_and(|f| f.path == p.as_bytes()) {
+                next
+            } else {
+                files
+                    .binary_search_by(|f| f.path.as_ref().cmp(p.as_bytes()))
+                    .ok()?
+            };
+            next = at + 1;
+            Some((files[at].clone(), blob))
+        })
+        .collect();
+    let kept: Vec<Option<(Read, Bytes)>> = candidates
+        .into_par_iter()
+        .zip(wanted.par_iter())
+        .map(|(c, (p, rp))| {
+            let (f, blob) = c?;
+            let json = f.json.clone();
+            let (bytes, sha, record) = super::carry::take(f, p, rp, blob)?;
+            Some((Ok((bytes, (sha, record))), json))
+        })
+        .collect();
+    let to_read = (0..wanted.len()).filter(|&i| kept[i].is_none()).collect();
+    (kept, to_read)
+}
+
+/// The plain files of a known kind, classified, with their blob ids; everything else is
+/// reported.
+fn wanted_files(
+    entries: Vec<TreeEntry>,
+    problems: &mut Vec<Problem>,
+) -> (Wanted, Vec<Option<[u8; 20]>>) {
     let mut wanted = Vec::with_capacity(entries.len());
+    let mut blobs = Vec::with_capacity(entries.len());
     for e in entries {
         let p = &e.path;
         let refused = match e.mode {
@@ -127,7 +223,10 @@ fn wanted_files(entries: Vec<TreeEntry>, problems: &mut Vec<Problem>) -> Vec<(St
             continue;
         }
         match classify(p) {
-            Ok(rp) => wanted.push((e.path, rp)),
+            Ok(rp) => {
+                wanted.push((e.path, rp));
+                blobs.push(e.blob);
+            }
             Err(err) => {
                 let msg = match &err {
                     model::ModelError::UnknownPath { why, .. } => format!("unknown file: {why}"),
@@ -137,7 +236,7 @@ fn wanted_files(entries: Vec<TreeEntry>, problems: &mut Vec<Problem>) -> Vec<(St
             }
         }
     }
-    wanted
+    (wanted, blobs)
 }
 
 /// Reads every file of `wanted`, in order.
@@ -182,7 +281,7 @@ fn read_into(
                     Limited::Bytes(bytes) => {
                         let record = rp.kind().map(|_| model::parse_record(p, rp, &bytes));
                         let sha = Sha256::of(&bytes);
-                        Ok((bytes, (sha, record)))
+                        Ok((Bytes::from(bytes), (sha, record)))
                     }
                     Limited::Over(size) => Err(size),
                 }

@@ -16,7 +16,11 @@ pub struct FileInfo {
     pub rp: RecordPath,
     pub sha256: Sha256,
     pub intro: usize,
-    pub bytes: Vec<u8>,
+    /// Shared: files carried from an earlier verification are slices of one buffer.
+    pub bytes: bytes::Bytes,
+    /// The record as [`Record::to_json`] writes it, when the file was taken from the carry
+    /// (empty otherwise): the listing index reuses it.
+    pub json: bytes::Bytes,
 }
 
 pub type Versions = BTreeMap<u32, String>;
@@ -57,6 +61,11 @@ pub struct Index {
     /// Signature checks made while the files were read ([`Index::build_checking`]): facts of
     /// cryptography only, like the memo's; the policy stages still decide which key counts.
     pub early: SigCache,
+    /// When the build was given files carried from an earlier verification: the paths it
+    /// read from the tree instead (new or changed files). `None` when it read every file.
+    pub fresh: Option<Vec<String>>,
+    /// How many files the build took from the carry instead of reading them.
+    pub carried: usize,
 }
 
 pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
@@ -203,7 +212,7 @@ impl Index {
         self.files.get(path).map(|f| f.intro).unwrap_or(usize::MAX)
     }
     pub fn bytes(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(|f| f.bytes.as_slice())
+        self.files.get(path).map(|f| &f.bytes[..])
     }
 
     /// Decisions of `kind` about `subject` that bind its current bytes.
@@ -412,7 +421,8 @@ impl Index {
                 rp,
                 sha256,
                 intro: 0,
-                bytes: Vec::new(),
+                bytes: bytes::Bytes::new(),
+                json: bytes::Bytes::new(),
             };
             ix.files.insert(p, info);
         }

@@ -6,6 +6,7 @@
 pub mod agent;
 mod build;
 pub mod cache;
+pub mod carry;
 mod fastsig;
 pub mod index;
 pub mod keys;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use cache::SigCache;
+pub use carry::{Carried, CarriedFile};
 pub use index::{FileInfo, Index, Revocations, next_number};
 pub use keys::{PublicIdentity, Signer};
 pub use verify::{VerifyOptions, verify, verify_index};
@@ -62,6 +64,9 @@ pub enum EntryMode {
 pub struct TreeEntry {
     pub path: String,
     pub mode: EntryMode,
+    /// The git blob id, where the tree knows it (files carried from an earlier verification
+    /// are taken only where it matches: see [`Carried`]).
+    pub blob: Option<[u8; 20]>,
 }
 
 /// A file read with a size limit: its bytes, or its size when that is over the limit (the
@@ -266,6 +271,9 @@ pub struct Report {
     /// Signatures whose cryptography an earlier run computed (the memo); every other check
     /// on them ran again.
     pub signatures_cached: usize,
+    /// Files taken from the carry of an earlier verification (the same path and git blob, the
+    /// bytes hashed again) instead of being read and parsed; every check on them ran again.
+    pub files_carried: usize,
     pub problems: Vec<Problem>,
     /// Records that only newer trust rules refuse, on a registry whose root is older:
     /// reported, and refused by `verify --strict`.

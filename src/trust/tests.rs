@@ -22,10 +22,11 @@ impl TreeRead for Mem {
     fn entries(&self) -> Result<Vec<TreeEntry>, TrustError> {
         Ok(self
             .files
-            .keys()
-            .map(|p| TreeEntry {
+            .iter()
+            .map(|(p, (bytes, _))| TreeEntry {
                 path: p.clone(),
                 mode: EntryMode::File,
+                blob: Some(super::carry::blob_id(bytes)),
             })
             .collect())
     }
@@ -181,7 +182,7 @@ impl World {
         self.record(&build::grant(h, n), &g, signers);
     }
 
-    fn verify(&self) -> super::Report {
+    fn timeline(&self) -> Timeline {
         let mut tl = Timeline::default();
         for i in 0..=self.tree.commit {
             tl.commits.push(format!("c{i}"));
@@ -189,7 +190,11 @@ impl World {
         for (p, (_, c)) in &self.tree.files {
             tl.intro.insert(p.clone(), *c);
         }
-        verify(&self.tree, &tl, &VerifyOptions::default())
+        tl
+    }
+
+    fn verify(&self) -> super::Report {
+        verify(&self.tree, &self.timeline(), &VerifyOptions::default())
             .unwrap()
             .0
     }
@@ -670,3 +675,6 @@ fn a_key_of_small_order_is_refused() {
         report.problems
     );
 }
+
+#[path = "carry_tests.rs"]
+mod carry;

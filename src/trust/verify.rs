@@ -505,6 +505,7 @@ pub fn verify_index(
         records: ix.records.len(),
         signatures_checked: ctx.sigs_checked.load(Ordering::Relaxed),
         signatures_cached: ctx.sigs_cached.load(Ordering::Relaxed),
+        files_carried: ix.carried,
         problems,
         warnings,
     };

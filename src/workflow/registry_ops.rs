@@ -196,7 +196,14 @@ pub fn verify_commit(
     let unchanged = known
         .as_ref()
         .is_some_and(|k| k.commits.last() == Some(&commit.to_string()));
-    let (report, ix, tl) = opened.reg.verify_from(commit, &opts, known)?;
+    // The files of the mains accepted here: only new or changed files are read from git.
+    let carried = if ctx.full {
+        Default::default()
+    } else {
+        store.carry(&opened.id)
+    };
+    let verified = opened.reg.verify_carrying(commit, &opts, known, carried)?;
+    let (report, tl) = (verified.report, verified.timeline);
     ctx.reporter.end(task, report.is_clean());
     if let Some(memo) = &memo {
         // The memo only saves time: failing to save it changes nothing.
@@ -205,12 +212,13 @@ pub fn verify_commit(
     let (rollback, after) = against_state(state.as_ref(), commit, &tl.commits);
     if record && !ctx.full && report.is_clean() && rollback.is_none() {
         // A main this machine accepts: listings read its records from here once it is
-        // cohort's view, and the next verification continues its timeline. Like the memo,
-        // both only save time.
-        let _ = store.save_listing(&opened.id, commit, &ix);
+        // cohort's view, and the next verification continues its timeline and carries its
+        // files. Like the memo, all three only save time.
+        let _ = store.save_listing(&opened.id, commit, &verified.index);
         if !unchanged {
             let _ = store.save_timeline(&opened.id, &tl);
         }
+        let _ = store.save_carry(&opened.id, &verified.index, &verified.tree);
     }
     let new_warnings = match after {
         Some(i) => warnings_after(&report, &tl.commits, i),

@@ -4,6 +4,7 @@
 mod agent;
 mod blobs;
 mod bundles;
+mod carry;
 mod env;
 mod execution;
 mod forgery;

@@ -1,0 +1,126 @@
+//! The carry's folder: segments written once, a head naming them, compaction, and what a
+//! damaged or foreign carry reads as (nothing, or less: never other files).
+
+use super::*;
+use crate::model::{CubeFile, build, classify};
+use crate::trust::FileInfo;
+use crate::trust::carry::blob_id;
+
+/// An index of `n` cube files (no records), numbered from `from`.
+fn index(from: usize, n: usize) -> Index {
+    let mut ix = Index::default();
+    for i in from..from + n {
+        let path = build::mlcube_file(&format!("cube{i:04}"), 1, CubeFile::MlcubeYaml);
+        let bytes = format!("file {i}\n").into_bytes();
+        ix.files.insert(
+            path.clone(),
+            FileInfo {
+                rp: classify(&path).unwrap(),
+                sha256: Sha256::of(&bytes),
+                intro: 0,
+                bytes: bytes.into(),
+                json: Bytes::new(),
+                path,
+            },
+        );
+    }
+    ix
+}
+
+fn blob_of(ix: &Index) -> impl Fn(&str) -> Option<[u8; 20]> + '_ {
+    |p| ix.files.get(p).map(|f| blob_id(&f.bytes))
+}
+
+fn paths(c: &Carried) -> Vec<String> {
+    c.files
+        .iter()
+        .map(|f| String::from_utf8(f.path.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn segments_follow_what_changed_and_compact_past_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x.carry");
+    assert!(load(&dir).is_empty(), "no carry yet");
+    let mut ix = index(0, 10);
+    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    let c = load(&dir);
+    assert_eq!(paths(&c), ix.files.keys().cloned().collect::<Vec<_>>());
+    let f = &c.files[3];
+    let info = &ix.files[std::str::from_utf8(&f.path).unwrap()];
+    assert_eq!((&f.bytes, f.blob), (&info.bytes, blob_id(&info.bytes)));
+    assert_eq!(segments(&dir).unwrap().len(), 1);
+
+    // Nothing read from git: nothing written.
+    ix.fresh = Some(Vec::new());
+    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 1);
+
+    // Each main that adds files adds one segment with those files only.
+    for round in 1..MAX_SEGMENTS {
+        let more = index(10 * round, 10);
+        let mut next = index(0, 10 * (round + 1));
+        next.fresh = Some(more.files.keys().cloned().collect());
+        let before = std::fs::read_dir(&dir).unwrap().count();
+        save(&dir, &next, &blob_of(&next)).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), before + 1);
+        assert_eq!(segments(&dir).unwrap().len(), round + 1);
+        assert_eq!(load(&dir).len(), next.files.len());
+    }
+    // Past the limit: one segment with every file, the others removed.
+    let mut last = index(0, 10 * (MAX_SEGMENTS + 1));
+    last.fresh = Some(index(10 * MAX_SEGMENTS, 10).files.keys().cloned().collect());
+    save(&dir, &last, &blob_of(&last)).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "head and one segment"
+    );
+    assert_eq!(
+        paths(&load(&dir)),
+        last.files.keys().cloned().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_damaged_or_foreign_carry_reads_as_less() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x.carry");
+    let ix = index(0, 20);
+    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    let mut more = index(0, 30);
+    more.fresh = Some(index(20, 10).files.keys().cloned().collect());
+    save(&dir, &more, &blob_of(&more)).unwrap();
+    assert_eq!(load(&dir).len(), 30);
+    let names = segments(&dir).unwrap();
+
+    // The second segment cut short: the first still reads.
+    let second = dir.join(&names[1]);
+    let bytes = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &bytes[..bytes.len() - 3]).unwrap();
+    assert_eq!(load(&dir).len(), 20);
+    // Gone: the same.
+    std::fs::remove_file(&second).unwrap();
+    assert_eq!(load(&dir).len(), 20);
+
+    // A head whose list was edited, or written by another parser: nothing.
+    let head = dir.join(HEAD);
+    let text = std::fs::read_to_string(&head).unwrap();
+    std::fs::write(&head, format!("{text}{}\n", names[1])).unwrap();
+    assert!(load(&dir).is_empty());
+    let other = text.replacen(PARSE_FINGERPRINT, &"0".repeat(PARSE_FINGERPRINT.len()), 1);
+    assert_ne!(other, text);
+    std::fs::write(&head, other).unwrap();
+    assert!(load(&dir).is_empty());
+    // A segment named outside the folder is never read.
+    let rest = "../../etc/passwd\n";
+    let forged = format!(
+        "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
+        Sha256::of(rest.as_bytes())
+    );
+    std::fs::write(&head, forged).unwrap();
+    assert!(segments(&dir).is_none());
+    assert!(load(&dir).is_empty());
+}

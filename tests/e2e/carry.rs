@@ -1,0 +1,168 @@
+//! The carry under COHORT_HOME (what the last verification read) changes how fast `verify`
+//! is, never its verdict: a carried file is taken only where its bytes hash to the blob the
+//! verified tree names, its record only where its JSON is whole and was written by this
+//! build's parser.
+
+use std::path::{Path, PathBuf};
+
+use crate::env::{TestEnv, json};
+
+fn carry_dir(env: &TestEnv, id: &str) -> PathBuf {
+    env.cohort_home("site")
+        .join("state")
+        .join(format!("{id}.carry"))
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Replaces the first `from` in the carry's segments by `to` (same length); whether found.
+fn tamper(dir: &Path, from: &[u8], to: &[u8]) -> bool {
+    assert_eq!(from.len(), to.len());
+    for seg in segments(dir) {
+        let mut bytes = std::fs::read(&seg).unwrap();
+        if let Some(at) = bytes.windows(from.len()).position(|w| w == from) {
+            bytes[at..at + to.len()].copy_from_slice(to);
+            std::fs::write(&seg, bytes).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+/// `verify --json`: (ok, files, files carried).
+fn verify(env: &TestEnv) -> (bool, u64, u64) {
+    let v = json(&env.cohort("site", &["verify", "--json"]).ok());
+    (
+        v["ok"].as_bool().unwrap(),
+        v["files"].as_u64().unwrap(),
+        v["files_carried"].as_u64().unwrap(),
+    )
+}
+
+fn join(env: &TestEnv, who: &str) {
+    env.cohort(
+        "site",
+        &["key", "generate", "--handle", who, "--no-passphrase"],
+    )
+    .ok();
+    env.cohort(
+        "site",
+        &[
+            "--as",
+            who,
+            "user",
+            "request",
+            "--name",
+            who,
+            "--email",
+            &format!("{who}@example.org"),
+        ],
+    )
+    .ok();
+    env.cohort("site", &["--as", "admin", "user", "approve", who])
+        .ok();
+}
+
+#[test]
+fn a_damaged_carry_is_never_what_is_verified() {
+    let env = TestEnv::new();
+    let reg = env.clone_dir("site");
+    env.cohort(
+        "site",
+        &["key", "generate", "--handle", "admin", "--no-passphrase"],
+    )
+    .ok();
+    let id = env
+        .cohort_in(
+            "site",
+            &env.role_dir("site"),
+            &[
+                "registry",
+                "init",
+                reg.to_str().unwrap(),
+                "--name",
+                "demo",
+                "--admin",
+                "admin",
+            ],
+            &[],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    join(&env, "alice");
+    // Joining verified main as it moved: what those verifications read is carried.
+    let (ok, files, carried) = verify(&env);
+    assert!(ok);
+    assert_eq!(carried, files, "an accepted main is carried whole");
+    let dir = carry_dir(&env, &id);
+
+    // bob joins: the verifications since read only the new files, each set as a segment.
+    let before = segments(&dir).len();
+    join(&env, "bob");
+    let (ok, all, carried) = verify(&env);
+    assert!(ok);
+    assert!(all > files);
+    assert_eq!(carried, all);
+    assert!(segments(&dir).len() > before);
+
+    // alice's record in the carry, its bytes changed (a signed file): not the blob main
+    // names, so it is read from git, and main still verifies.
+    let user = std::fs::read(reg.join("users/alice/v1.toml")).unwrap();
+    let line = String::from_utf8(user).unwrap();
+    assert!(line.contains("alice@example.org"));
+    assert!(tamper(&dir, b"email = \"alice@", b"email = \"alicf@"));
+    let (ok, _, carried) = verify(&env);
+    assert!(ok, "a changed carried file would not match its signature");
+    assert_eq!(carried, all - 1);
+    // What was read from git again is carried from then on.
+    assert_eq!(verify(&env).2, all);
+
+    // bob's key in his carried record's JSON changed (its digest left): the record is parsed
+    // again from the file. Taken, it would have bob sign with a key that is not his.
+    let bob = std::fs::read_to_string(reg.join("users/bob/v1.toml")).unwrap();
+    let key = bob
+        .lines()
+        .find_map(|l| l.strip_prefix("minisign = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let mut other = key.clone().into_bytes();
+    other[20] = if other[20] == b'A' { b'B' } else { b'A' };
+    let from = format!("\"minisign\":\"{key}\"");
+    let to = format!("\"minisign\":\"{}\"", String::from_utf8(other).unwrap());
+    assert!(tamper(&dir, from.as_bytes(), to.as_bytes()), "bob's JSON");
+    let (ok, _, carried) = verify(&env);
+    assert!(
+        ok,
+        "a key bob does not hold would not verify his own request"
+    );
+    assert_eq!(carried, all - 1);
+    assert_eq!(verify(&env).2, all);
+
+    // A carry written by another build's parser is not used at all.
+    let head = dir.join("head");
+    let text = std::fs::read_to_string(&head).unwrap();
+    let fingerprint = text.split(' ').nth(3).unwrap().to_string();
+    let other = "0".repeat(fingerprint.len());
+    std::fs::write(&head, text.replacen(&fingerprint, &other, 1)).unwrap();
+    let (ok, _, carried) = verify(&env);
+    assert!(ok);
+    assert_eq!(carried, 0);
+    // That verification read everything, so the carry was written again whole, without the
+    // damaged segments.
+    let (ok, _, carried) = verify(&env);
+    assert!(ok);
+    assert_eq!(carried, all);
+    assert_eq!(segments(&dir).len(), 1);
+}
