@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::env::{TestEnv, json};
+use crate::listing::{join, site_registry};
 
 fn carry_dir(env: &TestEnv, id: &str) -> PathBuf {
     env.cohort_home("site")
@@ -48,58 +49,11 @@ fn verify(env: &TestEnv) -> (bool, u64, u64) {
     )
 }
 
-fn join(env: &TestEnv, who: &str) {
-    env.cohort(
-        "site",
-        &["key", "generate", "--handle", who, "--no-passphrase"],
-    )
-    .ok();
-    env.cohort(
-        "site",
-        &[
-            "--as",
-            who,
-            "user",
-            "request",
-            "--name",
-            who,
-            "--email",
-            &format!("{who}@example.org"),
-        ],
-    )
-    .ok();
-    env.cohort("site", &["--as", "admin", "user", "approve", who])
-        .ok();
-}
-
 #[test]
 fn a_damaged_carry_is_never_what_is_verified() {
     let env = TestEnv::new();
     let reg = env.clone_dir("site");
-    env.cohort(
-        "site",
-        &["key", "generate", "--handle", "admin", "--no-passphrase"],
-    )
-    .ok();
-    let id = env
-        .cohort_in(
-            "site",
-            &env.role_dir("site"),
-            &[
-                "registry",
-                "init",
-                reg.to_str().unwrap(),
-                "--name",
-                "demo",
-                "--admin",
-                "admin",
-            ],
-            &[],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let id = site_registry(&env, &["alice", "bob"]);
     join(&env, "alice");
     // Joining verified main as it moved: what those verifications read is carried.
     let (ok, files, carried) = verify(&env);

@@ -43,7 +43,8 @@ fn verified(env: &TestEnv) -> String {
     run.ok().stdout.trim().to_string()
 }
 
-fn join(env: &TestEnv, who: &str) {
+/// `who` (whose key the site holds) asks to join and admin approves.
+pub(crate) fn join(env: &TestEnv, who: &str) {
     env.cohort(
         "site",
         &[
@@ -62,36 +63,41 @@ fn join(env: &TestEnv, who: &str) {
         .ok();
 }
 
-#[test]
-fn a_stale_or_damaged_listing_index_is_never_shown() {
-    let env = TestEnv::new();
+/// A registry created by `admin` in the site's clone, with keys for `handles` (and admin) on
+/// the site: its id.
+pub(crate) fn site_registry(env: &TestEnv, handles: &[&str]) -> String {
     let reg = env.clone_dir("site");
-    for h in ["admin", "alice", "bob"] {
+    for h in std::iter::once(&"admin").chain(handles) {
         env.cohort(
             "site",
             &["key", "generate", "--handle", h, "--no-passphrase"],
         )
         .ok();
     }
-    let id = env
-        .cohort_in(
-            "site",
-            &env.role_dir("site"),
-            &[
-                "registry",
-                "init",
-                reg.to_str().unwrap(),
-                "--name",
-                "demo",
-                "--admin",
-                "admin",
-            ],
-            &[],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    env.cohort_in(
+        "site",
+        &env.role_dir("site"),
+        &[
+            "registry",
+            "init",
+            reg.to_str().unwrap(),
+            "--name",
+            "demo",
+            "--admin",
+            "admin",
+        ],
+        &[],
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn a_stale_or_damaged_listing_index_is_never_shown() {
+    let env = TestEnv::new();
+    let id = site_registry(&env, &["alice", "bob"]);
     join(&env, "alice");
     env.cohort("site", &["verify"]).ok();
     let index = listing(&env, &id);
