@@ -27,13 +27,15 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
         body.push_str(c);
         body.push('\n');
     }
+    // Paths are unique: an unstable sort gives one order.
     let mut files: Vec<(&String, &usize)> = tl.intro.iter().collect();
-    files.sort();
+    files.sort_unstable();
     for (p, i) in files {
         if p.contains(['\t', '\n']) {
             return None;
         }
-        body.push_str(&format!("{i}\t{p}\n"));
+        use std::fmt::Write;
+        let _ = writeln!(body, "{i}\t{p}");
     }
     let mut out = format!(
         "{MAGIC} {last} {} {}\n",
