@@ -172,19 +172,29 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         expected = Some(reg.registry_id(old)?);
         since = Some(old.to_string());
     }
-    let memo = match (&expected, args.full) {
-        (Some(id), false) => Some(registry::StateStore::new(&settings.home).memo(id)),
-        _ => None,
-    };
-    let (mut report, _, timeline) = reg.verify(
+    let store = registry::StateStore::new(&settings.home);
+    // Local state of the registry the old main names: the memo, and the carry of what the
+    // last verification here read (a pushed file is taken from it only where the pushed tree
+    // names the same path and blob and the bytes hash to it).
+    let local = expected.as_ref().filter(|_| !args.full);
+    let memo = local.map(|id| store.memo(id));
+    let carried = local.map(|id| store.carry(id)).unwrap_or_default();
+    let verified = reg.verify_carrying(
         head,
         &VerifyOptions {
             expected_registry: expected.clone(),
             cache: memo.clone(),
         },
+        None,
+        carried,
     )?;
-    if let (Some(id), Some(memo)) = (&expected, &memo) {
-        let _ = registry::StateStore::new(&settings.home).save_memo(id, memo);
+    let (mut report, timeline) = (verified.report, verified.timeline);
+    if let (Some(id), Some(memo)) = (local, &memo) {
+        // Both only save time: failing to save them changes nothing.
+        let _ = store.save_memo(id, memo);
+        if report.is_clean() {
+            let _ = store.save_carry(id, &verified.index, &verified.tree);
+        }
     }
     // What older trust rules allowed stays allowed in history, never in a push.
     // The old main is on the new one's first-parent chain (checked above): files after it are

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::env::{TestEnv, json};
 use crate::listing::{join, site_registry};
 
-fn carry_dir(env: &TestEnv, id: &str) -> PathBuf {
-    env.cohort_home("site")
+fn carry_dir(env: &TestEnv, role: &str, id: &str) -> PathBuf {
+    env.cohort_home(role)
         .join("state")
         .join(format!("{id}.carry"))
 }
@@ -59,7 +59,7 @@ fn a_damaged_carry_is_never_what_is_verified() {
     let (ok, files, carried) = verify(&env);
     assert!(ok);
     assert_eq!(carried, files, "an accepted main is carried whole");
-    let dir = carry_dir(&env, &id);
+    let dir = carry_dir(&env, "site", &id);
 
     // bob joins: the verifications since read only the new files, each set as a segment.
     let before = segments(&dir).len();
@@ -119,4 +119,55 @@ fn a_damaged_carry_is_never_what_is_verified() {
     assert!(ok);
     assert_eq!(carried, all);
     assert_eq!(segments(&dir).len(), 1);
+}
+
+/// The pre-receive hook verifies each push with the carry of earlier verifications under its
+/// COHORT_HOME (here the admin's, as a local push runs the hook): only what the push brings
+/// is read from git, and a damaged carry changes what is read, never the verdict.
+#[test]
+fn the_hook_reads_only_what_a_push_brings() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("alice", &id);
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", "alice"]).ok();
+    let remote = env.remote();
+    let rev = |r: &str| {
+        env.git("admin", &remote, &["rev-parse", r])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let (old, new) = (rev("main^"), rev("main"));
+    let git_dir = remote.to_str().unwrap();
+    // As git runs it for a push of main from `old` to `new`.
+    let hook = || {
+        let run = env
+            .cohort_in(
+                "admin",
+                &remote,
+                &["verify", "--from-git-env", "--since", &old, &new, "--json"],
+                &[("GIT_DIR", git_dir)],
+            )
+            .ok();
+        let v = json(&run);
+        assert!(v["ok"].as_bool().unwrap(), "{v}");
+        (
+            v["files"].as_u64().unwrap(),
+            v["files_carried"].as_u64().unwrap(),
+        )
+    };
+    let (files, carried) = hook();
+    assert_eq!(carried, files, "the admin's sync carried the merged main");
+    // alice's record damaged in the carry: read from git, and the push still verifies.
+    let dir = carry_dir(&env, "admin", &id);
+    assert!(tamper(&dir, b"email = \"alice@", b"email = \"alicf@"));
+    let (_, carried) = hook();
+    assert_eq!(carried, files - 1);
+    assert_eq!(
+        hook().1,
+        files,
+        "what the hook read is carried from then on"
+    );
 }
