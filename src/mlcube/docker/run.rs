@@ -289,8 +289,6 @@ async fn stop(docker: &Docker, id: &str, grace: Duration) {
         .await;
 }
 
-/// Waits (when `exited`) for the Engine's auto-removal, then removes the container by force
-/// if it is still there. Succeeds once the container is gone.
 /// Removes every container carrying this run's label, running or not.
 async fn remove_labelled(docker: &Docker, run_id: &str) -> Result<(), Error> {
     let filters = HashMap::from([(
@@ -311,6 +309,8 @@ async fn remove_labelled(docker: &Docker, run_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Waits (when `exited`) for the Engine's auto-removal, then removes the container by force
+/// if it is still there. Succeeds once the container is gone.
 pub async fn ensure_removed(docker: &Docker, id: &str, exited: bool) -> Result<(), Error> {
     let until = Instant::now()
         + if exited {
