@@ -436,24 +436,24 @@ fn measure(entities: usize) {
     reg.repo()
         .reference("refs/heads/main", next, true, "bench: sync")
         .unwrap();
-    // Each run starts from a fresh copy of the home the last verification left.
-    let (sync_verify, _) = best_of(3, || {
-        let sync_home = tempfile::tempdir().unwrap();
-        copy_dir(&b.home, sync_home.path());
-        cohort(sync_home.path(), dir, &["verify"])
-    });
-    // The same without the carry (every file read and parsed again), as before it existed.
-    let (sync_uncarried, _) = best_of(3, || {
-        let sync_home = tempfile::tempdir().unwrap();
-        copy_dir(&b.home, sync_home.path());
-        let state = sync_home.path().join("state");
-        for e in std::fs::read_dir(&state).unwrap().flatten() {
-            if e.file_name().to_string_lossy().ends_with(".carry") {
-                std::fs::remove_dir_all(e.path()).unwrap();
+    // Each run starts from a fresh copy of the home the last verification left; without the
+    // carry, every file is read and parsed again, as before it existed.
+    let sync = |with_carry: bool| {
+        best_of(3, || {
+            let sync_home = tempfile::tempdir().unwrap();
+            copy_dir(&b.home, sync_home.path());
+            let state = sync_home.path().join("state");
+            for e in std::fs::read_dir(&state).unwrap().flatten() {
+                if !with_carry && e.file_name().to_string_lossy().ends_with(".carry") {
+                    std::fs::remove_dir_all(e.path()).unwrap();
+                }
             }
-        }
-        cohort(sync_home.path(), dir, &["verify"])
-    });
+            cohort(sync_home.path(), dir, &["verify"])
+        })
+        .0
+    };
+    let sync_verify = sync(true);
+    let sync_uncarried = sync(false);
     // COHORT_BENCH_SYNC_KEEP=DIR leaves that home in DIR/home and the new main as
     // `refs/bench/sync` for profiling (read here: this is a tool).
     if let Some(keep) = std::env::var_os("COHORT_BENCH_SYNC_KEEP") {

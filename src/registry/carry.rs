@@ -19,7 +19,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use crate::model::{PARSE_FINGERPRINT, Record, Sha256, classify};
+use crate::model::{Kind, PARSE_FINGERPRINT, Record, Sha256};
 use crate::storage::write_atomic;
 use crate::trust::{Carried, CarriedFile, Index};
 
@@ -93,11 +93,8 @@ fn decode(mut b: Bytes) -> Option<Vec<CarriedFile>> {
     Some(out)
 }
 
-/// The JSON kept for `r` (read at `path`): only when it reads back as exactly `r`.
-fn record_json(path: &str, r: &Record) -> String {
-    let Some(kind) = classify(path).ok().and_then(|rp| rp.kind()) else {
-        return String::new();
-    };
+/// The JSON kept for `r`, a record of `kind`: only when it reads back as exactly `r`.
+fn record_json(kind: Kind, r: &Record) -> String {
     match r.to_json() {
         Ok(json) if Record::from_json(kind, &json).is_ok_and(|back| back == *r) => json,
         _ => String::new(),
@@ -113,11 +110,10 @@ fn encode(ix: &Index, paths: &[&str], blob: &dyn Fn(&str) -> Option<[u8; 20]>) -
         .filter_map(|&(p, id)| {
             let f = ix.files.get(p)?;
             let id = id?;
-            let json = ix
-                .records
-                .get(p)
-                .map(|r| record_json(p, r))
-                .unwrap_or_default();
+            let json = match (f.rp.kind(), ix.records.get(p)) {
+                (Some(kind), Some(r)) => record_json(kind, r),
+                _ => String::new(),
+            };
             let mut out = Vec::with_capacity(p.len() + f.bytes.len() + json.len() + 72);
             let put = |out: &mut Vec<u8>, bytes: &[u8]| {
                 out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());

@@ -3,6 +3,7 @@
 //! both cores stay busy: reading is one thread's work, and the signatures are most of a
 //! verification's.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -18,7 +19,8 @@ use super::{
     sign,
 };
 
-type Parsed = (Sha256, Option<Result<Record, model::ModelError>>);
+/// A file's sha256 and, for a record, what parsing it gave.
+pub(super) type Parsed = (Sha256, Option<Result<Record, model::ModelError>>);
 /// A file read and parsed, or its size when over its limit.
 type Read = Result<(Bytes, Parsed), u64>;
 /// Files to index, classified.
@@ -85,24 +87,25 @@ fn build(
     case_collisions(&entries, &mut problems);
     let (wanted, blobs) = wanted_files(entries, &mut problems);
     let had_carry = !carried.is_empty();
-    let (kept, to_read) = if had_carry {
-        take_carried(&wanted, &blobs, &carried)
+    // Without a carry every file is read: `wanted` itself, not a copy of it.
+    let (kept, unread) = if had_carry {
+        let (kept, to_read) = take_carried(&wanted, &blobs, &carried);
+        let unread: Wanted = to_read.iter().map(|&i| wanted[i].clone()).collect();
+        (kept, Cow::Owned(unread))
     } else {
-        (
-            (0..wanted.len()).map(|_| None).collect(),
-            (0..wanted.len()).collect(),
-        )
+        let kept = (0..wanted.len()).map(|_| None).collect();
+        (kept, Cow::Borrowed(&wanted[..]))
     };
     drop(carried);
-    let unread: Vec<(String, RecordPath)> = to_read.iter().map(|&i| wanted[i].clone()).collect();
     let read = match check {
         None => read_all(tree, &unread)?,
         Some(memo) => read_checking(tree, &unread, memo, &ix.early)?,
     };
     ix.carried = kept.iter().filter(|k| k.is_some()).count();
     if had_carry {
-        ix.fresh = Some(unread.into_iter().map(|(p, _)| p).collect());
+        ix.fresh = Some(unread.iter().map(|(p, _)| p.clone()).collect());
     }
+    drop(unread);
     // Every file in the tree's order, as if all had been read (decisions and signatures are
     // listed in that order).
     let mut read = read.into_iter();
@@ -192,8 +195,7 @@ fn take_carried(
         .map(|(c, (p, rp))| {
             let (f, blob) = c?;
             let json = f.json.clone();
-            let (bytes, sha, record) = super::carry::take(f, p, rp, blob)?;
-            Some((Ok((bytes, (sha, record))), json))
+            Some((Ok(super::carry::take(f, p, rp, blob)?), json))
         })
         .collect();
     let to_read = (0..wanted.len()).filter(|&i| kept[i].is_none()).collect();

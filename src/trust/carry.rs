@@ -10,6 +10,8 @@ use sha1::Digest;
 
 use crate::model::{self, Record, RecordPath, Sha256};
 
+use super::build::Parsed;
+
 /// One file as an earlier verification read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarriedFile {
@@ -63,9 +65,6 @@ pub fn blob_id(bytes: &[u8]) -> [u8; 20] {
     h.finalize().into()
 }
 
-/// A record as parsing its file gives it.
-type Parsed = Result<Record, model::ModelError>;
-
 /// What a carried file gives the index: its bytes, their sha256 and, for a record, the record
 /// (from its JSON, or parsed again); `None` when the file is not what `blob` names or its
 /// JSON is damaged (it is then read from the tree).
@@ -74,7 +73,7 @@ pub(super) fn take(
     path: &str,
     rp: &RecordPath,
     blob: [u8; 20],
-) -> Option<(Bytes, Sha256, Option<Parsed>)> {
+) -> Option<(Bytes, Parsed)> {
     if f.blob != blob || f.bytes.len() > model::size_limit(rp) || blob_id(&f.bytes) != blob {
         return None;
     }
@@ -92,5 +91,5 @@ pub(super) fn take(
         }
     };
     let sha = Sha256::of(&f.bytes);
-    Some((f.bytes, sha, record))
+    Some((f.bytes, (sha, record)))
 }

@@ -77,9 +77,7 @@ fn carried_files_change_speed_never_verdicts() {
     // held changed under the carry (its signature no longer matches).
     w.next_commit();
     cube_by(&mut w, "other", "alice");
-    let p = w.signers["mallory"].public.clone();
-    let u = w.user_record("mallory", 1, p.minisign.clone(), p.age.clone());
-    w.record(&build::user("mallory", 1), &u, &["mallory"]);
+    w.unadmitted("mallory");
     let forged = cube_by(&mut w, "forged", "mallory");
     let good = build::mlcube("good", 1);
     let mut changed = w.tree.files[&good].0.clone();

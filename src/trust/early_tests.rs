@@ -12,10 +12,8 @@ fn early_checks_change_speed_never_verdicts() {
     w.root(1, &["admin"], 1, &["admin"]);
     w.next_commit();
     w.user("alice", "admin");
-    // mallory's record, signed by mallory only: nobody admitted the key.
+    w.unadmitted("mallory");
     let p = w.signers["mallory"].public.clone();
-    let u = w.user_record("mallory", 1, p.minisign.clone(), p.age.clone());
-    w.record(&build::user("mallory", 1), &u, &["mallory"]);
     w.next_commit();
     cube_by(&mut w, "good", "alice");
     let bad = cube_by(&mut w, "forged", "mallory");

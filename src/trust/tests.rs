@@ -141,11 +141,17 @@ impl World {
         }
     }
 
-    fn user(&mut self, h: &str, approver: &str) {
+    /// `h`'s first user record, signed by `h` alone: nobody admitted the key. Returns its path.
+    fn unadmitted(&mut self, h: &str) -> String {
         let p = self.signers[h].public.clone();
         let u = self.user_record(h, 1, p.minisign, p.age);
         let path = build::user(h, 1);
         self.record(&path, &u, &[h]);
+        path
+    }
+
+    fn user(&mut self, h: &str, approver: &str) {
+        let path = self.unadmitted(h);
         let sha = Sha256::of(&self.tree.files[&path].0);
         let d = model::Decision {
             format: FORMAT_VERSION,
