@@ -24,8 +24,9 @@ pub struct VerifyArgs {
     /// Open the repository from git's environment (inside a hook, with quarantined objects).
     #[arg(long)]
     from_git_env: bool,
-    /// Re-check every signature from the root, ignoring this machine's memo of earlier checks
-    /// and its record of the main verified last (nothing is recorded).
+    /// Re-check every signature from the root and read every file from git, ignoring this
+    /// machine's memo of earlier checks, the files earlier verifications read (the carry) and
+    /// its record of the main verified last (nothing is recorded).
     #[arg(long)]
     full: bool,
     /// Also fail on warnings: records that older trust rules allowed and the current ones

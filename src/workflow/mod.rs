@@ -64,8 +64,9 @@ pub struct Ctx<'a> {
     pub task_timeout: Option<std::time::Duration>,
     /// Never contact the remote (changes wait for `registry push`).
     pub offline: bool,
-    /// Verify from scratch: no memo of earlier signature checks, no comparison with the main
-    /// verified before, nothing recorded (`verify --full`).
+    /// Verify from scratch: no memo of earlier signature checks, no carry of files earlier
+    /// verifications read, no comparison with the main verified before, nothing recorded
+    /// (`verify --full`).
     pub full: bool,
     /// Largest predictions folder a model may write before it counts as a failure.
     pub max_output_bytes: u64,
