@@ -72,6 +72,9 @@ struct VerifyJson<'a> {
     /// Files taken from what the last verification on this machine read (same path, same
     /// git blob) instead of being read from git again.
     files_carried: usize,
+    /// The main verified here before that this one grew from, when every file of that main
+    /// came from the carry and only what the commits since add was read from git.
+    grown_from: Option<&'a str>,
     problems: Vec<ProblemJson<'a>>,
     warnings: Vec<ProblemJson<'a>>,
     /// Whether this machine now records the commit as the last verified main.
@@ -100,6 +103,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
             signatures_checked: report.signatures_checked,
             signatures_cached: report.signatures_cached,
             files_carried: report.files_carried,
+            grown_from: report.grown_from.as_deref(),
             problems: report.problems.iter().map(ProblemJson::from).collect(),
             warnings: report.warnings.iter().map(ProblemJson::from).collect(),
             recorded: v.recorded,
@@ -124,9 +128,14 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
                     report.signatures_checked + n
                 ),
             };
-            let files = match report.files_carried {
-                0 => format!("{} files", report.files),
-                n => format!(
+            let files = match (report.files_carried, &report.grown_from) {
+                (0, _) => format!("{} files", report.files),
+                (n, Some(base)) => format!(
+                    "{} files ({n} of them those of {}, verified here before)",
+                    report.files,
+                    &base[..base.len().min(10)]
+                ),
+                (n, None) => format!(
                     "{} files ({n} of them as the last verification read them)",
                     report.files
                 ),
@@ -174,29 +183,40 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         since = Some(old.to_string());
     }
     let store = registry::StateStore::new(&settings.home);
-    // Local state of the registry the old main names: the memo, and the carry of what the
-    // last verification here read (a pushed file is taken from it only where the pushed tree
-    // names the same path and blob and the bytes hash to it).
+    // Local state of the registry the old main names: the memo, the timeline and files of the
+    // main verified last here (when that is the old main, only what the push adds is read),
+    // or else the carry of what the last verification here read (a pushed file is taken from
+    // it only where the pushed tree names the same path and blob and the bytes hash to it).
     let local = expected.as_ref().filter(|_| !args.full);
     let memo = local.map(|id| store.memo(id));
-    let carried = local.map(|id| store.carry(id)).unwrap_or_default();
-    let verified = reg.verify_carrying(
-        head,
-        &VerifyOptions {
-            expected_registry: expected.clone(),
-            cache: memo.clone(),
+    let opts = VerifyOptions {
+        expected_registry: expected.clone(),
+        cache: memo.clone(),
+    };
+    let old = since.as_deref().and_then(|c| git2::Oid::from_str(c).ok());
+    let onto = match (local, old) {
+        (Some(id), Some(old)) => match (store.timeline(id), store.carry_main(id, old)) {
+            (Some(known), Some(carried)) => reg.verify_onto(old, head, &opts, known, carried)?,
+            _ => None,
         },
-        None,
-        carried,
-    )?;
-    let (mut report, timeline) = (verified.report, verified.timeline);
+        _ => None,
+    };
+    let verified = match onto {
+        Some(v) => v,
+        None => {
+            let carried = local.map(|id| store.carry(id)).unwrap_or_default();
+            reg.verify_carrying(head, &opts, None, carried)?
+        }
+    };
     if let (Some(id), Some(memo)) = (local, &memo) {
-        // Both only save time: failing to save them changes nothing.
+        // All three only save time: failing to save them changes nothing.
         let _ = store.save_memo(id, memo);
-        if report.is_clean() {
-            let _ = store.save_carry(id, &verified.index, &verified.tree);
+        if verified.report.is_clean() {
+            let _ = store.save_carry(id, head, &verified.index, &verified.tree);
+            let _ = store.save_timeline(id, &verified.timeline);
         }
     }
+    let (mut report, timeline) = (verified.report, verified.timeline);
     // What older trust rules allowed stays allowed in history, never in a push.
     // The old main is on the new one's first-parent chain (checked above): files after it are
     // the push.

@@ -72,6 +72,16 @@ impl Sha256 {
         use sha2::Digest;
         Sha256::from_digest(&sha2::Sha256::digest(bytes))
     }
+    /// The 32 bytes the digits spell (zeros when they are not 64 hex digits, which no checked
+    /// digest is).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        if hex::decode_to_slice(&self.0, &mut out).is_err() {
+            return [0; 32];
+        }
+        out
+    }
+
     pub fn from_digest(d: &[u8]) -> Sha256 {
         // Into a buffer at once: `hex::encode` goes a char at a time, which a check of
         // 100,000 cached digests notices.

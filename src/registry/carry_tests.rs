@@ -44,7 +44,7 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
     let dir = tmp.path().join("x.carry");
     assert!(load(&dir).is_empty(), "no carry yet");
     let mut ix = index(0, 10);
-    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
     let c = load(&dir);
     assert_eq!(paths(&c), ix.files.keys().cloned().collect::<Vec<_>>());
     let f = &c.files[3];
@@ -54,24 +54,36 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
 
     // Nothing read from git: nothing written.
     ix.fresh = Some(Vec::new());
-    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    ix.carried = 10;
+    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
+    // Nor for another main with the same files: the head names it.
+    save(&dir, "c0b", &ix, &blob_of(&ix)).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 1);
+    assert!(load_main(&dir, "c0").is_none());
+    assert_eq!(load_main(&dir, "c0b").unwrap().len(), 10);
 
     // Each main that adds files adds one segment with those files only.
     for round in 1..MAX_SEGMENTS {
         let more = index(10 * round, 10);
         let mut next = index(0, 10 * (round + 1));
         next.fresh = Some(more.files.keys().cloned().collect());
+        next.carried = 10 * round;
         let before = std::fs::read_dir(&dir).unwrap().count();
-        save(&dir, &next, &blob_of(&next)).unwrap();
+        save(&dir, &format!("c{round}"), &next, &blob_of(&next)).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), before + 1);
         assert_eq!(segments(&dir).unwrap().len(), round + 1);
         assert_eq!(load(&dir).len(), next.files.len());
+        assert_eq!(
+            load_main(&dir, &format!("c{round}")).unwrap().len(),
+            10 * (round + 1)
+        );
     }
     // Past the limit: one segment with every file, the others removed.
     let mut last = index(0, 10 * (MAX_SEGMENTS + 1));
     last.fresh = Some(index(10 * MAX_SEGMENTS, 10).files.keys().cloned().collect());
-    save(&dir, &last, &blob_of(&last)).unwrap();
+    last.carried = 10 * MAX_SEGMENTS;
+    save(&dir, "last", &last, &blob_of(&last)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
@@ -89,21 +101,37 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("x.carry");
     let ix = index(0, 20);
-    save(&dir, &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
     let mut more = index(0, 30);
     more.fresh = Some(index(20, 10).files.keys().cloned().collect());
-    save(&dir, &more, &blob_of(&more)).unwrap();
+    more.carried = 20;
+    save(&dir, "c1", &more, &blob_of(&more)).unwrap();
     assert_eq!(load(&dir).len(), 30);
+    assert_eq!(load_main(&dir, "c1").unwrap().len(), 30);
     let names = segments(&dir).unwrap();
+
+    // One byte of a segment changed: the whole main is no longer taken on trust (the files
+    // are then taken one by one against the tree).
+    let first = dir.join(&names[0]);
+    let good = std::fs::read(&first).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    std::fs::write(&first, &bad).unwrap();
+    assert!(load_main(&dir, "c1").is_none());
+    std::fs::write(&first, &good).unwrap();
+    assert!(load_main(&dir, "c1").is_some());
 
     // The second segment cut short: the first still reads.
     let second = dir.join(&names[1]);
     let bytes = std::fs::read(&second).unwrap();
     std::fs::write(&second, &bytes[..bytes.len() - 3]).unwrap();
     assert_eq!(load(&dir).len(), 20);
+    assert!(load_main(&dir, "c1").is_none());
     // Gone: the same.
     std::fs::remove_file(&second).unwrap();
     assert_eq!(load(&dir).len(), 20);
+    assert!(load_main(&dir, "c1").is_none());
 
     // A head whose list was edited, or written by another parser: nothing.
     let head = dir.join(HEAD);
@@ -115,7 +143,7 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     std::fs::write(&head, other).unwrap();
     assert!(load(&dir).is_empty());
     // A segment named outside the folder is never read.
-    let rest = "../../etc/passwd\n";
+    let rest = "c1 30\n../../etc/passwd\n";
     let forged = format!(
         "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
         Sha256::of(rest.as_bytes())
@@ -123,4 +151,27 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     std::fs::write(&head, forged).unwrap();
     assert!(segments(&dir).is_none());
     assert!(load(&dir).is_empty());
+}
+
+#[test]
+fn a_carry_that_was_not_exactly_the_main_grown_from_is_written_again_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x.carry");
+    let ix = index(0, 20);
+    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
+    // Five of its files were not taken (stale or damaged): they are among those read.
+    let mut next = index(0, 30);
+    next.fresh = Some(index(15, 15).files.keys().cloned().collect());
+    next.carried = 15;
+    save(&dir, "c1", &next, &blob_of(&next)).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 1, "written again as one");
+    assert_eq!(load_main(&dir, "c1").unwrap().len(), 30);
+    // A carry of another main (more files than the new one has) is not appended to either.
+    let mut other = index(0, 25);
+    other.fresh = Some(index(20, 5).files.keys().cloned().collect());
+    other.carried = 20;
+    save(&dir, "c2", &other, &blob_of(&other)).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 1);
+    assert_eq!(paths(&load_main(&dir, "c2").unwrap()), paths(&load(&dir)));
+    assert_eq!(load(&dir).len(), 25);
 }

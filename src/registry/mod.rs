@@ -324,6 +324,51 @@ impl Registry {
         })
     }
 
+    /// Verifies `commit`, a main grown from `base`, whose timeline is `known` and whose files
+    /// `carried` holds whole (see [`carry::load_main`]): only the files the commits since add
+    /// are read from git, and the policy checks every file. `None` when `commit` is not such a
+    /// main (`base` is not on its first-parent chain, or a commit since changes, deletes or
+    /// malforms something, or adds a path that differs from another only in case):
+    /// [`Registry::verify_carrying`] then reads its whole tree and reports why.
+    pub fn verify_onto(
+        &self,
+        base: Oid,
+        commit: Oid,
+        opts: &trust::VerifyOptions,
+        known: Timeline,
+        carried: trust::Carried,
+    ) -> Result<Option<Verified<'_>>> {
+        let base_id = base.to_string();
+        let at = known.commits.len();
+        if known.commits.last() != Some(&base_id) || !known.problems.is_empty() {
+            return Ok(None);
+        }
+        let tl = timeline_from(&self.repo, commit, Some(known))?;
+        if !tl.problems.is_empty() || tl.commits.get(at - 1) != Some(&base_id) {
+            return Ok(None);
+        }
+        let old = self.repo.find_commit(base)?.tree_id();
+        let new = self.repo.find_commit(commit)?.tree_id();
+        let Some(added) = history::added_files(&self.repo, old, new)? else {
+            return Ok(None);
+        };
+        let tree = GitTree::of_entries(&self.repo, added).opened_by(self.opener.clone());
+        let Some(ix) = Index::from_carried(carried, &tl) else {
+            return Ok(None);
+        };
+        let Some(built) = ix.extend_checking(&tree, &tl, opts.cache.as_deref())? else {
+            return Ok(None);
+        };
+        let (mut report, index) = trust::verify_index(built, &tl, opts);
+        report.grown_from = Some(base_id);
+        Ok(Some(Verified {
+            report,
+            index,
+            timeline: tl,
+            tree,
+        }))
+    }
+
     /// Verifies a proposed change `base..head`: everything `head` adds relative to `base` is
     /// checked as if merged in one new commit on top of `base`'s history.
     pub fn verify_range(

@@ -140,16 +140,25 @@ impl StateStore {
         super::carry::load(&super::carry::dir(&self.dir, id))
     }
 
-    /// Saves what the verification of an accepted main read, for the next one to carry.
+    /// The files of the main `commit` exactly, when the carry is that main's and whole (see
+    /// [`super::carry::load_main`]).
+    pub fn carry_main(&self, id: &Sha256, commit: git2::Oid) -> Option<crate::trust::Carried> {
+        super::carry::load_main(&super::carry::dir(&self.dir, id), &commit.to_string())
+    }
+
+    /// Saves what the verification of the accepted main `commit` read, for the next one to
+    /// carry.
     pub fn save_carry(
         &self,
         id: &Sha256,
+        commit: git2::Oid,
         ix: &crate::trust::Index,
         tree: &super::GitTree,
     ) -> Result<()> {
         let p = super::carry::dir(&self.dir, id);
         let blob = |path: &str| tree.blob_id(path);
-        super::carry::save(&p, ix, &blob).map_err(|e| RegistryError::Io { path: p, source: e })
+        super::carry::save(&p, &commit.to_string(), ix, &blob)
+            .map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
     fn timeline_path(&self, id: &Sha256) -> PathBuf {

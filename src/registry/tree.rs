@@ -65,6 +65,21 @@ impl<'r> GitTree<'r> {
         })
     }
 
+    /// The files `entries` name (paths, modes and blob ids, as [`super::history::added_files`]
+    /// gives them) in `repo`, read by those ids.
+    pub fn of_entries(repo: &'r Repository, entries: Vec<TreeEntry>) -> GitTree<'r> {
+        let files = entries
+            .into_iter()
+            .filter_map(|e| Some((e.path, (Oid::from_bytes(&e.blob?).ok()?, e.mode))))
+            .collect();
+        GitTree {
+            repo,
+            files,
+            opener: Opener::Path(repo.path().to_path_buf()),
+            malformed: Vec::new(),
+        }
+    }
+
     /// Worker threads open their handles with `opener` (see `Opener`).
     pub fn opened_by(mut self, opener: Opener) -> Self {
         self.opener = opener;
@@ -125,13 +140,7 @@ fn walk(
             walk(odb, tree.id(entry), &format!("{path}/"), files, malformed)?;
             continue;
         }
-        let mode = match entry.mode {
-            0o120000 => EntryMode::Symlink,
-            0o160000 => EntryMode::Submodule,
-            0o100755 => EntryMode::Executable,
-            _ => EntryMode::File,
-        };
-        files.insert(path, (tree.id(entry), mode));
+        files.insert(path, (tree.id(entry), EntryMode::of_git(entry.mode)));
     }
     Ok(())
 }

@@ -20,6 +20,9 @@ pub struct CarriedFile {
     /// The git blob id the file had.
     pub blob: [u8; 20],
     pub bytes: Bytes,
+    /// sha256 of `bytes`, as the verification that kept the file computed it (taken only with
+    /// a whole carry of the main it verified: see `Index::from_carried`).
+    pub sha256: [u8; 32],
     /// The record parsed from `bytes` at `path`, as [`Record::to_json`] wrote it; empty when
     /// the carry kept none (the bytes are then parsed again).
     pub json: Bytes,
@@ -37,17 +40,43 @@ impl Carried {
     /// Files from segments written in turn, a later file replacing an earlier one of the
     /// same path.
     pub fn from_segments(segments: Vec<Vec<CarriedFile>>) -> Carried {
-        let mut files: Vec<CarriedFile> = segments.into_iter().flatten().collect();
-        // Stable: among files of one path the last written stays last.
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut out: Vec<CarriedFile> = Vec::with_capacity(files.len());
-        for f in files {
-            match out.last_mut() {
-                Some(last) if last.path == f.path => *last = f,
-                _ => out.push(f),
+        let sorted = |s: &Vec<CarriedFile>| s.windows(2).all(|w| w[0].path < w[1].path);
+        if !segments.iter().all(sorted) {
+            let mut files: Vec<CarriedFile> = segments.into_iter().flatten().collect();
+            // Stable: among files of one path the last written stays last.
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            let mut out: Vec<CarriedFile> = Vec::with_capacity(files.len());
+            for f in files {
+                match out.last_mut() {
+                    Some(last) if last.path == f.path => *last = f,
+                    _ => out.push(f),
+                }
             }
+            return Carried { files: out };
         }
-        Carried { files: out }
+        // Segments as the carry writes them, each sorted by path (one large, a few small):
+        // merged in one pass, an equal path taken from the later segment.
+        let total = segments.iter().map(Vec::len).sum();
+        let mut heads: Vec<_> = segments
+            .into_iter()
+            .map(|s| s.into_iter().peekable())
+            .collect();
+        let mut files = Vec::with_capacity(total);
+        loop {
+            let first = heads
+                .iter_mut()
+                .filter_map(|h| h.peek().map(|f| f.path.clone()))
+                .min();
+            let Some(first) = first else { break };
+            let mut last = None;
+            for h in &mut heads {
+                if h.peek().is_some_and(|f| f.path == first) {
+                    last = h.next();
+                }
+            }
+            files.extend(last);
+        }
+        Carried { files }
     }
     pub fn len(&self) -> usize {
         self.files.len()

@@ -11,7 +11,7 @@ use crate::trust::{Carried, CarriedFile, Index, Report, VerifyOptions, verify_in
 use super::{Mem, World, cube_by};
 
 /// Every file of `ix`, carried as the registry's carry keeps it.
-fn carry_of(ix: &Index) -> Vec<CarriedFile> {
+pub(super) fn carry_of(ix: &Index) -> Vec<CarriedFile> {
     ix.files
         .values()
         .map(|f| {
@@ -24,6 +24,7 @@ fn carry_of(ix: &Index) -> Vec<CarriedFile> {
                 path: f.path.clone().into(),
                 blob: blob_id(&f.bytes),
                 bytes: f.bytes.clone(),
+                sha256: f.sha256.digest(),
                 json_sha256: sha2::Sha256::digest(json.as_bytes()).into(),
                 json: json.into(),
             }
@@ -32,14 +33,14 @@ fn carry_of(ix: &Index) -> Vec<CarriedFile> {
 }
 
 /// The report and index of `w`'s tree, built with `carried` (or reading every file).
-fn check(w: &World, carried: Vec<CarriedFile>) -> (Report, Index) {
+pub(super) fn check(w: &World, carried: Vec<CarriedFile>) -> (Report, Index) {
     let tl = w.timeline();
     let built =
         Index::build_carrying(&w.tree, &tl, None, Carried::from_segments(vec![carried])).unwrap();
     verify_index(built, &tl, &VerifyOptions::default())
 }
 
-fn same(a: &(Report, Index), b: &(Report, Index)) {
+pub(super) fn same(a: &(Report, Index), b: &(Report, Index)) {
     assert_eq!(a.0.problems, b.0.problems);
     assert_eq!(a.0.warnings, b.0.warnings);
     assert_eq!(a.0.files, b.0.files);
@@ -227,4 +228,30 @@ impl crate::trust::TreeRead for NoBlobs {
     fn read(&self, path: &str) -> Result<Vec<u8>, crate::trust::TrustError> {
         self.0.read(path)
     }
+}
+
+#[test]
+fn segments_merge_by_path_and_a_later_one_wins_sorted_or_not() {
+    let w = world();
+    let all = carry_of(&check(&w, Vec::new()).1);
+    let paths =
+        |c: &Carried| -> Vec<bytes::Bytes> { c.files.iter().map(|f| f.path.clone()).collect() };
+    let want: Vec<bytes::Bytes> = all.iter().map(|f| f.path.clone()).collect();
+    // Split in three interleaved sorted segments, one file repeated with other bytes later.
+    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+    for (i, f) in all.iter().enumerate() {
+        parts[i % 3].push(f.clone());
+    }
+    let mut late = all[4].clone();
+    late.bytes = bytes::Bytes::from_static(b"later");
+    parts.push(vec![late.clone()]);
+    let merged = Carried::from_segments(parts.clone());
+    assert_eq!(paths(&merged), want);
+    assert_eq!(merged.files[4].bytes, late.bytes);
+    // The same segments with one out of order: sorted, and the later file still wins.
+    let mut shuffled = parts;
+    shuffled[0].reverse();
+    let merged = Carried::from_segments(shuffled);
+    assert_eq!(paths(&merged), want);
+    assert_eq!(merged.files[4].bytes, late.bytes);
 }

@@ -10,6 +10,7 @@ pub mod carry;
 mod fastsig;
 pub mod index;
 pub mod keys;
+mod onto;
 mod policy;
 pub mod sign;
 mod verify;
@@ -57,6 +58,18 @@ pub enum EntryMode {
     Executable,
     Symlink,
     Submodule,
+}
+
+impl EntryMode {
+    /// A file's mode as git and libgit2 read a tree entry's (any other mode is a plain file).
+    pub fn of_git(mode: u32) -> EntryMode {
+        match mode {
+            0o120000 => EntryMode::Symlink,
+            0o160000 => EntryMode::Submodule,
+            0o100755 => EntryMode::Executable,
+            _ => EntryMode::File,
+        }
+    }
 }
 
 /// One file in a registry tree.
@@ -271,9 +284,13 @@ pub struct Report {
     /// Signatures whose cryptography an earlier run computed (the memo); every other check
     /// on them ran again.
     pub signatures_cached: usize,
-    /// Files taken from the carry of an earlier verification (the same path and git blob, the
-    /// bytes hashed again) instead of being read and parsed; every check on them ran again.
+    /// Files taken from the carry of an earlier verification instead of being read and
+    /// parsed (one by one, the same path and git blob with the bytes hashed again, or all the
+    /// files of the main in `grown_from`); every check on them ran again.
     pub files_carried: usize,
+    /// The main accepted here that the verified main grew from, when the carry held that
+    /// main's files whole and only what the commits since add was read from git.
+    pub grown_from: Option<String>,
     pub problems: Vec<Problem>,
     /// Records that only newer trust rules refuse, on a registry whose root is older:
     /// reported, and refused by `verify --strict`.

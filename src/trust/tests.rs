@@ -558,3 +558,6 @@ mod early;
 
 #[path = "carry_tests.rs"]
 mod carry;
+
+#[path = "onto_tests.rs"]
+mod onto;

@@ -506,6 +506,7 @@ pub fn verify_index(
         signatures_checked: ctx.sigs_checked.load(Ordering::Relaxed),
         signatures_cached: ctx.sigs_cached.load(Ordering::Relaxed),
         files_carried: ix.carried,
+        grown_from: None,
         problems,
         warnings,
     };

@@ -170,4 +170,109 @@ fn the_hook_reads_only_what_a_push_brings() {
         files,
         "what the hook read is carried from then on"
     );
+
+    // A push grown from the main verified last here: the old main's files come whole from the
+    // carry, only what the push adds is read, and the verdict is the one from scratch.
+    let admin = env.clone_dir("admin");
+    env.write("admin", "mlcubes/stray/v1/cube.toml", b"format = 1\n");
+    env.commit_all("admin", "a stray cube");
+    env.git(
+        "admin",
+        &admin,
+        &["push", "--quiet", "origin", "HEAD:refs/heads/side"],
+    )
+    .ok();
+    let side = rev("side");
+    let push = |extra: &[&str]| {
+        let mut args = vec!["verify", "--from-git-env", "--since", &new, &side, "--json"];
+        args.extend_from_slice(extra);
+        json(&env.cohort_in("admin", &remote, &args, &[("GIT_DIR", git_dir)]))
+    };
+    let grown = push(&[]);
+    let full = push(&["--full"]);
+    assert_eq!(grown["ok"], false, "{grown}");
+    assert_eq!(grown["grown_from"], new.as_str(), "{grown}");
+    assert_eq!(grown["files_carried"], files, "{grown}");
+    assert_eq!(full["grown_from"], serde_json::Value::Null, "{full}");
+    assert_eq!(grown["problems"], full["problems"]);
+    assert!(
+        grown["problems"]
+            .to_string()
+            .contains("mlcubes/stray/v1/cube.toml")
+    );
+}
+
+/// `verify --json` of `rev` in `role`'s clone (`extra` flags), whatever its exit code.
+fn verify_rev(env: &TestEnv, role: &str, rev: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["verify", rev, "--json"];
+    args.extend_from_slice(extra);
+    let run = env.cohort(role, &args);
+    json(&run)
+}
+
+/// A main grown from the one a site verified last is read as what the commits since add: the
+/// files of the main it grew from come whole from the carry (`grown_from` names it), and the
+/// verdict is the one a verification from scratch gives, also when what is added refuses a
+/// file the old main held.
+#[test]
+fn a_grown_main_is_read_as_what_it_adds() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.join("hosp", &id);
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", "hosp"]).ok();
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    let clone = env.clone_dir("hosp");
+    let rev = |r: &str| {
+        env.git("hosp", &clone, &["rev-parse", r])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let verified = rev("main");
+    let before = verify_rev(&env, "hosp", "main", &[]);
+    assert_eq!(before["ok"], true, "{before}");
+    assert_eq!(before["grown_from"], verified.as_str(), "{before}");
+    assert_eq!(before["files_carried"], before["files"]);
+
+    // alice joins on the shared main; the site fetches it without verifying it yet.
+    env.join("alice", &id);
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", "alice"]).ok();
+    env.git("hosp", &clone, &["fetch", "--quiet", "origin"])
+        .ok();
+    let grown = verify_rev(&env, "hosp", "origin/main", &[]);
+    let full = verify_rev(&env, "hosp", "origin/main", &["--full"]);
+    assert_eq!(grown["ok"], true, "{grown}");
+    assert_eq!(grown["grown_from"], verified.as_str(), "{grown}");
+    assert_eq!(grown["files_carried"], before["files"], "{grown}");
+    assert!(grown["files"].as_u64() > before["files"].as_u64());
+    assert_eq!(full["grown_from"], serde_json::Value::Null, "{full}");
+    assert_eq!(full["files_carried"], 0, "{full}");
+    assert_eq!(
+        (&grown["files"], &grown["records"]),
+        (&full["files"], &full["records"])
+    );
+
+    // On the site's own main, with git alone: an unsigned cube, and a signature by nobody on
+    // the root the old main held. Both refused, as from scratch.
+    let cube = "mlcubes/stray/v1/cube.toml";
+    env.write("hosp", cube, b"format = 1\nkind = \"mlcube\"\n");
+    env.write(
+        "hosp",
+        "root/v1.toml.mallory.minisig",
+        b"untrusted comment: x\n",
+    );
+    env.commit_all("hosp", "stray files");
+    let bad = verify_rev(&env, "hosp", "main", &[]);
+    let bad_full = verify_rev(&env, "hosp", "main", &["--full"]);
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["grown_from"], verified.as_str(), "{bad}");
+    assert_eq!(bad["problems"], bad_full["problems"]);
+    let text = bad["problems"].to_string();
+    assert!(
+        text.contains(cube) && text.contains("root/v1.toml.mallory.minisig"),
+        "{text}"
+    );
 }

@@ -1,0 +1,165 @@
+//! The index of a main grown from one this machine accepted, built from that main's files as
+//! the carry kept them and the files the new commits add, read from git: the reads follow
+//! what changed, and the index is the one [`Index::build_checking`] gives for the whole tree,
+//! so the policy then checks every file of it as always.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use crate::model::{self, Record, RecordPath, Sha256, classify};
+
+use super::cache::SigCache;
+use super::carry::{Carried, CarriedFile};
+use super::{FileInfo, Index, Problem, Timeline, TreeRead, TrustError};
+
+/// One carried file, classified, with its record (boxed: a record is large, and three in
+/// four files are signatures, which have none).
+type Taken = (FileInfo, Option<Box<Record>>);
+
+impl Index {
+    /// The index of the main the carry `carried` was saved for, whole (see
+    /// `registry::carry::load_main`), with the arrivals of `timeline`. The carry is this
+    /// machine's own record of a main it verified, kept under the commit id that names that
+    /// main's every byte, and trusted as the memo is; `None` when a file does not classify or
+    /// its record does not read back, which no carry of an accepted main holds.
+    pub fn from_carried(carried: Carried, timeline: &Timeline) -> Option<Index> {
+        let taken: Option<Vec<Taken>> = carried
+            .files
+            .into_par_iter()
+            .map(|f| take_saved(f, timeline))
+            .collect();
+        let mut ix = Index::default();
+        let mut files = Vec::with_capacity(carried_len(&taken));
+        let mut records = Vec::new();
+        // Most files are signatures: grouped by the file they sign in a hash map, then sorted
+        // once, instead of one search of an ordered map per signature.
+        let mut signatures: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (info, record) in taken? {
+            let p = info.path.clone();
+            match &info.rp {
+                RecordPath::Signature { signed, signer, .. } => signatures
+                    .entry(signed.clone())
+                    .or_default()
+                    .push((signer.clone(), p.clone())),
+                rp => ix.add(&p, rp),
+            }
+            if let Some(r) = record {
+                records.push((p.clone(), *r));
+            }
+            files.push((p, info));
+        }
+        ix.signatures = signatures.into_iter().collect();
+        ix.carried = files.len();
+        // Built from sorted runs: faster than one insertion at a time.
+        ix.files = files.into_iter().collect();
+        ix.records = records.into_iter().collect();
+        if let Some(root1) = ix.files.get(&model::build::root(1)) {
+            ix.registry_id = Some(root1.sha256.clone());
+        }
+        Some(ix)
+    }
+
+    /// This index (of a main, from [`Index::from_carried`]) with the files of `added` (the
+    /// files a later main adds to it, see `registry::history::added_files`) read, parsed and
+    /// their signatures checked as [`Index::build_checking`] does, and the problems reading
+    /// them showed. [`Index::fresh`] names the files read. `None` when an added path differs
+    /// only in case from another path: the build of the whole tree reports each such pair.
+    pub fn extend_checking(
+        mut self,
+        added: &dyn TreeRead,
+        timeline: &Timeline,
+        memo: Option<&SigCache>,
+    ) -> Result<Option<(Index, Vec<Problem>)>, TrustError> {
+        let entries = added.entries()?;
+        if self.collides(entries.iter().map(|e| e.path.as_str())) {
+            return Ok(None);
+        }
+        let (new, problems) = Index::build_checking(added, timeline, memo)?;
+        if self.registry_id.is_none() {
+            self.registry_id = new.registry_id;
+        }
+        self.early = new.early;
+        let mut fresh = Vec::with_capacity(new.files.len());
+        for (p, info) in new.files {
+            self.add(&p, &info.rp);
+            fresh.push(p.clone());
+            self.files.insert(p, info);
+        }
+        self.records.extend(new.records);
+        // The lists a build fills in path order, as the build of the whole tree has them.
+        for p in &fresh {
+            match &self.files[p].rp {
+                RecordPath::Decision { subject, .. } => {
+                    if let Some(v) = self.decisions.get_mut(subject) {
+                        v.sort();
+                    }
+                }
+                RecordPath::Sealed { owner, .. } => {
+                    if let Some(v) = self.sealed.get_mut(owner) {
+                        v.sort();
+                    }
+                }
+                RecordPath::Signature { signed, .. } => {
+                    if let Some(v) = self.signatures.get_mut(signed) {
+                        v.sort_by(|a, b| a.1.cmp(&b.1));
+                    }
+                }
+                RecordPath::MetaFile => self.meta_files.sort(),
+                _ => {}
+            }
+        }
+        self.fresh = Some(fresh);
+        Ok(Some((self, problems)))
+    }
+
+    /// Whether a path of `added` differs only in case from another of them or from a file
+    /// of this index.
+    fn collides<'a>(&self, added: impl Iterator<Item = &'a str>) -> bool {
+        let folded_old: HashSet<String> = self
+            .files
+            .keys()
+            .filter(|p| p.bytes().any(|b| b.is_ascii_uppercase()))
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        let mut folded_new = HashSet::new();
+        for a in added {
+            let f = a.to_ascii_lowercase();
+            if (f != a && self.files.contains_key(&f)) || folded_old.contains(&f) {
+                return true;
+            }
+            if !folded_new.insert(f) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn carried_len(taken: &Option<Vec<Taken>>) -> usize {
+    taken.as_ref().map_or(0, Vec::len)
+}
+
+/// A carried file of the main the carry was saved for, classified, with its record.
+fn take_saved(f: CarriedFile, timeline: &Timeline) -> Option<Taken> {
+    let path = std::str::from_utf8(&f.path).ok()?.to_string();
+    let rp = classify(&path).ok()?;
+    let record = match rp.kind() {
+        None if f.json.is_empty() => return Some((info(path, rp, f, timeline), None)),
+        None => return None,
+        Some(_) if f.json.is_empty() => model::parse_record(&path, &rp, &f.bytes).ok()?,
+        Some(kind) => Record::from_json(kind, std::str::from_utf8(&f.json).ok()?).ok()?,
+    };
+    Some((info(path, rp, f, timeline), Some(Box::new(record))))
+}
+
+fn info(path: String, rp: RecordPath, f: CarriedFile, timeline: &Timeline) -> FileInfo {
+    FileInfo {
+        intro: timeline.intro(&path),
+        path,
+        rp,
+        sha256: Sha256::from_digest(&f.sha256),
+        bytes: f.bytes,
+        json: f.json,
+    }
+}
