@@ -155,6 +155,20 @@ struct Built {
     generate: Duration,
 }
 
+/// Rewrites a carry's `head` to name another main (its digest made again), so that the
+/// verification takes the carried files one by one against the tree.
+fn other_main(head: &Path) {
+    let text = std::fs::read_to_string(head).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let (main, segments) = rest.split_once('\n').unwrap();
+    let files = main.split_once(' ').unwrap().1;
+    let rest = format!("{} {files}\n{segments}", "0".repeat(40));
+    let mut fields: Vec<&str> = first.split(' ').collect();
+    let digest = Sha256::of(rest.as_bytes()).to_string();
+    *fields.last_mut().unwrap() = &digest;
+    std::fs::write(head, format!("{}\n{rest}", fields.join(" "))).unwrap();
+}
+
 /// A registry built earlier under `COHORT_BENCH_FIXTURES/<entities>` (read here: this is a
 /// tool), or a new one, kept there when that variable is set: 10,000 entities take minutes to
 /// generate, and measuring them again should not.
@@ -304,6 +318,16 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
     best
 }
 
+/// A table row of the ratio of two measured times.
+fn ratio(label: &str, a: Duration, b: Duration) {
+    println!("| {label} | {:.2}x |", a.as_secs_f64() / b.as_secs_f64());
+}
+
+/// A table row of a measured time.
+fn row(label: &str, d: Duration) {
+    println!("| {label} | {} |", ms(d));
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -436,24 +460,32 @@ fn measure(entities: usize) {
     reg.repo()
         .reference("refs/heads/main", next, true, "bench: sync")
         .unwrap();
-    // Each run starts from a fresh copy of the home the last verification left; without the
-    // carry, every file is read and parsed again, as before it existed.
-    let sync = |with_carry: bool| {
+    // Each run starts from a fresh copy of the home the last verification left. With the
+    // carry whole, the old main's files come from it and only what the commit adds is read;
+    // with a carry whose head names another main, each file is taken against the tree (as
+    // before carries named their main); without the carry, every file is read and parsed.
+    let sync = |carry: &str| {
         best_of(3, || {
             let sync_home = tempfile::tempdir().unwrap();
             copy_dir(&b.home, sync_home.path());
             let state = sync_home.path().join("state");
             for e in std::fs::read_dir(&state).unwrap().flatten() {
-                if !with_carry && e.file_name().to_string_lossy().ends_with(".carry") {
-                    std::fs::remove_dir_all(e.path()).unwrap();
+                if !e.file_name().to_string_lossy().ends_with(".carry") {
+                    continue;
+                }
+                match carry {
+                    "whole" => {}
+                    "none" => std::fs::remove_dir_all(e.path()).unwrap(),
+                    _ => other_main(&e.path().join("head")),
                 }
             }
             cohort(sync_home.path(), dir, &["verify"])
         })
         .0
     };
-    let sync_verify = sync(true);
-    let sync_uncarried = sync(false);
+    let sync_verify = sync("whole");
+    let sync_file_by_file = sync("file by file");
+    let sync_uncarried = sync("none");
     // COHORT_BENCH_SYNC_KEEP=DIR leaves that home in DIR/home and the new main as
     // `refs/bench/sync` for profiling (read here: this is a tool).
     if let Some(keep) = std::env::var_os("COHORT_BENCH_SYNC_KEEP") {
@@ -497,54 +529,51 @@ fn measure(entities: usize) {
         triples.len(),
         ms(floor)
     );
-    println!(
-        "| ratio verify / minisign | {:.2}x |",
-        verify_time.as_secs_f64() / floor.as_secs_f64()
+    ratio("ratio verify / minisign", verify_time, floor);
+    row(
+        "cohort's signature check alone, same signatures, both cores",
+        own_floor,
     );
-    println!(
-        "| cohort's signature check alone, same signatures, both cores | {} |",
-        ms(own_floor)
+    ratio(
+        "ratio verify / cohort's signature check",
+        verify_time,
+        own_floor,
     );
-    println!(
-        "| ratio verify / cohort's signature check | {:.2}x |",
-        verify_time.as_secs_f64() / own_floor.as_secs_f64()
+    row("`cohort verify` (binary, first run)", cli_verify);
+    row(
+        "`cohort verify` (binary, memo and carry of earlier checks)",
+        cli_verify_memo,
     );
-    println!(
-        "| `cohort verify` (binary, first run) | {} |",
-        ms(cli_verify)
+    row("`cohort verify --full` (binary, no memo)", cli_verify_full);
+    row(
+        "`cohort verify` after a commit of 10 new records (memo, timeline, carry kept)",
+        sync_verify,
     );
-    println!(
-        "| `cohort verify` (binary, memo and carry of earlier checks) | {} |",
-        ms(cli_verify_memo)
+    row(
+        "the same, the carry taken file by file against the tree",
+        sync_file_by_file,
     );
-    println!(
-        "| `cohort verify --full` (binary, no memo) | {} |",
-        ms(cli_verify_full)
+    row(
+        "the same without the carry (every file read and parsed)",
+        sync_uncarried,
     );
-    println!(
-        "| `cohort verify` after a commit of 10 new records (memo, timeline, carry kept) | {} |",
-        ms(sync_verify)
+    ratio(
+        "ratio sync / sync without the carry",
+        sync_verify,
+        sync_uncarried,
     );
-    println!(
-        "| the same without the carry (every file read and parsed) | {} |",
-        ms(sync_uncarried)
-    );
-    println!(
-        "| ratio sync / sync without the carry | {:.2}x |",
-        sync_verify.as_secs_f64() / sync_uncarried.as_secs_f64()
-    );
-    println!(
-        "| `cohort verify --full` on an empty COHORT_HOME | {} |",
-        ms(cli_verify_empty)
+    row(
+        "`cohort verify --full` on an empty COHORT_HOME",
+        cli_verify_empty,
     );
     println!("| `cohort user ls` | {} |", ms(user_ls));
     println!("| `cohort mlcube ls --json` | {} |", ms(cube_ls));
     println!("| `cohort mlcube view {last}` | {} |", ms(cube_view));
     println!("| index of main (library) | {} |", ms(index_time));
     println!("| of which first-parent timeline | {} |", ms(timeline_time));
-    println!(
-        "| submission commit on a branch (median of 20) | {} |",
-        ms(submit_times[submit_times.len() / 2])
+    row(
+        "submission commit on a branch (median of 20)",
+        submit_times[submit_times.len() / 2],
     );
     println!();
 }

@@ -1,9 +1,10 @@
 //! Files of a tree verified earlier, carried into the next verification so that a main grown
-//! by a few commits reads, hashes and parses only the files it does not already have. A file
-//! is taken from the carry only where the tree being verified names the same path and the
-//! carried bytes hash to the git blob id the tree names, so what is verified is that tree's
+//! by a few commits reads, hashes and parses only the files it does not already have. Taken one
+//! by one ([`take`]), a file is used only where the tree being verified names the same path and
+//! the carried bytes hash to the git blob id the tree names, so what is verified is that tree's
 //! bytes whatever the carry holds; the record parsed from them is taken only when its JSON is
-//! whole (its digest) and the carry was written by a build with this one's parser.
+//! whole (its digest) and the carry was written by a build with this one's parser. Taken whole
+//! (`Index::from_carried`), the carry is the main it names, as this machine saved it.
 
 use bytes::Bytes;
 use sha1::Digest;

@@ -24,18 +24,18 @@ impl Index {
     /// main's every byte, and trusted as the memo is; `None` when a file does not classify or
     /// its record does not read back, which no carry of an accepted main holds.
     pub fn from_carried(carried: Carried, timeline: &Timeline) -> Option<Index> {
-        let taken: Option<Vec<Taken>> = carried
+        let taken: Vec<Taken> = carried
             .files
             .into_par_iter()
             .map(|f| take_saved(f, timeline))
-            .collect();
+            .collect::<Option<_>>()?;
         let mut ix = Index::default();
-        let mut files = Vec::with_capacity(carried_len(&taken));
+        let mut files = Vec::with_capacity(taken.len());
         let mut records = Vec::new();
         // Most files are signatures: grouped by the file they sign in a hash map, then sorted
         // once, instead of one search of an ordered map per signature.
         let mut signatures: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for (info, record) in taken? {
+        for (info, record) in taken {
             let p = info.path.clone();
             match &info.rp {
                 RecordPath::Signature { signed, signer, .. } => signatures
@@ -134,10 +134,6 @@ impl Index {
         }
         false
     }
-}
-
-fn carried_len(taken: &Option<Vec<Taken>>) -> usize {
-    taken.as_ref().map_or(0, Vec::len)
 }
 
 /// A carried file of the main the carry was saved for, classified, with its record.

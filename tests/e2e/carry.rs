@@ -1,7 +1,8 @@
 //! The carry under COHORT_HOME (what the last verification read) changes how fast `verify`
-//! is, never its verdict: a carried file is taken only where its bytes hash to the blob the
-//! verified tree names, its record only where its JSON is whole and was written by this
-//! build's parser.
+//! is, never its verdict: taken file by file, a carried file is used only where its bytes hash
+//! to the blob the verified tree names, its record only where its JSON is whole and was written
+//! by this build's parser; taken whole, for a main grown from the one verified here, only what
+//! the commits since add is read, and the verdict is the one from scratch.
 
 use std::path::{Path, PathBuf};
 
