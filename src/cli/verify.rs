@@ -208,21 +208,23 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
             reg.verify_carrying(head, &opts, None, carried)?
         }
     };
-    if let (Some(id), Some(memo)) = (local, &memo) {
-        // All three only save time: failing to save them changes nothing.
-        let _ = store.save_memo(id, memo);
-        if verified.report.is_clean() {
-            let _ = store.save_carry(id, head, &verified.index, &verified.tree);
-            let _ = store.save_timeline(id, &verified.timeline);
-        }
-    }
-    let (mut report, timeline) = (verified.report, verified.timeline);
+    let mut report = verified.report;
     // What older trust rules allowed stays allowed in history, never in a push.
     // The old main is on the new one's first-parent chain (checked above): files after it are
     // the push.
-    if let Some(at) = since.and_then(|old| timeline.commits.iter().position(|c| *c == old)) {
-        let fresh = registry_ops::warnings_after(&report, &timeline.commits, at);
+    let commits = &verified.timeline.commits;
+    if let Some(at) = since.and_then(|old| commits.iter().position(|c| *c == old)) {
+        let fresh = registry_ops::warnings_after(&report, commits, at);
         report.problems.extend(fresh);
+    }
+    if let (Some(id), Some(memo)) = (local, &memo) {
+        // All three only save time: failing to save them changes nothing. The carry and the
+        // timeline are kept only for a main this push makes (the next push grows from it).
+        let _ = store.save_memo(id, memo);
+        if report.is_clean() && (!args.strict || report.warnings.is_empty()) {
+            let _ = store.save_carry(id, head, &verified.index, &verified.tree);
+            let _ = store.save_timeline(id, &verified.timeline);
+        }
     }
     render(
         settings,
