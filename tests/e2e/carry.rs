@@ -40,6 +40,15 @@ fn tamper(dir: &Path, from: &[u8], to: &[u8]) -> bool {
     false
 }
 
+/// A registry the admin shares on a bare remote, `who` joined and approved: its id.
+fn shared_with(env: &TestEnv, who: &str) -> String {
+    let id = env.init_shared("admin");
+    env.join(who, &id);
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", who]).ok();
+    id
+}
+
 /// `verify --json`: (ok, files, files carried).
 fn verify(env: &TestEnv) -> (bool, u64, u64) {
     let v = json(&env.cohort("site", &["verify", "--json"]).ok());
@@ -128,10 +137,7 @@ fn a_damaged_carry_is_never_what_is_verified() {
 #[test]
 fn the_hook_reads_only_what_a_push_brings() {
     let env = TestEnv::new();
-    let id = env.init_shared("admin");
-    env.join("alice", &id);
-    env.cohort("admin", &["registry", "sync"]).ok();
-    env.cohort("admin", &["user", "approve", "alice"]).ok();
+    let id = shared_with(&env, "alice");
     let remote = env.remote();
     let rev = |r: &str| {
         env.git("admin", &remote, &["rev-parse", r])
@@ -218,10 +224,7 @@ fn verify_rev(env: &TestEnv, role: &str, rev: &str, extra: &[&str]) -> serde_jso
 #[test]
 fn a_grown_main_is_read_as_what_it_adds() {
     let env = TestEnv::new();
-    let id = env.init_shared("admin");
-    env.join("hosp", &id);
-    env.cohort("admin", &["registry", "sync"]).ok();
-    env.cohort("admin", &["user", "approve", "hosp"]).ok();
+    let id = shared_with(&env, "hosp");
     env.cohort("hosp", &["registry", "sync"]).ok();
     let clone = env.clone_dir("hosp");
     let rev = |r: &str| {
