@@ -27,10 +27,10 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
         body.push_str(c);
         body.push('\n');
     }
-    // Paths are unique: an unstable sort gives one order.
-    let mut files: Vec<(&String, &usize)> = tl.intro.iter().collect();
-    files.sort_unstable();
-    for (p, i) in files {
+    // In the map's order: the file is read back into a map, and sorting half a million
+    // paths scattered over the heap cost more than writing them (a local cache, checked by
+    // its digest, need not be the same bytes twice).
+    for (p, i) in &tl.intro {
         if p.contains(['\t', '\n']) {
             return None;
         }
@@ -62,7 +62,13 @@ pub fn decode(bytes: &[u8]) -> Option<Timeline> {
     if commits.len() != n || commits.last().map(String::as_str) != Some(last) {
         return None;
     }
-    let mut intro = HashMap::new();
+    // Sized once: growing a map of half a million paths rehashes it a dozen times.
+    let lines_left = body
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(n);
+    let mut intro = HashMap::with_capacity(lines_left);
     for l in lines {
         let (i, p) = l.split_once('\t')?;
         let i: usize = i.parse().ok()?;
