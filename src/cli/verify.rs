@@ -184,7 +184,7 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
     }
     let store = registry::StateStore::new(&settings.home);
     // Local state of the registry the old main names: the memo, the timeline and files of the
-    // main verified last here (when that is the old main, only what the push adds is read),
+    // main verified last here (when the push grew from it, only what the push adds is read),
     // or else the carry of what the last verification here read (a pushed file is taken from
     // it only where the pushed tree names the same path and blob and the bytes hash to it).
     let local = expected.as_ref().filter(|_| !args.full);
@@ -193,21 +193,13 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         expected_registry: expected.clone(),
         cache: memo.clone(),
     };
-    let old = since.as_deref().and_then(|c| git2::Oid::from_str(c).ok());
-    let onto = match (local, old) {
-        (Some(id), Some(old)) => match (store.timeline(id), store.carry_main(id, old)) {
-            (Some(known), Some(carried)) => reg.verify_onto(old, head, &opts, known, carried)?,
-            _ => None,
-        },
-        _ => None,
-    };
-    let verified = match onto {
-        Some(v) => v,
-        None => {
-            let carried = local.map(|id| store.carry(id)).unwrap_or_default();
-            reg.verify_carrying(head, &opts, None, carried)?
-        }
-    };
+    let verified = reg.verify_kept(
+        head,
+        &opts,
+        local.and_then(|id| store.timeline(id)),
+        |base| local.and_then(|id| store.carry_main(id, base)),
+        || local.map(|id| store.carry(id)).unwrap_or_default(),
+    )?;
     let mut report = verified.report;
     // What older trust rules allowed stays allowed in history, never in a push.
     // The old main is on the new one's first-parent chain (checked above): files after it are

@@ -39,6 +39,13 @@ pub struct Verified<'r> {
     pub tree: GitTree<'r>,
 }
 
+/// What [`Registry::verify_kept`]'s first attempt gave: the verification, or the timeline
+/// the whole read continues from.
+enum Grown<'r> {
+    Verified(Box<Verified<'r>>),
+    Not(Option<Timeline>),
+}
+
 /// The ref cohort reads from: the last main commit it verified.
 pub const VERIFIED_REF: &str = "refs/cohort/verified";
 pub const MAIN_REF: &str = "refs/heads/main";
@@ -324,49 +331,81 @@ impl Registry {
         })
     }
 
+    /// Verifies `commit` with what this machine kept of the main it verified last: `known`,
+    /// that main's timeline, and its carry. When `commit` grew from that main and `whole`
+    /// gives the carry of it whole (see [`carry::load_main`]), only the files the commits
+    /// since add are read from git; otherwise the whole tree is read, taking from `carry()`
+    /// each file whose blob the tree names, and the history walk continues from whatever
+    /// timeline the first attempt reached. Either way the policy checks every file.
+    pub fn verify_kept(
+        &self,
+        commit: Oid,
+        opts: &trust::VerifyOptions,
+        known: Option<Timeline>,
+        whole: impl FnOnce(Oid) -> Option<trust::Carried>,
+        carry: impl FnOnce() -> trust::Carried,
+    ) -> Result<Verified<'_>> {
+        let base = known
+            .as_ref()
+            .and_then(|k| k.commits.last())
+            .and_then(|c| Oid::from_str(c).ok());
+        let mut known = known;
+        if let (Some(base), Some(k)) = (base, known.take()) {
+            known = match whole(base) {
+                Some(carried) => match self.verify_grown(base, commit, opts, k, carried)? {
+                    Grown::Verified(v) => return Ok(*v),
+                    Grown::Not(timeline) => timeline,
+                },
+                None => Some(k),
+            };
+        }
+        self.verify_carrying(commit, opts, known, carry())
+    }
+
     /// Verifies `commit`, a main grown from `base`, whose timeline is `known` and whose files
-    /// `carried` holds whole (see [`carry::load_main`]): only the files the commits since add
-    /// are read from git, and the policy checks every file. `None` when `commit` is not such a
-    /// main (`base` is not on its first-parent chain, or a commit since changes, deletes or
-    /// malforms something, or adds a path that differs from another only in case):
-    /// [`Registry::verify_carrying`] then reads its whole tree and reports why.
-    pub fn verify_onto(
+    /// `carried` holds whole: only the files the commits since add are read from git, and the
+    /// policy checks every file. [`Grown::Not`] when `commit` is not such a main (`base` is
+    /// not on its first-parent chain, or a commit since changes, deletes or malforms
+    /// something, or adds a path that differs from another only in case): the whole read
+    /// then reports why.
+    fn verify_grown(
         &self,
         base: Oid,
         commit: Oid,
         opts: &trust::VerifyOptions,
         known: Timeline,
         carried: trust::Carried,
-    ) -> Result<Option<Verified<'_>>> {
+    ) -> Result<Grown<'_>> {
         let base_id = base.to_string();
         let at = known.commits.len();
         if known.commits.last() != Some(&base_id) || !known.problems.is_empty() {
-            return Ok(None);
+            return Ok(Grown::Not(Some(known)));
         }
+        // From here on the walk has reached `commit`: a whole read continues from it.
         let tl = timeline_from(&self.repo, commit, Some(known))?;
         if !tl.problems.is_empty() || tl.commits.get(at - 1) != Some(&base_id) {
-            return Ok(None);
+            return Ok(Grown::Not(Some(tl)));
         }
         let old = self.repo.find_commit(base)?.tree_id();
         let new = self.repo.find_commit(commit)?.tree_id();
         let Some(added) = history::added_files(&self.repo, old, new)? else {
-            return Ok(None);
+            return Ok(Grown::Not(Some(tl)));
         };
         let tree = GitTree::of_entries(&self.repo, added).opened_by(self.opener.clone());
         let Some(ix) = Index::from_carried(carried, &tl) else {
-            return Ok(None);
+            return Ok(Grown::Not(Some(tl)));
         };
         let Some(built) = ix.extend_checking(&tree, &tl, opts.cache.as_deref())? else {
-            return Ok(None);
+            return Ok(Grown::Not(Some(tl)));
         };
         let (mut report, index) = trust::verify_index(built, &tl, opts);
         report.grown_from = Some(base_id);
-        Ok(Some(Verified {
+        Ok(Grown::Verified(Box::new(Verified {
             report,
             index,
             timeline: tl,
             tree,
-        }))
+        })))
     }
 
     /// Verifies a proposed change `base..head`: everything `head` adds relative to `base` is

@@ -192,40 +192,25 @@ pub fn verify_commit(
         cache: memo.clone(),
     };
     // The timeline of the main verified last here: the history walk then covers new commits.
-    let mut known = (!ctx.full).then(|| store.timeline(&opened.id)).flatten();
+    let known = (!ctx.full).then(|| store.timeline(&opened.id)).flatten();
     let unchanged = known
         .as_ref()
         .is_some_and(|k| k.commits.last() == Some(&commit.to_string()));
-    // The main verified last here, when the carry holds its files whole: only what the
-    // commits since add is read from git.
-    let base = known
-        .as_ref()
-        .and_then(|k| k.commits.last())
-        .and_then(|c| Oid::from_str(c).ok());
-    let carried_main = base.and_then(|b| Some((b, store.carry_main(&opened.id, b)?)));
-    let onto = match (carried_main, known.take()) {
-        (Some((base, carried)), Some(k)) => {
-            opened.reg.verify_onto(base, commit, &opts, k, carried)?
-        }
-        (_, k) => {
-            known = k;
-            None
-        }
-    };
-    let verified = match onto {
-        Some(v) => v,
-        None => {
-            // Not such a main: its whole tree is read, taking from the carry each file whose
-            // blob the tree names (the timeline went into the attempt: it is read again).
-            let known = known.or_else(|| (!ctx.full).then(|| store.timeline(&opened.id)).flatten());
-            let carried = if ctx.full {
+    // With the carry of that main whole, only what the commits since add is read from git;
+    // else each carried file whose blob the tree names is taken.
+    let verified = opened.reg.verify_kept(
+        commit,
+        &opts,
+        known,
+        |base| store.carry_main(&opened.id, base),
+        || {
+            if ctx.full {
                 Default::default()
             } else {
                 store.carry(&opened.id)
-            };
-            opened.reg.verify_carrying(commit, &opts, known, carried)?
-        }
-    };
+            }
+        },
+    )?;
     let (report, tl) = (verified.report, verified.timeline);
     ctx.reporter.end(task, report.is_clean());
     if let Some(memo) = &memo {
