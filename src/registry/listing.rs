@@ -4,24 +4,40 @@
 //! from and is never read for another: a missing, stale or corrupt index is ignored and rebuilt
 //! from the git objects, so it can change how fast a listing is, never what it says.
 //!
-//! Format (the folder `state/<registry id>.listing/`): one file per top folder of the registry
-//! (`users`, `mlcubes`...), so a listing reads only the kinds it shows, and `folders`, naming
-//! them. Each starts with a header line `cohort listing index 1 <commit> <sha256 of the
-//! rest>`; a folder file then holds one line per record, `<path>\t<sha256 of the
-//! file>\t<the record as JSON>`, sorted by path, and `folders` one folder name a line. Beside
-//! them, the rows `mlcube ls` and `user ls` print (`cubes.rows`, `users.rows`: see `rows`),
-//! read only while `folders` names the same commit. `folders` is written last.
+//! Format (the folder `state/<registry id>.listing/`): a manifest, `manifest`, with a header
+//! line `cohort listing index 2 <commit> <sha256 of the rest>` and then one line per file of
+//! the listing, `<file name>\t<sha256 of the file>`; a file is read only when the manifest of
+//! the commit asked for names it with its digest. The files hold, for each top folder of the
+//! registry (`users`, `mlcubes`...), one line per record, `<path>\t<sha256 of the
+//! file>\t<the record as JSON>`, so a listing reads only the kinds it shows, and the rows
+//! `mlcube ls` and `user ls` print (`cubes.rows`, `users.rows`: see `rows`). A logical file
+//! is the concatenation of the parts the manifest names for it, in its order: `<name>` and
+//! `<name>@<commit>`. A main grown by additions from the main whose listing is kept adds one
+//! part per folder it adds records to (and to `cubes.rows`), written for the new commit, and
+//! a new manifest naming the old parts and the new: the files of the old main are neither read
+//! nor written again. `users.rows` is replaced whole when the additions hold a root, user or
+//! grant record (the only records its rows are computed from). Past [`MAX_STEPS`] such
+//! additions, or for any other main, the listing is written whole again. The manifest is
+//! written last.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use git2::Oid;
 use rayon::prelude::*;
 
-use crate::model::{Record, Sha256, classify};
+use crate::model::{Record, RecordPath, Sha256, classify};
 use crate::storage::write_atomic;
 use crate::trust::Index;
 
-const MAGIC: &str = "cohort listing index 1";
+use super::rows;
+
+const MAGIC: &str = "cohort listing index 2";
+/// The manifest's file name (no top folder of a registry is named so: they are kinds' names).
+const MANIFEST: &str = "manifest";
+/// Additions kept as parts before the listing is written whole again (each is a file to open
+/// per logical file a listing reads).
+pub const MAX_STEPS: usize = 16;
 
 /// `body` behind a header `magic`, naming the commit it was built for and the body's digest.
 pub(super) fn frame(magic: &str, commit: Oid, body: &[u8]) -> Vec<u8> {
@@ -49,69 +65,193 @@ fn top(p: &str) -> &str {
     p.split('/').next().unwrap_or(p)
 }
 
-/// The listing files of `ix`, the index of `commit`: one per top folder, and `folders`, the
-/// list of them. `None` when a record does not serialize (then no index is kept: listings
-/// read git).
-pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<(String, Vec<u8>)>> {
-    let lines: Vec<Option<(&str, String)>> = ix
-        .records
-        .par_iter()
-        .map(|(p, r)| {
-            let sha = ix.sha(p)?;
-            // Paths never hold tabs or newlines (ids are checked); refuse rather than trust.
-            if p.contains(['\t', '\n']) {
-                return None;
-            }
-            // The JSON the carry kept is what `to_json` writes (the same record, this parser).
-            let carried = ix.files.get(p).map(|f| &f.json).filter(|j| !j.is_empty());
-            let json = match carried {
-                Some(j) => std::str::from_utf8(j).ok()?.to_string(),
-                None => r.to_json().ok()?,
-            };
-            Some((top(p), format!("{p}\t{sha}\t{json}\n")))
+/// The logical file a part belongs to: its name up to `@`.
+fn logical(part: &str) -> &str {
+    part.split('@').next().unwrap_or(part)
+}
+
+/// The parts a manifest names, in order: (file name, sha256 of its bytes).
+type Parts = Vec<(String, String)>;
+
+/// The parts the manifest in `bytes` names, when it was written for exactly `commit` and is
+/// whole.
+fn parse_manifest(bytes: &[u8], commit: Oid) -> Option<Parts> {
+    unframe(MAGIC, bytes, commit)?
+        .lines()
+        .map(|l| {
+            let (name, sha) = l.split_once('\t')?;
+            let ok = !name.is_empty() && name != MANIFEST && !name.contains(['/', '\\', '\t']);
+            ok.then(|| (name.to_string(), sha.to_string()))
         })
-        .collect();
-    let mut bodies: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-    for l in lines {
-        let (folder, line) = l?;
-        if folder.is_empty() || folder == FOLDERS || folder.starts_with('.') {
+        .collect()
+}
+
+fn manifest(commit: Oid, parts: &Parts) -> Vec<u8> {
+    let body: String = parts.iter().map(|(n, s)| format!("{n}\t{s}\n")).collect();
+    frame(MAGIC, commit, body.as_bytes())
+}
+
+/// The logical file `name` of the listing whose manifest names `parts`, each part read by
+/// `read` and checked against its digest; `Some(None)` when the listing has no such file,
+/// `None` when a part is missing or altered.
+fn read_logical(
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    parts: &Parts,
+    name: &str,
+) -> Option<Option<Vec<u8>>> {
+    let mut out: Option<Vec<u8>> = None;
+    for (part, sha) in parts.iter().filter(|(p, _)| logical(p) == name) {
+        let bytes = read(part)?;
+        if Sha256::of(&bytes).as_str() != sha {
             return None;
         }
+        match &mut out {
+            None => out = Some(bytes),
+            Some(o) => o.extend_from_slice(&bytes),
+        }
+    }
+    Some(out)
+}
+
+/// The listing line of the record at `p` of `ix`, with the folder it goes to.
+fn line<'a>(ix: &Index, p: &'a str, r: &Record) -> Option<(&'a str, String)> {
+    let sha = ix.sha(p)?;
+    // Paths never hold tabs or newlines (ids are checked); refuse rather than trust.
+    if p.contains(['\t', '\n']) {
+        return None;
+    }
+    // The JSON the carry kept is what `to_json` writes (the same record, this parser).
+    let carried = ix.files.get(p).map(|f| &f.json).filter(|j| !j.is_empty());
+    let json = match carried {
+        Some(j) => std::str::from_utf8(j).ok()?.to_string(),
+        None => r.to_json().ok()?,
+    };
+    let folder = top(p);
+    if folder.is_empty() || folder == MANIFEST || folder.contains(['.', '@']) {
+        return None;
+    }
+    Some((folder, format!("{p}\t{sha}\t{json}\n")))
+}
+
+/// The folder files of the records at `paths` of `ix`, by folder; `None` when one does not
+/// serialize.
+fn bodies<'a>(ix: &Index, paths: &[&'a str]) -> Option<BTreeMap<&'a str, Vec<u8>>> {
+    let lines: Vec<Option<(&str, String)>> = paths
+        .par_iter()
+        .map(|p| line(ix, p, ix.records.get(*p)?))
+        .collect();
+    let mut bodies: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for l in lines {
+        let (folder, line) = l?;
         bodies
             .entry(folder)
             .or_default()
             .extend_from_slice(line.as_bytes());
     }
-    let names: String = bodies.keys().map(|f| format!("{f}\n")).collect();
-    let mut out: Vec<(String, Vec<u8>)> = bodies
-        .into_iter()
-        .map(|(f, body)| (f.to_string(), frame(MAGIC, commit, &body)))
-        .collect();
-    // The rows listings print (see `rows`), derived from the same records.
-    for (name, bytes) in super::rows::encode(commit, ix) {
-        if let Some(bytes) = bytes {
-            out.push((name.to_string(), bytes));
-        }
-    }
-    // Written last: a reader that finds it for a commit finds that commit's other files.
-    out.push((FOLDERS.to_string(), frame(MAGIC, commit, names.as_bytes())));
-    Some(out)
+    Some(bodies)
 }
 
-/// The file listing the top folders an index holds.
-const FOLDERS: &str = "folders";
+/// The files of a listing (each with its name) followed by its manifest, which names them.
+fn with_manifest(
+    commit: Oid,
+    mut parts: Parts,
+    files: Vec<(String, Vec<u8>)>,
+) -> Vec<(String, Vec<u8>)> {
+    parts.extend(
+        files
+            .iter()
+            .map(|(n, b)| (n.clone(), Sha256::of(b).to_string())),
+    );
+    let m = manifest(commit, &parts);
+    let mut out = files;
+    out.push((MANIFEST.to_string(), m));
+    out
+}
+
+/// The listing files of `ix`, the index of `commit`: one per top folder and the rows files,
+/// then the manifest naming them. `None` when a record does not serialize (then no index is
+/// kept: listings read git).
+pub fn encode(commit: Oid, ix: &Index) -> Option<Vec<(String, Vec<u8>)>> {
+    let paths: Vec<&str> = ix.records.keys().map(String::as_str).collect();
+    let mut files: Vec<(String, Vec<u8>)> = bodies(ix, &paths)?
+        .into_iter()
+        .map(|(f, body)| (f.to_string(), body))
+        .collect();
+    files.push((rows::CUBES.into(), rows::encode_cubes(&rows::cube_rows(ix))));
+    if let Some(users) = rows::encode_users(&rows::user_rows(ix)) {
+        files.push((rows::USERS.into(), users));
+    }
+    Some(with_manifest(commit, Vec::new(), files))
+}
+
+/// The listing files of `ix`, the index of `commit`, a main that only adds `added` to the one
+/// whose listing's manifest names `old`: the parts those additions bring, then the new
+/// manifest. `None` when a record does not serialize or the listing has had [`MAX_STEPS`]
+/// additions already (then it is written whole).
+pub fn encode_grown(
+    commit: Oid,
+    ix: &Index,
+    added: &[String],
+    old: &Parts,
+) -> Option<Vec<(String, Vec<u8>)>> {
+    let steps: std::collections::HashSet<&str> = old
+        .iter()
+        .filter_map(|(p, _)| p.split_once('@'))
+        .map(|(_, c)| c)
+        .collect();
+    if steps.len() >= MAX_STEPS {
+        return None;
+    }
+    let mut added: Vec<&str> = added
+        .iter()
+        .map(String::as_str)
+        .filter(|p| ix.records.contains_key(*p))
+        .collect();
+    added.sort_unstable();
+    let part = |name: &str| format!("{name}@{commit}");
+    let mut files: Vec<(String, Vec<u8>)> = bodies(ix, &added)?
+        .into_iter()
+        .map(|(f, body)| (part(f), body))
+        .collect();
+    let kinds: Vec<(&str, RecordPath)> = added
+        .iter()
+        .filter_map(|p| Some((*p, classify(p).ok()?)))
+        .collect();
+    let cubes: Vec<rows::CubeRow> = kinds
+        .iter()
+        .filter(|(_, rp)| matches!(rp, RecordPath::Mlcube { .. }))
+        .filter_map(|(p, _)| rows::cube_row(ix, p))
+        .collect();
+    if !cubes.is_empty() {
+        files.push((part(rows::CUBES), rows::encode_cubes(&cubes)));
+    }
+    let mut parts = old.clone();
+    let people = kinds.iter().any(|(_, rp)| {
+        matches!(
+            rp,
+            RecordPath::Root { .. } | RecordPath::User { .. } | RecordPath::Grant { .. }
+        )
+    });
+    if people {
+        parts.retain(|(p, _)| logical(p) != rows::USERS);
+        if let Some(users) = rows::encode_users(&rows::user_rows(ix)) {
+            files.push((part(rows::USERS), users));
+        }
+    }
+    Some(with_manifest(commit, parts, files))
+}
 
 /// The records under `folders` (and the root) that `keep` accepts, from the listing files
-/// `read` gives by name, built for exactly `commit`; `None` when any of them was built for
-/// another commit, is cut short, altered, or holds a line this cohort cannot read.
+/// `read` gives by name, built for exactly `commit`; `None` when its manifest was written for
+/// another commit, or a file it names is missing, cut short, altered, or holds a line this
+/// cohort cannot read.
 pub fn decode(
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
     commit: Oid,
     folders: &[&str],
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<Index> {
-    let list = read(FOLDERS)?;
-    let present: Vec<&str> = unframe(MAGIC, &list, commit)?.lines().collect();
+    let parts = parse_manifest(&read(MANIFEST)?, commit)?;
     let mut wanted: Vec<&str> = folders.iter().map(|f| top(f)).collect();
     wanted.push("root");
     wanted.sort();
@@ -119,9 +259,11 @@ pub fn decode(
     let in_scope =
         |p: &str| p.starts_with("root/") || (folders.iter().any(|f| p.starts_with(f)) && keep(p));
     let mut records = Vec::new();
-    for folder in wanted.into_iter().filter(|f| present.contains(f)) {
-        let bytes = read(folder)?;
-        let body = unframe(MAGIC, &bytes, commit)?;
+    for folder in wanted {
+        let Some(bytes) = read_logical(read, &parts, folder)? else {
+            continue;
+        };
+        let body = std::str::from_utf8(&bytes).ok()?;
         let lines: Vec<&str> = body
             .lines()
             .filter(|l| l.split_once('\t').is_some_and(|(p, _)| in_scope(p)))
@@ -147,6 +289,10 @@ pub fn decode(
     Some(Index::from_records(records))
 }
 
+fn read_in(dir: &Path) -> impl Fn(&str) -> Option<Vec<u8>> + '_ {
+    move |name| std::fs::read(dir.join(name)).ok()
+}
+
 /// Reads the listing index in the folder `dir` for `commit` (see [`decode`]); `None` when
 /// there is none usable.
 pub fn load(
@@ -155,64 +301,94 @@ pub fn load(
     folders: &[&str],
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<Index> {
-    decode(
-        &|name| std::fs::read(dir.join(name)).ok(),
-        commit,
-        folders,
-        keep,
-    )
+    decode(&read_in(dir), commit, folders, keep)
 }
 
-/// The bytes of the rows file `name` (see `rows`) in the folder `dir`, when the listing there
-/// was written for `commit`: the caller still checks that the file itself was.
+/// The rows file `name` (see `rows`) of the listing in `dir`, when that listing was written
+/// for `commit` and the file is whole: its parts, concatenated.
 pub fn load_rows(dir: &Path, commit: Oid, name: &str) -> Option<Vec<u8>> {
-    unframe(MAGIC, &std::fs::read(dir.join(FOLDERS)).ok()?, commit)?;
-    std::fs::read(dir.join(name)).ok()
+    let read = read_in(dir);
+    let parts = parse_manifest(&read(MANIFEST)?, commit)?;
+    read_logical(&read, &parts, name)?
 }
 
-/// Saves the rows file `name` (see `rows`) of the listing in `dir`, alone: for a listing
-/// written before rows existed, once its rows were computed from its records.
-pub fn save_rows(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(&dir.join(name), bytes)
+/// Saves the rows file `name` (see `rows`) of the listing of `commit` in `dir`, whole, in
+/// place of the parts its manifest names for it: for rows found damaged or missing, once they
+/// were computed from the listing's records. Nothing is written when the listing kept is not
+/// that commit's.
+pub fn save_rows(dir: &Path, commit: Oid, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let Some(mut parts) = parts_in(dir, commit) else {
+        return Ok(());
+    };
+    write_atomic(&dir.join(name), bytes)?;
+    parts.retain(|(p, _)| logical(p) != name);
+    parts.push((name.to_string(), Sha256::of(bytes).to_string()));
+    write_atomic(&dir.join(MANIFEST), &manifest(commit, &parts))
 }
 
-/// Whether the listing in `dir` is whole and built for `commit`: its list of folders and
-/// every file it names (checked against their digests, not parsed).
+/// The parts of the listing in `dir` when its manifest was written for `commit`.
+fn parts_in(dir: &Path, commit: Oid) -> Option<Parts> {
+    parse_manifest(&std::fs::read(dir.join(MANIFEST)).ok()?, commit)
+}
+
+/// Whether the listing in `dir` is whole and built for `commit`: its manifest and every file it
+/// names (checked against their digests, not parsed).
 fn is_whole(dir: &Path, commit: Oid) -> bool {
-    let Some(list) = std::fs::read(dir.join(FOLDERS)).ok() else {
-        return false;
-    };
-    let Some(names) = unframe(MAGIC, &list, commit) else {
-        return false;
-    };
-    names.lines().all(|folder| {
-        std::fs::read(dir.join(folder))
-            .ok()
-            .is_some_and(|b| unframe(MAGIC, &b, commit).is_some())
+    let read = read_in(dir);
+    parts_in(dir, commit).is_some_and(|parts| {
+        parts
+            .iter()
+            .all(|(p, sha)| read(p).is_some_and(|b| Sha256::of(&b).as_str() == sha))
     })
 }
 
 /// Saves the listing index of `ix` (the verified index of `commit`) in the folder `dir`,
-/// each file atomically: a reader sees each file old or new, never half of one, and takes
-/// only files naming the commit it asks for. A listing already whole for `commit` is kept
-/// (verifying an unchanged main rewrote 19 MB at 10,000 entities).
-pub fn save(dir: &Path, commit: Oid, ix: &Index) -> std::io::Result<()> {
-    if is_whole(dir, commit) {
+/// each file atomically and the manifest last: a reader sees each file old or new, never half
+/// of one, and takes only files the manifest of the commit it asks for names with their
+/// digests. A listing already whole for `commit` is kept (verifying an unchanged main rewrote
+/// 19 MB at 10,000 entities). When `ix` is a main grown by additions alone from `grown_from`
+/// ([`Index::fresh`] naming them) and the listing kept is that main's, only what they add is
+/// written (see the module).
+pub fn save(dir: &Path, commit: Oid, ix: &Index, grown_from: Option<Oid>) -> std::io::Result<()> {
+    let old = grown_from.and_then(|base| parts_in(dir, base));
+    let grown = match (old, &ix.fresh) {
+        (Some(old), Some(added)) => encode_grown(commit, ix, added, &old),
+        _ => None,
+    };
+    let whole = grown.is_none();
+    if whole && is_whole(dir, commit) {
         return Ok(());
     }
-    match encode(commit, ix) {
-        Some(files) => {
-            for (name, bytes) in files {
-                write_atomic(&dir.join(name), &bytes)?;
-            }
-            Ok(())
-        }
+    let Some(files) = grown.or_else(|| encode(commit, ix)) else {
         // An index that cannot hold every record is worse than none.
-        None => match std::fs::remove_file(dir.join(FOLDERS)) {
+        return match std::fs::remove_file(dir.join(MANIFEST)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
-        },
+        };
+    };
+    std::fs::create_dir_all(dir)?;
+    let named: std::collections::HashSet<String> = match files.last() {
+        Some((_, m)) => parse_manifest(m, commit)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect(),
+        None => Default::default(),
+    };
+    for (name, bytes) in &files {
+        write_atomic(&dir.join(name), bytes)?;
     }
+    if whole {
+        // Parts of earlier listings no manifest names any more (best effort: they are never
+        // read without a manifest naming their digest).
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != MANIFEST && !named.contains(&name) && !name.starts_with('.') {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,11 +48,65 @@ const AT: &str = "2026-01-01T00:00:00Z";
 
 /// Records of several kinds (the listing index holds parsed records; signatures play no part).
 fn fixture_index() -> Index {
-    let holder = |h: &str| model::KeyHolder {
+    index_of(fixture_files())
+}
+
+fn index_of(files: Vec<(String, Vec<u8>)>) -> Index {
+    let (ix, problems) = Index::build(&Mem(files), &Timeline::flat()).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    ix
+}
+
+fn holder(h: &str) -> model::KeyHolder {
+    model::KeyHolder {
         handle: h.into(),
         minisign: "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into(),
         age: "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
+    }
+}
+
+fn user_file(h: &str) -> (String, Vec<u8>) {
+    let k = holder(h);
+    let u = model::User {
+        format: FORMAT_VERSION,
+        kind: "user".into(),
+        handle: h.into(),
+        version: 1,
+        name: format!("User {h}"),
+        email: format!("{h}@example.org"),
+        minisign: k.minisign,
+        age: k.age,
+        created: AT.into(),
+        previous: None,
     };
+    (build::user(h, 1), model::to_bytes(&u))
+}
+
+fn cube_file(name: &str, version: u32) -> (String, Vec<u8>) {
+    let c = model::Mlcube {
+        format: FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: name.into(),
+        version,
+        owner: "alice".into(),
+        created: AT.into(),
+        description: Some("a model".into()),
+        mlcube_yaml: Some(Sha256::of(b"yaml")),
+        container_config_yaml: None,
+        parameters_yaml: None,
+        additional_files: None,
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(&[version as u8])),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+            private: None,
+        },
+    };
+    (build::mlcube(name, version), model::to_bytes(&c))
+}
+
+fn fixture_files() -> Vec<(String, Vec<u8>)> {
     let root = model::Root {
         format: FORMAT_VERSION,
         kind: "root".into(),
@@ -67,21 +121,7 @@ fn fixture_index() -> Index {
     };
     let mut files = vec![(build::root(1), model::to_bytes(&root))];
     for h in ["alice", "bob"] {
-        let k = holder(h);
-        let u = model::User {
-            format: FORMAT_VERSION,
-            kind: "user".into(),
-            handle: h.into(),
-            version: 1,
-            name: format!("User {h}"),
-            email: format!("{h}@example.org"),
-            minisign: k.minisign,
-            age: k.age,
-            created: AT.into(),
-            previous: None,
-        };
-        let path = build::user(h, 1);
-        let bytes = model::to_bytes(&u);
+        let (path, bytes) = user_file(h);
         let d = model::Decision {
             format: FORMAT_VERSION,
             kind: "approval".into(),
@@ -97,46 +137,27 @@ fn fixture_index() -> Index {
         ));
         files.push((path, bytes));
     }
+    files.push(grant_file("alice", 1, model::Role::BenchmarkOwner));
+    for version in 1..=2 {
+        files.push(cube_file("heart", version));
+    }
+    files
+}
+
+fn grant_file(handle: &str, number: u32, role: model::Role) -> (String, Vec<u8>) {
     let g = model::Grant {
         format: FORMAT_VERSION,
         kind: "grant".into(),
-        number: 1,
-        handle: "alice".into(),
+        number,
+        handle: handle.into(),
         action: model::GrantAction::GrantRole,
-        role: Some(model::Role::BenchmarkOwner),
+        role: Some(role),
         key: None,
         reason: None,
         by: "admin".into(),
         at: AT.into(),
     };
-    files.push((build::grant("alice", 1), model::to_bytes(&g)));
-    for version in 1..=2 {
-        let c = model::Mlcube {
-            format: FORMAT_VERSION,
-            kind: "mlcube".into(),
-            name: "heart".into(),
-            version,
-            owner: "alice".into(),
-            created: AT.into(),
-            description: Some("a model".into()),
-            mlcube_yaml: Some(Sha256::of(b"yaml")),
-            container_config_yaml: None,
-            parameters_yaml: None,
-            additional_files: None,
-            image: model::Image {
-                id: format!("sha256:{}", Sha256::of(&[version as u8])),
-                source: model::ImageSource::Local,
-                reference: None,
-                tarball: None,
-                private: None,
-            },
-        };
-        files.push((build::mlcube("heart", version), model::to_bytes(&c)));
-    }
-    let (ix, problems) = Index::build(&Mem(files), &Timeline::flat()).unwrap();
-    assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(ix.records.len(), 8);
-    ix
+    (build::grant(handle, number), model::to_bytes(&g))
 }
 
 fn commit(n: u8) -> Oid {
@@ -146,6 +167,7 @@ fn commit(n: u8) -> Oid {
 #[test]
 fn every_record_comes_back_as_parsed() {
     let ix = fixture_index();
+    assert_eq!(ix.records.len(), 8);
     let back = read(&files(commit(1), &ix), commit(1), ALL).unwrap();
     assert_eq!(back.records, ix.records);
     for p in ix.records.keys() {
@@ -174,13 +196,25 @@ fn only_the_folders_asked_for_and_the_root() {
     assert!(none.benchmarks.is_empty());
 }
 
+/// The manifest again over the files in `f` as they are now.
+fn remanifest(f: &mut Files, commit: Oid) {
+    f.retain(|(n, _)| n != "manifest");
+    let parts = f
+        .iter()
+        .map(|(n, b)| (n.clone(), Sha256::of(b).to_string()))
+        .collect();
+    f.push(("manifest".into(), super::manifest(commit, &parts)));
+}
+
 #[test]
 fn never_read_for_another_commit() {
     let ix = fixture_index();
     assert!(read(&files(commit(1), &ix), commit(2), ALL).is_none());
-    // One folder's file left from another commit voids the listing of that folder.
+    // One folder's file left from another commit's listing voids the listing of that folder.
+    let mut fewer = fixture_files();
+    fewer.retain(|(p, _)| p != &build::user("bob", 1));
     let mut mixed = files(commit(2), &ix);
-    let old = files(commit(1), &ix);
+    let old = files(commit(1), &index_of(fewer));
     let users = mixed.iter().position(|(n, _)| n == "users").unwrap();
     mixed[users] = old.iter().find(|(n, _)| n == "users").unwrap().clone();
     assert!(read(&mixed, commit(2), &["users/"]).is_none());
@@ -191,7 +225,7 @@ fn never_read_for_another_commit() {
 fn a_cut_short_or_altered_index_is_ignored() {
     let ix = fixture_index();
     let f = files(commit(1), &ix);
-    for name in ["users", "folders"] {
+    for name in ["users", "manifest"] {
         let i = f.iter().position(|(n, _)| n == name).unwrap();
         let bytes = f[i].1.clone();
         for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
@@ -199,7 +233,7 @@ fn a_cut_short_or_altered_index_is_ignored() {
             g[i].1.truncate(cut);
             assert!(read(&g, commit(1), ALL).is_none(), "{name} cut at {cut}");
         }
-        // One byte changed: the body no longer has the digest the header names.
+        // One byte changed: the file no longer has the digest the manifest names.
         let mut g = f.clone();
         let at = g[i].1.len() - 3;
         g[i].1[at] ^= 1;
@@ -215,16 +249,11 @@ fn an_unreadable_line_voids_the_whole_index() {
     let ix = fixture_index();
     let mut f = files(commit(1), &ix);
     let i = f.iter().position(|(n, _)| n == "users").unwrap();
-    let text = String::from_utf8(f[i].1.clone()).unwrap();
-    let (_, body) = text.split_once('\n').unwrap();
-    // A well-formed header over a body whose one record does not parse as its kind.
-    let body = body.replacen("\t{", "\t{\"unknown\":1,", 1);
-    f[i].1 = format!(
-        "cohort listing index 1 {} {}\n{body}",
-        commit(1),
-        Sha256::of(body.as_bytes())
-    )
-    .into_bytes();
+    let body = String::from_utf8(f[i].1.clone()).unwrap();
+    // A manifest naming the file's digest, over a file whose one record does not parse as
+    // its kind.
+    f[i].1 = body.replacen("\t{", "\t{\"unknown\":1,", 1).into_bytes();
+    remanifest(&mut f, commit(1));
     assert!(read(&f, commit(1), ALL).is_none());
 }
 
@@ -240,7 +269,7 @@ fn file<'a>(files: &'a Files, name: &str) -> &'a [u8] {
 fn rows_are_what_the_records_give() {
     let ix = fixture_index();
     let f = files(commit(1), &ix);
-    let cubes = rows::decode_cubes(file(&f, CUBES), commit(1)).unwrap();
+    let cubes = rows::decode_cubes(file(&f, CUBES)).unwrap();
     assert_eq!(cubes, rows::cube_rows(&ix));
     let names: Vec<(&str, u32, &str)> = cubes
         .iter()
@@ -257,7 +286,7 @@ fn rows_are_what_the_records_give() {
         cubes[1].sha256,
         ix.sha("mlcubes/heart/v2/cube.toml").unwrap().as_str()
     );
-    let users = rows::decode_users(file(&f, USERS), commit(1)).unwrap();
+    let users = rows::decode_users(file(&f, USERS)).unwrap();
     assert_eq!(users, rows::user_rows(&ix));
     let who: Vec<(&str, bool, Vec<String>)> = users
         .iter()
@@ -282,33 +311,39 @@ fn rows_are_what_the_records_give() {
 #[test]
 fn rows_are_never_read_for_another_commit_or_damaged() {
     let ix = fixture_index();
-    let f = files(commit(1), &ix);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    super::save(&d, commit(1), &ix, None).unwrap();
     for name in [CUBES, USERS] {
-        let bytes = file(&f, name);
-        let ok = |b: &[u8], c: Oid| match name {
-            CUBES => rows::decode_cubes(b, c).is_some(),
-            _ => rows::decode_users(b, c).is_some(),
+        let bytes = super::load_rows(&d, commit(1), name).unwrap();
+        assert_eq!(bytes, std::fs::read(d.join(name)).unwrap());
+        assert!(super::load_rows(&d, commit(2), name).is_none(), "{name}");
+        let ok = |b: &[u8]| match name {
+            CUBES => rows::decode_cubes(b).is_some(),
+            _ => rows::decode_users(b).is_some(),
         };
-        assert!(ok(bytes, commit(1)), "{name}");
-        assert!(!ok(bytes, commit(2)), "{name} for another commit");
+        assert!(ok(&bytes), "{name}");
+        // A line with a field too few.
+        let short = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replacen('\t', "", 1);
+        assert!(!ok(short.as_bytes()), "{name} short line");
         for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
-            assert!(!ok(&bytes[..cut], commit(1)), "{name} cut at {cut}");
+            std::fs::write(d.join(name), &bytes[..cut]).unwrap();
+            assert!(
+                super::load_rows(&d, commit(1), name).is_none(),
+                "{name} cut at {cut}"
+            );
         }
-        let mut altered = bytes.to_vec();
+        let mut altered = bytes.clone();
         let at = altered.len() - 3;
         altered[at] ^= 1;
-        assert!(!ok(&altered, commit(1)), "{name} altered");
-        // A line with a field too few, under a header that matches it.
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
-        let (header, body) = text.split_once('\n').unwrap();
-        let body = body.replacen('\t', "", 1);
-        let magic = header.rsplitn(3, ' ').nth(2).unwrap();
-        let short = format!(
-            "{magic} {} {}\n{body}",
-            commit(1),
-            Sha256::of(body.as_bytes())
+        std::fs::write(d.join(name), &altered).unwrap();
+        assert!(
+            super::load_rows(&d, commit(1), name).is_none(),
+            "{name} altered"
         );
-        assert!(!ok(short.as_bytes(), commit(1)), "{name} short line");
+        std::fs::write(d.join(name), &bytes).unwrap();
     }
 }
 
@@ -318,11 +353,11 @@ fn free_text_comes_back_as_written() {
     let mut users = rows::user_rows(&ix);
     users[1].name = "Alice\tB.\\ \"Al\"\r\nsecond line \\t".into();
     users[2].email = String::new();
-    let bytes = rows::encode_users(commit(1), &users).unwrap();
-    assert_eq!(rows::decode_users(&bytes, commit(1)).unwrap(), users);
+    let bytes = rows::encode_users(&users).unwrap();
+    assert_eq!(rows::decode_users(&bytes).unwrap(), users);
     // A role that would not come back whole: no rows file, listings use the records.
     users[1].roles.push("a,b".into());
-    assert!(rows::encode_users(commit(1), &users).is_none());
+    assert!(rows::encode_users(&users).is_none());
 }
 
 #[test]
@@ -330,16 +365,16 @@ fn rows_are_read_only_beside_the_listing_of_their_commit() {
     let ix = fixture_index();
     let dir = tempfile::tempdir().unwrap();
     let listing = dir.path().join("x.listing");
-    super::save(&listing, commit(1), &ix).unwrap();
+    super::save(&listing, commit(1), &ix, None).unwrap();
     let cubes = super::load_rows(&listing, commit(1), CUBES).unwrap();
-    assert!(rows::decode_cubes(&cubes, commit(1)).is_some());
+    assert!(rows::decode_cubes(&cubes).is_some());
     assert!(super::load_rows(&listing, commit(2), CUBES).is_none());
-    // The listing of another commit saved over it: its rows, not these, are what is there.
-    super::save(&listing, commit(2), &ix).unwrap();
-    let now = super::load_rows(&listing, commit(2), CUBES).unwrap();
-    assert!(rows::decode_cubes(&now, commit(1)).is_none());
-    // A damaged list of folders voids the rows with the rest.
-    std::fs::write(listing.join("folders"), b"not an index").unwrap();
+    // The listing of another commit saved over it: that commit's rows are there, not these.
+    super::save(&listing, commit(2), &ix, None).unwrap();
+    assert!(super::load_rows(&listing, commit(2), CUBES).is_some());
+    assert!(super::load_rows(&listing, commit(1), CUBES).is_none());
+    // A damaged manifest voids the rows with the rest.
+    std::fs::write(listing.join("manifest"), b"not an index").unwrap();
     assert!(super::load_rows(&listing, commit(2), CUBES).is_none());
 }
 
@@ -351,22 +386,193 @@ fn a_whole_listing_is_kept_and_a_damaged_one_rewritten() {
     let d = dir.path().join("x.listing");
     std::fs::create_dir(&d).unwrap();
     let ix = fixture_index();
-    super::save(&d, commit(1), &ix).unwrap();
+    super::save(&d, commit(1), &ix, None).unwrap();
     let users = d.join("users");
     let first = std::fs::metadata(&users).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    super::save(&d, commit(1), &ix).unwrap();
+    super::save(&d, commit(1), &ix, None).unwrap();
     assert_eq!(
         std::fs::metadata(&users).unwrap().modified().unwrap(),
         first
     );
     std::fs::write(&users, b"cut").unwrap();
-    super::save(&d, commit(1), &ix).unwrap();
+    super::save(&d, commit(1), &ix, None).unwrap();
     assert!(super::load(&d, commit(1), ALL, &|_| true).is_some());
     std::fs::remove_file(d.join("mlcubes")).unwrap();
-    super::save(&d, commit(1), &ix).unwrap();
+    super::save(&d, commit(1), &ix, None).unwrap();
     assert!(super::load(&d, commit(1), ALL, &|_| true).is_some());
     // Another commit's listing is replaced.
-    super::save(&d, commit(2), &ix).unwrap();
+    super::save(&d, commit(2), &ix, None).unwrap();
     assert!(super::load(&d, commit(2), ALL, &|_| true).is_some());
+}
+
+// A main grown by additions from the one whose listing is kept.
+
+/// The index of `base` and `added`, as verification builds it for a main that adds `added`:
+/// those are the files it read.
+fn grown(base: &[(String, Vec<u8>)], added: &[(String, Vec<u8>)]) -> Index {
+    let mut ix = index_of(base.iter().chain(added).cloned().collect());
+    ix.fresh = Some(added.iter().map(|(p, _)| p.clone()).collect());
+    ix
+}
+
+/// The listing kept in `d` for `commit` shows what `ix` holds, as a listing written whole
+/// would: every record and digest, and the rows.
+fn assert_shows(d: &std::path::Path, commit: Oid, ix: &Index) {
+    let back = super::load(d, commit, ALL, &|_| true).expect("listing readable");
+    assert_eq!(back.records, ix.records);
+    for p in ix.records.keys() {
+        assert_eq!(back.sha(p), ix.sha(p), "{p}");
+    }
+    let cubes = super::load_rows(d, commit, CUBES).unwrap();
+    assert_eq!(rows::decode_cubes(&cubes).unwrap(), rows::cube_rows(ix));
+    let users = super::load_rows(d, commit, USERS).unwrap();
+    assert_eq!(rows::decode_users(&users).unwrap(), rows::user_rows(ix));
+}
+
+fn parts(d: &std::path::Path, commit: Oid) -> Vec<String> {
+    super::parts_in(d, commit)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn a_grown_main_writes_what_it_adds_and_reads_as_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let mut files = fixture_files();
+    let ix1 = index_of(files.clone());
+    super::save(&d, commit(1), &ix1, None).unwrap();
+    let before: Vec<(String, Vec<u8>)> = parts(&d, commit(1))
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(d.join(&n)).unwrap()))
+        .collect();
+
+    // New cube versions only: one part for their folder and one for the cube rows; the
+    // files of the old main stay as they were, and the new name sorts before the old one.
+    let added = vec![cube_file("heart", 3), cube_file("aorta", 1)];
+    let ix2 = grown(&files, &added);
+    super::save(&d, commit(2), &ix2, Some(commit(1))).unwrap();
+    let c2 = commit(2).to_string();
+    let mut want: Vec<String> = before.iter().map(|(n, _)| n.clone()).collect();
+    want.extend([format!("mlcubes@{c2}"), format!("cubes.rows@{c2}")]);
+    assert_eq!(parts(&d, commit(2)), want);
+    for (n, b) in &before {
+        assert_eq!(&std::fs::read(d.join(n)).unwrap(), b, "{n} rewritten");
+    }
+    assert_shows(&d, commit(2), &ix2);
+    assert!(super::load(&d, commit(1), ALL, &|_| true).is_none());
+    files.extend(added);
+
+    // A new user and a grant: the user rows are written again, as a part of this commit
+    // that replaces the old.
+    let added = vec![
+        user_file("carol"),
+        grant_file("carol", 1, model::Role::BenchmarkOwner),
+    ];
+    let ix3 = grown(&files, &added);
+    super::save(&d, commit(3), &ix3, Some(commit(2))).unwrap();
+    let now = parts(&d, commit(3));
+    let c3 = commit(3).to_string();
+    assert!(now.contains(&format!("users.rows@{c3}")));
+    assert!(now.contains(&format!("users@{c3}")));
+    assert!(now.contains(&format!("grants@{c3}")));
+    assert!(!now.iter().any(|n| n == USERS), "{now:?}");
+    assert_shows(&d, commit(3), &ix3);
+    assert!(
+        rows::decode_users(&super::load_rows(&d, commit(3), USERS).unwrap())
+            .unwrap()
+            .iter()
+            .any(|u| u.handle == "carol" && u.roles == ["benchmark-owner"])
+    );
+
+    // Grown from a main whose listing is not the one kept: written whole.
+    let ix4 = grown(&files, &[cube_file("heart", 4)]);
+    super::save(&d, commit(4), &ix4, Some(commit(9))).unwrap();
+    assert!(parts(&d, commit(4)).iter().all(|n| !n.contains('@')));
+    assert_shows(&d, commit(4), &ix4);
+    // Parts no manifest names any more are gone.
+    let left: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.iter().all(|n| !n.contains('@')), "{left:?}");
+}
+
+#[test]
+fn a_listing_grown_many_times_is_written_whole_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let mut files = fixture_files();
+    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
+    for step in 1..=super::MAX_STEPS + 1 {
+        let (from, to) = (commit(step as u8), commit(step as u8 + 1));
+        let added = vec![cube_file("lung", step as u32)];
+        let ix = grown(&files, &added);
+        super::save(&d, to, &ix, Some(from)).unwrap();
+        assert_shows(&d, to, &ix);
+        let grown_parts = parts(&d, to).iter().filter(|n| n.contains('@')).count();
+        let expected = if step <= super::MAX_STEPS {
+            2 * step
+        } else {
+            0
+        };
+        assert_eq!(grown_parts, expected, "after {step} additions");
+        files.extend(added);
+    }
+}
+
+#[test]
+fn a_damaged_part_of_a_grown_listing_voids_it_until_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let files = fixture_files();
+    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
+    let ix = grown(&files, &[cube_file("heart", 3)]);
+    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    let part = d.join(format!("mlcubes@{}", commit(2)));
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() - 1]).unwrap();
+    assert!(super::load(&d, commit(2), ALL, &|_| true).is_none());
+    assert!(
+        super::load_rows(&d, commit(2), CUBES).is_some(),
+        "other files still whole"
+    );
+    // The next save of that commit (a listing read from git) writes it whole.
+    super::save(&d, commit(2), &ix, None).unwrap();
+    assert_shows(&d, commit(2), &ix);
+}
+
+#[test]
+fn rows_computed_again_replace_every_part_of_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let files = fixture_files();
+    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
+    let ix = grown(&files, &[cube_file("aorta", 1)]);
+    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    assert_eq!(
+        parts(&d, commit(2))
+            .iter()
+            .filter(|n| n.starts_with(CUBES))
+            .count(),
+        2
+    );
+    std::fs::write(d.join(format!("{CUBES}@{}", commit(2))), b"x").unwrap();
+    assert!(super::load_rows(&d, commit(2), CUBES).is_none());
+    let bytes = rows::encode_cubes(&rows::cube_rows(&ix));
+    // Not the listing kept: nothing written.
+    super::save_rows(&d, commit(1), CUBES, &bytes).unwrap();
+    assert!(super::load_rows(&d, commit(2), CUBES).is_none());
+    super::save_rows(&d, commit(2), CUBES, &bytes).unwrap();
+    assert_eq!(
+        parts(&d, commit(2))
+            .iter()
+            .filter(|n| n.starts_with(CUBES))
+            .count(),
+        1
+    );
+    assert_shows(&d, commit(2), &ix);
 }

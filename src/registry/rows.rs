@@ -2,27 +2,23 @@
 //! that a listing of tens of thousands of cube versions reads one small file and parses
 //! nothing but tab-separated fields: parsing the records themselves (and building an index of
 //! them) costs several times the whole budget of a listing. Rows are derived from the same
-//! verified index as the listing files, are framed the same way (the commit they were built
-//! for and the sha256 of their body) and are read only for that commit; anything else falls
-//! back to the records.
+//! verified index as the listing files and are kept and checked as they are (the listing's
+//! manifest names each file with its digest, for one commit); anything else falls back to the
+//! records.
 //!
-//! Format: a header line `cohort listing rows 1 <commit> <sha256 of the rest>`, then one line
-//! per row, fields separated by tabs, in a field `\` written `\\`, a tab `\t`, a newline `\n`
-//! and a carriage return `\r`. `cubes.rows`: path, sha256, name, version, owner, image id,
-//! created, in listing order (by name, then version). `users.rows`: handle, name, email, key
-//! id, admin (`1`/`0`), roles (comma-separated), key revoked (`1`/`0`), record version.
+//! Format: one line per row, fields separated by tabs, in a field `\` written `\\`, a tab
+//! `\t`, a newline `\n` and a carriage return `\r`. `cubes.rows`: path, sha256, name, version,
+//! owner, image id, created, in listing order (by name, then version) within each part of the
+//! file (a main grown by additions adds a part: see `listing`). `users.rows`: handle, name,
+//! email, key id, admin (`1`/`0`), roles (comma-separated), key revoked (`1`/`0`), record
+//! version.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use git2::Oid;
-
 use crate::model::{GrantAction, Record};
 use crate::trust::{Index, keys};
 
-use super::listing::{frame, unframe};
-
-const MAGIC: &str = "cohort listing rows 1";
 /// File names in the listing folder (no top folder of a registry has a dot in its name).
 pub const CUBES: &str = "cubes.rows";
 pub const USERS: &str = "users.rows";
@@ -55,19 +51,24 @@ pub struct UserRow {
 /// Every cube version of `ix` (the records under `mlcubes/`), borrowed from it.
 pub fn cube_rows(ix: &Index) -> Vec<CubeRow<'_>> {
     ix.records_in(&ix.cubes)
-        .filter_map(|(p, r)| match r {
-            Record::Mlcube(c) => Some(CubeRow {
-                path: p.into(),
-                sha256: ix.sha(p).map(|s| s.as_str()).unwrap_or_default().into(),
-                name: c.name.as_str().into(),
-                version: c.version,
-                owner: c.owner.as_str().into(),
-                image_id: c.image.id.as_str().into(),
-                created: c.created.as_str().into(),
-            }),
-            _ => None,
-        })
+        .filter_map(|(p, _)| cube_row(ix, p))
         .collect()
+}
+
+/// The row of the cube version at `p` in `ix`, when that is a cube record.
+pub fn cube_row<'a>(ix: &'a Index, p: &'a str) -> Option<CubeRow<'a>> {
+    match ix.record(p)? {
+        Record::Mlcube(c) => Some(CubeRow {
+            path: p.into(),
+            sha256: ix.sha(p).map(|s| s.as_str()).unwrap_or_default().into(),
+            name: c.name.as_str().into(),
+            version: c.version,
+            owner: c.owner.as_str().into(),
+            image_id: c.image.id.as_str().into(),
+            created: c.created.as_str().into(),
+        }),
+        _ => None,
+    }
 }
 
 /// Everyone in the registry of `ix` (a verified tree, or its users, grants and root): the
@@ -195,8 +196,8 @@ fn lines<const N: usize>(body: &str) -> impl Iterator<Item = Option<[&str; N]>> 
     })
 }
 
-/// The `cubes.rows` file of `rows`, built for `commit`.
-pub fn encode_cubes(commit: Oid, rows: &[CubeRow]) -> Vec<u8> {
+/// The `cubes.rows` file of `rows`.
+pub fn encode_cubes(rows: &[CubeRow]) -> Vec<u8> {
     let mut body = String::with_capacity(rows.len() * 220);
     for r in rows {
         let version = r.version.to_string();
@@ -213,13 +214,13 @@ pub fn encode_cubes(commit: Oid, rows: &[CubeRow]) -> Vec<u8> {
             ],
         );
     }
-    frame(MAGIC, commit, body.as_bytes())
+    body.into_bytes()
 }
 
-/// The rows of a `cubes.rows` file built for exactly `commit`, borrowed from `bytes`; `None`
-/// when it was built for another commit, is damaged, or holds a line this cohort cannot read.
-pub fn decode_cubes(bytes: &[u8], commit: Oid) -> Option<Vec<CubeRow<'_>>> {
-    lines::<7>(unframe(MAGIC, bytes, commit)?)
+/// The rows of a `cubes.rows` file, borrowed from `bytes`, in listing order; `None` when it
+/// holds a line this cohort cannot read.
+pub fn decode_cubes(bytes: &[u8]) -> Option<Vec<CubeRow<'_>>> {
+    let mut rows: Vec<CubeRow> = lines::<7>(std::str::from_utf8(bytes).ok()?)
         .map(|f| {
             let f = f?;
             Some(CubeRow {
@@ -232,12 +233,18 @@ pub fn decode_cubes(bytes: &[u8], commit: Oid) -> Option<Vec<CubeRow<'_>>> {
                 created: field(f[6])?,
             })
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    // Parts added by later mains follow the first: merged (runs already sorted are cheap).
+    let order = |a: &CubeRow, b: &CubeRow| (&a.name, a.version).cmp(&(&b.name, b.version));
+    if !rows.is_sorted_by(|a, b| order(a, b).is_le()) {
+        rows.sort_by(order);
+    }
+    Some(rows)
 }
 
-/// The `users.rows` file of `rows`, built for `commit`; `None` when a role would not come
-/// back whole (roles are names from a fixed list: none is empty or holds a comma).
-pub fn encode_users(commit: Oid, rows: &[UserRow]) -> Option<Vec<u8>> {
+/// The `users.rows` file of `rows`; `None` when a role would not come back whole (roles are
+/// names from a fixed list: none is empty or holds a comma).
+pub fn encode_users(rows: &[UserRow]) -> Option<Vec<u8>> {
     let whole = |r: &String| !r.is_empty() && !r.contains(',');
     if !rows.iter().all(|u| u.roles.iter().all(whole)) {
         return None;
@@ -261,12 +268,12 @@ pub fn encode_users(commit: Oid, rows: &[UserRow]) -> Option<Vec<u8>> {
             ],
         );
     }
-    Some(frame(MAGIC, commit, body.as_bytes()))
+    Some(body.into_bytes())
 }
 
-/// The rows of a `users.rows` file built for exactly `commit` (see [`decode_cubes`]).
-pub fn decode_users(bytes: &[u8], commit: Oid) -> Option<Vec<UserRow>> {
-    lines::<8>(unframe(MAGIC, bytes, commit)?)
+/// The rows of a `users.rows` file (see [`decode_cubes`]).
+pub fn decode_users(bytes: &[u8]) -> Option<Vec<UserRow>> {
+    lines::<8>(std::str::from_utf8(bytes).ok()?)
         .map(|f| {
             let f = f?;
             let roles = field(f[5])?;
@@ -286,13 +293,4 @@ pub fn decode_users(bytes: &[u8], commit: Oid) -> Option<Vec<UserRow>> {
             })
         })
         .collect()
-}
-
-/// The rows files of `ix`, the verified index of `commit`, by file name (`None` for rows that
-/// would not come back as they are).
-pub(super) fn encode(commit: Oid, ix: &Index) -> [(&'static str, Option<Vec<u8>>); 2] {
-    [
-        (CUBES, Some(encode_cubes(commit, &cube_rows(ix)))),
-        (USERS, encode_users(commit, &user_rows(ix))),
-    ]
 }

@@ -109,28 +109,37 @@ impl StateStore {
         super::listing::load(&self.listing_path(id), commit, folders, keep)
     }
 
-    /// Saves the listing index of `ix`, the index of the verified `commit`.
+    /// Saves the listing index of `ix`, the index of the verified `commit`; when `ix` only
+    /// adds to the main `grown_from`, whose listing is kept, only what it adds is written.
     pub fn save_listing(
         &self,
         id: &Sha256,
         commit: git2::Oid,
         ix: &crate::trust::Index,
+        grown_from: Option<git2::Oid>,
     ) -> Result<()> {
         let p = self.listing_path(id);
-        super::listing::save(&p, commit, ix).map_err(|e| RegistryError::Io { path: p, source: e })
+        super::listing::save(&p, commit, ix, grown_from)
+            .map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
     /// The bytes of the rows file `name` (see [`super::rows`]) of the listing index of
-    /// `commit`, when that listing is the one kept; the rows' own header still has to name
-    /// `commit` (their decoders check).
+    /// `commit`, when that listing is the one kept and the file whole.
     pub fn rows(&self, id: &Sha256, commit: git2::Oid, name: &str) -> Option<Vec<u8>> {
         super::listing::load_rows(&self.listing_path(id), commit, name)
     }
 
-    /// Saves one rows file beside the listing index it was derived from.
-    pub fn save_rows(&self, id: &Sha256, name: &str, bytes: &[u8]) -> Result<()> {
+    /// Saves one rows file of the listing index of `commit` (when that is the listing kept),
+    /// computed again from its records.
+    pub fn save_rows(
+        &self,
+        id: &Sha256,
+        commit: git2::Oid,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
         let p = self.listing_path(id);
-        super::listing::save_rows(&p, name, bytes)
+        super::listing::save_rows(&p, commit, name, bytes)
             .map_err(|e| RegistryError::Io { path: p, source: e })
     }
 

@@ -65,7 +65,7 @@ impl Opened {
         }
         let ix = self.reg.index_at(view)?.0;
         // The index only saves time: failing to save it changes nothing.
-        let _ = store.save_listing(&self.id, view, &ix);
+        let _ = store.save_listing(&self.id, view, &ix, None);
         Ok(ix)
     }
 }
@@ -222,7 +222,8 @@ pub fn verify_commit(
         // A main this machine accepts: listings read its records from here once it is
         // cohort's view, and the next verification continues its timeline and carries its
         // files. Like the memo, all three only save time.
-        let _ = store.save_listing(&opened.id, commit, &verified.index);
+        let grown_from = report.grown_from.as_deref().and_then(|c| c.parse().ok());
+        let _ = store.save_listing(&opened.id, commit, &verified.index, grown_from);
         if !unchanged {
             let _ = store.save_timeline(&opened.id, &tl);
         }

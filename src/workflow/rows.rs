@@ -1,9 +1,9 @@
 //! The rows of `mlcube ls` and `user ls` for cohort's view of main: read from the rows files
 //! kept with the listing index of exactly that commit, else computed from its records (and
-//! then kept for the next listing, when that commit is the verified one).
+//! then kept with that listing, when it is the one kept).
 
+use crate::registry::StateStore;
 use crate::registry::rows::{self, CubeRow, UserRow};
-use crate::registry::{StateStore, VERIFIED_REF};
 use crate::trust::Index;
 
 use super::registry_ops::Opened;
@@ -30,17 +30,15 @@ impl Opened {
         if let Some(read) = store.rows(&self.id, view, rows::CUBES) {
             *bytes = read;
             let bytes: &'a [u8] = bytes;
-            if let Some(r) = rows::decode_cubes(bytes, view) {
+            if let Some(r) = rows::decode_cubes(bytes) {
                 return Ok(r);
             }
         }
         let ix: &'a Index =
             ix.insert(self.listing(ctx, &["mlcubes/"], &|p| p.ends_with("/cube.toml"))?);
         let r = rows::cube_rows(ix);
-        if self.reg.ref_target(VERIFIED_REF) == Some(view) {
-            // Rows only save time: failing to save them changes nothing.
-            let _ = store.save_rows(&self.id, rows::CUBES, &rows::encode_cubes(view, &r));
-        }
+        // Rows only save time: failing to save them changes nothing.
+        let _ = store.save_rows(&self.id, view, rows::CUBES, &rows::encode_cubes(&r));
         Ok(r)
     }
 
@@ -50,15 +48,13 @@ impl Opened {
         let view = self.view()?;
         if let Some(r) = store
             .rows(&self.id, view, rows::USERS)
-            .and_then(|b| rows::decode_users(&b, view))
+            .and_then(|b| rows::decode_users(&b))
         {
             return Ok(r);
         }
         let r = rows::user_rows(&self.listing(ctx, &["users/", "grants/"], &|_| true)?);
-        if self.reg.ref_target(VERIFIED_REF) == Some(view)
-            && let Some(bytes) = rows::encode_users(view, &r)
-        {
-            let _ = store.save_rows(&self.id, rows::USERS, &bytes);
+        if let Some(bytes) = rows::encode_users(&r) {
+            let _ = store.save_rows(&self.id, view, rows::USERS, &bytes);
         }
         Ok(r)
     }

@@ -280,3 +280,61 @@ fn a_grown_main_is_read_as_what_it_adds() {
         "{text}"
     );
 }
+
+/// A sync that only adds to the main verified here adds to the listing kept for it (parts
+/// named by the new main, beside the old files, which stay as they were), and the listings
+/// read from it show what listings rebuilt from git show.
+#[test]
+fn a_grown_sync_adds_to_the_listing() {
+    let env = TestEnv::new();
+    let id = shared_with(&env, "hosp");
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    let dir = env
+        .cohort_home("hosp")
+        .join("state")
+        .join(format!("{id}.listing"));
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let before = files(&dir);
+
+    env.join("alice", &id);
+    env.cohort("admin", &["registry", "sync"]).ok();
+    env.cohort("admin", &["user", "approve", "alice"]).ok();
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    let v = json(&env.cohort("hosp", &["verify", "--json"]).ok());
+    assert!(v["grown_from"].is_string(), "{v}");
+    let after = files(&dir);
+    let main = v["commit"].as_str().unwrap();
+    let added: Vec<&str> = after
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.ends_with(&format!("@{main}")))
+        .collect();
+    for part in ["users@", "users.rows@"] {
+        assert!(added.iter().any(|n| n.starts_with(part)), "{added:?}");
+    }
+    for (name, bytes) in before.iter().filter(|(n, _)| n != "manifest") {
+        let now = after.iter().find(|(n, _)| n == name);
+        assert_eq!(now.map(|(_, b)| b), Some(bytes), "{name} rewritten");
+    }
+
+    let lists = || {
+        ["user", "mlcube", "benchmark"]
+            .map(|what| json(&env.cohort("hosp", &[what, "ls", "--json"]).ok()).to_string())
+    };
+    let from_parts = lists();
+    assert!(from_parts[0].contains("\"alice\""), "{}", from_parts[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(lists(), from_parts, "listings rebuilt from git");
+    assert!(files(&dir).iter().all(|(n, _)| !n.contains('@')));
+}
