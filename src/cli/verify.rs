@@ -193,10 +193,12 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         expected_registry: expected.clone(),
         cache: memo.clone(),
     };
+    let known = local.and_then(|id| store.timeline(id));
+    let loaded = known.as_ref().map(|k| k.commits.len());
     let verified = reg.verify_kept(
         head,
         &opts,
-        local.and_then(|id| store.timeline(id)),
+        known,
         |base| local.and_then(|id| store.carry_main(id, base)),
         || local.map(|id| store.carry(id)).unwrap_or_default(),
     )?;
@@ -215,7 +217,7 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         let _ = store.save_memo(id, memo);
         if report.is_clean() && (!args.strict || report.warnings.is_empty()) {
             let _ = store.save_carry(id, head, &verified.index, &verified.tree);
-            let _ = store.save_timeline(id, &verified.timeline);
+            let _ = store.save_timeline(id, &verified.timeline, loaded);
         }
     }
     render(

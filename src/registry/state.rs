@@ -2,6 +2,7 @@
 //! deleting and re-cloning a registry does not forget which main was last verified: a remote
 //! that rewinds or rewrites history is refused (rollback and freeze protection).
 
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -174,19 +175,85 @@ impl StateStore {
         self.dir.join(format!("{id}.timeline"))
     }
 
-    /// The timeline of the main last verified here, if it is whole (see
-    /// [`super::timeline_from`] for how it is used: only for the commit it names).
-    pub fn timeline(&self, id: &Sha256) -> Option<crate::trust::Timeline> {
-        super::timeline_file::decode(&std::fs::read(self.timeline_path(id)).ok()?)
+    fn timeline_more_path(&self, id: &Sha256) -> PathBuf {
+        self.dir.join(format!("{id}.timeline-more"))
     }
 
-    /// Saves the timeline of a verified main (one with history problems is not kept).
-    pub fn save_timeline(&self, id: &Sha256, tl: &crate::trust::Timeline) -> Result<()> {
+    /// The timeline of the main last verified here, if it is whole (see
+    /// [`super::timeline_from`] for how it is used: only for the commit it names), continued
+    /// by the frames kept since (see [`super::timeline_file`]).
+    pub fn timeline(&self, id: &Sha256) -> Option<crate::trust::Timeline> {
+        let base = std::fs::read(self.timeline_path(id)).ok()?;
+        let more = std::fs::read(self.timeline_more_path(id)).unwrap_or_default();
+        super::timeline_file::decode_with_more(&base, &more)
+    }
+
+    /// Saves the timeline of a verified main (one with history problems is not kept). When
+    /// `loaded`, the number of commits of the timeline [`StateStore::timeline`] gave this run,
+    /// is where `tl` continues what is kept, only a frame with what it adds is written.
+    pub fn save_timeline(
+        &self,
+        id: &Sha256,
+        tl: &crate::trust::Timeline,
+        loaded: Option<usize>,
+    ) -> Result<()> {
+        let more = self.timeline_more_path(id);
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| RegistryError::Io { path, source }
+        };
+        if let Some(frames) = loaded.and_then(|n| self.continued(id, tl, n)) {
+            return write_atomic(&more, &frames).map_err(io(&more));
+        }
         let Some(bytes) = super::timeline_file::encode(tl) else {
             return Ok(());
         };
         let p = self.timeline_path(id);
-        write_atomic(&p, &bytes).map_err(|e| RegistryError::Io { path: p, source: e })
+        write_atomic(&p, &bytes).map_err(io(&p))?;
+        // The frames continued the timeline replaced: none applies to this one.
+        match std::fs::remove_file(&more) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&more)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The frames file taking what is kept to `tl`: the frames that applied up to the `loaded`
+    /// commits read this run, then one with what `tl` adds; `None` when `tl` does not continue
+    /// them, or the frames are to be folded into a timeline written whole.
+    fn continued(
+        &self,
+        id: &Sha256,
+        tl: &crate::trust::Timeline,
+        loaded: usize,
+    ) -> Option<Vec<u8>> {
+        use super::timeline_file::{MAX_FRAMES, encode_frame, frames, header};
+        let base = std::fs::File::open(self.timeline_path(id)).ok()?;
+        let size = base.metadata().ok()?.len();
+        let mut first = String::new();
+        std::io::BufReader::new(std::io::Read::take(base, 4096))
+            .read_line(&mut first)
+            .ok()?;
+        let (last, n) = header(first.trim_end())?;
+        if n == 0 || tl.commits.get(n - 1).map(String::as_str) != Some(last) {
+            return None;
+        }
+        let more = std::fs::read(self.timeline_more_path(id)).unwrap_or_default();
+        let (mut at, mut keep, mut count) = (n, 0, 0);
+        for f in frames(&more) {
+            let end = at + f.commits;
+            if end > loaded || tl.commits.get(end - 1).map(String::as_str) != Some(f.after) {
+                break;
+            }
+            (at, keep, count) = (end, keep + f.bytes.len(), count + 1);
+        }
+        // Frames past a quarter of the timeline (or 64 KiB, for a small one) cost the reader
+        // more than the writer saves.
+        if at != loaded || count >= MAX_FRAMES || keep as u64 > (size / 4).max(1 << 16) {
+            return None;
+        }
+        let mut out = more[..keep].to_vec();
+        out.extend(encode_frame(tl, at)?);
+        Some(out)
     }
 
     /// Every registry this machine has pinned.

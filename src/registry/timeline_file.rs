@@ -6,6 +6,16 @@
 //! Format (`state/<registry id>.timeline`): one header line `cohort timeline 2 <last commit>
 //! <commits> <sha256 of the rest>`, then the first-parent commits oldest first, one a line,
 //! then one line per file, `<index of its commit>\t<path>`.
+//!
+//! A main that continues the one saved adds a frame to `state/<registry id>.timeline-more`
+//! instead of writing the timeline again (at 50,000 entities that is half a million paths):
+//! each frame is a header line `cohort timeline more <last commit before> <last commit after>
+//! <commits added> <length of the body> <sha256 of the body>`, then a body of the same shape
+//! as the timeline's: the commits added, then the files they brought. Frames apply in order,
+//! each only onto the timeline whose last commit it names; reading stops at the first that
+//! does not apply or is not whole, so what is read is always the timeline of one commit.
+//! Past [`MAX_FRAMES`], or when the frames reach a quarter of the timeline's size (and 64
+//! KiB), the timeline is written whole again and the frames dropped.
 
 use std::collections::HashMap;
 
@@ -15,6 +25,9 @@ use crate::trust::Timeline;
 /// Version 2: the walk that wrote it also refused malformed trees in every commit it passed, so
 /// a version 1 file (whose walk did not) is walked again.
 const MAGIC: &str = "cohort timeline 2";
+const MORE: &str = "cohort timeline more";
+/// Frames kept before the timeline is written whole again.
+pub const MAX_FRAMES: usize = 16;
 
 /// The file's bytes; `None` for a timeline with problems (those are walked again).
 pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
@@ -22,21 +35,7 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
         return None;
     }
     let last = tl.commits.last()?;
-    let mut body = String::with_capacity(tl.commits.len() * 41 + tl.intro.len() * 48);
-    for c in &tl.commits {
-        body.push_str(c);
-        body.push('\n');
-    }
-    // In the map's order: the file is read back into a map, and sorting half a million
-    // paths scattered over the heap cost more than writing them (a local cache, checked by
-    // its digest, need not be the same bytes twice).
-    for (p, i) in &tl.intro {
-        if p.contains(['\t', '\n']) {
-            return None;
-        }
-        use std::fmt::Write;
-        let _ = writeln!(body, "{i}\t{p}");
-    }
+    let body = body(&tl.commits, &tl.intro, 0)?;
     let mut out = format!(
         "{MAGIC} {last} {} {}\n",
         tl.commits.len(),
@@ -45,6 +44,148 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
     .into_bytes();
     out.extend_from_slice(body.as_bytes());
     Some(out)
+}
+
+/// The body of a timeline or frame: `commits`, then each path of `intro` whose commit index
+/// is at least `from` (all of them for a whole timeline).
+fn body(commits: &[String], intro: &HashMap<String, usize>, from: usize) -> Option<String> {
+    let mut body = String::with_capacity(commits.len() * 41 + intro.len() * 48);
+    for c in commits {
+        body.push_str(c);
+        body.push('\n');
+    }
+    // In the map's order: the file is read back into a map, and sorting half a million
+    // paths scattered over the heap cost more than writing them (a local cache, checked by
+    // its digest, need not be the same bytes twice).
+    for (p, &i) in intro {
+        if i < from {
+            continue;
+        }
+        if p.contains(['\t', '\n']) {
+            return None;
+        }
+        use std::fmt::Write;
+        let _ = writeln!(body, "{i}\t{p}");
+    }
+    Some(body)
+}
+
+/// A frame taking the timeline of `tl.commits[..from]` to `tl`; `None` for a timeline with
+/// problems, or none to add.
+pub fn encode_frame(tl: &Timeline, from: usize) -> Option<Vec<u8>> {
+    if !tl.problems.is_empty() || from == 0 || from >= tl.commits.len() {
+        return None;
+    }
+    let body = body(&tl.commits[from..], &tl.intro, from)?;
+    let mut out = format!(
+        "{MORE} {} {} {} {} {}\n",
+        tl.commits[from - 1],
+        tl.commits.last()?,
+        tl.commits.len() - from,
+        body.len(),
+        Sha256::of(body.as_bytes())
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
+}
+
+/// One frame of a `timeline-more` file, as read.
+pub struct Frame<'a> {
+    pub before: &'a str,
+    pub after: &'a str,
+    pub commits: usize,
+    pub body: &'a str,
+    /// The frame's bytes, header included.
+    pub bytes: &'a [u8],
+}
+
+/// The whole frames at the start of `more`, in order (stopping at the first that is not).
+pub fn frames(more: &[u8]) -> Vec<Frame<'_>> {
+    let mut out = Vec::new();
+    let mut rest = more;
+    while let Some(f) = frame(rest) {
+        rest = &rest[f.bytes.len()..];
+        out.push(f);
+    }
+    out
+}
+
+fn frame(bytes: &[u8]) -> Option<Frame<'_>> {
+    let nl = bytes.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let mut h = header.strip_prefix(MORE)?.strip_prefix(' ')?.split(' ');
+    let (before, after) = (h.next()?, h.next()?);
+    let commits: usize = h.next()?.parse().ok()?;
+    let len: usize = h.next()?.parse().ok()?;
+    let sha = h.next()?;
+    let end = (nl + 1).checked_add(len)?;
+    if h.next().is_some() || commits == 0 || end > bytes.len() {
+        return None;
+    }
+    let body = &bytes[nl + 1..end];
+    if sha != Sha256::of(body).as_str() {
+        return None;
+    }
+    Some(Frame {
+        before,
+        after,
+        commits,
+        body: std::str::from_utf8(body).ok()?,
+        bytes: &bytes[..end],
+    })
+}
+
+/// Applies `frame` to `tl` when it continues `tl` and is consistent; whether it did (`tl` is
+/// left as it was when not).
+fn apply(tl: &mut Timeline, frame: &Frame) -> bool {
+    if tl.commits.last().map(String::as_str) != Some(frame.before) {
+        return false;
+    }
+    let from = tl.commits.len();
+    let n = from + frame.commits;
+    let mut lines = frame.body.lines();
+    let commits: Vec<&str> = lines.by_ref().take(frame.commits).collect();
+    if commits.len() != frame.commits || commits.last() != Some(&frame.after) {
+        return false;
+    }
+    let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for l in lines {
+        let Some((i, p)) = l.split_once('\t') else {
+            return false;
+        };
+        let Ok(i) = i.parse::<usize>() else {
+            return false;
+        };
+        if i < from || i >= n || tl.intro.contains_key(p) || !seen.insert(p) {
+            return false;
+        }
+        files.push((p, i));
+    }
+    tl.commits.extend(commits.into_iter().map(str::to_string));
+    tl.intro
+        .extend(files.into_iter().map(|(p, i)| (p.to_string(), i)));
+    true
+}
+
+/// The timeline of `bytes` continued by the frames of `more` that apply in turn.
+pub fn decode_with_more(bytes: &[u8], more: &[u8]) -> Option<Timeline> {
+    let mut tl = decode(bytes)?;
+    for f in frames(more) {
+        if !apply(&mut tl, &f) {
+            break;
+        }
+    }
+    Some(tl)
+}
+
+/// The last commit and the number of commits a timeline's header line names.
+pub fn header(line: &str) -> Option<(&str, usize)> {
+    let mut h = line.strip_prefix(MAGIC)?.strip_prefix(' ')?.split(' ');
+    let (last, n) = (h.next()?, h.next()?.parse().ok()?);
+    let _sha = h.next()?;
+    h.next().is_none().then_some((last, n))
 }
 
 /// The timeline in `bytes`, when they are whole and consistent.
@@ -122,5 +263,119 @@ mod tests {
             commit: None,
         });
         assert!(encode(&tl).is_none());
+    }
+
+    /// `n` commits, the `i`th bringing `i/` files `f0` and `f1`.
+    fn chain(n: usize) -> Timeline {
+        let mut tl = Timeline::default();
+        for i in 0..n {
+            tl.commits.push(format!("{i:040x}"));
+            for f in ["f0", "f1"] {
+                tl.intro.insert(format!("{i}/{f}"), i);
+            }
+        }
+        tl
+    }
+
+    fn same(a: &Timeline, b: &Timeline) {
+        assert_eq!((&a.commits, &a.intro), (&b.commits, &b.intro));
+    }
+
+    #[test]
+    fn frames_continue_a_timeline_as_if_written_whole() {
+        let base = encode(&chain(3)).unwrap();
+        let mut more = encode_frame(&chain(5), 3).unwrap();
+        more.extend(encode_frame(&chain(6), 5).unwrap());
+        same(&decode_with_more(&base, &more).unwrap(), &chain(6));
+        same(&decode_with_more(&base, b"").unwrap(), &chain(3));
+        assert!(encode_frame(&chain(3), 3).is_none(), "nothing to add");
+        // Cut short or altered, a frame and those after it are not applied: what is read is
+        // the timeline of the last commit reached.
+        let first = encode_frame(&chain(5), 3).unwrap().len();
+        for cut in [first - 1, first + 10, more.len() - 1] {
+            let tl = decode_with_more(&base, &more[..cut]).unwrap();
+            same(&tl, &chain(if cut < first { 3 } else { 5 }));
+        }
+        let mut altered = more.clone();
+        altered[first + 60] ^= 1;
+        same(&decode_with_more(&base, &altered).unwrap(), &chain(5));
+        // A frame of another chain (it continues a commit this timeline does not end with).
+        let other = encode_frame(&chain(6), 5).unwrap();
+        same(&decode_with_more(&base, &other).unwrap(), &chain(3));
+    }
+
+    #[test]
+    fn a_frame_naming_a_file_twice_or_outside_its_commits_is_not_applied() {
+        let base = encode(&chain(2)).unwrap();
+        let mut tl = chain(3);
+        tl.intro.insert("0/f0".into(), 2);
+        let twice = encode_frame(&tl, 2).unwrap();
+        same(&decode_with_more(&base, &twice).unwrap(), &chain(2));
+    }
+
+    fn store() -> (tempfile::TempDir, super::super::StateStore, Sha256) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::storage::Home::new(dir.path());
+        std::fs::create_dir_all(home.state_dir()).unwrap();
+        (dir, super::super::StateStore::new(&home), Sha256::of(b"r"))
+    }
+
+    #[test]
+    fn a_continued_main_adds_a_frame_until_the_timeline_is_written_whole() {
+        let (dir, store, id) = store();
+        let state = dir.path().join("state");
+        let base = state.join(format!("{id}.timeline"));
+        let more = state.join(format!("{id}.timeline-more"));
+        store.save_timeline(&id, &chain(400), None).unwrap();
+        let whole = std::fs::read(&base).unwrap();
+        let mut n = 400;
+        for step in 1..=MAX_FRAMES + 1 {
+            let loaded = store.timeline(&id).unwrap();
+            same(&loaded, &chain(n));
+            store
+                .save_timeline(&id, &chain(n + 1), Some(loaded.commits.len()))
+                .unwrap();
+            n += 1;
+            same(&store.timeline(&id).unwrap(), &chain(n));
+            if step <= MAX_FRAMES {
+                assert!(std::fs::read(&base).unwrap() == whole, "step {step}");
+                assert_eq!(frames(&std::fs::read(&more).unwrap()).len(), step);
+            } else {
+                assert!(!more.exists(), "folded into the timeline");
+            }
+        }
+        // A timeline not read this run, or not continuing what is kept: written whole.
+        store.save_timeline(&id, &chain(n + 1), None).unwrap();
+        store
+            .save_timeline(&id, &chain(n + 2), Some(n + 1))
+            .unwrap();
+        assert_eq!(frames(&std::fs::read(&more).unwrap()).len(), 1);
+        // (A commit id names its whole history: another main differs at the last commit kept.)
+        let mut other = chain(n + 3);
+        other.commits[n] = "f".repeat(40);
+        store.save_timeline(&id, &other, Some(n + 2)).unwrap();
+        assert!(!more.exists());
+        same(&store.timeline(&id).unwrap(), &other);
+    }
+
+    #[test]
+    fn frames_after_the_commit_read_are_replaced() {
+        let (dir, store, id) = store();
+        let more = dir.path().join("state").join(format!("{id}.timeline-more"));
+        store.save_timeline(&id, &chain(40), None).unwrap();
+        store.save_timeline(&id, &chain(41), Some(40)).unwrap();
+        store.save_timeline(&id, &chain(42), Some(41)).unwrap();
+        // A run that read the timeline at 41 commits (before another saved 42) and verified a
+        // main of 43: its frame follows the one it read.
+        store.save_timeline(&id, &chain(43), Some(41)).unwrap();
+        assert_eq!(frames(&std::fs::read(&more).unwrap()).len(), 2);
+        same(&store.timeline(&id).unwrap(), &chain(43));
+        // A damaged frame: the next save continues from what was read before it.
+        let bytes = std::fs::read(&more).unwrap();
+        std::fs::write(&more, &bytes[..bytes.len() - 1]).unwrap();
+        let read = store.timeline(&id).unwrap();
+        same(&read, &chain(41));
+        store.save_timeline(&id, &chain(44), Some(41)).unwrap();
+        same(&store.timeline(&id).unwrap(), &chain(44));
     }
 }

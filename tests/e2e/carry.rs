@@ -306,15 +306,21 @@ fn a_grown_sync_adds_to_the_listing() {
         out
     };
     let before = files(&dir);
+    let state = env.cohort_home("hosp").join("state");
+    let timeline = std::fs::read(state.join(format!("{id}.timeline"))).unwrap();
 
     env.join("alice", &id);
     env.cohort("admin", &["registry", "sync"]).ok();
     env.cohort("admin", &["user", "approve", "alice"]).ok();
     env.cohort("hosp", &["registry", "sync"]).ok();
+    // The timeline kept is the sync's main (the one verified now grew from itself), though
+    // the file written for the old one stays as it was: the sync added a frame beside it.
     let v = json(&env.cohort("hosp", &["verify", "--json"]).ok());
-    assert!(v["grown_from"].is_string(), "{v}");
-    let after = files(&dir);
     let main = v["commit"].as_str().unwrap();
+    assert_eq!(v["grown_from"], main, "{v}");
+    assert!(std::fs::read(state.join(format!("{id}.timeline"))).unwrap() == timeline);
+    assert!(state.join(format!("{id}.timeline-more")).exists());
+    let after = files(&dir);
     let added: Vec<&str> = after
         .iter()
         .map(|(n, _)| n.as_str())
