@@ -350,7 +350,10 @@ fn is_whole(dir: &Path, commit: Oid) -> bool {
 /// ([`Index::fresh`] naming them) and the listing kept is that main's, only what they add is
 /// written (see the module).
 pub fn save(dir: &Path, commit: Oid, ix: &Index, grown_from: Option<Oid>) -> std::io::Result<()> {
-    let old = grown_from.and_then(|base| parts_in(dir, base));
+    // The main verified again (grown from itself): kept as it is, when whole.
+    let old = grown_from
+        .filter(|base| *base != commit)
+        .and_then(|base| parts_in(dir, base));
     let grown = match (old, &ix.fresh) {
         (Some(old), Some(added)) => encode_grown(commit, ix, added, &old),
         _ => None,

@@ -246,13 +246,17 @@ impl StateStore {
             }
             (at, keep, count) = (end, keep + f.bytes.len(), count + 1);
         }
+        if at != loaded || count >= MAX_FRAMES {
+            return None;
+        }
+        let frame = encode_frame(tl, at)?;
         // Frames past a quarter of the timeline (or 64 KiB, for a small one) cost the reader
-        // more than the writer saves.
-        if at != loaded || count >= MAX_FRAMES || keep as u64 > (size / 4).max(1 << 16) {
+        // more than the writer saves: a first sync of a long history writes it whole.
+        if (keep + frame.len()) as u64 > (size / 4).max(1 << 16) {
             return None;
         }
         let mut out = more[..keep].to_vec();
-        out.extend(encode_frame(tl, at)?);
+        out.extend(frame);
         Some(out)
     }
 

@@ -149,24 +149,32 @@ fn apply(tl: &mut Timeline, frame: &Frame) -> bool {
     if commits.len() != frame.commits || commits.last() != Some(&frame.after) {
         return false;
     }
-    let mut files = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for l in lines {
+    tl.commits.extend(commits.into_iter().map(str::to_string));
+    // Applied as read, and taken back if a line does not fit.
+    let mut added: Vec<&str> = Vec::new();
+    let fits = lines.all(|l| {
         let Some((i, p)) = l.split_once('\t') else {
             return false;
         };
-        let Ok(i) = i.parse::<usize>() else {
-            return false;
-        };
-        if i < from || i >= n || tl.intro.contains_key(p) || !seen.insert(p) {
-            return false;
+        match i.parse::<usize>() {
+            Ok(i) if (from..n).contains(&i) => match tl.intro.entry(p.to_string()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    added.push(p);
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(_) => false,
+            },
+            _ => false,
         }
-        files.push((p, i));
+    });
+    if !fits {
+        for p in added {
+            tl.intro.remove(p);
+        }
+        tl.commits.truncate(from);
     }
-    tl.commits.extend(commits.into_iter().map(str::to_string));
-    tl.intro
-        .extend(files.into_iter().map(|(p, i)| (p.to_string(), i)));
-    true
+    fits
 }
 
 /// The timeline of `bytes` continued by the frames of `more` that apply in turn.
@@ -356,6 +364,11 @@ mod tests {
         store.save_timeline(&id, &other, Some(n + 2)).unwrap();
         assert!(!more.exists());
         same(&store.timeline(&id).unwrap(), &other);
+        // A first continuation far larger than what is kept (a long history met once): whole.
+        store.save_timeline(&id, &chain(5), None).unwrap();
+        store.save_timeline(&id, &chain(5000), Some(5)).unwrap();
+        assert!(!more.exists());
+        same(&store.timeline(&id).unwrap(), &chain(5000));
     }
 
     #[test]
