@@ -17,8 +17,8 @@
 //! a new manifest naming the old parts and the new: the files of the old main are neither read
 //! nor written again. `users.rows` is replaced whole when the additions hold a root, user or
 //! grant record (the only records its rows are computed from). Past [`MAX_STEPS`] such
-//! additions, or for any other main, the listing is written whole again. The manifest is
-//! written last.
+//! additions, when the parts would exceed a quarter of the listing (and 64 KiB), or for any
+//! other main, the listing is written whole again. The manifest is written last.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -342,6 +342,23 @@ fn is_whole(dir: &Path, commit: Oid) -> bool {
     })
 }
 
+/// Whether the parts `files` add (the manifest aside) stay within a quarter of the listing
+/// whose manifest names `old` (or 64 KiB, for a small one): a first sync of a long history
+/// writes the listing whole rather than one part larger than what it follows.
+fn small_beside(dir: &Path, old: &Parts, files: &[(String, Vec<u8>)]) -> bool {
+    let kept: u64 = old
+        .iter()
+        .filter_map(|(p, _)| std::fs::metadata(dir.join(p)).ok())
+        .map(|m| m.len())
+        .sum();
+    let added: u64 = files
+        .iter()
+        .filter(|(n, _)| n != MANIFEST)
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    added <= (kept / 4).max(1 << 16)
+}
+
 /// Saves the listing index of `ix` (the verified index of `commit`) in the folder `dir`,
 /// each file atomically and the manifest last: a reader sees each file old or new, never half
 /// of one, and takes only files the manifest of the commit it asks for names with their
@@ -355,7 +372,9 @@ pub fn save(dir: &Path, commit: Oid, ix: &Index, grown_from: Option<Oid>) -> std
         .filter(|base| *base != commit)
         .and_then(|base| parts_in(dir, base));
     let grown = match (old, &ix.fresh) {
-        (Some(old), Some(added)) => encode_grown(commit, ix, added, &old),
+        (Some(old), Some(added)) => {
+            encode_grown(commit, ix, added, &old).filter(|files| small_beside(dir, &old, files))
+        }
         _ => None,
     };
     let whole = grown.is_none();

@@ -576,3 +576,16 @@ fn rows_computed_again_replace_every_part_of_theirs() {
     );
     assert_shows(&d, commit(2), &ix);
 }
+
+#[test]
+fn a_first_sync_far_larger_than_the_listing_kept_writes_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let files = fixture_files();
+    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
+    let added: Vec<(String, Vec<u8>)> = (0..400).map(|i| cube_file(&format!("c{i}"), 1)).collect();
+    let ix = grown(&files, &added);
+    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    assert!(parts(&d, commit(2)).iter().all(|n| !n.contains('@')));
+    assert_shows(&d, commit(2), &ix);
+}
