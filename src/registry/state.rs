@@ -84,12 +84,28 @@ impl StateStore {
         Arc::new(SigCache::from_bytes(&bytes))
     }
 
-    /// Saves the memo when this run added to it.
+    /// Saves what this run added to the memo: appended to the file when it holds whole
+    /// entries, else (no file, or an interrupted append left part of an entry, which would
+    /// shift every entry after it) the memo written whole. Entries are facts of cryptography,
+    /// so one appended by another run at the same time is as true as this run's.
     pub fn save_memo(&self, id: &Sha256, memo: &SigCache) -> Result<()> {
-        if memo.added_bytes().is_empty() {
+        let added = memo.added_bytes();
+        if added.is_empty() {
             return Ok(());
         }
         let p = self.memo_path(id);
+        let append = || -> std::io::Result<bool> {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p)?;
+            if f.metadata()?.len() % 32 != 0 {
+                return Ok(false);
+            }
+            std::io::Write::write_all(&mut f, &added)?;
+            f.sync_data()?;
+            Ok(true)
+        };
+        if append().unwrap_or(false) {
+            return Ok(());
+        }
         write_atomic(&p, &memo.to_bytes()).map_err(|e| RegistryError::Io { path: p, source: e })
     }
 
@@ -276,5 +292,40 @@ impl StateStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memo_is_appended_to_while_it_holds_whole_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.state_dir()).unwrap();
+        let (store, id) = (StateStore::new(&home), Sha256::of(b"r"));
+        let path = dir.path().join("state").join(format!("{id}.sigmemo"));
+        let entry = |n: u8| [n; 32];
+        let memo = SigCache::default();
+        memo.insert(entry(1));
+        store.save_memo(&id, &memo).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), entry(1));
+        let memo = store.memo(&id);
+        memo.insert(entry(2));
+        store.save_memo(&id, &memo).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), [entry(1), entry(2)].concat());
+        // Part of an entry left by an interrupted append: ignored when read, and the next
+        // save writes the memo whole.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&entry(9)[..5]);
+        std::fs::write(&path, &bytes).unwrap();
+        let memo = store.memo(&id);
+        assert_eq!(memo.len(), 2);
+        memo.insert(entry(3));
+        store.save_memo(&id, &memo).unwrap();
+        let back = store.memo(&id);
+        assert_eq!(std::fs::read(&path).unwrap().len(), 3 * 32);
+        assert!([1, 2, 3].iter().all(|&n| back.contains(&entry(n))));
     }
 }
