@@ -39,27 +39,6 @@ const MANIFEST: &str = "manifest";
 /// per logical file a listing reads).
 pub const MAX_STEPS: usize = 16;
 
-/// `body` behind a header `magic`, naming the commit it was built for and the body's digest.
-pub(super) fn frame(magic: &str, commit: Oid, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{magic} {commit} {}\n", Sha256::of(body)).into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-/// The body of a file framed with `magic`, when it was built for exactly `commit` and is
-/// whole.
-pub(super) fn unframe<'a>(magic: &str, bytes: &'a [u8], commit: Oid) -> Option<&'a str> {
-    let nl = bytes.iter().position(|&b| b == b'\n')?;
-    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
-    let rest = header.strip_prefix(magic)?.strip_prefix(' ')?;
-    let (built_for, body_sha) = rest.split_once(' ')?;
-    let body = &bytes[nl + 1..];
-    if built_for != commit.to_string() || body_sha != Sha256::of(body).as_str() {
-        return None;
-    }
-    std::str::from_utf8(body).ok()
-}
-
 /// The first component of a path: the file a record is kept in.
 fn top(p: &str) -> &str {
     p.split('/').next().unwrap_or(p)
@@ -76,7 +55,18 @@ type Parts = Vec<(String, String)>;
 /// The parts the manifest in `bytes` names, when it was written for exactly `commit` and is
 /// whole.
 fn parse_manifest(bytes: &[u8], commit: Oid) -> Option<Parts> {
-    unframe(MAGIC, bytes, commit)?
+    let nl = bytes.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let (built_for, body_sha) = header
+        .strip_prefix(MAGIC)?
+        .strip_prefix(' ')?
+        .split_once(' ')?;
+    let body = &bytes[nl + 1..];
+    if built_for != commit.to_string() || body_sha != Sha256::of(body).as_str() {
+        return None;
+    }
+    std::str::from_utf8(body)
+        .ok()?
         .lines()
         .map(|l| {
             let (name, sha) = l.split_once('\t')?;
@@ -86,9 +76,18 @@ fn parse_manifest(bytes: &[u8], commit: Oid) -> Option<Parts> {
         .collect()
 }
 
+/// The manifest of `commit` naming `parts`: a header naming the commit and the body's
+/// digest, then one part a line.
 fn manifest(commit: Oid, parts: &Parts) -> Vec<u8> {
     let body: String = parts.iter().map(|(n, s)| format!("{n}\t{s}\n")).collect();
-    frame(MAGIC, commit, body.as_bytes())
+    let mut out = format!("{MAGIC} {commit} {}\n", Sha256::of(body.as_bytes())).into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The bytes of the part `name`, read by `read`, when they have the digest `sha`.
+fn read_part(read: &dyn Fn(&str) -> Option<Vec<u8>>, name: &str, sha: &str) -> Option<Vec<u8>> {
+    read(name).filter(|b| Sha256::of(b).as_str() == sha)
 }
 
 /// The logical file `name` of the listing whose manifest names `parts`, each part read by
@@ -101,10 +100,7 @@ fn read_logical(
 ) -> Option<Option<Vec<u8>>> {
     let mut out: Option<Vec<u8>> = None;
     for (part, sha) in parts.iter().filter(|(p, _)| logical(p) == name) {
-        let bytes = read(part)?;
-        if Sha256::of(&bytes).as_str() != sha {
-            return None;
-        }
+        let bytes = read_part(read, part, sha)?;
         match &mut out {
             None => out = Some(bytes),
             Some(o) => o.extend_from_slice(&bytes),
@@ -213,9 +209,10 @@ pub fn encode_grown(
         .into_iter()
         .map(|(f, body)| (part(f), body))
         .collect();
-    let kinds: Vec<(&str, RecordPath)> = added
+    // Classified when the index was built.
+    let kinds: Vec<(&str, &RecordPath)> = added
         .iter()
-        .filter_map(|p| Some((*p, classify(p).ok()?)))
+        .filter_map(|p| Some((*p, &ix.files.get(*p)?.rp)))
         .collect();
     let cubes: Vec<rows::CubeRow> = kinds
         .iter()
@@ -338,7 +335,7 @@ fn is_whole(dir: &Path, commit: Oid) -> bool {
     parts_in(dir, commit).is_some_and(|parts| {
         parts
             .iter()
-            .all(|(p, sha)| read(p).is_some_and(|b| Sha256::of(&b).as_str() == sha))
+            .all(|(p, sha)| read_part(&read, p, sha).is_some())
     })
 }
 
@@ -389,23 +386,18 @@ pub fn save(dir: &Path, commit: Oid, ix: &Index, grown_from: Option<Oid>) -> std
         };
     };
     std::fs::create_dir_all(dir)?;
-    let named: std::collections::HashSet<String> = match files.last() {
-        Some((_, m)) => parse_manifest(m, commit)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect(),
-        None => Default::default(),
-    };
     for (name, bytes) in &files {
         write_atomic(&dir.join(name), bytes)?;
     }
     if whole {
         // Parts of earlier listings no manifest names any more (best effort: they are never
-        // read without a manifest naming their digest).
+        // read without a manifest naming their digest). Written whole, the listing is the
+        // files just written, its manifest among them.
+        let named: std::collections::HashSet<&str> =
+            files.iter().map(|(n, _)| n.as_str()).collect();
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != MANIFEST && !named.contains(&name) && !name.starts_with('.') {
+            if !named.contains(name.as_str()) && !name.starts_with('.') {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

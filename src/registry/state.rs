@@ -206,7 +206,8 @@ impl StateStore {
 
     /// Saves the timeline of a verified main (one with history problems is not kept). When
     /// `loaded`, the number of commits of the timeline [`StateStore::timeline`] gave this run,
-    /// is where `tl` continues what is kept, only a frame with what it adds is written.
+    /// is where `tl` continues what is kept, only a frame with what it adds is written, and
+    /// nothing when it adds nothing.
     pub fn save_timeline(
         &self,
         id: &Sha256,
@@ -218,8 +219,10 @@ impl StateStore {
             let path = path.clone();
             move |source| RegistryError::Io { path, source }
         };
-        if let Some(frames) = loaded.and_then(|n| self.continued(id, tl, n)) {
-            return write_atomic(&more, &frames).map_err(io(&more));
+        match loaded.and_then(|n| self.continued(id, tl, n)) {
+            Some(None) => return Ok(()),
+            Some(Some(frames)) => return write_atomic(&more, &frames).map_err(io(&more)),
+            None => {}
         }
         let Some(bytes) = super::timeline_file::encode(tl) else {
             return Ok(());
@@ -234,14 +237,15 @@ impl StateStore {
     }
 
     /// The frames file taking what is kept to `tl`: the frames that applied up to the `loaded`
-    /// commits read this run, then one with what `tl` adds; `None` when `tl` does not continue
-    /// them, or the frames are to be folded into a timeline written whole.
+    /// commits read this run, then one with what `tl` adds (`Some(None)` when it adds nothing:
+    /// what is kept is `tl`); `None` when `tl` does not continue them, or the frames are to be
+    /// folded into a timeline written whole.
     fn continued(
         &self,
         id: &Sha256,
         tl: &crate::trust::Timeline,
         loaded: usize,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Option<Vec<u8>>> {
         use super::timeline_file::{MAX_FRAMES, encode_frame, frames, header};
         let base = std::fs::File::open(self.timeline_path(id)).ok()?;
         let size = base.metadata().ok()?.len();
@@ -249,7 +253,7 @@ impl StateStore {
         std::io::BufReader::new(std::io::Read::take(base, 4096))
             .read_line(&mut first)
             .ok()?;
-        let (last, n) = header(first.trim_end())?;
+        let (last, n, _) = header(first.trim_end())?;
         if n == 0 || tl.commits.get(n - 1).map(String::as_str) != Some(last) {
             return None;
         }
@@ -262,7 +266,13 @@ impl StateStore {
             }
             (at, keep, count) = (end, keep + f.bytes.len(), count + 1);
         }
-        if at != loaded || count >= MAX_FRAMES {
+        if at != loaded {
+            return None;
+        }
+        if at == tl.commits.len() {
+            return Some(None);
+        }
+        if count >= MAX_FRAMES {
             return None;
         }
         let frame = encode_frame(tl, at)?;
@@ -273,7 +283,7 @@ impl StateStore {
         }
         let mut out = more[..keep].to_vec();
         out.extend(frame);
-        Some(out)
+        Some(Some(out))
     }
 
     /// Every registry this machine has pinned.

@@ -49,7 +49,9 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
 /// The body of a timeline or frame: `commits`, then each path of `intro` whose commit index
 /// is at least `from` (all of them for a whole timeline).
 fn body(commits: &[String], intro: &HashMap<String, usize>, from: usize) -> Option<String> {
-    let mut body = String::with_capacity(commits.len() * 41 + intro.len() * 48);
+    // A frame holds a few of the map's paths: sized for all of them only when it is whole.
+    let files = if from == 0 { intro.len() } else { 0 };
+    let mut body = String::with_capacity(commits.len() * 41 + files * 48);
     for c in commits {
         body.push_str(c);
         body.push('\n');
@@ -188,22 +190,20 @@ pub fn decode_with_more(bytes: &[u8], more: &[u8]) -> Option<Timeline> {
     Some(tl)
 }
 
-/// The last commit and the number of commits a timeline's header line names.
-pub fn header(line: &str) -> Option<(&str, usize)> {
+/// The last commit, the number of commits and the body's sha256 a timeline's header line
+/// names.
+pub fn header(line: &str) -> Option<(&str, usize, &str)> {
     let mut h = line.strip_prefix(MAGIC)?.strip_prefix(' ')?.split(' ');
-    let (last, n) = (h.next()?, h.next()?.parse().ok()?);
-    let _sha = h.next()?;
-    h.next().is_none().then_some((last, n))
+    let (last, n, sha) = (h.next()?, h.next()?.parse().ok()?, h.next()?);
+    h.next().is_none().then_some((last, n, sha))
 }
 
 /// The timeline in `bytes`, when they are whole and consistent.
 pub fn decode(bytes: &[u8]) -> Option<Timeline> {
     let nl = bytes.iter().position(|&b| b == b'\n')?;
-    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
-    let mut h = header.strip_prefix(MAGIC)?.strip_prefix(' ')?.split(' ');
-    let (last, n, sha) = (h.next()?, h.next()?.parse::<usize>().ok()?, h.next()?);
+    let (last, n, sha) = header(std::str::from_utf8(&bytes[..nl]).ok()?)?;
     let body = &bytes[nl + 1..];
-    if h.next().is_some() || sha != Sha256::of(body).as_str() {
+    if sha != Sha256::of(body).as_str() {
         return None;
     }
     let mut lines = std::str::from_utf8(body).ok()?.lines();
@@ -352,6 +352,10 @@ mod tests {
                 assert!(!more.exists(), "folded into the timeline");
             }
         }
+        // The same main saved again (nothing added): nothing written.
+        let before = (std::fs::read(&base).unwrap(), more.exists());
+        store.save_timeline(&id, &chain(n), Some(n)).unwrap();
+        assert!((std::fs::read(&base).unwrap(), more.exists()) == before);
         // A timeline not read this run, or not continuing what is kept: written whole.
         store.save_timeline(&id, &chain(n + 1), None).unwrap();
         store

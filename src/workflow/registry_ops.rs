@@ -194,9 +194,6 @@ pub fn verify_commit(
     // The timeline of the main verified last here: the history walk then covers new commits.
     let known = (!ctx.full).then(|| store.timeline(&opened.id)).flatten();
     let loaded = known.as_ref().map(|k| k.commits.len());
-    let unchanged = known
-        .as_ref()
-        .is_some_and(|k| k.commits.last() == Some(&commit.to_string()));
     // With the carry of that main whole, only what the commits since add is read from git;
     // else each carried file whose blob the tree names is taken.
     let verified = opened.reg.verify_kept(
@@ -225,9 +222,7 @@ pub fn verify_commit(
         // files. Like the memo, all three only save time.
         let grown_from = report.grown_from.as_deref().and_then(|c| c.parse().ok());
         let _ = store.save_listing(&opened.id, commit, &verified.index, grown_from);
-        if !unchanged {
-            let _ = store.save_timeline(&opened.id, &tl, loaded);
-        }
+        let _ = store.save_timeline(&opened.id, &tl, loaded);
         let _ = store.save_carry(&opened.id, commit, &verified.index, &verified.tree);
     }
     let new_warnings = match after {
