@@ -343,4 +343,21 @@ fn a_grown_sync_adds_to_the_listing() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(lists(), from_parts, "listings rebuilt from git");
     assert!(files(&dir).iter().all(|(n, _)| !n.contains('@')));
+
+    // The frame damaged (one byte of its body): the timeline read stops before it, so the
+    // sync's main is walked again from the main before; the verdict is the one from scratch,
+    // and the next verification knows the main again.
+    let more = state.join(format!("{id}.timeline-more"));
+    let mut bytes = std::fs::read(&more).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(&more, &bytes).unwrap();
+    let again = json(&env.cohort("hosp", &["verify", "--json"]).ok());
+    let full = json(&env.cohort("hosp", &["verify", "--full", "--json"]).ok());
+    assert_eq!(again["ok"], true, "{again}");
+    assert_ne!(again["grown_from"], main, "{again}");
+    assert_eq!(again["problems"], full["problems"]);
+    assert_eq!(again["files"], full["files"]);
+    let healed = json(&env.cohort("hosp", &["verify", "--json"]).ok());
+    assert_eq!(healed["grown_from"], main, "{healed}");
 }
