@@ -135,15 +135,12 @@ fn build(
             }
         };
         match record {
-            Some(Ok(r)) => {
-                records.push((p.clone(), r));
-            }
+            Some(Ok(r)) => records.push((files.len(), r)),
             Some(Err(err)) => {
                 problems.push(problem(&p, Rule::Limits, strip_path(&p, &err.to_string())));
             }
             None => {}
         }
-        ix.add(&p, &rp);
         let info = FileInfo {
             intro: timeline.intro(&p),
             path: p.clone(),
@@ -154,13 +151,50 @@ fn build(
         };
         files.push((p, info));
     }
+    assemble(&mut ix, files, records);
+    Ok((ix, problems))
+}
+
+/// Fills `ix` with `files` (path and file, in the tree's order) and `records` (by position in
+/// `files`): the lookups by kind on one core while the other builds the record map, then the
+/// file map. Signatures are grouped by the file they sign in a hash map and sorted once,
+/// instead of one search of an ordered map per signature; each group keeps `files`' order.
+pub(super) fn assemble(
+    ix: &mut Index,
+    files: Vec<(String, FileInfo)>,
+    records: Vec<(usize, Record)>,
+) {
+    let (lookups, all) = (&mut *ix, &files);
+    let ((), by_path) = rayon::join(
+        move || {
+            let mut signatures: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+            for (p, info) in all {
+                match &info.rp {
+                    RecordPath::Signature { signed, signer, .. } => signatures
+                        .entry(signed)
+                        .or_default()
+                        .push((signer.clone(), p.clone())),
+                    rp => lookups.add(p, rp),
+                }
+            }
+            lookups.signatures = signatures
+                .into_iter()
+                .map(|(signed, v)| (signed.to_string(), v))
+                .collect();
+        },
+        move || {
+            records
+                .into_iter()
+                .map(|(i, r)| (all[i].0.clone(), r))
+                .collect()
+        },
+    );
+    ix.records = by_path;
     // Built from sorted runs: faster than one insertion at a time.
     ix.files = files.into_iter().collect();
-    ix.records = records.into_iter().collect();
     if let Some(root1) = ix.files.get(&model::build::root(1)) {
         ix.registry_id = Some(root1.sha256.clone());
     }
-    Ok((ix, problems))
 }
 
 /// The files of `wanted` taken from `carried` (see [`super::carry::take`]) with their

@@ -68,6 +68,14 @@ pub struct Index {
     pub carried: usize,
 }
 
+/// The value under `key` in `m`, made empty when missing: the key is cloned only then.
+fn slot<'m, V: Default>(m: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !m.contains_key(key) {
+        m.insert(key.to_string(), V::default());
+    }
+    m.get_mut(key).expect("just made")
+}
+
 pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_string(),
@@ -79,39 +87,30 @@ pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Pro
 }
 
 impl Index {
-    pub(super) fn add(&mut self, p: &str, rp: &RecordPath) {
-        let p = p.to_string();
+    /// Files `path` (classified as `rp`) under its kind's lookup. Every file of a registry
+    /// passes here once per verification: a key already in its map is found, not cloned.
+    pub(super) fn add(&mut self, path: &str, rp: &RecordPath) {
+        // Made only for the kinds that keep it.
+        let p = || path.to_string();
         match rp {
             RecordPath::Root { version } => {
-                self.roots.insert(*version, p);
+                self.roots.insert(*version, p());
             }
             RecordPath::Meta { version } => {
-                self.metas.insert(*version, p);
+                self.metas.insert(*version, p());
             }
             RecordPath::User { handle, version } => {
-                self.users
-                    .entry(handle.clone())
-                    .or_default()
-                    .insert(*version, p);
+                slot(&mut self.users, handle).insert(*version, p());
             }
             RecordPath::Grant { handle, number } => {
-                self.grants
-                    .entry(handle.clone())
-                    .or_default()
-                    .insert(*number, p);
+                slot(&mut self.grants, handle).insert(*number, p());
             }
             RecordPath::Mlcube { name, version } => {
-                self.cubes
-                    .entry(name.clone())
-                    .or_default()
-                    .insert(*version, p);
+                slot(&mut self.cubes, name).insert(*version, p());
             }
             RecordPath::MlcubeFile { .. } => {}
             RecordPath::Benchmark { name, version } => {
-                self.benchmarks
-                    .entry(name.clone())
-                    .or_default()
-                    .insert(*version, p);
+                slot(&mut self.benchmarks, name).insert(*version, p());
             }
             RecordPath::Association {
                 bench,
@@ -121,7 +120,7 @@ impl Index {
                 self.associations
                     .entry((bench.clone(), key.clone()))
                     .or_default()
-                    .insert(*version, p);
+                    .insert(*version, p());
             }
             RecordPath::Priority {
                 bench,
@@ -131,13 +130,10 @@ impl Index {
                 self.priorities
                     .entry((bench.clone(), model.clone()))
                     .or_default()
-                    .insert(*number, p);
+                    .insert(*number, p());
             }
             RecordPath::Dataset { id, version } => {
-                self.datasets
-                    .entry(id.clone())
-                    .or_default()
-                    .insert(*version, p);
+                slot(&mut self.datasets, id).insert(*version, p());
             }
             RecordPath::Result {
                 bench,
@@ -148,7 +144,7 @@ impl Index {
                 self.results
                     .entry((bench.clone(), dataset.clone(), model.clone()))
                     .or_default()
-                    .insert(*number, p);
+                    .insert(*number, p());
             }
             RecordPath::Access {
                 name,
@@ -159,27 +155,21 @@ impl Index {
                 self.access
                     .entry((name.clone(), *version, dataset.clone()))
                     .or_default()
-                    .insert(*number, p);
+                    .insert(*number, p());
             }
             RecordPath::Leaderboard { bench, number } => {
-                self.leaderboards
-                    .entry(bench.clone())
-                    .or_default()
-                    .insert(*number, p);
+                slot(&mut self.leaderboards, bench).insert(*number, p());
             }
             RecordPath::Decision { subject, .. } => {
-                self.decisions.entry(subject.clone()).or_default().push(p);
+                slot(&mut self.decisions, subject).push(p());
             }
             RecordPath::Sealed { owner, .. } => {
-                self.sealed.entry(owner.clone()).or_default().push(p);
+                slot(&mut self.sealed, owner).push(p());
             }
             RecordPath::Signature { signed, signer, .. } => {
-                self.signatures
-                    .entry(signed.clone())
-                    .or_default()
-                    .push((signer.clone(), p));
+                slot(&mut self.signatures, signed).push((signer.clone(), p()));
             }
-            RecordPath::MetaFile => self.meta_files.push(p),
+            RecordPath::MetaFile => self.meta_files.push(p()),
             // Blobs are found through `files`; the blob checks walk them there.
             RecordPath::Blob { .. } => {}
         }

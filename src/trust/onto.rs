@@ -3,12 +3,13 @@
 //! what changed, and the index is the one [`Index::build_checking`] gives for the whole tree,
 //! so the policy then checks every file of it as always.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rayon::prelude::*;
 
 use crate::model::{self, Record, RecordPath, Sha256, classify};
 
+use super::build::assemble;
 use super::cache::SigCache;
 use super::carry::{Carried, CarriedFile};
 use super::{FileInfo, Index, Problem, Timeline, TreeRead, TrustError};
@@ -24,39 +25,25 @@ impl Index {
     /// main's every byte, and trusted as the memo is; `None` when a file does not classify or
     /// its record does not read back, which no carry of an accepted main holds.
     pub fn from_carried(carried: Carried, timeline: &Timeline) -> Option<Index> {
-        let taken: Vec<Taken> = carried
+        // Each file's key in the file map is made here, on every core, with the rest.
+        let taken: Vec<(String, Taken)> = carried
             .files
             .into_par_iter()
-            .map(|f| take_saved(f, timeline))
+            .map(|f| take_saved(f, timeline).map(|t| (t.0.path.clone(), t)))
             .collect::<Option<_>>()?;
-        let mut ix = Index::default();
-        let mut files = Vec::with_capacity(taken.len());
         let mut records = Vec::new();
-        // Most files are signatures: grouped by the file they sign in a hash map, then sorted
-        // once, instead of one search of an ordered map per signature.
-        let mut signatures: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for (info, record) in taken {
-            let p = info.path.clone();
-            match &info.rp {
-                RecordPath::Signature { signed, signer, .. } => signatures
-                    .entry(signed.clone())
-                    .or_default()
-                    .push((signer.clone(), p.clone())),
-                rp => ix.add(&p, rp),
-            }
+        let mut files = Vec::with_capacity(taken.len());
+        for (key, (info, record)) in taken {
             if let Some(r) = record {
-                records.push((p.clone(), *r));
+                records.push((files.len(), *r));
             }
-            files.push((p, info));
+            files.push((key, info));
         }
-        ix.signatures = signatures.into_iter().collect();
-        ix.carried = files.len();
-        // Built from sorted runs: faster than one insertion at a time.
-        ix.files = files.into_iter().collect();
-        ix.records = records.into_iter().collect();
-        if let Some(root1) = ix.files.get(&model::build::root(1)) {
-            ix.registry_id = Some(root1.sha256.clone());
-        }
+        let mut ix = Index {
+            carried: files.len(),
+            ..Index::default()
+        };
+        assemble(&mut ix, files, records);
         Some(ix)
     }
 
