@@ -180,7 +180,7 @@ pub fn run(settings: &Settings, args: AssociationArgs) -> CliResult {
                 &model,
                 priority,
             )?;
-            super::registry::report_decided(
+            super::landed::report_decided(
                 &s,
                 &format!("priority of {model} in {benchmark} set to {priority}"),
                 &landed,
@@ -218,15 +218,10 @@ fn decide(s: &Session, t: Target, approve: bool, reason: Option<String>) -> CliR
     let verb = if approve { "approved" } else { "rejected" };
     match landed {
         Some(l) => {
-            super::registry::report_decided(s, &format!("{verb} {} ({})", key, sub.subject), &l)
+            super::landed::report_decided(s, &format!("{verb} {} ({})", key, sub.subject), &l)
         }
         None => {
-            super::registry::decided_json(
-                s,
-                &format!("{verb} {key}"),
-                None,
-                Some((&sub.branch, 0)),
-            );
+            super::landed::decided_json(s, &format!("{verb} {key}"), None, Some((&sub.branch, 0)));
             s.settings.ui.status(format!("{verb} {key}"))
         }
     }

@@ -225,13 +225,13 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
             )?;
             let (sub, landed) = registry_ops::approve(&ctx, &opened, &signer, &branch, !no_merge)?;
             match landed {
-                Some(l) => super::registry::report_decided(
+                Some(l) => super::landed::report_decided(
                     &s,
                     &format!("approved benchmark {name} ({})", sub.subject),
                     &l,
                 ),
                 None => {
-                    super::registry::decided_json(
+                    super::landed::decided_json(
                         &s,
                         &format!("approved benchmark {name}"),
                         None,
@@ -257,7 +257,7 @@ pub fn run(settings: &Settings, args: BenchmarkArgs) -> CliResult {
                 &format!("benchmarks/{name}/"),
             )?;
             let (_, landed) = registry_ops::reject(&ctx, &opened, &signer, &branch, reason)?;
-            super::registry::report_decided(&s, &format!("rejected benchmark {name}"), &landed);
+            super::landed::report_decided(&s, &format!("rejected benchmark {name}"), &landed);
             Ok(())
         }
         BenchmarkCommand::Ls { pending, filter } => {

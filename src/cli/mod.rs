@@ -16,6 +16,7 @@ mod filter;
 mod help;
 mod json;
 mod key;
+mod landed;
 mod leaderboard;
 mod mlcube;
 mod registry;

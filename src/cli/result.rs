@@ -444,7 +444,7 @@ fn release(s: &Session, benchmark: &str) -> CliResult {
     ui.out(String::from_utf8_lossy(&out).trim_end());
     match released {
         Released::Landed { landed, record } => {
-            super::registry::report_landed(s, &format!("release {} of {benchmark}", record.number), &landed)
+            super::landed::report_landed(s, &format!("release {} of {benchmark}", record.number), &landed)
         }
         Released::NeedsCosign { branch, threshold, .. } => ui.status(format!(
             "release proposed on {branch}; it needs {threshold} committee signatures: other members run `cohort registry cosign {branch}` (which recomputes it first), then `cohort registry merge {branch}`"

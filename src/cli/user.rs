@@ -9,7 +9,7 @@ use cohort::workflow::registry_ops;
 use serde::Serialize;
 
 use super::error::CliResult;
-use super::registry::report_proposal;
+use super::landed::report_proposal;
 use super::session::Session;
 use super::settings::Settings;
 
@@ -149,13 +149,13 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
                 identity::branch_for(&opened, SubmissionKind::User, &format!("users/{handle}/"))?;
             let (sub, landed) = registry_ops::approve(&ctx, &opened, &signer, &branch, !no_merge)?;
             match landed {
-                Some(l) => super::registry::report_decided(
+                Some(l) => super::landed::report_decided(
                     &s,
                     &format!("admitted {handle} ({})", sub.subject),
                     &l,
                 ),
                 None => {
-                    super::registry::decided_json(
+                    super::landed::decided_json(
                         &s,
                         &format!("approved {handle}"),
                         None,
@@ -175,7 +175,7 @@ pub fn run(settings: &Settings, args: UserArgs) -> CliResult {
             let branch =
                 identity::branch_for(&opened, SubmissionKind::User, &format!("users/{handle}/"))?;
             let (_, landed) = registry_ops::reject(&ctx, &opened, &signer, &branch, reason)?;
-            super::registry::report_decided(
+            super::landed::report_decided(
                 &s,
                 &format!("rejected the request of {handle}"),
                 &landed,

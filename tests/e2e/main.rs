@@ -25,5 +25,6 @@ mod sealed;
 mod services;
 mod sites;
 mod transport;
+mod transport_refused;
 mod workflow;
 mod world;

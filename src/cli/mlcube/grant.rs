@@ -5,7 +5,7 @@ use cohort::workflow::private::{self, GrantTarget};
 
 use crate::cohort_cli::Settings;
 use crate::cohort_cli::error::CliResult;
-use crate::cohort_cli::registry::{decided_json, report_landed};
+use crate::cohort_cli::landed::{decided_json, report_landed};
 use crate::cohort_cli::session::Session;
 
 /// Grant a dataset the key of your private model (one cube version), or revoke it.
