@@ -30,7 +30,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     full: bool,
     /// Also fail on warnings: records that older trust rules allowed and the current ones
-    /// refuse (a registry whose root predates them).
+    /// refuse (a registry whose root predates them), and artifact URLs holding a password.
     #[arg(long)]
     strict: bool,
     /// As a committee member (the `--as` key): also open the sealed pseudonym mapping of every
@@ -152,7 +152,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
     let n = report.problems.len() + if v.strict { report.warnings.len() } else { 0 };
     let err = CliError::verdict(format!("{} does not verify: {n} problem(s)", v.what));
     Err(if report.is_clean() {
-        err.hint("the warnings are records older trust rules allowed; admins adopt the current rules with `cohort registry rotate-root`")
+        err.hint("the warnings are records older trust rules allowed (admins adopt the current rules with `cohort registry rotate-root`) or artifact URLs that publish a password (code url-credentials); each warning says what to do")
     } else {
         err
     })

@@ -234,3 +234,39 @@ fn an_asset_names_exactly_one_location_and_its_own_blob() {
         );
     }
 }
+
+#[test]
+fn an_artifact_url_holding_a_password_is_a_warning_on_its_record() {
+    let mut w = world();
+    let leaky = "https://mo:hunter2@files.example.org/extra.tar.gz";
+    cube_with(
+        &mut w,
+        "leaky",
+        model::Asset::at_url(leaky, Sha256::of(b"x")),
+    );
+    // An `@` after the host is part of the path, not credentials.
+    let clean = "https://files.example.org/a@b/extra.tar.gz?mail=a@b";
+    cube_with(
+        &mut w,
+        "clean",
+        model::Asset::at_url(clean, Sha256::of(b"y")),
+    );
+    let r = w.verify();
+    // The record stays valid (cohort wrote such URLs before it refused them at submission);
+    // the warning is what the hook and `registry sync` refuse in anything new.
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    let cube = build::mlcube("leaky", 1);
+    let warned: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|p| p.code == Code::UrlCredentials)
+        .collect();
+    assert_eq!(warned.len(), 1, "{:#?}", r.warnings);
+    assert_eq!(warned[0].path, cube);
+    assert!(warned[0].message.contains("additional_files.url"));
+    assert!(
+        !warned[0].message.contains("hunter2"),
+        "the password is not repeated: {}",
+        warned[0].message
+    );
+}

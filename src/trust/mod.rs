@@ -242,6 +242,9 @@ pub enum Code {
     OrphanBlob,
     /// A record naming a blob that is not in the registry (or arrived after the record).
     MissingBlob,
+    /// An artifact URL holding a user name or password, which the record publishes to every
+    /// clone (a warning: cohort never writes one, and refuses a new one like any warning).
+    UrlCredentials,
 }
 
 impl Code {

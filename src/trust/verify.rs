@@ -477,7 +477,7 @@ pub fn verify_index(
     problems.extend(v.problems);
     warnings.extend(v.warnings);
     super::policy::check_orphans(&ctx, &mut problems);
-    super::policy::check_blobs(&ctx, &mut problems);
+    super::policy::check_blobs(&ctx, &mut problems, &mut warnings);
     for p in problems.iter_mut().chain(warnings.iter_mut()) {
         if p.commit.is_none()
             && let Some(info) = ix.files.get(&p.path)

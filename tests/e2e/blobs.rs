@@ -1,6 +1,7 @@
 //! In-registry blobs forged with plain git: a blob whose content does not match its name, an
 //! orphan blob, and a signed record naming a blob that is not there are each refused by the
-//! remote's pre-receive hook and by `verify`, with the path named.
+//! remote's pre-receive hook and by `verify`, with the path named. A signed record whose
+//! artifact URL holds a password is refused by the hook and a warning to `verify`.
 
 use cohort::model::{self, Sha256, build};
 use cohort::trust::sign;
@@ -99,4 +100,77 @@ fn forged_blobs_are_refused_by_the_hook_and_verify() {
         &path,
         "missing-blob",
     );
+}
+
+#[test]
+fn an_artifact_url_holding_a_password_is_refused_new_and_a_warning_to_verify() {
+    let env = TestEnv::new();
+    let id = env.init_shared("admin");
+    env.cohort("admin", &["registry", "sync"]).ok();
+    let yaml = b"name: x\n".to_vec();
+    let cube = model::Mlcube {
+        format: model::FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: "leaky".into(),
+        version: 1,
+        owner: "admin".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        description: None,
+        mlcube_yaml: Some(Sha256::of(&yaml)),
+        container_config_yaml: None,
+        parameters_yaml: None,
+        additional_files: Some(model::Asset::at_url(
+            "https://mo:hunter2@files.example.org/extra.tar.gz",
+            Sha256::of(b"extra"),
+        )),
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(b"img")),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+            private: None,
+        },
+    };
+    let path = build::mlcube("leaky", 1);
+    let record = model::to_bytes(&cube);
+    let sig = sign::sign(
+        &env.signer("admin"),
+        &id.parse().unwrap(),
+        &path,
+        "mlcube",
+        &record,
+    )
+    .unwrap();
+    let clone = env.clone_dir("admin");
+    env.write(
+        "admin",
+        &build::mlcube_file("leaky", 1, model::CubeFile::MlcubeYaml),
+        &yaml,
+    );
+    env.write("admin", &build::signature(&path, "admin"), &sig);
+    env.write("admin", &path, &record);
+    env.commit_all("admin", "a cube whose URL holds a password");
+    // The hook refuses it as it refuses every warning on a new file...
+    let push = env.git("admin", &clone, &["push", "--quiet", "origin", "main"]);
+    assert_ne!(push.code, 0, "the hook took it:\n{}", push.all());
+    push.says(&path);
+    push.says("password");
+    assert!(!push.all().contains("hunter2"), "{}", push.all());
+    // ...while `verify` reads the record as valid and warns (failing with --strict).
+    let report = json(
+        &env.cohort("admin", &["verify", "main", "--full", "--json"])
+            .ok(),
+    );
+    let warned = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["path"] == path.as_str() && p["code"] == "url-credentials");
+    assert!(warned, "no url-credentials warning on {path}: {report}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    env.cohort("admin", &["verify", "main", "--full", "--strict"])
+        .fails(1);
 }

@@ -2,15 +2,20 @@
 //! referenced by a record that arrived no later than it (in the same merge or already on
 //! main), and every blob a record references is there. Without these checks a blob path
 //! could carry bytes nobody signed, or a registry could fill with files no record explains.
+//! The same pass over every record's artifacts warns of a URL holding credentials.
 
 use std::collections::BTreeMap;
 
-use crate::model::{AssetLocation, RecordPath};
+use crate::model::{AssetLocation, RecordPath, url_has_credentials};
 
 use super::super::verify::Ctx;
 use super::super::{Code, Problem, Rule};
 
-pub(in crate::trust) fn check_blobs(ctx: &Ctx, problems: &mut Vec<Problem>) {
+pub(in crate::trust) fn check_blobs(
+    ctx: &Ctx,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) {
     let ix = ctx.ix;
     let mut push = |path: &str, rule: Rule, code: Code, message: String| {
         problems.push(Problem {
@@ -25,6 +30,9 @@ pub(in crate::trust) fn check_blobs(ctx: &Ctx, problems: &mut Vec<Problem>) {
     let mut referenced: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
     for (path, record) in &ix.records {
         for (field, asset) in record.assets() {
+            if asset.url.as_deref().is_some_and(url_has_credentials) {
+                warnings.push(credentials(path, field));
+            }
             let AssetLocation::Blob(blob) = asset.location() else {
                 continue;
             };
@@ -82,5 +90,21 @@ pub(in crate::trust) fn check_blobs(ctx: &Ctx, problems: &mut Vec<Problem>) {
             ),
             Some(_) => {}
         }
+    }
+}
+
+/// The warning for an artifact URL that holds a user name or password (not repeated in the
+/// message, which lands in logs and CI output). A warning, not a problem: records written
+/// before cohort refused such URLs at submission stay readable, while the hook, `registry
+/// sync` and `verify --range` refuse a new one as they refuse any warning.
+fn credentials(path: &str, field: &str) -> Problem {
+    Problem {
+        path: path.to_string(),
+        rule: Rule::Limits,
+        code: Code::UrlCredentials,
+        message: format!(
+            "{field}.url holds a user name or password, which this record publishes to every clone: change that password, and host the file where sites can download it without credentials"
+        ),
+        commit: None,
     }
 }
