@@ -77,6 +77,7 @@ impl<'s> Session<'s> {
             transport,
             net: NetConfig {
                 offline: settings.offline,
+                allow_private_hosts: settings.allow_private_hosts,
                 ..NetConfig::from_env_lookup(|k| std::env::var(k).ok())
             },
             cancel: cancel_on_ctrl_c(),

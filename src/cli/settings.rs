@@ -123,6 +123,8 @@ pub struct Settings {
     /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (as the docker CLI).
     pub docker_config: Option<PathBuf>,
     pub offline: bool,
+    /// COHORT_ALLOW_PRIVATE_HOSTS: downloads may reach the site's own networks.
+    pub allow_private_hosts: bool,
     /// `--max-unpacked-size`.
     pub max_unpacked: Option<u64>,
     /// Where the key agent listens (`COHORT_AGENT_SOCK`, else `$XDG_RUNTIME_DIR/cohort/`,
@@ -164,6 +166,7 @@ impl Settings {
             docker_host: std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()),
             docker_config: docker_config_path(),
             offline: g.offline || env_flag("COHORT_OFFLINE")?,
+            allow_private_hosts: env_flag("COHORT_ALLOW_PRIVATE_HOSTS")?,
             max_unpacked: g.max_unpacked_size,
         })
     }

@@ -386,6 +386,8 @@ fn http_target(scratch: &Path) -> Target {
         max_bytes: 1 << 20,
         min_rate: 1024,
         rate_grace: Duration::from_secs(3),
+        // The server is on loopback.
+        allow_private_hosts: true,
         ..NetConfig::default()
     };
     let url = format!("http://127.0.0.1:{}/asset.bin", server.port);

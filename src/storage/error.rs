@@ -85,6 +85,14 @@ pub enum StorageError {
     )]
     Offline { url: String },
 
+    #[error(
+        "not downloading {url}: it leads to {addr}, an address of this site's own network \
+         (loopback, link-local or private), and a URL comes from a record another organisation \
+         wrote; if your consortium hosts files on a private network, set \
+         COHORT_ALLOW_PRIVATE_HOSTS=1"
+    )]
+    PrivateHost { url: String, addr: std::net::IpAddr },
+
     #[error("`{given}` is not a usable download source: {why}")]
     BadSource { given: String, why: String },
 

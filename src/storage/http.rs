@@ -554,6 +554,18 @@ fn classify(url: &str, e: ureq::Error) -> Failed {
 }
 
 fn classify_io(url: &str, e: io::Error) -> Failed {
+    if let Some(private) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<super::guard::PrivateAddress>())
+    {
+        return Failed::Fatal {
+            err: StorageError::PrivateHost {
+                url: url.to_string(),
+                addr: private.0,
+            },
+            discard: false,
+        };
+    }
     // The body reader wraps ureq's own errors (timeouts, protocol) in io::Error.
     if e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
         let inner = e

@@ -33,6 +33,7 @@ mod content;
 mod download;
 mod error;
 mod extract;
+mod guard;
 mod headers;
 mod http;
 mod ledger;

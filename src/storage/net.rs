@@ -53,6 +53,10 @@ pub struct NetConfig {
     /// Never download (`--offline`, an air-gapped site): a URL that is not in the cache is
     /// refused before any connection is made.
     pub offline: bool,
+    /// Let downloads reach loopback, link-local and private addresses (see `guard`): off by
+    /// default, since a URL comes from a record another organisation wrote; a consortium that
+    /// hosts files on its private network turns it on (the CLI: COHORT_ALLOW_PRIVATE_HOSTS=1).
+    pub allow_private_hosts: bool,
 }
 
 impl Default for NetConfig {
@@ -72,6 +76,7 @@ impl Default for NetConfig {
             rate_grace: Duration::from_secs(120),
             user_agent: format!("cohort/{}", crate::VERSION),
             offline: false,
+            allow_private_hosts: false,
         }
     }
 }
@@ -160,6 +165,7 @@ impl NetConfig {
             None => None,
         };
         let tls = TlsConfig::builder().root_certs(roots.clone()).build();
+        let guard = super::guard::PublicOnly::new(proxy.as_ref());
         let config = ureq::Agent::config_builder()
             // Always set, so ureq's own environment lookup never decides.
             .proxy(proxy)
@@ -172,7 +178,11 @@ impl NetConfig {
             .timeout_recv_response(Some(self.read_timeout))
             .max_redirects(10)
             .build();
-        Ok(ureq::Agent::new_with_config(config))
+        if self.allow_private_hosts {
+            return Ok(ureq::Agent::new_with_config(config));
+        }
+        let connector = ureq::unversioned::transport::DefaultConnector::default();
+        Ok(ureq::Agent::with_parts(config, connector, guard))
     }
 
     /// The trusted roots: Mozilla's, plus every certificate in the configured bundles.

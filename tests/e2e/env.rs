@@ -113,7 +113,10 @@ impl TestEnv {
             .env("GIT_AUTHOR_EMAIL", format!("{role}@example.org"))
             .env("GIT_COMMITTER_NAME", role)
             .env("GIT_COMMITTER_EMAIL", format!("{role}@example.org"))
-            .env("GIT_CONFIG_NOSYSTEM", "1");
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            // The tests' file servers listen on loopback, which downloads refuse by default
+            // (a test that checks the refusal sets it to 0).
+            .env("COHORT_ALLOW_PRIVATE_HOSTS", "1");
         if let Ok(h) = std::env::var("DOCKER_HOST") {
             c.env("DOCKER_HOST", h);
         }

@@ -194,6 +194,25 @@ fn sites_share_only_the_remote() {
         .fails(1)
         .says("user name or password");
     assert_eq!(w.branches("carol"), before);
+    // A site that has not allowed its own networks never downloads from one (the server is
+    // on loopback): refused before a byte is fetched, with the setting named, nothing recorded.
+    let args = [
+        "mlcube",
+        "submit",
+        &reference,
+        "--name",
+        "heart-logreg",
+        "--image-tarball",
+        &server.url("ref.tar"),
+    ];
+    let refused = w
+        .env
+        .cohort_env("carol", &args, &[("COHORT_ALLOW_PRIVATE_HOSTS", "0")]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    refused
+        .says("127.0.0.1, an address of this site's own network")
+        .says("COHORT_ALLOW_PRIVATE_HOSTS=1");
+    assert_eq!(w.branches("carol"), before);
     submit_with(&server.url("ref.tar")).ok();
     // The metrics image, small, stored in the registry itself.
     w.as_(

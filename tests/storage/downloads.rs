@@ -352,3 +352,37 @@ fn file_urls_and_plain_paths() {
     let e = get("/no/such/file", None, &out.join("d"), &net()).unwrap_err();
     assert!(e.to_string().contains("/no/such/file"), "{e}");
 }
+
+#[test]
+fn a_url_into_the_sites_own_network_is_refused_unless_allowed() {
+    let srv = Server::start();
+    let data = body(10_000);
+    srv.serve("/own", Served::file(&data));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("own");
+    let h = Sha256::of(&data);
+    // The default: the server is on loopback, so no connection is made, nothing is written,
+    // and the error is final (not retried) and names the setting.
+    let default = NetConfig {
+        allow_private_hosts: false,
+        ..net()
+    };
+    let e = get(&srv.url("/own"), Some(&h), &dest, &default).unwrap_err();
+    assert!(matches!(e, StorageError::PrivateHost { .. }), "{e}");
+    assert!(!e.is_environment(), "not worth a retry: {e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("127.0.0.1") && msg.contains("COHORT_ALLOW_PRIVATE_HOSTS=1"),
+        "{msg}"
+    );
+    assert!(srv.seen().is_empty(), "a request reached the server");
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    // A name that resolves to loopback is refused the same way.
+    let by_name = srv.url("/own").replace("127.0.0.1", "localhost");
+    let e = get(&by_name, Some(&h), &dest, &default).unwrap_err();
+    assert!(matches!(e, StorageError::PrivateHost { .. }), "{e}");
+    assert!(srv.seen().is_empty());
+    // Allowed, the same download goes through.
+    let f = get(&srv.url("/own"), Some(&h), &dest, &net()).unwrap();
+    assert_eq!(f.sha256, h);
+}

@@ -53,6 +53,8 @@ fn net() -> NetConfig {
         backoff: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
+        // The test servers listen on loopback.
+        allow_private_hosts: true,
         ..NetConfig::default()
     }
 }
