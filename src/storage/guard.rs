@@ -77,6 +77,9 @@ pub(crate) struct PublicOnly {
     inner: DefaultResolver,
     /// The proxy's host and port, when the agent goes through one.
     proxy: Option<(String, u16)>,
+    /// Addresses taken as public (tests stand a "public" server on loopback with it).
+    #[cfg(test)]
+    public: Vec<IpAddr>,
 }
 
 impl PublicOnly {
@@ -84,7 +87,17 @@ impl PublicOnly {
         PublicOnly {
             inner: DefaultResolver::default(),
             proxy: proxy.map(|p| (p.host().to_ascii_lowercase(), p.port())),
+            #[cfg(test)]
+            public: Vec::new(),
         }
+    }
+
+    fn refused(&self, ip: IpAddr) -> bool {
+        #[cfg(test)]
+        if self.public.contains(&ip) {
+            return false;
+        }
+        is_private(ip)
     }
 
     fn is_proxy(&self, uri: &Uri) -> bool {
@@ -112,7 +125,7 @@ impl Resolver for PublicOnly {
         if self.is_proxy(uri) {
             return Ok(addrs);
         }
-        match addrs.iter().find(|a| is_private(a.ip())) {
+        match addrs.iter().find(|a| self.refused(a.ip())) {
             Some(bad) => Err(ureq::Error::Io(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 PrivateAddress(bad.ip()),
@@ -167,6 +180,57 @@ mod tests {
         ] {
             assert!(!is_private(public.parse().unwrap()), "{public}");
         }
+    }
+
+    /// A server on 127.0.0.1 that answers every request with a redirect to `to`.
+    fn redirecting_to(to: String) -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n"
+                );
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_redirect_into_the_sites_network_is_refused_at_its_hop() {
+        // 127.0.0.1 stands for a public server; it redirects to 127.0.0.2, the site's own.
+        let home = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let to = format!("http://{}/secret", home.local_addr().unwrap());
+        let public = redirecting_to(to);
+        let guard = PublicOnly {
+            public: vec![public.ip()],
+            ..PublicOnly::new(None)
+        };
+        let config = ureq::Agent::config_builder().max_redirects(10).build();
+        let connector = ureq::unversioned::transport::DefaultConnector::default();
+        let agent = ureq::Agent::with_parts(config, connector, guard);
+        let err = agent
+            .get(&format!("http://{public}/file"))
+            .call()
+            .unwrap_err();
+        let ureq::Error::Io(io) = &err else {
+            panic!("{err:?}")
+        };
+        let refused = io
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<PrivateAddress>());
+        assert_eq!(refused.map(|p| p.0), Some("127.0.0.2".parse().unwrap()));
+        // Nothing connected to the site's own server.
+        home.set_nonblocking(true).unwrap();
+        assert!(home.accept().is_err(), "the redirect's target was reached");
     }
 
     #[test]
