@@ -70,6 +70,34 @@ fn private_v6(ip: Ipv6Addr) -> bool {
         || s[0] & 0xffc0 == 0xfec0
 }
 
+/// The first address of the site's own network (see [`is_private`]) that `host`, an image
+/// registry as a reference names it (`registry.example.org`, `10.0.0.5:5000`, `[::1]:5000`,
+/// `localhost:5000`), resolves to; `None` when every address is public or the name does not
+/// resolve (the Engine then says so). The Engine resolves the name again when it pulls: this
+/// is the check as things stand when the pull starts.
+pub fn private_registry_host(host: &str) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (n, p.parse().unwrap_or(443))
+        }
+        _ => (host, 443),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    // Docker Hub, where a reference naming no registry goes, is public.
+    if name == "docker.io" {
+        return None;
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    (name, port)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .find(|ip| is_private(*ip))
+}
+
 /// Resolves as ureq does, then refuses a target any of whose addresses is private (see
 /// [`is_private`]); the configured proxy, when the URI is the proxy's, is resolved unchecked.
 #[derive(Debug, Default)]
@@ -138,6 +166,24 @@ impl Resolver for PublicOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_registries_in_the_sites_network_are_found_by_their_addresses() {
+        for (host, private) in [
+            ("127.0.0.1:5000", Some("127.0.0.1")),
+            ("localhost:5000", Some("127.0.0.1")),
+            ("localhost", Some("127.0.0.1")),
+            ("10.1.2.3", Some("10.1.2.3")),
+            ("[::1]:5000", Some("::1")),
+            ("169.254.169.254:80", Some("169.254.169.254")),
+            ("93.184.216.34:443", None),
+            // A name that does not resolve is left to the Engine to report.
+            ("registry.invalid", None),
+        ] {
+            let want = private.map(|p| p.parse::<IpAddr>().unwrap());
+            assert_eq!(private_registry_host(host), want, "{host}");
+        }
+    }
 
     #[test]
     fn the_sites_own_networks_are_private_and_the_internet_is_not() {

@@ -54,6 +54,7 @@ pub use extract::{
     DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED, ExtractLimits, Extracted, extract_reader,
     extract_tarball,
 };
+pub use guard::private_registry_host;
 pub use ledger::{Acquired, ImageLedger, LedgerEntry};
 pub use lock::{DirLock, LockError};
 pub use net::{DEFAULT_MAX_UNRECORDED, DEFAULT_MIN_RATE, NetConfig, no_proxy_matches};

@@ -296,6 +296,7 @@ pub fn submit_cube(
                     "--pull {reference}: give an image registry's repository by digest (repo@sha256:<64 hex digits>), never a tag or a local path"
                 )));
             }
+            super::engine::pull_allowed(ctx, reference)?;
             let id = engine.runtime.pull(reference, ctx.reporter)?;
             Image {
                 id,

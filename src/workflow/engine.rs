@@ -338,6 +338,7 @@ impl Engine {
                     .as_deref()
                     .expect("validated: pulled images name a reference");
                 let had = self.runtime.image_id(reference)?;
+                pull_allowed(ctx, reference)?;
                 let got = self.runtime.pull(reference, ctx.reporter)?;
                 if &got == want {
                     remember(ctx, &got, reference, Acquired::Pulled);
@@ -532,4 +533,24 @@ pub fn read_metrics(path: &Path, what: &str) -> Result<model::metrics::Metrics> 
     let bytes = std::fs::read(path)
         .map_err(|e| WorkflowError::Refused(format!("{}: {e}", path.display())))?;
     Ok(model::metrics::parse_yaml_metrics(what, &bytes)?)
+}
+
+/// Refuses to pull `reference`, a record's image, from a registry in this site's own network
+/// (see `storage::private_registry_host`), as downloads are refused, unless the site allows
+/// it: otherwise a record could make every site's Docker Engine contact its own loopback or
+/// intranet.
+pub(crate) fn pull_allowed(ctx: &Ctx, reference: &str) -> Result<()> {
+    if ctx.net.allow_private_hosts {
+        return Ok(());
+    }
+    let host = crate::mlcube::docker::auth::registry_host(reference);
+    match crate::storage::private_registry_host(&host) {
+        None => Ok(()),
+        Some(addr) => Err(WorkflowError::RefusedBecause {
+            message: format!(
+                "not pulling {reference}: its registry {host} is at {addr}, an address of this site's own network (loopback, link-local or private)"
+            ),
+            hint: "a record's image comes from a registry every site can reach; if your consortium's registry is on a private network, set COHORT_ALLOW_PRIVATE_HOSTS=1".into(),
+        }),
+    }
 }

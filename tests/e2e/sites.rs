@@ -282,23 +282,28 @@ fn sites_share_only_the_remote() {
     w.as_("hosp-a", &["registry", "sync"]).ok();
     images.forget_all_but(&[]);
     let raw = |p: &str| e.data(&format!("hospital-a/{p}"));
-    e.cohort_env(
-        "hosp-a",
-        &[
-            "dataset",
-            "prepare",
-            "-b",
-            "heart",
-            "--name",
-            "ward-a",
-            "--data-path",
-            &raw("data"),
-            "--labels-path",
-            &raw("labels"),
-        ],
-        &with_login,
-    )
-    .ok();
+    let prepare = [
+        "dataset",
+        "prepare",
+        "-b",
+        "heart",
+        "--name",
+        "ward-a",
+        "--data-path",
+        &raw("data"),
+        "--labels-path",
+        &raw("labels"),
+    ];
+    // A site that has not allowed its own networks never has its Engine pull from one (the
+    // image registry is on loopback): refused before the pull, naming the setting.
+    let own_network = [with_login[0], ("COHORT_ALLOW_PRIVATE_HOSTS", "0")];
+    let refused = e.cohort_env("hosp-a", &prepare, &own_network);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    refused
+        .says(&format!("its registry {host} is at 127.0.0.1"))
+        .says("COHORT_ALLOW_PRIVATE_HOSTS=1");
+    assert!(!images.present(&prep_id), "the preparator was pulled");
+    e.cohort_env("hosp-a", &prepare, &with_login).ok();
     w.as_("hosp-a", &["--yes", "dataset", "submit", "ward-a"])
         .ok();
     w.committee_merges("hosp-a");
