@@ -35,6 +35,55 @@ fn refused(env: &TestEnv, files: &[(String, Vec<u8>)], path: &str, code: &str) {
     .ok();
 }
 
+/// The files of admin's cube `name` v1, signed, whose `additional_files` is `additional`: its
+/// mlcube.yaml, its signature and the record, as a hand-made commit would add them.
+fn signed_cube(
+    env: &TestEnv,
+    id: &str,
+    name: &str,
+    additional: model::Asset,
+) -> Vec<(String, Vec<u8>)> {
+    let yaml = b"name: x\n".to_vec();
+    let cube = model::Mlcube {
+        format: model::FORMAT_VERSION,
+        kind: "mlcube".into(),
+        name: name.into(),
+        version: 1,
+        owner: "admin".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        description: None,
+        mlcube_yaml: Some(Sha256::of(&yaml)),
+        container_config_yaml: None,
+        parameters_yaml: None,
+        additional_files: Some(additional),
+        image: model::Image {
+            id: format!("sha256:{}", Sha256::of(b"img")),
+            source: model::ImageSource::Local,
+            reference: None,
+            tarball: None,
+            private: None,
+        },
+    };
+    let path = build::mlcube(name, 1);
+    let record = model::to_bytes(&cube);
+    let sig = sign::sign(
+        &env.signer("admin"),
+        &id.parse().unwrap(),
+        &path,
+        "mlcube",
+        &record,
+    )
+    .unwrap();
+    vec![
+        (
+            build::mlcube_file(name, 1, model::CubeFile::MlcubeYaml),
+            yaml,
+        ),
+        (build::signature(&path, "admin"), sig),
+        (path, record),
+    ]
+}
+
 #[test]
 fn forged_blobs_are_refused_by_the_hook_and_verify() {
     let env = TestEnv::new();
@@ -56,50 +105,14 @@ fn forged_blobs_are_refused_by_the_hook_and_verify() {
     refused(&env, &[(orphan.clone(), bytes)], &orphan, "orphan-blob");
 
     // A signed record naming a blob that is not in the registry.
-    let yaml = b"name: x\n".to_vec();
-    let cube = model::Mlcube {
-        format: model::FORMAT_VERSION,
-        kind: "mlcube".into(),
-        name: "dangling".into(),
-        version: 1,
-        owner: "admin".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        description: None,
-        mlcube_yaml: Some(Sha256::of(&yaml)),
-        container_config_yaml: None,
-        parameters_yaml: None,
-        additional_files: Some(model::Asset::in_blob(Sha256::of(b"never stored"))),
-        image: model::Image {
-            id: format!("sha256:{}", Sha256::of(b"img")),
-            source: model::ImageSource::Local,
-            reference: None,
-            tarball: None,
-            private: None,
-        },
-    };
-    let path = build::mlcube("dangling", 1);
-    let record = model::to_bytes(&cube);
-    let sig = sign::sign(
-        &env.signer("admin"),
-        &id.parse().unwrap(),
-        &path,
-        "mlcube",
-        &record,
-    )
-    .unwrap();
-    refused(
+    let files = signed_cube(
         &env,
-        &[
-            (
-                build::mlcube_file("dangling", 1, model::CubeFile::MlcubeYaml),
-                yaml,
-            ),
-            (build::signature(&path, "admin"), sig),
-            (path.clone(), record),
-        ],
-        &path,
-        "missing-blob",
+        &id,
+        "dangling",
+        model::Asset::in_blob(Sha256::of(b"never stored")),
     );
+    let path = build::mlcube("dangling", 1);
+    refused(&env, &files, &path, "missing-blob");
 }
 
 #[test]
@@ -107,48 +120,20 @@ fn an_artifact_url_holding_a_password_is_refused_new_and_a_warning_to_verify() {
     let env = TestEnv::new();
     let id = env.init_shared("admin");
     env.cohort("admin", &["registry", "sync"]).ok();
-    let yaml = b"name: x\n".to_vec();
-    let cube = model::Mlcube {
-        format: model::FORMAT_VERSION,
-        kind: "mlcube".into(),
-        name: "leaky".into(),
-        version: 1,
-        owner: "admin".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        description: None,
-        mlcube_yaml: Some(Sha256::of(&yaml)),
-        container_config_yaml: None,
-        parameters_yaml: None,
-        additional_files: Some(model::Asset::at_url(
+    let files = signed_cube(
+        &env,
+        &id,
+        "leaky",
+        model::Asset::at_url(
             "https://mo:hunter2@files.example.org/extra.tar.gz",
             Sha256::of(b"extra"),
-        )),
-        image: model::Image {
-            id: format!("sha256:{}", Sha256::of(b"img")),
-            source: model::ImageSource::Local,
-            reference: None,
-            tarball: None,
-            private: None,
-        },
-    };
-    let path = build::mlcube("leaky", 1);
-    let record = model::to_bytes(&cube);
-    let sig = sign::sign(
-        &env.signer("admin"),
-        &id.parse().unwrap(),
-        &path,
-        "mlcube",
-        &record,
-    )
-    .unwrap();
-    let clone = env.clone_dir("admin");
-    env.write(
-        "admin",
-        &build::mlcube_file("leaky", 1, model::CubeFile::MlcubeYaml),
-        &yaml,
+        ),
     );
-    env.write("admin", &build::signature(&path, "admin"), &sig);
-    env.write("admin", &path, &record);
+    let path = build::mlcube("leaky", 1);
+    let clone = env.clone_dir("admin");
+    for (p, bytes) in &files {
+        env.write("admin", p, bytes);
+    }
     env.commit_all("admin", "a cube whose URL holds a password");
     // The hook refuses it as it refuses every warning on a new file...
     let push = env.git("admin", &clone, &["push", "--quiet", "origin", "main"]);

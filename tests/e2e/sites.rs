@@ -173,47 +173,37 @@ fn sites_share_only_the_remote() {
     // A URL with credentials in it would publish them in the signed record: refused, and
     // nothing is recorded.
     let before = w.branches("carol");
-    let submit_with = |url: &str| {
-        w.as_(
-            "carol",
-            &[
-                "mlcube",
-                "submit",
-                &reference,
-                "--name",
-                "heart-logreg",
-                "--image-tarball",
-                url,
-            ],
-        )
+    let submit_in = |url: &str, env: &[(&str, &str)]| {
+        let args = [
+            "mlcube",
+            "submit",
+            &reference,
+            "--name",
+            "heart-logreg",
+            "--image-tarball",
+            url,
+        ];
+        w.env.cohort_env("carol", &args, env)
     };
     let with_secret = server
         .url("ref.tar")
         .replacen("http://", "http://carol:s3cret@", 1);
-    submit_with(&with_secret)
+    submit_in(&with_secret, &[])
         .fails(1)
         .says("user name or password");
     assert_eq!(w.branches("carol"), before);
     // A site that has not allowed its own networks never downloads from one (the server is
     // on loopback): refused before a byte is fetched, with the setting named, nothing recorded.
-    let args = [
-        "mlcube",
-        "submit",
-        &reference,
-        "--name",
-        "heart-logreg",
-        "--image-tarball",
+    let refused = submit_in(
         &server.url("ref.tar"),
-    ];
-    let refused = w
-        .env
-        .cohort_env("carol", &args, &[("COHORT_ALLOW_PRIVATE_HOSTS", "0")]);
+        &[("COHORT_ALLOW_PRIVATE_HOSTS", "0")],
+    );
     assert_ne!(refused.code, 0, "{}", refused.all());
     refused
         .says("127.0.0.1, an address of this site's own network")
         .says("COHORT_ALLOW_PRIVATE_HOSTS=1");
     assert_eq!(w.branches("carol"), before);
-    submit_with(&server.url("ref.tar")).ok();
+    submit_in(&server.url("ref.tar"), &[]).ok();
     // The metrics image, small, stored in the registry itself.
     w.as_(
         "carol",
