@@ -430,6 +430,18 @@ fn assert_shows(d: &std::path::Path, commit: Oid, ix: &Index) {
     assert_eq!(rows::decode_users(&users).unwrap(), rows::user_rows(ix));
 }
 
+/// A listing folder (in the temp dir returned with it) holding the fixture's listing of
+/// commit 1, then that of commit 2, grown from it by `added`; with commit 2's index.
+fn grown_once(added: &[(String, Vec<u8>)]) -> (tempfile::TempDir, std::path::PathBuf, Index) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x.listing");
+    let files = fixture_files();
+    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
+    let ix = grown(&files, added);
+    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    (dir, d, ix)
+}
+
 fn parts(d: &std::path::Path, commit: Oid) -> Vec<String> {
     super::parts_in(d, commit)
         .unwrap()
@@ -526,12 +538,7 @@ fn a_listing_grown_many_times_is_written_whole_again() {
 
 #[test]
 fn a_damaged_part_of_a_grown_listing_voids_it_until_written_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("x.listing");
-    let files = fixture_files();
-    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
-    let ix = grown(&files, &[cube_file("heart", 3)]);
-    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    let (_dir, d, ix) = grown_once(&[cube_file("heart", 3)]);
     let part = d.join(format!("mlcubes@{}", commit(2)));
     let bytes = std::fs::read(&part).unwrap();
     std::fs::write(&part, &bytes[..bytes.len() - 1]).unwrap();
@@ -547,12 +554,7 @@ fn a_damaged_part_of_a_grown_listing_voids_it_until_written_whole() {
 
 #[test]
 fn rows_computed_again_replace_every_part_of_theirs() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("x.listing");
-    let files = fixture_files();
-    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
-    let ix = grown(&files, &[cube_file("aorta", 1)]);
-    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    let (_dir, d, ix) = grown_once(&[cube_file("aorta", 1)]);
     assert_eq!(
         parts(&d, commit(2))
             .iter()
@@ -579,13 +581,8 @@ fn rows_computed_again_replace_every_part_of_theirs() {
 
 #[test]
 fn a_first_sync_far_larger_than_the_listing_kept_writes_it_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("x.listing");
-    let files = fixture_files();
-    super::save(&d, commit(1), &index_of(files.clone()), None).unwrap();
     let added: Vec<(String, Vec<u8>)> = (0..400).map(|i| cube_file(&format!("c{i}"), 1)).collect();
-    let ix = grown(&files, &added);
-    super::save(&d, commit(2), &ix, Some(commit(1))).unwrap();
+    let (_dir, d, ix) = grown_once(&added);
     assert!(parts(&d, commit(2)).iter().all(|n| !n.contains('@')));
     assert_shows(&d, commit(2), &ix);
 }
