@@ -1,7 +1,9 @@
 //! Embeds the fixture cubes and datasets so `cohort demo` works from any directory: writes
 //! `$OUT_DIR/fixtures.rs` with one `(relative path, bytes)` entry per file under `fixtures/`.
 //! Also names the code that parses records (`COHORT_PARSE_FINGERPRINT`): records parsed by
-//! another build are never carried into a verification (see `trust::carry`).
+//! another build are never carried into a verification (see `trust::carry`); and the code that
+//! checks them (`COHORT_RULES_FINGERPRINT`): verdicts another build reached are never kept
+//! (see `registry::carry`).
 
 use std::path::Path;
 
@@ -49,12 +51,14 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// A digest of the record parser: the model's sources, the locked dependency versions
-/// (serde, toml) and the crate's version.
-fn parse_fingerprint(manifest: &Path) -> String {
+/// A digest of the sources under `dirs`, the locked dependency versions (serde, toml,
+/// minisign) and the crate's version.
+fn fingerprint(manifest: &Path, dirs: &[&str]) -> String {
     use std::hash::{Hash, Hasher};
     let mut files = Vec::new();
-    files_under(&manifest.join("src/model"), &mut files);
+    for d in dirs {
+        files_under(&manifest.join(d), &mut files);
+    }
     files.push(manifest.join("Cargo.lock"));
     files.sort();
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -71,10 +75,17 @@ fn parse_fingerprint(manifest: &Path) -> String {
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     println!("cargo:rerun-if-changed=src/model");
+    println!("cargo:rerun-if-changed=src/trust");
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // The record parser: the model.
     println!(
         "cargo:rustc-env=COHORT_PARSE_FINGERPRINT={}",
-        parse_fingerprint(manifest)
+        fingerprint(manifest, &["src/model"])
+    );
+    // The trust rules: the model and the checks.
+    println!(
+        "cargo:rustc-env=COHORT_RULES_FINGERPRINT={}",
+        fingerprint(manifest, &["src/model", "src/trust"])
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     println!("cargo:rerun-if-changed=fixtures");

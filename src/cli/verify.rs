@@ -24,9 +24,10 @@ pub struct VerifyArgs {
     /// Open the repository from git's environment (inside a hook, with quarantined objects).
     #[arg(long)]
     from_git_env: bool,
-    /// Re-check every signature from the root and read every file from git, ignoring this
-    /// machine's memo of earlier checks, the files earlier verifications read (the carry) and
-    /// its record of the main verified last (nothing is recorded).
+    /// Re-check every record and signature from the root and read every file from git,
+    /// ignoring this machine's memo of earlier checks, the files and verdict earlier
+    /// verifications kept (the carry) and its record of the main verified last (nothing is
+    /// recorded).
     #[arg(long)]
     full: bool,
     /// Also fail on warnings: records that older trust rules allowed and the current ones
@@ -67,6 +68,9 @@ struct VerifyJson<'a> {
     commit: String,
     files: usize,
     records: usize,
+    /// Records whose checks ran: fewer than `records` when the main grew from one accepted
+    /// here, whose records the new files do not reach keep their verdict.
+    records_checked: usize,
     signatures_checked: usize,
     signatures_cached: usize,
     /// Files taken from what the last verification on this machine read (same path, same
@@ -100,6 +104,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
             commit: v.commit,
             files: report.files,
             records: report.records,
+            records_checked: report.records_checked,
             signatures_checked: report.signatures_checked,
             signatures_cached: report.signatures_cached,
             files_carried: report.files_carried,
@@ -140,10 +145,15 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
                     report.files
                 ),
             };
-            ui.status(format!(
-                "{} verifies: {files}, {} records, {sigs}",
-                v.what, report.records
-            ));
+            let records = if report.records_checked < report.records {
+                format!(
+                    "{} records ({} checked again, the rest out of reach of the new files)",
+                    report.records, report.records_checked
+                )
+            } else {
+                format!("{} records", report.records)
+            };
+            ui.status(format!("{} verifies: {files}, {records}, {sigs}", v.what));
         }
     }
     if ok {
@@ -216,7 +226,7 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         // timeline are kept only for a main this push makes (the next push grows from it).
         let _ = store.save_memo(id, memo);
         if report.is_clean() && (!args.strict || report.warnings.is_empty()) {
-            let _ = store.save_carry(id, head, &verified.index, &verified.tree);
+            let _ = store.save_carry(id, head, &verified.index, &verified.tree, &report);
             let _ = store.save_timeline(id, &verified.timeline, loaded);
         }
     }

@@ -8,8 +8,10 @@
 //! id, u32 length, the file's bytes, 32-byte sha256 of the bytes, u32 length, the record as
 //! JSON, 32-byte sha256 of the JSON` (lengths little-endian; no JSON for a file that is no
 //! record or whose JSON does not read back as the same record); and `head`, written last,
-//! whose first line is `cohort carry 2 <parser fingerprint> <sha256 of the rest>`, whose
-//! second names the main last saved and how many files it has (`<commit> <files>`), and whose
+//! whose first line is `cohort carry 3 <parser fingerprint> <sha256 of the rest>`, whose
+//! second names the main last saved, how many files it has and, when it passed with no
+//! warning either, the trust rules that found so (`<commit> <files> <rules
+//! fingerprint or ->`: a main grown from it then re-checks only what its new files reach), and whose
 //! other lines name the segments, oldest first (a later entry for a path replaces an earlier
 //! one). Accepting a main writes one segment with the files read from git, so the writes
 //! follow what changed; past [`MAX_SEGMENTS`] the carry is written again as one segment.
@@ -22,9 +24,9 @@ use sha2::Digest;
 
 use crate::model::{Kind, PARSE_FINGERPRINT, Record, Sha256};
 use crate::storage::write_atomic;
-use crate::trust::{Carried, CarriedFile, Index};
+use crate::trust::{Carried, CarriedFile, Index, RULES_FINGERPRINT};
 
-const MAGIC: &str = "cohort carry 2";
+const MAGIC: &str = "cohort carry 3";
 const HEAD: &str = "head";
 /// Segments kept before they are written again as one.
 pub const MAX_SEGMENTS: usize = 16;
@@ -33,6 +35,8 @@ pub const MAX_SEGMENTS: usize = 16;
 struct Head {
     /// The main last saved, and how many files it has.
     main: (String, usize),
+    /// Whether that main passed under this build's trust rules (see [`Carried::accepted`]).
+    accepted: bool,
     /// The segments, oldest first.
     names: Vec<String>,
 }
@@ -48,13 +52,19 @@ fn head(dir: &Path) -> Option<Head> {
         return None;
     }
     let (main, rest) = rest.split_once('\n')?;
-    let (commit, files) = main.split_once(' ')?;
+    let mut fields = main.split(' ');
+    let (commit, files, rules) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() {
+        return None;
+    }
     let main = (commit.to_string(), files.parse().ok()?);
+    let accepted = rules == RULES_FINGERPRINT;
     let names: Vec<String> = rest.lines().map(str::to_string).collect();
-    names
-        .iter()
-        .all(|n| is_segment_name(n))
-        .then_some(Head { main, names })
+    names.iter().all(|n| is_segment_name(n)).then_some(Head {
+        main,
+        accepted,
+        names,
+    })
 }
 
 /// The segments `head` names.
@@ -109,7 +119,8 @@ pub fn load_main(dir: &Path, commit: &str) -> Option<Carried> {
             (sha.as_str() == &name[..64]).then_some(files)?
         })
         .collect();
-    let carried = Carried::from_segments(decoded?);
+    let mut carried = Carried::from_segments(decoded?);
+    carried.accepted = head.accepted;
     (carried.len() == head.main.1).then_some(carried)
 }
 
@@ -177,9 +188,15 @@ fn encode(ix: &Index, paths: &[&str], blob: &dyn Fn(&str) -> Option<[u8; 20]>) -
     parts.concat()
 }
 
-fn write_head(dir: &Path, main: (&str, usize), names: &[String]) -> std::io::Result<()> {
+fn write_head(
+    dir: &Path,
+    main: (&str, usize),
+    accepted: bool,
+    names: &[String],
+) -> std::io::Result<()> {
     let segments: String = names.iter().map(|n| format!("{n}\n")).collect();
-    let rest = format!("{} {}\n{segments}", main.0, main.1);
+    let rules = if accepted { RULES_FINGERPRINT } else { "-" };
+    let rest = format!("{} {} {rules}\n{segments}", main.0, main.1);
     let head = format!(
         "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
         Sha256::of(rest.as_bytes())
@@ -191,18 +208,20 @@ fn write_head(dir: &Path, main: (&str, usize), names: &[String]) -> std::io::Res
 /// gives: one new segment with the files it read from git ([`Index::fresh`]), or, when it
 /// read every file or the carry has [`MAX_SEGMENTS`] already, one segment with all of them
 /// in place of the others. Segments are written before the head that names them, which names
-/// `commit`, the main `ix` is the index of.
+/// `commit`, the main `ix` is the index of, and whether its report had no warning
+/// (`accepted`; it had no problem, or it would not be saved).
 pub fn save(
     dir: &Path,
     commit: &str,
     ix: &Index,
+    accepted: bool,
     blob: &dyn Fn(&str) -> Option<[u8; 20]>,
 ) -> std::io::Result<()> {
     let main = (commit, ix.files.len());
     let old = head(dir);
-    let (old, old_main) = match old {
-        Some(h) => (h.names, Some(h.main)),
-        None => (Vec::new(), None),
+    let (old, old_main, old_accepted) = match old {
+        Some(h) => (h.names, Some(h.main), h.accepted),
+        None => (Vec::new(), None, false),
     };
     // One more segment only when the carry was exactly the main `ix` grew from: it gave
     // every file it held (none stale or damaged) and those are all `ix` did not read.
@@ -214,10 +233,11 @@ pub fn save(
         .filter(|_| exact && !old.is_empty() && old.len() < MAX_SEGMENTS);
     let (paths, mut names): (Vec<&str>, Vec<String>) = match fresh {
         Some(fresh) if fresh.is_empty() => {
-            if old_main.is_some_and(|(c, n)| c == main.0 && n == main.1) {
+            if old_main.is_some_and(|(c, n)| c == main.0 && n == main.1) && old_accepted == accepted
+            {
                 return Ok(());
             }
-            return write_head(dir, main, &old);
+            return write_head(dir, main, accepted, &old);
         }
         Some(fresh) => (fresh.iter().map(String::as_str).collect(), old),
         None => (ix.files.keys().map(String::as_str).collect(), Vec::new()),
@@ -229,7 +249,7 @@ pub fn save(
         write_atomic(&dir.join(&name), &segment)?;
         names.push(name);
     }
-    write_head(dir, main, &names)?;
+    write_head(dir, main, accepted, &names)?;
     // Segments no head names any more (replaced, or left by an interrupted run).
     if names.len() == 1 {
         for e in std::fs::read_dir(dir)?.flatten() {

@@ -44,7 +44,7 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
     let dir = tmp.path().join("x.carry");
     assert!(load(&dir).is_empty(), "no carry yet");
     let mut ix = index(0, 10);
-    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
     let c = load(&dir);
     assert_eq!(paths(&c), ix.files.keys().cloned().collect::<Vec<_>>());
     let f = &c.files[3];
@@ -55,10 +55,10 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
     // Nothing read from git: nothing written.
     ix.fresh = Some(Vec::new());
     ix.carried = 10;
-    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
     // Nor for another main with the same files: the head names it.
-    save(&dir, "c0b", &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0b", &ix, true, &blob_of(&ix)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
     assert!(load_main(&dir, "c0").is_none());
     assert_eq!(load_main(&dir, "c0b").unwrap().len(), 10);
@@ -70,7 +70,7 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
         next.fresh = Some(more.files.keys().cloned().collect());
         next.carried = 10 * round;
         let before = std::fs::read_dir(&dir).unwrap().count();
-        save(&dir, &format!("c{round}"), &next, &blob_of(&next)).unwrap();
+        save(&dir, &format!("c{round}"), &next, true, &blob_of(&next)).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), before + 1);
         assert_eq!(segments(&dir).unwrap().len(), round + 1);
         assert_eq!(load(&dir).len(), next.files.len());
@@ -83,7 +83,7 @@ fn segments_follow_what_changed_and_compact_past_the_limit() {
     let mut last = index(0, 10 * (MAX_SEGMENTS + 1));
     last.fresh = Some(index(10 * MAX_SEGMENTS, 10).files.keys().cloned().collect());
     last.carried = 10 * MAX_SEGMENTS;
-    save(&dir, "last", &last, &blob_of(&last)).unwrap();
+    save(&dir, "last", &last, true, &blob_of(&last)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
@@ -101,11 +101,11 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("x.carry");
     let ix = index(0, 20);
-    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
     let mut more = index(0, 30);
     more.fresh = Some(index(20, 10).files.keys().cloned().collect());
     more.carried = 20;
-    save(&dir, "c1", &more, &blob_of(&more)).unwrap();
+    save(&dir, "c1", &more, true, &blob_of(&more)).unwrap();
     assert_eq!(load(&dir).len(), 30);
     assert_eq!(load_main(&dir, "c1").unwrap().len(), 30);
     let names = segments(&dir).unwrap();
@@ -143,7 +143,7 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     std::fs::write(&head, other).unwrap();
     assert!(load(&dir).is_empty());
     // A segment named outside the folder is never read.
-    let rest = "c1 30\n../../etc/passwd\n";
+    let rest = "c1 30 -\n../../etc/passwd\n";
     let forged = format!(
         "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
         Sha256::of(rest.as_bytes())
@@ -158,20 +158,60 @@ fn a_carry_that_was_not_exactly_the_main_grown_from_is_written_again_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("x.carry");
     let ix = index(0, 20);
-    save(&dir, "c0", &ix, &blob_of(&ix)).unwrap();
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
     // Five of its files were not taken (stale or damaged): they are among those read.
     let mut next = index(0, 30);
     next.fresh = Some(index(15, 15).files.keys().cloned().collect());
     next.carried = 15;
-    save(&dir, "c1", &next, &blob_of(&next)).unwrap();
+    save(&dir, "c1", &next, true, &blob_of(&next)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1, "written again as one");
     assert_eq!(load_main(&dir, "c1").unwrap().len(), 30);
     // A carry of another main (more files than the new one has) is not appended to either.
     let mut other = index(0, 25);
     other.fresh = Some(index(20, 5).files.keys().cloned().collect());
     other.carried = 20;
-    save(&dir, "c2", &other, &blob_of(&other)).unwrap();
+    save(&dir, "c2", &other, true, &blob_of(&other)).unwrap();
     assert_eq!(segments(&dir).unwrap().len(), 1);
     assert_eq!(paths(&load_main(&dir, "c2").unwrap()), paths(&load(&dir)));
     assert_eq!(load(&dir).len(), 25);
+}
+
+/// A main's verdict is kept only as the build that reached it wrote it: a clean main's head
+/// names this build's trust rules, any other main's names none, and a head naming other rules
+/// gives the files without the verdict.
+#[test]
+fn the_verdict_on_a_main_counts_only_under_the_same_trust_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x.carry");
+    let ix = index(0, 5);
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
+    assert!(load_main(&dir, "c0").unwrap().accepted);
+    assert!(
+        !load(&dir).accepted,
+        "files taken one by one carry no verdict"
+    );
+
+    // The same main found with warnings: the head is written again, without the verdict.
+    let mut same = index(0, 5);
+    same.fresh = Some(Vec::new());
+    same.carried = 5;
+    save(&dir, "c0", &same, false, &blob_of(&same)).unwrap();
+    let c = load_main(&dir, "c0").unwrap();
+    assert_eq!((c.len(), c.accepted), (5, false));
+
+    // Other trust rules: the files still, not the verdict.
+    save(&dir, "c0", &ix, true, &blob_of(&ix)).unwrap();
+    let head = dir.join(HEAD);
+    let text = std::fs::read_to_string(&head).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    assert!(
+        rest.starts_with(&format!("c0 5 {RULES_FINGERPRINT}\n")),
+        "{rest}"
+    );
+    let rest = rest.replacen(RULES_FINGERPRINT, &"0".repeat(RULES_FINGERPRINT.len()), 1);
+    let first = first.rsplit_once(' ').unwrap().0;
+    let forged = format!("{first} {}\n{rest}", Sha256::of(rest.as_bytes()));
+    std::fs::write(&head, forged).unwrap();
+    let c = load_main(&dir, "c0").unwrap();
+    assert_eq!((c.len(), c.accepted), (5, false));
 }

@@ -392,13 +392,17 @@ impl Registry {
             return Ok(Grown::Not(Some(tl)));
         };
         let tree = GitTree::of_entries(&self.repo, added).opened_by(self.opener.clone());
+        let accepted = carried.accepted.then_some(trust::Accepted { commits: at });
         let Some(ix) = Index::from_carried(carried, &tl) else {
             return Ok(Grown::Not(Some(tl)));
         };
         let Some(built) = ix.extend_checking(&tree, &tl, opts.cache.as_deref())? else {
             return Ok(Grown::Not(Some(tl)));
         };
-        let (mut report, index) = trust::verify_index(built, &tl, opts);
+        let (mut report, index) = match accepted {
+            Some(base) => trust::verify_grown(built, &tl, opts, base),
+            None => trust::verify_index(built, &tl, opts),
+        };
         report.grown_from = Some(base_id);
         Ok(Grown::Verified(Box::new(Verified {
             report,

@@ -173,17 +173,19 @@ impl StateStore {
     }
 
     /// Saves what the verification of the accepted main `commit` read, for the next one to
-    /// carry.
+    /// carry, and whether its `report` leaves nothing for a grown main to check again.
     pub fn save_carry(
         &self,
         id: &Sha256,
         commit: git2::Oid,
         ix: &crate::trust::Index,
         tree: &super::GitTree,
+        report: &crate::trust::Report,
     ) -> Result<()> {
         let p = super::carry::dir(&self.dir, id);
+        let accepted = report.is_strictly_clean();
         let blob = |path: &str| tree.blob_id(path);
-        super::carry::save(&p, &commit.to_string(), ix, &blob)
+        super::carry::save(&p, &commit.to_string(), ix, accepted, &blob)
             .map_err(|e| RegistryError::Io { path: p, source: e })
     }
 

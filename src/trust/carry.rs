@@ -35,6 +35,11 @@ pub struct CarriedFile {
 #[derive(Debug, Default)]
 pub struct Carried {
     pub files: Vec<CarriedFile>,
+    /// Whether the main these files are, taken whole, passed verification on this machine
+    /// under this build's trust rules with no problem and no warning:
+    /// a main grown from it then re-checks only the records its new files reach (see
+    /// [`super::verify_grown`]).
+    pub accepted: bool,
 }
 
 impl Carried {
@@ -53,7 +58,10 @@ impl Carried {
                     _ => out.push(f),
                 }
             }
-            return Carried { files: out };
+            return Carried {
+                files: out,
+                accepted: false,
+            };
         }
         // Segments as the carry writes them, each sorted by path (one large, a few small):
         // merged in one pass, an equal path taken from the later segment.
@@ -77,7 +85,10 @@ impl Carried {
             }
             files.extend(last);
         }
-        Carried { files }
+        Carried {
+            files,
+            accepted: false,
+        }
     }
     pub fn len(&self) -> usize {
         self.files.len()

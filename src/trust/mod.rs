@@ -12,8 +12,10 @@ pub mod index;
 pub mod keys;
 mod onto;
 mod policy;
+mod rules;
 pub mod sign;
 mod verify;
+mod view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +26,12 @@ pub use cache::SigCache;
 pub use carry::{Carried, CarriedFile};
 pub use index::{FileInfo, Index, Revocations, next_number};
 pub use keys::{PublicIdentity, Signer};
-pub use verify::{VerifyOptions, verify, verify_index};
+pub use rules::{Accepted, verify, verify_grown, verify_index};
+pub use verify::VerifyOptions;
+
+/// Names the code of the trust rules (the model and this module) that reached a verdict: a
+/// verdict kept from an earlier verification counts only under the same code.
+pub const RULES_FINGERPRINT: &str = env!("COHORT_RULES_FINGERPRINT");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -282,6 +289,9 @@ pub struct Report {
     pub registry_id: Option<String>,
     pub files: usize,
     pub records: usize,
+    /// Records whose checks ran: all of them, unless the main grew from one accepted here
+    /// (`grown_from`), whose records the new files do not reach keep their verdict.
+    pub records_checked: usize,
     /// Signatures whose cryptography was computed in this run.
     pub signatures_checked: usize,
     /// Signatures whose cryptography an earlier run computed (the memo); every other check

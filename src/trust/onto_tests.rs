@@ -1,9 +1,10 @@
 //! A main built onto the carried files of the main it grew from is the main read whole: the
 //! same index (files, records, lookups in the same order) and the same report, whatever the
-//! new commits add, including what changes the verdict on files the old main held.
+//! new commits add, including what changes the verdict on files the old main held; and so is
+//! its rule pass over only the records the new files reach.
 
 use crate::model::{self, DecisionKind, FORMAT_VERSION, GrantAction, Sha256, build};
-use crate::trust::{Carried, Index, Report, VerifyOptions, verify_index};
+use crate::trust::{Accepted, Carried, Index, Report, VerifyOptions, verify_grown, verify_index};
 
 use super::carry::{carry_of, check, same};
 use super::{Mem, World, cube_by};
@@ -11,6 +12,11 @@ use super::{Mem, World, cube_by};
 /// The report and index of `w` built onto `base` (the index of the main it grew from): the
 /// files `base` holds come from its carry, the others are read from `w`'s tree.
 fn onto(base: &Index, w: &World) -> Option<(Report, Index)> {
+    onto_with(base, w, false)
+}
+
+/// `onto`, with the rule pass of [`verify_grown`] when `grown` (`base` was clean).
+pub(super) fn onto_with(base: &Index, w: &World, grown: bool) -> Option<(Report, Index)> {
     let tl = w.timeline();
     let added = Mem {
         files: w
@@ -25,7 +31,12 @@ fn onto(base: &Index, w: &World) -> Option<(Report, Index)> {
     let ix = Index::from_carried(Carried::from_segments(vec![carry_of(base)]), &tl)
         .expect("a carry of a verified main");
     let built = ix.extend_checking(&added, &tl, None).unwrap()?;
-    Some(verify_index(built, &tl, &VerifyOptions::default()))
+    let opts = VerifyOptions::default();
+    if grown {
+        let commits = base.files.values().map(|f| f.intro + 1).max().unwrap_or(0);
+        return Some(verify_grown(built, &tl, &opts, Accepted { commits }));
+    }
+    Some(verify_index(built, &tl, &opts))
 }
 
 /// `onto` agrees with the whole read, lookups included; returns the report.
@@ -33,6 +44,9 @@ fn agree(base: &Index, w: &World) -> Report {
     let whole = check(w, Vec::new());
     let got = onto(base, w).expect("built onto the base");
     same(&whole, &got);
+    let grown = onto_with(base, w, true).expect("built onto the base");
+    same(&whole, &grown);
+    assert!(grown.0.records_checked <= whole.0.records_checked);
     let (a, b) = (&whole.1, &got.1);
     assert_eq!(a.decisions, b.decisions);
     assert_eq!(a.signatures, b.signatures);

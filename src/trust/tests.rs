@@ -561,3 +561,6 @@ mod carry;
 
 #[path = "onto_tests.rs"]
 mod onto;
+
+#[path = "grown_tests.rs"]
+mod grown;

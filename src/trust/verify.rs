@@ -6,15 +6,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rayon::prelude::*;
-
 use crate::model::{self, Kind, Record, Sha256};
 
 use super::cache::SigCache;
 use super::index::{FileInfo, Index};
 use super::keys::{key_id, raw_key};
 use super::sign::{self, SigProblem};
-use super::{Code, Problem, Report, Rule, Timeline, TreeRead, TrustError};
+use super::view::View;
+use super::{Code, Problem, Rule, Timeline};
 
 /// What to check. Every file and every signature is checked on every run: nothing is skipped
 /// because of where it sits in history or what this machine verified before.
@@ -27,7 +26,9 @@ pub struct VerifyOptions {
     pub cache: Option<Arc<SigCache>>,
 }
 
-pub(super) struct Ctx<'a> {
+/// What every record's check shares: the whole index, the validity found so far, the
+/// signature memo, the revoked keys. Checks read it through a [`Ctx`], bounded by their horizon.
+pub(super) struct Run<'a> {
     pub ix: &'a Index,
     pub timeline: &'a Timeline,
     pub valid: HashSet<String>,
@@ -42,6 +43,37 @@ pub(super) struct Ctx<'a> {
     /// revocation (filled once grants are checked). A key id is a label: the revocation ends
     /// the raw key, under whatever handle or label it shows up again.
     pub revoked: HashMap<[u8; 32], usize>,
+    /// How many stages of [`super::policy::STAGES`] are done.
+    pub stages_done: usize,
+    /// When only what a grown main changed is checked: the number of commits of the main it
+    /// grew from, every record of which was valid (see [`super::rules`]).
+    pub grown_at: Option<usize>,
+}
+
+impl Run<'_> {
+    /// Whether `path` passed its check (or, on a grown main, is a record of the main it grew
+    /// from whose stage is done and whose check could not have changed).
+    pub fn is_valid(&self, path: &str) -> bool {
+        if self.valid.contains(path) {
+            return true;
+        }
+        let Some(at) = self.grown_at else {
+            return false;
+        };
+        match self.ix.files.get(path) {
+            Some(f) if f.intro < at && self.ix.records.contains_key(path) => {
+                super::policy::stage_of(&f.rp).is_some_and(|s| s < self.stages_done)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One record's check: the index as it stood at the record's horizon (see [`View`]), and
+/// the run's shared state.
+pub(super) struct Ctx<'a> {
+    pub ix: View<'a>,
+    run: &'a Run<'a>,
 }
 
 /// The outcome of checking one record.
@@ -113,8 +145,26 @@ impl Signed {
 }
 
 impl<'a> Ctx<'a> {
+    /// The check of `path`, seeing what arrived by its horizon.
+    pub fn of(run: &'a Run<'a>, path: &str) -> Ctx<'a> {
+        Ctx::at(run, super::view::horizon(run.ix, path))
+    }
+
+    /// A check seeing what arrived by commit index `h` (`usize::MAX`: everything).
+    pub fn at(run: &'a Run<'a>, h: usize) -> Ctx<'a> {
+        Ctx {
+            ix: View::at(run.ix, h),
+            run,
+        }
+    }
+
+    /// Whether the registry is verified with its history (not as a bare tree).
+    pub fn has_history(&self) -> bool {
+        !self.run.timeline.commits.is_empty()
+    }
+
     pub fn is_valid(&self, path: &str) -> bool {
-        self.valid.contains(path)
+        self.ix.files.contains_key(path) && self.run.is_valid(path)
     }
 
     pub fn intro(&self, path: &str) -> usize {
@@ -168,7 +218,13 @@ impl<'a> Ctx<'a> {
     /// Whether `handle`'s key `pk` is revoked at `t`: by its label for that handle, or as a raw
     /// key revoked for anyone.
     pub fn key_revoked(&self, handle: &str, pk: &minisign::PublicKey, t: usize) -> bool {
-        if self.revoked.get(&raw_key(pk)).is_some_and(|&r| r <= t) {
+        let h = self.ix.horizon();
+        if self
+            .run
+            .revoked
+            .get(&raw_key(pk))
+            .is_some_and(|&r| r <= t && r <= h)
+        {
             return true;
         }
         let key = key_id(pk);
@@ -286,7 +342,7 @@ impl<'a> Ctx<'a> {
         let registry = if signed == model::build::root(1) {
             Some(info.sha256.clone())
         } else {
-            self.ix.registry_id.clone()
+            self.ix.registry_id().cloned()
         };
         let mut bad = Vec::new();
         if Some(&comment.registry) != registry.as_ref() {
@@ -337,24 +393,25 @@ impl<'a> Ctx<'a> {
         info: &FileInfo,
     ) -> Result<sign::Comment, SigProblem> {
         let k = SigCache::key(key, sig_bytes, &info.sha256);
-        if self.memo.contains(&k)
+        let run = self.run;
+        if run.memo.contains(&k)
             && let Ok(c) = sign::trusted_comment(sig_bytes)
         {
-            if self.memo_is_persistent {
-                self.sigs_cached.fetch_add(1, Ordering::Relaxed);
+            if run.memo_is_persistent {
+                run.sigs_cached.fetch_add(1, Ordering::Relaxed);
             }
             return Ok(c);
         }
-        self.sigs_checked.fetch_add(1, Ordering::Relaxed);
+        run.sigs_checked.fetch_add(1, Ordering::Relaxed);
         // Checked while the index was built (the same triple verified then).
-        if self.ix.early.contains(&k)
+        if self.ix.early().contains(&k)
             && let Ok(c) = sign::trusted_comment(sig_bytes)
         {
-            self.memo.insert(k);
+            run.memo.insert(k);
             return Ok(c);
         }
         let comment = sign::verify(key, sig_bytes, &info.bytes)?;
-        self.memo.insert(k);
+        run.memo.insert(k);
         Ok(comment)
     }
 
@@ -386,130 +443,4 @@ impl<'a> Ctx<'a> {
         }
         true
     }
-}
-
-/// Verifies a registry tree. `timeline` says when each file entered main (use
-/// [`Timeline::flat`] for a bare tree). Returns the report and the index it built.
-pub fn verify(
-    tree: &dyn TreeRead,
-    timeline: &Timeline,
-    opts: &VerifyOptions,
-) -> Result<(Report, Index), TrustError> {
-    let built = Index::build_checking(tree, timeline, opts.cache.as_deref())?;
-    Ok(verify_index(built, timeline, opts))
-}
-
-/// `verify` over an index already built from the tree (with `Index::build`), whose files'
-/// arrival commits are those of `timeline`.
-pub fn verify_index(
-    built: (Index, Vec<Problem>),
-    timeline: &Timeline,
-    opts: &VerifyOptions,
-) -> (Report, Index) {
-    let (ix, mut problems) = built;
-    problems.extend(timeline.problems.iter().cloned());
-    let mut ctx = Ctx {
-        ix: &ix,
-        timeline,
-        valid: HashSet::new(),
-        sigs_checked: AtomicUsize::new(0),
-        sigs_cached: AtomicUsize::new(0),
-        memo: opts.cache.clone().unwrap_or_default(),
-        memo_is_persistent: opts.cache.is_some(),
-        revoked: HashMap::new(),
-    };
-    let mut warnings = Vec::new();
-    match (&ix.registry_id, &opts.expected_registry) {
-        (None, _) => problems.push(Problem {
-            path: model::build::root(1),
-            rule: Rule::Root,
-            code: Code::MissingRoot,
-            message: "is missing; every registry starts with a signed root".into(),
-            commit: None,
-        }),
-        (Some(id), Some(pinned)) if id != pinned => problems.push(Problem {
-            path: model::build::root(1),
-            rule: Rule::Rollback,
-            code: Code::OtherRegistry,
-            message: format!(
-                "registry id is {id}, but this clone pinned {pinned}: a different registry"
-            ),
-            commit: None,
-        }),
-        _ => {}
-    }
-    for stage in super::policy::STAGES {
-        let paths = (stage.select)(&ix);
-        if stage.sequential {
-            // Each item's validity feeds the next one's check (root rotation).
-            for p in paths {
-                let mut v = Verdict::default();
-                (stage.check)(&ctx, &p, &mut v);
-                if v.ok() {
-                    ctx.valid.insert(p);
-                }
-                problems.extend(v.problems);
-                warnings.extend(v.warnings);
-            }
-            continue;
-        }
-        let results: Vec<(String, Verdict)> = paths
-            .par_iter()
-            .map(|p| {
-                let mut v = Verdict::default();
-                (stage.check)(&ctx, p, &mut v);
-                (p.clone(), v)
-            })
-            .collect();
-        for (p, v) in results {
-            if v.ok() {
-                ctx.valid.insert(p);
-            }
-            problems.extend(v.problems);
-            warnings.extend(v.warnings);
-        }
-        if stage.then_revocations {
-            ctx.revoked = super::policy::revocations(&ctx);
-        }
-    }
-    let mut v = Verdict::default();
-    super::policy::check_revoked_users(&ctx, &mut v);
-    problems.extend(v.problems);
-    warnings.extend(v.warnings);
-    super::policy::check_orphans(&ctx, &mut problems);
-    super::policy::check_blobs(&ctx, &mut problems, &mut warnings);
-    for p in problems.iter_mut().chain(warnings.iter_mut()) {
-        if p.commit.is_none()
-            && let Some(info) = ix.files.get(&p.path)
-        {
-            p.commit = timeline.commit(info.intro).map(str::to_string);
-        }
-    }
-    // A malformed folder shows both in the tree verified and in the history walk that met
-    // it: reported once, with the commit.
-    let dated: HashSet<(String, Code, String)> = problems
-        .iter()
-        .filter(|p| p.commit.is_some())
-        .map(|p| (p.path.clone(), p.code, p.message.clone()))
-        .collect();
-    problems.retain(|p| {
-        p.commit.is_some() || !dated.contains(&(p.path.clone(), p.code, p.message.clone()))
-    });
-    problems.sort();
-    problems.dedup();
-    warnings.sort();
-    warnings.dedup();
-    let report = Report {
-        registry_id: ix.registry_id.as_ref().map(|s| s.to_string()),
-        files: ix.files.len(),
-        records: ix.records.len(),
-        signatures_checked: ctx.sigs_checked.load(Ordering::Relaxed),
-        signatures_cached: ctx.sigs_cached.load(Ordering::Relaxed),
-        files_carried: ix.carried,
-        grown_from: None,
-        problems,
-        warnings,
-    };
-    drop(ctx);
-    (report, ix)
 }

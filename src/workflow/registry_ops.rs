@@ -223,7 +223,7 @@ pub fn verify_commit(
         let grown_from = report.grown_from.as_deref().and_then(|c| c.parse().ok());
         let _ = store.save_listing(&opened.id, commit, &verified.index, grown_from);
         let _ = store.save_timeline(&opened.id, &tl, loaded);
-        let _ = store.save_carry(&opened.id, commit, &verified.index, &verified.tree);
+        let _ = store.save_carry(&opened.id, commit, &verified.index, &verified.tree, &report);
     }
     let new_warnings = match after {
         Some(i) => warnings_after(&report, &tl.commits, i),

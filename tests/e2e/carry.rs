@@ -258,6 +258,13 @@ fn a_grown_main_is_read_as_what_it_adds() {
         (&grown["files"], &grown["records"]),
         (&full["files"], &full["records"])
     );
+    // Only the records alice's admission reaches were checked again; from scratch, all.
+    let checked = grown["records_checked"].as_u64().unwrap();
+    assert!(
+        checked > 0 && checked < grown["records"].as_u64().unwrap(),
+        "{grown}"
+    );
+    assert_eq!(full["records_checked"], full["records"], "{full}");
 
     // On the site's own main, with git alone: an unsigned cube, and a signature by nobody on
     // the root the old main held. Both refused, as from scratch.

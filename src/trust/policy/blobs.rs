@@ -8,15 +8,18 @@ use std::collections::BTreeMap;
 
 use crate::model::{AssetLocation, RecordPath, url_has_credentials};
 
-use super::super::verify::Ctx;
+use super::super::index::FileInfo;
+use super::super::verify::Run;
+use super::super::view::Reach;
 use super::super::{Code, Problem, Rule};
 
 pub(in crate::trust) fn check_blobs(
-    ctx: &Ctx,
+    run: &Run,
+    reach: Option<&Reach>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) {
-    let ix = ctx.ix;
+    let ix = run.ix;
     let mut push = |path: &str, rule: Rule, code: Code, message: String| {
         problems.push(Problem {
             path: path.to_string(),
@@ -28,7 +31,14 @@ pub(in crate::trust) fn check_blobs(
     };
     // blob path -> the earliest arrival of a record referencing it (and that record).
     let mut referenced: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
-    for (path, record) in &ix.records {
+    // On a grown main: the records the new files reach, and the new blobs. A record of the
+    // main it grew from named only blobs that were there (or it had a problem), so a new
+    // blob is named by new records alone, and an older blob's earliest record stays older.
+    let records: Box<dyn Iterator<Item = (&String, &crate::model::Record)>> = match reach {
+        None => Box::new(ix.records.iter()),
+        Some(r) => Box::new(r.records(ix).filter_map(|p| ix.records.get_key_value(p))),
+    };
+    for (path, record) in records {
         for (field, asset) in record.assets() {
             if asset.url.as_deref().is_some_and(url_has_credentials) {
                 warnings.push(credentials(path, field));
@@ -58,7 +68,11 @@ pub(in crate::trust) fn check_blobs(
             }
         }
     }
-    for (path, info) in &ix.files {
+    let files: Box<dyn Iterator<Item = (&String, &FileInfo)>> = match reach {
+        None => Box::new(ix.files.iter()),
+        Some(r) => Box::new(r.fresh.iter().filter_map(|p| ix.files.get_key_value(p))),
+    };
+    for (path, info) in files {
         let RecordPath::Blob { sha256 } = &info.rp else {
             continue;
         };

@@ -6,7 +6,8 @@ use crate::model::{self, DecisionKind, Record, RecordPath, build};
 
 use super::super::index::Index;
 use super::super::keys::{key_id, key_id_of, raw_key, raw_key_of};
-use super::super::verify::{Ctx, Signed, Verdict};
+use super::super::verify::{Ctx, Run, Signed, Verdict};
+use super::super::view::Reach;
 use super::super::{Code, Rule};
 use super::*;
 
@@ -21,7 +22,7 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
     check_chain(
         ctx,
         path,
-        Some(&ctx.ix.roots),
+        Some(ctx.ix.roots),
         root.version,
         root.previous.as_ref(),
         v,
@@ -134,7 +135,7 @@ pub(super) fn check_root(ctx: &Ctx, path: &str, v: &mut Verdict) {
             ),
         );
     }
-    if root.version == 1 && t != 0 && !ctx.timeline.commits.is_empty() {
+    if root.version == 1 && t != 0 && ctx.has_history() {
         v.fail(
             path,
             Rule::Root,
@@ -365,7 +366,7 @@ pub(super) fn check_meta(ctx: &Ctx, path: &str, v: &mut Verdict) {
     let Some(Record::Meta(m)) = ctx.ix.record(path) else {
         return;
     };
-    numbered(path, Some(&ctx.ix.metas), m.version, v);
+    numbered(path, Some(ctx.ix.metas), m.version, v);
     let t = ctx.intro(path);
     if !ctx.is_admin(&m.by, t) {
         v.fail(
@@ -497,25 +498,26 @@ fn check_rejection_authority(
 
 /// The raw keys valid revoke-key grants end, with the commit index of the earliest: each grant
 /// revokes the raw keys its handle registered (by then) under the id it names.
-pub(in crate::trust) fn revocations(ctx: &Ctx) -> std::collections::HashMap<[u8; 32], usize> {
+pub(in crate::trust) fn revocations(run: &Run) -> std::collections::HashMap<[u8; 32], usize> {
+    let ctx = &Ctx::at(run, usize::MAX);
     let mut out = std::collections::HashMap::new();
-    for p in ctx.ix.grants.values().flat_map(|m| m.values()) {
-        let Some(Record::Grant(g)) = ctx.ix.record(p) else {
+    let ix = run.ix;
+    for p in ix.grants.values().flat_map(|m| m.values()) {
+        let Some(Record::Grant(g)) = ix.record(p) else {
             continue;
         };
         if g.action != model::GrantAction::RevokeKey || !ctx.is_valid(p) {
             continue;
         }
         let t = ctx.intro(p);
-        for up in ctx
-            .ix
+        for up in ix
             .users
             .get(&g.handle)
             .into_iter()
             .flatten()
             .map(|(_, up)| up)
         {
-            if let Some(Record::User(u)) = ctx.ix.record(up)
+            if let Some(Record::User(u)) = ix.record(up)
                 && ctx.intro(up) <= t
                 && key_id_of(&u.minisign) == g.key
                 && let Some(raw) = raw_key_of(&u.minisign)
@@ -529,13 +531,23 @@ pub(in crate::trust) fn revocations(ctx: &Ctx) -> std::collections::HashMap<[u8;
 }
 
 /// A user version registering, under any handle or label, a raw key revoked before it arrived:
-/// a revoked key never comes back (it could never sign anyway; the record would mislead).
-pub(in crate::trust) fn check_revoked_users(ctx: &Ctx, v: &mut Verdict) {
-    for (path, record) in ctx.ix.records_in(&ctx.ix.users) {
+/// a revoked key never comes back (it could never sign anyway; the record would mislead). On a
+/// grown main, the user versions `reach` holds: a revocation the new files add is later than
+/// every older user version, so only a new one can register a key revoked before it.
+pub(in crate::trust) fn check_revoked_users(run: &Run, reach: Option<&Reach>, v: &mut Verdict) {
+    let (ix, ctx) = (run.ix, Ctx::at(run, usize::MAX));
+    let users: Box<dyn Iterator<Item = (&str, &Record)>> = match reach {
+        None => Box::new(ix.records_in(&ix.users)),
+        Some(r) => Box::new(r.records(ix).filter_map(|p| match ix.record(p) {
+            Some(u @ Record::User(_)) => Some((p.as_str(), u)),
+            _ => None,
+        })),
+    };
+    for (path, record) in users {
         let Record::User(u) = record else { continue };
         let t = ctx.intro(path);
         if let Some(raw) = raw_key_of(&u.minisign)
-            && ctx.revoked.get(&raw).is_some_and(|&r| r < t)
+            && run.revoked.get(&raw).is_some_and(|&r| r < t)
         {
             v.fail_since_rules2(
                 ctx.rules_at(t),

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{self, DecisionKind, Record, Sha256};
+use crate::model::{self, DecisionKind, Record, RecordPath, Sha256};
 
 use super::Rule;
 use super::index::Index;
 use super::verify::{Ctx, Verdict};
+use super::view::Vs;
 
 mod access;
 mod benchmarks;
@@ -28,6 +29,8 @@ use release::*;
 
 pub(super) struct Stage {
     pub select: fn(&Index) -> Vec<String>,
+    /// Whether a file is one of the records `select` gives (one stage has each record kind).
+    pub member: fn(&RecordPath) -> bool,
     pub check: fn(&Ctx, &str, &mut Verdict),
     pub sequential: bool,
     /// Once this stage is checked, the revoked raw keys are known (see [`revocations`]).
@@ -43,89 +46,107 @@ pub(super) fn all(
 pub(super) const STAGES: &[Stage] = &[
     Stage {
         select: |ix| ix.roots.values().cloned().collect(),
+        member: |rp| matches!(rp, RecordPath::Root { .. }),
         check: check_root,
         sequential: true,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.users),
+        member: |rp| matches!(rp, RecordPath::User { .. }),
         check: check_user,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.grants),
+        member: |rp| matches!(rp, RecordPath::Grant { .. }),
         check: check_grant,
         sequential: false,
         then_revocations: true,
     },
     Stage {
         select: |ix| all(&ix.cubes),
+        member: |rp| matches!(rp, RecordPath::Mlcube { .. }),
         check: check_cube,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.benchmarks),
+        member: |rp| matches!(rp, RecordPath::Benchmark { .. }),
         check: check_benchmark,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.datasets),
+        member: |rp| matches!(rp, RecordPath::Dataset { .. }),
         check: check_dataset,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.associations),
+        member: |rp| matches!(rp, RecordPath::Association { .. }),
         check: check_association,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.priorities),
+        member: |rp| matches!(rp, RecordPath::Priority { .. }),
         check: check_priority,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.access),
+        member: |rp| matches!(rp, RecordPath::Access { .. }),
         check: check_access,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.results),
+        member: |rp| matches!(rp, RecordPath::Result { .. }),
         check: check_result,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| all(&ix.leaderboards),
+        member: |rp| matches!(rp, RecordPath::Leaderboard { .. }),
         check: check_leaderboard,
         sequential: false,
         then_revocations: false,
     },
     Stage {
         select: |ix| ix.metas.values().cloned().collect(),
+        member: |rp| matches!(rp, RecordPath::Meta { .. }),
         check: check_meta,
         sequential: true,
         then_revocations: false,
     },
     Stage {
         select: select_decisions,
+        member: |rp| matches!(rp, RecordPath::Decision { .. }),
         check: check_decision,
         sequential: false,
         then_revocations: false,
     },
 ];
 
+/// The stage (index into [`STAGES`]) that checks the record at `rp`.
+pub(super) fn stage_of(rp: &RecordPath) -> Option<usize> {
+    STAGES.iter().position(|s| (s.member)(rp))
+}
+
 /// Version N needs version N-1 (versions go up by exactly one) and, after 1, names its sha.
 pub(super) fn check_chain(
     ctx: &Ctx,
     path: &str,
-    versions: Option<&std::collections::BTreeMap<u32, String>>,
+    versions: Option<Vs>,
     version: u32,
     previous: Option<&Sha256>,
     v: &mut Verdict,
@@ -156,12 +177,7 @@ pub(super) fn check_chain(
     }
 }
 
-pub(super) fn numbered(
-    path: &str,
-    versions: Option<&std::collections::BTreeMap<u32, String>>,
-    n: u32,
-    v: &mut Verdict,
-) {
+pub(super) fn numbered(path: &str, versions: Option<Vs>, n: u32, v: &mut Verdict) {
     if n > 1 && !versions.is_some_and(|m| m.contains_key(&(n - 1))) {
         v.fail(
             path,

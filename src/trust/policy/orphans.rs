@@ -1,14 +1,27 @@
 //! Files that only make sense next to a record, checked after every record kind.
 
+use std::collections::BTreeSet;
+
 use crate::model::{Record, RecordPath, build};
 
-use super::super::verify::{Ctx, Verdict};
+use super::super::index::FileInfo;
+use super::super::verify::{Ctx, Run, Verdict};
+use super::super::view::Reach;
 use super::super::{Problem, Rule};
 
+/// The (signer, signature path) pairs on one file.
+type Signers = Vec<(String, String)>;
+
 /// Files that only make sense next to a record: signatures of missing files, sealed payloads and
-/// cube files nobody references, meta files no meta manifest pins.
-pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
-    let ix = ctx.ix;
+/// cube files nobody references, meta files no meta manifest pins. On a grown main, the files
+/// `reach` holds (and every meta file): a file older than the new commits keeps what it signs,
+/// seals or sits next to, and its signatures are checked seeing what stood at its horizon.
+pub(in crate::trust) fn check_orphans(
+    run: &Run,
+    reach: Option<&Reach>,
+    problems: &mut Vec<Problem>,
+) {
+    let ix = run.ix;
     let mut push = |path: &str, rule: Rule, message: String| {
         problems.push(Problem {
             path: path.to_string(),
@@ -18,8 +31,16 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
             commit: None,
         })
     };
+    let signed: Box<dyn Iterator<Item = (&String, &Signers)>> = match reach {
+        None => Box::new(ix.signatures.iter()),
+        Some(r) => Box::new(
+            r.files
+                .iter()
+                .filter_map(|p| ix.signatures.get_key_value(p)),
+        ),
+    };
     let mut stray = Vec::new();
-    for (signed, sigs) in &ix.signatures {
+    for (signed, sigs) in signed {
         if !ix.files.contains_key(signed) {
             for (_, sp) in sigs {
                 push(
@@ -29,11 +50,8 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
                 );
             }
         } else if ix.record(signed).is_none() {
-            // The record itself did not parse; its signatures still show where they came from
-            // (a signature copied from another path says so).
+            let ctx = Ctx::of(run, signed);
             let mut v = Verdict::default();
-            // Signers without a key here (e.g. a self-signed request that did not parse) add
-            // nothing beyond the parse error.
             ctx.signatures(signed, &mut v, &|signer, t| {
                 ctx.key_at(signer, t).ok_or_else(String::new)
             });
@@ -41,7 +59,25 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
             stray.extend(v.problems);
         }
     }
-    for (owner, files) in &ix.sealed {
+    let sealed: Box<dyn Iterator<Item = (&String, &Vec<String>)>> = match reach {
+        None => Box::new(ix.sealed.iter()),
+        Some(r) => {
+            let owners: BTreeSet<&String> = r
+                .files
+                .iter()
+                .filter_map(|p| match ix.files.get(p).map(|f| &f.rp) {
+                    Some(RecordPath::Sealed { owner, .. }) => Some(owner),
+                    _ => None,
+                })
+                .collect();
+            Box::new(
+                owners
+                    .into_iter()
+                    .filter_map(|o| ix.sealed.get_key_value(o)),
+            )
+        }
+    };
+    for (owner, files) in sealed {
         let referenced = match ix.record(owner) {
             Some(Record::Dataset(d)) => std::iter::once(&d.statistics)
                 .chain(&d.about)
@@ -59,7 +95,11 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
             }
         }
     }
-    for (path, info) in &ix.files {
+    let files: Box<dyn Iterator<Item = (&String, &FileInfo)>> = match reach {
+        None => Box::new(ix.files.iter()),
+        Some(r) => Box::new(r.files.iter().filter_map(|p| ix.files.get_key_value(p))),
+    };
+    for (path, info) in files {
         if let RecordPath::MlcubeFile { name, version, .. } = &info.rp
             && ix.cube(name, *version).is_none()
         {
@@ -70,6 +110,7 @@ pub(in crate::trust) fn check_orphans(ctx: &Ctx, problems: &mut Vec<Problem>) {
             );
         }
     }
+    let ctx = Ctx::at(run, usize::MAX);
     let latest_meta = ix
         .metas
         .values()

@@ -1,0 +1,336 @@
+//! The rule pass of a grown main, over only the records its new files reach, gives the report
+//! of the whole pass on random growth: new records good and forged, signatures and decisions
+//! added to old records, files added to old cube folders, damaged signatures, admissions,
+//! grants and revocations. And the records it checks are exactly those whose horizon reaches
+//! the new commits.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::model::{self, DecisionKind, FORMAT_VERSION, GrantAction, Sha256, build};
+use crate::trust::Index;
+use crate::trust::view::{Reach, View, horizon};
+
+use super::carry::{check, same};
+use super::onto::onto_with;
+use super::{World, cube_by};
+
+const HANDLES: [&str; 5] = ["admin", "alice", "bob", "carol", "mallory"];
+
+/// Adds a decision of `kind` on `subject` by `by`, unless that file exists.
+fn decide(w: &mut World, subject: &str, kind: DecisionKind, by: &str) {
+    let path = build::decision(subject, kind, by);
+    if w.tree.files.contains_key(&path) {
+        return;
+    }
+    let d = model::Decision {
+        format: FORMAT_VERSION,
+        kind: kind.as_str().into(),
+        subject: subject.into(),
+        subject_sha256: Sha256::of(&w.tree.files[subject].0),
+        by: by.into(),
+        at: "2026-01-01T00:00:00Z".into(),
+        reason: None,
+    };
+    w.record(&path, &d, &[by]);
+}
+
+/// A cube `name` by `owner` whose additional files are `additional`.
+fn cube_naming(w: &mut World, name: &str, owner: &str, additional: model::Asset) {
+    cube_by(w, name, owner);
+    let path = build::mlcube(name, 1);
+    let mut cube: model::Mlcube =
+        toml::from_str(std::str::from_utf8(&w.tree.files[&path].0).unwrap()).unwrap();
+    cube.additional_files = Some(additional);
+    w.tree.files.remove(&build::signature(&path, owner));
+    w.record(&path, &cube, &[owner]);
+}
+
+/// A signature by `by` on `path`, a file that is no record (which nobody signs).
+fn sign_file(w: &mut World, path: &str, by: &str) {
+    let sig_path = build::signature(path, by);
+    if w.tree.files.contains_key(&sig_path) {
+        return;
+    }
+    let bytes = w.tree.files[path].0.clone();
+    let reg = w.id.clone().unwrap();
+    let sig = crate::trust::sign::sign(&w.signers[by], &reg, path, "file", &bytes).unwrap();
+    w.add(&sig_path, sig);
+}
+
+/// One random addition to `w` (new paths only: a registry's main only grows).
+fn grow(w: &mut World, rng: &mut StdRng, cubes: &mut u32) {
+    let records: Vec<String> = w
+        .tree
+        .files
+        .keys()
+        .filter(|p| model::classify(p).is_ok_and(|rp| rp.kind().is_some()))
+        .cloned()
+        .collect();
+    let users: Vec<String> = records
+        .iter()
+        .filter(|p| {
+            p.starts_with("users/") && !p.contains(".approval.") && !p.contains(".rejection.")
+        })
+        .cloned()
+        .collect();
+    let blobs: Vec<String> = w
+        .tree
+        .files
+        .keys()
+        .filter(|p| p.starts_with("blobs/"))
+        .cloned()
+        .collect();
+    let who = *HANDLES.choose(rng).unwrap();
+    // Additions that keep a main clean come more often, so that mains grow long.
+    let op = *[
+        0, 0, 0, 1, 2, 3, 3, 4, 5, 6, 7, 7, 8, 8, 8, 9, 10, 10, 10, 11, 12,
+    ]
+    .choose(rng)
+    .unwrap();
+    match op {
+        11 => {
+            // A damaged signature on a file that is no record.
+            let files: Vec<&String> = w
+                .tree
+                .files
+                .keys()
+                .filter(|p| p.starts_with("blobs/") || p.ends_with("mlcube.yaml"))
+                .collect();
+            if let Some(p) = files.choose(rng) {
+                let sig = build::signature(p, who);
+                if !w.tree.files.contains_key(&sig) {
+                    w.add(&sig, b"untrusted comment: x\nRWQ=\n".to_vec());
+                }
+            }
+        }
+        12 => {
+            // A signature of a record that is not there.
+            *cubes += 1;
+            let ghost = cube_by(w, &format!("c{cubes}"), who);
+            w.tree.files.remove(&ghost);
+        }
+        8 => {
+            // A cube with its blob, or naming one already there, or one that is not.
+            *cubes += 1;
+            let bytes = format!("files {cubes}").into_bytes();
+            let sha = match (rng.gen_range(0..3), blobs.choose(rng)) {
+                (0, Some(old)) => old.rsplit('/').next().unwrap().parse().unwrap(),
+                (1, _) => Sha256::of(b"never stored"),
+                _ => {
+                    let sha = Sha256::of(&bytes);
+                    w.add(&build::blob(sha.as_str()), bytes);
+                    sha
+                }
+            };
+            cube_naming(w, &format!("c{cubes}"), "bob", model::Asset::in_blob(sha));
+        }
+        9 => {
+            // A blob no record names.
+            *cubes += 1;
+            let bytes = format!("orphan {cubes}").into_bytes();
+            w.add(&build::blob(Sha256::of(&bytes).as_str()), bytes);
+        }
+        10 => {
+            // A signature on a file that is no record: a blob or a cube's configuration, by
+            // someone admitted.
+            let files: Vec<&String> = w
+                .tree
+                .files
+                .keys()
+                .filter(|p| p.starts_with("blobs/") || p.ends_with("mlcube.yaml"))
+                .collect();
+            if let Some(p) = files.choose(rng).map(|p| p.to_string()) {
+                sign_file(w, &p, ["admin", "alice", "bob"].choose(rng).unwrap());
+            }
+        }
+        0 => {
+            *cubes += 1;
+            let owner = if rng.gen_bool(0.8) { "alice" } else { who };
+            cube_by(w, &format!("c{cubes}"), owner);
+        }
+        1 => {
+            let p = records.choose(rng).unwrap();
+            if !w.tree.files.contains_key(&build::signature(p, who)) {
+                w.sign(p, who);
+            }
+        }
+        2 => {
+            let kind = *[DecisionKind::Approval, DecisionKind::Rejection]
+                .choose(rng)
+                .unwrap();
+            decide(w, users.choose(rng).unwrap(), kind, who);
+        }
+        3 => {
+            let h = *["carol", "mallory"].choose(rng).unwrap();
+            if !w.tree.files.contains_key(&build::user(h, 1)) {
+                let approver = *["admin", "bob"].choose(rng).unwrap();
+                w.user(h, approver);
+            }
+        }
+        4 => {
+            let h = *["alice", "bob", "carol"].choose(rng).unwrap();
+            if w.tree.files.contains_key(&build::user(h, 1)) {
+                let n = (1..).find(|n| !w.tree.files.contains_key(&build::grant(h, *n)));
+                let action = *[GrantAction::GrantRole, GrantAction::RevokeKey]
+                    .choose(rng)
+                    .unwrap();
+                let by = *["admin", "bob"].choose(rng).unwrap();
+                w.grant(n.unwrap(), h, action, "admin", &[by]);
+            }
+        }
+        5 => {
+            let old: Vec<&String> = records
+                .iter()
+                .filter(|p| p.starts_with("mlcubes/") && p.ends_with("cube.toml"))
+                .collect();
+            if let Some(cube) = old.choose(rng) {
+                let file = *[
+                    model::CubeFile::ParametersYaml,
+                    model::CubeFile::ContainerConfigYaml,
+                ]
+                .choose(rng)
+                .unwrap();
+                let folder = cube.trim_end_matches("cube.toml");
+                let p = format!("{folder}{}", file.file_name());
+                if !w.tree.files.contains_key(&p) {
+                    w.add(&p, b"y".to_vec());
+                }
+            }
+        }
+        6 => {
+            let p = records.choose(rng).unwrap();
+            let sig = build::signature(p, who);
+            if !w.tree.files.contains_key(&sig) {
+                w.add(&sig, b"untrusted comment: x\nRWQ=\n".to_vec());
+            }
+        }
+        _ => {
+            // A later approval of a record already merged counts for nothing, and changes no
+            // verdict: a record the new files reach without any other effect.
+            let p = users.choose(rng).unwrap();
+            decide(w, p, DecisionKind::Approval, "admin");
+        }
+    }
+}
+
+/// A clean main to grow: an admin, alice and bob admitted, a cube each.
+fn start() -> (World, Index) {
+    let mut w = World::new(&HANDLES);
+    w.root(1, &["admin"], 1, &["admin"]);
+    w.next_commit();
+    w.user("alice", "admin");
+    w.user("bob", "admin");
+    w.next_commit();
+    cube_by(&mut w, "a", "alice");
+    cube_by(&mut w, "b", "bob");
+    let (report, ix) = check(&w, Vec::new());
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    (w, ix)
+}
+
+#[test]
+fn checking_what_the_new_files_reach_gives_the_whole_report() {
+    let (mut skipped, mut fell_back, mut refused) = (0, 0, 0);
+    for seed in 0..6 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut w, mut base) = start();
+        let mut cubes = 0;
+        for _ in 0..40 {
+            let before = w.tree.clone();
+            w.next_commit();
+            for _ in 0..rng.gen_range(1..=3) {
+                grow(&mut w, &mut rng, &mut cubes);
+            }
+            let whole = check(&w, Vec::new());
+            let grown = onto_with(&base, &w, true).expect("no case collisions here");
+            same(&whole, &grown);
+
+            let at = base.files.values().map(|f| f.intro + 1).max().unwrap();
+            let ix = &grown.1;
+            let reach = Reach::of(ix, ix.fresh.as_ref().unwrap());
+            let reached: std::collections::BTreeSet<&String> = reach.records(ix).collect();
+            for p in ix.records.keys() {
+                assert_eq!(reached.contains(p), horizon(ix, p) >= at, "{p}");
+            }
+            if grown.0.records_checked < whole.0.records_checked {
+                skipped += 1;
+            } else {
+                fell_back += 1;
+            }
+            if whole.0.is_clean() && whole.0.warnings.is_empty() {
+                base = whole.1;
+            } else {
+                refused += 1;
+                w.tree = before;
+            }
+        }
+    }
+    // Both ways were taken, and forged growth was met.
+    assert!(skipped > 20, "{skipped}");
+    assert!(fell_back > 0, "{fell_back}");
+    assert!(refused > 10, "{refused}");
+}
+
+/// A view at a commit shows nothing that arrived after it, through every lookup the checks
+/// read by: what a record's check sees is what stood at its horizon.
+#[test]
+fn a_view_shows_only_what_arrived_by_its_horizon() {
+    let (mut w, _) = start();
+    let early = w.tree.commit;
+    w.next_commit();
+    let a1 = build::mlcube("a", 1);
+    // A second version of cube a, bob's signature on a v1, and a later rejection of alice.
+    let mut c2: model::Mlcube =
+        toml::from_str(std::str::from_utf8(&w.tree.files[&a1].0).unwrap()).unwrap();
+    c2.version = 2;
+    let yaml = build::mlcube_file("a", 2, model::CubeFile::MlcubeYaml);
+    w.add(&yaml, b"x".to_vec());
+    w.record(&build::mlcube("a", 2), &c2, &["alice"]);
+    w.sign(&a1, "bob");
+    decide(
+        &mut w,
+        &build::user("alice", 1),
+        DecisionKind::Rejection,
+        "admin",
+    );
+    w.user("carol", "admin");
+    let (_, ix) = check(&w, Vec::new());
+    let a2 = build::mlcube("a", 2);
+
+    let then = View::at(&ix, early);
+    let now = View::at(&ix, w.tree.commit);
+    for (view, seen) in [(then, false), (now, true)] {
+        assert_eq!(view.record(&a2).is_some(), seen);
+        assert_eq!(view.sha(&a2).is_some(), seen);
+        assert_eq!(view.files.contains_key(&a2), seen);
+        assert_eq!(view.intro(&a2) == usize::MAX, !seen);
+        assert_eq!(view.cubes.get("a").unwrap().contains_key(&2), seen);
+        assert_eq!(
+            view.cubes.get("a").unwrap().values().count(),
+            1 + seen as usize
+        );
+        assert_eq!(view.cube("a", 2).is_some(), seen);
+        assert_eq!(view.users.get("carol").is_some(), seen);
+        let signers: Vec<&str> = view
+            .signatures
+            .get(&a1)
+            .unwrap()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(signers.contains(&"bob"), seen, "{signers:?}");
+        let alice = build::user("alice", 1);
+        assert_eq!(
+            view.decisions_on(&alice, DecisionKind::Rejection)
+                .is_empty(),
+            !seen
+        );
+        assert!(view.record(&a1).is_some() && view.users.get("alice").is_some());
+    }
+    // The horizon of a1 is where bob's signature arrived; alice's user record reaches the
+    // rejection, and carol's record is as late as its approval.
+    assert_eq!(horizon(&ix, &a1), w.tree.commit);
+    assert_eq!(horizon(&ix, &build::user("alice", 1)), w.tree.commit);
+    assert_eq!(horizon(&ix, &build::user("bob", 1)), 1);
+}
