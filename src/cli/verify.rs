@@ -79,6 +79,9 @@ struct VerifyJson<'a> {
     /// The main verified here before that this one grew from, when every file of that main
     /// came from the carry and only what the commits since add was read from git.
     grown_from: Option<&'a str>,
+    /// When only the parts of that main the checks needed were read from git (an id's
+    /// folder, a blob): how many.
+    parts_read: Option<usize>,
     problems: Vec<ProblemJson<'a>>,
     warnings: Vec<ProblemJson<'a>>,
     /// Whether this machine now records the commit as the last verified main.
@@ -109,6 +112,7 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
             signatures_cached: report.signatures_cached,
             files_carried: report.files_carried,
             grown_from: report.grown_from.as_deref(),
+            parts_read: report.parts_read,
             problems: report.problems.iter().map(ProblemJson::from).collect(),
             warnings: report.warnings.iter().map(ProblemJson::from).collect(),
             recorded: v.recorded,
@@ -136,9 +140,14 @@ fn render(settings: &Settings, v: Verdict) -> CliResult {
             let files = match (report.files_carried, &report.grown_from) {
                 (0, _) => format!("{} files", report.files),
                 (n, Some(base)) => format!(
-                    "{} files ({n} of them those of {}, verified here before)",
+                    "{} files ({n} of them those of {}, verified here before{})",
                     report.files,
-                    &base[..base.len().min(10)]
+                    &base[..base.len().min(10)],
+                    match report.parts_read {
+                        Some(p) =>
+                            format!("; {p} of its parts read again where checks needed them"),
+                        None => String::new(),
+                    }
                 ),
                 (n, None) => format!(
                     "{} files ({n} of them as the last verification read them)",
@@ -209,6 +218,7 @@ fn hook(settings: &Settings, args: &VerifyArgs) -> CliResult {
         head,
         &opts,
         known,
+        |base| local.and_then(|id| store.kept(id, base)),
         |base| local.and_then(|id| store.carry_main(id, base)),
         || local.map(|id| store.carry(id)).unwrap_or_default(),
     )?;

@@ -9,8 +9,8 @@
 //! JSON, 32-byte sha256 of the JSON` (lengths little-endian; no JSON for a file that is no
 //! record or whose JSON does not read back as the same record); and `head`, written last,
 //! whose first line is `cohort carry 3 <parser fingerprint> <sha256 of the rest>`, whose
-//! second names the main last saved, how many files it has and, when it passed with no
-//! warning either, the trust rules that found so (`<commit> <files> <rules
+//! second names the main last saved, how many files and records it has and, when it passed
+//! with no warning either, the trust rules that found so (`<commit> <files> <records> <rules
 //! fingerprint or ->`: a main grown from it then re-checks only what its new files reach), and whose
 //! other lines name the segments, oldest first (a later entry for a path replaces an earlier
 //! one). Accepting a main writes one segment with the files read from git, so the writes
@@ -35,6 +35,8 @@ pub const MAX_SEGMENTS: usize = 16;
 struct Head {
     /// The main last saved, and how many files it has.
     main: (String, usize),
+    /// How many records it has.
+    records: usize,
     /// Whether that main passed under this build's trust rules (see [`Carried::accepted`]).
     accepted: bool,
     /// The segments, oldest first.
@@ -53,15 +55,22 @@ fn head(dir: &Path) -> Option<Head> {
     }
     let (main, rest) = rest.split_once('\n')?;
     let mut fields = main.split(' ');
-    let (commit, files, rules) = (fields.next()?, fields.next()?, fields.next()?);
+    let (commit, files, records, rules) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
     if fields.next().is_some() {
         return None;
     }
     let main = (commit.to_string(), files.parse().ok()?);
+    let records = records.parse().ok()?;
     let accepted = rules == RULES_FINGERPRINT;
     let names: Vec<String> = rest.lines().map(str::to_string).collect();
     names.iter().all(|n| is_segment_name(n)).then_some(Head {
         main,
+        records,
         accepted,
         names,
     })
@@ -97,6 +106,29 @@ pub fn load(dir: &Path) -> Carried {
         })
         .collect();
     Carried::from_segments(decoded)
+}
+
+/// What the carry says of the main `commit`, when its head names that main (see [`Kept`]).
+pub fn kept(dir: &Path, commit: &str) -> Option<Kept> {
+    let head = head(dir)?;
+    (head.main.0 == commit).then_some(Kept {
+        files: head.main.1,
+        records: head.records,
+        accepted: head.accepted,
+        room: head.names.len() < MAX_SEGMENTS,
+    })
+}
+
+/// What the head of a carry says of the main it was saved for, without reading its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    pub files: usize,
+    pub records: usize,
+    /// Verified clean, with no warning, under this build's trust rules.
+    pub accepted: bool,
+    /// Whether a main grown from it can add its files as one more segment (else the carry is
+    /// written again whole, which takes every file of that main).
+    pub room: bool,
 }
 
 /// The files of the main `commit` exactly, when the carry is that main's and whole: `head`
@@ -190,13 +222,13 @@ fn encode(ix: &Index, paths: &[&str], blob: &dyn Fn(&str) -> Option<[u8; 20]>) -
 
 fn write_head(
     dir: &Path,
-    main: (&str, usize),
+    main: (&str, usize, usize),
     accepted: bool,
     names: &[String],
 ) -> std::io::Result<()> {
     let segments: String = names.iter().map(|n| format!("{n}\n")).collect();
     let rules = if accepted { RULES_FINGERPRINT } else { "-" };
-    let rest = format!("{} {} {rules}\n{segments}", main.0, main.1);
+    let rest = format!("{} {} {} {rules}\n{segments}", main.0, main.1, main.2);
     let head = format!(
         "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
         Sha256::of(rest.as_bytes())
@@ -217,29 +249,32 @@ pub fn save(
     accepted: bool,
     blob: &dyn Fn(&str) -> Option<[u8; 20]>,
 ) -> std::io::Result<()> {
-    let main = (commit, ix.files.len());
+    let main = (commit, ix.file_count(), ix.record_count());
     let old = head(dir);
     let (old, old_main, old_accepted) = match old {
-        Some(h) => (h.names, Some(h.main), h.accepted),
+        Some(h) => (h.names, Some((h.main.0, h.main.1, h.records)), h.accepted),
         None => (Vec::new(), None, false),
     };
     // One more segment only when the carry was exactly the main `ix` grew from: it gave
     // every file it held (none stale or damaged) and those are all `ix` did not read.
-    let exact = old_main.as_ref().is_some_and(|(_, n)| *n == ix.carried)
-        && ix.fresh.as_ref().map(Vec::len).unwrap_or(0) + ix.carried == ix.files.len();
+    let exact = old_main.as_ref().is_some_and(|(_, n, _)| *n == ix.carried)
+        && ix.fresh.as_ref().map(Vec::len).unwrap_or(0) + ix.carried == ix.file_count();
     let fresh = ix
         .fresh
         .as_ref()
         .filter(|_| exact && !old.is_empty() && old.len() < MAX_SEGMENTS);
     let (paths, mut names): (Vec<&str>, Vec<String>) = match fresh {
         Some(fresh) if fresh.is_empty() => {
-            if old_main.is_some_and(|(c, n)| c == main.0 && n == main.1) && old_accepted == accepted
+            if old_main.is_some_and(|(c, n, r)| c == main.0 && n == main.1 && r == main.2)
+                && old_accepted == accepted
             {
                 return Ok(());
             }
             return write_head(dir, main, accepted, &old);
         }
         Some(fresh) => (fresh.iter().map(String::as_str).collect(), old),
+        // An index holding only parts of its main cannot stand for all of it.
+        None if ix.is_partial() => return Ok(()),
         None => (ix.files.keys().map(String::as_str).collect(), Vec::new()),
     };
     let segment = encode(ix, &paths, blob);

@@ -143,7 +143,7 @@ fn a_damaged_or_foreign_carry_reads_as_less() {
     std::fs::write(&head, other).unwrap();
     assert!(load(&dir).is_empty());
     // A segment named outside the folder is never read.
-    let rest = "c1 30 -\n../../etc/passwd\n";
+    let rest = "c1 30 0 -\n../../etc/passwd\n";
     let forged = format!(
         "{MAGIC} {PARSE_FINGERPRINT} {}\n{rest}",
         Sha256::of(rest.as_bytes())
@@ -205,9 +205,19 @@ fn the_verdict_on_a_main_counts_only_under_the_same_trust_rules() {
     let text = std::fs::read_to_string(&head).unwrap();
     let (first, rest) = text.split_once('\n').unwrap();
     assert!(
-        rest.starts_with(&format!("c0 5 {RULES_FINGERPRINT}\n")),
+        rest.starts_with(&format!("c0 5 0 {RULES_FINGERPRINT}\n")),
         "{rest}"
     );
+    assert_eq!(
+        kept(&dir, "c0"),
+        Some(Kept {
+            files: 5,
+            records: 0,
+            accepted: true,
+            room: true
+        })
+    );
+    assert_eq!(kept(&dir, "c1"), None);
     let rest = rest.replacen(RULES_FINGERPRINT, &"0".repeat(RULES_FINGERPRINT.len()), 1);
     let first = first.rsplit_once(' ').unwrap().0;
     let forged = format!("{first} {}\n{rest}", Sha256::of(rest.as_bytes()));

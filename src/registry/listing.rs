@@ -328,6 +328,19 @@ fn parts_in(dir: &Path, commit: Oid) -> Option<Parts> {
     parse_manifest(&std::fs::read(dir.join(MANIFEST)).ok()?, commit)
 }
 
+/// Whether the listing in `dir`, kept for `commit`, can take a main grown from it as parts
+/// added beside it (not written again whole, which takes every record of that main).
+pub fn can_grow(dir: &Path, commit: Oid) -> bool {
+    parts_in(dir, commit).is_some_and(|old| {
+        let steps: std::collections::HashSet<&str> = old
+            .iter()
+            .filter_map(|(p, _)| p.split_once('@'))
+            .map(|(_, c)| c)
+            .collect();
+        steps.len() + 1 < MAX_STEPS
+    })
+}
+
 /// Whether the listing in `dir` is whole and built for `commit`: its manifest and every file it
 /// names (checked against their digests, not parsed).
 fn is_whole(dir: &Path, commit: Oid) -> bool {
@@ -378,7 +391,10 @@ pub fn save(dir: &Path, commit: Oid, ix: &Index, grown_from: Option<Oid>) -> std
     if whole && is_whole(dir, commit) {
         return Ok(());
     }
-    let Some(files) = grown.or_else(|| encode(commit, ix)) else {
+    // An index holding only parts of its main cannot stand for all of it: the listing is
+    // then left out (and written whole by the next verification that reads every file).
+    let whole_from = (!ix.is_partial()).then_some(ix);
+    let Some(files) = grown.or_else(|| encode(commit, whole_from?)) else {
         // An index that cannot hold every record is worse than none.
         return match std::fs::remove_file(dir.join(MANIFEST)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

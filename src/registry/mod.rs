@@ -6,6 +6,7 @@ mod bundle;
 pub mod carry;
 mod history;
 mod init;
+mod lazily;
 pub mod listing;
 mod rawtree;
 mod remote;
@@ -332,16 +333,20 @@ impl Registry {
     }
 
     /// Verifies `commit` with what this machine kept of the main it verified last: `known`,
-    /// that main's timeline, and its carry. When `commit` grew from that main and `whole`
-    /// gives the carry of it whole (see [`carry::load_main`]), only the files the commits
-    /// since add are read from git; otherwise the whole tree is read, taking from `carry()`
-    /// each file whose blob the tree names, and the history walk continues from whatever
-    /// timeline the first attempt reached. Either way the policy checks every file.
+    /// that main's timeline, and its carry. When `commit` grew from that main, only the files
+    /// the commits since add are read from git: with the rest of that main read only where
+    /// the checks need it when `lazily` says the main was accepted here and a grown main can
+    /// be kept beside it (see [`carry::Kept`]), else with its files from `whole`, the carry of
+    /// it whole (see [`carry::load_main`]). Otherwise the whole tree is read, taking from
+    /// `carry()` each file whose blob the tree names, and the history walk continues from
+    /// whatever timeline the first attempt reached. Every verdict is the one a verification
+    /// of every file gives.
     pub fn verify_kept(
         &self,
         commit: Oid,
         opts: &trust::VerifyOptions,
         known: Option<Timeline>,
+        lazily: impl FnOnce(Oid) -> Option<carry::Kept>,
         whole: impl FnOnce(Oid) -> Option<trust::Carried>,
         carry: impl FnOnce() -> trust::Carried,
     ) -> Result<Verified<'_>> {
@@ -351,30 +356,28 @@ impl Registry {
             .and_then(|c| Oid::from_str(c).ok());
         let mut known = known;
         if let (Some(base), Some(k)) = (base, known.take()) {
-            known = match whole(base) {
-                Some(carried) => match self.verify_grown(base, commit, opts, k, carried)? {
-                    Grown::Verified(v) => return Ok(*v),
-                    Grown::Not(timeline) => timeline,
-                },
-                None => Some(k),
+            known = match self.verify_grown(base, commit, opts, k, lazily, whole)? {
+                Grown::Verified(v) => return Ok(*v),
+                Grown::Not(timeline) => timeline,
             };
         }
         self.verify_carrying(commit, opts, known, carry())
     }
 
-    /// Verifies `commit`, a main grown from `base`, whose timeline is `known` and whose files
-    /// `carried` holds whole: only the files the commits since add are read from git, and the
-    /// policy checks every file. [`Grown::Not`] when `commit` is not such a main (`base` is
-    /// not on its first-parent chain, or a commit since changes, deletes or malforms
-    /// something, or adds a path that differs from another only in case): the whole read
-    /// then reports why.
+    /// Verifies `commit`, a main grown from `base`, whose timeline is `known`: only the files
+    /// the commits since add are read from git, the rest of `base` lazily (see
+    /// [`Registry::verify_kept`]) or whole from the carry `whole` gives. [`Grown::Not`] when
+    /// `commit` is not such a main (`base` is not on its first-parent chain, or a commit
+    /// since changes, deletes or malforms something, or adds a path that differs from another
+    /// only in case) or the carry is not there: the whole read then reports why.
     fn verify_grown(
         &self,
         base: Oid,
         commit: Oid,
         opts: &trust::VerifyOptions,
         known: Timeline,
-        carried: trust::Carried,
+        lazily: impl FnOnce(Oid) -> Option<carry::Kept>,
+        whole: impl FnOnce(Oid) -> Option<trust::Carried>,
     ) -> Result<Grown<'_>> {
         let base_id = base.to_string();
         let at = known.commits.len();
@@ -391,17 +394,29 @@ impl Registry {
         let Some(added) = history::added_files(&self.repo, old, new)? else {
             return Ok(Grown::Not(Some(tl)));
         };
+        let verified = match lazily(base).filter(|k| k.accepted) {
+            Some(kept) => self.read_lazily(commit, &tl, at, &added, kept, opts)?,
+            None => None,
+        };
         let tree = GitTree::of_entries(&self.repo, added).opened_by(self.opener.clone());
-        let accepted = carried.accepted.then_some(trust::Accepted { commits: at });
-        let Some(ix) = Index::from_carried(carried, &tl) else {
-            return Ok(Grown::Not(Some(tl)));
-        };
-        let Some(built) = ix.extend_checking(&tree, &tl, opts.cache.as_deref())? else {
-            return Ok(Grown::Not(Some(tl)));
-        };
-        let (mut report, index) = match accepted {
-            Some(base) => trust::verify_grown(built, &tl, opts, base),
-            None => trust::verify_index(built, &tl, opts),
+        let (mut report, index) = match verified {
+            Some(v) => v,
+            None => {
+                let Some(carried) = whole(base) else {
+                    return Ok(Grown::Not(Some(tl)));
+                };
+                let accepted = carried.accepted.then_some(trust::Accepted { commits: at });
+                let Some(ix) = Index::from_carried(carried, &tl) else {
+                    return Ok(Grown::Not(Some(tl)));
+                };
+                let Some(built) = ix.extend_checking(&tree, &tl, opts.cache.as_deref())? else {
+                    return Ok(Grown::Not(Some(tl)));
+                };
+                match accepted {
+                    Some(base) => trust::verify_grown(built, &tl, opts, base),
+                    None => trust::verify_index(built, &tl, opts),
+                }
+            }
         };
         report.grown_from = Some(base_id);
         Ok(Grown::Verified(Box::new(Verified {

@@ -166,6 +166,17 @@ impl StateStore {
         super::carry::load(&super::carry::dir(&self.dir, id))
     }
 
+    /// What the carry says of the main `commit` (see [`super::carry::kept`]).
+    pub fn kept(&self, id: &Sha256, commit: git2::Oid) -> Option<super::carry::Kept> {
+        super::carry::kept(&super::carry::dir(&self.dir, id), &commit.to_string())
+    }
+
+    /// Whether the listing index kept for `commit` can grow by a main grown from it (see
+    /// [`super::listing::can_grow`]).
+    pub fn listing_can_grow(&self, id: &Sha256, commit: git2::Oid) -> bool {
+        super::listing::can_grow(&self.listing_path(id), commit)
+    }
+
     /// The files of the main `commit` exactly, when the carry is that main's and whole (see
     /// [`super::carry::load_main`]).
     pub fn carry_main(&self, id: &Sha256, commit: git2::Oid) -> Option<crate::trust::Carried> {

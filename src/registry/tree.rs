@@ -65,6 +65,49 @@ impl<'r> GitTree<'r> {
         })
     }
 
+    /// The files of the parts `units` of `commit`'s tree (see `trust::view::unit_of`): a folder
+    /// (`.../`) with everything under it, the top-level files (`""`), or one file.
+    pub fn at_units(repo: &'r Repository, commit: Oid, units: &[String]) -> Result<GitTree<'r>> {
+        let tree = repo.find_commit(commit)?.tree()?;
+        let odb = repo.odb()?;
+        let mut files = BTreeMap::new();
+        let mut malformed = Vec::new();
+        for unit in units {
+            if unit.is_empty() {
+                let top = RawTree::read(&odb, tree.id())?;
+                if let Some(why) = top.malformed() {
+                    malformed.push((String::new(), why.to_string()));
+                }
+                for entry in top.entries.iter().filter(|e| !e.is_tree()) {
+                    let Ok(name) = std::str::from_utf8(top.name(entry)) else {
+                        return Err(RegistryError::Refused(
+                            "<non-UTF-8 name>: file names in a registry are ASCII".into(),
+                        ));
+                    };
+                    let mode = EntryMode::of_git(entry.mode);
+                    files.insert(name.to_string(), (top.id(entry), mode));
+                }
+            } else if let Some(dir) = unit.strip_suffix('/') {
+                if let Ok(entry) = tree.get_path(std::path::Path::new(dir))
+                    && entry.kind() == Some(ObjectType::Tree)
+                {
+                    walk(&odb, entry.id(), unit, &mut files, &mut malformed)?;
+                }
+            } else if let Ok(entry) = tree.get_path(std::path::Path::new(unit))
+                && entry.kind() == Some(ObjectType::Blob)
+            {
+                let mode = EntryMode::of_git(entry.filemode() as u32);
+                files.insert(unit.clone(), (entry.id(), mode));
+            }
+        }
+        Ok(GitTree {
+            repo,
+            files,
+            opener: Opener::Path(repo.path().to_path_buf()),
+            malformed,
+        })
+    }
+
     /// The files `entries` name (paths, modes and blob ids, as [`super::history::added_files`]
     /// gives them) in `repo`, read by those ids.
     pub fn of_entries(repo: &'r Repository, entries: Vec<TreeEntry>) -> GitTree<'r> {

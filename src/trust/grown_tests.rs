@@ -8,32 +8,35 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::model::{self, DecisionKind, FORMAT_VERSION, GrantAction, Sha256, build};
-use crate::trust::Index;
-use crate::trust::view::{Reach, View, horizon};
+use crate::model::{self, DecisionKind, GrantAction, Sha256, build};
+use crate::trust::view::{Reach, View, horizon, unit_of};
+use crate::trust::{Accepted, Index, Lazy, Report, VerifyOptions, verify_lazily};
 
 use super::carry::{check, same};
 use super::onto::onto_with;
-use super::{World, cube_by};
+use super::{Mem, World, cube_by};
 
 const HANDLES: [&str; 5] = ["admin", "alice", "bob", "carol", "mallory"];
 
 /// Adds a decision of `kind` on `subject` by `by`, unless that file exists.
 fn decide(w: &mut World, subject: &str, kind: DecisionKind, by: &str) {
-    let path = build::decision(subject, kind, by);
-    if w.tree.files.contains_key(&path) {
-        return;
+    if !w
+        .tree
+        .files
+        .contains_key(&build::decision(subject, kind, by))
+    {
+        super::onto::decide(w, subject, kind, by);
     }
-    let d = model::Decision {
-        format: FORMAT_VERSION,
-        kind: kind.as_str().into(),
-        subject: subject.into(),
-        subject_sha256: Sha256::of(&w.tree.files[subject].0),
-        by: by.into(),
-        at: "2026-01-01T00:00:00Z".into(),
-        reason: None,
-    };
-    w.record(&path, &d, &[by]);
+}
+
+/// The files of `w` that are no records a signature may name: blobs and cube configurations.
+fn non_records(w: &World) -> Vec<String> {
+    w.tree
+        .files
+        .keys()
+        .filter(|p| p.starts_with("blobs/") || p.ends_with("mlcube.yaml"))
+        .cloned()
+        .collect()
 }
 
 /// A cube `name` by `owner` whose additional files are `additional`.
@@ -92,13 +95,7 @@ fn grow(w: &mut World, rng: &mut StdRng, cubes: &mut u32) {
     match op {
         11 => {
             // A damaged signature on a file that is no record.
-            let files: Vec<&String> = w
-                .tree
-                .files
-                .keys()
-                .filter(|p| p.starts_with("blobs/") || p.ends_with("mlcube.yaml"))
-                .collect();
-            if let Some(p) = files.choose(rng) {
+            if let Some(p) = non_records(w).choose(rng) {
                 let sig = build::signature(p, who);
                 if !w.tree.files.contains_key(&sig) {
                     w.add(&sig, b"untrusted comment: x\nRWQ=\n".to_vec());
@@ -135,13 +132,7 @@ fn grow(w: &mut World, rng: &mut StdRng, cubes: &mut u32) {
         10 => {
             // A signature on a file that is no record: a blob or a cube's configuration, by
             // someone admitted.
-            let files: Vec<&String> = w
-                .tree
-                .files
-                .keys()
-                .filter(|p| p.starts_with("blobs/") || p.ends_with("mlcube.yaml"))
-                .collect();
-            if let Some(p) = files.choose(rng).map(|p| p.to_string()) {
+            if let Some(p) = non_records(w).choose(rng).cloned() {
                 sign_file(w, &p, ["admin", "alice", "bob"].choose(rng).unwrap());
             }
         }
@@ -215,6 +206,70 @@ fn grow(w: &mut World, rng: &mut StdRng, cubes: &mut u32) {
     }
 }
 
+/// The files of `w` in the parts `units` of its tree (see [`unit_of`]).
+fn parts(w: &World, units: &[String]) -> Mem {
+    let within = |p: &str| {
+        units
+            .iter()
+            .any(|u| unit_of(p) == u || (u.ends_with('/') && p.starts_with(u.as_str())))
+    };
+    Mem {
+        files: w
+            .tree
+            .files
+            .iter()
+            .filter(|(p, _)| within(p))
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .collect(),
+        commit: w.tree.commit,
+    }
+}
+
+/// `w` verified from the files it adds to `base` (a clean main) and only the parts of `base`
+/// its checks read, loaded from `w`'s tree as they miss; `None` when it needs the whole index.
+/// Also returns how many parts it loaded.
+fn lazily(base: &Index, w: &World) -> Option<(Report, usize)> {
+    let tl = w.timeline();
+    let added = Mem {
+        files: w
+            .tree
+            .files
+            .iter()
+            .filter(|(p, _)| !base.files.contains_key(*p))
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .collect(),
+        commit: w.tree.commit,
+    };
+    let (mut ix, problems) = Index::build_checking(&added, &tl, None).unwrap();
+    ix.fresh = Some(ix.files.keys().cloned().collect());
+    ix.carried = base.files.len();
+    ix.lazy = Some(Lazy {
+        counts: (
+            base.files.len() + ix.files.len(),
+            base.records.len() + ix.records.len(),
+        ),
+        ..Lazy::default()
+    });
+    // Every new path, whether or not it classifies (as the tree's diff names them).
+    let new: Vec<&String> = added.files.keys().collect();
+    let mut loaded = 0;
+    let mut load = |units: &[String]| {
+        loaded += units.len();
+        let (more, problems) = Index::build_checking(&parts(w, units), &tl, None)?;
+        // What the new files showed is reported already; the rest was clean.
+        Ok(problems
+            .iter()
+            .all(|p| new.contains(&&p.path))
+            .then_some(more))
+    };
+    let commits = base.files.values().map(|f| f.intro + 1).max().unwrap();
+    let opts = VerifyOptions::default();
+    let got = verify_lazily((ix, problems), &tl, &opts, Accepted { commits }, &mut load);
+    let (report, ix) = got.unwrap()?;
+    assert!(ix.files.len() <= w.tree.files.len());
+    Some((report, loaded))
+}
+
 /// A clean main to grow: an admin, alice and bob admitted, a cube each.
 fn start() -> (World, Index) {
     let mut w = World::new(&HANDLES);
@@ -233,6 +288,7 @@ fn start() -> (World, Index) {
 #[test]
 fn checking_what_the_new_files_reach_gives_the_whole_report() {
     let (mut skipped, mut fell_back, mut refused) = (0, 0, 0);
+    let (mut partial, mut whole_needed) = (0, 0);
     for seed in 0..6 {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut w, mut base) = start();
@@ -246,6 +302,16 @@ fn checking_what_the_new_files_reach_gives_the_whole_report() {
             let whole = check(&w, Vec::new());
             let grown = onto_with(&base, &w, true).expect("no case collisions here");
             same(&whole, &grown);
+            match lazily(&base, &w) {
+                Some((r, _)) => {
+                    assert_eq!(r.problems, whole.0.problems);
+                    assert_eq!(r.warnings, whole.0.warnings);
+                    assert_eq!((r.files, r.records), (whole.0.files, whole.0.records));
+                    assert_eq!(r.records_checked, grown.0.records_checked);
+                    partial += 1;
+                }
+                None => whole_needed += 1,
+            }
 
             let at = base.files.values().map(|f| f.intro + 1).max().unwrap();
             let ix = &grown.1;
@@ -267,6 +333,10 @@ fn checking_what_the_new_files_reach_gives_the_whole_report() {
             }
         }
     }
+    eprintln!(
+        "STATS partial {partial} whole {whole_needed} skipped {skipped} fell_back {fell_back}"
+    );
+    assert!(partial > 20, "{partial}");
     // Both ways were taken, and forged growth was met.
     assert!(skipped > 20, "{skipped}");
     assert!(fell_back > 0, "{fell_back}");
@@ -333,4 +403,108 @@ fn a_view_shows_only_what_arrived_by_its_horizon() {
     assert_eq!(horizon(&ix, &a1), w.tree.commit);
     assert_eq!(horizon(&ix, &build::user("alice", 1)), w.tree.commit);
     assert_eq!(horizon(&ix, &build::user("bob", 1)), 1);
+}
+
+/// Each read names the part of the registry the file or id it reads lives in, so an index that
+/// holds only some parts knows what it misses: checked against where the format puts each kind.
+#[test]
+fn every_read_names_the_folder_its_files_live_in() {
+    let ix = Index {
+        lazy: Some(Lazy::default()),
+        ..Index::default()
+    };
+    let view = View::at(&ix, usize::MAX);
+    let missed = |read: &dyn Fn(&View) -> bool| -> Vec<String> {
+        read(&view);
+        ix.lazy.as_ref().unwrap().take_misses()
+    };
+    let key = model::AssocKey::Model("m".into());
+    let id = "ab".repeat(32);
+    type Read<'r> = Box<dyn Fn(&View) -> bool + 'r>;
+    let cases: Vec<(Read, String)> = vec![
+        (
+            Box::new(|v| v.users.get("h").is_some()),
+            build::user("h", 2),
+        ),
+        (
+            Box::new(|v| v.grants.get("h").is_some()),
+            build::grant("h", 2),
+        ),
+        (
+            Box::new(|v| v.cubes.get("c").is_some()),
+            build::mlcube("c", 2),
+        ),
+        (
+            Box::new(|v| v.access.get(&("c".into(), 1, id.clone())).is_some()),
+            build::access("c", 1, &id, 1),
+        ),
+        (
+            Box::new(|v| v.benchmarks.get("b").is_some()),
+            build::benchmark("b", 2),
+        ),
+        (
+            Box::new(|v| v.datasets.get(id.as_str()).is_some()),
+            build::dataset(&id, 1),
+        ),
+        (
+            Box::new(|v| v.leaderboards.get("b").is_some()),
+            build::leaderboard("b", 1),
+        ),
+        (
+            Box::new(|v| v.associations.get(&("b".into(), key.clone())).is_some()),
+            build::association("b", &key, 1),
+        ),
+        (
+            Box::new(|v| v.priorities.get(&("b".into(), "m".into())).is_some()),
+            build::priority("b", "m", 1),
+        ),
+        (
+            Box::new(|v| {
+                v.results
+                    .get(&("b".into(), id.clone(), "m".into()))
+                    .is_some()
+            }),
+            build::result("b", &id, "m", 1),
+        ),
+        (
+            Box::new(|v| v.results.of_first("b").count() > 0),
+            build::result("b", &id, "m", 1),
+        ),
+        (Box::new(|v| v.roots.values().count() > 0), build::root(2)),
+        (Box::new(|v| v.metas.get(&1).is_some()), build::meta(1)),
+    ];
+    for (read, path) in &cases {
+        assert_eq!(
+            missed(read.as_ref()),
+            vec![unit_of(path).to_string()],
+            "{path}"
+        );
+    }
+    // Files attached to a record sit in its part; blobs are parts of their own.
+    let user = build::user("h", 1);
+    for p in [
+        build::signature(&user, "admin"),
+        build::decision(&user, DecisionKind::Approval, "admin"),
+        build::sealed(&build::dataset(&id, 1), "statistics"),
+    ] {
+        let owner = model::classify(&p)
+            .ok()
+            .and_then(|rp| crate::trust::view::owner(&rp));
+        assert_eq!(unit_of(&p), unit_of(&owner.unwrap()), "{p}");
+    }
+    let blob = build::blob(&id);
+    assert_eq!(unit_of(&blob), blob);
+    assert_eq!(
+        missed(&|v| v.files.get(&blob).is_some()),
+        vec![blob.clone()]
+    );
+    assert_eq!(unit_of("README.md"), "");
+    assert_eq!(unit_of("hooks/pre-receive"), "hooks/");
+    assert_eq!(unit_of(".github/workflows/ci.yml"), ".github/workflows/");
+    // A folder loaded covers what is under it.
+    let lazy = Lazy {
+        loaded: ["grants/".to_string()].into(),
+        ..Lazy::default()
+    };
+    assert!(lazy.covers("grants/h/") && !lazy.covers("users/h/") && !lazy.covers(""));
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::model::{self, AssocKey, DecisionKind, Record, RecordPath, Sha256, classify};
 
 use super::cache::SigCache;
+use super::view::View;
 use super::{Problem, Rule, Timeline};
 
 /// One classified file.
@@ -66,6 +67,38 @@ pub struct Index {
     pub fresh: Option<Vec<String>>,
     /// How many files the build took from the carry instead of reading them.
     pub carried: usize,
+    /// When the index holds only the parts of a main its checks read (see [`Lazy`]).
+    pub lazy: Option<Lazy>,
+}
+
+/// An index of a main grown from one accepted here that holds the new files and only the parts
+/// of the rest (see [`super::view::unit_of`]) its checks read: each read of a part not loaded
+/// is noted, the parts are loaded and the checks run again until none is missing.
+#[derive(Debug, Default)]
+pub struct Lazy {
+    /// The parts loaded (`*`: everything; a folder covers what is under it).
+    pub loaded: std::collections::BTreeSet<String>,
+    /// Parts read and not loaded since they were last taken.
+    pub misses: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The files and records of the whole main.
+    pub counts: (usize, usize),
+}
+
+impl Lazy {
+    /// Whether `unit` is loaded: itself or a folder holding it.
+    pub fn covers(&self, unit: &str) -> bool {
+        self.loaded.contains("*")
+            || self.loaded.contains(unit)
+            || unit
+                .match_indices('/')
+                .any(|(i, _)| i + 1 < unit.len() && self.loaded.contains(&unit[..=i]))
+    }
+
+    /// The parts read and not loaded, taken.
+    pub fn take_misses(&self) -> Vec<String> {
+        let mut m = self.misses.lock().expect("never poisoned");
+        std::mem::take(&mut *m).into_iter().collect()
+    }
 }
 
 /// The value under `key` in `m`, made empty when missing: the key is cloned only then.
@@ -87,6 +120,39 @@ pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Pro
 }
 
 impl Index {
+    /// Notes a read of the part `unit` of the main (see [`Lazy`]); nothing for a whole index.
+    pub(super) fn need(&self, unit: &str) {
+        if let Some(l) = &self.lazy
+            && !l.covers(unit)
+        {
+            l.misses
+                .lock()
+                .expect("never poisoned")
+                .insert(unit.to_string());
+        }
+    }
+
+    /// Whether this index holds only parts of its main (see [`Lazy`]).
+    pub fn is_partial(&self) -> bool {
+        self.lazy.is_some()
+    }
+
+    /// How many files the main has (all of them, also for a partial index).
+    pub fn file_count(&self) -> usize {
+        self.lazy
+            .as_ref()
+            .map(|l| l.counts.0)
+            .unwrap_or(self.files.len())
+    }
+
+    /// How many records the main has.
+    pub fn record_count(&self) -> usize {
+        self.lazy
+            .as_ref()
+            .map(|l| l.counts.1)
+            .unwrap_or(self.records.len())
+    }
+
     /// Files `path` (classified as `rp`) under its kind's lookup. Every file of a registry
     /// passes here once per verification: a key already in its map is found, not cloned.
     pub(super) fn add(&mut self, path: &str, rp: &RecordPath) {
@@ -205,40 +271,23 @@ impl Index {
         self.files.get(path).map(|f| &f.bytes[..])
     }
 
+    /// Everything in the index, as the checks read it (the same reads, unbounded).
+    fn all(&self) -> View<'_> {
+        View::at(self, usize::MAX)
+    }
+
     /// Decisions of `kind` about `subject` that bind its current bytes.
     pub fn decisions_on<'a>(
         &'a self,
         subject: &str,
         kind: DecisionKind,
     ) -> Vec<(&'a str, &'a model::Decision)> {
-        let Some(sha) = self.sha(subject) else {
-            return Vec::new();
-        };
-        self.decisions
-            .get(subject)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| match self.records.get(p) {
-                Some(Record::Decision(d))
-                    if d.kind == kind.as_str() && &d.subject_sha256 == sha =>
-                {
-                    Some((p.as_str(), d))
-                }
-                _ => None,
-            })
-            .collect()
+        self.all().decisions_on(subject, kind)
     }
 
     /// The root in force at commit index `t` among the roots `valid` accepts.
     pub fn root_at(&self, t: usize, valid: &dyn Fn(&str) -> bool) -> Option<&model::Root> {
-        self.roots
-            .values()
-            .rev()
-            .filter(|p| self.intro(p) <= t && valid(p))
-            .find_map(|p| match self.records.get(p) {
-                Some(Record::Root(r)) => Some(r),
-                _ => None,
-            })
+        self.all().root_at(t, valid)
     }
 
     /// The newest root (on a verified tree).
@@ -247,17 +296,12 @@ impl Index {
     }
 
     pub fn is_admin_at(&self, handle: &str, t: usize, valid: &dyn Fn(&str) -> bool) -> bool {
-        self.root_at(t, valid)
-            .is_some_and(|r| r.admins.iter().any(|a| a.handle == handle))
+        self.all().is_admin_at(handle, t, valid)
     }
 
     /// A benchmark record by name and version.
     pub fn benchmark(&self, name: &str, version: u32) -> Option<(&str, &model::Benchmark)> {
-        let p = self.benchmarks.get(name)?.get(&version)?;
-        match self.records.get(p) {
-            Some(Record::Benchmark(b)) => Some((p.as_str(), b)),
-            _ => None,
-        }
+        self.all().benchmark(name, version)
     }
 
     /// The newest version of a benchmark.
@@ -267,11 +311,7 @@ impl Index {
     }
 
     pub fn cube(&self, name: &str, version: u32) -> Option<(&str, &model::Mlcube)> {
-        let p = self.cubes.get(name)?.get(&version)?;
-        match self.records.get(p) {
-            Some(Record::Mlcube(c)) => Some((p.as_str(), c)),
-            _ => None,
-        }
+        self.all().cube(name, version)
     }
 
     pub fn latest_cube(&self, name: &str) -> Option<(&str, &model::Mlcube)> {
@@ -297,18 +337,15 @@ impl Index {
 
     /// Whether a reference to a cube version resolves to exactly those bytes.
     pub fn resolves_cube(&self, r: &model::CubeRef) -> Option<&str> {
-        let p = self.cubes.get(&r.name)?.get(&r.version)?;
-        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+        self.all().resolves_cube(r)
     }
 
     pub fn resolves_bench(&self, r: &model::BenchRef) -> Option<&str> {
-        let p = self.benchmarks.get(&r.name)?.get(&r.version)?;
-        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+        self.all().resolves_bench(r)
     }
 
     pub fn resolves_dataset(&self, r: &model::DatasetRef) -> Option<&str> {
-        let p = self.datasets.get(&r.id)?.get(&r.version)?;
-        (self.sha(p) == Some(&r.sha256)).then_some(p.as_str())
+        self.all().resolves_dataset(r)
     }
 }
 

@@ -24,9 +24,9 @@ use serde::Serialize;
 
 pub use cache::SigCache;
 pub use carry::{Carried, CarriedFile};
-pub use index::{FileInfo, Index, Revocations, next_number};
+pub use index::{FileInfo, Index, Lazy, Revocations, next_number};
 pub use keys::{PublicIdentity, Signer};
-pub use rules::{Accepted, verify, verify_grown, verify_index};
+pub use rules::{Accepted, Load, verify, verify_grown, verify_index, verify_lazily};
 pub use verify::VerifyOptions;
 
 /// Names the code of the trust rules (the model and this module) that reached a verdict: a
@@ -304,6 +304,9 @@ pub struct Report {
     /// The main accepted here that the verified main grew from, when the carry held that
     /// main's files whole and only what the commits since add was read from git.
     pub grown_from: Option<String>,
+    /// When the main grew from one accepted here clean and only the parts of it its checks
+    /// needed were read (see `trust::verify_lazily`): how many parts (an id's folder, a blob).
+    pub parts_read: Option<usize>,
     pub problems: Vec<Problem>,
     /// Records that only newer trust rules refuse, on a registry whose root is older:
     /// reported, and refused by `verify --strict`.

@@ -64,18 +64,35 @@ impl Index {
         }
         let (new, problems) = Index::build_checking(added, timeline, memo)?;
         if self.registry_id.is_none() {
-            self.registry_id = new.registry_id;
+            self.registry_id = new.registry_id.clone();
         }
-        self.early = new.early;
-        let mut fresh = Vec::with_capacity(new.files.len());
+        let fresh = self.merge(new, true);
+        self.fresh = Some(fresh);
+        Ok(Some((self, problems)))
+    }
+
+    /// Adds the files of `new` this index does not hold, as [`Index::build_checking`] would
+    /// have listed them, and returns their paths. With `signatures`, the checks made while
+    /// `new` was read replace this index's (they are those of the files read last).
+    pub(super) fn merge(&mut self, new: Index, signatures: bool) -> Vec<String> {
+        if signatures {
+            self.early = new.early;
+        }
+        let mut added = Vec::with_capacity(new.files.len());
+        let mut records = new.records;
         for (p, info) in new.files {
+            if self.files.contains_key(&p) {
+                continue;
+            }
             self.add(&p, &info.rp);
-            fresh.push(p.clone());
+            if let Some(r) = records.remove(&p) {
+                self.records.insert(p.clone(), r);
+            }
+            added.push(p.clone());
             self.files.insert(p, info);
         }
-        self.records.extend(new.records);
         // The lists a build fills in path order, as the build of the whole tree has them.
-        for p in &fresh {
+        for p in &added {
             match &self.files[p].rp {
                 RecordPath::Decision { subject, .. } => {
                     if let Some(v) = self.decisions.get_mut(subject) {
@@ -96,8 +113,7 @@ impl Index {
                 _ => {}
             }
         }
-        self.fresh = Some(fresh);
-        Ok(Some((self, problems)))
+        added
     }
 
     /// Whether a path of `added` differs only in case from another of them or from a file

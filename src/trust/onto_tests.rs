@@ -64,7 +64,7 @@ fn agree(base: &Index, w: &World) -> Report {
     got.0
 }
 
-fn decide(w: &mut World, subject: &str, kind: DecisionKind, by: &str) -> String {
+pub(super) fn decide(w: &mut World, subject: &str, kind: DecisionKind, by: &str) -> String {
     let d = model::Decision {
         format: FORMAT_VERSION,
         kind: kind.as_str().into(),

@@ -14,7 +14,7 @@ use crate::model;
 use super::index::Index;
 use super::policy::{self, STAGES};
 use super::verify::{Ctx, Run, Verdict, VerifyOptions};
-use super::view::Reach;
+use super::view::{META_UNIT, ROOT_UNIT, Reach};
 use super::{Code, Problem, Report, Rule, Timeline, TreeRead, TrustError};
 
 /// Verifies a registry tree. `timeline` says when each file entered main (use
@@ -78,6 +78,66 @@ pub fn verify_grown(
     (report(&ix, problems, pass, timeline, expected), ix)
 }
 
+/// Loads parts of a main (see [`super::view::unit_of`]) into a partial index: the index of
+/// their files read from the main's tree, or `None` when they did not read as a main accepted
+/// here reads (the whole read then reports why).
+pub type Load<'l> = dyn FnMut(&[String]) -> Result<Option<Index>, TrustError> + 'l;
+
+/// At most this many rounds of loading what the checks missed (a round loads at least one
+/// part; in practice three or four do).
+const MAX_ROUNDS: usize = 32;
+
+/// `verify_grown` over a partial index (see [`super::index::Lazy`]) holding the new files of a
+/// main grown from `base`: the rule pass runs, the parts of the main its reads missed are
+/// loaded with `load`, and it runs again, until it reads nothing missing. `None` when the
+/// whole index is needed after all (a record of `base` the new files reach no longer passes,
+/// or a part does not load): the caller then reads it whole, which reports the same.
+pub fn verify_lazily(
+    built: (Index, Vec<Problem>),
+    timeline: &Timeline,
+    opts: &VerifyOptions,
+    base: Accepted,
+    load: &mut Load,
+) -> Result<Option<(Report, Index)>, TrustError> {
+    let (mut ix, problems) = built;
+    let (Some(fresh), true) = (ix.fresh.clone(), ix.is_partial()) else {
+        return Ok(None);
+    };
+    let expected = opts.expected_registry.as_ref();
+    let mut parts = 0;
+    for _ in 0..MAX_ROUNDS {
+        let scope = Scope {
+            at: base.commits,
+            reach: Reach::of(&ix, &fresh),
+        };
+        let pass = rule_pass(&ix, timeline, opts, Some(&scope));
+        let report = pass.map(|p| report(&ix, problems.clone(), p, timeline, expected));
+        let misses = ix
+            .lazy
+            .as_ref()
+            .map(|l| l.take_misses())
+            .unwrap_or_default();
+        if misses.is_empty() {
+            return Ok(report.map(|mut r| {
+                r.parts_read = Some(parts);
+                (r, ix)
+            }));
+        }
+        parts += misses.len();
+        let Some(more) = load(&misses)? else {
+            return Ok(None);
+        };
+        if ix.registry_id.is_none() {
+            ix.registry_id = more.registry_id.clone();
+        }
+        ix.merge(more, false);
+        if let Some(l) = ix.lazy.as_mut() {
+            l.loaded.extend(misses);
+        }
+    }
+    Ok(None)
+}
+
 /// What a grown main's rule pass checks: the stages run one at a time (roots, meta: few, each
 /// relying on the one before) whole, and of the others the records the new files reach (whose
 /// horizon therefore reaches the new commits); the checks across the registry look at what
@@ -119,6 +179,9 @@ fn rule_pass(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut records_checked = 0;
+    // The stages run one at a time read every root and meta manifest.
+    ix.need(ROOT_UNIT);
+    ix.need(META_UNIT);
     for (n, stage) in STAGES.iter().enumerate() {
         let paths = match scope {
             Some(s) if !stage.sequential => s
@@ -215,6 +278,7 @@ fn report(
     problems.extend(pass.problems);
     let mut warnings = pass.warnings;
     for p in problems.iter_mut().chain(warnings.iter_mut()) {
+        ix.need(super::view::unit_of(&p.path));
         if p.commit.is_none()
             && let Some(info) = ix.files.get(&p.path)
         {
@@ -237,13 +301,14 @@ fn report(
     warnings.dedup();
     Report {
         registry_id: ix.registry_id.as_ref().map(|s| s.to_string()),
-        files: ix.files.len(),
-        records: ix.records.len(),
+        files: ix.file_count(),
+        records: ix.record_count(),
         records_checked: pass.records_checked,
         signatures_checked: pass.sigs_checked,
         signatures_cached: pass.sigs_cached,
         files_carried: ix.carried,
         grown_from: None,
+        parts_read: None,
         problems,
         warnings,
     }

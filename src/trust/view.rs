@@ -43,6 +43,7 @@ pub(super) struct Files<'a> {
 
 impl<'a> Files<'a> {
     pub fn get(&self, path: &str) -> Option<&'a FileInfo> {
+        self.ix.need(unit_of(path));
         self.ix.files.get(path).filter(|f| f.intro <= self.h)
     }
     pub fn contains_key(&self, path: &str) -> bool {
@@ -55,10 +56,18 @@ impl<'a> Files<'a> {
 pub(super) struct Vs<'a> {
     m: &'a Versions,
     files: Files<'a>,
+    /// The folder these versions live in, when the lookup that gave them did not name it.
+    unit: Option<&'static str>,
 }
 
 impl<'a> Vs<'a> {
+    fn need(&self) {
+        if let Some(u) = self.unit {
+            self.files.ix.need(u);
+        }
+    }
     pub fn get(&self, n: &u32) -> Option<&'a String> {
+        self.need();
         self.m
             .get(n)
             .filter(|p| self.files.contains_key(p.as_str()))
@@ -67,6 +76,7 @@ impl<'a> Vs<'a> {
         self.get(n).is_some()
     }
     pub fn iter(self) -> VsIter<'a> {
+        self.need();
         VsIter {
             it: self.m.iter(),
             files: self.files,
@@ -113,6 +123,8 @@ impl DoubleEndedIterator for VsIter<'_> {
 pub(super) struct Lookup<'a, K> {
     m: &'a BTreeMap<K, Versions>,
     files: Files<'a>,
+    /// The folder of the records of one id is this, the id's first part, and `/`.
+    prefix: &'static str,
 }
 
 impl<K> Clone for Lookup<'_, K> {
@@ -122,25 +134,69 @@ impl<K> Clone for Lookup<'_, K> {
 }
 impl<K> Copy for Lookup<'_, K> {}
 
+/// A lookup key: its first part names the folder of its records.
+pub(super) trait Key {
+    fn first(&self) -> &str;
+}
+impl Key for str {
+    fn first(&self) -> &str {
+        self
+    }
+}
+impl Key for String {
+    fn first(&self) -> &str {
+        self
+    }
+}
+impl<B, C> Key for (String, B, C) {
+    fn first(&self) -> &str {
+        &self.0
+    }
+}
+impl<B> Key for (String, B) {
+    fn first(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'a, K: Ord> Lookup<'a, K> {
     pub fn get<Q>(&self, k: &Q) -> Option<Vs<'a>>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Key + ?Sized,
     {
+        self.files
+            .ix
+            .need(&format!("{}{}/", self.prefix, k.first()));
         let vs = Vs {
             m: self.m.get(k)?,
             files: self.files,
+            unit: None,
         };
         (!vs.is_empty()).then_some(vs)
     }
+}
 
-    /// Every id with a visible version, with its visible versions.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a K, Vs<'a>)> + 'a {
+type ResultKey = (String, String, String);
+
+impl<'a> Lookup<'a, ResultKey> {
+    /// Every id whose first part is `first` with a visible version, with those versions.
+    pub fn of_first(&self, first: &str) -> impl Iterator<Item = (&'a ResultKey, Vs<'a>)> + 'a {
+        self.files.ix.need(&format!("{}{first}/", self.prefix));
         let files = self.files;
+        let from = (first.to_string(), String::new(), String::new());
+        let first = first.to_string();
         self.m
-            .iter()
-            .map(move |(k, m)| (k, Vs { m, files }))
+            .range(from..)
+            .take_while(move |(k, _)| k.0 == first)
+            .map(move |(k, m)| {
+                let vs = Vs {
+                    m,
+                    files,
+                    unit: None,
+                };
+                (k, vs)
+            })
             .filter(|(_, vs)| !vs.is_empty())
     }
 }
@@ -155,6 +211,7 @@ pub(super) struct Sigs<'a> {
 impl<'a> Sigs<'a> {
     /// The (signer, signature path) pairs on `signed` that are visible.
     pub fn get(&self, signed: &str) -> Option<impl Iterator<Item = &'a (String, String)> + 'a> {
+        self.ix.need(unit_of(signed));
         let files = self.files;
         let all = self.ix.signatures.get(signed)?;
         Some(all.iter().filter(move |(_, p)| files.contains_key(p)))
@@ -167,7 +224,7 @@ impl<'a> Sigs<'a> {
 impl<'a> View<'a> {
     pub fn at(ix: &'a Index, h: usize) -> View<'a> {
         let files = Files { ix, h };
-        let lookup = |m| Lookup { m, files };
+        let lookup = |m, prefix| Lookup { m, files, prefix };
         View {
             ix,
             h,
@@ -175,32 +232,38 @@ impl<'a> View<'a> {
             roots: Vs {
                 m: &ix.roots,
                 files,
+                unit: Some(ROOT_UNIT),
             },
             metas: Vs {
                 m: &ix.metas,
                 files,
+                unit: Some(META_UNIT),
             },
-            users: lookup(&ix.users),
-            grants: lookup(&ix.grants),
-            cubes: lookup(&ix.cubes),
-            benchmarks: lookup(&ix.benchmarks),
-            datasets: lookup(&ix.datasets),
-            leaderboards: lookup(&ix.leaderboards),
+            users: lookup(&ix.users, "users/"),
+            grants: lookup(&ix.grants, "grants/"),
+            cubes: lookup(&ix.cubes, "mlcubes/"),
+            benchmarks: lookup(&ix.benchmarks, "benchmarks/"),
+            datasets: lookup(&ix.datasets, "datasets/"),
+            leaderboards: lookup(&ix.leaderboards, "leaderboards/"),
             associations: Lookup {
                 m: &ix.associations,
                 files,
+                prefix: "associations/",
             },
             priorities: Lookup {
                 m: &ix.priorities,
                 files,
+                prefix: "associations/",
             },
             results: Lookup {
                 m: &ix.results,
                 files,
+                prefix: "results/",
             },
             access: Lookup {
                 m: &ix.access,
                 files,
+                prefix: "mlcubes/",
             },
             signatures: Sigs { ix, files },
         }
@@ -329,8 +392,10 @@ pub(super) fn owner(rp: &RecordPath) -> Option<String> {
     }
 }
 
-/// The files of `ix` attached to `path` (those whose [`owner`] it is).
+/// The files of `ix` attached to `path` (those whose [`owner`] it is): all next to it, in its
+/// folder.
 pub(super) fn attachments<'a>(ix: &'a Index, path: &str) -> Vec<&'a str> {
+    ix.need(unit_of(path));
     let mut out: Vec<&str> = Vec::new();
     out.extend(
         ix.signatures
@@ -380,6 +445,7 @@ impl Reach {
         for f in fresh {
             let mut at = Some(f.clone());
             while let Some(p) = at.take() {
+                ix.need(unit_of(&p));
                 at = ix.files.get(&p).and_then(|info| owner(&info.rp));
                 if !files.insert(p) {
                     // Its owners are in already.
@@ -396,5 +462,25 @@ impl Reach {
     /// The reached files of `ix` that are records.
     pub fn records<'r>(&'r self, ix: &'r Index) -> impl Iterator<Item = &'r String> + 'r {
         self.files.iter().filter(|p| ix.records.contains_key(*p))
+    }
+}
+
+/// The folder of the root versions, and of the meta manifests.
+pub(super) const ROOT_UNIT: &str = "root/";
+pub(super) const META_UNIT: &str = "meta/";
+
+/// The part of a registry a read of `path` needs, as an index read lazily loads it: the folder
+/// of the path's id (`users/<handle>/`, `mlcubes/<name>/`, `results/<bench>/`...), which holds
+/// every version of that id and everything attached to them; `root/`, `meta/`, `hooks/` and
+/// the like for their files; `""` for the top-level files; a blob alone.
+pub fn unit_of(path: &str) -> &str {
+    if path.starts_with("blobs/") {
+        return path;
+    }
+    let mut slashes = path.match_indices('/');
+    match (slashes.next(), slashes.next()) {
+        (Some(_), Some((second, _))) => &path[..=second],
+        (Some((first, _)), None) => &path[..=first],
+        (None, _) => "",
     }
 }

@@ -200,6 +200,13 @@ pub fn verify_commit(
         commit,
         &opts,
         known,
+        // Read lazily only when the listing can grow by what the main adds, as the carry
+        // can (its rows are written from the records of the new files alone).
+        |base| {
+            store
+                .kept(&opened.id, base)
+                .filter(|_| !record || store.listing_can_grow(&opened.id, base))
+        },
         |base| store.carry_main(&opened.id, base),
         || {
             if ctx.full {

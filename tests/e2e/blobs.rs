@@ -37,7 +37,7 @@ fn refused(env: &TestEnv, files: &[(String, Vec<u8>)], path: &str, code: &str) {
 
 /// The files of admin's cube `name` v1, signed, whose `additional_files` is `additional`: its
 /// mlcube.yaml, its signature and the record, as a hand-made commit would add them.
-fn signed_cube(
+pub(crate) fn signed_cube(
     env: &TestEnv,
     id: &str,
     name: &str,

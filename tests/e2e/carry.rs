@@ -6,6 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use cohort::model::{self, Sha256, build};
+use cohort::trust::sign;
+
+use crate::blobs::signed_cube;
 use crate::env::{TestEnv, json};
 use crate::listing::{join, site_registry};
 
@@ -38,6 +42,23 @@ fn tamper(dir: &Path, from: &[u8], to: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Rewrites the carry's head to say its main was not accepted under these trust rules (as a
+/// head another build wrote would): the next verification then takes the old main's files from
+/// the carry, instead of reading from git only the parts of it the checks need.
+fn unaccept(dir: &Path) {
+    let head = dir.join("head");
+    let text = std::fs::read_to_string(&head).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let (main, segments) = rest.split_once('\n').unwrap();
+    let mut fields: Vec<&str> = main.split(' ').collect();
+    assert_eq!(fields.len(), 4, "{main}");
+    fields[3] = "-";
+    let rest = format!("{}\n{segments}", fields.join(" "));
+    let first = first.rsplit_once(' ').unwrap().0;
+    let text = format!("{first} {}\n{rest}", Sha256::of(rest.as_bytes()));
+    std::fs::write(&head, text).unwrap();
 }
 
 /// A registry the admin shares on a bare remote, `who` joined and approved: its id.
@@ -86,6 +107,13 @@ fn a_damaged_carry_is_never_what_is_verified() {
     let line = String::from_utf8(user).unwrap();
     assert!(line.contains("alice@example.org"));
     assert!(tamper(&dir, b"email = \"alice@", b"email = \"alicf@"));
+    // Main accepted here clean: the parts the checks need are read from git, the carry's
+    // files not at all.
+    let (ok, files, carried) = verify(&env);
+    assert!(ok);
+    assert_eq!((files, carried), (all, all));
+    // Taken from the carry: the changed file is read from git again.
+    unaccept(&dir);
     let (ok, _, carried) = verify(&env);
     assert!(ok, "a changed carried file would not match its signature");
     assert_eq!(carried, all - 1);
@@ -106,6 +134,7 @@ fn a_damaged_carry_is_never_what_is_verified() {
     let from = format!("\"minisign\":\"{key}\"");
     let to = format!("\"minisign\":\"{}\"", String::from_utf8(other).unwrap());
     assert!(tamper(&dir, from.as_bytes(), to.as_bytes()), "bob's JSON");
+    unaccept(&dir);
     let (ok, _, carried) = verify(&env);
     assert!(
         ok,
@@ -170,6 +199,7 @@ fn the_hook_reads_only_what_a_push_brings() {
     // alice's record damaged in the carry: read from git, and the push still verifies.
     let dir = carry_dir(&env, "admin", &id);
     assert!(tamper(&dir, b"email = \"alice@", b"email = \"alicf@"));
+    unaccept(&dir);
     let (_, carried) = hook();
     assert_eq!(carried, files - 1);
     assert_eq!(
@@ -367,4 +397,86 @@ fn a_grown_sync_adds_to_the_listing() {
     assert_eq!(again["files"], full["files"]);
     let healed = json(&env.cohort("hosp", &["verify", "--json"]).ok());
     assert_eq!(healed["grown_from"], main, "{healed}");
+}
+
+/// A main that adds a cube to the one a site accepted clean is verified from what it adds and
+/// only the parts of the rest its checks read: the verdict, the listing and what is kept are
+/// those a verification of every file gives, also when what it adds forges something about an
+/// older record.
+#[test]
+fn a_grown_main_is_read_from_what_it_adds_and_the_parts_it_needs() {
+    let env = TestEnv::new();
+    let id = shared_with(&env, "hosp");
+    env.cohort("hosp", &["registry", "sync"]).ok();
+
+    // The admin adds a cube with its blob, by plain git (the hook verifies the push).
+    let extra = b"additional files".to_vec();
+    let sha = Sha256::of(&extra);
+    let mut files = signed_cube(&env, &id, "added", model::Asset::in_blob(sha.clone()));
+    files.push((build::blob(sha.as_str()), extra));
+    let admin = env.clone_dir("admin");
+    for (p, bytes) in &files {
+        env.write("admin", p, bytes);
+    }
+    env.commit_all("admin", "a cube");
+    env.git("admin", &admin, &["push", "--quiet", "origin", "main"])
+        .ok();
+
+    let hosp = env.clone_dir("hosp");
+    env.git("hosp", &hosp, &["fetch", "--quiet", "origin"]).ok();
+    let lazy = verify_rev(&env, "hosp", "origin/main", &[]);
+    let full = verify_rev(&env, "hosp", "origin/main", &["--full"]);
+    assert_eq!(lazy["ok"], true, "{lazy}");
+    let parts = lazy["parts_read"].as_u64().expect("read lazily");
+    // The fixed parts (root, meta, top-level and hook files, grants), the cube's folder, and
+    // the folders of those it names or who signed it: fewer than the files, even here.
+    assert!(
+        parts > 0 && parts < lazy["files"].as_u64().unwrap(),
+        "{lazy}"
+    );
+    for field in ["ok", "files", "records", "problems", "warnings"] {
+        assert_eq!(lazy[field], full[field], "{field}: {lazy} {full}");
+    }
+    assert_eq!(full["parts_read"], serde_json::Value::Null, "{full}");
+
+    // Synced: the listing grows by the cube, as rebuilt from git.
+    env.cohort("hosp", &["registry", "sync"]).ok();
+    let cubes = || json(&env.cohort("hosp", &["mlcube", "ls", "--json"]).ok()).to_string();
+    let listed = cubes();
+    assert!(listed.contains("\"added\""), "{listed}");
+    let listing = env
+        .cohort_home("hosp")
+        .join("state")
+        .join(format!("{id}.listing"));
+    std::fs::remove_dir_all(&listing).unwrap();
+    assert_eq!(cubes(), listed, "listings rebuilt from git");
+
+    // On the site's own main, with git alone: a signature by someone else on the cube the
+    // old main holds, and a stray blob. Refused as from scratch.
+    let cube = build::mlcube("added", 1);
+    let bytes = std::fs::read(hosp.join(&cube)).unwrap();
+    let forged = sign::sign(
+        &env.signer("hosp"),
+        &id.parse().unwrap(),
+        &cube,
+        "mlcube",
+        &bytes,
+    )
+    .unwrap();
+    env.write("hosp", &build::signature(&cube, "hosp"), &forged);
+    let stray = b"nobody names me".to_vec();
+    env.write("hosp", &build::blob(Sha256::of(&stray).as_str()), &stray);
+    env.commit_all("hosp", "forged on the site");
+    let lazy = verify_rev(&env, "hosp", "main", &[]);
+    let full = verify_rev(&env, "hosp", "main", &["--full"]);
+    assert_eq!(lazy["ok"], false, "{lazy}");
+    for field in ["ok", "files", "records", "problems", "warnings"] {
+        assert_eq!(lazy[field], full[field], "{field}: {lazy} {full}");
+    }
+    let problems = lazy["problems"].to_string();
+    assert!(problems.contains("orphan-blob"), "{problems}");
+    assert!(
+        problems.contains(&format!("{cube}.hosp.minisig")),
+        "{problems}"
+    );
 }

@@ -502,6 +502,7 @@ pub(in crate::trust) fn revocations(run: &Run) -> std::collections::HashMap<[u8;
     let ctx = &Ctx::at(run, usize::MAX);
     let mut out = std::collections::HashMap::new();
     let ix = run.ix;
+    ix.need("grants/");
     for p in ix.grants.values().flat_map(|m| m.values()) {
         let Some(Record::Grant(g)) = ix.record(p) else {
             continue;
@@ -510,6 +511,7 @@ pub(in crate::trust) fn revocations(run: &Run) -> std::collections::HashMap<[u8;
             continue;
         }
         let t = ctx.intro(p);
+        ix.need(&format!("users/{}/", g.handle));
         for up in ix
             .users
             .get(&g.handle)

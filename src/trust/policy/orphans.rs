@@ -6,7 +6,7 @@ use crate::model::{Record, RecordPath, build};
 
 use super::super::index::FileInfo;
 use super::super::verify::{Ctx, Run, Verdict};
-use super::super::view::Reach;
+use super::super::view::{META_UNIT, Reach, unit_of};
 use super::super::{Problem, Rule};
 
 /// The (signer, signature path) pairs on one file.
@@ -33,11 +33,10 @@ pub(in crate::trust) fn check_orphans(
     };
     let signed: Box<dyn Iterator<Item = (&String, &Signers)>> = match reach {
         None => Box::new(ix.signatures.iter()),
-        Some(r) => Box::new(
-            r.files
-                .iter()
-                .filter_map(|p| ix.signatures.get_key_value(p)),
-        ),
+        Some(r) => Box::new(r.files.iter().filter_map(|p| {
+            ix.need(unit_of(p));
+            ix.signatures.get_key_value(p)
+        })),
     };
     let mut stray = Vec::new();
     for (signed, sigs) in signed {
@@ -70,11 +69,10 @@ pub(in crate::trust) fn check_orphans(
                     _ => None,
                 })
                 .collect();
-            Box::new(
-                owners
-                    .into_iter()
-                    .filter_map(|o| ix.sealed.get_key_value(o)),
-            )
+            Box::new(owners.into_iter().filter_map(|o| {
+                ix.need(unit_of(o));
+                ix.sealed.get_key_value(o)
+            }))
         }
     };
     for (owner, files) in sealed {
@@ -111,6 +109,10 @@ pub(in crate::trust) fn check_orphans(
         }
     }
     let ctx = Ctx::at(run, usize::MAX);
+    // Meta files live at the top, under `hooks/` and under `.github/workflows/`.
+    for unit in ["", "hooks/", ".github/workflows/", META_UNIT] {
+        ix.need(unit);
+    }
     let latest_meta = ix
         .metas
         .values()

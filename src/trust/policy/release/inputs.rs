@@ -52,8 +52,7 @@ pub(super) fn covered<'a>(
         let by_sha: BTreeMap<&Sha256, &String> = ctx
             .ix
             .results
-            .iter()
-            .filter(|((b, _, _), _)| b == &l.benchmark.name)
+            .of_first(&l.benchmark.name)
             .flat_map(|(_, m)| m.values())
             .filter_map(|p| ctx.ix.sha(p).map(|s| (s, p)))
             .collect();
