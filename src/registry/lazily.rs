@@ -2,13 +2,14 @@
 //! only the parts of the rest its checks read, loaded from git as they miss (see
 //! `trust::verify_lazily`): a sync then costs what it brings, not what the registry holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use git2::Oid;
 
 use crate::model::{RecordPath, classify};
 use crate::trust::{self, Index, Lazy, Report, Timeline, TreeEntry, TrustError};
 
+use super::tree::Folders;
 use super::{GitTree, Registry, Result, carry};
 
 impl Registry {
@@ -33,7 +34,8 @@ impl Registry {
                 Ok(RecordPath::Root { .. } | RecordPath::User { .. } | RecordPath::Grant { .. })
             )
         });
-        if !kept.room || people || self.may_collide(commit, added)? {
+        let mut folders = Folders::of(&self.repo, commit)?;
+        if !kept.room || people || may_collide(&mut folders, added)? {
             return Ok(None);
         }
         let memo = opts.cache.as_deref();
@@ -49,7 +51,7 @@ impl Registry {
         // already, and any other problem in a part means it is not what was accepted.
         let new: HashSet<&str> = added.iter().map(|e| e.path.as_str()).collect();
         let mut load = |units: &[String]| -> std::result::Result<Option<Index>, TrustError> {
-            let part = GitTree::at_units(&self.repo, commit, units)
+            let part = GitTree::at_units(&self.repo, &mut folders, units)
                 .map_err(|e| TrustError::Read {
                     what: format!("{} of commit {commit}", units.join(", ")),
                     why: e.to_string(),
@@ -70,49 +72,34 @@ impl Registry {
             &mut load,
         )?)
     }
+}
 
-    /// Whether a path of `added` may differ only in case from another path of `commit`'s
-    /// tree: it holds an upper-case letter, or a folder on its way holds an entry with one
-    /// that differs from the path's name there only in case. (A whole read reports an actual
-    /// collision; this only declines to read lazily.)
-    fn may_collide(&self, commit: Oid, added: &[TreeEntry]) -> Result<bool> {
-        if added
-            .iter()
-            .any(|e| e.path.bytes().any(|b| b.is_ascii_uppercase()))
-        {
-            return Ok(true);
-        }
-        let root = self.repo.find_commit(commit)?.tree()?;
-        // Folder -> the names in it with an upper-case letter (the only ones a lower-case
-        // name can collide with).
-        let mut folders: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for e in added {
-            let mut folder = String::new();
-            for name in e.path.split('/') {
-                if !folders.contains_key(&folder) {
-                    let tree = if folder.is_empty() {
-                        root.clone()
-                    } else {
-                        let dir = std::path::Path::new(folder.trim_end_matches('/'));
-                        root.get_path(dir)?.to_object(&self.repo)?.peel_to_tree()?
-                    };
-                    let upper = tree
-                        .iter()
-                        .filter(|t| t.name_bytes().iter().any(u8::is_ascii_uppercase))
-                        .map(|t| t.name_bytes().to_vec())
-                        .collect();
-                    folders.insert(folder.clone(), upper);
-                }
-                if folders[&folder]
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-                {
+/// Whether a path of `added` may differ only in case from another path of the tree `folders`
+/// reads: it holds an upper-case letter, or a folder on its way holds an entry with one that
+/// differs from the path's name there only in case. (A whole read reports an actual
+/// collision; this only declines to read lazily.)
+fn may_collide(folders: &mut Folders, added: &[TreeEntry]) -> Result<bool> {
+    if added
+        .iter()
+        .any(|e| e.path.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Ok(true);
+    }
+    // Folder -> whether one of its names with an upper-case letter matches, by name.
+    for e in added {
+        let mut folder = String::new();
+        for name in e.path.split('/') {
+            if let Some(tree) = folders.folder(&folder)? {
+                let upper = tree.entries.iter().map(|t| tree.name(t)).any(|n| {
+                    n.iter().any(u8::is_ascii_uppercase) && n.eq_ignore_ascii_case(name.as_bytes())
+                });
+                if upper {
                     return Ok(true);
                 }
-                folder.push_str(name);
-                folder.push('/');
             }
+            folder.push_str(name);
+            folder.push('/');
         }
-        Ok(false)
     }
+    Ok(false)
 }

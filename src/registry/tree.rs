@@ -65,39 +65,35 @@ impl<'r> GitTree<'r> {
         })
     }
 
-    /// The files of the parts `units` of `commit`'s tree (see `trust::view::unit_of`): a folder
-    /// (`.../`) with everything under it, the top-level files (`""`), or one file.
-    pub fn at_units(repo: &'r Repository, commit: Oid, units: &[String]) -> Result<GitTree<'r>> {
-        let tree = repo.find_commit(commit)?.tree()?;
+    /// The files of the parts `units` of the tree `folders` reads (see `trust::view::unit_of`):
+    /// a folder (`.../`) with everything under it, the top-level files (`""`), or one file.
+    pub(super) fn at_units(
+        repo: &'r Repository,
+        folders: &mut Folders,
+        units: &[String],
+    ) -> Result<GitTree<'r>> {
         let odb = repo.odb()?;
         let mut files = BTreeMap::new();
         let mut malformed = Vec::new();
         for unit in units {
             if unit.is_empty() {
-                let top = RawTree::read(&odb, tree.id())?;
+                let Some(top) = folders.folder("")? else {
+                    continue;
+                };
                 if let Some(why) = top.malformed() {
                     malformed.push((String::new(), why.to_string()));
                 }
                 for entry in top.entries.iter().filter(|e| !e.is_tree()) {
-                    let Ok(name) = std::str::from_utf8(top.name(entry)) else {
-                        return Err(RegistryError::Refused(
-                            "<non-UTF-8 name>: file names in a registry are ASCII".into(),
-                        ));
-                    };
+                    let name = utf8(top.name(entry), "")?;
                     let mode = EntryMode::of_git(entry.mode);
                     files.insert(name.to_string(), (top.id(entry), mode));
                 }
-            } else if let Some(dir) = unit.strip_suffix('/') {
-                if let Ok(entry) = tree.get_path(std::path::Path::new(dir))
-                    && entry.kind() == Some(ObjectType::Tree)
-                {
-                    walk(&odb, entry.id(), unit, &mut files, &mut malformed)?;
+            } else if unit.ends_with('/') {
+                if let Some((id, true, _)) = folders.entry(unit.trim_end_matches('/'))? {
+                    walk(&odb, id, unit, &mut files, &mut malformed)?;
                 }
-            } else if let Ok(entry) = tree.get_path(std::path::Path::new(unit))
-                && entry.kind() == Some(ObjectType::Blob)
-            {
-                let mode = EntryMode::of_git(entry.filemode() as u32);
-                files.insert(unit.clone(), (entry.id(), mode));
+            } else if let Some((id, false, mode)) = folders.entry(unit)? {
+                files.insert(unit.clone(), (id, EntryMode::of_git(mode)));
             }
         }
         Ok(GitTree {
@@ -186,6 +182,70 @@ fn walk(
         files.insert(path, (tree.id(entry), EntryMode::of_git(entry.mode)));
     }
     Ok(())
+}
+
+fn utf8<'n>(name: &'n [u8], prefix: &str) -> Result<&'n str> {
+    std::str::from_utf8(name).map_err(|_| {
+        RegistryError::Refused(format!(
+            "{prefix}<non-UTF-8 name>: file names in a registry are ASCII"
+        ))
+    })
+}
+
+/// The folders of one commit's tree, read by path from git's object database, each once (a
+/// registry's large folders, such as `mlcubes/` with an entry per cube, are read once for all
+/// the paths under them).
+pub(super) struct Folders<'o> {
+    odb: git2::Odb<'o>,
+    root: Oid,
+    read: std::collections::HashMap<String, Option<std::rc::Rc<RawTree>>>,
+}
+
+impl<'o> Folders<'o> {
+    pub fn of(repo: &'o Repository, commit: Oid) -> Result<Folders<'o>> {
+        Ok(Folders {
+            odb: repo.odb()?,
+            root: repo.find_commit(commit)?.tree_id(),
+            read: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The folder `folder` (`""` for the top, else `a/b/`), when the tree has one.
+    pub fn folder(&mut self, folder: &str) -> Result<Option<std::rc::Rc<RawTree>>> {
+        if let Some(t) = self.read.get(folder) {
+            return Ok(t.clone());
+        }
+        let tree = if folder.is_empty() {
+            Some(self.root)
+        } else {
+            match self.entry(folder.trim_end_matches('/'))? {
+                Some((id, true, _)) => Some(id),
+                _ => None,
+            }
+        };
+        let tree = match tree {
+            Some(id) => Some(std::rc::Rc::new(RawTree::read(&self.odb, id)?)),
+            None => None,
+        };
+        self.read.insert(folder.to_string(), tree.clone());
+        Ok(tree)
+    }
+
+    /// The entry at `path` (no trailing `/`): its id, whether it is a folder, and its mode.
+    pub fn entry(&mut self, path: &str) -> Result<Option<(Oid, bool, u32)>> {
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((p, n)) => (format!("{p}/"), n),
+            None => (String::new(), path),
+        };
+        let Some(tree) = self.folder(&parent)? else {
+            return Ok(None);
+        };
+        Ok(tree
+            .entries
+            .iter()
+            .find(|e| tree.name(e) == name.as_bytes())
+            .map(|e| (tree.id(e), e.is_tree(), e.mode)))
+    }
 }
 
 /// Files per chunk handed to the sink: large enough that the hand-over costs nothing, small

@@ -94,6 +94,16 @@ impl Lazy {
                 .any(|(i, _)| i + 1 < unit.len() && self.loaded.contains(&unit[..=i]))
     }
 
+    /// Notes a read of `unit`, unless it is loaded.
+    pub fn note(&self, unit: &str) {
+        if !self.covers(unit) {
+            self.misses
+                .lock()
+                .expect("never poisoned")
+                .insert(unit.to_string());
+        }
+    }
+
     /// The parts read and not loaded, taken.
     pub fn take_misses(&self) -> Vec<String> {
         let mut m = self.misses.lock().expect("never poisoned");
@@ -121,14 +131,18 @@ pub(super) fn problem(path: &str, rule: Rule, message: impl Into<String>) -> Pro
 
 impl Index {
     /// Notes a read of the part `unit` of the main (see [`Lazy`]); nothing for a whole index.
+    #[inline]
     pub(super) fn need(&self, unit: &str) {
-        if let Some(l) = &self.lazy
-            && !l.covers(unit)
-        {
-            l.misses
-                .lock()
-                .expect("never poisoned")
-                .insert(unit.to_string());
+        if let Some(l) = &self.lazy {
+            l.note(unit);
+        }
+    }
+
+    /// [`Index::need`], for the part of `path`.
+    #[inline]
+    pub(super) fn need_path(&self, path: &str) {
+        if let Some(l) = &self.lazy {
+            l.note(super::view::unit_of(path));
         }
     }
 

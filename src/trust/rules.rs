@@ -278,7 +278,7 @@ fn report(
     problems.extend(pass.problems);
     let mut warnings = pass.warnings;
     for p in problems.iter_mut().chain(warnings.iter_mut()) {
-        ix.need(super::view::unit_of(&p.path));
+        ix.need_path(&p.path);
         if p.commit.is_none()
             && let Some(info) = ix.files.get(&p.path)
         {

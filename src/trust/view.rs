@@ -8,6 +8,7 @@
 use std::borrow::Borrow;
 use std::collections::btree_map;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use crate::model::{self, DecisionKind, Record, RecordPath, Sha256, build};
 
@@ -43,7 +44,7 @@ pub(super) struct Files<'a> {
 
 impl<'a> Files<'a> {
     pub fn get(&self, path: &str) -> Option<&'a FileInfo> {
-        self.ix.need(unit_of(path));
+        self.ix.need_path(path);
         self.ix.files.get(path).filter(|f| f.intro <= self.h)
     }
     pub fn contains_key(&self, path: &str) -> bool {
@@ -165,9 +166,10 @@ impl<'a, K: Ord> Lookup<'a, K> {
         K: Borrow<Q>,
         Q: Ord + Key + ?Sized,
     {
-        self.files
-            .ix
-            .need(&format!("{}{}/", self.prefix, k.first()));
+        if self.files.ix.is_partial() {
+            let unit = format!("{}{}/", self.prefix, k.first());
+            self.files.ix.need(&unit);
+        }
         let vs = Vs {
             m: self.m.get(k)?,
             files: self.files,
@@ -211,7 +213,7 @@ pub(super) struct Sigs<'a> {
 impl<'a> Sigs<'a> {
     /// The (signer, signature path) pairs on `signed` that are visible.
     pub fn get(&self, signed: &str) -> Option<impl Iterator<Item = &'a (String, String)> + 'a> {
-        self.ix.need(unit_of(signed));
+        self.ix.need_path(signed);
         let files = self.files;
         let all = self.ix.signatures.get(signed)?;
         Some(all.iter().filter(move |(_, p)| files.contains_key(p)))
@@ -372,12 +374,8 @@ impl<'a> View<'a> {
     }
 }
 
-/// Every file a cube folder may hold besides cube.toml.
-const CUBE_FILES: [model::CubeFile; 3] = [
-    model::CubeFile::MlcubeYaml,
-    model::CubeFile::ContainerConfigYaml,
-    model::CubeFile::ParametersYaml,
-];
+/// The file name of a cube version's record, in its folder.
+const CUBE_RECORD: &str = "cube.toml";
 
 /// The record or file `rp` (a file of the index) is attached to, whose check reads it: a
 /// signature's signed file, a decision's subject, a sealed payload's owner, a cube file's
@@ -392,40 +390,40 @@ pub(super) fn owner(rp: &RecordPath) -> Option<String> {
     }
 }
 
-/// The files of `ix` attached to `path` (those whose [`owner`] it is): all next to it, in its
-/// folder.
-pub(super) fn attachments<'a>(ix: &'a Index, path: &str) -> Vec<&'a str> {
-    ix.need(unit_of(path));
-    let mut out: Vec<&str> = Vec::new();
-    out.extend(
-        ix.signatures
-            .get(path)
-            .into_iter()
-            .flatten()
-            .map(|(_, p)| p.as_str()),
-    );
-    for m in [&ix.decisions, &ix.sealed] {
-        out.extend(m.get(path).into_iter().flatten().map(String::as_str));
+/// Calls `f` with each file of `ix` attached to `path` (those whose [`owner`] it is): all
+/// next to it, in its folder.
+pub(super) fn each_attachment<'a>(ix: &'a Index, path: &str, f: &mut dyn FnMut(&'a str)) {
+    ix.need_path(path);
+    for (_, p) in ix.signatures.get(path).into_iter().flatten() {
+        f(p);
     }
-    if let Some(RecordPath::Mlcube { name, version }) = ix.files.get(path).map(|f| &f.rp) {
-        for file in CUBE_FILES {
-            let p = build::mlcube_file(name, *version, file);
-            if let Some((k, _)) = ix.files.get_key_value(&p) {
-                out.push(k.as_str());
+    for m in [&ix.decisions, &ix.sealed] {
+        for p in m.get(path).into_iter().flatten() {
+            f(p);
+        }
+    }
+    if let Some(RecordPath::Mlcube { .. }) = ix.files.get(path).map(|i| &i.rp)
+        && let Some(folder) = path.strip_suffix(CUBE_RECORD)
+    {
+        // The cube's files sit beside its record, in its version's folder.
+        let from = (Bound::Included(folder), Bound::Unbounded);
+        for (p, info) in ix.files.range::<str, _>(from) {
+            if !p.starts_with(folder) {
+                break;
+            }
+            if matches!(info.rp, RecordPath::MlcubeFile { .. }) {
+                f(p);
             }
         }
     }
-    out
 }
 
 /// The horizon of `path`: the latest arrival among it and everything attached to it, at any
 /// depth (a decision's signatures count for the record decided on).
 pub(super) fn horizon(ix: &Index, path: &str) -> usize {
-    let own = ix.intro(path);
-    attachments(ix, path)
-        .into_iter()
-        .map(|a| horizon(ix, a))
-        .fold(own, usize::max)
+    let mut h = ix.intro(path);
+    each_attachment(ix, path, &mut |a| h = h.max(horizon(ix, a)));
+    h
 }
 
 /// What the new files of a grown main reach: themselves and, at any depth, what they attach to
@@ -445,7 +443,7 @@ impl Reach {
         for f in fresh {
             let mut at = Some(f.clone());
             while let Some(p) = at.take() {
-                ix.need(unit_of(&p));
+                ix.need_path(&p);
                 at = ix.files.get(&p).and_then(|info| owner(&info.rp));
                 if !files.insert(p) {
                     // Its owners are in already.

@@ -10,7 +10,7 @@ use crate::model::{AssetLocation, RecordPath, url_has_credentials};
 
 use super::super::index::FileInfo;
 use super::super::verify::Run;
-use super::super::view::{Reach, unit_of};
+use super::super::view::Reach;
 use super::super::{Code, Problem, Rule};
 
 pub(in crate::trust) fn check_blobs(
@@ -47,7 +47,7 @@ pub(in crate::trust) fn check_blobs(
                 continue;
             };
             let t = ix.intro(path);
-            ix.need(unit_of(blob));
+            ix.need_path(blob);
             let e = referenced.entry(blob).or_insert((t, path.as_str()));
             if t < e.0 {
                 *e = (t, path.as_str());

@@ -6,7 +6,7 @@ use crate::model::{Record, RecordPath, build};
 
 use super::super::index::FileInfo;
 use super::super::verify::{Ctx, Run, Verdict};
-use super::super::view::{META_UNIT, Reach, unit_of};
+use super::super::view::{META_UNIT, Reach};
 use super::super::{Problem, Rule};
 
 /// The (signer, signature path) pairs on one file.
@@ -34,7 +34,7 @@ pub(in crate::trust) fn check_orphans(
     let signed: Box<dyn Iterator<Item = (&String, &Signers)>> = match reach {
         None => Box::new(ix.signatures.iter()),
         Some(r) => Box::new(r.files.iter().filter_map(|p| {
-            ix.need(unit_of(p));
+            ix.need_path(p);
             ix.signatures.get_key_value(p)
         })),
     };
@@ -70,7 +70,7 @@ pub(in crate::trust) fn check_orphans(
                 })
                 .collect();
             Box::new(owners.into_iter().filter_map(|o| {
-                ix.need(unit_of(o));
+                ix.need_path(o);
                 ix.sealed.get_key_value(o)
             }))
         }
