@@ -3,9 +3,10 @@
 //! names its whole first-parent history, so the timeline of one commit never changes: the
 //! file is read only for the commit its header names, and only when whole (its digest checks).
 //!
-//! Format (`state/<registry id>.timeline`): one header line `cohort timeline 2 <last commit>
+//! Format (`state/<registry id>.timeline`): one header line `cohort timeline 3 <last commit>
 //! <commits> <sha256 of the rest>`, then the first-parent commits oldest first, one a line,
-//! then one line per file, `<index of its commit>\t<path>`.
+//! then one line per file, `<index of its commit>\t<path>`, sorted by path: a verification
+//! looks up the paths it reads there as it needs them, without reading every line into a map.
 //!
 //! A main that continues the one saved adds a frame to `state/<registry id>.timeline-more`
 //! instead of writing the timeline again (at 50,000 entities that is half a million paths):
@@ -17,14 +18,12 @@
 //! Past [`MAX_FRAMES`], or when the frames reach a quarter of the timeline's size (and 64
 //! KiB), the timeline is written whole again and the frames dropped.
 
-use std::collections::HashMap;
-
 use crate::model::Sha256;
-use crate::trust::Timeline;
+use crate::trust::{Intro, SortedLines, Timeline};
 
-/// Version 2: the walk that wrote it also refused malformed trees in every commit it passed, so
-/// a version 1 file (whose walk did not) is walked again.
-const MAGIC: &str = "cohort timeline 2";
+/// Version 3: lines sorted by path (version 2, whose walk also refused malformed trees in
+/// every commit it passed, kept them in any order; an older file is walked again once).
+const MAGIC: &str = "cohort timeline 3";
 const MORE: &str = "cohort timeline more";
 /// Frames kept before the timeline is written whole again.
 pub const MAX_FRAMES: usize = 16;
@@ -47,22 +46,20 @@ pub fn encode(tl: &Timeline) -> Option<Vec<u8>> {
 }
 
 /// The body of a timeline or frame: `commits`, then each path of `intro` whose commit index
-/// is at least `from` (all of them for a whole timeline).
-fn body(commits: &[String], intro: &HashMap<String, usize>, from: usize) -> Option<String> {
-    // A frame holds a few of the map's paths: sized for all of them only when it is whole.
-    let files = if from == 0 { intro.len() } else { 0 };
-    let mut body = String::with_capacity(commits.len() * 41 + files * 48);
+/// is at least `from` (all of them, sorted by path, for a whole timeline).
+fn body(commits: &[String], intro: &Intro, from: usize) -> Option<String> {
+    let files = if from == 0 {
+        intro.sorted()
+    } else {
+        // A frame: what the commits since brought, in any order.
+        intro.since(from)
+    };
+    let mut body = String::with_capacity(commits.len() * 41 + files.len() * 48);
     for c in commits {
         body.push_str(c);
         body.push('\n');
     }
-    // In the map's order: the file is read back into a map, and sorting half a million
-    // paths scattered over the heap cost more than writing them (a local cache, checked by
-    // its digest, need not be the same bytes twice).
-    for (p, &i) in intro {
-        if i < from {
-            continue;
-        }
+    for (p, i) in files {
         if p.contains(['\t', '\n']) {
             return None;
         }
@@ -159,14 +156,11 @@ fn apply(tl: &mut Timeline, frame: &Frame) -> bool {
             return false;
         };
         match i.parse::<usize>() {
-            Ok(i) if (from..n).contains(&i) => match tl.intro.entry(p.to_string()) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(i);
-                    added.push(p);
-                    true
-                }
-                std::collections::hash_map::Entry::Occupied(_) => false,
-            },
+            Ok(i) if (from..n).contains(&i) && !tl.intro.contains_key(p) => {
+                tl.intro.insert(p.to_string(), i);
+                added.push(p);
+                true
+            }
             _ => false,
         }
     });
@@ -206,26 +200,19 @@ pub fn decode(bytes: &[u8]) -> Option<Timeline> {
     if sha != Sha256::of(body).as_str() {
         return None;
     }
-    let mut lines = std::str::from_utf8(body).ok()?.lines();
-    let commits: Vec<String> = lines.by_ref().take(n).map(str::to_string).collect();
-    if commits.len() != n || commits.last().map(String::as_str) != Some(last) {
+    // The commits, then the files' lines, kept as they are: looked up when asked for.
+    let mut commits = Vec::with_capacity(n);
+    let mut at = 0;
+    while commits.len() < n {
+        let end = at + body[at..].iter().position(|&b| b == b'\n')?;
+        commits.push(std::str::from_utf8(&body[at..end]).ok()?.to_string());
+        at = end + 1;
+    }
+    if commits.last().map(String::as_str) != Some(last) {
         return None;
     }
-    // Sized once: growing a map of half a million paths rehashes it a dozen times.
-    let lines_left = body
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_sub(n);
-    let mut intro = HashMap::with_capacity(lines_left);
-    for l in lines {
-        let (i, p) = l.split_once('\t')?;
-        let i: usize = i.parse().ok()?;
-        if i >= n {
-            return None;
-        }
-        intro.insert(p.to_string(), i);
-    }
+    let from = nl + 1 + at;
+    let intro = Intro::of_lines(SortedLines::new(bytes.to_vec(), from, n)?);
     Some(Timeline {
         commits,
         intro,

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod carry;
 mod fastsig;
 pub mod index;
+mod intro;
 pub mod keys;
 mod onto;
 mod policy;
@@ -17,7 +18,6 @@ pub mod sign;
 mod verify;
 mod view;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -25,6 +25,7 @@ use serde::Serialize;
 pub use cache::SigCache;
 pub use carry::{Carried, CarriedFile};
 pub use index::{FileInfo, Index, Lazy, Revocations, next_number};
+pub use intro::{Intro, SortedLines};
 pub use keys::{PublicIdentity, Signer};
 pub use rules::{Accepted, Load, verify, verify_grown, verify_index, verify_lazily};
 pub use verify::VerifyOptions;
@@ -142,7 +143,7 @@ pub trait TreeRead {
 pub struct Timeline {
     /// Commit ids, oldest first; `intro` values index into this.
     pub commits: Vec<String>,
-    pub intro: HashMap<String, usize>,
+    pub intro: Intro,
     /// Problems found while walking history (deleted or edited files, bad root commit).
     pub problems: Vec<Problem>,
 }
@@ -156,7 +157,6 @@ impl Timeline {
     pub fn intro(&self, path: &str) -> usize {
         self.intro
             .get(path)
-            .copied()
             .unwrap_or(self.commits.len().saturating_sub(1))
     }
     pub fn commit(&self, index: usize) -> Option<&str> {
