@@ -167,7 +167,7 @@ fn rule_pass(
     let mut run = Run {
         ix,
         timeline,
-        valid: HashSet::new(),
+        valid: HashMap::new(),
         sigs_checked: AtomicUsize::new(0),
         sigs_cached: AtomicUsize::new(0),
         memo: opts.cache.clone().unwrap_or_default(),
@@ -200,7 +200,7 @@ fn rule_pass(
                 let mut v = Verdict::default();
                 (stage.check)(&Ctx::of(&run, &p), &p, &mut v);
                 if v.ok() {
-                    run.valid.insert(p.clone());
+                    run.valid.insert(p.clone(), ix.intro(&p));
                 }
                 out.push((p, v));
             }
@@ -218,7 +218,8 @@ fn rule_pass(
         };
         for (p, v) in verdicts {
             if v.ok() {
-                run.valid.insert(p);
+                let intro = ix.intro(&p);
+                run.valid.insert(p, intro);
             } else if scope.is_some_and(|s| ix.intro(&p) < s.at) {
                 return None;
             }

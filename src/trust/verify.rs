@@ -31,7 +31,8 @@ pub struct VerifyOptions {
 pub(super) struct Run<'a> {
     pub ix: &'a Index,
     pub timeline: &'a Timeline,
-    pub valid: HashSet<String>,
+    /// The records that passed, with when each arrived.
+    pub valid: HashMap<String, usize>,
     pub sigs_checked: AtomicUsize,
     pub sigs_cached: AtomicUsize,
     /// The caller's memo, or one for this run alone (a signature several checks look at,
@@ -54,7 +55,7 @@ impl Run<'_> {
     /// Whether `path` passed its check (or, on a grown main, is a record of the main it grew
     /// from whose stage is done and whose check could not have changed).
     pub fn is_valid(&self, path: &str) -> bool {
-        if self.valid.contains(path) {
+        if self.valid.contains_key(path) {
             return true;
         }
         let Some(at) = self.grown_at else {
@@ -164,7 +165,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn is_valid(&self, path: &str) -> bool {
-        self.ix.files.contains_key(path) && self.run.is_valid(path)
+        // A record that passed is visible when it arrived by the horizon (one lookup).
+        match self.run.valid.get(path) {
+            Some(&intro) => intro <= self.ix.horizon(),
+            None => self.ix.files.contains_key(path) && self.run.is_valid(path),
+        }
     }
 
     pub fn intro(&self, path: &str) -> usize {
