@@ -13,7 +13,7 @@ use crate::trust::view::{Reach, View, horizon, unit_of};
 use crate::trust::{Accepted, Index, Lazy, Report, VerifyOptions, verify_lazily};
 
 use super::carry::{check, same};
-use super::onto::onto_with;
+use super::onto::{added_to, onto_with};
 use super::{Mem, World, cube_by};
 
 const HANDLES: [&str; 5] = ["admin", "alice", "bob", "carol", "mallory"];
@@ -230,16 +230,7 @@ fn parts(w: &World, units: &[String]) -> Mem {
 /// Also returns how many parts it loaded.
 fn lazily(base: &Index, w: &World) -> Option<(Report, usize)> {
     let tl = w.timeline();
-    let added = Mem {
-        files: w
-            .tree
-            .files
-            .iter()
-            .filter(|(p, _)| !base.files.contains_key(*p))
-            .map(|(p, f)| (p.clone(), f.clone()))
-            .collect(),
-        commit: w.tree.commit,
-    };
+    let added = added_to(base, w);
     let (mut ix, problems) = Index::build_checking(&added, &tl, None).unwrap();
     ix.fresh = Some(ix.files.keys().cloned().collect());
     ix.carried = base.files.len();

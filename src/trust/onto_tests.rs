@@ -15,10 +15,9 @@ fn onto(base: &Index, w: &World) -> Option<(Report, Index)> {
     onto_with(base, w, false)
 }
 
-/// `onto`, with the rule pass of [`verify_grown`] when `grown` (`base` was clean).
-pub(super) fn onto_with(base: &Index, w: &World, grown: bool) -> Option<(Report, Index)> {
-    let tl = w.timeline();
-    let added = Mem {
+/// The files of `w` that `base` (the index of an earlier main of it) does not hold.
+pub(super) fn added_to(base: &Index, w: &World) -> Mem {
+    Mem {
         files: w
             .tree
             .files
@@ -27,7 +26,13 @@ pub(super) fn onto_with(base: &Index, w: &World, grown: bool) -> Option<(Report,
             .map(|(p, f)| (p.clone(), f.clone()))
             .collect(),
         commit: w.tree.commit,
-    };
+    }
+}
+
+/// `onto`, with the rule pass of [`verify_grown`] when `grown` (`base` was clean).
+pub(super) fn onto_with(base: &Index, w: &World, grown: bool) -> Option<(Report, Index)> {
+    let tl = w.timeline();
+    let added = added_to(base, w);
     let ix = Index::from_carried(Carried::from_segments(vec![carry_of(base)]), &tl)
         .expect("a carry of a verified main");
     let built = ix.extend_checking(&added, &tl, None).unwrap()?;
