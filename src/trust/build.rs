@@ -337,7 +337,7 @@ fn read_checking(
     tree: &dyn TreeRead,
     wanted: &[(String, RecordPath)],
     memo: Option<&SigCache>,
-    early: &SigCache,
+    early: &super::cache::Early,
 ) -> Result<Vec<Read>, TrustError> {
     let is_key_file = |p: &str| p.starts_with("root/") || p.starts_with("users/");
     let (keys_first, rest): (Vec<usize>, Vec<usize>) =
@@ -377,8 +377,8 @@ fn read_checking(
                 if memo.is_some_and(|m| m.contains(&k)) || early.contains(&k) {
                     continue;
                 }
-                if sign::verify(key, sig, bytes).is_ok() {
-                    early.insert(k);
+                if let Ok(comment) = sign::verify(key, sig, bytes) {
+                    early.insert(k, comment);
                 }
             }
         });

@@ -80,3 +80,37 @@ impl SigCache {
         self.len() == 0
     }
 }
+
+/// Signature checks made while a tree was read, each with the trusted comment it verified: the
+/// rule pass that asks again takes the comment as verified then, without parsing the
+/// signature again (the same key, signature bytes and signed digest).
+#[derive(Debug, Default)]
+pub struct Early {
+    checked: RwLock<std::collections::HashMap<[u8; 32], super::sign::Comment>>,
+}
+
+impl Early {
+    pub fn insert(&self, key: [u8; 32], comment: super::sign::Comment) {
+        self.checked
+            .write()
+            .expect("never poisoned")
+            .insert(key, comment);
+    }
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.checked
+            .read()
+            .expect("never poisoned")
+            .contains_key(key)
+    }
+    /// The trusted comment the check of `key` verified.
+    pub fn comment(&self, key: &[u8; 32]) -> Option<super::sign::Comment> {
+        self.checked
+            .read()
+            .expect("never poisoned")
+            .get(key)
+            .cloned()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.checked.read().expect("never poisoned").is_empty()
+    }
+}

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use crate::model::{self, AssocKey, DecisionKind, Record, RecordPath, Sha256, classify};
 
-use super::cache::SigCache;
 use super::view::View;
 use super::{Problem, Rule, Timeline};
 
@@ -61,7 +60,7 @@ pub struct Index {
     pub meta_files: Vec<String>,
     /// Signature checks made while the files were read ([`Index::build_checking`]): facts of
     /// cryptography only, like the memo's; the policy stages still decide which key counts.
-    pub early: SigCache,
+    pub early: super::cache::Early,
     /// When the build was given files carried from an earlier verification: the paths it
     /// read from the tree instead (new or changed files). `None` when it read every file.
     pub fresh: Option<Vec<String>>,

@@ -282,7 +282,7 @@ impl<'a> View<'a> {
     }
 
     /// Signature checks made while the index was built: facts of cryptography, not of time.
-    pub fn early(&self) -> &'a super::cache::SigCache {
+    pub fn early(&self) -> &'a super::cache::Early {
         &self.ix.early
     }
 
