@@ -82,7 +82,7 @@ fn grow(w: &mut World, rng: &mut StdRng, cubes: &mut u32) {
         .tree
         .files
         .keys()
-        .filter(|p| p.starts_with("blobs/"))
+        .filter(|p| matches!(model::classify(p), Ok(model::RecordPath::Blob { .. })))
         .cloned()
         .collect();
     let who = *HANDLES.choose(rng).unwrap();
@@ -498,4 +498,46 @@ fn every_read_names_the_folder_its_files_live_in() {
         ..Lazy::default()
     };
     assert!(lazy.covers("grants/h/") && !lazy.covers("users/h/") && !lazy.covers(""));
+}
+
+/// Each record kind is checked by exactly one stage, and that stage selects every record of
+/// the kind: a grown pass picks a record's stage by its kind, a whole pass by the selection.
+#[test]
+fn each_record_kind_has_one_stage_that_selects_its_records() {
+    use crate::trust::policy::{STAGES, stage_of};
+    let id = "ab".repeat(32);
+    let key = model::AssocKey::Model("m".into());
+    let user = build::user("h", 1);
+    for path in [
+        build::root(1),
+        build::meta(1),
+        user.clone(),
+        build::grant("h", 1),
+        build::mlcube("c", 1),
+        build::access("c", 1, &id, 1),
+        build::benchmark("b", 1),
+        build::association("b", &key, 1),
+        build::priority("b", "m", 1),
+        build::dataset(&id, 1),
+        build::result("b", &id, "m", 1),
+        build::leaderboard("b", 1),
+        build::decision(&user, DecisionKind::Approval, "admin"),
+    ] {
+        let rp = model::classify(&path).unwrap();
+        assert!(rp.kind().is_some(), "{path}");
+        let stages = STAGES.iter().filter(|s| (s.member)(&rp)).count();
+        assert_eq!(stages, 1, "{path}");
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut w, _) = start();
+    let mut cubes = 0;
+    for _ in 0..30 {
+        grow(&mut w, &mut rng, &mut cubes);
+    }
+    let (_, ix) = check(&w, Vec::new());
+    let selected: Vec<Vec<String>> = STAGES.iter().map(|s| (s.select)(&ix)).collect();
+    for p in ix.records.keys() {
+        let stage = stage_of(&ix.files[p].rp).unwrap_or_else(|| panic!("{p} has no stage"));
+        assert!(selected[stage].contains(p), "{p}");
+    }
 }

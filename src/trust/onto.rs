@@ -63,18 +63,19 @@ impl Index {
             return Ok(None);
         }
         let (new, problems) = Index::build_checking(added, timeline, memo)?;
-        if self.registry_id.is_none() {
-            self.registry_id = new.registry_id.clone();
-        }
         let fresh = self.merge(new, true);
         self.fresh = Some(fresh);
         Ok(Some((self, problems)))
     }
 
     /// Adds the files of `new` this index does not hold, as [`Index::build_checking`] would
-    /// have listed them, and returns their paths. With `signatures`, the checks made while
-    /// `new` was read replace this index's (they are those of the files read last).
+    /// have listed them (and its registry id, when this index has none yet), and returns their
+    /// paths. With `signatures`, the checks made while `new` was read replace this index's
+    /// (they are those of the files read last).
     pub(super) fn merge(&mut self, new: Index, signatures: bool) -> Vec<String> {
+        if self.registry_id.is_none() {
+            self.registry_id = new.registry_id.clone();
+        }
         if signatures {
             self.early = new.early;
         }

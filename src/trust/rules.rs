@@ -84,7 +84,7 @@ pub fn verify_grown(
 pub type Load<'l> = dyn FnMut(&[String]) -> Result<Option<Index>, TrustError> + 'l;
 
 /// At most this many rounds of loading what the checks missed (a round loads at least one
-/// part; in practice three or four do).
+/// part; ten new cubes take one).
 const MAX_ROUNDS: usize = 32;
 
 /// `verify_grown` over a partial index (see [`super::index::Lazy`]) holding the new files of a
@@ -127,9 +127,6 @@ pub fn verify_lazily(
         let Some(more) = load(&misses)? else {
             return Ok(None);
         };
-        if ix.registry_id.is_none() {
-            ix.registry_id = more.registry_id.clone();
-        }
         ix.merge(more, false);
         if let Some(l) = ix.lazy.as_mut() {
             l.loaded.extend(misses);

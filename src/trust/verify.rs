@@ -52,12 +52,10 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Whether `path` passed its check (or, on a grown main, is a record of the main it grew
-    /// from whose stage is done and whose check could not have changed).
-    pub fn is_valid(&self, path: &str) -> bool {
-        if self.valid.contains_key(path) {
-            return true;
-        }
+    /// Whether `path`, whose check did not run in this pass, stands valid from the main this
+    /// one grew from: a record of it whose stage is done and whose check could not have
+    /// changed.
+    fn passed_before(&self, path: &str) -> bool {
         let Some(at) = self.grown_at else {
             return false;
         };
@@ -168,7 +166,7 @@ impl<'a> Ctx<'a> {
         // A record that passed is visible when it arrived by the horizon (one lookup).
         match self.run.valid.get(path) {
             Some(&intro) => intro <= self.ix.horizon(),
-            None => self.ix.files.contains_key(path) && self.run.is_valid(path),
+            None => self.ix.files.contains_key(path) && self.run.passed_before(path),
         }
     }
 

@@ -374,12 +374,9 @@ impl<'a> View<'a> {
     }
 }
 
-/// The file name of a cube version's record, in its folder.
-const CUBE_RECORD: &str = "cube.toml";
-
 /// The record or file `rp` (a file of the index) is attached to, whose check reads it: a
 /// signature's signed file, a decision's subject, a sealed payload's owner, a cube file's
-/// cube. [`attachments`] is its inverse; the two are one relation.
+/// cube. [`each_attachment`] is its inverse; the two are one relation.
 pub(super) fn owner(rp: &RecordPath) -> Option<String> {
     match rp {
         RecordPath::Signature { signed, .. } => Some(signed.clone()),
@@ -403,8 +400,9 @@ pub(super) fn each_attachment<'a>(ix: &'a Index, path: &str, f: &mut dyn FnMut(&
         }
     }
     if let Some(RecordPath::Mlcube { .. }) = ix.files.get(path).map(|i| &i.rp)
-        && let Some(folder) = path.strip_suffix(CUBE_RECORD)
+        && let Some(end) = path.rfind('/')
     {
+        let folder = &path[..=end];
         // The cube's files sit beside its record, in its version's folder.
         let from = (Bound::Included(folder), Bound::Unbounded);
         for (p, info) in ix.files.range::<str, _>(from) {
